@@ -1,0 +1,352 @@
+/*
+ * lbd.h - the map of the lbd daemon: configuration, runtime state and the
+ * prototypes of every lbd/ module, grouped per file.
+ */
+#ifndef LBD_H
+#define LBD_H
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/queue.h>
+#include <netinet/in.h>
+#include <net/if.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct event_base;
+struct event;
+
+#define LBD_NAME_MAX		64	/* node, peer, service, backend names */
+#define LBD_PATH_MAX		108	/* sun_path of a UNIX socket */
+#define LBD_MAX_SERVICES	16	/* services per config */
+#define LBD_MAX_BACKENDS	64	/* backends per service */
+#define LBD_MAX_RANGES		32	/* port entries ("21", "1025-1052") per service */
+#define LBD_MAX_PEER_PATHS	4	/* addresses the peer can be reached at */
+#define LBD_CONTROL_LINE_MAX	1024	/* longest control request line */
+
+#define LBD_DEFAULT_CONFIG	"/etc/lbd/lbd.conf"
+#define LBD_DEFAULT_SOCKET	"/run/lbd/lbd.sock"
+#define LBD_DEFAULT_KEY_FILE	"/etc/lbd/cluster.key"
+
+/*
+ * An IP address as a sticky key and as a config value: IPv4 is stored
+ * v4-mapped (::ffff:a.b.c.d) so both families share one 16-byte key.
+ */
+struct lbd_ip {
+	uint8_t		 bytes[16];	/* IPv6 or v4-mapped IPv6 */
+};
+
+/* ---------------------------------------------------------------- config */
+
+struct port_range {
+	uint16_t	 first;		/* first port, inclusive */
+	uint16_t	 last;		/* last port, inclusive (== first for one) */
+};
+
+enum sched_type {
+	SCHED_LEASTCONN = 0,		/* fewest active per weight */
+	SCHED_ROUNDROBIN		/* smooth weighted round robin */
+};
+
+enum source_mode {
+	SOURCE_VIP = 0,			/* backend connections leave from the VIP */
+	SOURCE_NODE			/* ... from node.address */
+};
+
+enum check_type {
+	CHECK_NONE = 0,			/* no check: backend always up */
+	CHECK_TCP,			/* connect succeeds */
+	CHECK_FTP			/* reads a 220 greeting, sends QUIT */
+};
+
+struct check_config {
+	enum check_type	 type;		/* what to check */
+	uint16_t	 port;		/* port to check (default: first service port) */
+	int		 interval_ms;	/* time between two checks */
+	int		 timeout_ms;	/* one check's deadline */
+	int		 rise;		/* successes to go up */
+	int		 fall;		/* failures to go down */
+};
+
+struct backend_config {
+	char		 name[LBD_NAME_MAX];	/* unique within its service */
+	struct sockaddr_storage addr;		/* port 0; the service port is used */
+	int		 weight;		/* 1-256; relative share */
+	int		 line;			/* config line, for messages */
+};
+
+struct service_config {
+	char		 name[LBD_NAME_MAX];	/* e.g. "FTPS_VIP" */
+	struct port_range ranges[LBD_MAX_RANGES]; /* as written in "ports" */
+	int		 nranges;
+	enum sched_type	 sched;			/* scheduler for new clients */
+	int		 sticky_timeout_s;	/* entry lifetime after last use */
+	int		 sticky_size;		/* max entries, LRU eviction past it */
+	int		 connect_timeout_ms;	/* backend connect deadline */
+	int		 idle_timeout_s;	/* no byte either way for this long: close */
+	int		 max_connections;	/* concurrent proxied connections */
+	enum source_mode source;		/* where backend connections leave from */
+	struct check_config check;		/* health check */
+	struct backend_config backends[LBD_MAX_BACKENDS];
+	int		 nbackends;
+	int		 line;			/* config line, for messages */
+};
+
+struct lbd_config {
+	char		 path[PATH_MAX];	/* file it was read from */
+
+	/* node = { ... } */
+	char		 node_name[LBD_NAME_MAX];
+	struct sockaddr_storage node_addr;	/* health checks and heartbeats leave from it */
+	int		 node_priority;		/* 1-254, default 100 */
+
+	/* peer = { ... }; absent: standalone node */
+	bool		 has_peer;
+	char		 peer_name[LBD_NAME_MAX];
+	struct sockaddr_storage peer_addr[LBD_MAX_PEER_PATHS];
+	int		 npeer_addr;
+
+	/* cluster = { ... } */
+	char		 key_file[PATH_MAX];
+	uint16_t	 heartbeat_port;	/* UDP, default 7411 */
+	uint16_t	 sync_port;		/* TCP, default 7412 */
+	int		 advert_interval_ms;	/* default 100, 10-10000 */
+	bool		 preempt;		/* default true */
+
+	/* vip = { ... } */
+	struct sockaddr_storage vip_addr;	/* port 0 */
+	int		 vip_prefixlen;		/* from "a.b.c.d/len" */
+	char		 vip_interface[IF_NAMESIZE];
+
+	/* control = { ... } */
+	char		 control_socket[LBD_PATH_MAX];
+
+	struct service_config services[LBD_MAX_SERVICES];
+	int		 nservices;
+};
+
+/* ---------------------------------------------------------------- runtime */
+
+/* Why a health check ended the way it did. */
+enum check_result {
+	CHECK_RESULT_NONE = 0,		/* no check has finished yet */
+	CHECK_RESULT_OK,		/* connected (tcp) or got 220 (ftp) */
+	CHECK_RESULT_CONNECT_REFUSED,	/* RST to our SYN */
+	CHECK_RESULT_CONNECT_TIMEOUT,	/* no answer to our SYN in time */
+	CHECK_RESULT_CONNECT_ERROR,	/* unreachable or another socket error */
+	CHECK_RESULT_READ_TIMEOUT,	/* connected, no greeting in time */
+	CHECK_RESULT_BAD_GREETING,	/* connected, greeting is not 220 */
+	CHECK_RESULT_CLOSED,		/* connected, closed before a greeting */
+	CHECK_RESULT_INTERNAL		/* could not even start (socket(), bind()) */
+};
+
+enum backend_admin {
+	BACKEND_ENABLED = 0,		/* takes new and sticky clients */
+	BACKEND_DRAIN,			/* keeps sticky clients, gets no new ones */
+	BACKEND_DISABLED		/* gets nothing; sticky clients re-pick */
+};
+
+struct service;
+struct check;
+
+struct backend {
+	struct backend_config conf;	/* static part, from the config */
+	struct service	*service;	/* owner */
+	int		 index;		/* position in service->backends */
+
+	enum backend_admin admin;	/* set by lbctl */
+	bool		 up;		/* health: the last rise/fall verdict */
+	bool		 checked;	/* a first check result has arrived */
+	int		 rise_count;	/* consecutive successes while down */
+	int		 fall_count;	/* consecutive failures while up */
+	enum check_result last_result;	/* last check's outcome */
+	uint64_t	 last_check_ms;	/* monotonic time of that outcome */
+	struct check	*check;		/* running check state, check.c */
+
+	int		 rr_current;	/* smooth weighted round robin state */
+	uint64_t	 active;	/* proxied connections open now */
+	uint64_t	 total;		/* proxied connections ever */
+	uint64_t	 bytes_in;	/* client -> backend bytes */
+	uint64_t	 bytes_out;	/* backend -> client bytes */
+	uint64_t	 connect_failures; /* backend connects that failed */
+};
+
+struct listener {
+	struct service	*service;	/* owner */
+	uint16_t	 port;		/* VIP port */
+	int		 fd;		/* listening socket */
+	struct event	*ev;		/* EV_READ on fd */
+	bool		 paused;	/* accept stopped by max_connections */
+};
+
+struct sticky_table;
+struct conn;
+TAILQ_HEAD(conn_list, conn);
+
+struct service {
+	struct service_config conf;	/* static part, from the config */
+	struct lbd	*lbd;		/* owner */
+	struct backend	 backends[LBD_MAX_BACKENDS];
+	int		 nbackends;
+	struct sticky_table *sticky;	/* client IP -> backend index */
+	struct listener	*listeners;	/* one per port */
+	int		 nlisteners;
+	struct conn_list conns;		/* open proxied connections */
+	uint64_t	 active;	/* open proxied connections */
+	uint64_t	 total;		/* accepted, ever */
+	uint64_t	 refused;	/* no usable backend */
+	uint64_t	 rr_next;	/* leastconn tie-break rotation */
+};
+
+enum ha_role {
+	ROLE_INIT = 0,
+	ROLE_BACKUP,
+	ROLE_MASTER,
+	ROLE_FAULT
+};
+
+struct control;
+struct vip;
+
+/* The whole daemon. One instance, made in main.c. */
+struct lbd {
+	struct lbd_config *conf;	/* current configuration */
+	struct event_base *base;	/* the one event loop */
+	struct service	 services[LBD_MAX_SERVICES];
+	int		 nservices;
+	struct control	*control;	/* control socket, control.c */
+	struct vip	*vip;		/* floating address, hasync/vip.c */
+	enum ha_role	 role;		/* standalone: MASTER */
+	uint64_t	 started_ms;	/* monotonic start time */
+	bool		 stopping;	/* SIGTERM/SIGINT received */
+};
+
+/* ---------------------------------------------------------------- prototypes */
+
+/* log.c */
+void		 log_init(int debug, const char *progname);
+void		 log_setverbose(int verbose);
+void		 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void		 log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void		 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void		 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void		 fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+void		 fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* util.c */
+uint64_t	 now_ms(void);			/* CLOCK_MONOTONIC in ms */
+uint32_t	 now_s(void);			/* CLOCK_MONOTONIC in s */
+int		 fd_set_nonblock(int fd);
+int		 fd_count_open(void);		/* entries in /proc/self/fd */
+void		 rlimit_raise_nofile(void);
+
+/* addr.c */
+int		 addr_parse(const char *s, struct sockaddr_storage *ss);
+int		 addr_parse_prefix(const char *s, struct sockaddr_storage *ss, int *prefixlen);
+const char	*addr_str(const struct sockaddr *sa, char *buf, size_t len);	/* "a.b.c.d" or "x::y" */
+const char	*addr_str_port(const struct sockaddr *sa, char *buf, size_t len);	/* "a.b.c.d:p" or "[x::y]:p" */
+socklen_t	 addr_len(const struct sockaddr *sa);
+void		 addr_set_port(struct sockaddr_storage *ss, uint16_t port);
+uint16_t	 addr_port(const struct sockaddr *sa);
+bool		 addr_equal(const struct sockaddr *a, const struct sockaddr *b);	/* address only */
+void		 ip_from_sockaddr(struct lbd_ip *ip, const struct sockaddr *sa);
+int		 ip_parse(const char *s, struct lbd_ip *ip);
+const char	*ip_str(const struct lbd_ip *ip, char *buf, size_t len);
+#define ADDR_STRLEN	(INET6_ADDRSTRLEN + 8)	/* room for "[v6]:port" */
+
+/* config.c */
+/*
+ * Returns: 0 and *conf filled, or -1 with "FILE:LINE: message" (or
+ * "FILE: message" when no line applies) written to err.
+ */
+int		 config_load(const char *path, struct lbd_config *conf, char *err, size_t errlen);
+const char	*sched_type_str(enum sched_type);
+const char	*check_type_str(enum check_type);
+const char	*source_mode_str(enum source_mode);
+
+/* sticky.c */
+struct sticky_table *sticky_new(uint32_t max_entries, uint32_t timeout_s);
+void		 sticky_free(struct sticky_table *);
+/* Returns: backend index, or -1 when there is no live entry for ip. */
+int		 sticky_lookup(struct sticky_table *, const struct lbd_ip *ip, uint32_t now);
+/* Insert or overwrite ip -> backend and mark it used at now. */
+void		 sticky_set(struct sticky_table *, const struct lbd_ip *ip, int backend, uint32_t now);
+/* Returns: 1 removed, 0 there was none. */
+int		 sticky_delete(struct sticky_table *, const struct lbd_ip *ip);
+void		 sticky_flush(struct sticky_table *);
+/* Removes expired entries; returns how many. */
+uint32_t	 sticky_expire(struct sticky_table *, uint32_t now);
+uint32_t	 sticky_count(const struct sticky_table *);
+uint64_t	 sticky_evictions(const struct sticky_table *);
+uint32_t	 sticky_timeout(const struct sticky_table *);
+/* Seconds left for ip, or -1 when absent. */
+int64_t		 sticky_expires_in(struct sticky_table *, const struct lbd_ip *ip, uint32_t now);
+/* Calls fn for each live entry, most recently used first. */
+void		 sticky_foreach(struct sticky_table *, uint32_t now,
+		    void (*fn)(const struct lbd_ip *ip, int backend, uint32_t expires_in_s, void *arg),
+		    void *arg);
+size_t		 sticky_entry_size(void);
+
+/* sched.c */
+bool		 backend_usable_new(const struct backend *);	/* may take a new client */
+bool		 backend_usable_sticky(const struct backend *);	/* may keep a sticky client */
+/* Returns: a backend by the service's scheduler, or NULL when none is usable. */
+struct backend	*sched_pick(struct service *);
+/*
+ * The backend for a new connection from client: its sticky backend if that
+ * one is usable (entry refreshed), else a fresh pick stored in the table.
+ * Returns NULL when no backend is usable.
+ */
+struct backend	*sched_select(struct service *, const struct lbd_ip *client, uint32_t now);
+const char	*backend_admin_str(enum backend_admin);
+const char	*backend_state_str(const struct backend *);	/* up/down/drain/disabled */
+
+/* check.c */
+const char	*check_result_str(enum check_result);
+/*
+ * Feeds one result into backend b's rise/fall counters.
+ * Returns: 1 if b->up changed, 0 otherwise.
+ */
+int		 check_account(struct backend *b, enum check_result r, uint64_t now);
+int		 check_start(struct lbd *, struct backend *);	/* schedules periodic checks */
+void		 check_stop(struct backend *);
+
+/* listener.c */
+int		 listener_open_all(struct lbd *);		/* Returns: 0, or -1 logged */
+void		 listener_close_all(struct lbd *);
+void		 listener_pause(struct service *);		/* max_connections reached */
+void		 listener_resume(struct service *);
+
+/* relay.c */
+int		 relay_init(struct lbd *);
+void		 relay_shutdown(struct lbd *);		/* closes every connection */
+/* Takes an accepted client fd of svc: picks a backend and connects. */
+void		 relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
+		    const struct sockaddr *local);
+/*
+ * Adopts an already connected pair (SPEC 11: rebuilt connections).
+ * Returns: 0, or -1 and both fds closed.
+ */
+int		 relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd);
+uint64_t	 relay_active(void);
+
+/* control.c */
+struct control	*control_open(struct lbd *);		/* NULL on error, logged */
+void		 control_close(struct control *);
+/* Runs one request line; returns a new JSON reply object (caller decrefs). */
+json_t		*control_handle(struct lbd *, const char *line, bool *monitor);
+json_t		*control_status(struct lbd *);
+json_t		*control_backends(struct lbd *);
+/* Sends an event to every `monitor` client: {"event": type, ...obj}. Steals obj. */
+void		 control_event(struct lbd *, const char *type, json_t *obj);
+
+/* main.c */
+const char	*ha_role_str(enum ha_role);
+struct service	*lbd_service_by_name(struct lbd *, const char *name);
+
+#endif /* LBD_H */

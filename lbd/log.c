@@ -1,0 +1,119 @@
+/*
+ * log.c - one-line log messages to stderr (journald adds the time), with
+ * errno text for the _warn variants, and fatal exits for broken invariants.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lbd.h"
+
+static int	 log_verbose;		/* 1: log_debug lines are printed */
+static int	 log_stamp;		/* 1: prefix a timestamp (stderr is a tty) */
+static const char *log_name = "lbd";	/* program name in front of each line */
+
+void
+log_init(int debug, const char *progname)
+{
+	log_verbose = debug;
+	log_stamp = isatty(STDERR_FILENO);
+	if (progname != NULL)
+		log_name = progname;
+}
+
+void
+log_setverbose(int verbose)
+{
+	log_verbose = verbose;
+}
+
+static void
+log_vwrite(const char *level, int errnum, const char *fmt, va_list ap)
+{
+	char		 msg[1024], stamp[32] = "";
+	struct timespec	 ts;
+	struct tm	 tm;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (log_stamp) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		localtime_r(&ts.tv_sec, &tm);
+		snprintf(stamp, sizeof(stamp), "%02d:%02d:%02d.%03ld ",
+		    tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+	}
+	if (errnum != 0)
+		fprintf(stderr, "%s%s: %s%s: %s\n", stamp, log_name, level, msg,
+		    strerror(errnum));
+	else
+		fprintf(stderr, "%s%s: %s%s\n", stamp, log_name, level, msg);
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	int	 saved = errno;
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vwrite("", saved, fmt, ap);
+	va_end(ap);
+	errno = saved;
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vwrite("", 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vwrite("", 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (!log_verbose)
+		return;
+	va_start(ap, fmt);
+	log_vwrite("debug: ", 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	int	 saved = errno;
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vwrite("fatal: ", saved, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vwrite("fatal: ", 0, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

@@ -1,0 +1,78 @@
+/*
+ * util.c - small helpers shared by the modules: monotonic clock, fd flags,
+ * fd accounting and the open-files limit.
+ */
+#include <sys/resource.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <time.h>
+
+#include "lbd.h"
+
+uint64_t
+now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint32_t
+now_s(void)
+{
+	struct timespec	 ts;
+
+	/* Coarse is enough for sticky expiry and is cheaper on the accept path. */
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint32_t)ts.tv_sec;
+}
+
+int
+fd_set_nonblock(int fd)
+{
+	int	 flags;
+
+	if ((flags = fcntl(fd, F_GETFL)) == -1)
+		return -1;
+	if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+		return -1;
+	return 0;
+}
+
+/* Returns: open descriptors of this process, or -1 when /proc is missing. */
+int
+fd_count_open(void)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 n = 0;
+
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;	/* the directory stream's own descriptor */
+}
+
+/*
+ * Each proxied connection needs two sockets and, while bytes are in flight,
+ * two pipe ends: lift the soft open-files limit to the hard one.
+ */
+void
+rlimit_raise_nofile(void)
+{
+	struct rlimit	 rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("getrlimit(RLIMIT_NOFILE)");
+		return;
+	}
+	if (rl.rlim_cur == rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("setrlimit(RLIMIT_NOFILE, %llu)", (unsigned long long)rl.rlim_max);
+}
