@@ -1,0 +1,408 @@
+/*
+ * test_sticky.c - unit tests of the sticky table: lookup, refresh, expiry,
+ * LRU eviction, key families, delete, flush, iteration and a 100k fill.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "lbd.h"
+
+#define T0	1000	/* a monotonic "now" well past zero */
+
+/* a.b.c.d as a v4-mapped key. */
+static struct lbd_ip
+ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
+{
+	struct lbd_ip ip;
+
+	memset(&ip, 0, sizeof(ip));
+	ip.bytes[10] = ip.bytes[11] = 0xff;
+	ip.bytes[12] = a;
+	ip.bytes[13] = b;
+	ip.bytes[14] = c;
+	ip.bytes[15] = d;
+	return ip;
+}
+
+/* 2001:db8::<n> as a key, n in the low 32 bits. */
+static struct lbd_ip
+ip6(uint32_t n)
+{
+	struct lbd_ip ip;
+
+	memset(&ip, 0, sizeof(ip));
+	ip.bytes[0] = 0x20;
+	ip.bytes[1] = 0x01;
+	ip.bytes[2] = 0x0d;
+	ip.bytes[3] = 0xb8;
+	ip.bytes[12] = (uint8_t)(n >> 24);
+	ip.bytes[13] = (uint8_t)(n >> 16);
+	ip.bytes[14] = (uint8_t)(n >> 8);
+	ip.bytes[15] = (uint8_t)n;
+	return ip;
+}
+
+static void
+test_entry_size(void **state)
+{
+	printf("sticky entry: %zu bytes\n", sticky_entry_size());
+	assert_true(sticky_entry_size() <= 64);
+	assert_int_equal(sticky_entry_size(), 48);
+}
+
+static void
+test_new_bad_size(void **state)
+{
+	assert_null(sticky_new(0, 10));
+	assert_null(sticky_new(UINT32_MAX, 10));
+}
+
+static void
+test_insert_lookup(void **state)
+{
+	struct sticky_table *t = sticky_new(16, 60);
+	struct lbd_ip	 a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+
+	assert_non_null(t);
+	assert_int_equal(sticky_timeout(t), 60);
+	assert_int_equal(sticky_lookup(t, &a, T0), -1);
+	sticky_set(t, &a, 3, T0);
+	sticky_set(t, &b, 0, T0);
+	assert_int_equal(sticky_lookup(t, &a, T0), 3);
+	assert_int_equal(sticky_lookup(t, &b, T0 + 1), 0);
+	assert_int_equal(sticky_count(t), 2);
+	/* Overwrite keeps one entry. */
+	sticky_set(t, &a, 1, T0 + 2);
+	assert_int_equal(sticky_lookup(t, &a, T0 + 2), 1);
+	assert_int_equal(sticky_count(t), 2);
+	sticky_free(t);
+}
+
+static void
+test_refresh_moves_expiry(void **state)
+{
+	struct sticky_table *t = sticky_new(16, 10);
+	struct lbd_ip	 a = ip4(10, 0, 0, 1);
+
+	sticky_set(t, &a, 2, T0);
+	assert_int_equal(sticky_expires_in(t, &a, T0), 10);
+	assert_int_equal(sticky_expires_in(t, &a, T0 + 4), 6);
+	/* Lookup does not refresh. */
+	assert_int_equal(sticky_lookup(t, &a, T0 + 8), 2);
+	assert_int_equal(sticky_expires_in(t, &a, T0 + 8), 2);
+	sticky_set(t, &a, 2, T0 + 8);
+	assert_int_equal(sticky_expires_in(t, &a, T0 + 8), 10);
+	/* Alive past the first deadline thanks to the refresh. */
+	assert_int_equal(sticky_lookup(t, &a, T0 + 15), 2);
+	assert_int_equal(sticky_lookup(t, &a, T0 + 18), -1);
+	sticky_free(t);
+}
+
+static void
+test_expiry_exact(void **state)
+{
+	struct sticky_table *t = sticky_new(16, 10);
+	struct lbd_ip	 a = ip4(10, 0, 0, 1);
+
+	sticky_set(t, &a, 5, T0);
+	assert_int_equal(sticky_lookup(t, &a, T0 + 9), 5);
+	assert_int_equal(sticky_expires_in(t, &a, T0 + 9), 1);
+	assert_int_equal(sticky_expires_in(t, &a, T0 + 10), -1);
+	assert_int_equal(sticky_lookup(t, &a, T0 + 10), -1);
+	/* The expired entry was removed by the lookup. */
+	assert_int_equal(sticky_count(t), 0);
+	sticky_free(t);
+}
+
+static void
+test_expire_sweep(void **state)
+{
+	struct sticky_table *t = sticky_new(16, 10);
+	struct lbd_ip	 a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+	struct lbd_ip	 c = ip4(10, 0, 0, 3), d = ip4(10, 0, 0, 4);
+
+	sticky_set(t, &a, 0, T0);	/* dies at T0+10 */
+	sticky_set(t, &b, 0, T0 + 1);	/* T0+11 */
+	sticky_set(t, &c, 0, T0 + 2);	/* T0+12 */
+	sticky_set(t, &d, 0, T0 + 5);	/* T0+15 */
+	assert_int_equal(sticky_expire(t, T0 + 9), 0);
+	assert_int_equal(sticky_count(t), 4);
+	assert_int_equal(sticky_expire(t, T0 + 11), 2);
+	assert_int_equal(sticky_count(t), 2);
+	assert_int_equal(sticky_lookup(t, &a, T0 + 11), -1);
+	assert_int_equal(sticky_lookup(t, &b, T0 + 11), -1);
+	assert_int_equal(sticky_lookup(t, &c, T0 + 11), 0);
+	assert_int_equal(sticky_lookup(t, &d, T0 + 11), 0);
+	assert_int_equal(sticky_expire(t, T0 + 100), 2);
+	assert_int_equal(sticky_count(t), 0);
+	assert_int_equal(sticky_expire(t, T0 + 100), 0);
+	/* Removals do not count as evictions. */
+	assert_int_equal(sticky_evictions(t), 0);
+	/* The freed slots are reusable. */
+	sticky_set(t, &a, 1, T0 + 100);
+	assert_int_equal(sticky_lookup(t, &a, T0 + 100), 1);
+	sticky_free(t);
+}
+
+static void
+test_lru_eviction(void **state)
+{
+	struct sticky_table *t = sticky_new(3, 100);
+	struct lbd_ip	 a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+	struct lbd_ip	 c = ip4(10, 0, 0, 3), d = ip4(10, 0, 0, 4);
+	struct lbd_ip	 e = ip4(10, 0, 0, 5);
+
+	sticky_set(t, &a, 1, T0);
+	sticky_set(t, &b, 2, T0 + 1);
+	sticky_set(t, &c, 3, T0 + 2);
+	/* a was inserted first but is used again: b is now the LRU. */
+	sticky_set(t, &a, 1, T0 + 3);
+	sticky_set(t, &d, 4, T0 + 4);
+	assert_int_equal(sticky_count(t), 3);
+	assert_int_equal(sticky_evictions(t), 1);
+	assert_int_equal(sticky_lookup(t, &b, T0 + 4), -1);
+	assert_int_equal(sticky_lookup(t, &a, T0 + 4), 1);
+	assert_int_equal(sticky_lookup(t, &c, T0 + 4), 3);
+	assert_int_equal(sticky_lookup(t, &d, T0 + 4), 4);
+	/* Next to go is c (lookups do not count as use). */
+	sticky_set(t, &e, 5, T0 + 5);
+	assert_int_equal(sticky_evictions(t), 2);
+	assert_int_equal(sticky_lookup(t, &c, T0 + 5), -1);
+	assert_int_equal(sticky_lookup(t, &e, T0 + 5), 5);
+	/* A full table whose LRU entry has expired reuses it without an eviction. */
+	sticky_set(t, &b, 2, T0 + 200);
+	assert_int_equal(sticky_evictions(t), 2);
+	assert_int_equal(sticky_lookup(t, &b, T0 + 200), 2);
+	sticky_free(t);
+}
+
+static void
+test_families_distinct(void **state)
+{
+	struct sticky_table *t = sticky_new(16, 100);
+	struct lbd_ip	 v4 = ip4(1, 2, 3, 4), v6 = ip6(0x01020304), compat;
+
+	/* ::1.2.3.4 (no ffff) shares the low 4 bytes too. */
+	memset(&compat, 0, sizeof(compat));
+	memcpy(&compat.bytes[12], &v4.bytes[12], 4);
+	sticky_set(t, &v4, 1, T0);
+	assert_int_equal(sticky_lookup(t, &v6, T0), -1);
+	assert_int_equal(sticky_lookup(t, &compat, T0), -1);
+	sticky_set(t, &v6, 2, T0);
+	sticky_set(t, &compat, 3, T0);
+	assert_int_equal(sticky_count(t), 3);
+	assert_int_equal(sticky_lookup(t, &v4, T0), 1);
+	assert_int_equal(sticky_lookup(t, &v6, T0), 2);
+	assert_int_equal(sticky_lookup(t, &compat, T0), 3);
+	sticky_free(t);
+}
+
+static void
+test_delete(void **state)
+{
+	struct sticky_table *t = sticky_new(4, 100);
+	struct lbd_ip	 a = ip4(10, 0, 0, 1), b = ip6(7);
+
+	sticky_set(t, &a, 1, T0);
+	sticky_set(t, &b, 2, T0);
+	assert_int_equal(sticky_delete(t, &a), 1);
+	assert_int_equal(sticky_delete(t, &a), 0);
+	assert_int_equal(sticky_lookup(t, &a, T0), -1);
+	assert_int_equal(sticky_expires_in(t, &a, T0), -1);
+	assert_int_equal(sticky_lookup(t, &b, T0), 2);
+	assert_int_equal(sticky_count(t), 1);
+	assert_int_equal(sticky_delete(t, &b), 1);
+	assert_int_equal(sticky_count(t), 0);
+	/* Deleted slots are reused: fill to capacity with no eviction. */
+	for (uint8_t i = 0; i < 4; i++) {
+		struct lbd_ip ip = ip4(10, 1, 0, i);
+
+		sticky_set(t, &ip, i, T0);
+	}
+	assert_int_equal(sticky_count(t), 4);
+	assert_int_equal(sticky_evictions(t), 0);
+	sticky_free(t);
+}
+
+static void
+test_flush(void **state)
+{
+	struct sticky_table *t = sticky_new(8, 100);
+
+	for (uint8_t i = 0; i < 8; i++) {
+		struct lbd_ip ip = ip4(10, 2, 0, i);
+
+		sticky_set(t, &ip, i, T0);
+	}
+	assert_int_equal(sticky_count(t), 8);
+	sticky_flush(t);
+	assert_int_equal(sticky_count(t), 0);
+	for (uint8_t i = 0; i < 8; i++) {
+		struct lbd_ip ip = ip4(10, 2, 0, i);
+
+		assert_int_equal(sticky_lookup(t, &ip, T0), -1);
+	}
+	/* Usable after a flush, to full capacity, no eviction. */
+	for (uint8_t i = 0; i < 8; i++) {
+		struct lbd_ip ip = ip4(10, 3, 0, i);
+
+		sticky_set(t, &ip, 1, T0);
+	}
+	assert_int_equal(sticky_count(t), 8);
+	assert_int_equal(sticky_evictions(t), 0);
+	sticky_free(t);
+}
+
+/* What sticky_foreach reported. */
+struct seen {
+	struct lbd_ip	 ip[8];		/* clients, in call order */
+	int		 backend[8];	/* their backends */
+	uint32_t	 expires_in[8];	/* their remaining seconds */
+	int		 n;		/* calls */
+};
+
+static void
+collect(const struct lbd_ip *ip, int backend, uint32_t expires_in_s, void *arg)
+{
+	struct seen *s = arg;
+
+	assert_true(s->n < 8);
+	s->ip[s->n] = *ip;
+	s->backend[s->n] = backend;
+	s->expires_in[s->n] = expires_in_s;
+	s->n++;
+}
+
+static void
+test_foreach(void **state)
+{
+	struct sticky_table *t = sticky_new(8, 10);
+	struct lbd_ip	 a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+	struct lbd_ip	 c = ip6(3), d = ip4(10, 0, 0, 4);
+	struct seen	 s;
+
+	sticky_set(t, &d, 9, T0 - 20);	/* expired by T0 */
+	sticky_set(t, &a, 1, T0);
+	sticky_set(t, &b, 2, T0 + 1);
+	sticky_set(t, &c, 3, T0 + 2);
+	sticky_set(t, &a, 1, T0 + 3);	/* a becomes most recent */
+
+	memset(&s, 0, sizeof(s));
+	sticky_foreach(t, T0 + 4, collect, &s);
+	assert_int_equal(s.n, 3);
+	assert_memory_equal(&s.ip[0], &a, sizeof(a));
+	assert_memory_equal(&s.ip[1], &c, sizeof(c));
+	assert_memory_equal(&s.ip[2], &b, sizeof(b));
+	assert_int_equal(s.backend[0], 1);
+	assert_int_equal(s.backend[1], 3);
+	assert_int_equal(s.backend[2], 2);
+	assert_int_equal(s.expires_in[0], 9);
+	assert_int_equal(s.expires_in[1], 8);
+	assert_int_equal(s.expires_in[2], 7);
+
+	/* Later, b has expired and is skipped. */
+	memset(&s, 0, sizeof(s));
+	sticky_foreach(t, T0 + 11, collect, &s);
+	assert_int_equal(s.n, 2);
+	assert_memory_equal(&s.ip[0], &a, sizeof(a));
+	assert_memory_equal(&s.ip[1], &c, sizeof(c));
+	assert_int_equal(s.expires_in[0], 2);
+	assert_int_equal(s.expires_in[1], 1);
+	sticky_free(t);
+}
+
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+#define BIG	100000	/* entries in the fill test */
+#define ROUNDS	10	/* lookups of every entry when timing */
+
+static void
+test_fill_100k(void **state)
+{
+	struct sticky_table *t = sticky_new(BIG, 1800);
+	uint64_t	 t0, t1;
+	long		 hits = 0;
+
+	assert_non_null(t);
+	t0 = mono_ns();
+	for (uint32_t i = 0; i < BIG; i++) {
+		struct lbd_ip ip = i % 2 ? ip6(i) : ip4(10, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i);
+
+		sticky_set(t, &ip, (int)(i % 64), T0);
+	}
+	t1 = mono_ns();
+	printf("sticky: %d inserts, %.1f ns/insert\n", BIG, (double)(t1 - t0) / BIG);
+	assert_int_equal(sticky_count(t), BIG);
+	assert_int_equal(sticky_evictions(t), 0);
+
+	t0 = mono_ns();
+	for (int r = 0; r < ROUNDS; r++)
+		for (uint32_t i = 0; i < BIG; i++) {
+			struct lbd_ip ip = i % 2 ? ip6(i) : ip4(10, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i);
+
+			if (sticky_lookup(t, &ip, T0 + 1) == (int)(i % 64))
+				hits++;
+		}
+	t1 = mono_ns();
+	printf("sticky: %d lookups in a %d-entry table, %.1f ns/lookup (ASan build)\n",
+	    BIG * ROUNDS, BIG, (double)(t1 - t0) / (BIG * ROUNDS));
+	assert_int_equal(hits, (long)BIG * ROUNDS);
+
+	/* Misses. */
+	for (uint32_t i = 0; i < 1000; i++) {
+		struct lbd_ip ip = ip4(172, 16, (uint8_t)(i >> 8), (uint8_t)i);
+
+		assert_int_equal(sticky_lookup(t, &ip, T0 + 1), -1);
+	}
+
+	/* One more evicts exactly one, the oldest (i == 0). */
+	{
+		struct lbd_ip extra = ip6(0xffffffff), first = ip4(10, 0, 0, 0);
+
+		sticky_set(t, &extra, 7, T0 + 2);
+		assert_int_equal(sticky_count(t), BIG);
+		assert_int_equal(sticky_evictions(t), 1);
+		assert_int_equal(sticky_lookup(t, &first, T0 + 2), -1);
+		assert_int_equal(sticky_lookup(t, &extra, T0 + 2), 7);
+	}
+
+	/* All but the newest expire in one sweep. */
+	assert_int_equal(sticky_expire(t, T0 + 1800), BIG - 1);
+	assert_int_equal(sticky_count(t), 1);
+	sticky_free(t);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_entry_size),
+		cmocka_unit_test(test_new_bad_size),
+		cmocka_unit_test(test_insert_lookup),
+		cmocka_unit_test(test_refresh_moves_expiry),
+		cmocka_unit_test(test_expiry_exact),
+		cmocka_unit_test(test_expire_sweep),
+		cmocka_unit_test(test_lru_eviction),
+		cmocka_unit_test(test_families_distinct),
+		cmocka_unit_test(test_delete),
+		cmocka_unit_test(test_flush),
+		cmocka_unit_test(test_foreach),
+		cmocka_unit_test(test_fill_100k),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
