@@ -1,0 +1,999 @@
+/*
+ * config.c - reads the libconfig file of SPEC section 4 into struct
+ * lbd_config, checking every value and reporting mistakes as
+ * "FILE:LINE: where: what is wrong and how to fix it".
+ */
+#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libconfig.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lbd.h"
+
+#define CONFIG_WHERE_MAX		96	/* "services[15].backends[63].address" and room */
+#define CONFIG_MSG_MAX			512	/* one message before "FILE:LINE: " */
+
+#define CONFIG_DEF_PRIORITY		100	/* node.priority */
+#define CONFIG_DEF_HEARTBEAT_PORT	7411	/* cluster.heartbeat_port (UDP) */
+#define CONFIG_DEF_SYNC_PORT		7412	/* cluster.sync_port (TCP) */
+#define CONFIG_DEF_ADVERT_MS		100	/* cluster.advert_interval_ms */
+#define CONFIG_DEF_STICKY_TIMEOUT_S	1800	/* service.sticky_timeout_s */
+#define CONFIG_DEF_STICKY_SIZE		262144	/* service.sticky_size */
+#define CONFIG_DEF_CONNECT_MS		3000	/* service.connect_timeout_ms */
+#define CONFIG_DEF_IDLE_S		1800	/* service.idle_timeout_s */
+#define CONFIG_DEF_MAX_CONN		4096	/* service.max_connections */
+#define CONFIG_DEF_CHECK_INTERVAL_MS	1000	/* check.interval_ms */
+#define CONFIG_DEF_CHECK_TIMEOUT_MS	1000	/* check.timeout_ms (capped at interval_ms) */
+#define CONFIG_DEF_RISE			2	/* check.rise */
+#define CONFIG_DEF_FALL			2	/* check.fall */
+#define CONFIG_DEF_WEIGHT		1	/* backend.weight */
+
+/* State of one config_load() call. */
+struct config_ctx {
+	const char	*path;		/* file name for messages, as given */
+	char		*err;		/* caller's message buffer */
+	size_t		 errlen;	/* its size */
+	struct lbd_config *conf;	/* being filled */
+	int		 range_line[LBD_MAX_SERVICES][LBD_MAX_RANGES]; /* line of each ports entry */
+};
+
+/* Valid keys of each group, NULL-terminated, in the order the docs list them. */
+static const char *const config_keys_root[] = {
+	"node", "peer", "cluster", "vip", "control", "services", NULL
+};
+static const char *const config_keys_node[] = {
+	"name", "address", "priority", NULL
+};
+static const char *const config_keys_peer[] = {
+	"name", "address", NULL
+};
+static const char *const config_keys_cluster[] = {
+	"key_file", "heartbeat_port", "sync_port", "advert_interval_ms",
+	"preempt", NULL
+};
+static const char *const config_keys_vip[] = {
+	"address", "interface", NULL
+};
+static const char *const config_keys_control[] = {
+	"socket", NULL
+};
+static const char *const config_keys_service[] = {
+	"name", "ports", "scheduler", "sticky_timeout_s", "sticky_size",
+	"connect_timeout_ms", "idle_timeout_s", "max_connections", "source",
+	"check", "backends", NULL
+};
+static const char *const config_keys_check[] = {
+	"type", "port", "interval_ms", "timeout_ms", "rise", "fall", NULL
+};
+static const char *const config_keys_backend[] = {
+	"name", "address", "weight", NULL
+};
+
+const char *
+sched_type_str(enum sched_type t)
+{
+	switch (t) {
+	case SCHED_LEASTCONN:
+		return "leastconn";
+	case SCHED_ROUNDROBIN:
+		return "roundrobin";
+	}
+	return "unknown";
+}
+
+const char *
+check_type_str(enum check_type t)
+{
+	switch (t) {
+	case CHECK_NONE:
+		return "none";
+	case CHECK_TCP:
+		return "tcp";
+	case CHECK_FTP:
+		return "ftp";
+	}
+	return "unknown";
+}
+
+const char *
+source_mode_str(enum source_mode m)
+{
+	switch (m) {
+	case SOURCE_VIP:
+		return "vip";
+	case SOURCE_NODE:
+		return "node";
+	}
+	return "unknown";
+}
+
+/*
+ * Writes "FILE:LINE: message" (or "FILE: message" when s is NULL or has no
+ * line) to the caller's buffer.  Returns: -1, so callers can return it.
+ */
+static int __attribute__((format(printf, 3, 4)))
+config_error(struct config_ctx *ctx, const config_setting_t *s, const char *fmt, ...)
+{
+	char		 msg[CONFIG_MSG_MAX];
+	const char	*file = NULL;
+	unsigned int	 line = 0;
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (s != NULL) {
+		file = config_setting_source_file(s);
+		line = config_setting_source_line(s);
+	}
+	if (file == NULL)
+		file = ctx->path;
+	if (ctx->errlen == 0)
+		return -1;
+	if (line > 0)
+		snprintf(ctx->err, ctx->errlen, "%s:%u: %s", file, line, msg);
+	else
+		snprintf(ctx->err, ctx->errlen, "%s: %s", file, msg);
+	return -1;
+}
+
+/* snprintf for "where" labels; the buffers fit the longest, so truncation cannot happen. */
+static void __attribute__((format(printf, 3, 4)))
+config_fmt(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+/* Writes "where.key" (or "key" at top level) to buf. */
+static const char *
+config_where(char *buf, size_t len, const char *where, const char *key)
+{
+	if (where[0] == '\0')
+		config_fmt(buf, len, "%s", key);
+	else
+		config_fmt(buf, len, "%s.%s", where, key);
+	return buf;
+}
+
+/* Rejects any member of group whose name is not in keys. Returns: 0 or -1. */
+static int
+config_check_keys(struct config_ctx *ctx, const config_setting_t *group,
+    const char *where, const char *const keys[])
+{
+	config_setting_t	*s;
+	const char		*name;
+	char			 valid[CONFIG_MSG_MAX / 2] = "";
+	int			 i, k;
+
+	for (i = 0; i < config_setting_length(group); i++) {
+		s = config_setting_get_elem(group, (unsigned int)i);
+		if ((name = config_setting_name(s)) == NULL)
+			continue;
+		for (k = 0; keys[k] != NULL; k++)
+			if (strcmp(name, keys[k]) == 0)
+				break;
+		if (keys[k] != NULL)
+			continue;
+		for (k = 0; keys[k] != NULL; k++) {
+			if (k > 0)
+				strncat(valid, ", ", sizeof(valid) - strlen(valid) - 1);
+			strncat(valid, keys[k], sizeof(valid) - strlen(valid) - 1);
+		}
+		if (where[0] == '\0')
+			return config_error(ctx, s, "unknown top-level key \"%s\"; "
+			    "valid keys: %s", name, valid);
+		return config_error(ctx, s, "%s: unknown key \"%s\"; valid keys: %s",
+		    where, name, valid);
+	}
+	return 0;
+}
+
+/*
+ * Looks up group key, which must be a group { ... } when present.
+ * Returns: 1 found (*out set), 0 absent (*out NULL), -1 wrong type.
+ */
+static int
+config_get_group(struct config_ctx *ctx, const config_setting_t *parent,
+    const char *where, const char *key, config_setting_t **out)
+{
+	char	 w[CONFIG_WHERE_MAX];
+
+	*out = config_setting_get_member(parent, key);
+	if (*out == NULL)
+		return 0;
+	if (!config_setting_is_group(*out))
+		return config_error(ctx, *out, "%s: expected a group { ... }",
+		    config_where(w, sizeof(w), where, key));
+	return 1;
+}
+
+/*
+ * Reads integer key of group into *out when present, checking min..max.
+ * Returns: 1 found, 0 absent (*out untouched), -1 wrong type or range.
+ */
+static int
+config_get_int(struct config_ctx *ctx, const config_setting_t *group,
+    const char *where, const char *key, long long min, long long max, int *out)
+{
+	config_setting_t	*s;
+	long long		 v;
+	char			 w[CONFIG_WHERE_MAX];
+	int			 type;
+
+	if ((s = config_setting_get_member(group, key)) == NULL)
+		return 0;
+	config_where(w, sizeof(w), where, key);
+	type = config_setting_type(s);
+	if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
+		return config_error(ctx, s, "%s: expected an integer, e.g. %s = %lld;",
+		    w, key, min);
+	v = config_setting_get_int64(s);
+	if (v < min || v > max)
+		return config_error(ctx, s, "%s: %lld is out of range; use %lld-%lld",
+		    w, v, min, max);
+	*out = (int)v;
+	return 1;
+}
+
+/* Like config_get_int for a port number. Returns: 1, 0 or -1. */
+static int
+config_get_port(struct config_ctx *ctx, const config_setting_t *group,
+    const char *where, const char *key, uint16_t *out)
+{
+	int	 v, rc;
+
+	if ((rc = config_get_int(ctx, group, where, key, 1, 65535, &v)) == 1)
+		*out = (uint16_t)v;
+	return rc;
+}
+
+/* Reads boolean key of group when present. Returns: 1, 0 or -1. */
+static int
+config_get_bool(struct config_ctx *ctx, const config_setting_t *group,
+    const char *where, const char *key, bool *out)
+{
+	config_setting_t	*s;
+	char			 w[CONFIG_WHERE_MAX];
+
+	if ((s = config_setting_get_member(group, key)) == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return config_error(ctx, s, "%s: expected true or false (no quotes)",
+		    config_where(w, sizeof(w), where, key));
+	*out = config_setting_get_bool(s) != 0;
+	return 1;
+}
+
+/*
+ * Finds string key of group; when required and absent that is an error.
+ * Returns: 1 found (*out and *sp set), 0 absent, -1 error.
+ */
+static int
+config_get_string(struct config_ctx *ctx, const config_setting_t *group,
+    const char *where, const char *key, bool required, const char **out,
+    config_setting_t **sp)
+{
+	config_setting_t	*s;
+	char			 w[CONFIG_WHERE_MAX];
+
+	config_where(w, sizeof(w), where, key);
+	if ((s = config_setting_get_member(group, key)) == NULL) {
+		if (required)
+			return config_error(ctx, group, "%s: missing required key "
+			    "\"%s\"; add %s = \"...\";", where, key, key);
+		return 0;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return config_error(ctx, s, "%s: expected a string in double quotes", w);
+	*out = config_setting_get_string(s);
+	if (sp != NULL)
+		*sp = s;
+	return 1;
+}
+
+/* Copies string value v of setting s (named w) into dst. Returns: 0 or -1. */
+static int
+config_copy(struct config_ctx *ctx, const config_setting_t *s, const char *w,
+    const char *v, char *dst, size_t dstlen)
+{
+	if (v[0] == '\0')
+		return config_error(ctx, s, "%s: must not be empty", w);
+	if (strlen(v) >= dstlen)
+		return config_error(ctx, s, "%s: \"%.40s...\" is too long; at most "
+		    "%zu characters", w, v, dstlen - 1);
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
+/* Checks and copies a node/peer/service/backend name. Returns: 0 or -1. */
+static int
+config_copy_name(struct config_ctx *ctx, const config_setting_t *s, const char *w,
+    const char *v, char *dst)
+{
+	const char	*p;
+
+	if (config_copy(ctx, s, w, v, dst, LBD_NAME_MAX) == -1)
+		return -1;
+	for (p = v; *p != '\0'; p++) {
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		    (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' || *p == '-')
+			continue;
+		return config_error(ctx, s, "%s: \"%s\" has a bad character '%c'; "
+		    "names use only A-Z a-z 0-9 _ . -", w, v, *p);
+	}
+	return 0;
+}
+
+/* True for 0.0.0.0, ::, and multicast: never a host's address. */
+static bool
+config_addr_unusable(const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in	*sin = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)ss;
+
+	if (ss->ss_family == AF_INET)
+		return sin->sin_addr.s_addr == htonl(INADDR_ANY) ||
+		    IN_MULTICAST(ntohl(sin->sin_addr.s_addr));
+	return IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr) ||
+	    IN6_IS_ADDR_MULTICAST(&sin6->sin6_addr);
+}
+
+/* Parses host address v of setting s (named w), without port or prefix. */
+static int
+config_addr(struct config_ctx *ctx, const config_setting_t *s, const char *w,
+    const char *v, struct sockaddr_storage *ss)
+{
+	if (addr_parse(v, ss) == -1) {
+		if (strchr(v, '/') != NULL)
+			return config_error(ctx, s, "%s: \"%s\": write the address "
+			    "without a /prefix", w, v);
+		if (strchr(v, '[') != NULL || (strchr(v, '.') != NULL &&
+		    strchr(v, ':') != NULL))
+			return config_error(ctx, s, "%s: \"%s\": write the address "
+			    "without a port (the service port is used)", w, v);
+		return config_error(ctx, s, "%s: \"%s\" is not an IPv4 or IPv6 "
+		    "address (hostnames are not resolved)", w, v);
+	}
+	if (config_addr_unusable(ss))
+		return config_error(ctx, s, "%s: \"%s\" is a wildcard or multicast "
+		    "address; give a host address", w, v);
+	return 0;
+}
+
+static int
+config_parse_node(struct config_ctx *ctx, const config_setting_t *root)
+{
+	struct lbd_config	*conf = ctx->conf;
+	config_setting_t	*g, *s;
+	const char		*v;
+	int			 rc;
+
+	if ((rc = config_get_group(ctx, root, "", "node", &g)) != 1)
+		return rc == 0 ? config_error(ctx, NULL, "missing required section "
+		    "\"node\"; add node = { name = \"lb1\"; address = \"...\"; };") : -1;
+	if (config_check_keys(ctx, g, "node", config_keys_node) == -1)
+		return -1;
+	if (config_get_string(ctx, g, "node", "name", true, &v, &s) == -1 ||
+	    config_copy_name(ctx, s, "node.name", v, conf->node_name) == -1)
+		return -1;
+	if (config_get_string(ctx, g, "node", "address", true, &v, &s) == -1 ||
+	    config_addr(ctx, s, "node.address", v, &conf->node_addr) == -1)
+		return -1;
+	conf->node_priority = CONFIG_DEF_PRIORITY;
+	if (config_get_int(ctx, g, "node", "priority", 1, 254,
+	    &conf->node_priority) == -1)
+		return -1;
+	return 0;
+}
+
+/* Adds one peer path from setting s (named w). Returns: 0 or -1. */
+static int
+config_peer_path(struct config_ctx *ctx, const config_setting_t *s, const char *w)
+{
+	struct lbd_config	*conf = ctx->conf;
+	struct sockaddr_storage	*ss = &conf->peer_addr[conf->npeer_addr];
+	const char		*v;
+	int			 i;
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return config_error(ctx, s, "%s: expected an address string in "
+		    "double quotes", w);
+	v = config_setting_get_string(s);
+	if (config_addr(ctx, s, w, v, ss) == -1)
+		return -1;
+	if (addr_equal((struct sockaddr *)ss, (struct sockaddr *)&conf->node_addr))
+		return config_error(ctx, s, "%s: \"%s\" is node.address; give the "
+		    "peer's own address", w, v);
+	for (i = 0; i < conf->npeer_addr; i++)
+		if (addr_equal((struct sockaddr *)ss,
+		    (struct sockaddr *)&conf->peer_addr[i]))
+			return config_error(ctx, s, "%s: \"%s\" is listed twice", w, v);
+	conf->npeer_addr++;
+	return 0;
+}
+
+static int
+config_parse_peer(struct config_ctx *ctx, const config_setting_t *root)
+{
+	struct lbd_config	*conf = ctx->conf;
+	config_setting_t	*g, *s, *e;
+	const char		*v;
+	char			 w[CONFIG_WHERE_MAX];
+	int			 rc, i, n;
+
+	if ((rc = config_get_group(ctx, root, "", "peer", &g)) != 1)
+		return rc;
+	conf->has_peer = true;
+	if (config_check_keys(ctx, g, "peer", config_keys_peer) == -1)
+		return -1;
+	if (config_get_string(ctx, g, "peer", "name", true, &v, &s) == -1 ||
+	    config_copy_name(ctx, s, "peer.name", v, conf->peer_name) == -1)
+		return -1;
+	if (strcmp(conf->peer_name, conf->node_name) == 0)
+		return config_error(ctx, s, "peer.name: \"%s\" is also node.name; "
+		    "the two nodes need different names", v);
+	if ((s = config_setting_get_member(g, "address")) == NULL)
+		return config_error(ctx, g, "peer: missing required key \"address\"; "
+		    "add address = \"...\"; (or a list of up to %d addresses)",
+		    LBD_MAX_PEER_PATHS);
+	if (config_setting_type(s) == CONFIG_TYPE_STRING)
+		return config_peer_path(ctx, s, "peer.address");
+	if (!config_setting_is_array(s) && !config_setting_is_list(s))
+		return config_error(ctx, s, "peer.address: expected an address string "
+		    "or a list of them, e.g. [ \"10.0.0.3\", \"10.1.0.3\" ]");
+	n = config_setting_length(s);
+	if (n == 0)
+		return config_error(ctx, s, "peer.address: the list is empty; give at "
+		    "least one address");
+	if (n > LBD_MAX_PEER_PATHS)
+		return config_error(ctx, s, "peer.address: %d addresses; at most %d",
+		    n, LBD_MAX_PEER_PATHS);
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(s, (unsigned int)i);
+		snprintf(w, sizeof(w), "peer.address[%d]", i);
+		if (config_peer_path(ctx, e, w) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+config_parse_cluster(struct config_ctx *ctx, const config_setting_t *root)
+{
+	struct lbd_config	*conf = ctx->conf;
+	config_setting_t	*g, *s;
+	const char		*v;
+	int			 rc;
+
+	snprintf(conf->key_file, sizeof(conf->key_file), "%s", LBD_DEFAULT_KEY_FILE);
+	conf->heartbeat_port = CONFIG_DEF_HEARTBEAT_PORT;
+	conf->sync_port = CONFIG_DEF_SYNC_PORT;
+	conf->advert_interval_ms = CONFIG_DEF_ADVERT_MS;
+	conf->preempt = true;
+	if ((rc = config_get_group(ctx, root, "", "cluster", &g)) != 1)
+		return rc;
+	if (config_check_keys(ctx, g, "cluster", config_keys_cluster) == -1)
+		return -1;
+	if ((rc = config_get_string(ctx, g, "cluster", "key_file", false, &v, &s)) == -1)
+		return -1;
+	if (rc == 1 && config_copy(ctx, s, "cluster.key_file", v, conf->key_file,
+	    sizeof(conf->key_file)) == -1)
+		return -1;
+	if (config_get_port(ctx, g, "cluster", "heartbeat_port",
+	    &conf->heartbeat_port) == -1 ||
+	    config_get_port(ctx, g, "cluster", "sync_port", &conf->sync_port) == -1 ||
+	    config_get_int(ctx, g, "cluster", "advert_interval_ms", 10, 10000,
+	    &conf->advert_interval_ms) == -1 ||
+	    config_get_bool(ctx, g, "cluster", "preempt", &conf->preempt) == -1)
+		return -1;
+	if (conf->heartbeat_port == conf->sync_port) {
+		if ((s = config_setting_get_member(g, "sync_port")) == NULL)
+			s = config_setting_get_member(g, "heartbeat_port");
+		return config_error(ctx, s, "cluster: heartbeat_port and sync_port "
+		    "are both %u; give them different ports", conf->sync_port);
+	}
+	return 0;
+}
+
+static int
+config_parse_vip(struct config_ctx *ctx, const config_setting_t *root)
+{
+	struct lbd_config	*conf = ctx->conf;
+	config_setting_t	*g, *s;
+	const char		*v, *p;
+	int			 rc;
+
+	if ((rc = config_get_group(ctx, root, "", "vip", &g)) != 1)
+		return rc == 0 ? config_error(ctx, NULL, "missing required section "
+		    "\"vip\"; add vip = { address = \"a.b.c.d/len\"; interface = "
+		    "\"eth0\"; };") : -1;
+	if (config_check_keys(ctx, g, "vip", config_keys_vip) == -1)
+		return -1;
+	if (config_get_string(ctx, g, "vip", "address", true, &v, &s) == -1)
+		return -1;
+	if (strchr(v, '/') == NULL)
+		return config_error(ctx, s, "vip.address: \"%s\" has no prefix length; "
+		    "write it as on the interface, e.g. \"%s/24\"", v, v);
+	if (addr_parse_prefix(v, &conf->vip_addr, &conf->vip_prefixlen) == -1)
+		return config_error(ctx, s, "vip.address: \"%s\" is not an address "
+		    "with a prefix length (a.b.c.d/1-32 or x::y/1-128)", v);
+	if (config_addr_unusable(&conf->vip_addr))
+		return config_error(ctx, s, "vip.address: \"%s\" is a wildcard or "
+		    "multicast address; give a host address", v);
+	if (conf->vip_addr.ss_family != conf->node_addr.ss_family)
+		return config_error(ctx, s, "vip.address: \"%s\" is %s but "
+		    "node.address is %s; use the same family for both", v,
+		    conf->vip_addr.ss_family == AF_INET ? "IPv4" : "IPv6",
+		    conf->node_addr.ss_family == AF_INET ? "IPv4" : "IPv6");
+	if (addr_equal((struct sockaddr *)&conf->vip_addr,
+	    (struct sockaddr *)&conf->node_addr))
+		return config_error(ctx, s, "vip.address: equals node.address; the "
+		    "VIP must be an address of its own");
+	if (config_get_string(ctx, g, "vip", "interface", true, &v, &s) == -1 ||
+	    config_copy(ctx, s, "vip.interface", v, conf->vip_interface,
+	    sizeof(conf->vip_interface)) == -1)
+		return -1;
+	for (p = v; *p != '\0'; p++)
+		if (*p == '/' || *p == ' ' || *p == '\t')
+			return config_error(ctx, s, "vip.interface: \"%s\" is not an "
+			    "interface name (e.g. \"eth0\")", v);
+	return 0;
+}
+
+static int
+config_parse_control(struct config_ctx *ctx, const config_setting_t *root)
+{
+	struct lbd_config	*conf = ctx->conf;
+	config_setting_t	*g, *s;
+	const char		*v;
+	int			 rc;
+
+	snprintf(conf->control_socket, sizeof(conf->control_socket), "%s",
+	    LBD_DEFAULT_SOCKET);
+	if ((rc = config_get_group(ctx, root, "", "control", &g)) != 1)
+		return rc;
+	if (config_check_keys(ctx, g, "control", config_keys_control) == -1)
+		return -1;
+	if ((rc = config_get_string(ctx, g, "control", "socket", false, &v, &s)) != 1)
+		return rc;
+	return config_copy(ctx, s, "control.socket", v, conf->control_socket,
+	    sizeof(conf->control_socket));
+}
+
+/* Formats a range as "21" or "1025-1052". */
+static const char *
+config_range_str(const struct port_range *r, char *buf, size_t len)
+{
+	if (r->first == r->last)
+		snprintf(buf, len, "%u", r->first);
+	else
+		snprintf(buf, len, "%u-%u", r->first, r->last);
+	return buf;
+}
+
+/*
+ * Parses one "ports" entry: an integer, or a string "21" or "1025-1052".
+ * Returns: 0 and *r set, or -1.
+ */
+static int
+config_parse_range(struct config_ctx *ctx, const config_setting_t *s,
+    const char *w, struct port_range *r)
+{
+	const char	*v, *p;
+	char		*end;
+	long		 first, last;
+	int		 type = config_setting_type(s);
+
+	if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
+		long long n = config_setting_get_int64(s);
+
+		if (n < 1 || n > 65535)
+			return config_error(ctx, s, "%s: port %lld is out of range; "
+			    "use 1-65535", w, n);
+		r->first = r->last = (uint16_t)n;
+		return 0;
+	}
+	if (type != CONFIG_TYPE_STRING)
+		return config_error(ctx, s, "%s: expected a port or range string, "
+		    "e.g. \"21\" or \"1025-1052\"", w);
+	v = p = config_setting_get_string(s);
+	while (*p == ' ')
+		p++;
+	if (*p < '0' || *p > '9')
+		goto bad;
+	first = strtol(p, &end, 10);
+	for (p = end; *p == ' '; p++)
+		;
+	last = first;
+	if (*p == '-') {
+		for (p++; *p == ' '; p++)
+			;
+		if (*p < '0' || *p > '9')
+			goto bad;
+		last = strtol(p, &end, 10);
+		for (p = end; *p == ' '; p++)
+			;
+	}
+	if (*p != '\0')
+		goto bad;
+	if (first < 1 || first > 65535)
+		return config_error(ctx, s, "%s: port %ld is out of range; use "
+		    "1-65535", w, first);
+	if (last < 1 || last > 65535)
+		return config_error(ctx, s, "%s: port %ld is out of range; use "
+		    "1-65535", w, last);
+	if (first > last)
+		return config_error(ctx, s, "%s: range \"%s\" is reversed; write "
+		    "the lower port first: \"%ld-%ld\"", w, v, last, first);
+	r->first = (uint16_t)first;
+	r->last = (uint16_t)last;
+	return 0;
+ bad:
+	return config_error(ctx, s, "%s: \"%s\" is not a port or range; write "
+	    "e.g. \"21\" or \"1025-1052\"", w, v);
+}
+
+/* Parses services[si].ports and checks overlaps. Returns: 0 or -1. */
+static int
+config_parse_ports(struct config_ctx *ctx, const config_setting_t *g,
+    const char *where, int si)
+{
+	struct service_config	*svc = &ctx->conf->services[si];
+	const struct service_config *o;
+	const struct port_range	*a, *b;
+	config_setting_t	*s, *e;
+	char			 w[CONFIG_WHERE_MAX], ra[16], rb[16];
+	int			 i, j, k, n;
+
+	if ((s = config_setting_get_member(g, "ports")) == NULL)
+		return config_error(ctx, g, "%s: missing required key \"ports\"; add "
+		    "ports = [ \"21\", \"1025-1052\" ];", where);
+	if (!config_setting_is_array(s) && !config_setting_is_list(s))
+		return config_error(ctx, s, "%s.ports: expected a list, e.g. "
+		    "ports = [ \"21\", \"990\", \"1025-1052\" ];", where);
+	if ((n = config_setting_length(s)) == 0)
+		return config_error(ctx, s, "%s.ports: the list is empty; give at "
+		    "least one port", where);
+	if (n > LBD_MAX_RANGES)
+		return config_error(ctx, s, "%s.ports: %d entries; at most %d (use "
+		    "ranges like \"1025-1052\")", where, n, LBD_MAX_RANGES);
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(s, (unsigned int)i);
+		config_fmt(w, sizeof(w), "%s.ports[%d]", where, i);
+		a = &svc->ranges[i];
+		if (config_parse_range(ctx, e, w, &svc->ranges[i]) == -1)
+			return -1;
+		ctx->range_line[si][i] = (int)config_setting_source_line(e);
+		for (j = 0; j < i; j++) {
+			b = &svc->ranges[j];
+			if (a->first <= b->last && b->first <= a->last)
+				return config_error(ctx, e, "%s: \"%s\" overlaps \"%s\" "
+				    "(ports[%d], line %d); list each port once", w,
+				    config_range_str(a, ra, sizeof(ra)),
+				    config_range_str(b, rb, sizeof(rb)), j,
+				    ctx->range_line[si][j]);
+		}
+		for (k = 0; k < si; k++) {
+			o = &ctx->conf->services[k];
+			for (j = 0; j < o->nranges; j++) {
+				b = &o->ranges[j];
+				if (a->first <= b->last && b->first <= a->last)
+					return config_error(ctx, e, "%s: \"%s\" overlaps "
+					    "\"%s\" of service \"%s\" (services[%d].ports[%d], "
+					    "line %d); a VIP port belongs to one service",
+					    w, config_range_str(a, ra, sizeof(ra)),
+					    config_range_str(b, rb, sizeof(rb)), o->name,
+					    k, j, ctx->range_line[k][j]);
+			}
+		}
+		svc->nranges++;
+	}
+	return 0;
+}
+
+/* Parses services[si].check, defaults when absent. Returns: 0 or -1. */
+static int
+config_parse_check(struct config_ctx *ctx, const config_setting_t *sg,
+    const char *where, struct service_config *svc)
+{
+	struct check_config	*c = &svc->check;
+	config_setting_t	*g, *s;
+	const char		*v;
+	char			 w[CONFIG_WHERE_MAX];
+	int			 rc;
+
+	c->type = CHECK_TCP;
+	c->port = svc->ranges[0].first;
+	c->interval_ms = CONFIG_DEF_CHECK_INTERVAL_MS;
+	c->timeout_ms = CONFIG_DEF_CHECK_TIMEOUT_MS;
+	c->rise = CONFIG_DEF_RISE;
+	c->fall = CONFIG_DEF_FALL;
+	config_fmt(w, sizeof(w), "%s.check", where);
+	if ((rc = config_get_group(ctx, sg, where, "check", &g)) != 1)
+		return rc;
+	if (config_check_keys(ctx, g, w, config_keys_check) == -1)
+		return -1;
+	if ((rc = config_get_string(ctx, g, w, "type", false, &v, &s)) == -1)
+		return -1;
+	if (rc == 1) {
+		if (strcmp(v, "tcp") == 0)
+			c->type = CHECK_TCP;
+		else if (strcmp(v, "ftp") == 0)
+			c->type = CHECK_FTP;
+		else if (strcmp(v, "none") == 0)
+			c->type = CHECK_NONE;
+		else
+			return config_error(ctx, s, "%s.type: unknown check type \"%s\"; "
+			    "valid: tcp, ftp, none", w, v);
+	}
+	if (config_get_port(ctx, g, w, "port", &c->port) == -1 ||
+	    config_get_int(ctx, g, w, "interval_ms", 10, 3600000,
+	    &c->interval_ms) == -1 ||
+	    config_get_int(ctx, g, w, "rise", 1, 100, &c->rise) == -1 ||
+	    config_get_int(ctx, g, w, "fall", 1, 100, &c->fall) == -1)
+		return -1;
+	/* An omitted timeout follows a short interval down. */
+	if (c->interval_ms < c->timeout_ms)
+		c->timeout_ms = c->interval_ms;
+	if ((rc = config_get_int(ctx, g, w, "timeout_ms", 10, 3600000,
+	    &c->timeout_ms)) == -1)
+		return -1;
+	if (rc == 1 && c->timeout_ms > c->interval_ms)
+		return config_error(ctx, config_setting_get_member(g, "timeout_ms"),
+		    "%s.timeout_ms: %d is longer than interval_ms %d; a check must "
+		    "end before the next one starts", w, c->timeout_ms, c->interval_ms);
+	return 0;
+}
+
+/* Parses services[si].backends[bi] from group g. Returns: 0 or -1. */
+static int
+config_parse_backend(struct config_ctx *ctx, const config_setting_t *g,
+    struct service_config *svc, const char *swhere, int bi)
+{
+	struct backend_config	*be = &svc->backends[bi];
+	config_setting_t	*s;
+	const char		*v;
+	char			 where[CONFIG_WHERE_MAX], w[CONFIG_WHERE_MAX];
+	int			 j;
+
+	config_fmt(where, sizeof(where), "%s.backends[%d]", swhere, bi);
+	be->line = (int)config_setting_source_line(g);
+	if (!config_setting_is_group(g))
+		return config_error(ctx, g, "%s: expected a group { name = ...; "
+		    "address = ...; }", where);
+	if (config_check_keys(ctx, g, where, config_keys_backend) == -1)
+		return -1;
+	if (config_get_string(ctx, g, where, "name", true, &v, &s) == -1 ||
+	    config_copy_name(ctx, s, config_where(w, sizeof(w), where, "name"),
+	    v, be->name) == -1)
+		return -1;
+	for (j = 0; j < bi; j++)
+		if (strcmp(svc->backends[j].name, be->name) == 0)
+			return config_error(ctx, s, "%s: duplicate backend name \"%s\" "
+			    "(also backends[%d], line %d); give each backend its own "
+			    "name", where, v, j, svc->backends[j].line);
+	if (config_get_string(ctx, g, where, "address", true, &v, &s) == -1 ||
+	    config_addr(ctx, s, config_where(w, sizeof(w), where, "address"), v,
+	    &be->addr) == -1)
+		return -1;
+	if (addr_equal((struct sockaddr *)&be->addr,
+	    (struct sockaddr *)&ctx->conf->vip_addr))
+		return config_error(ctx, s, "%s: \"%s\" is the VIP; a backend must "
+		    "be a real server's own address", w, v);
+	for (j = 0; j < bi; j++)
+		if (addr_equal((struct sockaddr *)&be->addr,
+		    (struct sockaddr *)&svc->backends[j].addr))
+			return config_error(ctx, s, "%s: \"%s\" is also the address "
+			    "of backends[%d] \"%s\" (line %d); list each server once "
+			    "and use weight", w, v, j, svc->backends[j].name,
+			    svc->backends[j].line);
+	be->weight = CONFIG_DEF_WEIGHT;
+	if (config_get_int(ctx, g, where, "weight", 1, 256, &be->weight) == -1)
+		return -1;
+	return 0;
+}
+
+/* Parses services[si] from group g. Returns: 0 or -1. */
+static int
+config_parse_service(struct config_ctx *ctx, const config_setting_t *g, int si)
+{
+	struct service_config	*svc = &ctx->conf->services[si];
+	config_setting_t	*s, *e;
+	const char		*v;
+	char			 where[CONFIG_WHERE_MAX], w[CONFIG_WHERE_MAX];
+	int			 i, n, rc;
+
+	snprintf(where, sizeof(where), "services[%d]", si);
+	svc->line = (int)config_setting_source_line(g);
+	if (!config_setting_is_group(g))
+		return config_error(ctx, g, "%s: expected a group { name = ...; "
+		    "ports = ...; backends = ...; }", where);
+	if (config_check_keys(ctx, g, where, config_keys_service) == -1)
+		return -1;
+	if (config_get_string(ctx, g, where, "name", true, &v, &s) == -1 ||
+	    config_copy_name(ctx, s, config_where(w, sizeof(w), where, "name"),
+	    v, svc->name) == -1)
+		return -1;
+	for (i = 0; i < si; i++)
+		if (strcmp(ctx->conf->services[i].name, svc->name) == 0)
+			return config_error(ctx, s, "%s: duplicate service name \"%s\" "
+			    "(also services[%d], line %d); give each service its own "
+			    "name", where, v, i, ctx->conf->services[i].line);
+	if (config_parse_ports(ctx, g, where, si) == -1)
+		return -1;
+
+	svc->sched = SCHED_LEASTCONN;
+	if ((rc = config_get_string(ctx, g, where, "scheduler", false, &v, &s)) == -1)
+		return -1;
+	if (rc == 1) {
+		if (strcmp(v, "leastconn") == 0)
+			svc->sched = SCHED_LEASTCONN;
+		else if (strcmp(v, "roundrobin") == 0)
+			svc->sched = SCHED_ROUNDROBIN;
+		else
+			return config_error(ctx, s, "%s.scheduler: unknown scheduler "
+			    "\"%s\"; valid: leastconn, roundrobin", where, v);
+	}
+	svc->source = SOURCE_VIP;
+	if ((rc = config_get_string(ctx, g, where, "source", false, &v, &s)) == -1)
+		return -1;
+	if (rc == 1) {
+		if (strcmp(v, "vip") == 0)
+			svc->source = SOURCE_VIP;
+		else if (strcmp(v, "node") == 0)
+			svc->source = SOURCE_NODE;
+		else
+			return config_error(ctx, s, "%s.source: unknown source \"%s\"; "
+			    "valid: vip, node", where, v);
+	}
+	svc->sticky_timeout_s = CONFIG_DEF_STICKY_TIMEOUT_S;
+	svc->sticky_size = CONFIG_DEF_STICKY_SIZE;
+	svc->connect_timeout_ms = CONFIG_DEF_CONNECT_MS;
+	svc->idle_timeout_s = CONFIG_DEF_IDLE_S;
+	svc->max_connections = CONFIG_DEF_MAX_CONN;
+	if (config_get_int(ctx, g, where, "sticky_timeout_s", 1, 604800,
+	    &svc->sticky_timeout_s) == -1 ||
+	    config_get_int(ctx, g, where, "sticky_size", 16, 16777216,
+	    &svc->sticky_size) == -1 ||
+	    config_get_int(ctx, g, where, "connect_timeout_ms", 10, 600000,
+	    &svc->connect_timeout_ms) == -1 ||
+	    config_get_int(ctx, g, where, "idle_timeout_s", 1, 604800,
+	    &svc->idle_timeout_s) == -1 ||
+	    config_get_int(ctx, g, where, "max_connections", 1, 1000000,
+	    &svc->max_connections) == -1)
+		return -1;
+	if (config_parse_check(ctx, g, where, svc) == -1)
+		return -1;
+
+	if ((s = config_setting_get_member(g, "backends")) == NULL)
+		return config_error(ctx, g, "%s: missing required key \"backends\"; "
+		    "add backends = ( { name = \"SRV1\"; address = \"...\"; } );",
+		    where);
+	if (!config_setting_is_list(s))
+		return config_error(ctx, s, "%s.backends: expected a list of groups, "
+		    "e.g. backends = ( { name = \"SRV1\"; address = \"...\"; } );",
+		    where);
+	if ((n = config_setting_length(s)) == 0)
+		return config_error(ctx, s, "%s.backends: the list is empty; give at "
+		    "least one backend", where);
+	if (n > LBD_MAX_BACKENDS)
+		return config_error(ctx, config_setting_get_elem(s, LBD_MAX_BACKENDS),
+		    "%s.backends: %d backends; at most %d", where, n, LBD_MAX_BACKENDS);
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(s, (unsigned int)i);
+		if (config_parse_backend(ctx, e, svc, where, i) == -1)
+			return -1;
+		svc->nbackends++;
+	}
+	return 0;
+}
+
+static int
+config_parse_services(struct config_ctx *ctx, const config_setting_t *root)
+{
+	config_setting_t	*s;
+	int			 i, n;
+
+	if ((s = config_setting_get_member(root, "services")) == NULL)
+		return config_error(ctx, NULL, "missing required section \"services\"; "
+		    "add services = ( { name = ...; ports = ...; backends = ...; } );");
+	if (!config_setting_is_list(s))
+		return config_error(ctx, s, "services: expected a list of groups, "
+		    "e.g. services = ( { name = \"FTPS_VIP\"; ... } );");
+	if ((n = config_setting_length(s)) == 0)
+		return config_error(ctx, s, "services: the list is empty; give at "
+		    "least one service");
+	if (n > LBD_MAX_SERVICES)
+		return config_error(ctx, config_setting_get_elem(s, LBD_MAX_SERVICES),
+		    "services: %d services; at most %d", n, LBD_MAX_SERVICES);
+	for (i = 0; i < n; i++) {
+		if (config_parse_service(ctx, config_setting_get_elem(s,
+		    (unsigned int)i), i) == -1)
+			return -1;
+		ctx->conf->nservices++;
+	}
+	return 0;
+}
+
+int
+config_load(const char *path, struct lbd_config *conf, char *err, size_t errlen)
+{
+	struct config_ctx	 ctx;
+	config_t		 cfg;
+	config_setting_t	*root;
+	struct stat		 st;
+	char			 dir[PATH_MAX];
+	const char		*efile, *etext;
+	int			 fd, rc = -1;
+
+	memset(conf, 0, sizeof(*conf));
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.path = path;
+	ctx.err = err;
+	ctx.errlen = errlen;
+	ctx.conf = conf;
+	if (errlen > 0)
+		err[0] = '\0';
+
+	if (strlen(path) >= sizeof(conf->path))
+		return config_error(&ctx, NULL, "path is too long");
+	memcpy(conf->path, path, strlen(path) + 1);
+
+	/* libconfig reports a missing file as a bare "file I/O error". */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return config_error(&ctx, NULL, "cannot open: %s", strerror(errno));
+	if (fstat(fd, &st) == -1) {
+		config_error(&ctx, NULL, "cannot open: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (S_ISDIR(st.st_mode))
+		return config_error(&ctx, NULL, "cannot open: %s", strerror(EISDIR));
+
+	config_init(&cfg);
+	/* @include "x.conf" is relative to the including file's directory. */
+	snprintf(dir, sizeof(dir), "%s", path);
+	config_set_include_dir(&cfg, dirname(dir));
+	if (config_read_file(&cfg, path) == CONFIG_FALSE) {
+		efile = config_error_file(&cfg);
+		etext = config_error_text(&cfg);
+		if (efile == NULL)
+			efile = path;
+		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO ||
+		    config_error_line(&cfg) <= 0)
+			snprintf(err, errlen, "%s: cannot read: %s", efile, etext);
+		else if (strcmp(etext, "syntax error") == 0)
+			snprintf(err, errlen, "%s:%d: syntax error (look for a missing "
+			    "';', '=', quote or bracket here or on the line before)",
+			    efile, config_error_line(&cfg));
+		else
+			snprintf(err, errlen, "%s:%d: %s", efile,
+			    config_error_line(&cfg), etext);
+		goto fail;
+	}
+	root = config_root_setting(&cfg);
+	if (config_check_keys(&ctx, root, "", config_keys_root) == -1 ||
+	    config_parse_node(&ctx, root) == -1 ||
+	    config_parse_peer(&ctx, root) == -1 ||
+	    config_parse_cluster(&ctx, root) == -1 ||
+	    config_parse_vip(&ctx, root) == -1 ||
+	    config_parse_control(&ctx, root) == -1 ||
+	    config_parse_services(&ctx, root) == -1)
+		goto fail;
+	rc = 0;
+ fail:
+	config_destroy(&cfg);
+	return rc;
+}
