@@ -1,0 +1,977 @@
+/*
+ * test_control.c - unit tests of the control socket: the JSON shape of every
+ * command, sticky and admin round trips, bad input, and the real UNIX
+ * socket (mode, request/reply, garbage, monitor, stale and live sockets).
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+
+#include "lbd.h"
+
+#define REPLY_MAX	(1 << 20)	/* largest reply a socket test reads */
+#define LOOP_DEADLINE_MS 3000		/* a socket test gives up after this */
+
+/* The daemon under test: built by hand, no sockets unless a test opens them. */
+struct fixture {
+	struct lbd	 lbd;		/* what control_* sees */
+	struct lbd_config conf;		/* its configuration */
+	char		 dir[64];	/* temp dir of the socket tests, or "" */
+};
+
+/* Adds a service named name with backends FTP_SVR1.. to f. */
+static struct service *
+add_service(struct fixture *f, const char *name, int nbackends)
+{
+	struct service_config *sc = &f->conf.services[f->conf.nservices++];
+	struct service	*svc = &f->lbd.services[f->lbd.nservices++];
+	int		 i;
+
+	snprintf(sc->name, sizeof(sc->name), "%s", name);
+	sc->ranges[0].first = sc->ranges[0].last = 21;
+	sc->ranges[1].first = sc->ranges[1].last = 990;
+	sc->ranges[2].first = 1025;
+	sc->ranges[2].last = 1052;
+	sc->nranges = 3;
+	sc->sched = SCHED_LEASTCONN;
+	sc->sticky_timeout_s = 1800;
+	sc->sticky_size = 1000;
+	sc->nbackends = nbackends;
+	for (i = 0; i < nbackends; i++) {
+		char	 addr[32];
+
+		snprintf(sc->backends[i].name, sizeof(sc->backends[i].name), "FTP_SVR%d", i + 1);
+		snprintf(addr, sizeof(addr), "192.168.86.%d", 50 + i);
+		assert_int_equal(addr_parse(addr, &sc->backends[i].addr), 0);
+		sc->backends[i].weight = 1;
+	}
+	svc->conf = *sc;
+	svc->lbd = &f->lbd;
+	svc->nbackends = nbackends;
+	for (i = 0; i < nbackends; i++) {
+		struct backend *b = &svc->backends[i];
+
+		b->conf = sc->backends[i];
+		b->service = svc;
+		b->index = i;
+		b->up = true;
+		b->checked = true;
+		b->last_result = CHECK_RESULT_OK;
+		b->last_check_ms = now_ms();
+	}
+	TAILQ_INIT(&svc->conns);
+	svc->sticky = sticky_new((uint32_t)sc->sticky_size, (uint32_t)sc->sticky_timeout_s);
+	assert_non_null(svc->sticky);
+	return svc;
+}
+
+static int
+setup(void **state)
+{
+	struct fixture	*f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	f->lbd.conf = &f->conf;
+	snprintf(f->conf.node_name, sizeof(f->conf.node_name), "lb1");
+	f->conf.node_priority = 150;
+	assert_int_equal(addr_parse_prefix("192.168.86.87/24", &f->conf.vip_addr,
+	    &f->conf.vip_prefixlen), 0);
+	snprintf(f->conf.vip_interface, sizeof(f->conf.vip_interface), "eth0");
+	f->lbd.role = ROLE_MASTER;
+	f->lbd.started_ms = now_ms();
+	add_service(f, "FTPS_VIP", 2);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture	*f = *state;
+	int		 i;
+
+	if (f->lbd.control != NULL)
+		control_close(f->lbd.control);
+	if (f->lbd.base != NULL)
+		event_base_free(f->lbd.base);
+	for (i = 0; i < f->lbd.nservices; i++)
+		sticky_free(f->lbd.services[i].sticky);
+	if (f->dir[0] != '\0') {
+		/* Leftovers of a test that failed half-way. */
+		char	 sub[128];
+
+		snprintf(sub, sizeof(sub), "%s/run/s", f->dir);
+		unlink(sub);
+		snprintf(sub, sizeof(sub), "%s/run", f->dir);
+		unlink(sub);
+		rmdir(sub);
+		rmdir(f->dir);
+	}
+	free(f);
+	return 0;
+}
+
+/* Runs line; returns the reply, asserting it is an object. */
+static json_t *
+run(struct fixture *f, const char *line)
+{
+	bool	 monitor = true;
+	json_t	*r = control_handle(&f->lbd, line, &monitor);
+
+	assert_non_null(r);
+	assert_true(json_is_object(r));
+	if (!json_is_string(json_object_get(r, "monitor")))
+		assert_false(monitor);
+	return r;
+}
+
+/* Asserts line fails with an error that contains want; frees the reply. */
+static void
+expect_error(struct fixture *f, const char *line, const char *want)
+{
+	json_t		*r = run(f, line);
+	json_t		*e = json_object_get(r, "error");
+
+	assert_true(json_is_string(e));
+	if (strstr(json_string_value(e), want) == NULL)
+		fail_msg("\"%s\": error \"%s\" lacks \"%s\"", line, json_string_value(e), want);
+	json_decref(r);
+}
+
+static struct lbd_ip
+ip(const char *s)
+{
+	struct lbd_ip	 a;
+
+	assert_int_equal(ip_parse(s, &a), 0);
+	return a;
+}
+
+/* o[key] exists and has JSON type t. */
+static void
+expect_type(json_t *o, const char *key, json_type t)
+{
+	json_t	*v = json_object_get(o, key);
+
+	if (v == NULL)
+		fail_msg("key \"%s\" missing", key);
+	if (json_typeof(v) != t)
+		fail_msg("key \"%s\" has type %d, want %d", key, json_typeof(v), t);
+}
+
+/* ---------------------------------------------------------------- status */
+
+static void
+test_status_shape(void **state)
+{
+	struct fixture	*f = *state;
+	json_t		*r, *vip, *peer, *sync, *svc, *b;
+	struct lbd_ip	 a = ip("10.0.0.1");
+
+	sticky_set(f->lbd.services[0].sticky, &a, 1, now_s());
+	f->lbd.services[0].backends[0].active = 3;
+	f->lbd.services[0].backends[0].total = 7;
+	f->lbd.services[0].backends[1].up = false;
+	f->lbd.services[0].backends[1].last_result = CHECK_RESULT_CONNECT_REFUSED;
+
+	r = run(f, "status");
+	expect_type(r, "node", JSON_STRING);
+	assert_string_equal(json_string_value(json_object_get(r, "node")), "lb1");
+	expect_type(r, "role", JSON_STRING);
+	assert_string_equal(json_string_value(json_object_get(r, "role")), "MASTER");
+	expect_type(r, "priority", JSON_INTEGER);
+	assert_int_equal(json_integer_value(json_object_get(r, "priority")), 150);
+	expect_type(r, "uptime_s", JSON_INTEGER);
+
+	expect_type(r, "vip", JSON_OBJECT);
+	vip = json_object_get(r, "vip");
+	expect_type(vip, "address", JSON_STRING);
+	assert_string_equal(json_string_value(json_object_get(vip, "address")), "192.168.86.87/24");
+	expect_type(vip, "interface", JSON_STRING);
+	expect_type(vip, "held", JSON_FALSE);
+
+	expect_type(r, "peer", JSON_OBJECT);
+	peer = json_object_get(r, "peer");
+	expect_type(peer, "name", JSON_NULL);
+	expect_type(peer, "state", JSON_STRING);
+	assert_string_equal(json_string_value(json_object_get(peer, "state")), "none");
+	expect_type(peer, "priority", JSON_NULL);
+	expect_type(peer, "last_advert_ms", JSON_NULL);
+
+	expect_type(r, "sync", JSON_OBJECT);
+	sync = json_object_get(r, "sync");
+	expect_type(sync, "state", JSON_STRING);
+	expect_type(sync, "entries", JSON_INTEGER);
+	assert_int_equal(json_integer_value(json_object_get(sync, "entries")), 1);
+	expect_type(sync, "lag_ms", JSON_NULL);
+
+	expect_type(r, "services", JSON_ARRAY);
+	assert_int_equal(json_array_size(json_object_get(r, "services")), 1);
+	svc = json_array_get(json_object_get(r, "services"), 0);
+	expect_type(svc, "name", JSON_STRING);
+	assert_string_equal(json_string_value(json_object_get(svc, "name")), "FTPS_VIP");
+	expect_type(svc, "ports", JSON_ARRAY);
+	assert_int_equal(json_array_size(json_object_get(svc, "ports")), 3);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(svc, "ports"), 2)),
+	    "1025-1052");
+	expect_type(svc, "scheduler", JSON_STRING);
+	expect_type(svc, "active", JSON_INTEGER);
+	expect_type(svc, "total", JSON_INTEGER);
+	expect_type(svc, "refused", JSON_INTEGER);
+	expect_type(svc, "sticky_entries", JSON_INTEGER);
+	expect_type(svc, "sticky_evictions", JSON_INTEGER);
+	expect_type(svc, "backends", JSON_ARRAY);
+	assert_int_equal(json_array_size(json_object_get(svc, "backends")), 2);
+
+	b = json_array_get(json_object_get(svc, "backends"), 0);
+	expect_type(b, "name", JSON_STRING);
+	assert_string_equal(json_string_value(json_object_get(b, "name")), "FTP_SVR1");
+	expect_type(b, "address", JSON_STRING);
+	assert_string_equal(json_string_value(json_object_get(b, "address")), "192.168.86.50");
+	expect_type(b, "state", JSON_STRING);
+	assert_string_equal(json_string_value(json_object_get(b, "state")), "up");
+	expect_type(b, "admin", JSON_STRING);
+	expect_type(b, "active", JSON_INTEGER);
+	assert_int_equal(json_integer_value(json_object_get(b, "active")), 3);
+	expect_type(b, "total", JSON_INTEGER);
+	assert_int_equal(json_integer_value(json_object_get(b, "total")), 7);
+	expect_type(b, "bytes_in", JSON_INTEGER);
+	expect_type(b, "bytes_out", JSON_INTEGER);
+	expect_type(b, "last_check", JSON_STRING);
+	expect_type(b, "weight", JSON_INTEGER);
+
+	b = json_array_get(json_object_get(svc, "backends"), 1);
+	assert_string_equal(json_string_value(json_object_get(b, "state")), "down");
+	assert_string_equal(json_string_value(json_object_get(b, "last_check")), "connect refused");
+	json_decref(r);
+
+	/* With a peer in the config. */
+	f->conf.has_peer = true;
+	snprintf(f->conf.peer_name, sizeof(f->conf.peer_name), "lb2");
+	r = run(f, "status");
+	peer = json_object_get(r, "peer");
+	assert_string_equal(json_string_value(json_object_get(peer, "name")), "lb2");
+	assert_string_equal(json_string_value(json_object_get(peer, "state")), "unknown");
+	json_decref(r);
+}
+
+static void
+test_backends_shape(void **state)
+{
+	struct fixture	*f = *state;
+	json_t		*r, *list, *b;
+	const char	*keys[] = { "service", "name", "address", "state", "admin", "active",
+			    "total", "bytes_in", "bytes_out", "connect_failures", "last_check",
+			    "last_check_age_ms", "weight" };
+	size_t		 i;
+
+	f->lbd.services[0].backends[1].bytes_in = 12345678901ULL;
+	f->lbd.services[0].backends[1].checked = false;
+	r = run(f, "backends");
+	list = json_object_get(r, "backends");
+	assert_true(json_is_array(list));
+	assert_int_equal(json_array_size(list), 2);
+	b = json_array_get(list, 0);
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (json_object_get(b, keys[i]) == NULL)
+			fail_msg("backends: key \"%s\" missing", keys[i]);
+	assert_string_equal(json_string_value(json_object_get(b, "service")), "FTPS_VIP");
+	assert_true(json_is_integer(json_object_get(b, "last_check_age_ms")));
+	b = json_array_get(list, 1);
+	assert_int_equal(json_integer_value(json_object_get(b, "bytes_in")), 12345678901LL);
+	assert_true(json_is_null(json_object_get(b, "last_check_age_ms")));
+	json_decref(r);
+
+	expect_error(f, "backends extra", "takes no arguments");
+	expect_error(f, "status now", "takes no arguments");
+}
+
+/* ---------------------------------------------------------------- sticky */
+
+static void
+test_sticky_round_trip(void **state)
+{
+	struct fixture	*f = *state;
+	struct sticky_table *t = f->lbd.services[0].sticky;
+	struct lbd_ip	 a = ip("10.0.0.1"), b6 = ip("2001:db8::7");
+	json_t		*r, *e;
+
+	r = run(f, "sticky list");
+	assert_int_equal(json_array_size(json_object_get(r, "entries")), 0);
+	json_decref(r);
+
+	sticky_set(t, &a, 0, now_s());
+	sticky_set(t, &b6, 1, now_s());
+
+	r = run(f, "sticky list");
+	assert_int_equal(json_array_size(json_object_get(r, "entries")), 2);
+	assert_true(json_is_false(json_object_get(r, "truncated")));
+	/* Most recently used first. */
+	e = json_array_get(json_object_get(r, "entries"), 0);
+	assert_string_equal(json_string_value(json_object_get(e, "client")), "2001:db8::7");
+	assert_string_equal(json_string_value(json_object_get(e, "backend")), "FTP_SVR2");
+	assert_string_equal(json_string_value(json_object_get(e, "service")), "FTPS_VIP");
+	assert_true(json_is_integer(json_object_get(e, "expires_in_s")));
+	assert_in_range(json_integer_value(json_object_get(e, "expires_in_s")), 1798, 1800);
+	json_decref(r);
+
+	r = run(f, "sticky list FTPS_VIP");
+	assert_int_equal(json_array_size(json_object_get(r, "entries")), 2);
+	json_decref(r);
+	expect_error(f, "sticky list NOPE", "no service named NOPE; services: FTPS_VIP");
+
+	r = run(f, "sticky get 10.0.0.1");
+	assert_string_equal(json_string_value(json_object_get(r, "client")), "10.0.0.1");
+	assert_string_equal(json_string_value(json_object_get(r, "backend")), "FTP_SVR1");
+	assert_string_equal(json_string_value(json_object_get(r, "service")), "FTPS_VIP");
+	assert_true(json_is_integer(json_object_get(r, "expires_in_s")));
+	json_decref(r);
+	r = run(f, "sticky get ::ffff:10.0.0.1 FTPS_VIP");
+	assert_string_equal(json_string_value(json_object_get(r, "backend")), "FTP_SVR1");
+	json_decref(r);
+
+	r = run(f, "sticky clear 10.0.0.1");
+	assert_int_equal(json_integer_value(json_object_get(r, "cleared")), 1);
+	json_decref(r);
+	assert_int_equal(sticky_lookup(t, &a, now_s()), -1);
+	expect_error(f, "sticky get 10.0.0.1", "no sticky entry for 10.0.0.1");
+	r = run(f, "sticky clear 10.0.0.1");
+	assert_int_equal(json_integer_value(json_object_get(r, "cleared")), 0);
+	json_decref(r);
+
+	r = run(f, "sticky flush");
+	assert_int_equal(json_integer_value(json_object_get(r, "flushed")), 1);
+	json_decref(r);
+	assert_int_equal(sticky_count(t), 0);
+	r = run(f, "sticky flush FTPS_VIP");
+	assert_int_equal(json_integer_value(json_object_get(r, "flushed")), 0);
+	json_decref(r);
+
+	expect_error(f, "sticky get 10.0.0.999", "not an IP address: 10.0.0.999");
+	expect_error(f, "sticky clear bogus", "not an IP address: bogus");
+	expect_error(f, "sticky get", "missing IP address");
+	expect_error(f, "sticky", "sticky needs a subcommand");
+	expect_error(f, "sticky frob", "unknown sticky subcommand \"frob\"");
+	expect_error(f, "sticky list FTPS_VIP more", "too many arguments for sticky list");
+}
+
+/* A table larger than one reply may carry is listed in part, flagged. */
+static void
+test_sticky_list_truncated(void **state)
+{
+	struct fixture	*f = *state;
+	struct sticky_table *t;
+	struct lbd_ip	 a = ip("10.0.0.0");
+	json_t		*r;
+	uint32_t	 i, n = 100005, now = now_s();
+
+	sticky_free(f->lbd.services[0].sticky);
+	t = f->lbd.services[0].sticky = sticky_new(n, 1800);
+	assert_non_null(t);
+	for (i = 0; i < n; i++) {
+		a.bytes[13] = (uint8_t)(i >> 16);
+		a.bytes[14] = (uint8_t)(i >> 8);
+		a.bytes[15] = (uint8_t)i;
+		sticky_set(t, &a, (int)(i % 2), now);
+	}
+	r = run(f, "sticky list");
+	assert_int_equal(json_array_size(json_object_get(r, "entries")), 100000);
+	assert_true(json_is_true(json_object_get(r, "truncated")));
+	assert_int_equal(json_integer_value(json_object_get(r, "total")), n);
+	json_decref(r);
+}
+
+/* ---------------------------------------------------------------- admin */
+
+static void
+test_backend_admin(void **state)
+{
+	struct fixture	*f = *state;
+	struct backend	*b = &f->lbd.services[0].backends[0];
+	json_t		*r;
+
+	r = run(f, "backend FTP_SVR1 drain");
+	assert_int_equal(b->admin, BACKEND_DRAIN);
+	assert_string_equal(json_string_value(json_object_get(r, "backend")), "FTP_SVR1");
+	assert_string_equal(json_string_value(json_object_get(r, "admin")), "drain");
+	json_decref(r);
+
+	r = run(f, "backend FTP_SVR1 disable FTPS_VIP");
+	assert_int_equal(b->admin, BACKEND_DISABLED);
+	assert_string_equal(json_string_value(json_object_get(r, "admin")), "disabled");
+	json_decref(r);
+	r = run(f, "backends");
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(json_object_get(r, "backends"), 0), "state")), "disabled");
+	json_decref(r);
+
+	r = run(f, "backend FTP_SVR1 enable");
+	assert_int_equal(b->admin, BACKEND_ENABLED);
+	assert_string_equal(json_string_value(json_object_get(r, "admin")), "enabled");
+	json_decref(r);
+	assert_int_equal(f->lbd.services[0].backends[1].admin, BACKEND_ENABLED);
+
+	expect_error(f, "backend FTP_SVR9 drain", "no backend named FTP_SVR9; backends: FTP_SVR1, FTP_SVR2");
+	expect_error(f, "backend FTP_SVR1 pause", "unknown admin state \"pause\"");
+	expect_error(f, "backend FTP_SVR1", "usage: backend NAME enable|disable|drain");
+	expect_error(f, "backend", "usage: backend NAME");
+	expect_error(f, "backend FTP_SVR1 drain NOPE", "no service named NOPE");
+	assert_int_equal(b->admin, BACKEND_ENABLED);
+}
+
+/* A backend name used by two services needs SERVICE; so does an IP sticky in both. */
+static void
+test_two_services(void **state)
+{
+	struct fixture	*f = *state;
+	struct service	*s2 = add_service(f, "OTHER", 1);
+	struct lbd_ip	 a = ip("10.0.0.1");
+	json_t		*r;
+
+	expect_error(f, "backend FTP_SVR1 drain", "exists in several services (FTPS_VIP, OTHER)");
+	r = run(f, "backend FTP_SVR1 drain OTHER");
+	json_decref(r);
+	assert_int_equal(s2->backends[0].admin, BACKEND_DRAIN);
+	assert_int_equal(f->lbd.services[0].backends[0].admin, BACKEND_ENABLED);
+	r = run(f, "backend FTP_SVR2 disable");
+	json_decref(r);
+	assert_int_equal(f->lbd.services[0].backends[1].admin, BACKEND_DISABLED);
+
+	sticky_set(f->lbd.services[0].sticky, &a, 1, now_s());
+	r = run(f, "sticky get 10.0.0.1");
+	assert_string_equal(json_string_value(json_object_get(r, "service")), "FTPS_VIP");
+	json_decref(r);
+	sticky_set(s2->sticky, &a, 0, now_s());
+	expect_error(f, "sticky get 10.0.0.1", "several services");
+	r = run(f, "sticky get 10.0.0.1 OTHER");
+	assert_string_equal(json_string_value(json_object_get(r, "service")), "OTHER");
+	json_decref(r);
+	r = run(f, "sticky list");
+	assert_int_equal(json_array_size(json_object_get(r, "entries")), 2);
+	json_decref(r);
+	r = run(f, "sticky list OTHER");
+	assert_int_equal(json_array_size(json_object_get(r, "entries")), 1);
+	json_decref(r);
+	r = run(f, "sticky clear 10.0.0.1");
+	assert_int_equal(json_integer_value(json_object_get(r, "cleared")), 2);
+	json_decref(r);
+	r = run(f, "status");
+	assert_int_equal(json_array_size(json_object_get(r, "services")), 2);
+	json_decref(r);
+}
+
+/* ---------------------------------------------------------------- other commands, bad input */
+
+static void
+test_misc_commands(void **state)
+{
+	struct fixture	*f = *state;
+	bool		 monitor = false;
+	json_t		*r;
+
+	r = control_handle(&f->lbd, "monitor\n", &monitor);
+	assert_true(monitor);
+	assert_string_equal(json_string_value(json_object_get(r, "monitor")), "started");
+	json_decref(r);
+
+	r = run(f, "help");
+	assert_true(json_is_array(json_object_get(r, "commands")));
+	assert_true(json_array_size(json_object_get(r, "commands")) >= 8);
+	json_decref(r);
+
+	expect_error(f, "failover", "standalone node: there is no peer to hand the VIP to");
+
+	/* Surrounding blanks and CRLF are fine. */
+	r = run(f, "  \tstatus \r\n");
+	assert_non_null(json_object_get(r, "node"));
+	json_decref(r);
+
+	/* control_event must be harmless without a socket (and steals obj). */
+	control_event(&f->lbd, "backend", json_pack("{s:s}", "backend", "FTP_SVR1"));
+	control_event(NULL, "backend", json_pack("{s:s}", "backend", "FTP_SVR1"));
+	control_event(&f->lbd, "backend", NULL);
+}
+
+static void
+test_bad_input(void **state)
+{
+	struct fixture	*f = *state;
+	char		 junk[256], *big;
+	int		 i;
+
+	expect_error(f, "frobnicate", "unknown command \"frobnicate\"; valid commands: status, backends");
+	expect_error(f, "STATUS", "unknown command \"STATUS\"");
+	expect_error(f, "", "empty request");
+	expect_error(f, "   \t ", "empty request");
+	expect_error(f, "\n", "empty request");
+	expect_error(f, "a b c d e f g h i j", "too many words");
+	expect_error(f, "status\001", "control characters");
+
+	/* Bytes that are not UTF-8 are echoed as '?', and the reply still serialises. */
+	expect_error(f, "\xff\xfe\x80zz", "unknown command \"???zz\"");
+	expect_error(f, "sticky get \xc3\x28", "not an IP address: ?(");
+
+	for (i = 0; i < (int)sizeof(junk) - 1; i++)
+		junk[i] = (char)(1 + (i * 37) % 255);
+	junk[sizeof(junk) - 1] = '\0';
+	expect_error(f, junk, "");
+
+	big = malloc(4 * LBD_CONTROL_LINE_MAX);
+	assert_non_null(big);
+	memset(big, 'a', 4 * LBD_CONTROL_LINE_MAX - 1);
+	big[4 * LBD_CONTROL_LINE_MAX - 1] = '\0';
+	expect_error(f, big, "request too long");
+	/* Just short enough: a long unknown command, quoted cut short. */
+	big[LBD_CONTROL_LINE_MAX] = '\0';
+	expect_error(f, big, "...\"");
+	free(big);
+}
+
+/* ---------------------------------------------------------------- the real socket */
+
+/* Opens the control socket in a fresh temp dir (one level that does not exist yet). */
+static void
+open_socket(struct fixture *f)
+{
+	snprintf(f->dir, sizeof(f->dir), "/tmp/lbdtest-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->conf.control_socket, sizeof(f->conf.control_socket), "%s/run/s", f->dir);
+	f->lbd.base = event_base_new();
+	assert_non_null(f->lbd.base);
+	f->lbd.control = control_open(&f->lbd);
+	assert_non_null(f->lbd.control);
+}
+
+/* Closes the socket and removes the directories open_socket made. */
+static void
+close_socket(struct fixture *f)
+{
+	char	 sub[128];
+
+	control_close(f->lbd.control);
+	assert_null(f->lbd.control);
+	assert_int_equal(access(f->conf.control_socket, F_OK), -1);
+	snprintf(sub, sizeof(sub), "%s/run", f->dir);
+	assert_int_equal(rmdir(sub), 0);
+}
+
+static int
+client_connect(struct fixture *f)
+{
+	struct sockaddr_un sun;
+	int		 fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", f->conf.control_socket);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_int_not_equal(fd, -1);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	return fd;
+}
+
+/*
+ * Runs the event loop until fd has delivered want_lines lines (0: until
+ * EOF) or the deadline passes. Returns: bytes read into buf (NUL-terminated);
+ * *eof set when the server closed.
+ */
+static size_t
+client_read(struct fixture *f, int fd, char *buf, size_t len, int want_lines, bool *eof)
+{
+	uint64_t	 deadline = now_ms() + LOOP_DEADLINE_MS;
+	size_t		 n = 0;
+	ssize_t		 r;
+	int		 lines = 0;
+
+	*eof = false;
+	while (now_ms() < deadline && !*eof && (want_lines == 0 || lines < want_lines)) {
+		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
+		r = read(fd, buf + n, len - 1 - n);
+		if (r == 0)
+			*eof = true;
+		else if (r > 0) {
+			for (ssize_t i = 0; i < r; i++)
+				lines += buf[n + (size_t)i] == '\n';
+			n += (size_t)r;
+		} else if (errno == EAGAIN)
+			poll(NULL, 0, 1);
+		else
+			fail_msg("read: %s", strerror(errno));
+		assert_true(n < len - 1);
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+/* Sends request and returns the parsed reply; the server must close after it. */
+static json_t *
+client_request(struct fixture *f, const char *request, size_t len, bool half_close)
+{
+	char		*buf = malloc(REPLY_MAX);
+	json_error_t	 jerr;
+	json_t		*r;
+	bool		 eof;
+	size_t		 n;
+	int		 fd = client_connect(f);
+
+	assert_non_null(buf);
+	assert_int_equal(write(fd, request, len), (ssize_t)len);
+	if (half_close)
+		assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	n = client_read(f, fd, buf, REPLY_MAX, 0, &eof);
+	assert_true(eof);
+	assert_true(n > 0);
+	assert_int_equal(buf[n - 1], '\n');
+	assert_null(memchr(buf, '\n', n - 1));	/* one line */
+	r = json_loads(buf, 0, &jerr);
+	if (r == NULL)
+		fail_msg("reply is not JSON (%s): %s", jerr.text, buf);
+	assert_true(json_is_object(r));
+	close(fd);
+	free(buf);
+	return r;
+}
+
+static void
+test_socket(void **state)
+{
+	struct fixture	*f = *state;
+	struct stat	 st;
+	json_t		*r;
+	char		 junk[600], *big;
+	size_t		 i;
+
+	open_socket(f);
+	assert_int_equal(stat(f->conf.control_socket, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0660);
+
+	r = client_request(f, "status\n", 7, false);
+	assert_string_equal(json_string_value(json_object_get(r, "node")), "lb1");
+	assert_true(json_is_array(json_object_get(r, "services")));
+	json_decref(r);
+
+	/* CRLF, and socat-style half close. */
+	r = client_request(f, "backends\r\n", 10, true);
+	assert_true(json_is_array(json_object_get(r, "backends")));
+	json_decref(r);
+
+	/* No newline at all: EOF ends the request. */
+	r = client_request(f, "help", 4, true);
+	assert_true(json_is_array(json_object_get(r, "commands")));
+	json_decref(r);
+
+	for (i = 0; i < sizeof(junk); i++)
+		junk[i] = (char)((i * 131 + 7) % 256);
+	junk[sizeof(junk) - 1] = '\n';
+	r = client_request(f, junk, sizeof(junk), false);
+	assert_true(json_is_string(json_object_get(r, "error")));
+	json_decref(r);
+
+	r = client_request(f, "nonsense\n", 9, false);
+	assert_true(json_is_string(json_object_get(r, "error")));
+	json_decref(r);
+
+	/* A line longer than the limit, without a newline, is refused at once. */
+	big = malloc(3 * LBD_CONTROL_LINE_MAX);
+	assert_non_null(big);
+	memset(big, 'x', 3 * LBD_CONTROL_LINE_MAX);
+	r = client_request(f, big, 3 * LBD_CONTROL_LINE_MAX, false);
+	assert_string_equal(json_string_value(json_object_get(r, "error")), "request too long");
+	json_decref(r);
+	free(big);
+
+	/* Empty request closed at once: still a reply. */
+	r = client_request(f, "", 0, true);
+	assert_true(json_is_string(json_object_get(r, "error")));
+	json_decref(r);
+
+	close_socket(f);
+}
+
+static void
+test_socket_monitor(void **state)
+{
+	struct fixture	*f = *state;
+	char		 buf[4096];
+	json_t		*r;
+	bool		 eof;
+	int		 fd, fd2;
+
+	open_socket(f);
+	fd = client_connect(f);
+	assert_int_equal(write(fd, "monitor\n", 8), 8);
+	client_read(f, fd, buf, sizeof(buf), 1, &eof);
+	assert_false(eof);
+	assert_string_equal(buf, "{\"monitor\":\"started\"}\n");
+
+	/* An admin change is an event; a plain request client does not get it. */
+	fd2 = client_connect(f);
+	r = run(f, "backend FTP_SVR2 drain");
+	json_decref(r);
+	client_read(f, fd, buf, sizeof(buf), 1, &eof);
+	assert_false(eof);
+	r = json_loads(buf, 0, NULL);
+	assert_non_null(r);
+	assert_string_equal(json_string_value(json_object_get(r, "event")), "backend");
+	assert_string_equal(json_string_value(json_object_get(r, "backend")), "FTP_SVR2");
+	assert_string_equal(json_string_value(json_object_get(r, "admin")), "drain");
+	assert_true(json_is_string(json_object_get(r, "time")));
+	assert_true(json_is_integer(json_object_get(r, "time_ms")));
+	json_decref(r);
+	close(fd2);
+
+	control_event(&f->lbd, "role", json_pack("{s:s}", "role", "BACKUP"));
+	client_read(f, fd, buf, sizeof(buf), 1, &eof);
+	assert_non_null(strstr(buf, "\"event\":\"role\""));
+
+	/* The monitor leaves; the next event finds nobody, and close frees all. */
+	close(fd);
+	event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
+	control_event(&f->lbd, "role", json_pack("{s:s}", "role", "MASTER"));
+
+	/* A second monitor still open at control_close is freed too. */
+	fd = client_connect(f);
+	assert_int_equal(write(fd, "monitor\n", 8), 8);
+	client_read(f, fd, buf, sizeof(buf), 1, &eof);
+	close_socket(f);
+	client_read(f, fd, buf, sizeof(buf), 0, &eof);
+	assert_true(eof);
+	close(fd);
+}
+
+/*
+ * A big `sticky list` is written in slices: the loop keeps turning, the
+ * reply is the same as control_handle's, and only CONTROL_MAX_STREAMS (4)
+ * run at once.
+ */
+static void
+test_socket_sticky_stream(void **state)
+{
+	struct fixture	*f = *state;
+	struct sticky_table *t;
+	struct lbd_ip	 a = ip("10.0.0.0");
+	json_t		*r, *direct, *e;
+	char		*buf = malloc(16 << 20);
+	uint64_t	 deadline, t0, stall = 0;
+	uint32_t	 i, n = 100005, now = now_s();
+	size_t		 len[6] = { 0 };
+	ssize_t		 got;
+	bool		 eof[6] = { false };
+	int		 fd[6], k, done = 0, busy = 0, ok = 0;
+
+	assert_non_null(buf);
+	sticky_free(f->lbd.services[0].sticky);
+	t = f->lbd.services[0].sticky = sticky_new(n, 1800);
+	assert_non_null(t);
+	for (i = 0; i < n; i++) {
+		a.bytes[13] = (uint8_t)(i >> 16);
+		a.bytes[14] = (uint8_t)(i >> 8);
+		a.bytes[15] = (uint8_t)i;
+		sticky_set(t, &a, (int)(i % 2), now);
+	}
+	open_socket(f);
+	for (k = 0; k < 6; k++) {
+		fd[k] = client_connect(f);
+		assert_int_equal(write(fd[k], "sticky list\n", 12), 12);
+	}
+	/* Read client 0 in full (into buf); the others are only drained. */
+	deadline = now_ms() + 20 * LOOP_DEADLINE_MS;
+	while (done < 6 && now_ms() < deadline) {
+		t0 = now_ms();
+		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
+		if (now_ms() - t0 > stall)
+			stall = now_ms() - t0;
+		for (k = 0; k < 6; k++) {
+			char	 tmp[65536];
+
+			if (eof[k])
+				continue;
+			got = read(fd[k], k == 0 ? buf + len[0] : tmp,
+			    k == 0 ? (16 << 20) - 1 - len[0] : sizeof(tmp));
+			if (got == 0) {
+				eof[k] = true;
+				done++;
+				if (k != 0 && len[k] > 1000)
+					ok++;
+				continue;
+			}
+			if (got < 0)
+				continue;
+			/* The refusal is the first and only line of a client. */
+			if (k != 0 && len[k] == 0 &&
+			    memmem(tmp, (size_t)got, "too many sticky lists", 21) != NULL)
+				busy++;
+			len[k] += (size_t)got;
+		}
+	}
+	print_message("sticky list of %u entries: longest event-loop turn %llu ms\n",
+	    n, (unsigned long long)stall);
+	assert_int_equal(done, 6);
+	assert_int_equal(busy, 2);		/* 6 asked, 4 served */
+	assert_int_equal(ok, 3);
+	assert_true(len[0] > 0 && buf[len[0] - 1] == '\n');
+	assert_true(stall < 1000);
+	buf[len[0]] = '\0';
+	r = json_loads(buf, 0, NULL);
+	assert_non_null(r);
+	assert_int_equal(json_array_size(json_object_get(r, "entries")), 100000);
+	assert_int_equal(json_integer_value(json_object_get(r, "total")), n);
+	assert_true(json_is_true(json_object_get(r, "truncated")));
+	e = json_array_get(json_object_get(r, "entries"), 0);
+	assert_string_equal(json_string_value(json_object_get(e, "service")), "FTPS_VIP");
+	assert_string_equal(json_string_value(json_object_get(e, "backend")), "FTP_SVR1");
+
+	direct = run(f, "sticky list");
+	assert_true(json_equal(json_object_get(json_array_get(json_object_get(direct, "entries"), 99999), "client"),
+	    json_object_get(json_array_get(json_object_get(r, "entries"), 99999), "client")));
+	json_decref(direct);
+	json_decref(r);
+	for (k = 0; k < 6; k++)
+		close(fd[k]);
+	free(buf);
+	close_socket(f);
+}
+
+/* A monitor that does not read is dropped once its backlog passes the cap; lbd goes on. */
+static void
+test_socket_slow_monitor(void **state)
+{
+	struct fixture	*f = *state;
+	char		 pad[1024], buf[65536];
+	uint64_t	 deadline;
+	size_t		 got = 0;
+	ssize_t		 r;
+	bool		 eof = false;
+	int		 fd, i;
+	json_t		*reply;
+
+	open_socket(f);
+	fd = client_connect(f);
+	assert_int_equal(write(fd, "monitor\n", 8), 8);
+	for (i = 0; i < 20; i++)
+		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
+
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	/* 4 MB of events against a 1 MiB cap plus the socket buffer. */
+	for (i = 0; i < 4000; i++) {
+		control_event(&f->lbd, "test", json_pack("{s:s}", "pad", pad));
+		if (i % 100 == 0)
+			event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
+	}
+
+	/* The daemon still answers others. */
+	reply = client_request(f, "status\n", 7, false);
+	json_decref(reply);
+
+	deadline = now_ms() + LOOP_DEADLINE_MS;
+	while (!eof && now_ms() < deadline) {
+		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
+		r = read(fd, buf, sizeof(buf));
+		if (r == 0)
+			eof = true;
+		else if (r > 0)
+			got += (size_t)r;
+		else if (errno == EAGAIN)
+			poll(NULL, 0, 1);
+		else
+			break;
+	}
+	assert_true(eof);
+	assert_true(got < 4000 * sizeof(pad) / 2);
+	close(fd);
+	close_socket(f);
+}
+
+/* A live socket is another lbd's; a dead one is a leftover and goes. */
+static void
+test_socket_stale_and_live(void **state)
+{
+	struct fixture	*f = *state;
+	struct sockaddr_un sun;
+	struct control	*second;
+	json_t		*r;
+	char		 sub[128];
+	int		 fd;
+
+	open_socket(f);
+	second = control_open(&f->lbd);
+	assert_null(second);
+	assert_int_equal(access(f->conf.control_socket, F_OK), 0);	/* left alone */
+	close_socket(f);
+
+	/* A stale socket file from a crashed run. */
+	snprintf(sub, sizeof(sub), "%s/run", f->dir);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", f->conf.control_socket);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	close(fd);
+	f->lbd.control = control_open(&f->lbd);
+	assert_non_null(f->lbd.control);
+	r = client_request(f, "status\n", 7, false);
+	json_decref(r);
+	close_socket(f);
+
+	/* A regular file in the way is not removed. */
+	assert_int_equal(mkdir(sub, 0755), 0);
+	fd = open(f->conf.control_socket, O_CREAT | O_WRONLY, 0644);
+	assert_int_not_equal(fd, -1);
+	close(fd);
+	assert_null(control_open(&f->lbd));
+	assert_int_equal(unlink(f->conf.control_socket), 0);
+	assert_int_equal(rmdir(sub), 0);
+
+	/* A directory that cannot be made: a file sits where it should be. */
+	fd = open(sub, O_CREAT | O_WRONLY, 0644);
+	assert_int_not_equal(fd, -1);
+	close(fd);
+	assert_null(control_open(&f->lbd));
+	assert_int_equal(unlink(sub), 0);
+
+	/* An empty path. */
+	f->conf.control_socket[0] = '\0';
+	assert_null(control_open(&f->lbd));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_status_shape, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backends_shape, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sticky_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sticky_list_truncated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backend_admin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_services, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_misc_commands, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_socket, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_socket_monitor, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_socket_sticky_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_socket_slow_monitor, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_socket_stale_and_live, setup, teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN);	/* as lbd does: a client that leaves is an EPIPE */
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
