@@ -244,6 +244,7 @@ uint32_t	 now_s(void);			/* CLOCK_MONOTONIC in s */
 int		 fd_set_nonblock(int fd);
 int		 fd_count_open(void);		/* entries in /proc/self/fd */
 void		 rlimit_raise_nofile(void);
+void		 sd_notify_ready(void);		/* systemd Type=notify: READY=1 */
 
 /* addr.c */
 int		 addr_parse(const char *s, struct sockaddr_storage *ss);
@@ -334,6 +335,8 @@ void		 relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
  */
 int		 relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd);
 uint64_t	 relay_active(void);
+void		 relay_set_splice(bool on);	/* false: new connections copy with recv/send */
+size_t		 relay_conn_size(void);		/* bytes of one connection record */
 
 /* control.c */
 struct control	*control_open(struct lbd *);		/* NULL on error, logged */

@@ -301,9 +301,10 @@ main(int argc, char *argv[])
 
 	if (services_init(lbd) == -1 || relay_init(lbd) == -1)
 		goto done;
-	if (listener_open_all(lbd) == -1)
-		goto done;
+	/* Control first: a second lbd then says "another lbd is running". */
 	if ((lbd->control = control_open(lbd)) == NULL)
+		goto done;
+	if (listener_open_all(lbd) == -1)
 		goto done;
 	for (i = 0; i < lbd->nservices; i++)
 		for (j = 0; j < lbd->services[i].nbackends; j++)
@@ -314,6 +315,7 @@ main(int argc, char *argv[])
 
 	log_info("lbd started: node %s, %d service(s), control %s", lbd_conf.node_name,
 	    lbd->nservices, lbd_conf.control_socket);
+	sd_notify_ready();
 	event_base_dispatch(lbd->base);
 	rc = lbd->stopping ? 0 : 1;
 
