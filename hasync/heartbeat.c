@@ -1,0 +1,1204 @@
+/*
+ * heartbeat.c - the HA heartbeat on lbd's event loop: sealed UDP adverts to
+ * the peer, ICMP-unreachable peer death detection, the VIP (add, remove,
+ * GARP), and a netlink watch of the VIP and its link, all driven by ha.c.
+ *
+ * Frame of one advert (one UDP datagram, at most HB_FRAME_MAX bytes):
+ *
+ *   offset 0     1 byte    version, HB_FRAME_VERSION
+ *   offset 1    24 bytes   nonce, random per frame
+ *   offset 25    n bytes   XChaCha20-Poly1305 (IETF) ciphertext of the
+ *                          protobuf-c packed Lbd__Advert (n <= HB_ADVERT_MAX)
+ *   offset 25+n 16 bytes   Poly1305 tag
+ *
+ * The version byte is the AEAD's additional data (authenticated, clear).
+ * The key is derived from the cluster key (crypto_kdf, context "lbdadvrt")
+ * so adverts and the replication channel never share a key. Random 192-bit
+ * nonces cannot repeat in practice, so no nonce state survives restarts.
+ * Replay protection is in the plaintext: boot_id (CLOCK_REALTIME ns at
+ * start, grows across restarts) and counter (+1 per advert); a peer's
+ * advert is taken only if newer than the last one taken.
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <netlink/errno.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/object.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/socket.h>
+#include <sodium.h>
+
+#include "hasync.pb-c.h"
+#include "hasync.h"
+
+#define HB_FRAME_VERSION	1	/* first byte of every advert frame */
+#define HB_NONCE_LEN		crypto_aead_xchacha20poly1305_ietf_NPUBBYTES	/* 24 */
+#define HB_TAG_LEN		crypto_aead_xchacha20poly1305_ietf_ABYTES	/* 16 */
+#define HB_HEADER_LEN		(1 + HB_NONCE_LEN)	/* version + nonce */
+#define HB_ADVERT_MAX		256	/* packed Advert bytes accepted (ours: < 150) */
+#define HB_FRAME_MAX		(HB_HEADER_LEN + HB_ADVERT_MAX + HB_TAG_LEN)
+#define HB_RX_BUF		2048	/* receive buffer: bigger than any valid frame */
+#define HB_RX_BUDGET		64	/* datagrams per read callback: the loop never stalls */
+#define HB_ERRQ_BUDGET		16	/* error-queue entries per read callback */
+#define HB_KDF_CONTEXT		"lbdadvrt"	/* crypto_kdf context: 8 bytes */
+#define HB_KDF_ID		1	/* subkey id within that context */
+#define HB_TOS_CS6		0xc0	/* DSCP CS6 "network control", as VRRP */
+#define HB_SO_PRIORITY		6	/* highest SO_PRIORITY without CAP_NET_ADMIN */
+#define HB_LOG_INTERVAL_MS	1000	/* at most one line per kind per second */
+#define HB_NL_RCVBUF		(1 << 20)	/* netlink event socket buffer */
+#define HB_GARP_COUNT		3	/* default announcements at takeover */
+#define HB_GARP_INTERVAL_MS	200	/* default spacing of the burst */
+#define HB_GARP_REFRESH_MS	5000	/* default delay of the one refresh */
+#define HB_GARP_COUNT_MAX	100	/* sanity bound on garp_count */
+#define HB_MSG_MAX		512	/* one log line */
+
+/* Kinds of rate-limited log lines. */
+enum hb_logkind {
+	HB_LOG_AUTH = 0,		/* wrong key / forged */
+	HB_LOG_REPLAY,			/* old boot_id/counter */
+	HB_LOG_MALFORMED,		/* bad frame or fields */
+	HB_LOG_UNKNOWN,			/* authentic, but another node name */
+	HB_LOG_SEND,			/* sendto failed */
+	HB_LOG_ICMP,			/* errors from the error queue */
+	HB_LOG_NETLINK,			/* netlink watch trouble */
+	HB_LOG_VIP,			/* VIP add/remove/announce trouble */
+	HB_LOG_KINDS
+};
+
+/* One way to reach the peer. */
+struct hb_path {
+	struct sockaddr_storage addr;	/* peer address, heartbeat port */
+	socklen_t	 len;		/* of addr */
+	char		 text[INET6_ADDRSTRLEN]; /* for messages */
+	bool		 refused;	/* ICMP port unreachable since the peer last spoke */
+};
+
+/* The heartbeat of one node. */
+struct hasync {
+	struct event_base *base;	/* lbd's loop */
+	struct hasync_config conf;	/* copy, defaults applied */
+	struct hasync_callbacks cb;	/* copy */
+	void		*arg;		/* for the callbacks */
+	struct ha	 ha;		/* the role state machine */
+	uint8_t		 key[HASYNC_KEY_LEN]; /* advert subkey */
+	uint8_t		 node_addr16[16]; /* our node address, v4-mapped: tie-break */
+	int		 family;	/* AF_INET or AF_INET6 */
+	int		 fd;		/* UDP heartbeat socket */
+	struct event	*ev_read;	/* adverts and ICMP errors in */
+	struct event	*ev_timer;	/* ha_next_deadline */
+	struct event	*ev_garp;	/* announcement schedule */
+	struct event	*ev_nl;		/* netlink events in */
+	struct hb_path	 paths[HASYNC_MAX_PEER_ADDR]; /* where adverts go */
+	int		 npaths;
+	uint64_t	 boot_id;	/* ours: CLOCK_REALTIME ns at hasync_new */
+	uint64_t	 counter;	/* ours: last counter sent */
+	bool		 peer_seen;	/* peer_boot/peer_counter are valid */
+	uint64_t	 peer_boot;	/* last taken advert's boot_id */
+	uint64_t	 peer_counter;	/* last taken advert's counter */
+	bool		 lost_reported;	/* peer_lost already called for this silence */
+	bool		 started;	/* between hasync_start and hasync_stop */
+	struct vip	*vip;		/* NULL: no VIP management */
+	struct nl_sock	*nl_event;	/* subscribed to link and address events */
+	struct nl_sock	*nl_query;	/* link lookups */
+	int		 ifindex;	/* of the VIP interface, 0 = unknown/gone */
+	bool		 nl_dirty;	/* an event concerned our link or addresses */
+	int		 garp_left;	/* announcements still to send */
+	uint64_t	 sent;		/* datagrams sent */
+	uint64_t	 received;	/* valid adverts taken */
+	uint64_t	 auth_failures;	/* failed authentication */
+	uint64_t	 replays;	/* not newer than the last taken */
+	uint64_t	 malformed;	/* bad frame or fields */
+	uint64_t	 unknown_sender; /* authentic, another node name */
+	uint64_t	 unreachable;	/* ICMP port unreachable from a path */
+	uint64_t	 log_last[HB_LOG_KINDS]; /* when each kind was last logged */
+	uint64_t	 log_dropped[HB_LOG_KINDS]; /* suppressed since */
+};
+
+static void	hb_err(char *, size_t, const char *, ...) __attribute__((format(printf, 3, 4)));
+static void	hb_log(struct hasync *, int, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+static void	hb_log_limited(struct hasync *, enum hb_logkind, int, const char *, ...)
+		    __attribute__((format(printf, 4, 5)));
+static uint64_t	hb_now(void);
+static const char *hb_addr_str(const struct sockaddr *, char *, size_t);
+static void	hb_addr16(const struct sockaddr *, uint8_t[16]);
+static int	hb_check_config(const struct hasync_config *, char *, size_t);
+static int	hb_open_socket(struct hasync *, char *, size_t);
+static int	hb_open_netlink(struct hasync *, char *, size_t);
+static size_t	hb_seal(const uint8_t *, const uint8_t *, size_t, uint8_t *);
+static void	hb_send_advert(struct hasync *);
+static void	hb_on_read(evutil_socket_t, short, void *);
+static void	hb_read_errqueue(struct hasync *);
+static void	hb_path_refused(struct hasync *, const struct sockaddr_storage *);
+static void	hb_rx_datagram(struct hasync *, const uint8_t *, size_t, bool,
+		    const struct sockaddr *);
+static void	hb_on_timer(evutil_socket_t, short, void *);
+static void	hb_on_garp(evutil_socket_t, short, void *);
+static void	hb_on_netlink(evutil_socket_t, short, void *);
+static int	hb_nl_valid(struct nl_msg *, void *);
+static void	hb_nl_object(struct nl_object *, void *);
+static void	hb_watch_check(struct hasync *);
+static int	hb_link_query(struct hasync *, bool *);
+static void	hb_apply(struct hasync *, unsigned int);
+static void	hb_schedule(struct hasync *);
+static void	hb_vip_take(struct hasync *);
+static void	hb_vip_release(struct hasync *);
+static void	hb_garp_start(struct hasync *);
+static void	hb_garp_next(struct hasync *);
+
+/* ---------------------------------------------------------------- helpers */
+
+static void
+hb_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static void
+hb_log(struct hasync *h, int level, const char *fmt, ...)
+{
+	char msg[HB_MSG_MAX];
+	va_list ap;
+
+	if (h->cb.log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	h->cb.log(h->arg, level, msg);
+}
+
+/* Logs at most one line per kind per HB_LOG_INTERVAL_MS; counts the rest. */
+static void
+hb_log_limited(struct hasync *h, enum hb_logkind kind, int level, const char *fmt, ...)
+{
+	char msg[HB_MSG_MAX];
+	uint64_t now = hb_now();
+	va_list ap;
+
+	if (h->cb.log == NULL)
+		return;
+	if (h->log_last[kind] != 0 && now - h->log_last[kind] < HB_LOG_INTERVAL_MS) {
+		h->log_dropped[kind]++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (h->log_dropped[kind] > 0)
+		hb_log(h, level, "%s (and %llu more like it)", msg,
+		    (unsigned long long)h->log_dropped[kind]);
+	else
+		h->cb.log(h->arg, level, msg);
+	h->log_last[kind] = now;
+	h->log_dropped[kind] = 0;
+}
+
+/* CLOCK_MONOTONIC in ms: immune to clock steps, like VRRP timers must be. */
+static uint64_t
+hb_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static const char *
+hb_addr_str(const struct sockaddr *sa, char *buf, size_t len)
+{
+	const void *a;
+
+	if (sa->sa_family == AF_INET)
+		a = &((const struct sockaddr_in *)sa)->sin_addr;
+	else if (sa->sa_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	else {
+		snprintf(buf, len, "(family %d)", sa->sa_family);
+		return buf;
+	}
+	if (inet_ntop(sa->sa_family, a, buf, (socklen_t)len) == NULL)
+		snprintf(buf, len, "(bad address)");
+	return buf;
+}
+
+/* 16 bytes, IPv4 as ::ffff:a.b.c.d, so both families compare alike. */
+static void
+hb_addr16(const struct sockaddr *sa, uint8_t out[16])
+{
+	memset(out, 0, 16);
+	if (sa->sa_family == AF_INET6) {
+		memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	} else if (sa->sa_family == AF_INET) {
+		out[10] = 0xff;
+		out[11] = 0xff;
+		memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	}
+}
+
+const char *
+hasync_role_str(enum hasync_role role)
+{
+	return ha_role_name(role);
+}
+
+/* ---------------------------------------------------------------- set-up */
+
+/* Returns: 0 usable, -1 not (err says what to fix). */
+static int
+hb_check_config(const struct hasync_config *c, char *err, size_t errlen)
+{
+	int i, fam = c->node_addr.ss_family;
+
+	if (c->node_name[0] == '\0' || strnlen(c->node_name, sizeof(c->node_name)) ==
+	    sizeof(c->node_name)) {
+		hb_err(err, errlen, "node name must be 1-%d characters", HASYNC_NAME_MAX - 1);
+		return -1;
+	}
+	if (c->priority < 1 || c->priority > 254) {
+		hb_err(err, errlen, "priority %d out of range 1-254", c->priority);
+		return -1;
+	}
+	if (fam != AF_INET && fam != AF_INET6) {
+		hb_err(err, errlen, "node address must be IPv4 or IPv6");
+		return -1;
+	}
+	if (c->advert_interval_ms < HASYNC_INTERVAL_MIN ||
+	    c->advert_interval_ms > HASYNC_INTERVAL_MAX) {
+		hb_err(err, errlen, "advert interval %d ms out of range %d-%d",
+		    c->advert_interval_ms, HASYNC_INTERVAL_MIN, HASYNC_INTERVAL_MAX);
+		return -1;
+	}
+	if (c->garp_count < 0 || c->garp_count > HB_GARP_COUNT_MAX ||
+	    c->garp_interval_ms < 0 || c->garp_refresh_ms < -1) {
+		hb_err(err, errlen, "GARP settings out of range (count 0-%d, interval >= 0, "
+		    "refresh >= -1)", HB_GARP_COUNT_MAX);
+		return -1;
+	}
+	if (!c->has_peer)
+		return 0;
+	if (c->heartbeat_port == 0) {
+		hb_err(err, errlen, "heartbeat port must be 1-65535");
+		return -1;
+	}
+	if (c->peer_name[0] == '\0' || strnlen(c->peer_name, sizeof(c->peer_name)) ==
+	    sizeof(c->peer_name)) {
+		hb_err(err, errlen, "peer name must be 1-%d characters", HASYNC_NAME_MAX - 1);
+		return -1;
+	}
+	if (strcmp(c->peer_name, c->node_name) == 0) {
+		hb_err(err, errlen, "peer name \"%s\" equals the node name; give each node "
+		    "its own name", c->peer_name);
+		return -1;
+	}
+	if (c->npeer_addr < 1 || c->npeer_addr > HASYNC_MAX_PEER_ADDR) {
+		hb_err(err, errlen, "%d peer addresses: need 1-%d", c->npeer_addr,
+		    HASYNC_MAX_PEER_ADDR);
+		return -1;
+	}
+	for (i = 0; i < c->npeer_addr; i++) {
+		if (c->peer_addr[i].ss_family != fam) {
+			hb_err(err, errlen, "peer address %d is not of the node address's "
+			    "family (IPv4/IPv6)", i + 1);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Returns: 0 open and bound, -1 failed (err filled). */
+static int
+hb_open_socket(struct hasync *h, char *err, size_t errlen)
+{
+	struct sockaddr_storage local;
+	char a[INET6_ADDRSTRLEN];
+	int on = 1, tos = HB_TOS_CS6, prio = HB_SO_PRIORITY, rc;
+
+	h->fd = socket(h->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (h->fd == -1) {
+		hb_err(err, errlen, "heartbeat socket: %s", strerror(errno));
+		return -1;
+	}
+	/*
+	 * IP_RECVERR: an unconnected UDP socket hears nothing of ICMP errors
+	 * otherwise. With it, the peer kernel's "port unreachable" (its lbd
+	 * is dead) arrives on our error queue naming the path, one advert
+	 * interval after the death instead of Master_Down.
+	 */
+	if (h->family == AF_INET)
+		rc = setsockopt(h->fd, IPPROTO_IP, IP_RECVERR, &on, sizeof(on));
+	else
+		rc = setsockopt(h->fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof(on));
+	if (rc == -1) {
+		hb_err(err, errlen, "heartbeat socket: IP_RECVERR: %s", strerror(errno));
+		return -1;
+	}
+	/*
+	 * DSCP CS6 and a high socket priority, as VRRP: a link saturated by
+	 * proxied traffic must not delay adverts into a false failover.
+	 * Best effort: a failure costs only that protection.
+	 */
+	if (h->family == AF_INET)
+		rc = setsockopt(h->fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+	else
+		rc = setsockopt(h->fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos));
+	if (rc == -1 || setsockopt(h->fd, SOL_SOCKET, SO_PRIORITY, &prio, sizeof(prio)) == -1)
+		hb_log(h, 2, "heartbeat socket: cannot raise packet priority: %s",
+		    strerror(errno));
+
+	/*
+	 * One path: bind node_addr, so adverts leave from the node address
+	 * (what firewall rules name). Several paths: bind the wildcard, so
+	 * the peer's adverts arrive on whichever of our addresses its path
+	 * ends at, and the kernel picks the source per route. No
+	 * SO_REUSEADDR: a second lbd on this port must fail here, not share
+	 * (and halve) the adverts.
+	 */
+	memset(&local, 0, sizeof(local));
+	if (h->npaths > 1) {
+		local.ss_family = (sa_family_t)h->family;
+	} else {
+		memcpy(&local, &h->conf.node_addr, sizeof(local));
+	}
+	if (h->family == AF_INET)
+		((struct sockaddr_in *)&local)->sin_port = htons(h->conf.heartbeat_port);
+	else
+		((struct sockaddr_in6 *)&local)->sin6_port = htons(h->conf.heartbeat_port);
+	if (bind(h->fd, (struct sockaddr *)&local, h->family == AF_INET ?
+	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) == -1) {
+		hb_err(err, errlen, "cannot bind heartbeat socket to %s port %u: %s%s",
+		    h->npaths > 1 ? "any address" :
+		    hb_addr_str((struct sockaddr *)&local, a, sizeof(a)),
+		    h->conf.heartbeat_port, strerror(errno),
+		    errno == EADDRINUSE ? " (another lbd running?)" :
+		    errno == EADDRNOTAVAIL ? " (node address not on this host?)" : "");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The netlink watch: one socket subscribed to link events and to address
+ * events of the VIP's family, parsed by libnl into rtnl_link/rtnl_addr
+ * objects; another for link lookups (a subscribed socket would mix event
+ * messages into the replies).
+ * Returns: 0, -1 failed (err filled).
+ */
+static int
+hb_open_netlink(struct hasync *h, char *err, size_t errlen)
+{
+	int rc, group;
+
+	group = h->conf.vip_addr.ss_family == AF_INET ? RTNLGRP_IPV4_IFADDR :
+	    RTNLGRP_IPV6_IFADDR;
+	if ((h->nl_event = nl_socket_alloc()) == NULL ||
+	    (h->nl_query = nl_socket_alloc()) == NULL) {
+		hb_err(err, errlen, "out of memory (netlink socket)");
+		return -1;
+	}
+	/* Events are not answers to our requests: no sequence numbers. */
+	nl_socket_disable_seq_check(h->nl_event);
+	nl_socket_modify_cb(h->nl_event, NL_CB_VALID, NL_CB_CUSTOM, hb_nl_valid, h);
+	if ((rc = nl_connect(h->nl_event, NETLINK_ROUTE)) < 0 ||
+	    (rc = nl_socket_add_memberships(h->nl_event, RTNLGRP_LINK, group, 0)) < 0 ||
+	    (rc = nl_socket_set_nonblocking(h->nl_event)) < 0 ||
+	    (rc = nl_connect(h->nl_query, NETLINK_ROUTE)) < 0) {
+		hb_err(err, errlen, "netlink watch: %s", nl_geterror(rc));
+		return -1;
+	}
+	/*
+	 * A big receive buffer: a burst of address changes elsewhere on the
+	 * host (containers) must not overflow it. If it still does, we
+	 * recheck everything (hb_on_netlink).
+	 */
+	if ((rc = nl_socket_set_buffer_size(h->nl_event, HB_NL_RCVBUF, 0)) < 0)
+		hb_log(h, 2, "netlink watch: buffer size: %s", nl_geterror(rc));
+	return 0;
+}
+
+struct hasync *
+hasync_new(struct event_base *base, const struct hasync_config *conf,
+    const struct hasync_callbacks *cb, void *arg, char *err, size_t errlen)
+{
+	struct hasync *h = NULL;
+	struct ha_config hc;
+	struct timespec ts;
+	int i;
+
+	if (base == NULL || conf == NULL) {
+		hb_err(err, errlen, "hasync_new: no event base or config");
+		return NULL;
+	}
+	if (hb_check_config(conf, err, errlen) == -1)
+		return NULL;
+	if (sodium_init() == -1) {
+		hb_err(err, errlen, "libsodium cannot initialise");
+		return NULL;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		hb_err(err, errlen, "out of memory");
+		return NULL;
+	}
+	h->fd = -1;
+	h->base = base;
+	h->conf = *conf;
+	if (cb != NULL)
+		h->cb = *cb;
+	h->arg = arg;
+	h->family = conf->node_addr.ss_family;
+	if (h->conf.garp_count == 0)
+		h->conf.garp_count = HB_GARP_COUNT;
+	if (h->conf.garp_interval_ms == 0)
+		h->conf.garp_interval_ms = HB_GARP_INTERVAL_MS;
+	if (h->conf.garp_refresh_ms == 0)
+		h->conf.garp_refresh_ms = HB_GARP_REFRESH_MS;
+	hb_addr16((const struct sockaddr *)&conf->node_addr, h->node_addr16);
+	crypto_kdf_derive_from_key(h->key, sizeof(h->key), HB_KDF_ID, HB_KDF_CONTEXT,
+	    conf->key);
+	sodium_memzero(h->conf.key, sizeof(h->conf.key));	/* only the subkey stays */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	h->boot_id = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+
+	if (conf->has_peer) {
+		h->npaths = conf->npeer_addr;
+		for (i = 0; i < h->npaths; i++) {
+			struct hb_path *p = &h->paths[i];
+
+			memcpy(&p->addr, &conf->peer_addr[i], sizeof(p->addr));
+			if (h->family == AF_INET) {
+				((struct sockaddr_in *)&p->addr)->sin_port =
+				    htons(conf->heartbeat_port);
+				p->len = sizeof(struct sockaddr_in);
+			} else {
+				((struct sockaddr_in6 *)&p->addr)->sin6_port =
+				    htons(conf->heartbeat_port);
+				p->len = sizeof(struct sockaddr_in6);
+			}
+			hb_addr_str((struct sockaddr *)&p->addr, p->text, sizeof(p->text));
+		}
+		if (hb_open_socket(h, err, errlen) == -1)
+			goto fail;
+	}
+	if (conf->vip_ifname[0] != '\0') {
+		h->vip = vip_open(conf->vip_ifname, (const struct sockaddr *)&conf->vip_addr,
+		    conf->vip_prefixlen, err, errlen);
+		if (h->vip == NULL)
+			goto fail;
+		if (hb_open_netlink(h, err, errlen) == -1)
+			goto fail;
+	}
+
+	if ((h->ev_timer = evtimer_new(base, hb_on_timer, h)) == NULL ||
+	    (h->ev_garp = evtimer_new(base, hb_on_garp, h)) == NULL)
+		goto nomem;
+	if (h->fd != -1 &&
+	    (h->ev_read = event_new(base, h->fd, EV_READ | EV_PERSIST, hb_on_read, h)) == NULL)
+		goto nomem;
+	if (h->nl_event != NULL && (h->ev_nl = event_new(base, nl_socket_get_fd(h->nl_event),
+	    EV_READ | EV_PERSIST, hb_on_netlink, h)) == NULL)
+		goto nomem;
+	/*
+	 * Priority 0, the most urgent: if lbd gives its base several
+	 * priorities, adverts and their timers run before relay callbacks
+	 * under load. With one priority this is a no-op.
+	 */
+	event_priority_set(h->ev_timer, 0);
+	event_priority_set(h->ev_garp, 0);
+	if (h->ev_read != NULL)
+		event_priority_set(h->ev_read, 0);
+	if (h->ev_nl != NULL)
+		event_priority_set(h->ev_nl, 0);
+
+	memset(&hc, 0, sizeof(hc));
+	hc.priority = conf->priority;
+	hc.interval_ms = conf->advert_interval_ms;
+	hc.has_peer = conf->has_peer;
+	hc.preempt = conf->preempt;
+	hc.may_preempt = h->cb.may_preempt;
+	hc.arg = arg;
+	ha_init(&h->ha, &hc);
+	return h;
+nomem:
+	hb_err(err, errlen, "out of memory (events)");
+fail:
+	hasync_free(h);
+	return NULL;
+}
+
+void
+hasync_free(struct hasync *h)
+{
+	if (h == NULL)
+		return;
+	if (h->ev_read != NULL)
+		event_free(h->ev_read);
+	if (h->ev_timer != NULL)
+		event_free(h->ev_timer);
+	if (h->ev_garp != NULL)
+		event_free(h->ev_garp);
+	if (h->ev_nl != NULL)
+		event_free(h->ev_nl);
+	if (h->fd != -1)
+		close(h->fd);
+	if (h->nl_event != NULL)
+		nl_socket_free(h->nl_event);
+	if (h->nl_query != NULL)
+		nl_socket_free(h->nl_query);
+	vip_close(h->vip);
+	sodium_memzero(h->key, sizeof(h->key));
+	free(h);
+}
+
+/* ---------------------------------------------------------------- adverts */
+
+/* Seals plain into frame (HB_FRAME_MAX bytes). Returns the frame length. */
+static size_t
+hb_seal(const uint8_t *key, const uint8_t *plain, size_t len, uint8_t *frame)
+{
+	unsigned long long clen = 0;
+
+	frame[0] = HB_FRAME_VERSION;
+	randombytes_buf(frame + 1, HB_NONCE_LEN);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(frame + HB_HEADER_LEN, &clen, plain, len,
+	    frame, 1, NULL, frame + 1, key);
+	return HB_HEADER_LEN + (size_t)clen;
+}
+
+/* One advert to every peer path, with the role and priority of now. */
+static void
+hb_send_advert(struct hasync *h)
+{
+	Lbd__Advert adv = LBD__ADVERT__INIT;
+	uint8_t plain[HB_ADVERT_MAX], frame[HB_FRAME_MAX];
+	size_t plen, flen;
+	int i, try;
+
+	if (h->fd == -1)
+		return;
+	adv.node = h->conf.node_name;
+	adv.priority = (uint32_t)ha_advert_priority(&h->ha);
+	adv.state = (uint32_t)ha_advert_state(&h->ha);
+	adv.interval_ms = (uint32_t)h->conf.advert_interval_ms;
+	adv.boot_id = h->boot_id;
+	adv.counter = ++h->counter;
+	adv.vip_held = h->vip != NULL && vip_held(h->vip);
+	adv.bulk_done = h->cb.may_preempt == NULL || h->cb.may_preempt(h->arg);
+	adv.node_addr.data = h->node_addr16;
+	adv.node_addr.len = sizeof(h->node_addr16);
+	plen = lbd__advert__get_packed_size(&adv);
+	if (plen > sizeof(plain)) {	/* names are < 64 bytes: cannot happen */
+		hb_log_limited(h, HB_LOG_SEND, 0, "advert too big (%zu bytes)", plen);
+		return;
+	}
+	lbd__advert__pack(&adv, plain);
+	flen = hb_seal(h->key, plain, plen, frame);
+
+	for (i = 0; i < h->npaths; i++) {
+		/*
+		 * A pending ICMP error makes the next send fail once with it
+		 * (and consumes it); the datagram was not sent, so send again.
+		 * The error-queue entry itself is handled by hb_on_read.
+		 */
+		for (try = 0; try < 2; try++) {
+			if (sendto(h->fd, frame, flen, 0, (struct sockaddr *)&h->paths[i].addr,
+			    h->paths[i].len) != -1) {
+				h->sent++;
+				break;
+			}
+			if (errno == ECONNREFUSED || errno == EHOSTUNREACH ||
+			    errno == ENETUNREACH || errno == EINTR)
+				continue;
+			hb_log_limited(h, HB_LOG_SEND, 0, "advert to %s: %s", h->paths[i].text,
+			    strerror(errno));
+			break;
+		}
+	}
+	sodium_memzero(plain, sizeof(plain));
+}
+
+static void
+hb_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct hasync *h = arg;
+	uint8_t buf[HB_RX_BUF];
+	struct sockaddr_storage from;
+	struct msghdr msg;
+	struct iovec iov;
+	ssize_t n;
+	int i;
+
+	hb_read_errqueue(h);
+	for (i = 0; i < HB_RX_BUDGET && h->fd != -1; i++) {
+		memset(&msg, 0, sizeof(msg));
+		iov.iov_base = buf;
+		iov.iov_len = sizeof(buf);
+		msg.msg_name = &from;
+		msg.msg_namelen = sizeof(from);
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		n = recvmsg(fd, &msg, 0);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			/* A pending ICMP error (IP_RECVERR): read its details. */
+			if (errno == ECONNREFUSED || errno == EHOSTUNREACH ||
+			    errno == ENETUNREACH || errno == EHOSTDOWN) {
+				hb_read_errqueue(h);
+				continue;
+			}
+			hb_log_limited(h, HB_LOG_ICMP, 0, "heartbeat receive: %s",
+			    strerror(errno));
+			break;
+		}
+		hb_rx_datagram(h, buf, (size_t)n, (msg.msg_flags & MSG_TRUNC) != 0,
+		    (struct sockaddr *)&from);
+	}
+}
+
+/*
+ * Drains the socket's error queue (bounded): port unreachable from a peer
+ * path means no lbd listens there; other errors are only logged.
+ */
+static void
+hb_read_errqueue(struct hasync *h)
+{
+	struct sockaddr_storage dst;
+	struct sock_extended_err *ee;
+	union {
+		char		 buf[512];
+		struct cmsghdr	 align;
+	} cbuf;
+	struct msghdr msg;
+	struct cmsghdr *cm;
+	struct iovec iov;
+	char data[64], a[INET6_ADDRSTRLEN];
+	int i;
+
+	for (i = 0; i < HB_ERRQ_BUDGET && h->fd != -1; i++) {
+		memset(&msg, 0, sizeof(msg));
+		memset(&dst, 0, sizeof(dst));
+		iov.iov_base = data;
+		iov.iov_len = sizeof(data);
+		msg.msg_name = &dst;
+		msg.msg_namelen = sizeof(dst);
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = cbuf.buf;
+		msg.msg_controllen = sizeof(cbuf.buf);
+		if (recvmsg(h->fd, &msg, MSG_ERRQUEUE) == -1) {
+			if (errno == EINTR)
+				continue;
+			break;	/* EAGAIN: empty */
+		}
+		for (cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
+			if (!(cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_RECVERR) &&
+			    !(cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_RECVERR))
+				continue;
+			ee = (struct sock_extended_err *)CMSG_DATA(cm);
+			if (ee->ee_errno == ECONNREFUSED &&
+			    (ee->ee_origin == SO_EE_ORIGIN_ICMP ||
+			    ee->ee_origin == SO_EE_ORIGIN_ICMP6)) {
+				hb_path_refused(h, &dst);
+			} else {
+				hb_log_limited(h, HB_LOG_ICMP, 2, "heartbeat to %s: %s",
+				    hb_addr_str((struct sockaddr *)&dst, a, sizeof(a)),
+				    strerror((int)ee->ee_errno));
+			}
+		}
+	}
+}
+
+/*
+ * A path answered ICMP port unreachable. Once every path has, since the
+ * peer last spoke, its lbd is not running: take over now rather than at
+ * Master_Down. Requiring all paths keeps one misconfigured path from
+ * causing a failover.
+ */
+static void
+hb_path_refused(struct hasync *h, const struct sockaddr_storage *dst)
+{
+	struct hb_path *p;
+	int i, refused = 0;
+	char reason[128];
+
+	h->unreachable++;
+	for (i = 0; i < h->npaths; i++) {
+		p = &h->paths[i];
+		if (p->addr.ss_family == dst->ss_family &&
+		    memcmp(&p->addr, dst, p->len) == 0)
+			p->refused = true;
+		if (p->refused)
+			refused++;
+	}
+	if (refused < h->npaths || h->lost_reported)
+		return;
+	h->lost_reported = true;
+	snprintf(reason, sizeof(reason), "peer heartbeat port unreachable (ICMP port "
+	    "unreachable from %s: no lbd listening)", h->paths[0].text);
+	hasync_peer_lost(h, reason);
+}
+
+/* One datagram from the socket: check, open, decode, and feed to ha.c. */
+static void
+hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
+    const struct sockaddr *from)
+{
+	uint8_t plain[HB_ADVERT_MAX];
+	unsigned long long plen = 0;
+	Lbd__Advert *adv = NULL;
+	struct ha_advert in;
+	char a[INET6_ADDRSTRLEN];
+	int cmp, i;
+
+	hb_addr_str(from, a, sizeof(a));
+	if (trunc || n > HB_FRAME_MAX || n < HB_HEADER_LEN + HB_TAG_LEN ||
+	    buf[0] != HB_FRAME_VERSION) {
+		h->malformed++;
+		hb_log_limited(h, HB_LOG_MALFORMED, 0, "malformed heartbeat datagram from %s: "
+		    "%zu%s bytes, version byte %d (want %d-%d bytes, version %d)", a, n,
+		    trunc ? "+" : "", n > 0 ? buf[0] : -1, HB_HEADER_LEN + HB_TAG_LEN,
+		    HB_FRAME_MAX, HB_FRAME_VERSION);
+		return;
+	}
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plen, NULL,
+	    buf + HB_HEADER_LEN, n - HB_HEADER_LEN, buf, 1, buf + 1, h->key) != 0) {
+		h->auth_failures++;
+		hb_log_limited(h, HB_LOG_AUTH, 0, "heartbeat from %s failed authentication "
+		    "(wrong cluster key, or forged): dropped", a);
+		return;
+	}
+	adv = lbd__advert__unpack(NULL, (size_t)plen, plain);
+	sodium_memzero(plain, sizeof(plain));
+	if (adv == NULL || adv->priority > 254 || adv->state > HASYNC_FAULT ||
+	    adv->interval_ms < HASYNC_INTERVAL_MIN || adv->interval_ms > HASYNC_INTERVAL_MAX ||
+	    adv->node == NULL) {
+		h->malformed++;
+		hb_log_limited(h, HB_LOG_MALFORMED, 0, "authentic heartbeat from %s with bad "
+		    "fields (other lbd version?): dropped", a);
+		goto done;
+	}
+	if (strcmp(adv->node, h->conf.peer_name) != 0) {
+		h->unknown_sender++;
+		if (strcmp(adv->node, h->conf.node_name) == 0)
+			hb_log_limited(h, HB_LOG_UNKNOWN, 0, "heartbeat from %s carries our own "
+			    "node name \"%s\" (looped back, or both nodes have this name?): "
+			    "dropped", a, adv->node);
+		else
+			hb_log_limited(h, HB_LOG_UNKNOWN, 0, "heartbeat from %s names node "
+			    "\"%.64s\", not our peer \"%s\": dropped", a, adv->node,
+			    h->conf.peer_name);
+		goto done;
+	}
+	if (h->peer_seen && (adv->boot_id < h->peer_boot ||
+	    (adv->boot_id == h->peer_boot && adv->counter <= h->peer_counter))) {
+		h->replays++;
+		hb_log_limited(h, HB_LOG_REPLAY, 0, "replayed or stale heartbeat from %s "
+		    "(boot %llu counter %llu, last taken boot %llu counter %llu): dropped; "
+		    "if the peer restarted with its clock set back, restart it once the "
+		    "clock is right", a, (unsigned long long)adv->boot_id,
+		    (unsigned long long)adv->counter, (unsigned long long)h->peer_boot,
+		    (unsigned long long)h->peer_counter);
+		goto done;
+	}
+	if (h->peer_seen && adv->boot_id > h->peer_boot)
+		hb_log(h, 1, "peer %s restarted (new boot id)", h->conf.peer_name);
+	h->peer_seen = true;
+	h->peer_boot = adv->boot_id;
+	h->peer_counter = adv->counter;
+	h->received++;
+	h->lost_reported = false;
+	for (i = 0; i < h->npaths; i++)
+		h->paths[i].refused = false;
+
+	/* VRRP tie-break: the higher node address; names if addresses are equal. */
+	cmp = 0;
+	if (adv->node_addr.len == sizeof(h->node_addr16))
+		cmp = memcmp(adv->node_addr.data, h->node_addr16, sizeof(h->node_addr16));
+	if (cmp == 0)
+		cmp = strcmp(adv->node, h->conf.node_name);
+	in.priority = (int)adv->priority;
+	in.state = (enum hasync_role)adv->state;
+	in.interval_ms = (int)adv->interval_ms;
+	in.addr_cmp = cmp > 0 ? 1 : -1;
+	hb_log(h, 2, "advert from %s (%s): %s priority %d counter %llu", adv->node, a,
+	    ha_role_name(in.state), in.priority, (unsigned long long)adv->counter);
+	hb_apply(h, ha_rx_advert(&h->ha, &in, hb_now()));
+done:
+	if (adv != NULL)
+		lbd__advert__free_unpacked(adv, NULL);
+}
+
+/* ---------------------------------------------------------------- timers */
+
+static void
+hb_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct hasync *h = arg;
+	unsigned int acts;
+
+	acts = ha_timeout(&h->ha, hb_now());
+	/* MASTER whose VIP could not be added: try again every interval. */
+	if (h->ha.role == HASYNC_MASTER && h->vip != NULL && !vip_held(h->vip) &&
+	    !(acts & HA_ACT_BECOME_MASTER)) {
+		hb_vip_take(h);
+		if (vip_held(h->vip))
+			acts |= HA_ACT_GARP_BURST;
+	}
+	hb_apply(h, acts);
+}
+
+/* Arms the one timer for the state machine's next deadline. */
+static void
+hb_schedule(struct hasync *h)
+{
+	uint64_t now = hb_now(), d, delay;
+	struct timeval tv;
+
+	d = ha_next_deadline(&h->ha);
+	if (h->started && h->ha.role == HASYNC_MASTER && h->vip != NULL &&
+	    !vip_held(h->vip) && now + (uint64_t)h->conf.advert_interval_ms < d)
+		d = now + (uint64_t)h->conf.advert_interval_ms;
+	if (d == HA_NEVER || !h->started) {
+		evtimer_del(h->ev_timer);
+		return;
+	}
+	delay = d > now ? d - now : 0;
+	tv.tv_sec = (time_t)(delay / 1000);
+	tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
+	evtimer_add(h->ev_timer, &tv);
+}
+
+/* Carries out ha.c's actions, then re-arms the timer. */
+static void
+hb_apply(struct hasync *h, unsigned int acts)
+{
+	enum hasync_role from = h->ha.prev_role, to = h->ha.role;
+
+	/* Taking over: VIP first, so the advert that says MASTER is true. */
+	if (acts & HA_ACT_BECOME_MASTER)
+		hb_vip_take(h);
+	if (acts & HA_ACT_GARP_BURST)
+		hb_garp_start(h);
+	if (acts & HA_ACT_ADVERT)
+		hb_send_advert(h);
+	/* Stepping down: advert first, so the peer starts taking over sooner. */
+	if (acts & (HA_ACT_BECOME_BACKUP | HA_ACT_BECOME_FAULT | HA_ACT_BECOME_INIT))
+		hb_vip_release(h);
+	hb_schedule(h);
+	if (acts & HA_ACT_ROLE_CHANGED) {
+		hb_log(h, to == HASYNC_MASTER || from == HASYNC_MASTER ? 0 : 1,
+		    "role %s -> %s: %s", ha_role_name(from), ha_role_name(to), h->ha.reason);
+		if (h->cb.role_changed != NULL)
+			h->cb.role_changed(h->arg, from, to, h->ha.reason);
+	}
+}
+
+/* ---------------------------------------------------------------- VIP */
+
+static void
+hb_vip_take(struct hasync *h)
+{
+	char err[256];
+
+	if (h->vip == NULL)
+		return;
+	if (vip_add(h->vip, err, sizeof(err)) == -1) {
+		hb_log_limited(h, HB_LOG_VIP, 0, "%s; retrying every advert interval", err);
+		return;
+	}
+	hb_log(h, 1, "VIP added to %s", h->conf.vip_ifname);
+}
+
+static void
+hb_vip_release(struct hasync *h)
+{
+	char err[256];
+
+	h->garp_left = 0;
+	evtimer_del(h->ev_garp);
+	if (h->vip == NULL)
+		return;
+	if (vip_del(h->vip, err, sizeof(err)) == -1)
+		hb_log_limited(h, HB_LOG_VIP, 0, "%s", err);
+}
+
+/* Burst of garp_count announcements garp_interval_ms apart, then one refresh. */
+static void
+hb_garp_start(struct hasync *h)
+{
+	if (h->vip == NULL)
+		return;
+	h->garp_left = h->conf.garp_count + (h->conf.garp_refresh_ms > 0 ? 1 : 0);
+	hb_garp_next(h);
+}
+
+/* Sends one announcement and schedules the next. */
+static void
+hb_garp_next(struct hasync *h)
+{
+	struct timeval tv;
+	char err[256];
+	int delay;
+
+	evtimer_del(h->ev_garp);
+	if (h->garp_left <= 0 || h->ha.role != HASYNC_MASTER || !vip_held(h->vip)) {
+		h->garp_left = 0;
+		return;
+	}
+	if (vip_announce(h->vip, err, sizeof(err)) == -1)
+		hb_log_limited(h, HB_LOG_VIP, 0, "%s", err);
+	h->garp_left--;
+	if (h->garp_left == 0)
+		return;
+	/* The last one left is the refresh when there is one. */
+	delay = h->garp_left == 1 && h->conf.garp_refresh_ms > 0 ?
+	    h->conf.garp_refresh_ms : h->conf.garp_interval_ms;
+	tv.tv_sec = delay / 1000;
+	tv.tv_usec = (delay % 1000) * 1000;
+	evtimer_add(h->ev_garp, &tv);
+}
+
+static void
+hb_on_garp(evutil_socket_t fd, short what, void *arg)
+{
+	hb_garp_next(arg);
+}
+
+/* ---------------------------------------------------------------- netlink */
+
+static void
+hb_on_netlink(evutil_socket_t fd, short what, void *arg)
+{
+	struct hasync *h = arg;
+	int rc;
+
+	/* One read per wake-up: the loop stays fair; level-triggered wakes again. */
+	rc = nl_recvmsgs_default(h->nl_event);
+	if (rc < 0 && rc != -NLE_AGAIN) {
+		/* NLE_NOMEM is ENOBUFS: events were lost, so look at everything. */
+		hb_log_limited(h, HB_LOG_NETLINK, rc == -NLE_NOMEM ? 1 : 0,
+		    "netlink watch: %s; rechecking link and VIP", nl_geterror(rc));
+		h->nl_dirty = true;
+	}
+	if (h->nl_dirty) {
+		h->nl_dirty = false;
+		hb_watch_check(h);
+	}
+}
+
+static int
+hb_nl_valid(struct nl_msg *msg, void *arg)
+{
+	nl_msg_parse(msg, hb_nl_object, arg);
+	return NL_OK;
+}
+
+/* Marks the watch dirty for events about our link or its addresses. */
+static void
+hb_nl_object(struct nl_object *obj, void *arg)
+{
+	struct hasync *h = arg;
+	const char *type = nl_object_get_type(obj), *name;
+
+	if (type == NULL)
+		return;
+	if (strcmp(type, "route/link") == 0) {
+		name = rtnl_link_get_name((struct rtnl_link *)obj);
+		if ((name != NULL && strcmp(name, h->conf.vip_ifname) == 0) ||
+		    (h->ifindex != 0 && rtnl_link_get_ifindex((struct rtnl_link *)obj) ==
+		    h->ifindex))
+			h->nl_dirty = true;
+	} else if (strcmp(type, "route/addr") == 0) {
+		if (rtnl_addr_get_ifindex((struct rtnl_addr *)obj) == h->ifindex &&
+		    rtnl_addr_get_family((struct rtnl_addr *)obj) ==
+		    h->conf.vip_addr.ss_family)
+			h->nl_dirty = true;
+	}
+}
+
+/*
+ * Is the VIP interface usable? Up (admin) and running (carrier/oper up):
+ * without carrier the VIP answers nobody.
+ * Returns: 0 and *up set (a missing interface is down), -1 netlink failed.
+ */
+static int
+hb_link_query(struct hasync *h, bool *up)
+{
+	struct rtnl_link *link = NULL;
+	unsigned int flags;
+	int rc;
+
+	rc = rtnl_link_get_kernel(h->nl_query, 0, h->conf.vip_ifname, &link);
+	if (rc == -NLE_OBJ_NOTFOUND || rc == -NLE_NODEV) {
+		h->ifindex = 0;
+		*up = false;
+		return 0;
+	}
+	if (rc < 0) {
+		hb_log_limited(h, HB_LOG_NETLINK, 0, "cannot query interface %s: %s",
+		    h->conf.vip_ifname, nl_geterror(rc));
+		return -1;
+	}
+	h->ifindex = rtnl_link_get_ifindex(link);
+	flags = rtnl_link_get_flags(link);
+	*up = (flags & IFF_UP) && (flags & IFF_RUNNING);
+	rtnl_link_put(link);
+	return 0;
+}
+
+/*
+ * After a netlink event: follow the link (FAULT and back), and keep the VIP
+ * where the role says: re-add it if it vanished from a MASTER (someone ran
+ * `ip addr del`), remove it from anyone else.
+ */
+static void
+hb_watch_check(struct hasync *h)
+{
+	char msg[128];
+	bool up;
+	int present;
+
+	if (h->vip == NULL || !h->started)
+		return;
+	if (hb_link_query(h, &up) == 0 && up != h->ha.link_up) {
+		snprintf(msg, sizeof(msg), up ? "VIP interface %s is up again" :
+		    "VIP interface %s is down or gone", h->conf.vip_ifname);
+		hb_apply(h, ha_link_changed(&h->ha, up, msg, hb_now()));
+	}
+	if ((present = vip_present(h->vip)) == -1)
+		return;
+	if (h->ha.role == HASYNC_MASTER && present == 0) {
+		hb_log(h, 0, "VIP vanished from %s while MASTER (removed by hand?): re-adding it",
+		    h->conf.vip_ifname);
+		hb_vip_take(h);
+		if (vip_held(h->vip))
+			hb_garp_start(h);
+		hb_schedule(h);
+	} else if (h->ha.role != HASYNC_MASTER && present == 1) {
+		hb_log(h, 0, "VIP found on %s while %s (added by hand?): removing it",
+		    h->conf.vip_ifname, ha_role_name(h->ha.role));
+		hb_vip_release(h);
+	}
+}
+
+/* ---------------------------------------------------------------- API */
+
+int
+hasync_start(struct hasync *h)
+{
+	bool up = true;
+
+	if (h->started)
+		return 0;
+	if (h->ev_read != NULL && event_add(h->ev_read, NULL) == -1) {
+		hb_log(h, 0, "cannot watch the heartbeat socket");
+		return -1;
+	}
+	if (h->ev_nl != NULL && event_add(h->ev_nl, NULL) == -1) {
+		hb_log(h, 0, "cannot watch netlink events");
+		if (h->ev_read != NULL)
+			event_del(h->ev_read);
+		return -1;
+	}
+	h->started = true;
+	if (h->vip != NULL) {
+		if (hb_link_query(h, &up) == 0 && !up)
+			ha_link_changed(&h->ha, false, "VIP interface is down", hb_now());
+		/* A crashed run's VIP: removed by the BACKUP/FAULT transition below. */
+		if ((h->conf.has_peer || !up) && vip_present(h->vip) == 1)
+			hb_log(h, 1, "stale VIP found on %s (left by a crashed run?): removing "
+			    "it unless this node becomes MASTER", h->conf.vip_ifname);
+	}
+	hb_apply(h, ha_start(&h->ha, hb_now()));
+	return 0;
+}
+
+void
+hasync_stop(struct hasync *h)
+{
+	if (!h->started)
+		return;
+	hb_apply(h, ha_stop(&h->ha, hb_now()));
+	h->started = false;
+	if (h->ev_read != NULL)
+		event_del(h->ev_read);
+	if (h->ev_nl != NULL)
+		event_del(h->ev_nl);
+	evtimer_del(h->ev_timer);
+	evtimer_del(h->ev_garp);
+}
+
+const char *
+hasync_failover(struct hasync *h)
+{
+	const char *why = NULL;
+	unsigned int acts;
+
+	acts = ha_failover(&h->ha, hb_now(), &why);
+	if (why != NULL) {
+		hb_log(h, 1, "failover refused: %s", why);
+		return why;
+	}
+	hb_apply(h, acts);
+	return NULL;
+}
+
+void
+hasync_peer_lost(struct hasync *h, const char *reason)
+{
+	if (!h->conf.has_peer)
+		return;
+	if (h->ha.role == HASYNC_BACKUP)
+		hb_log(h, 1, "peer %s lost: %s", h->conf.peer_name, reason);
+	else
+		hb_log(h, 2, "peer %s lost: %s", h->conf.peer_name, reason);
+	hb_apply(h, ha_peer_lost(&h->ha, reason, hb_now()));
+}
+
+void
+hasync_get_status(struct hasync *h, struct hasync_status *st)
+{
+	uint64_t now = hb_now();
+
+	memset(st, 0, sizeof(*st));
+	st->role = h->ha.role;
+	st->priority = h->conf.priority;
+	st->vip_held = h->vip != NULL && vip_held(h->vip);
+	st->peer_state = ha_peer_state(&h->ha, now);
+	st->peer_priority = h->ha.peer_heard ? h->ha.peer_priority : 0;
+	st->peer_role = h->ha.peer_heard ? h->ha.peer_role : HASYNC_INIT;
+	st->last_advert_ms = h->ha.peer_heard ? (int64_t)(now - h->ha.peer_last_ms) : -1;
+	st->adverts_sent = h->sent;
+	st->adverts_received = h->received;
+	st->auth_failures = h->auth_failures;
+	st->replays = h->replays;
+	st->malformed = h->malformed;
+	st->role_changes = h->ha.role_changes;
+	st->advert_priority = ha_advert_priority(&h->ha);
+	st->unknown_sender = h->unknown_sender;
+	st->peer_unreachable = h->unreachable;
+	st->reason = h->ha.reason;
+}
