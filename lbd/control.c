@@ -108,23 +108,6 @@ static void	 control_client_stream_more(struct control_client *);
 
 /* ---------------------------------------------------------------- helpers */
 
-/* Role names as in SPEC 6 (same words as ha_role_str in main.c, which unit tests do not link). */
-static const char *
-control_role_str(enum ha_role role)
-{
-	switch (role) {
-	case ROLE_INIT:
-		return "INIT";
-	case ROLE_BACKUP:
-		return "BACKUP";
-	case ROLE_MASTER:
-		return "MASTER";
-	case ROLE_FAULT:
-		return "FAULT";
-	}
-	return "UNKNOWN";
-}
-
 /*
  * Copies untrusted s into buf for quoting in a message: printable ASCII
  * only (others become '?'), cut at CONTROL_ECHO_MAX bytes with "...".
@@ -344,21 +327,43 @@ control_vip_address(const struct lbd_config *conf)
 }
 
 /*
- * Peer and sync parts of `status`. A standalone node (or, until the HA
- * issue fills these in, any node) reports what it knows from the config.
+ * Peer part of `status`, from the heartbeat. A standalone node has no peer:
+ * name, priority and last_advert_ms are null and state is "none".
  */
 static json_t *
-control_peer_json(struct lbd *lbd)
+control_peer_json(struct lbd *lbd, const struct hasync_status *hs)
 {
 	json_t	*o;
+	bool	 heard = hs != NULL && hs->last_advert_ms >= 0;
 
 	if ((o = json_object()) == NULL)
 		return NULL;
 	control_set(o, "name", lbd->conf->has_peer ? control_str(lbd->conf->peer_name) : json_null());
-	control_set(o, "state", json_string(lbd->conf->has_peer ? "unknown" : "none"));
-	control_set(o, "priority", json_null());
-	control_set(o, "last_advert_ms", json_null());
+	control_set(o, "state", json_string(hs != NULL ? hs->peer_state :
+	    lbd->conf->has_peer ? "unknown" : "none"));
+	control_set(o, "priority", heard ? json_integer(hs->peer_priority) : json_null());
+	control_set(o, "last_advert_ms", heard ? json_integer(hs->last_advert_ms) : json_null());
+	control_set(o, "role", heard ? json_string(hasync_role_str(hs->peer_role)) : json_null());
 	return o;
+}
+
+/* Heartbeat counters: what was sent, received and rejected. */
+static json_t *
+control_ha_json(const struct hasync_status *hs)
+{
+	if (hs == NULL)
+		return json_null();
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:s}",
+	    "adverts_sent", (json_int_t)hs->adverts_sent,
+	    "adverts_received", (json_int_t)hs->adverts_received,
+	    "auth_failures", (json_int_t)hs->auth_failures,
+	    "replays", (json_int_t)hs->replays,
+	    "malformed", (json_int_t)hs->malformed,
+	    "unknown_sender", (json_int_t)hs->unknown_sender,
+	    "peer_unreachable", (json_int_t)hs->peer_unreachable,
+	    "role_changes", (json_int_t)hs->role_changes,
+	    "advert_priority", hs->advert_priority,
+	    "reason", hs->reason != NULL ? hs->reason : "");
 }
 
 static json_t *
@@ -382,23 +387,29 @@ control_sync_json(struct lbd *lbd)
 json_t *
 control_status(struct lbd *lbd)
 {
-	json_t		*o, *vip, *services;
-	uint64_t	 now = now_ms();
-	int		 i;
+	struct hasync_status	 hst, *hs = NULL;
+	json_t			*o, *vip, *services;
+	uint64_t		 now = now_ms();
+	int			 i;
 
+	if (lbd->ha != NULL) {
+		hasync_get_status(lbd->ha, &hst);
+		hs = &hst;
+	}
 	if ((o = json_object()) == NULL)
 		return NULL;
 	control_set(o, "node", control_str(lbd->conf->node_name));
-	control_set(o, "role", json_string(control_role_str(lbd->role)));
+	control_set(o, "role", json_string(hasync_role_str(hs != NULL ? hs->role : HASYNC_INIT)));
 	control_set_int(o, "priority", (uint64_t)lbd->conf->node_priority);
 	if ((vip = json_object()) != NULL) {
 		control_set(vip, "address", control_vip_address(lbd->conf));
 		control_set(vip, "interface", control_str(lbd->conf->vip_interface));
-		control_set(vip, "held", json_boolean(lbd->vip != NULL && vip_held(lbd->vip)));
+		control_set(vip, "held", json_boolean(hs != NULL && hs->vip_held));
 	}
 	control_set(o, "vip", vip);
-	control_set(o, "peer", control_peer_json(lbd));
+	control_set(o, "peer", control_peer_json(lbd, hs));
 	control_set(o, "sync", control_sync_json(lbd));
+	control_set(o, "ha", control_ha_json(hs));
 	control_set_int(o, "uptime_s", now >= lbd->started_ms ? (now - lbd->started_ms) / 1000 : 0);
 	if ((services = json_array()) != NULL)
 		for (i = 0; i < lbd->nservices; i++)
@@ -802,17 +813,20 @@ control_backend_admin(struct lbd *lbd, char **argv, int argc)
 
 /* ---------------------------------------------------------------- failover */
 
-/*
- * Hook for the HA layer: hand the VIP to the peer now (SPEC 6: a
- * priority-0 advert). Until the heartbeat exists there is nobody to hand
- * it to.
- */
+/* Hands the VIP to the peer now with a priority-0 advert (SPEC 6). */
 static json_t *
 control_failover(struct lbd *lbd)
 {
+	const char	*why;
+
 	if (!lbd->conf->has_peer)
 		return control_error("standalone node: there is no peer to hand the VIP to");
-	return control_error("failover is not available yet: the heartbeat is not running");
+	if (lbd->ha == NULL)
+		return control_error("the heartbeat is not running");
+	if ((why = hasync_failover(lbd->ha)) != NULL)
+		return control_error("failover refused: %s", why);
+	log_info("failover requested by lbctl: handing the VIP to %s", lbd->conf->peer_name);
+	return json_pack("{s:s, s:s}", "failover", "started", "to", lbd->conf->peer_name);
 }
 
 /* ---------------------------------------------------------------- commands */

@@ -203,15 +203,9 @@ struct service {
 	uint64_t	 rr_next;	/* leastconn tie-break rotation */
 };
 
-enum ha_role {
-	ROLE_INIT = 0,
-	ROLE_BACKUP,
-	ROLE_MASTER,
-	ROLE_FAULT
-};
-
 struct control;
-struct vip;
+struct hasync;
+struct channel;
 
 /* The whole daemon. One instance, made in main.c. */
 struct lbd {
@@ -220,8 +214,7 @@ struct lbd {
 	struct service	 services[LBD_MAX_SERVICES];
 	int		 nservices;
 	struct control	*control;	/* control socket, control.c */
-	struct vip	*vip;		/* floating address, hasync/vip.c */
-	enum ha_role	 role;		/* standalone: MASTER */
+	struct hasync	*ha;		/* heartbeat, role and VIP, hasync/heartbeat.c */
 	uint64_t	 started_ms;	/* monotonic start time */
 	bool		 stopping;	/* SIGTERM/SIGINT received */
 };
@@ -349,7 +342,6 @@ json_t		*control_backends(struct lbd *);
 void		 control_event(struct lbd *, const char *type, json_t *obj);
 
 /* main.c */
-const char	*ha_role_str(enum ha_role);
 struct service	*lbd_service_by_name(struct lbd *, const char *name);
 
 #endif /* LBD_H */

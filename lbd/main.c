@@ -11,20 +11,16 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <sodium.h>
 
 #include "lbd.h"
 #include "hasync.h"
 
 #define SWEEP_INTERVAL_MS	1000	/* sticky expiry sweep period */
-#define GARP_BURST		3	/* gratuitous ARPs sent when taking the VIP */
-#define GARP_SPACING_MS		200	/* between two of the burst */
-#define GARP_REFRESH_MS		5000	/* one more after this, for slow neighbours */
 
 static struct lbd	 lbd_state;		/* the daemon; one per process */
 static struct lbd_config lbd_conf;		/* its configuration */
 static struct event	*ev_sweep;		/* sticky expiry timer */
-static struct event	*ev_garp;		/* gratuitous ARP schedule */
-static int		 garp_sent;		/* announcements sent since takeover */
 static struct event	*ev_signals[3];		/* SIGTERM, SIGINT, SIGHUP */
 
 static void
@@ -42,18 +38,6 @@ usage(FILE *f)
 	    "  -h         this help\n"
 	    "\n"
 	    "lbd runs in the foreground and logs to stderr. Control it with lbctl.\n");
-}
-
-const char *
-ha_role_str(enum ha_role role)
-{
-	switch (role) {
-	case ROLE_INIT:		return "INIT";
-	case ROLE_BACKUP:	return "BACKUP";
-	case ROLE_MASTER:	return "MASTER";
-	case ROLE_FAULT:	return "FAULT";
-	}
-	return "UNKNOWN";
 }
 
 struct service *
@@ -127,72 +111,83 @@ sweep_cb(evutil_socket_t fd, short ev, void *arg)
 }
 
 static void
-garp_cb(evutil_socket_t fd, short ev, void *arg)
+ha_role_changed(void *arg, enum hasync_role from, enum hasync_role to, const char *reason)
 {
 	struct lbd	*lbd = arg;
-	struct timeval	 tv;
-	char		 err[256];
-	int		 ms;
 
-	if (lbd->vip == NULL || !vip_held(lbd->vip))
-		return;
-	if (vip_announce(lbd->vip, err, sizeof(err)) == -1)
-		log_warnx("vip: announce failed: %s", err);
-	garp_sent++;
-	if (garp_sent < GARP_BURST)
-		ms = GARP_SPACING_MS;
-	else if (garp_sent == GARP_BURST)
-		ms = GARP_REFRESH_MS;
-	else
-		return;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(ev_garp, &tv);
-}
-
-/* Standalone node: hold the VIP for as long as we run. */
-static int
-vip_take(struct lbd *lbd)
-{
-	struct lbd_config	*conf = lbd->conf;
-	char			 err[256], a[ADDR_STRLEN];
-	struct timeval		 now = { 0, 0 };
-
-	lbd->vip = vip_open(conf->vip_interface, (struct sockaddr *)&conf->vip_addr,
-	    conf->vip_prefixlen, err, sizeof(err));
-	if (lbd->vip == NULL) {
-		log_warnx("vip: %s", err);
-		return -1;
-	}
-	if (vip_add(lbd->vip, err, sizeof(err)) == -1) {
-		log_warnx("vip: cannot add %s/%d to %s: %s",
-		    addr_str((struct sockaddr *)&conf->vip_addr, a, sizeof(a)),
-		    conf->vip_prefixlen, conf->vip_interface, err);
-		return -1;
-	}
-	log_info("vip %s/%d added to %s", addr_str((struct sockaddr *)&conf->vip_addr,
-	    a, sizeof(a)), conf->vip_prefixlen, conf->vip_interface);
-	lbd->role = ROLE_MASTER;
-	garp_sent = 0;
-	evtimer_add(ev_garp, &now);
-	return 0;
+	log_info("role %s -> %s: %s", hasync_role_str(from), hasync_role_str(to), reason);
+	control_event(lbd, "role", json_pack("{s:s, s:s, s:s}", "from",
+	    hasync_role_str(from), "role", hasync_role_str(to), "reason", reason));
 }
 
 static void
-vip_release(struct lbd *lbd)
+ha_log(void *arg, int level, const char *msg)
 {
-	char	 err[256];
+	if (level == 0)
+		log_warnx("%s", msg);
+	else if (level == 1)
+		log_info("%s", msg);
+	else
+		log_debug("%s", msg);
+}
 
-	if (lbd->vip == NULL)
-		return;
-	if (vip_held(lbd->vip)) {
-		if (vip_del(lbd->vip, err, sizeof(err)) == -1)
-			log_warnx("vip: cannot remove the VIP: %s", err);
-		else
-			log_info("vip removed from %s", lbd->conf->vip_interface);
+/*
+ * The HA layer owns the VIP: standalone it becomes MASTER at once, in a pair
+ * it elects with the peer. The cluster key is needed only with a peer.
+ */
+static int
+ha_open(struct lbd *lbd)
+{
+	static const struct hasync_callbacks cbs = {
+		.role_changed = ha_role_changed,
+		.log = ha_log,
+	};
+	struct lbd_config	*conf = lbd->conf;
+	struct hasync_config	 hc;
+	char			 err[512];
+	int			 i;
+
+	memset(&hc, 0, sizeof(hc));
+	snprintf(hc.node_name, sizeof(hc.node_name), "%s", conf->node_name);
+	hc.node_addr = conf->node_addr;
+	hc.priority = conf->node_priority;
+	hc.has_peer = conf->has_peer;
+	snprintf(hc.peer_name, sizeof(hc.peer_name), "%s", conf->peer_name);
+	for (i = 0; i < conf->npeer_addr && i < HASYNC_MAX_PEER_ADDR; i++)
+		hc.peer_addr[i] = conf->peer_addr[i];
+	hc.npeer_addr = i;
+	hc.heartbeat_port = conf->heartbeat_port;
+	hc.advert_interval_ms = conf->advert_interval_ms;
+	hc.preempt = conf->preempt;
+	snprintf(hc.vip_ifname, sizeof(hc.vip_ifname), "%s", conf->vip_interface);
+	hc.vip_addr = conf->vip_addr;
+	hc.vip_prefixlen = conf->vip_prefixlen;
+	if (conf->has_peer && key_load(conf->key_file, hc.key, err, sizeof(err)) == -1) {
+		log_warnx("cluster key: %s", err);
+		return -1;
 	}
-	vip_close(lbd->vip);
-	lbd->vip = NULL;
+	lbd->ha = hasync_new(lbd->base, &hc, &cbs, lbd, err, sizeof(err));
+	sodium_memzero(hc.key, sizeof(hc.key));
+	if (lbd->ha == NULL) {
+		log_warnx("ha: %s", err);
+		return -1;
+	}
+	if (hasync_start(lbd->ha) == -1) {
+		log_warnx("ha: cannot start (see above)");
+		return -1;
+	}
+	return 0;
+}
+
+/* Graceful stop: a priority-0 advert hands the VIP over, then it goes. */
+static void
+ha_close(struct lbd *lbd)
+{
+	if (lbd->ha == NULL)
+		return;
+	hasync_stop(lbd->ha);
+	hasync_free(lbd->ha);
+	lbd->ha = NULL;
 }
 
 static void
@@ -279,21 +274,23 @@ main(int argc, char *argv[])
 	memset(lbd, 0, sizeof(*lbd));
 	lbd->conf = &lbd_conf;
 	lbd->started_ms = now_ms();
-	lbd->role = ROLE_INIT;
-	if (lbd_conf.has_peer)
-		log_warnx("peer %s is configured, but this build has no HA layer yet: "
-		    "running as a standalone node", lbd_conf.peer_name);
 
 	signal(SIGPIPE, SIG_IGN);
 	rlimit_raise_nofile();
 	if ((lbd->base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
+	/*
+	 * Two priorities: the heartbeat's events use 0 and run before relay
+	 * traffic (priority 1, the default) when both are ready, so a busy
+	 * data plane cannot delay adverts into a false failover.
+	 */
+	if (event_base_priority_init(lbd->base, 2) == -1)
+		fatalx("event_base_priority_init failed");
 	for (i = 0; i < 3; i++) {
 		ev_signals[i] = evsignal_new(lbd->base, sigs[i], signal_cb, lbd);
 		evsignal_add(ev_signals[i], NULL);
 	}
 	ev_sweep = event_new(lbd->base, -1, EV_PERSIST, sweep_cb, lbd);
-	ev_garp = evtimer_new(lbd->base, garp_cb, lbd);
 	{
 		struct timeval tv = { SWEEP_INTERVAL_MS / 1000, 0 };
 		event_add(ev_sweep, &tv);
@@ -310,7 +307,7 @@ main(int argc, char *argv[])
 		for (j = 0; j < lbd->services[i].nbackends; j++)
 			if (check_start(lbd, &lbd->services[i].backends[j]) == -1)
 				goto done;
-	if (vip_take(lbd) == -1)
+	if (ha_open(lbd) == -1)
 		goto done;
 
 	log_info("lbd started: node %s, %d service(s), control %s", lbd_conf.node_name,
@@ -320,14 +317,13 @@ main(int argc, char *argv[])
 	rc = lbd->stopping ? 0 : 1;
 
 done:
-	vip_release(lbd);
+	ha_close(lbd);
 	listener_close_all(lbd);
 	relay_shutdown(lbd);
 	if (lbd->control != NULL)
 		control_close(lbd->control);
 	services_free(lbd);
 	event_free(ev_sweep);
-	event_free(ev_garp);
 	for (i = 0; i < 3; i++)
 		event_free(ev_signals[i]);
 	event_base_free(lbd->base);

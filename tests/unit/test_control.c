@@ -24,6 +24,7 @@
 #include <event2/event.h>
 
 #include "lbd.h"
+#include "hasync.h"
 
 #define REPLY_MAX	(1 << 20)	/* largest reply a socket test reads */
 #define LOOP_DEADLINE_MS 3000		/* a socket test gives up after this */
@@ -81,6 +82,26 @@ add_service(struct fixture *f, const char *name, int nbackends)
 	return svc;
 }
 
+/* A standalone heartbeat without VIP handling (empty interface): MASTER. */
+static void
+start_standalone_ha(struct fixture *f)
+{
+	struct hasync_config	 hc;
+	char			 err[256];
+
+	memset(&hc, 0, sizeof(hc));
+	snprintf(hc.node_name, sizeof(hc.node_name), "lb1");
+	assert_int_equal(addr_parse("127.0.0.1", &hc.node_addr), 0);
+	hc.priority = 150;
+	hc.advert_interval_ms = 100;
+	hc.heartbeat_port = 7411;
+	f->lbd.base = event_base_new();
+	assert_non_null(f->lbd.base);
+	f->lbd.ha = hasync_new(f->lbd.base, &hc, NULL, NULL, err, sizeof(err));
+	assert_non_null(f->lbd.ha);
+	assert_int_equal(hasync_start(f->lbd.ha), 0);
+}
+
 static int
 setup(void **state)
 {
@@ -93,8 +114,8 @@ setup(void **state)
 	assert_int_equal(addr_parse_prefix("192.168.86.87/24", &f->conf.vip_addr,
 	    &f->conf.vip_prefixlen), 0);
 	snprintf(f->conf.vip_interface, sizeof(f->conf.vip_interface), "eth0");
-	f->lbd.role = ROLE_MASTER;
 	f->lbd.started_ms = now_ms();
+	start_standalone_ha(f);
 	add_service(f, "FTPS_VIP", 2);
 	*state = f;
 	return 0;
@@ -108,6 +129,8 @@ teardown(void **state)
 
 	if (f->lbd.control != NULL)
 		control_close(f->lbd.control);
+	if (f->lbd.ha != NULL)
+		hasync_free(f->lbd.ha);
 	if (f->lbd.base != NULL)
 		event_base_free(f->lbd.base);
 	for (i = 0; i < f->lbd.nservices; i++)
@@ -261,7 +284,9 @@ test_status_shape(void **state)
 	assert_string_equal(json_string_value(json_object_get(b, "last_check")), "connect refused");
 	json_decref(r);
 
-	/* With a peer in the config. */
+	/* With a peer in the config, before the heartbeat has started. */
+	hasync_free(f->lbd.ha);
+	f->lbd.ha = NULL;
 	f->conf.has_peer = true;
 	snprintf(f->conf.peer_name, sizeof(f->conf.peer_name), "lb2");
 	r = run(f, "status");
@@ -552,8 +577,6 @@ open_socket(struct fixture *f)
 	snprintf(f->dir, sizeof(f->dir), "/tmp/lbdtest-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->conf.control_socket, sizeof(f->conf.control_socket), "%s/run/s", f->dir);
-	f->lbd.base = event_base_new();
-	assert_non_null(f->lbd.base);
 	f->lbd.control = control_open(&f->lbd);
 	assert_non_null(f->lbd.control);
 }
