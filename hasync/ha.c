@@ -8,7 +8,15 @@
 
 #include "hasync.h"
 
-#define HA_SKEW_BASE		256	/* VRRPv3: skew = (256 - priority) * interval / 256 */
+/*
+ * VRRPv3's skew is (256 - priority) * interval / 256: it orders several
+ * BACKUPs so the best one wins the race. A pair has one BACKUP, so the
+ * skew only delays takeover after a power-off; we keep its ordering but
+ * scale it to a quarter (at most 0.25 x interval), which keeps the worst
+ * power-off outage under 3.5 x interval (SPEC 10).
+ */
+#define HA_PRIO_RANGE		256	/* VRRP priorities are below this */
+#define HA_SKEW_DIV		1024	/* skew = (256 - priority) * interval / 1024 */
 #define HA_DOWN_FACTOR		3	/* VRRPv3: Master_Down = 3 x interval + skew */
 
 static unsigned int	ha_become_master(struct ha *, uint64_t, const char *, ...)
@@ -57,7 +65,7 @@ ha_master_down_interval(const struct ha *ha)
 	iv = ha->peer_heard && ha->peer_interval_ms > 0 ?
 	    (uint64_t)ha->peer_interval_ms : (uint64_t)ha->conf.interval_ms;
 	return HA_DOWN_FACTOR * iv +
-	    (uint64_t)(HA_SKEW_BASE - ha->conf.priority) * iv / HA_SKEW_BASE;
+	    (uint64_t)(HA_PRIO_RANGE - ha->conf.priority) * iv / HA_SKEW_DIV;
 }
 
 static void

@@ -169,7 +169,7 @@ unsigned int	 ha_failover(struct ha *, uint64_t now, const char **why);
 uint64_t	 ha_next_deadline(const struct ha *);	/* HA_NEVER: nothing scheduled */
 int		 ha_advert_priority(const struct ha *);	/* 0 in FAULT, yielding, stopped */
 enum hasync_role ha_advert_state(const struct ha *);	/* the role to put in adverts */
-/* 3 x the peer's interval (ours until it spoke) + (256 - priority) x interval / 256. */
+/* 3 x the peer's interval (ours until it spoke) + (256 - priority) x interval / 1024 (ha.c says why). */
 uint64_t	 ha_master_down_interval(const struct ha *);
 const char	*ha_peer_state(const struct ha *, uint64_t now); /* none/unknown/alive/dead */
 const char	*ha_role_name(enum hasync_role);

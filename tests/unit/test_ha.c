@@ -16,8 +16,7 @@
 #define T0		100000	/* fake monotonic start time, ms */
 #define IV		100	/* advert interval, ms */
 #define PRIO		100	/* our default priority */
-/* 3 x 100 + (256 - 100) x 100 / 256 = 300 + 60 */
-#define MD		360	/* Master_Down for PRIO and IV */
+#define MD		315	/* Master_Down for PRIO and IV: 300 + 156 x 100 / 1024 */
 
 static bool	 preempt_allowed;	/* what fake_may_preempt answers */
 static int	 preempt_asked;		/* how often it was asked */
@@ -164,14 +163,14 @@ test_master_down_uses_peer_interval_and_skew(void **state)
 	struct ha ha;
 	struct ha_advert a = advert(HASYNC_MASTER, 200, 1);
 
-	/* A higher priority has a shorter skew: 300 + 56 x 100 / 256 = 321. */
+	/* A higher priority has a shorter skew: 300 + 56 x 100 / 1024 = 305. */
 	pair_start(&ha, 200, false, NULL);
-	assert_int_equal(ha_master_down_interval(&ha), 321);
-	/* The peer's interval counts once it spoke: 3 x 50 + 56 x 50 / 256 = 160. */
+	assert_int_equal(ha_master_down_interval(&ha), 305);
+	/* The peer's interval counts once it spoke: 3 x 50 + 56 x 50 / 1024 = 152. */
 	a.interval_ms = 50;
 	ha_rx_advert(&ha, &a, T0 + 10);
-	assert_int_equal(ha_master_down_interval(&ha), 160);
-	assert_int_equal(ha.master_down_ms, T0 + 10 + 160);
+	assert_int_equal(ha_master_down_interval(&ha), 152);
+	assert_int_equal(ha.master_down_ms, T0 + 10 + 152);
 }
 
 static void

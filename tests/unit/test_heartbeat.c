@@ -322,7 +322,7 @@ test_takeover_master_down(void **state)
 	ms = wait_role(&na, HASYNC_MASTER, TAKEOVER_MS);
 	assert_true(ms >= 0);
 	ms = (int64_t)(na.role_at - t0);
-	md = 3 * IV + (256 - 100) * IV / 256;
+	md = 3 * IV + (256 - 100) * IV / 1024;
 	fprintf(stderr, "  takeover after MASTER went silent (Master_Down %d ms): %lld ms\n",
 	    md, (long long)ms);
 	assert_non_null(strstr(na.reason, "Master_Down"));
