@@ -18,6 +18,11 @@
 
 struct vip;
 
+/* errf.c */
+/* Writes a printf-style message into err (nothing when err is NULL). */
+void		 hasync_errf(char *err, size_t errlen, const char *fmt, ...)
+		    __attribute__((format(printf, 3, 4)));
+
 /* vip.c */
 /*
  * Prepares to manage addr/prefixlen on interface ifname (netlink socket,

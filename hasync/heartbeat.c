@@ -129,7 +129,6 @@ struct hasync {
 	uint64_t	 log_dropped[HB_LOG_KINDS]; /* suppressed since */
 };
 
-static void	hb_err(char *, size_t, const char *, ...) __attribute__((format(printf, 3, 4)));
 static void	hb_log(struct hasync *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 static void	hb_log_limited(struct hasync *, enum hb_logkind, int, const char *, ...)
@@ -162,18 +161,6 @@ static void	hb_garp_start(struct hasync *);
 static void	hb_garp_next(struct hasync *);
 
 /* ---------------------------------------------------------------- helpers */
-
-static void
-hb_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static void
 hb_log(struct hasync *h, int level, const char *fmt, ...)
@@ -273,53 +260,53 @@ hb_check_config(const struct hasync_config *c, char *err, size_t errlen)
 
 	if (c->node_name[0] == '\0' || strnlen(c->node_name, sizeof(c->node_name)) ==
 	    sizeof(c->node_name)) {
-		hb_err(err, errlen, "node name must be 1-%d characters", HASYNC_NAME_MAX - 1);
+		hasync_errf(err, errlen, "node name must be 1-%d characters", HASYNC_NAME_MAX - 1);
 		return -1;
 	}
 	if (c->priority < 1 || c->priority > 254) {
-		hb_err(err, errlen, "priority %d out of range 1-254", c->priority);
+		hasync_errf(err, errlen, "priority %d out of range 1-254", c->priority);
 		return -1;
 	}
 	if (fam != AF_INET && fam != AF_INET6) {
-		hb_err(err, errlen, "node address must be IPv4 or IPv6");
+		hasync_errf(err, errlen, "node address must be IPv4 or IPv6");
 		return -1;
 	}
 	if (c->advert_interval_ms < HASYNC_INTERVAL_MIN ||
 	    c->advert_interval_ms > HASYNC_INTERVAL_MAX) {
-		hb_err(err, errlen, "advert interval %d ms out of range %d-%d",
+		hasync_errf(err, errlen, "advert interval %d ms out of range %d-%d",
 		    c->advert_interval_ms, HASYNC_INTERVAL_MIN, HASYNC_INTERVAL_MAX);
 		return -1;
 	}
 	if (c->garp_count < 0 || c->garp_count > HB_GARP_COUNT_MAX ||
 	    c->garp_interval_ms < 0 || c->garp_refresh_ms < -1) {
-		hb_err(err, errlen, "GARP settings out of range (count 0-%d, interval >= 0, "
+		hasync_errf(err, errlen, "GARP settings out of range (count 0-%d, interval >= 0, "
 		    "refresh >= -1)", HB_GARP_COUNT_MAX);
 		return -1;
 	}
 	if (!c->has_peer)
 		return 0;
 	if (c->heartbeat_port == 0) {
-		hb_err(err, errlen, "heartbeat port must be 1-65535");
+		hasync_errf(err, errlen, "heartbeat port must be 1-65535");
 		return -1;
 	}
 	if (c->peer_name[0] == '\0' || strnlen(c->peer_name, sizeof(c->peer_name)) ==
 	    sizeof(c->peer_name)) {
-		hb_err(err, errlen, "peer name must be 1-%d characters", HASYNC_NAME_MAX - 1);
+		hasync_errf(err, errlen, "peer name must be 1-%d characters", HASYNC_NAME_MAX - 1);
 		return -1;
 	}
 	if (strcmp(c->peer_name, c->node_name) == 0) {
-		hb_err(err, errlen, "peer name \"%s\" equals the node name; give each node "
+		hasync_errf(err, errlen, "peer name \"%s\" equals the node name; give each node "
 		    "its own name", c->peer_name);
 		return -1;
 	}
 	if (c->npeer_addr < 1 || c->npeer_addr > HASYNC_MAX_PEER_ADDR) {
-		hb_err(err, errlen, "%d peer addresses: need 1-%d", c->npeer_addr,
+		hasync_errf(err, errlen, "%d peer addresses: need 1-%d", c->npeer_addr,
 		    HASYNC_MAX_PEER_ADDR);
 		return -1;
 	}
 	for (i = 0; i < c->npeer_addr; i++) {
 		if (c->peer_addr[i].ss_family != fam) {
-			hb_err(err, errlen, "peer address %d is not of the node address's "
+			hasync_errf(err, errlen, "peer address %d is not of the node address's "
 			    "family (IPv4/IPv6)", i + 1);
 			return -1;
 		}
@@ -337,7 +324,7 @@ hb_open_socket(struct hasync *h, char *err, size_t errlen)
 
 	h->fd = socket(h->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (h->fd == -1) {
-		hb_err(err, errlen, "heartbeat socket: %s", strerror(errno));
+		hasync_errf(err, errlen, "heartbeat socket: %s", strerror(errno));
 		return -1;
 	}
 	/*
@@ -351,7 +338,7 @@ hb_open_socket(struct hasync *h, char *err, size_t errlen)
 	else
 		rc = setsockopt(h->fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof(on));
 	if (rc == -1) {
-		hb_err(err, errlen, "heartbeat socket: IP_RECVERR: %s", strerror(errno));
+		hasync_errf(err, errlen, "heartbeat socket: IP_RECVERR: %s", strerror(errno));
 		return -1;
 	}
 	/*
@@ -387,7 +374,7 @@ hb_open_socket(struct hasync *h, char *err, size_t errlen)
 		((struct sockaddr_in6 *)&local)->sin6_port = htons(h->conf.heartbeat_port);
 	if (bind(h->fd, (struct sockaddr *)&local, h->family == AF_INET ?
 	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) == -1) {
-		hb_err(err, errlen, "cannot bind heartbeat socket to %s port %u: %s%s",
+		hasync_errf(err, errlen, "cannot bind heartbeat socket to %s port %u: %s%s",
 		    h->npaths > 1 ? "any address" :
 		    hb_addr_str((struct sockaddr *)&local, a, sizeof(a)),
 		    h->conf.heartbeat_port, strerror(errno),
@@ -414,7 +401,7 @@ hb_open_netlink(struct hasync *h, char *err, size_t errlen)
 	    RTNLGRP_IPV6_IFADDR;
 	if ((h->nl_event = nl_socket_alloc()) == NULL ||
 	    (h->nl_query = nl_socket_alloc()) == NULL) {
-		hb_err(err, errlen, "out of memory (netlink socket)");
+		hasync_errf(err, errlen, "out of memory (netlink socket)");
 		return -1;
 	}
 	/* Events are not answers to our requests: no sequence numbers. */
@@ -424,7 +411,7 @@ hb_open_netlink(struct hasync *h, char *err, size_t errlen)
 	    (rc = nl_socket_add_memberships(h->nl_event, RTNLGRP_LINK, group, 0)) < 0 ||
 	    (rc = nl_socket_set_nonblocking(h->nl_event)) < 0 ||
 	    (rc = nl_connect(h->nl_query, NETLINK_ROUTE)) < 0) {
-		hb_err(err, errlen, "netlink watch: %s", nl_geterror(rc));
+		hasync_errf(err, errlen, "netlink watch: %s", nl_geterror(rc));
 		return -1;
 	}
 	/*
@@ -447,17 +434,17 @@ hasync_new(struct event_base *base, const struct hasync_config *conf,
 	int i;
 
 	if (base == NULL || conf == NULL) {
-		hb_err(err, errlen, "hasync_new: no event base or config");
+		hasync_errf(err, errlen, "hasync_new: no event base or config");
 		return NULL;
 	}
 	if (hb_check_config(conf, err, errlen) == -1)
 		return NULL;
 	if (sodium_init() == -1) {
-		hb_err(err, errlen, "libsodium cannot initialise");
+		hasync_errf(err, errlen, "libsodium cannot initialise");
 		return NULL;
 	}
 	if ((h = calloc(1, sizeof(*h))) == NULL) {
-		hb_err(err, errlen, "out of memory");
+		hasync_errf(err, errlen, "out of memory");
 		return NULL;
 	}
 	h->fd = -1;
@@ -540,7 +527,7 @@ hasync_new(struct event_base *base, const struct hasync_config *conf,
 	ha_init(&h->ha, &hc);
 	return h;
 nomem:
-	hb_err(err, errlen, "out of memory (events)");
+	hasync_errf(err, errlen, "out of memory (events)");
 fail:
 	hasync_free(h);
 	return NULL;

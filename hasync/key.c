@@ -25,20 +25,6 @@ _Static_assert(HASYNC_KEY_B64_LEN ==
     sodium_base64_ENCODED_LEN(HASYNC_KEY_LEN, KEY_B64_VARIANT),
     "HASYNC_KEY_B64_LEN must fit a base64 key and its NUL");
 
-static void	key_err(char *, size_t, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
-
-static void
-key_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 int
 key_generate(char *buf, size_t len)
@@ -67,20 +53,20 @@ key_load(const char *path, uint8_t key[HASYNC_KEY_LEN], char *err, size_t errlen
 	int fd = -1, rc = -1;
 
 	if (sodium_init() == -1) {
-		key_err(err, errlen, "libsodium cannot initialise");
+		hasync_errf(err, errlen, "libsodium cannot initialise");
 		return -1;
 	}
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
-		key_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		hasync_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		goto fail;
 	}
 	/* fstat on the open descriptor: no window to swap the file after the check. */
 	if (fstat(fd, &st) == -1) {
-		key_err(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+		hasync_errf(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		key_err(err, errlen, "%s: not a regular file", path);
+		hasync_errf(err, errlen, "%s: not a regular file", path);
 		goto fail;
 	}
 	/*
@@ -88,7 +74,7 @@ key_load(const char *path, uint8_t key[HASYNC_KEY_LEN], char *err, size_t errlen
 	 * client IPs; whoever can write it can split the cluster.
 	 */
 	if (st.st_mode & KEY_BAD_MODES) {
-		key_err(err, errlen, "%s: mode %04o lets other users read or change the "
+		hasync_errf(err, errlen, "%s: mode %04o lets other users read or change the "
 		    "cluster key; run `chmod 600 %s`", path,
 		    (unsigned int)(st.st_mode & 07777), path);
 		goto fail;
@@ -98,7 +84,7 @@ key_load(const char *path, uint8_t key[HASYNC_KEY_LEN], char *err, size_t errlen
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
-			key_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+			hasync_errf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
 			goto fail;
 		}
 		if (n == 0)
@@ -128,7 +114,7 @@ key_load(const char *path, uint8_t key[HASYNC_KEY_LEN], char *err, size_t errlen
 	rc = 0;
 	goto done;
 bad:
-	key_err(err, errlen, "%s: not a cluster key (expected %d bytes base64, as made "
+	hasync_errf(err, errlen, "%s: not a cluster key (expected %d bytes base64, as made "
 	    "by `lbd --genkey`)", path, HASYNC_KEY_LEN);
 fail:
 	sodium_memzero(key, HASYNC_KEY_LEN);

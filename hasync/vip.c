@@ -52,8 +52,6 @@ struct vip {
 	bool		 held;			/* we added it and hold it */
 };
 
-static void	vip_err(char *, size_t, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
 static int	vip_link_refresh(struct vip *, char *, size_t);
 static void	vip_make_label(struct vip *);
 static int	vip_open_announce(struct vip *, char *, size_t);
@@ -61,18 +59,6 @@ static struct rtnl_addr *vip_template(struct vip *, char *, size_t);
 static int	vip_find(struct vip *, struct rtnl_addr **);
 static int	vip_send_garp(struct vip *, char *, size_t);
 static int	vip_send_na(struct vip *, char *, size_t);
-
-static void
-vip_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /*
  * Looks the interface up by name and records its index and MAC.
@@ -92,9 +78,9 @@ vip_link_refresh(struct vip *v, char *err, size_t errlen)
 	rc = rtnl_link_get_kernel(v->sk, 0, v->ifname, &link);
 	if (rc < 0) {
 		if (rc == -NLE_OBJ_NOTFOUND || rc == -NLE_NODEV)
-			vip_err(err, errlen, "interface %s does not exist", v->ifname);
+			hasync_errf(err, errlen, "interface %s does not exist", v->ifname);
 		else
-			vip_err(err, errlen, "interface %s: netlink: %s", v->ifname,
+			hasync_errf(err, errlen, "interface %s: netlink: %s", v->ifname,
 			    nl_geterror(rc));
 		return -1;
 	}
@@ -161,7 +147,7 @@ vip_open_announce(struct vip *v, char *err, size_t errlen)
 		 */
 		v->announce_fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		if (v->announce_fd == -1) {
-			vip_err(err, errlen, "cannot open packet socket for gratuitous ARP: %s"
+			hasync_errf(err, errlen, "cannot open packet socket for gratuitous ARP: %s"
 			    "%s", strerror(errno), errno == EPERM ? " (needs CAP_NET_RAW)" : "");
 			return -1;
 		}
@@ -174,7 +160,7 @@ vip_open_announce(struct vip *v, char *err, size_t errlen)
 	 */
 	v->announce_fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
 	if (v->announce_fd == -1) {
-		vip_err(err, errlen, "cannot open ICMPv6 socket for neighbor advertisements: %s"
+		hasync_errf(err, errlen, "cannot open ICMPv6 socket for neighbor advertisements: %s"
 		    "%s", strerror(errno), errno == EPERM ? " (needs CAP_NET_RAW)" : "");
 		return -1;
 	}
@@ -186,7 +172,7 @@ vip_open_announce(struct vip *v, char *err, size_t errlen)
 	    sizeof(hops)) == -1 ||
 	    setsockopt(v->announce_fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &loop,
 	    sizeof(loop)) == -1) {
-		vip_err(err, errlen, "ICMPv6 socket options: %s", strerror(errno));
+		hasync_errf(err, errlen, "ICMPv6 socket options: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -201,32 +187,32 @@ vip_open(const char *ifname, const struct sockaddr *addr, int prefixlen,
 	int rc, maxlen;
 
 	if (ifname == NULL || ifname[0] == '\0') {
-		vip_err(err, errlen, "VIP interface name is empty");
+		hasync_errf(err, errlen, "VIP interface name is empty");
 		return NULL;
 	}
 	if (strlen(ifname) >= IFNAMSIZ) {
-		vip_err(err, errlen, "interface name %s is too long (at most %d characters)",
+		hasync_errf(err, errlen, "interface name %s is too long (at most %d characters)",
 		    ifname, IFNAMSIZ - 1);
 		return NULL;
 	}
 	if (addr == NULL || (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)) {
-		vip_err(err, errlen, "VIP must be an IPv4 or IPv6 address");
+		hasync_errf(err, errlen, "VIP must be an IPv4 or IPv6 address");
 		return NULL;
 	}
 	/* The kernel would add ::ffff:a.b.c.d as an IPv6 address nobody reaches. */
 	if (addr->sa_family == AF_INET6 &&
 	    IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)addr)->sin6_addr)) {
-		vip_err(err, errlen, "VIP is a v4-mapped IPv6 address: give it as IPv4");
+		hasync_errf(err, errlen, "VIP is a v4-mapped IPv6 address: give it as IPv4");
 		return NULL;
 	}
 	maxlen = addr->sa_family == AF_INET ? 32 : 128;
 	if (prefixlen < 1 || prefixlen > maxlen) {
-		vip_err(err, errlen, "VIP prefix length %d out of range 1-%d", prefixlen, maxlen);
+		hasync_errf(err, errlen, "VIP prefix length %d out of range 1-%d", prefixlen, maxlen);
 		return NULL;
 	}
 
 	if ((v = calloc(1, sizeof(*v))) == NULL) {
-		vip_err(err, errlen, "out of memory");
+		hasync_errf(err, errlen, "out of memory");
 		return NULL;
 	}
 	v->announce_fd = -1;
@@ -245,11 +231,11 @@ vip_open(const char *ifname, const struct sockaddr *addr, int prefixlen,
 	vip_make_label(v);
 
 	if ((v->sk = nl_socket_alloc()) == NULL) {
-		vip_err(err, errlen, "out of memory (netlink socket)");
+		hasync_errf(err, errlen, "out of memory (netlink socket)");
 		goto fail;
 	}
 	if ((rc = nl_connect(v->sk, NETLINK_ROUTE)) < 0) {
-		vip_err(err, errlen, "cannot open netlink route socket: %s", nl_geterror(rc));
+		hasync_errf(err, errlen, "cannot open netlink route socket: %s", nl_geterror(rc));
 		goto fail;
 	}
 	if (vip_link_refresh(v, err, errlen) == -1)
@@ -326,10 +312,10 @@ vip_template(struct vip *v, char *err, size_t errlen)
 	nl_addr_put(brd);
 	return a;
 nomem:
-	vip_err(err, errlen, "out of memory (netlink address)");
+	hasync_errf(err, errlen, "out of memory (netlink address)");
 	goto fail;
 nlfail:
-	vip_err(err, errlen, "VIP %s: %s", v->text, nl_geterror(rc));
+	hasync_errf(err, errlen, "VIP %s: %s", v->text, nl_geterror(rc));
 fail:
 	nl_addr_put(local);
 	nl_addr_put(brd);
@@ -357,7 +343,7 @@ vip_add(struct vip *v, char *err, size_t errlen)
 	rc = rtnl_addr_add(v->sk, a, NLM_F_REPLACE);
 	rtnl_addr_put(a);
 	if (rc < 0 && rc != -NLE_EXIST) {
-		vip_err(err, errlen, "cannot add VIP %s to %s: %s", v->text, v->ifname,
+		hasync_errf(err, errlen, "cannot add VIP %s to %s: %s", v->text, v->ifname,
 		    nl_geterror(rc));
 		return -1;
 	}
@@ -422,7 +408,7 @@ vip_del(struct vip *v, char *err, size_t errlen)
 	for (i = 0; i < VIP_DEL_MAX; i++) {
 		rc = vip_find(v, &a);
 		if (rc == -1) {
-			vip_err(err, errlen, "cannot list addresses of %s", v->ifname);
+			hasync_errf(err, errlen, "cannot list addresses of %s", v->ifname);
 			return -1;
 		}
 		if (rc == 0) {
@@ -434,12 +420,12 @@ vip_del(struct vip *v, char *err, size_t errlen)
 		/* Gone in between (link deleted, operator): still what we want. */
 		if (rc < 0 && rc != -NLE_NOADDR && rc != -NLE_OBJ_NOTFOUND &&
 		    rc != -NLE_NODEV) {
-			vip_err(err, errlen, "cannot remove VIP %s from %s: %s", v->text,
+			hasync_errf(err, errlen, "cannot remove VIP %s from %s: %s", v->text,
 			    v->ifname, nl_geterror(rc));
 			return -1;
 		}
 	}
-	vip_err(err, errlen, "VIP %s keeps coming back on %s", v->text, v->ifname);
+	hasync_errf(err, errlen, "VIP %s keeps coming back on %s", v->text, v->ifname);
 	return -1;
 }
 
@@ -489,7 +475,7 @@ vip_send_garp(struct vip *v, char *err, size_t errlen)
 
 	if (sendto(v->announce_fd, &arp, sizeof(arp), 0, (struct sockaddr *)&to,
 	    sizeof(to)) == -1) {
-		vip_err(err, errlen, "gratuitous ARP for %s on %s: %s", v->text,
+		hasync_errf(err, errlen, "gratuitous ARP for %s on %s: %s", v->text,
 		    v->ifname, strerror(errno));
 		return -1;
 	}
@@ -558,7 +544,7 @@ vip_send_na(struct vip *v, char *err, size_t errlen)
 	memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
 
 	if (sendmsg(v->announce_fd, &msg, 0) == -1) {
-		vip_err(err, errlen, "neighbor advertisement for %s on %s: %s%s", v->text,
+		hasync_errf(err, errlen, "neighbor advertisement for %s on %s: %s%s", v->text,
 		    v->ifname, strerror(errno),
 		    errno == EADDRNOTAVAIL || errno == EINVAL ? " (is the VIP on the interface?)" : "");
 		return -1;

@@ -196,17 +196,6 @@ control_service_names(struct lbd *lbd, char *buf, size_t len)
 	return buf;
 }
 
-static struct service *
-control_service_by_name(struct lbd *lbd, const char *name)
-{
-	int	 i;
-
-	for (i = 0; i < lbd->nservices; i++)
-		if (strcmp(lbd->services[i].conf.name, name) == 0)
-			return &lbd->services[i];
-	return NULL;
-}
-
 /*
  * The services a command with an optional SERVICE argument acts on: one
  * named service, or all of them when name is NULL.
@@ -221,7 +210,7 @@ control_service_arg(struct lbd *lbd, const char *name, struct service **svc, jso
 	*svc = NULL;
 	if (name == NULL)
 		return 0;
-	if ((*svc = control_service_by_name(lbd, name)) != NULL)
+	if ((*svc = lbd_service_by_name(lbd, name)) != NULL)
 		return 0;
 	*err = control_error("no service named %s; services: %s",
 	    control_echo(name, buf, sizeof(buf)),

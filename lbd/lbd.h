@@ -238,6 +238,7 @@ int		 fd_set_nonblock(int fd);
 int		 fd_count_open(void);		/* entries in /proc/self/fd */
 void		 rlimit_raise_nofile(void);
 void		 sd_notify_ready(void);		/* systemd Type=notify: READY=1 */
+struct service	*lbd_service_by_name(struct lbd *, const char *name);
 
 /* addr.c */
 int		 addr_parse(const char *s, struct sockaddr_storage *ss);
@@ -340,8 +341,5 @@ json_t		*control_status(struct lbd *);
 json_t		*control_backends(struct lbd *);
 /* Sends an event to every `monitor` client: {"event": type, ...obj}. Steals obj. */
 void		 control_event(struct lbd *, const char *type, json_t *obj);
-
-/* main.c */
-struct service	*lbd_service_by_name(struct lbd *, const char *name);
 
 #endif /* LBD_H */

@@ -40,17 +40,6 @@ usage(FILE *f)
 	    "lbd runs in the foreground and logs to stderr. Control it with lbctl.\n");
 }
 
-struct service *
-lbd_service_by_name(struct lbd *lbd, const char *name)
-{
-	int	 i;
-
-	for (i = 0; i < lbd->nservices; i++)
-		if (strcmp(lbd->services[i].conf.name, name) == 0)
-			return &lbd->services[i];
-	return NULL;
-}
-
 /* Runtime services from the configuration: backends start up until checked. */
 static int
 services_init(struct lbd *lbd)

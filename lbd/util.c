@@ -110,3 +110,15 @@ sd_notify_ready(void)
 		log_warn("sd_notify: sendto %s", path);
 	close(fd);
 }
+
+/* Returns: the service called name, or NULL. */
+struct service *
+lbd_service_by_name(struct lbd *lbd, const char *name)
+{
+	int	 i;
+
+	for (i = 0; i < lbd->nservices; i++)
+		if (strcmp(lbd->services[i].conf.name, name) == 0)
+			return &lbd->services[i];
+	return NULL;
+}
