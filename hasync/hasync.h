@@ -287,4 +287,232 @@ void		 hasync_free(struct hasync *);
 void		 hasync_get_status(struct hasync *, struct hasync_status *);
 const char	*hasync_role_str(enum hasync_role);	/* "INIT", "BACKUP", "MASTER", "FAULT" */
 
+/* channel.c */
+/*
+ * The replication channel: ONE TCP connection between the two nodes on
+ * sync_port, authenticated and encrypted with keys derived from the cluster
+ * key and both sides' fresh nonces (wire format: proto/README.md). It
+ * carries Lbd__SyncFrame messages, sends keepalives, and reports the peer's
+ * process death at once (its kernel closes the socket: EOF or reset).
+ *
+ * The node whose node address is the lower one connects (peer paths in
+ * turn, exponential backoff), the other only accepts; peer_addr[0] must be
+ * the peer's node address so both nodes agree. A new authenticated
+ * connection replaces an old one.
+ *
+ * Integration (lbd): down(peer_died = true) -> hasync_peer_lost(). A
+ * graceful stop closes the channel too and is reported the same way; the
+ * heartbeat's priority-0 advert, sent first, has then already handed over.
+ */
+#define CHANNEL_KEEPALIVE_MS	1000		/* default keepalive_ms */
+#define CHANNEL_DEAD_MS		3000		/* default dead_ms */
+#define CHANNEL_QUEUE_MAX	(64u << 20)	/* default max_queue_bytes: 64 MiB */
+#define CHANNEL_FRAME_MAX	(1u << 20)	/* largest frame body on the wire */
+
+struct channel;
+struct Lbd__SyncFrame;
+
+/* Static settings, mostly straight from struct lbd_config. */
+struct channel_config {
+	char		 node_name[HASYNC_NAME_MAX];	/* this node; sent in the hello */
+	struct sockaddr_storage node_addr;	/* listen here; outbound connections leave from it */
+	char		 peer_name[HASYNC_NAME_MAX];	/* the only node name accepted */
+	struct sockaddr_storage peer_addr[HASYNC_MAX_PEER_ADDR]; /* paths, [0] = peer's node address */
+	int		 npeer_addr;		/* 1-4 */
+	uint16_t	 sync_port;		/* TCP, same on both nodes */
+	uint8_t		 key[HASYNC_KEY_LEN];	/* cluster key */
+	int		 keepalive_ms;		/* keepalive period; 0 = CHANNEL_KEEPALIVE_MS */
+	int		 dead_ms;		/* no frame for this long: drop; 0 = CHANNEL_DEAD_MS */
+	size_t		 max_queue_bytes;	/* output queue cap; 0 = CHANNEL_QUEUE_MAX */
+};
+
+/* All optional; called from the event loop. They must not call channel_free. */
+struct channel_callbacks {
+	void		(*up)(void *arg);	/* authenticated: send the bulk now */
+	/*
+	 * The up channel closed (handshake failures are not reported: it was
+	 * never up). peer_died: EOF or reset from the authenticated peer, i.e.
+	 * its process is gone; false for drops we decided (bad frame, silence,
+	 * replaced).
+	 */
+	void		(*down)(void *arg, const char *reason, bool peer_died);
+	/* One authenticated frame, Keepalive included; valid during the call only. */
+	void		(*frame)(void *arg, const struct Lbd__SyncFrame *f);
+	void		(*log)(void *arg, int level, const char *msg); /* 0 warn, 1 info, 2 debug */
+};
+
+/* For `lbctl status`. */
+struct channel_status {
+	const char	*state;		/* "down", "connecting", "handshake", "up" */
+	uint64_t	 frames_sent;	/* sealed frames queued while up, keepalives included */
+	uint64_t	 frames_received; /* authenticated frames taken while up */
+	uint64_t	 bytes_sent;	/* wire bytes written, all connections */
+	uint64_t	 bytes_received; /* wire bytes read, all connections */
+	uint64_t	 auth_failures;	/* wrong key, forged, or a hello naming another node */
+	uint64_t	 replays;	/* replayed hello or frame, reordered or dropped frame */
+	uint64_t	 malformed;	/* garbage, bad fields, truncated (EOF mid-frame) */
+	uint64_t	 oversized;	/* length over the limit */
+	uint64_t	 reconnects;	/* times the channel came up again after being up */
+	int64_t		 up_since_ms;	/* how long it has been up, -1 when it is not */
+	/* Appended after the fields. */
+	uint64_t	 rejected;	/* connections refused: not from a peer address, or wrong side */
+	uint64_t	 queue_full;	/* channel_send refused: output queue at max_queue_bytes */
+	uint64_t	 peer_boot_id;	/* peer's Hello.boot_id, 0 before the first handshake */
+};
+
+/*
+ * Checks the config and derives the channel keys (the cluster key is not
+ * kept). Nothing is opened before channel_start.
+ * Returns NULL with a message in err on a bad config or no memory.
+ */
+struct channel	*channel_new(struct event_base *, const struct channel_config *,
+		    const struct channel_callbacks *, void *arg, char *err, size_t errlen);
+/*
+ * Listens on node_addr:sync_port (SO_REUSEADDR; the wildcard with several
+ * peer paths) and, on the connecting side, connects to the peer.
+ * Returns: 0 listening, -1 failed (logged: port in use, address not here).
+ */
+int		 channel_start(struct channel *);
+/*
+ * Seals f into the output queue. Returns: 0 queued, -1 not up, queue
+ * would exceed max_queue_bytes, frame over CHANNEL_FRAME_MAX, or a Hello/Bye
+ * (the channel's own).
+ */
+int		 channel_send(struct channel *, const struct Lbd__SyncFrame *);
+size_t		 channel_queued(const struct channel *);	/* bytes waiting to be written */
+void		 channel_get_status(struct channel *, struct channel_status *);
+/* Closes everything at once (the peer sees EOF: peer_died); calls no callback. */
+void		 channel_free(struct channel *);
+
+/* sync.c */
+/*
+ * Replication of lbd's sticky tables over the channel (SPEC 7); the store
+ * (the tables) stays in lbd, behind struct sync_callbacks.
+ *
+ * - Incremental: the store keeps a dirty mark per entry (pending changes
+ *   coalesce per client, bounded by the table); sync_kick() says there are
+ *   some. Within SYNC_FLUSH_DELAY_MS they go out in EntryBatch frames of at
+ *   most SYNC_BATCH_MAX entries, but only while channel_queued() is under
+ *   queue_high: a slow peer means more coalescing, not more memory.
+ * - Bulk: on every channel up each side sends BulkBegin, its pending
+ *   Clears, its whole table (SYNC_BULK_PER_TURN batches per loop turn),
+ *   BulkEnd. A send that fails while up (queue full) starts a new bulk
+ *   once the queue drains: nothing is lost.
+ * - Acks: the receiver acks each batch; lag = ack time - when the oldest
+ *   change in the batch was made (one clock, conservative).
+ * - Bad entries (unknown service or backend, client not 16 bytes, absurd
+ *   lifetime, unknown origin) are counted, logged (rate-limited), dropped.
+ * - may_preempt: false until the peer's BulkEnd was applied, unless the
+ *   channel stayed down connect_wait_ms after start or the bulk did not
+ *   end bulk_wait_ms after up. Once true it stays true.
+ */
+#define SYNC_BATCH_MAX		1000	/* entries per EntryBatch frame */
+#define SYNC_FLUSH_DELAY_MS	1	/* a change waits at most this long for company */
+#define SYNC_QUEUE_HIGH		(4u << 20)	/* default queue_high: bytes queued in the channel */
+#define SYNC_BULK_PER_TURN	8	/* bulk batches per event-loop turn */
+#define SYNC_CONNECT_WAIT_MS	3000	/* default connect_wait_ms */
+#define SYNC_BULK_WAIT_MS	10000	/* default bulk_wait_ms */
+#define SYNC_LIFETIME_MAX_MS	(31u * 24 * 3600 * 1000)	/* longer lifetimes are absurd */
+#define SYNC_LAG_WINDOW		1024	/* lag samples kept for p50/p99 */
+
+struct sync;
+struct channel_config;
+
+/* One sticky entry as the sync layer and its store exchange it. */
+struct sync_entry {
+	const char	*service;	/* service name */
+	uint8_t		 client[16];	/* IPv6 or v4-mapped IPv6 */
+	const char	*backend;	/* backend name; unused for a delete */
+	uint32_t	 expires_in_ms;	/* remaining lifetime (a tombstone's for a delete) */
+	uint64_t	 version;	/* hybrid logical clock value of the change */
+	bool		 origin_peer;	/* the peer wrote this version (else this node) */
+	bool		 deleted;	/* a delete */
+};
+
+/* What the store did with a remote entry. */
+enum sync_apply {
+	SYNC_APPLY_OK = 0,		/* merged: newer than its copy */
+	SYNC_APPLY_STALE,		/* its copy is as new or newer: ignored */
+	SYNC_APPLY_UNKNOWN_SERVICE,	/* no service of that name here */
+	SYNC_APPLY_UNKNOWN_BACKEND	/* no backend of that name in the service */
+};
+
+/* The store and the owner's hooks; all called from the event loop. */
+struct sync_callbacks {
+	/* Moves up to max pending local changes to out, oldest first. Returns how many. */
+	size_t		(*take_dirty)(void *arg, struct sync_entry *out, size_t max);
+	/* Bulk, from *cursor (0 at start). Returns how many (maybe 0); *done at the end. */
+	size_t		(*scan)(void *arg, uint64_t *cursor, struct sync_entry *out, size_t max,
+			    bool *done);
+	void		(*bulk_start)(void *arg);	/* a bulk carries the pending changes */
+	enum sync_apply	(*apply)(void *arg, const struct sync_entry *);
+	/* A Clear from the peer; service "" = every service. Returns 0, -1 unknown service. */
+	int		(*clear)(void *arg, const char *service, uint64_t version, bool origin_peer);
+	void		(*state_changed)(void *arg, const char *state);	/* sync_status.state */
+	void		(*peer_lost)(void *arg, const char *reason);	/* peer process died */
+	void		(*log)(void *arg, int level, const char *msg);	/* 0 warn, 1 info, 2 debug */
+};
+
+struct sync_config {
+	char		 node_name[HASYNC_NAME_MAX];	/* origin of our changes */
+	char		 peer_name[HASYNC_NAME_MAX];	/* origin of the peer's */
+	size_t		 queue_high;	/* hold sending above this many queued bytes; 0 = default */
+	int		 connect_wait_ms; /* 0 = SYNC_CONNECT_WAIT_MS */
+	int		 bulk_wait_ms;	/* 0 = SYNC_BULK_WAIT_MS */
+};
+
+/* Where frames go: the channel, or a test's stand-in. */
+struct sync_transport {
+	int		(*send)(void *arg, const struct Lbd__SyncFrame *);	/* 0, or -1 */
+	size_t		(*queued)(void *arg);	/* bytes not yet written */
+};
+
+/* For `lbctl status`. */
+struct sync_status {
+	const char	*state;		/* "down", "connecting", "bulk", "synced" */
+	bool		 bulk_done;	/* the peer's bulk arrived (or we stopped waiting) */
+	uint64_t	 entries_sent;	/* entries put in batches, bulk included */
+	uint64_t	 entries_received; /* entries in batches received */
+	uint64_t	 entries_applied; /* ... that were newer than ours */
+	uint64_t	 entries_stale;	/* ... that were not */
+	uint64_t	 bad_entries;	/* dropped: unknown names, bad client, lifetime, origin */
+	uint64_t	 malformed;	/* frames that did not decode or carried nothing */
+	uint64_t	 batches_sent;	/* EntryBatch frames */
+	uint64_t	 batches_received;
+	uint64_t	 acks;		/* acks received for our batches */
+	uint64_t	 bulks_sent;	/* BulkEnd frames sent */
+	uint64_t	 bulks_received; /* BulkEnd frames received */
+	uint64_t	 last_bulk_entries; /* entries in the last bulk received */
+	int64_t		 last_bulk_ms;	/* how long it took, BulkBegin to BulkEnd; -1 none */
+	uint64_t	 clears_sent;
+	uint64_t	 clears_received;
+	uint64_t	 resyncs;	/* bulks restarted after a failed send */
+	uint64_t	 held;		/* flushes held back: channel queue over queue_high */
+	double		 lag_ms;	/* last ack's lag; -1 none yet */
+	double		 lag_p50_ms;	/* over the last SYNC_LAG_WINDOW acks; -1 none */
+	double		 lag_p99_ms;
+};
+
+/* Returns NULL with a message in err (bad names, no memory). */
+struct sync	*sync_new(struct event_base *, const struct sync_config *,
+		    const struct sync_callbacks *, void *arg, char *err, size_t errlen);
+/* Makes the channel (cc: the peer's node and key) and starts it. Returns 0, or -1 and err. */
+int		 sync_start(struct sync *, const struct channel_config *cc, char *err,
+		    size_t errlen);
+/* Tests: frames go to t instead of a channel; call sync_on_up/down yourself. */
+void		 sync_set_transport(struct sync *, const struct sync_transport *t, void *arg);
+void		 sync_kick(struct sync *);	/* the store has new pending changes */
+/* Replicates a clear (service "" = all) now, or right after the next BulkBegin. */
+void		 sync_send_clear(struct sync *, const char *service, uint64_t version);
+bool		 sync_may_preempt(struct sync *);
+void		 sync_get_status(struct sync *, struct sync_status *);
+struct channel	*sync_channel(struct sync *);	/* NULL with a test transport */
+void		 sync_free(struct sync *);
+/* The channel's callbacks; public for tests and the fuzzer. */
+void		 sync_on_up(struct sync *);
+void		 sync_on_down(struct sync *, const char *reason, bool peer_died);
+void		 sync_on_frame(struct sync *, const struct Lbd__SyncFrame *);
+/* Unpacks one SyncFrame and handles it. Returns 0, or -1 undecodable (counted). */
+int		 sync_on_bytes(struct sync *, const uint8_t *buf, size_t len);
+
 #endif /* HASYNC_H */

@@ -1,0 +1,1533 @@
+/*
+ * channel.c - the replication channel: one authenticated, encrypted TCP
+ * connection to the peer that carries SyncFrames, with keepalives, a
+ * bounded output queue, and instant notice when the peer's process dies.
+ *
+ * Wire format and crypto are written down in proto/README.md. In short:
+ * every frame is a 4-byte big-endian body length and a body whose first
+ * byte is its kind. Each side first sends a hello (kind 1: a packed
+ * SyncFrame{hello} with a fresh 32-byte nonce, then an HMAC-SHA-512-256
+ * under a subkey of the cluster key). Both then derive one key per
+ * direction, BLAKE2b(key = session subkey, sender nonce || receiver nonce),
+ * and send only sealed frames (kind 2: a 64-bit counter, then the
+ * XChaCha20-Poly1305 ciphertext of a packed SyncFrame; the counter is the
+ * nonce, the clear header is the additional data). The first sealed frame
+ * each way repeats the hello: it proves the sender holds the key for THIS
+ * session, so a recorded session replayed into a new one fails.
+ *
+ * Why peer_died is trustworthy: once the connection is authenticated, an
+ * EOF at a frame boundary or a reset comes from the peer's kernel, which
+ * closes every socket of a process that exits or is killed. The one
+ * ambiguity: a graceful stop closes the same way; lbd sends the
+ * heartbeat's priority-0 advert first, so the peer has taken over already
+ * and the extra peer_lost changes nothing. A middlebox resetting an idle
+ * flow would look the same; keepalives keep the flow busy.
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "hasync.pb-c.h"
+#include "hasync.h"
+
+#define CHAN_PROTOCOL		1	/* Hello.protocol we speak */
+#define CHAN_KIND_HELLO		1	/* body kind: MACed hello in clear */
+#define CHAN_KIND_SEALED	2	/* body kind: counter + AEAD-sealed SyncFrame */
+#define CHAN_LEN_BYTES		4	/* big-endian body length before every body */
+#define CHAN_CTR_BYTES		8	/* big-endian frame counter of a sealed body */
+#define CHAN_SEAL_HDR		(CHAN_LEN_BYTES + 1 + CHAN_CTR_BYTES) /* clear, authenticated */
+#define CHAN_TAG_BYTES		crypto_aead_xchacha20poly1305_ietf_ABYTES	/* 16 */
+#define CHAN_AEAD_NONCE		crypto_aead_xchacha20poly1305_ietf_NPUBBYTES	/* 24 */
+#define CHAN_SEAL_OVERHEAD	(1 + CHAN_CTR_BYTES + CHAN_TAG_BYTES) /* body minus plaintext */
+#define CHAN_MAC_BYTES		crypto_auth_BYTES	/* 32: HMAC-SHA-512-256 of a hello */
+#define CHAN_NONCE_BYTES	32	/* Hello.nonce */
+#define CHAN_SESSION_KEY	32	/* per-direction key: crypto_aead_..._KEYBYTES */
+#define CHAN_HS_FRAME_MAX	512	/* largest body before authentication */
+#define CHAN_PLAIN_MAX		(CHANNEL_FRAME_MAX - CHAN_SEAL_OVERHEAD) /* largest packed frame */
+#define CHAN_KDF_CONTEXT	"lbdsynch"	/* crypto_kdf context: 8 bytes */
+#define CHAN_KDF_HELLO		1	/* subkey id: hello MAC key */
+#define CHAN_KDF_SESSION	2	/* subkey id: key of the per-direction BLAKE2b */
+#define CHAN_BACKOFF_MIN_MS	100	/* first reconnect delay */
+#define CHAN_BACKOFF_MAX_MS	5000	/* longest reconnect delay */
+#define CHAN_READ_CHUNK		(256 * 1024)	/* bytes read per wake-up */
+#define CHAN_RX_FRAMES		64	/* frames taken per wake-up */
+#define CHAN_RX_BYTES		(256 * 1024)	/* frame bytes taken per wake-up (>= 1 frame) */
+#define CHAN_TX_BYTES		(1 << 20)	/* bytes written per wake-up */
+#define CHAN_IOV_MAX		64	/* iovecs per sendmsg */
+#define CHAN_PENDING_MAX	4	/* connections in handshake at once */
+#define CHAN_ACCEPT_BUDGET	16	/* accepts per wake-up */
+#define CHAN_ACCEPT_PAUSE_MS	1000	/* out of file descriptors: stop accepting this long */
+#define CHAN_NONCES_KEPT	64	/* recent peer hello nonces: a replayed hello is caught */
+#define CHAN_BACKLOG		16	/* listen backlog */
+#define CHAN_LOG_INTERVAL_MS	1000	/* at most one line per kind per second */
+#define CHAN_MSG_MAX		512	/* one log line */
+#define CHAN_ADDR_MAX		(INET6_ADDRSTRLEN + 8)	/* "[addr]:port" */
+
+/* How far a connection got. */
+enum chan_conn_state {
+	CHAN_CONN_CONNECTING = 0,	/* outbound TCP connect in progress */
+	CHAN_CONN_HELLO,		/* our hello sent, waiting for the peer's */
+	CHAN_CONN_CONFIRM,		/* keys derived, waiting for the peer's first sealed frame */
+	CHAN_CONN_UP			/* authenticated: frames flow */
+};
+
+/* What conn_process left behind. */
+enum chan_rx_result {
+	CHAN_RX_DONE = 0,		/* no complete frame left */
+	CHAN_RX_MORE,			/* budget spent: continues from ev_more */
+	CHAN_RX_CLOSED			/* the connection was closed and freed */
+};
+
+/* Kinds of rate-limited log lines. */
+enum chan_logkind {
+	CHAN_LOG_AUTH = 0,		/* wrong key, forged, wrong node name */
+	CHAN_LOG_REPLAY,		/* replayed hello or frame */
+	CHAN_LOG_MALFORMED,		/* garbage, bad fields, truncated */
+	CHAN_LOG_OVERSIZED,		/* length over the limit */
+	CHAN_LOG_REJECTED,		/* connection from a non-peer address */
+	CHAN_LOG_CONNECT,		/* outbound connect failed */
+	CHAN_LOG_IO,			/* accept/read/write/send trouble */
+	CHAN_LOG_KINDS
+};
+
+/* One TCP connection, in handshake or up. */
+struct chan_conn {
+	struct channel	*ch;		/* owner */
+	int		 fd;		/* the socket */
+	enum chan_conn_state state;	/* handshake progress */
+	bool		 outbound;	/* we connected */
+	int		 path;		/* outbound: index into peer_addr */
+	char		 text[CHAN_ADDR_MAX]; /* peer address:port, for messages */
+	struct event	*ev_read;	/* socket readable */
+	struct event	*ev_write;	/* socket writable (connect done, queue to flush) */
+	struct event	*ev_more;	/* activated by hand: frames left after the budget */
+	struct evbuffer	*in;		/* bytes read, not yet taken */
+	struct evbuffer	*out;		/* sealed frames not yet written */
+	bool		 eof;		/* read side ended (EOF or error) */
+	bool		 bye_received;	/* the peer said it is closing on purpose */
+	int		 rd_errno;	/* 0: EOF, else the read error */
+	uint64_t	 started_ms;	/* socket opened or accepted */
+	uint64_t	 last_rx_ms;	/* last authenticated frame (or start) */
+	uint64_t	 last_ka_ms;	/* last keepalive queued */
+	uint8_t		 nonce[CHAN_NONCE_BYTES]; /* ours, fresh */
+	uint8_t		 peer_nonce[CHAN_NONCE_BYTES]; /* from the peer's hello */
+	uint8_t		 tx_key[CHAN_SESSION_KEY]; /* seals our frames */
+	uint8_t		 rx_key[CHAN_SESSION_KEY]; /* opens the peer's */
+	uint64_t	 tx_ctr;	/* counter of the last frame sealed */
+	uint64_t	 rx_ctr;	/* counter of the last frame opened */
+	uint64_t	 peer_boot;	/* the peer's Hello.boot_id */
+};
+
+/* The channel of one node. */
+struct channel {
+	struct event_base *base;	/* lbd's loop */
+	struct channel_config conf;	/* copy, defaults applied, key zeroed */
+	struct channel_callbacks cb;	/* copy */
+	void		*arg;		/* for the callbacks */
+	uint8_t		 hello_key[crypto_auth_KEYBYTES]; /* hello MAC subkey */
+	uint8_t		 session_key[crypto_generichash_KEYBYTES]; /* per-direction KDF subkey */
+	uint64_t	 boot_id;	/* ours: CLOCK_REALTIME ns at channel_new */
+	int		 family;	/* AF_INET or AF_INET6 */
+	socklen_t	 salen;		/* sockaddr length of that family */
+	bool		 connector;	/* our node address is the lower: we connect */
+	bool		 started;	/* channel_start succeeded */
+	char		 peer_text[CHAN_ADDR_MAX]; /* peer_addr[0], for messages */
+	int		 lfd;		/* listening socket, -1 none */
+	struct event	*ev_accept;	/* lfd readable */
+	struct event	*ev_accept_pause; /* re-enables ev_accept after EMFILE */
+	struct event	*ev_retry;	/* connector: next connection attempt */
+	struct event	*ev_tick;	/* keepalives and silence checks */
+	int		 tick_ms;	/* ev_tick period */
+	struct chan_conn *up;		/* the authenticated connection, or NULL */
+	struct chan_conn *pending[CHAN_PENDING_MAX]; /* connections in handshake */
+	int		 npending;	/* used slots of pending[] */
+	int		 next_path;	/* connector: path of the next attempt */
+	int		 backoff_ms;	/* connector: delay before the next round */
+	bool		 was_up;	/* has been up before: the next up is a reconnect */
+	uint64_t	 up_at_ms;	/* when the current connection came up */
+	uint8_t		 seen[CHAN_NONCES_KEPT][CHAN_NONCE_BYTES]; /* recent peer hello nonces */
+	int		 nseen;		/* used entries of seen[] */
+	int		 seen_next;	/* ring position of the next one */
+	uint8_t		*tx_plain;	/* packing buffer, CHAN_PLAIN_MAX when allocated */
+	uint8_t		*rx_plain;	/* opening buffer, CHAN_PLAIN_MAX when allocated */
+	struct channel_status st;	/* counters (state, up_since filled on demand) */
+	uint64_t	 log_last[CHAN_LOG_KINDS]; /* when each kind was last logged */
+	uint64_t	 log_dropped[CHAN_LOG_KINDS]; /* suppressed since */
+};
+
+static void	chan_log(struct channel *, int, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+static void	chan_log_limited(struct channel *, enum chan_logkind, int, const char *, ...)
+		    __attribute__((format(printf, 4, 5)));
+static uint64_t	chan_now(void);
+static void	chan_addr_str(const struct sockaddr_storage *, char *, size_t);
+static void	chan_addr16(const struct sockaddr_storage *, uint8_t[16]);
+static bool	chan_same_host(const struct sockaddr_storage *, const struct sockaddr_storage *);
+static bool	chan_is_peer(const struct channel *, const struct sockaddr_storage *);
+static void	chan_set_port(struct sockaddr_storage *, uint16_t);
+static void	chan_tv(struct timeval *, int);
+static int	chan_check_config(const struct channel_config *, char *, size_t);
+static void	chan_connect(struct channel *);
+static void	chan_retry(struct channel *, int, bool);
+static void	chan_on_retry(evutil_socket_t, short, void *);
+static void	chan_on_accept(evutil_socket_t, short, void *);
+static void	chan_on_accept_pause(evutil_socket_t, short, void *);
+static void	chan_on_tick(evutil_socket_t, short, void *);
+static bool	chan_nonce_seen(struct channel *, const uint8_t *);
+static struct chan_conn *conn_new(struct channel *, int, bool, int,
+		    const struct sockaddr_storage *);
+static void	conn_free(struct chan_conn *);
+static void	conn_close(struct chan_conn *, bool, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+static void	conn_fail(struct chan_conn *, enum chan_logkind, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+static void	conn_on_write(evutil_socket_t, short, void *);
+static int	conn_write(struct chan_conn *);
+static void	conn_send_bye(struct chan_conn *, const char *);
+static void	conn_on_read(evutil_socket_t, short, void *);
+static void	conn_on_more(evutil_socket_t, short, void *);
+static enum chan_rx_result conn_process(struct chan_conn *);
+static int	conn_rx_hello(struct chan_conn *, const uint8_t *, size_t);
+static int	conn_rx_sealed(struct chan_conn *, const uint8_t *, size_t);
+static int	conn_send_hello(struct chan_conn *);
+static int	conn_send(struct chan_conn *, const Lbd__SyncFrame *, size_t);
+static void	conn_send_keepalive(struct chan_conn *, uint64_t);
+static void	conn_become_up(struct chan_conn *);
+
+/* ---------------------------------------------------------------- helpers */
+
+static void
+chan_log(struct channel *ch, int level, const char *fmt, ...)
+{
+	char msg[CHAN_MSG_MAX];
+	va_list ap;
+
+	if (ch->cb.log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ch->cb.log(ch->arg, level, msg);
+}
+
+/* Logs at most one line per kind per CHAN_LOG_INTERVAL_MS; counts the rest. */
+static void
+chan_log_limited(struct channel *ch, enum chan_logkind kind, int level, const char *fmt, ...)
+{
+	char msg[CHAN_MSG_MAX];
+	uint64_t now = chan_now();
+	va_list ap;
+
+	if (ch->cb.log == NULL)
+		return;
+	if (ch->log_last[kind] != 0 && now - ch->log_last[kind] < CHAN_LOG_INTERVAL_MS) {
+		ch->log_dropped[kind]++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (ch->log_dropped[kind] > 0)
+		chan_log(ch, level, "%s (and %llu more like it)", msg,
+		    (unsigned long long)ch->log_dropped[kind]);
+	else
+		ch->cb.log(ch->arg, level, msg);
+	ch->log_last[kind] = now;
+	ch->log_dropped[kind] = 0;
+}
+
+/* CLOCK_MONOTONIC in ms: timers immune to clock steps. */
+static uint64_t
+chan_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* "a.b.c.d:port" or "[v6]:port". */
+static void
+chan_addr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+	char a[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET && inet_ntop(AF_INET, &sin->sin_addr, a, sizeof(a)))
+		snprintf(buf, len, "%s:%u", a, ntohs(sin->sin_port));
+	else if (ss->ss_family == AF_INET6 &&
+	    inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof(a)))
+		snprintf(buf, len, "[%s]:%u", a, ntohs(sin6->sin6_port));
+	else
+		snprintf(buf, len, "(family %d)", ss->ss_family);
+}
+
+/* 16 bytes, IPv4 as ::ffff:a.b.c.d, so both families compare alike (as heartbeat.c). */
+static void
+chan_addr16(const struct sockaddr_storage *ss, uint8_t out[16])
+{
+	memset(out, 0, 16);
+	if (ss->ss_family == AF_INET6) {
+		memcpy(out, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+	} else if (ss->ss_family == AF_INET) {
+		out[10] = 0xff;
+		out[11] = 0xff;
+		memcpy(out + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	}
+}
+
+/* Same address, ports ignored. */
+static bool
+chan_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	uint8_t x[16], y[16];
+
+	chan_addr16(a, x);
+	chan_addr16(b, y);
+	return memcmp(x, y, sizeof(x)) == 0;
+}
+
+/* Is from (an accepted connection's source) one of the peer's addresses? */
+static bool
+chan_is_peer(const struct channel *ch, const struct sockaddr_storage *from)
+{
+	int i;
+
+	for (i = 0; i < ch->conf.npeer_addr; i++)
+		if (chan_same_host(from, &ch->conf.peer_addr[i]))
+			return true;
+	return false;
+}
+
+static void
+chan_set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+}
+
+static void
+chan_tv(struct timeval *tv, int ms)
+{
+	tv->tv_sec = ms / 1000;
+	tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
+}
+
+static void
+chan_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static uint32_t
+chan_get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void
+chan_be64(uint8_t *p, uint64_t v)
+{
+	int i;
+
+	for (i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t
+chan_get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* The AEAD nonce of frame ctr: 16 zero bytes, then the counter big-endian. */
+static void
+chan_aead_nonce(uint8_t nonce[CHAN_AEAD_NONCE], uint64_t ctr)
+{
+	memset(nonce, 0, CHAN_AEAD_NONCE);
+	chan_be64(nonce + CHAN_AEAD_NONCE - CHAN_CTR_BYTES, ctr);
+}
+
+/* Was this hello nonce seen lately? Remembers it if not. */
+static bool
+chan_nonce_seen(struct channel *ch, const uint8_t *nonce)
+{
+	int i;
+
+	for (i = 0; i < ch->nseen; i++)
+		if (sodium_memcmp(ch->seen[i], nonce, CHAN_NONCE_BYTES) == 0)
+			return true;
+	memcpy(ch->seen[ch->seen_next], nonce, CHAN_NONCE_BYTES);
+	ch->seen_next = (ch->seen_next + 1) % CHAN_NONCES_KEPT;
+	if (ch->nseen < CHAN_NONCES_KEPT)
+		ch->nseen++;
+	return false;
+}
+
+/* ---------------------------------------------------------------- set-up */
+
+/* Returns: 0 usable, -1 not (err says what to fix). */
+static int
+chan_check_config(const struct channel_config *c, char *err, size_t errlen)
+{
+	int i, fam = c->node_addr.ss_family;
+
+	if (c->node_name[0] == '\0' || strnlen(c->node_name, sizeof(c->node_name)) ==
+	    sizeof(c->node_name)) {
+		hasync_errf(err, errlen, "node name must be 1-%d characters", HASYNC_NAME_MAX - 1);
+		return -1;
+	}
+	if (c->peer_name[0] == '\0' || strnlen(c->peer_name, sizeof(c->peer_name)) ==
+	    sizeof(c->peer_name)) {
+		hasync_errf(err, errlen, "peer name must be 1-%d characters", HASYNC_NAME_MAX - 1);
+		return -1;
+	}
+	if (strcmp(c->peer_name, c->node_name) == 0) {
+		hasync_errf(err, errlen, "peer name \"%s\" equals the node name; give each node "
+		    "its own name", c->peer_name);
+		return -1;
+	}
+	if (fam != AF_INET && fam != AF_INET6) {
+		hasync_errf(err, errlen, "node address must be IPv4 or IPv6");
+		return -1;
+	}
+	if (c->npeer_addr < 1 || c->npeer_addr > HASYNC_MAX_PEER_ADDR) {
+		hasync_errf(err, errlen, "%d peer addresses: need 1-%d", c->npeer_addr,
+		    HASYNC_MAX_PEER_ADDR);
+		return -1;
+	}
+	for (i = 0; i < c->npeer_addr; i++) {
+		if (c->peer_addr[i].ss_family != fam) {
+			hasync_errf(err, errlen, "peer address %d is not of the node address's "
+			    "family (IPv4/IPv6)", i + 1);
+			return -1;
+		}
+	}
+	if (chan_same_host(&c->node_addr, &c->peer_addr[0])) {
+		hasync_errf(err, errlen, "peer address equals the node address; the sync channel "
+		    "needs two distinct node addresses");
+		return -1;
+	}
+	if (c->sync_port == 0) {
+		hasync_errf(err, errlen, "sync port must be 1-65535");
+		return -1;
+	}
+	if (c->keepalive_ms < 0 || c->dead_ms < 0) {
+		hasync_errf(err, errlen, "keepalive and dead times must not be negative");
+		return -1;
+	}
+	if (c->keepalive_ms != 0 && c->dead_ms != 0 && c->dead_ms <= c->keepalive_ms) {
+		hasync_errf(err, errlen, "dead time %d ms must exceed the keepalive period %d ms",
+		    c->dead_ms, c->keepalive_ms);
+		return -1;
+	}
+	return 0;
+}
+
+struct channel *
+channel_new(struct event_base *base, const struct channel_config *conf,
+    const struct channel_callbacks *cb, void *arg, char *err, size_t errlen)
+{
+	struct channel *ch = NULL;
+	struct timespec ts;
+	uint8_t a[16], b[16];
+
+	if (base == NULL || conf == NULL) {
+		hasync_errf(err, errlen, "channel_new: no event base or config");
+		return NULL;
+	}
+	if (chan_check_config(conf, err, errlen) == -1)
+		return NULL;
+	if (sodium_init() == -1) {
+		hasync_errf(err, errlen, "libsodium cannot initialise");
+		return NULL;
+	}
+	if ((ch = calloc(1, sizeof(*ch))) == NULL) {
+		hasync_errf(err, errlen, "out of memory");
+		return NULL;
+	}
+	ch->lfd = -1;
+	ch->base = base;
+	ch->conf = *conf;
+	if (cb != NULL)
+		ch->cb = *cb;
+	ch->arg = arg;
+	if (ch->conf.keepalive_ms == 0)
+		ch->conf.keepalive_ms = CHANNEL_KEEPALIVE_MS;
+	if (ch->conf.dead_ms == 0)
+		ch->conf.dead_ms = ch->conf.keepalive_ms * 3 > CHANNEL_DEAD_MS ?
+		    ch->conf.keepalive_ms * 3 : CHANNEL_DEAD_MS;
+	if (ch->conf.dead_ms <= ch->conf.keepalive_ms) {
+		hasync_errf(err, errlen, "dead time %d ms must exceed the keepalive period %d ms",
+		    ch->conf.dead_ms, ch->conf.keepalive_ms);
+		goto fail;
+	}
+	if (ch->conf.max_queue_bytes == 0)
+		ch->conf.max_queue_bytes = CHANNEL_QUEUE_MAX;
+	ch->family = conf->node_addr.ss_family;
+	ch->salen = ch->family == AF_INET ? sizeof(struct sockaddr_in) :
+	    sizeof(struct sockaddr_in6);
+	/* Who connects: the lower node address, as VRRP's tie-break compares them. */
+	chan_addr16(&conf->node_addr, a);
+	chan_addr16(&conf->peer_addr[0], b);
+	ch->connector = memcmp(a, b, sizeof(a)) < 0;
+	ch->backoff_ms = CHAN_BACKOFF_MIN_MS;
+	/* Ticks often enough for both the keepalive and the silence check. */
+	ch->tick_ms = (ch->conf.keepalive_ms < ch->conf.dead_ms ? ch->conf.keepalive_ms :
+	    ch->conf.dead_ms) / 4;
+	if (ch->tick_ms < 5)
+		ch->tick_ms = 5;
+	{
+		struct sockaddr_storage p = conf->peer_addr[0];
+
+		chan_set_port(&p, conf->sync_port);
+		chan_addr_str(&p, ch->peer_text, sizeof(ch->peer_text));
+	}
+	crypto_kdf_derive_from_key(ch->hello_key, sizeof(ch->hello_key), CHAN_KDF_HELLO,
+	    CHAN_KDF_CONTEXT, conf->key);
+	crypto_kdf_derive_from_key(ch->session_key, sizeof(ch->session_key),
+	    CHAN_KDF_SESSION, CHAN_KDF_CONTEXT, conf->key);
+	sodium_memzero(ch->conf.key, sizeof(ch->conf.key));	/* only the subkeys stay */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ch->boot_id = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+
+	if ((ch->ev_retry = evtimer_new(base, chan_on_retry, ch)) == NULL ||
+	    (ch->ev_tick = event_new(base, -1, EV_PERSIST, chan_on_tick, ch)) == NULL ||
+	    (ch->ev_accept_pause = evtimer_new(base, chan_on_accept_pause, ch)) == NULL) {
+		hasync_errf(err, errlen, "out of memory (events)");
+		goto fail;
+	}
+	return ch;
+fail:
+	channel_free(ch);
+	return NULL;
+}
+
+int
+channel_start(struct channel *ch)
+{
+	struct sockaddr_storage local;
+	struct timeval tv;
+	char a[CHAN_ADDR_MAX];
+	int on = 1;
+
+	if (ch->started)
+		return 0;
+	/*
+	 * One path: listen on node_addr only (what firewall rules name).
+	 * Several: the wildcard, as the heartbeat does, so the peer's
+	 * connection arrives on whichever of our addresses its path ends at.
+	 */
+	memset(&local, 0, sizeof(local));
+	if (ch->conf.npeer_addr > 1)
+		local.ss_family = (sa_family_t)ch->family;
+	else
+		local = ch->conf.node_addr;
+	chan_set_port(&local, ch->conf.sync_port);
+	chan_addr_str(&local, a, sizeof(a));
+	ch->lfd = socket(ch->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (ch->lfd == -1) {
+		chan_log(ch, 0, "sync channel: socket: %s", strerror(errno));
+		return -1;
+	}
+	/* SO_REUSEADDR: a restart must not wait for the old run's TIME_WAITs. */
+	if (setsockopt(ch->lfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
+	    (ch->family == AF_INET6 &&
+	    setsockopt(ch->lfd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == -1)) {
+		chan_log(ch, 0, "sync channel: setsockopt: %s", strerror(errno));
+		goto fail;
+	}
+	if (bind(ch->lfd, (struct sockaddr *)&local, ch->salen) == -1) {
+		chan_log(ch, 0, "cannot bind sync channel to %s: %s%s", a, strerror(errno),
+		    errno == EADDRINUSE ? " (another lbd running, or sync_port taken?)" :
+		    errno == EADDRNOTAVAIL ? " (node address not on this host?)" : "");
+		goto fail;
+	}
+	if (listen(ch->lfd, CHAN_BACKLOG) == -1) {
+		chan_log(ch, 0, "sync channel: listen on %s: %s", a, strerror(errno));
+		goto fail;
+	}
+	if ((ch->ev_accept = event_new(ch->base, ch->lfd, EV_READ | EV_PERSIST,
+	    chan_on_accept, ch)) == NULL || event_add(ch->ev_accept, NULL) == -1) {
+		chan_log(ch, 0, "sync channel: cannot watch the listening socket");
+		goto fail;
+	}
+	chan_tv(&tv, ch->tick_ms);
+	if (event_add(ch->ev_tick, &tv) == -1) {
+		chan_log(ch, 0, "sync channel: cannot start its timer");
+		goto fail;
+	}
+	ch->started = true;
+	chan_log(ch, 1, "sync channel listening on %s; %s peer %s at %s", a,
+	    ch->connector ? "connecting to" : "waiting for", ch->conf.peer_name, ch->peer_text);
+	if (ch->connector)
+		chan_connect(ch);
+	return 0;
+fail:
+	if (ch->ev_accept != NULL) {
+		event_free(ch->ev_accept);
+		ch->ev_accept = NULL;
+	}
+	close(ch->lfd);
+	ch->lfd = -1;
+	return -1;
+}
+
+void
+channel_free(struct channel *ch)
+{
+	if (ch == NULL)
+		return;
+	if (ch->up != NULL)
+		conn_free(ch->up);
+	while (ch->npending > 0)
+		conn_free(ch->pending[--ch->npending]);
+	if (ch->ev_accept != NULL)
+		event_free(ch->ev_accept);
+	if (ch->ev_accept_pause != NULL)
+		event_free(ch->ev_accept_pause);
+	if (ch->ev_retry != NULL)
+		event_free(ch->ev_retry);
+	if (ch->ev_tick != NULL)
+		event_free(ch->ev_tick);
+	if (ch->lfd != -1)
+		close(ch->lfd);
+	/* The scratch buffers are wiped after each frame already. */
+	free(ch->tx_plain);
+	free(ch->rx_plain);
+	sodium_memzero(ch->hello_key, sizeof(ch->hello_key));
+	sodium_memzero(ch->session_key, sizeof(ch->session_key));
+	free(ch);
+}
+
+/* ---------------------------------------------------------------- connections */
+
+/* Starts one outbound attempt on path next_path. */
+static void
+chan_connect(struct channel *ch)
+{
+	struct sockaddr_storage to, local;
+	char a[CHAN_ADDR_MAX];
+	int s, on = 1, path = ch->next_path;
+
+	to = ch->conf.peer_addr[path];
+	chan_set_port(&to, ch->conf.sync_port);
+	chan_addr_str(&to, a, sizeof(a));
+	s = socket(ch->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s == -1) {
+		chan_log_limited(ch, CHAN_LOG_CONNECT, 0, "sync channel: socket: %s",
+		    strerror(errno));
+		chan_retry(ch, path, true);
+		return;
+	}
+	/*
+	 * One path: leave from node_addr, the address the peer accepts and
+	 * firewall rules name. Several: let the route pick the source of each
+	 * path, as the heartbeat does. IP_BIND_ADDRESS_NO_PORT defers the
+	 * port choice to connect(), which can reuse ports per destination.
+	 */
+	if (ch->conf.npeer_addr == 1) {
+		local = ch->conf.node_addr;
+		chan_set_port(&local, 0);
+		(void)setsockopt(s, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof(on));
+		if (bind(s, (struct sockaddr *)&local, ch->salen) == -1) {
+			chan_log_limited(ch, CHAN_LOG_CONNECT, 0, "cannot bind the sync "
+			    "connection to the node address: %s%s", strerror(errno),
+			    errno == EADDRNOTAVAIL ? " (node address not on this host?)" : "");
+			close(s);
+			chan_retry(ch, path, true);
+			return;
+		}
+	}
+	if (connect(s, (struct sockaddr *)&to, ch->salen) == -1 && errno != EINPROGRESS) {
+		chan_log_limited(ch, CHAN_LOG_CONNECT, 1, "cannot connect to peer %s at %s: %s",
+		    ch->conf.peer_name, a, strerror(errno));
+		close(s);
+		chan_retry(ch, path, true);
+		return;
+	}
+	if (conn_new(ch, s, true, path, &to) == NULL)
+		chan_retry(ch, path, true);
+}
+
+/*
+ * Schedules the connector's next attempt after an outbound connection on
+ * path ended. failed: it never came up, so try the next path, at once
+ * within a round and after the backoff when all paths were tried; after a
+ * connection that was up, the same path after the backoff (reset to
+ * CHAN_BACKOFF_MIN_MS by the handshake). Each wait doubles the next, up to
+ * CHAN_BACKOFF_MAX_MS.
+ */
+static void
+chan_retry(struct channel *ch, int path, bool failed)
+{
+	struct timeval tv;
+	int delay = ch->backoff_ms;
+
+	if (!ch->connector || !ch->started)
+		return;
+	ch->next_path = path;
+	if (failed) {
+		ch->next_path = (path + 1) % ch->conf.npeer_addr;
+		if (ch->next_path != 0)
+			delay = 0;
+	}
+	if (delay > 0) {
+		ch->backoff_ms *= 2;
+		if (ch->backoff_ms > CHAN_BACKOFF_MAX_MS)
+			ch->backoff_ms = CHAN_BACKOFF_MAX_MS;
+	}
+	chan_tv(&tv, delay);
+	evtimer_add(ch->ev_retry, &tv);
+}
+
+static void
+chan_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct channel *ch = arg;
+
+	if (ch->up == NULL && ch->npending == 0)
+		chan_connect(ch);
+}
+
+static void
+chan_on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct channel *ch = arg;
+	struct sockaddr_storage from;
+	struct timeval tv;
+	socklen_t flen;
+	char a[CHAN_ADDR_MAX];
+	int i, s;
+
+	for (i = 0; i < CHAN_ACCEPT_BUDGET; i++) {
+		flen = sizeof(from);
+		s = accept4(lfd, (struct sockaddr *)&from, &flen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (s == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			/* Out of descriptors: the listener would wake us in a loop. */
+			chan_log_limited(ch, CHAN_LOG_IO, 0, "sync channel: accept: %s; pausing "
+			    "accepts for %d ms", strerror(errno), CHAN_ACCEPT_PAUSE_MS);
+			event_del(ch->ev_accept);
+			chan_tv(&tv, CHAN_ACCEPT_PAUSE_MS);
+			evtimer_add(ch->ev_accept_pause, &tv);
+			return;
+		}
+		chan_addr_str(&from, a, sizeof(a));
+		if (ch->connector) {
+			ch->st.rejected++;
+			chan_log_limited(ch, CHAN_LOG_REJECTED, 0, "sync connection from %s "
+			    "refused: this node connects to its peer (its node address is the "
+			    "lower); check that both nodes name the same node and peer "
+			    "addresses", a);
+			close(s);
+			continue;
+		}
+		if (!chan_is_peer(ch, &from)) {
+			ch->st.rejected++;
+			chan_log_limited(ch, CHAN_LOG_REJECTED, 0, "sync connection from %s "
+			    "refused: not an address of peer %s", a, ch->conf.peer_name);
+			close(s);
+			continue;
+		}
+		conn_new(ch, s, false, -1, &from);
+	}
+}
+
+static void
+chan_on_accept_pause(evutil_socket_t fd, short what, void *arg)
+{
+	struct channel *ch = arg;
+
+	event_add(ch->ev_accept, NULL);
+}
+
+/* Keepalives for the up connection; closes silent ones and stuck handshakes. */
+static void
+chan_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct channel *ch = arg;
+	struct chan_conn *c;
+	uint64_t now = chan_now(), dead = (uint64_t)ch->conf.dead_ms;
+	int i;
+
+	for (i = ch->npending - 1; i >= 0; i--) {
+		c = ch->pending[i];
+		if (now - c->started_ms >= dead)
+			conn_fail(c, CHAN_LOG_CONNECT, "%s not finished within %d ms",
+			    c->state == CHAN_CONN_CONNECTING ? "connect" : "handshake",
+			    ch->conf.dead_ms);
+	}
+	if ((c = ch->up) == NULL)
+		return;
+	if (now - c->last_rx_ms >= dead) {
+		conn_close(c, false, "peer silent for %llu ms (no frame, not even a "
+		    "keepalive)", (unsigned long long)(now - c->last_rx_ms));
+		return;
+	}
+	/* Half a tick of slack: timers fire a little early or late. */
+	if (now - c->last_ka_ms + (uint64_t)ch->tick_ms / 2 >= (uint64_t)ch->conf.keepalive_ms)
+		conn_send_keepalive(c, now);
+}
+
+/*
+ * Wraps a connected or accepted socket: events, buffers, a fresh nonce.
+ * Inbound ones send their hello at once; outbound ones once connected.
+ * Returns the connection, or NULL (socket closed, logged).
+ */
+static struct chan_conn *
+conn_new(struct channel *ch, int fd, bool outbound, int path,
+    const struct sockaddr_storage *addr)
+{
+	struct chan_conn *c;
+	int on = 1;
+
+	if (ch->npending == CHAN_PENDING_MAX) {
+		/* The oldest handshake goes: the peer's latest attempt must get through. */
+		conn_fail(ch->pending[0], CHAN_LOG_IO, "too many connections in handshake");
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		goto nomem;
+	c->ch = ch;
+	c->fd = fd;
+	c->outbound = outbound;
+	c->path = path;
+	c->state = outbound ? CHAN_CONN_CONNECTING : CHAN_CONN_HELLO;
+	chan_addr_str(addr, c->text, sizeof(c->text));
+	c->started_ms = c->last_rx_ms = c->last_ka_ms = chan_now();
+	randombytes_buf(c->nonce, sizeof(c->nonce));
+	if ((c->in = evbuffer_new()) == NULL || (c->out = evbuffer_new()) == NULL ||
+	    (c->ev_read = event_new(ch->base, fd, EV_READ | EV_PERSIST, conn_on_read, c)) ==
+	    NULL || (c->ev_write = event_new(ch->base, fd, EV_WRITE | EV_PERSIST,
+	    conn_on_write, c)) == NULL ||
+	    (c->ev_more = event_new(ch->base, -1, 0, conn_on_more, c)) == NULL)
+		goto nomem;
+	/* Frames are small and latency matters (keepalives, deletes): no Nagle. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1)
+		chan_log(ch, 2, "sync connection %s: TCP_NODELAY: %s", c->text, strerror(errno));
+	ch->pending[ch->npending++] = c;
+	if (outbound) {
+		event_add(c->ev_write, NULL);	/* connect() finished, either way */
+	} else {
+		event_add(c->ev_read, NULL);
+		if (conn_send_hello(c) == -1)
+			return NULL;
+	}
+	return c;
+nomem:
+	chan_log_limited(ch, CHAN_LOG_IO, 0, "sync connection %s: out of memory",
+	    c != NULL ? c->text : "");
+	if (c != NULL)
+		conn_free(c);
+	else
+		close(fd);
+	return NULL;
+}
+
+/* Releases c; it must be unlinked from the channel already (or never linked). */
+static void
+conn_free(struct chan_conn *c)
+{
+	if (c->ev_read != NULL)
+		event_free(c->ev_read);
+	if (c->ev_write != NULL)
+		event_free(c->ev_write);
+	if (c->ev_more != NULL)
+		event_free(c->ev_more);
+	if (c->in != NULL)
+		evbuffer_free(c->in);
+	if (c->out != NULL)
+		evbuffer_free(c->out);
+	if (c->fd != -1)
+		close(c->fd);
+	sodium_memzero(c, sizeof(*c));
+	free(c);
+}
+
+/*
+ * Closes and frees c. If it was up, logs and reports down(reason,
+ * peer_died); if it was ours, the connector tries again.
+ */
+static void
+conn_close(struct chan_conn *c, bool peer_died, const char *fmt, ...)
+{
+	struct channel *ch = c->ch;
+	bool was_up = c->state == CHAN_CONN_UP, outbound = c->outbound;
+	char reason[CHAN_MSG_MAX / 2], text[CHAN_ADDR_MAX];
+	int i, path = c->path;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	memcpy(text, c->text, sizeof(text));
+	/* Closing on purpose: say so, or the peer would take our EOF for a death. */
+	if (was_up && !peer_died && !c->bye_received)
+		conn_send_bye(c, reason);
+	if (ch->up == c) {
+		ch->up = NULL;
+	} else {
+		for (i = 0; i < ch->npending; i++) {
+			if (ch->pending[i] == c) {
+				memmove(&ch->pending[i], &ch->pending[i + 1],
+				    (size_t)(ch->npending - i - 1) * sizeof(ch->pending[0]));
+				ch->npending--;
+				break;
+			}
+		}
+	}
+	conn_free(c);
+	if (was_up) {
+		chan_log(ch, 0, "sync channel with %s (%s) down: %s%s", ch->conf.peer_name, text,
+		    reason, peer_died ? " - peer process gone" : "");
+		if (ch->cb.down != NULL)
+			ch->cb.down(ch->arg, reason, peer_died);
+	} else {
+		chan_log(ch, 2, "sync connection %s closed: %s", text, reason);
+	}
+	if (outbound && ch->up == NULL)
+		chan_retry(ch, path, !was_up);
+}
+
+/* A frame or handshake failure: logged rate-limited unless c was up, then closed. */
+static void
+conn_fail(struct chan_conn *c, enum chan_logkind kind, const char *fmt, ...)
+{
+	struct channel *ch = c->ch;
+	char reason[CHAN_MSG_MAX / 2];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	if (c->state != CHAN_CONN_UP)
+		chan_log_limited(ch, kind, kind == CHAN_LOG_CONNECT ? 1 : 0, "sync connection "
+		    "%s %s: %s; closed", c->outbound ? "to" : "from", c->text, reason);
+	conn_close(c, false, "%s", reason);
+}
+
+/* ---------------------------------------------------------------- output */
+
+static void
+conn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct chan_conn *c = arg;
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	if (c->state == CHAN_CONN_CONNECTING) {
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+			err = errno;
+		if (err != 0) {
+			conn_fail(c, CHAN_LOG_CONNECT, "connect: %s", strerror(err));
+			return;
+		}
+		c->state = CHAN_CONN_HELLO;
+		event_add(c->ev_read, NULL);
+		if (conn_send_hello(c) == -1)
+			return;
+	}
+	if (conn_write(c) == 0)
+		return;
+	if (errno == EPIPE || errno == ECONNRESET)
+		conn_close(c, c->state == CHAN_CONN_UP, "connection reset by the peer (its lbd "
+		    "stopped or died)");
+	else
+		conn_fail(c, CHAN_LOG_IO, "write: %s", strerror(errno));
+}
+
+/*
+ * Writes up to CHAN_TX_BYTES of the output queue; stops watching for
+ * writability once it is empty.
+ * Returns: 0 written or would block, -1 failed (errno set).
+ */
+static int
+conn_write(struct chan_conn *c)
+{
+	struct evbuffer_iovec v[CHAN_IOV_MAX];
+	struct iovec iov[CHAN_IOV_MAX];
+	struct msghdr msg;
+	size_t done = 0;
+	ssize_t n;
+	int i, nv;
+
+	while (done < CHAN_TX_BYTES && evbuffer_get_length(c->out) > 0) {
+		nv = evbuffer_peek(c->out, (ev_ssize_t)(CHAN_TX_BYTES - done), NULL, v,
+		    CHAN_IOV_MAX);
+		if (nv > CHAN_IOV_MAX)
+			nv = CHAN_IOV_MAX;
+		for (i = 0; i < nv; i++) {
+			iov[i].iov_base = v[i].iov_base;
+			iov[i].iov_len = v[i].iov_len;
+		}
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = iov;
+		msg.msg_iovlen = (size_t)nv;
+		/* MSG_NOSIGNAL: a dead peer is an error to handle, not SIGPIPE. */
+		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return -1;
+		}
+		evbuffer_drain(c->out, (size_t)n);
+		c->ch->st.bytes_sent += (uint64_t)n;
+		done += (size_t)n;
+	}
+	if (evbuffer_get_length(c->out) == 0)
+		event_del(c->ev_write);
+	return 0;
+}
+
+/*
+ * Our hello: SyncFrame{hello} packed, MACed with the hello subkey.
+ * Returns: 0 queued, -1 the connection was closed.
+ */
+static int
+conn_send_hello(struct chan_conn *c)
+{
+	struct channel *ch = c->ch;
+	Lbd__SyncFrame f = LBD__SYNC_FRAME__INIT;
+	Lbd__Hello h = LBD__HELLO__INIT;
+	uint8_t buf[CHAN_LEN_BYTES + CHAN_HS_FRAME_MAX];
+	size_t plen, blen;
+
+	h.protocol = CHAN_PROTOCOL;
+	h.node = ch->conf.node_name;
+	h.boot_id = ch->boot_id;
+	h.nonce.data = c->nonce;
+	h.nonce.len = sizeof(c->nonce);
+	f.body_case = LBD__SYNC_FRAME__BODY_HELLO;
+	f.hello = &h;
+	plen = lbd__sync_frame__get_packed_size(&f);
+	blen = 1 + plen + CHAN_MAC_BYTES;
+	if (blen > CHAN_HS_FRAME_MAX) {	/* names are < 64 bytes: cannot happen */
+		conn_fail(c, CHAN_LOG_IO, "our hello is too big (%zu bytes)", blen);
+		return -1;
+	}
+	chan_be32(buf, (uint32_t)blen);
+	buf[CHAN_LEN_BYTES] = CHAN_KIND_HELLO;
+	lbd__sync_frame__pack(&f, buf + CHAN_LEN_BYTES + 1);
+	crypto_auth(buf + CHAN_LEN_BYTES + 1 + plen, buf + CHAN_LEN_BYTES, 1 + plen,
+	    ch->hello_key);
+	if (evbuffer_add(c->out, buf, CHAN_LEN_BYTES + blen) == -1) {
+		conn_fail(c, CHAN_LOG_IO, "out of memory");
+		return -1;
+	}
+	event_add(c->ev_write, NULL);
+	return 0;
+}
+
+/*
+ * Seals f, of packed size plen, into c's output queue (no queue cap check:
+ * channel_send does it).
+ * Returns: 0 queued, -1 out of memory or too big (nothing queued).
+ */
+static int
+conn_send(struct chan_conn *c, const Lbd__SyncFrame *f, size_t plen)
+{
+	struct channel *ch = c->ch;
+	struct evbuffer_iovec v;
+	uint8_t nonce[CHAN_AEAD_NONCE], *p;
+	unsigned long long clen = 0;
+	size_t blen;
+
+	if (plen > CHAN_PLAIN_MAX)
+		return -1;
+	if (ch->tx_plain == NULL && (ch->tx_plain = malloc(CHAN_PLAIN_MAX)) == NULL)
+		return -1;
+	blen = CHAN_SEAL_OVERHEAD + plen;
+	if (evbuffer_reserve_space(c->out, (ev_ssize_t)(CHAN_LEN_BYTES + blen), &v, 1) < 1)
+		return -1;
+	p = v.iov_base;
+	lbd__sync_frame__pack(f, ch->tx_plain);
+	c->tx_ctr++;
+	chan_be32(p, (uint32_t)blen);
+	p[CHAN_LEN_BYTES] = CHAN_KIND_SEALED;
+	chan_be64(p + CHAN_LEN_BYTES + 1, c->tx_ctr);
+	chan_aead_nonce(nonce, c->tx_ctr);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(p + CHAN_SEAL_HDR, &clen, ch->tx_plain,
+	    plen, p, CHAN_SEAL_HDR, NULL, nonce, c->tx_key);
+	sodium_memzero(ch->tx_plain, plen);	/* client addresses: personal data */
+	v.iov_len = CHAN_LEN_BYTES + blen;
+	evbuffer_commit_space(c->out, &v, 1);
+	if (c->state == CHAN_CONN_UP)
+		ch->st.frames_sent++;
+	event_add(c->ev_write, NULL);
+	return 0;
+}
+
+/*
+ * Best effort, just before closing: queue a Bye and write what the socket
+ * takes now. If a backlog keeps it from going out, the peer most likely
+ * sees a truncated frame, which is not a death either.
+ */
+static void
+conn_send_bye(struct chan_conn *c, const char *reason)
+{
+	Lbd__SyncFrame f = LBD__SYNC_FRAME__INIT;
+	Lbd__Bye b = LBD__BYE__INIT;
+
+	b.reason = (char *)reason;
+	f.body_case = LBD__SYNC_FRAME__BODY_BYE;
+	f.bye = &b;
+	if (conn_send(c, &f, lbd__sync_frame__get_packed_size(&f)) == 0)
+		(void)conn_write(c);
+}
+
+static void
+conn_send_keepalive(struct chan_conn *c, uint64_t now)
+{
+	struct channel *ch = c->ch;
+	Lbd__SyncFrame f = LBD__SYNC_FRAME__INIT;
+	Lbd__Keepalive k = LBD__KEEPALIVE__INIT;
+	struct timespec ts;
+
+	c->last_ka_ms = now;
+	/* A full queue is traffic enough: the peer will not think us silent. */
+	if (evbuffer_get_length(c->out) >= ch->conf.max_queue_bytes)
+		return;
+	/* Wall clock, so the peer can estimate replication lag. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	k.sent_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	f.body_case = LBD__SYNC_FRAME__BODY_KEEPALIVE;
+	f.keepalive = &k;
+	if (conn_send(c, &f, lbd__sync_frame__get_packed_size(&f)) == -1)
+		chan_log_limited(ch, CHAN_LOG_IO, 0, "sync channel: cannot queue a keepalive "
+		    "(out of memory)");
+}
+
+/* ---------------------------------------------------------------- input */
+
+static void
+conn_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct chan_conn *c = arg;
+	int n;
+
+	n = evbuffer_read(c->in, fd, CHAN_READ_CHUNK);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		c->eof = true;
+		c->rd_errno = errno;
+	} else if (n == 0) {
+		c->eof = true;
+	} else {
+		c->ch->st.bytes_received += (uint64_t)n;
+	}
+	if (c->eof)
+		event_del(c->ev_read);
+	conn_process(c);
+}
+
+/* The rest of a backlog that conn_process left for a later turn of the loop. */
+static void
+conn_on_more(evutil_socket_t fd, short what, void *arg)
+{
+	struct chan_conn *c = arg;
+
+	if (conn_process(c) == CHAN_RX_DONE && !c->eof)
+		event_add(c->ev_read, NULL);
+}
+
+/*
+ * Takes the complete frames in c->in, at most CHAN_RX_FRAMES or
+ * CHAN_RX_BYTES per call so the heartbeat and relays keep running; then,
+ * if the read side ended, closes c saying why.
+ * Returns what is left (see enum chan_rx_result).
+ */
+static enum chan_rx_result
+conn_process(struct chan_conn *c)
+{
+	struct channel *ch = c->ch;
+	uint8_t hdr[CHAN_LEN_BYTES], *p;
+	size_t have, taken = 0, max;
+	uint32_t len;
+	int frames = 0, rc;
+
+	for (;;) {
+		have = evbuffer_get_length(c->in);
+		if (have < CHAN_LEN_BYTES)
+			break;
+		evbuffer_copyout(c->in, hdr, sizeof(hdr));
+		len = chan_get_be32(hdr);
+		/* Before authentication only small frames: strangers get no big buffers. */
+		max = c->state == CHAN_CONN_UP ? CHANNEL_FRAME_MAX : CHAN_HS_FRAME_MAX;
+		if (len > max) {
+			ch->st.oversized++;
+			conn_fail(c, CHAN_LOG_OVERSIZED, "frame length %u over the limit of %zu "
+			    "bytes", len, max);
+			return CHAN_RX_CLOSED;
+		}
+		if (len == 0) {
+			ch->st.malformed++;
+			conn_fail(c, CHAN_LOG_MALFORMED, "empty frame");
+			return CHAN_RX_CLOSED;
+		}
+		if (have < CHAN_LEN_BYTES + len)
+			break;
+		if (frames >= CHAN_RX_FRAMES || taken >= CHAN_RX_BYTES) {
+			/* A backlog: let the loop run other events, then go on. */
+			event_del(c->ev_read);
+			event_active(c->ev_more, EV_TIMEOUT, 1);
+			return CHAN_RX_MORE;
+		}
+		if ((p = evbuffer_pullup(c->in, CHAN_LEN_BYTES + len)) == NULL) {
+			conn_fail(c, CHAN_LOG_IO, "out of memory");
+			return CHAN_RX_CLOSED;
+		}
+		if (p[CHAN_LEN_BYTES] == CHAN_KIND_HELLO) {
+			rc = conn_rx_hello(c, p + CHAN_LEN_BYTES, len);
+		} else if (p[CHAN_LEN_BYTES] == CHAN_KIND_SEALED) {
+			rc = conn_rx_sealed(c, p, len);
+		} else {
+			ch->st.malformed++;
+			conn_fail(c, CHAN_LOG_MALFORMED, "unknown frame kind %u (not an lbd sync "
+			    "channel, or another version)", p[CHAN_LEN_BYTES]);
+			return CHAN_RX_CLOSED;
+		}
+		if (rc == -1)
+			return CHAN_RX_CLOSED;
+		evbuffer_drain(c->in, CHAN_LEN_BYTES + len);
+		frames++;
+		taken += CHAN_LEN_BYTES + len;
+	}
+	if (!c->eof)
+		return CHAN_RX_DONE;
+
+	/* The read side ended; complete frames before it were taken above. */
+	if (c->rd_errno == ECONNRESET) {
+		conn_close(c, c->state == CHAN_CONN_UP, "connection reset by the peer (its "
+		    "lbd stopped or died)");
+	} else if (c->rd_errno != 0) {
+		conn_fail(c, CHAN_LOG_IO, "read: %s", strerror(c->rd_errno));
+	} else if (evbuffer_get_length(c->in) > 0) {
+		ch->st.malformed++;
+		conn_fail(c, CHAN_LOG_MALFORMED, "connection closed in the middle of a frame "
+		    "(%zu bytes of it): truncated", evbuffer_get_length(c->in));
+	} else if (c->state == CHAN_CONN_UP) {
+		conn_close(c, true, "peer closed the connection (its lbd stopped or died)");
+	} else {
+		conn_fail(c, CHAN_LOG_AUTH, "peer closed the connection during the handshake "
+		    "(it refused us: see its log; wrong cluster key or node name?)");
+	}
+	return CHAN_RX_CLOSED;
+}
+
+/*
+ * A hello body (kind, packed SyncFrame, MAC): checks the MAC, the peer's
+ * name and protocol, and that the nonce is fresh; then derives the session
+ * keys and sends our confirmation, the first sealed frame.
+ * Returns: 0 taken, -1 the connection was closed.
+ */
+static int
+conn_rx_hello(struct chan_conn *c, const uint8_t *body, size_t len)
+{
+	struct channel *ch = c->ch;
+	Lbd__SyncFrame *f = NULL, cf = LBD__SYNC_FRAME__INIT;
+	Lbd__Hello *h, ch_hello = LBD__HELLO__INIT;
+	uint8_t in[2 * CHAN_NONCE_BYTES];
+	size_t plen;
+
+	if (c->state != CHAN_CONN_HELLO) {
+		ch->st.malformed++;
+		conn_fail(c, CHAN_LOG_MALFORMED, "second hello on one connection");
+		return -1;
+	}
+	if (len < 1 + CHAN_MAC_BYTES + 1) {
+		ch->st.malformed++;
+		conn_fail(c, CHAN_LOG_MALFORMED, "hello of %zu bytes is too short", len);
+		return -1;
+	}
+	plen = len - 1 - CHAN_MAC_BYTES;
+	if (crypto_auth_verify(body + 1 + plen, body, 1 + plen, ch->hello_key) != 0) {
+		ch->st.auth_failures++;
+		conn_fail(c, CHAN_LOG_AUTH, "hello failed authentication (wrong cluster key on "
+		    "one node, or forged)");
+		return -1;
+	}
+	f = lbd__sync_frame__unpack(NULL, plen, body + 1);
+	if (f == NULL || f->body_case != LBD__SYNC_FRAME__BODY_HELLO ||
+	    (h = f->hello)->node == NULL || h->nonce.len != CHAN_NONCE_BYTES) {
+		ch->st.malformed++;
+		conn_fail(c, CHAN_LOG_MALFORMED, "authentic hello with bad fields (other lbd "
+		    "version?)");
+		goto fail;
+	}
+	if (h->protocol != CHAN_PROTOCOL) {
+		ch->st.malformed++;
+		conn_fail(c, CHAN_LOG_MALFORMED, "peer speaks sync protocol %u, we speak %d: "
+		    "run the same lbd version on both nodes", h->protocol, CHAN_PROTOCOL);
+		goto fail;
+	}
+	if (strcmp(h->node, ch->conf.peer_name) != 0) {
+		ch->st.auth_failures++;
+		conn_fail(c, CHAN_LOG_AUTH, "hello names node \"%.64s\", not our peer \"%s\"%s",
+		    h->node, ch->conf.peer_name, strcmp(h->node, ch->conf.node_name) == 0 ?
+		    " (our own hello looped back, or both nodes have this name?)" : "");
+		goto fail;
+	}
+	if (chan_nonce_seen(ch, h->nonce.data) ||
+	    sodium_memcmp(h->nonce.data, c->nonce, CHAN_NONCE_BYTES) == 0) {
+		ch->st.replays++;
+		conn_fail(c, CHAN_LOG_REPLAY, "replayed hello (its nonce was seen before)");
+		goto fail;
+	}
+	memcpy(c->peer_nonce, h->nonce.data, CHAN_NONCE_BYTES);
+	c->peer_boot = h->boot_id;
+	lbd__sync_frame__free_unpacked(f, NULL);
+
+	/* One key per direction, bound to both nonces: sender's first. */
+	memcpy(in, c->nonce, CHAN_NONCE_BYTES);
+	memcpy(in + CHAN_NONCE_BYTES, c->peer_nonce, CHAN_NONCE_BYTES);
+	crypto_generichash(c->tx_key, sizeof(c->tx_key), in, sizeof(in), ch->session_key,
+	    sizeof(ch->session_key));
+	memcpy(in, c->peer_nonce, CHAN_NONCE_BYTES);
+	memcpy(in + CHAN_NONCE_BYTES, c->nonce, CHAN_NONCE_BYTES);
+	crypto_generichash(c->rx_key, sizeof(c->rx_key), in, sizeof(in), ch->session_key,
+	    sizeof(ch->session_key));
+	c->state = CHAN_CONN_CONFIRM;
+
+	/* Confirmation: our hello again, sealed, proves we hold this session's key. */
+	ch_hello.protocol = CHAN_PROTOCOL;
+	ch_hello.node = ch->conf.node_name;
+	ch_hello.boot_id = ch->boot_id;
+	cf.body_case = LBD__SYNC_FRAME__BODY_HELLO;
+	cf.hello = &ch_hello;
+	if (conn_send(c, &cf, lbd__sync_frame__get_packed_size(&cf)) == -1) {
+		conn_fail(c, CHAN_LOG_IO, "out of memory");
+		return -1;
+	}
+	return 0;
+fail:
+	if (f != NULL)
+		lbd__sync_frame__free_unpacked(f, NULL);
+	return -1;
+}
+
+/*
+ * A sealed frame (frame points at its length prefix; len is the body's):
+ * opens it, checks the counter, then either completes the handshake (the
+ * confirmation) or delivers the frame.
+ * Returns: 0 taken, -1 the connection was closed.
+ */
+static int
+conn_rx_sealed(struct chan_conn *c, const uint8_t *frame, size_t len)
+{
+	struct channel *ch = c->ch;
+	uint8_t nonce[CHAN_AEAD_NONCE];
+	unsigned long long plen = 0;
+	Lbd__SyncFrame *f;
+	uint64_t ctr;
+
+	if (c->state < CHAN_CONN_CONFIRM) {
+		ch->st.malformed++;
+		conn_fail(c, CHAN_LOG_MALFORMED, "sealed frame before the hello");
+		return -1;
+	}
+	if (len < CHAN_SEAL_OVERHEAD) {
+		ch->st.malformed++;
+		conn_fail(c, CHAN_LOG_MALFORMED, "sealed frame of %zu bytes is too short", len);
+		return -1;
+	}
+	if (ch->rx_plain == NULL && (ch->rx_plain = malloc(CHAN_PLAIN_MAX)) == NULL) {
+		conn_fail(c, CHAN_LOG_IO, "out of memory");
+		return -1;
+	}
+	ctr = chan_get_be64(frame + CHAN_LEN_BYTES + 1);
+	chan_aead_nonce(nonce, ctr);
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(ch->rx_plain, &plen, NULL,
+	    frame + CHAN_SEAL_HDR, CHAN_LEN_BYTES + len - CHAN_SEAL_HDR, frame, CHAN_SEAL_HDR,
+	    nonce, c->rx_key) != 0) {
+		ch->st.auth_failures++;
+		conn_fail(c, CHAN_LOG_AUTH, "frame %llu failed authentication (forged, "
+		    "corrupted, or from another session)", (unsigned long long)ctr);
+		return -1;
+	}
+	if (ctr != c->rx_ctr + 1) {
+		sodium_memzero(ch->rx_plain, (size_t)plen);
+		ch->st.replays++;
+		conn_fail(c, CHAN_LOG_REPLAY, "frame counter %llu where %llu was due (replayed, "
+		    "reordered or dropped frame)", (unsigned long long)ctr,
+		    (unsigned long long)(c->rx_ctr + 1));
+		return -1;
+	}
+	c->rx_ctr = ctr;
+	f = lbd__sync_frame__unpack(NULL, (size_t)plen, ch->rx_plain);
+	sodium_memzero(ch->rx_plain, (size_t)plen);
+	if (f == NULL) {
+		ch->st.malformed++;
+		conn_fail(c, CHAN_LOG_MALFORMED, "authentic frame %llu does not decode (other "
+		    "lbd version?)", (unsigned long long)ctr);
+		return -1;
+	}
+	c->last_rx_ms = chan_now();
+	if (c->state == CHAN_CONN_CONFIRM) {
+		if (f->body_case != LBD__SYNC_FRAME__BODY_HELLO || f->hello->node == NULL ||
+		    strcmp(f->hello->node, ch->conf.peer_name) != 0) {
+			lbd__sync_frame__free_unpacked(f, NULL);
+			ch->st.malformed++;
+			conn_fail(c, CHAN_LOG_MALFORMED, "first sealed frame is not the peer's "
+			    "hello confirmation");
+			return -1;
+		}
+		lbd__sync_frame__free_unpacked(f, NULL);
+		conn_become_up(c);
+		return 0;
+	}
+	if (f->body_case == LBD__SYNC_FRAME__BODY_HELLO) {
+		lbd__sync_frame__free_unpacked(f, NULL);
+		ch->st.malformed++;
+		conn_fail(c, CHAN_LOG_MALFORMED, "hello after the handshake");
+		return -1;
+	}
+	if (f->body_case == LBD__SYNC_FRAME__BODY_BYE) {
+		c->bye_received = true;
+		conn_close(c, false, "peer closed the channel: %.120s",
+		    f->bye->reason != NULL ? f->bye->reason : "");
+		lbd__sync_frame__free_unpacked(f, NULL);
+		return -1;
+	}
+	if (f->body_case == LBD__SYNC_FRAME__BODY__NOT_SET) {
+		/* Authentic, of a kind a newer peer knows and we do not: skipped. */
+		chan_log(ch, 2, "sync channel: skipping frame %llu of an unknown kind",
+		    (unsigned long long)ctr);
+	} else {
+		ch->st.frames_received++;
+		if (ch->cb.frame != NULL)
+			ch->cb.frame(ch->arg, f);
+	}
+	lbd__sync_frame__free_unpacked(f, NULL);
+	return 0;
+}
+
+/* c finished its handshake: it replaces any older connection and is the channel. */
+static void
+conn_become_up(struct chan_conn *c)
+{
+	struct channel *ch = c->ch;
+	uint64_t now = chan_now();
+	int i;
+
+	if (ch->up != NULL)
+		conn_close(ch->up, false, "replaced by a new connection from the peer");
+	for (i = 0; i < ch->npending; i++) {
+		if (ch->pending[i] == c) {
+			memmove(&ch->pending[i], &ch->pending[i + 1],
+			    (size_t)(ch->npending - i - 1) * sizeof(ch->pending[0]));
+			ch->npending--;
+			break;
+		}
+	}
+	ch->up = c;
+	c->state = CHAN_CONN_UP;
+	c->last_ka_ms = now;
+	if (ch->was_up)
+		ch->st.reconnects++;
+	if (ch->st.peer_boot_id != 0 && ch->st.peer_boot_id != c->peer_boot)
+		chan_log(ch, 1, "peer %s restarted (new boot id)", ch->conf.peer_name);
+	ch->st.peer_boot_id = c->peer_boot;
+	ch->was_up = true;
+	ch->up_at_ms = now;
+	ch->backoff_ms = CHAN_BACKOFF_MIN_MS;
+	evtimer_del(ch->ev_retry);
+	chan_log(ch, 1, "sync channel with %s (%s, %s) up; handshake took %llu ms",
+	    ch->conf.peer_name, c->text, c->outbound ? "outbound" : "inbound",
+	    (unsigned long long)(now - c->started_ms));
+	if (ch->cb.up != NULL)
+		ch->cb.up(ch->arg);
+}
+
+/* ---------------------------------------------------------------- API */
+
+int
+channel_send(struct channel *ch, const struct Lbd__SyncFrame *f)
+{
+	struct chan_conn *c = ch->up;
+	size_t plen;
+
+	if (c == NULL || f == NULL)
+		return -1;
+	/* Hello and Bye are the channel's own: the peer would close on them. */
+	if (f->body_case == LBD__SYNC_FRAME__BODY_HELLO ||
+	    f->body_case == LBD__SYNC_FRAME__BODY_BYE) {
+		chan_log_limited(ch, CHAN_LOG_IO, 0, "channel_send: Hello and Bye frames are "
+		    "the channel's own: not sent");
+		return -1;
+	}
+	plen = lbd__sync_frame__get_packed_size(f);
+	if (plen > CHAN_PLAIN_MAX) {
+		chan_log_limited(ch, CHAN_LOG_IO, 0, "sync frame of %zu bytes exceeds the "
+		    "channel's %zu: not sent (split the batch)", plen, (size_t)CHAN_PLAIN_MAX);
+		return -1;
+	}
+	if (evbuffer_get_length(c->out) + CHAN_LEN_BYTES + CHAN_SEAL_OVERHEAD + plen >
+	    ch->conf.max_queue_bytes) {
+		ch->st.queue_full++;
+		return -1;
+	}
+	if (conn_send(c, f, plen) == -1) {
+		chan_log_limited(ch, CHAN_LOG_IO, 0, "sync channel: out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+size_t
+channel_queued(const struct channel *ch)
+{
+	return ch->up != NULL ? evbuffer_get_length(ch->up->out) : 0;
+}
+
+void
+channel_get_status(struct channel *ch, struct channel_status *st)
+{
+	int i;
+
+	*st = ch->st;
+	st->up_since_ms = -1;
+	if (ch->up != NULL) {
+		st->state = "up";
+		st->up_since_ms = (int64_t)(chan_now() - ch->up_at_ms);
+		return;
+	}
+	st->state = "down";
+	for (i = 0; i < ch->npending; i++) {
+		if (ch->pending[i]->state != CHAN_CONN_CONNECTING) {
+			st->state = "handshake";
+			return;
+		}
+		st->state = "connecting";
+	}
+}

@@ -1,0 +1,1192 @@
+/*
+ * test_channel.c - unit tests for hasync/channel.c with real sockets: two
+ * nodes (127.0.0.1 lb1, the connecting side, and 127.0.0.2 lb2) in one
+ * event loop handshake and exchange frames; peer death, wrong key,
+ * attackers (garbage, truncated, oversized, replayed sessions and frames),
+ * reconnection and the queue cap. A "raw peer" speaks the wire protocol of
+ * proto/README.md by hand, independently of channel.c. Runs in a private
+ * network namespace when it can (root).
+ */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "hasync.pb-c.h"
+#include "hasync.h"
+
+#define ADDR_A		"127.0.0.1"	/* lb1: lower address, connects */
+#define ADDR_B		"127.0.0.2"	/* lb2: accepts */
+#define ADDR_STRANGER	"127.0.0.3"	/* not a peer address */
+#define ADDR6_A		"fd00::1"	/* IPv6 lb1, on lo of our namespace only */
+#define ADDR6_B		"fd00::2"	/* IPv6 lb2 */
+#define UP_MS		200		/* longest wait for a handshake */
+#define DEATH_MS	50		/* longest wait for peer death detection */
+#define WAIT_MS		1000		/* longest wait for anything else */
+#define RAW_BUF		(1 << 16)	/* raw peer's receive buffer */
+#define RAW_REC		(1 << 14)	/* raw peer's record of what it sent */
+#define KDF_CONTEXT	"lbdsynch"	/* as in proto/README.md */
+
+/* One channel under test and what its callbacks saw. */
+struct tnode {
+	struct channel	*c;		/* the channel */
+	char		 name[HASYNC_NAME_MAX]; /* "lb1", "lb2" */
+	int		 ups;		/* up calls */
+	int		 downs;		/* down calls */
+	bool		 peer_died;	/* of the last down */
+	char		 reason[256];	/* of the last down */
+	uint64_t	 down_us;	/* when the last down came */
+	int		 frames;	/* frames delivered, keepalives excluded */
+	int		 keepalives;	/* keepalives delivered */
+	uint64_t	 last_ka_sent_ms; /* sent_ms of the last keepalive */
+	size_t		 entries;	/* StickyEntry total of EntryBatch frames */
+	Lbd__SyncFrame	*last;		/* copy of the last non-keepalive frame */
+};
+
+/* The test's own implementation of the peer side of the protocol. */
+struct raw {
+	int		 fd;		/* connected socket */
+	uint8_t		 nonce[32];	/* ours */
+	uint8_t		 peer_nonce[32]; /* from the channel's hello */
+	uint8_t		 tx[32];	/* sealing key */
+	uint8_t		 rx[32];	/* opening key */
+	uint64_t	 tx_ctr;	/* last counter sent */
+	uint64_t	 rx_ctr;	/* last counter received */
+	uint8_t		 buf[RAW_BUF];	/* received, not yet parsed */
+	size_t		 len;		/* bytes in buf */
+	uint8_t		 rec[RAW_REC];	/* everything sent */
+	size_t		 reclen;	/* bytes in rec */
+};
+
+static struct event_base *base;		/* the one loop */
+static struct event	*tick;		/* keeps EVLOOP_ONCE from blocking long */
+static uint16_t		 next_port;	/* each test takes fresh ports */
+static uint8_t		 cluster_key[HASYNC_KEY_LEN]; /* both nodes' key */
+static struct tnode	 na, nb;	/* lb1 and lb2 */
+static bool		 netns_ok;	/* private namespace with lo up and the IPv6 pair */
+
+/* struct in6_ifreq of <linux/ipv6.h>, which clashes with <netinet/in.h>. */
+struct test_in6_ifreq {
+	struct in6_addr	 addr;		/* address to add */
+	uint32_t	 prefixlen;	/* its prefix length */
+	int		 ifindex;	/* interface */
+};
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+/* Runs the loop for ms milliseconds. */
+static void
+pump(int ms)
+{
+	uint64_t end = now_us() + (uint64_t)ms * 1000;
+
+	while (now_us() < end)
+		event_base_loop(base, EVLOOP_ONCE);
+}
+
+/* Runs the loop until *v >= want. Returns: us waited, or -1 timed out. */
+static int64_t
+wait_int(const int *v, int want, int timeout_ms)
+{
+	uint64_t start = now_us();
+
+	while (*v < want) {
+		if (now_us() - start > (uint64_t)timeout_ms * 1000)
+			return -1;
+		event_base_loop(base, EVLOOP_ONCE);
+	}
+	return (int64_t)(now_us() - start);
+}
+
+/* Runs the loop until the status counter at offset off grows past was. */
+static bool
+wait_counter(struct tnode *n, size_t off, uint64_t was, int timeout_ms)
+{
+	struct channel_status st;
+	uint64_t start = now_us();
+
+	for (;;) {
+		channel_get_status(n->c, &st);
+		if (*(uint64_t *)((char *)&st + off) > was)
+			return true;
+		if (now_us() - start > (uint64_t)timeout_ms * 1000)
+			return false;
+		event_base_loop(base, EVLOOP_ONCE);
+	}
+}
+
+static uint64_t
+counter(struct tnode *n, size_t off)
+{
+	struct channel_status st;
+
+	channel_get_status(n->c, &st);
+	return *(uint64_t *)((char *)&st + off);
+}
+
+static void
+on_up(void *arg)
+{
+	struct tnode *n = arg;
+
+	n->ups++;
+}
+
+static void
+on_down(void *arg, const char *reason, bool peer_died)
+{
+	struct tnode *n = arg;
+
+	n->downs++;
+	n->peer_died = peer_died;
+	n->down_us = now_us();
+	snprintf(n->reason, sizeof(n->reason), "%s", reason);
+	/* Down means down: the queue went with the connection. */
+	assert_int_equal(channel_queued(n->c), 0);
+}
+
+static void
+on_frame(void *arg, const Lbd__SyncFrame *f)
+{
+	struct tnode *n = arg;
+	uint8_t buf[4096];
+	size_t len;
+
+	if (f->body_case == LBD__SYNC_FRAME__BODY_KEEPALIVE) {
+		n->keepalives++;
+		n->last_ka_sent_ms = f->keepalive->sent_ms;
+		return;
+	}
+	n->frames++;
+	if (f->body_case == LBD__SYNC_FRAME__BODY_ENTRIES)
+		n->entries += f->entries->n_entries;
+	/* Keep a copy: f is only valid during the call. */
+	len = lbd__sync_frame__get_packed_size(f);
+	if (len > sizeof(buf))
+		return;
+	lbd__sync_frame__pack(f, buf);
+	if (n->last != NULL)
+		lbd__sync_frame__free_unpacked(n->last, NULL);
+	n->last = lbd__sync_frame__unpack(NULL, len, buf);
+}
+
+static void
+on_log(void *arg, int level, const char *msg)
+{
+	struct tnode *n = arg;
+
+	if (getenv("TEST_VERBOSE") != NULL)
+		fprintf(stderr, "  [%s %d] %s\n", n->name, level, msg);
+}
+
+static void
+set_addr(struct sockaddr_storage *ss, const char *s, uint16_t port)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(s, ':') != NULL) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		assert_int_equal(inet_pton(AF_INET6, s, &sin6->sin6_addr), 1);
+		return;
+	}
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons(port);
+	assert_int_equal(inet_pton(AF_INET, s, &sin->sin_addr), 1);
+}
+
+static void
+make_conf(struct channel_config *c, const char *name, const char *addr, const char *peer,
+    const char *peer_addr, uint16_t port)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->node_name, sizeof(c->node_name), "%s", name);
+	set_addr(&c->node_addr, addr, 0);
+	snprintf(c->peer_name, sizeof(c->peer_name), "%s", peer);
+	set_addr(&c->peer_addr[0], peer_addr, 0);
+	c->npeer_addr = 1;
+	c->sync_port = port;
+	memcpy(c->key, cluster_key, sizeof(c->key));
+}
+
+static void
+node_new(struct tnode *n, const struct channel_config *conf)
+{
+	struct channel_callbacks cb = { .up = on_up, .down = on_down, .frame = on_frame,
+	    .log = on_log };
+	char err[256] = "";
+
+	memset(n, 0, sizeof(*n));
+	snprintf(n->name, sizeof(n->name), "%s", conf->node_name);
+	n->c = channel_new(base, conf, &cb, n, err, sizeof(err));
+	if (n->c == NULL)
+		fail_msg("channel_new %s: %s", conf->node_name, err);
+	assert_int_equal(channel_start(n->c), 0);
+}
+
+static void
+node_free(struct tnode *n)
+{
+	channel_free(n->c);
+	n->c = NULL;
+	if (n->last != NULL)
+		lbd__sync_frame__free_unpacked(n->last, NULL);
+	n->last = NULL;
+}
+
+/* lb2 then lb1 on a fresh port; waits for both ups. Returns the ms it took. */
+static double
+pair_up(uint16_t *portp)
+{
+	struct channel_config ca, cb;
+	uint64_t t0;
+
+	*portp = next_port++;
+	make_conf(&ca, "lb1", ADDR_A, "lb2", ADDR_B, *portp);
+	make_conf(&cb, "lb2", ADDR_B, "lb1", ADDR_A, *portp);
+	t0 = now_us();
+	node_new(&nb, &cb);
+	node_new(&na, &ca);
+	assert_true(wait_int(&na.ups, 1, UP_MS) >= 0);
+	assert_true(wait_int(&nb.ups, 1, UP_MS) >= 0);
+	return (double)(now_us() - t0) / 1000.0;
+}
+
+/* An EntryBatch of n entries in caller storage (entries[], ptrs[], ip[] of n). */
+static void
+make_batch(Lbd__SyncFrame *f, Lbd__EntryBatch *b, Lbd__StickyEntry *e,
+    Lbd__StickyEntry **ptrs, uint8_t (*ip)[16], size_t n)
+{
+	size_t i;
+
+	lbd__sync_frame__init(f);
+	lbd__entry_batch__init(b);
+	for (i = 0; i < n; i++) {
+		lbd__sticky_entry__init(&e[i]);
+		memset(ip[i], 0, 16);
+		ip[i][10] = ip[i][11] = 0xff;
+		ip[i][12] = 192;
+		ip[i][13] = 0;
+		ip[i][14] = (uint8_t)(i >> 8);
+		ip[i][15] = (uint8_t)i;
+		e[i].service = "FTPS_VIP";
+		e[i].client.data = ip[i];
+		e[i].client.len = 16;
+		e[i].backend = i % 2 ? "FTP_SVR2" : "FTP_SVR1";
+		e[i].expires_in_ms = 1800000 - (uint32_t)i;
+		e[i].version = 1000 + i;
+		e[i].origin = "lb1";
+		ptrs[i] = &e[i];
+	}
+	b->entries = ptrs;
+	b->n_entries = n;
+	b->sent_ms = 12345;
+	f->body_case = LBD__SYNC_FRAME__BODY_ENTRIES;
+	f->entries = b;
+}
+
+/* A plain TCP socket from `from` to addr:port, connected (blocking connect). */
+static int
+tcp_from(const char *from, const char *addr, uint16_t port, int rcvbuf)
+{
+	struct sockaddr_storage l, r;
+	int s;
+
+	s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(s != -1);
+	if (rcvbuf > 0)
+		assert_int_equal(setsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+		    sizeof(rcvbuf)), 0);
+	set_addr(&l, from, 0);
+	set_addr(&r, addr, port);
+	assert_int_equal(bind(s, (struct sockaddr *)&l, sizeof(struct sockaddr_in)), 0);
+	assert_int_equal(connect(s, (struct sockaddr *)&r, sizeof(struct sockaddr_in)), 0);
+	return s;
+}
+
+static void
+send_all(int fd, const void *buf, size_t len)
+{
+	assert_int_equal(send(fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+/* ---------------------------------------------------------------- raw peer */
+
+static void
+be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static void
+be64(uint8_t *p, uint64_t v)
+{
+	int i;
+
+	for (i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/* Errors are ignored: the channel may have closed on us, which tests check otherwise. */
+static void
+raw_write(struct raw *r, const uint8_t *buf, size_t len)
+{
+	(void)send(r->fd, buf, len, MSG_NOSIGNAL);
+	if (r->reclen + len <= sizeof(r->rec)) {
+		memcpy(r->rec + r->reclen, buf, len);
+		r->reclen += len;
+	}
+}
+
+/* The clear hello of proto/README.md, naming `name`, MACed with key's subkey. */
+static void
+raw_send_hello(struct raw *r, const char *name, const uint8_t *key)
+{
+	Lbd__SyncFrame f = LBD__SYNC_FRAME__INIT;
+	Lbd__Hello h = LBD__HELLO__INIT;
+	uint8_t frame[512], hk[crypto_auth_KEYBYTES];
+	size_t plen;
+
+	crypto_kdf_derive_from_key(hk, sizeof(hk), 1, KDF_CONTEXT, key);
+	h.protocol = 1;
+	h.node = (char *)name;
+	h.boot_id = 7;
+	h.nonce.data = r->nonce;
+	h.nonce.len = 32;
+	f.body_case = LBD__SYNC_FRAME__BODY_HELLO;
+	f.hello = &h;
+	plen = lbd__sync_frame__get_packed_size(&f);
+	be32(frame, (uint32_t)(1 + plen + 32));
+	frame[4] = 1;
+	lbd__sync_frame__pack(&f, frame + 5);
+	crypto_auth(frame + 5 + plen, frame + 4, 1 + plen, hk);
+	raw_write(r, frame, 4 + 1 + plen + 32);
+}
+
+/*
+ * Reads one frame, pumping the loop meanwhile.
+ * Returns: body length (body copied to out), 0 EOF/reset, -1 timed out.
+ */
+static ssize_t
+raw_read(struct raw *r, uint8_t *out, size_t outlen, int timeout_ms)
+{
+	uint64_t start = now_us();
+	uint32_t len;
+	ssize_t n;
+
+	for (;;) {
+		if (r->len >= 4) {
+			len = (uint32_t)r->buf[0] << 24 | (uint32_t)r->buf[1] << 16 |
+			    (uint32_t)r->buf[2] << 8 | r->buf[3];
+			assert_true(len <= outlen && len + 4 <= sizeof(r->buf));
+			if (r->len >= 4 + len) {
+				memcpy(out, r->buf + 4, len);
+				memmove(r->buf, r->buf + 4 + len, r->len - 4 - len);
+				r->len -= 4 + len;
+				return (ssize_t)len;
+			}
+		}
+		n = recv(r->fd, r->buf + r->len, sizeof(r->buf) - r->len, MSG_DONTWAIT);
+		if (n == 0 || (n == -1 && errno == ECONNRESET))
+			return 0;
+		if (n > 0) {
+			r->len += (size_t)n;
+			continue;
+		}
+		if (now_us() - start > (uint64_t)timeout_ms * 1000)
+			return -1;
+		event_base_loop(base, EVLOOP_ONCE);
+	}
+}
+
+/* Seals f with counter ctr (normally ++tx_ctr) and sends it. */
+static void
+raw_send_sealed(struct raw *r, const Lbd__SyncFrame *f, uint64_t ctr)
+{
+	uint8_t frame[4096], plain[4000], nonce[24] = { 0 };
+	unsigned long long clen;
+	size_t plen;
+
+	plen = lbd__sync_frame__get_packed_size(f);
+	assert_true(plen <= sizeof(plain));
+	lbd__sync_frame__pack(f, plain);
+	be32(frame, (uint32_t)(1 + 8 + plen + 16));
+	frame[4] = 2;
+	be64(frame + 5, ctr);
+	be64(nonce + 16, ctr);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(frame + 13, &clen, plain, plen, frame, 13,
+	    NULL, nonce, r->tx);
+	raw_write(r, frame, 13 + (size_t)clen);
+}
+
+/* Opens a sealed body from the channel. Returns the frame, or NULL. */
+static Lbd__SyncFrame *
+raw_open(struct raw *r, const uint8_t *body, size_t len)
+{
+	uint8_t hdr[13], plain[4096], nonce[24] = { 0 };
+	unsigned long long plen;
+
+	if (len < 25 || body[0] != 2)
+		return NULL;
+	be32(hdr, (uint32_t)len);
+	memcpy(hdr + 4, body, 9);
+	memcpy(nonce + 16, body + 1, 8);
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plen, NULL, body + 9, len - 9,
+	    hdr, 13, nonce, r->rx) != 0)
+		return NULL;
+	r->rx_ctr++;
+	return lbd__sync_frame__unpack(NULL, (size_t)plen, plain);
+}
+
+/*
+ * Connects from `from` to ADDR_B:port as node `name` and runs the whole
+ * handshake of proto/README.md with key. Returns: 0 up, -1 refused.
+ */
+static int
+raw_handshake(struct raw *r, const char *from, uint16_t port, const char *name,
+    const uint8_t *key, int rcvbuf)
+{
+	Lbd__SyncFrame *pf, cf = LBD__SYNC_FRAME__INIT;
+	Lbd__Hello h = LBD__HELLO__INIT;
+	uint8_t body[512], hk[crypto_auth_KEYBYTES], sk[32], in[64];
+	ssize_t n;
+
+	memset(r, 0, sizeof(*r));
+	randombytes_buf(r->nonce, sizeof(r->nonce));
+	r->fd = tcp_from(from, ADDR_B, port, rcvbuf);
+	raw_send_hello(r, name, key);
+	n = raw_read(r, body, sizeof(body), WAIT_MS);
+	if (n <= 0)
+		return -1;
+	/* The channel's hello: kind 1, SyncFrame{hello}, HMAC-SHA-512-256. */
+	assert_int_equal(body[0], 1);
+	crypto_kdf_derive_from_key(hk, sizeof(hk), 1, KDF_CONTEXT, key);
+	if (crypto_auth_verify(body + n - 32, body, (size_t)n - 32, hk) != 0)
+		return -1;
+	pf = lbd__sync_frame__unpack(NULL, (size_t)n - 33, body + 1);
+	assert_non_null(pf);
+	assert_int_equal(pf->body_case, LBD__SYNC_FRAME__BODY_HELLO);
+	assert_int_equal(pf->hello->nonce.len, 32);
+	assert_int_equal(pf->hello->protocol, 1);
+	memcpy(r->peer_nonce, pf->hello->nonce.data, 32);
+	lbd__sync_frame__free_unpacked(pf, NULL);
+	/* Keys: BLAKE2b-256 keyed with subkey 2 over sender nonce || receiver nonce. */
+	crypto_kdf_derive_from_key(sk, sizeof(sk), 2, KDF_CONTEXT, key);
+	memcpy(in, r->nonce, 32);
+	memcpy(in + 32, r->peer_nonce, 32);
+	crypto_generichash(r->tx, 32, in, 64, sk, 32);
+	memcpy(in, r->peer_nonce, 32);
+	memcpy(in + 32, r->nonce, 32);
+	crypto_generichash(r->rx, 32, in, 64, sk, 32);
+	/* Confirmation: our hello again, sealed, counter 1. */
+	h.protocol = 1;
+	h.node = (char *)name;
+	cf.body_case = LBD__SYNC_FRAME__BODY_HELLO;
+	cf.hello = &h;
+	raw_send_sealed(r, &cf, ++r->tx_ctr);
+	/* And the channel's. */
+	n = raw_read(r, body, sizeof(body), WAIT_MS);
+	if (n <= 0)
+		return -1;
+	pf = raw_open(r, body, (size_t)n);
+	assert_non_null(pf);
+	assert_int_equal(pf->body_case, LBD__SYNC_FRAME__BODY_HELLO);
+	assert_string_equal(pf->hello->node, "lb2");
+	lbd__sync_frame__free_unpacked(pf, NULL);
+	return 0;
+}
+
+static void
+raw_close(struct raw *r)
+{
+	if (r->fd != -1)
+		close(r->fd);
+	r->fd = -1;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void
+test_up_and_frames(void **state)
+{
+	Lbd__SyncFrame f = LBD__SYNC_FRAME__INIT, fb;
+	Lbd__Keepalive k = LBD__KEEPALIVE__INIT;
+	Lbd__Delete d = LBD__DELETE__INIT;
+	Lbd__EntryBatch b;
+	Lbd__StickyEntry e[3], *ptrs[3];
+	uint8_t ip[3][16];
+	struct channel_status sa, sb;
+	uint16_t port;
+	double ms;
+
+	ms = pair_up(&port);
+	fprintf(stderr, "  handshake: both up %.2f ms after start\n", ms);
+	channel_get_status(na.c, &sa);
+	assert_string_equal(sa.state, "up");
+	assert_true(sa.up_since_ms >= 0);
+	assert_true(sa.peer_boot_id != 0);
+
+	/* lb1 -> lb2: a keepalive and a batch of 3. */
+	k.sent_ms = 42;
+	f.body_case = LBD__SYNC_FRAME__BODY_KEEPALIVE;
+	f.keepalive = &k;
+	assert_int_equal(channel_send(na.c, &f), 0);
+	make_batch(&fb, &b, e, ptrs, ip, 3);
+	assert_int_equal(channel_send(na.c, &fb), 0);
+	assert_true(channel_queued(na.c) > 0);
+	/* lb2 -> lb1: a delete. */
+	d.service = "FTPS_VIP";
+	d.client.data = ip[1];
+	d.client.len = 16;
+	d.version = 99;
+	d.origin = "lb2";
+	f.body_case = LBD__SYNC_FRAME__BODY_DELETE;
+	f.delete_ = &d;
+	assert_int_equal(channel_send(nb.c, &f), 0);
+
+	assert_true(wait_int(&nb.frames, 1, WAIT_MS) >= 0);
+	assert_true(wait_int(&na.frames, 1, WAIT_MS) >= 0);
+	assert_true(nb.keepalives >= 1);
+	assert_true(nb.last_ka_sent_ms == 42 || nb.keepalives > 1);
+	assert_non_null(nb.last);
+	assert_int_equal(nb.last->body_case, LBD__SYNC_FRAME__BODY_ENTRIES);
+	assert_int_equal(nb.last->entries->n_entries, 3);
+	assert_int_equal(nb.last->entries->sent_ms, 12345);
+	assert_string_equal(nb.last->entries->entries[2]->service, "FTPS_VIP");
+	assert_string_equal(nb.last->entries->entries[1]->backend, "FTP_SVR2");
+	assert_int_equal(nb.last->entries->entries[2]->version, 1002);
+	assert_int_equal(nb.last->entries->entries[2]->client.len, 16);
+	assert_memory_equal(nb.last->entries->entries[2]->client.data, ip[2], 16);
+	assert_int_equal(na.last->body_case, LBD__SYNC_FRAME__BODY_DELETE);
+	assert_int_equal(na.last->delete_->version, 99);
+	assert_string_equal(na.last->delete_->origin, "lb2");
+	assert_memory_equal(na.last->delete_->client.data, ip[1], 16);
+
+	channel_get_status(na.c, &sa);
+	channel_get_status(nb.c, &sb);
+	assert_true(sa.frames_sent >= 2);
+	assert_true(sb.frames_received >= 2);
+	assert_true(sa.bytes_sent > 0 && sb.bytes_received > 0);
+	assert_int_equal(channel_queued(na.c), 0);
+	assert_int_equal(sa.auth_failures + sa.replays + sa.malformed + sa.oversized +
+	    sa.rejected, 0);
+	assert_int_equal(sb.auth_failures + sb.replays + sb.malformed + sb.oversized +
+	    sb.rejected, 0);
+	assert_int_equal(na.downs + nb.downs, 0);
+	node_free(&na);
+	node_free(&nb);
+}
+
+static void
+test_keepalive_and_silence(void **state)
+{
+	struct channel_config ca, cb;
+	uint16_t port = next_port++;
+
+	make_conf(&ca, "lb1", ADDR_A, "lb2", ADDR_B, port);
+	make_conf(&cb, "lb2", ADDR_B, "lb1", ADDR_A, port);
+	ca.keepalive_ms = cb.keepalive_ms = 20;
+	ca.dead_ms = cb.dead_ms = 100;
+	node_new(&nb, &cb);
+	node_new(&na, &ca);
+	assert_true(wait_int(&na.ups, 1, UP_MS) >= 0);
+	/* Idle for 10 keepalive periods: keepalives flow, nobody is dropped. */
+	pump(200);
+	assert_true(na.keepalives >= 5 && nb.keepalives >= 5);
+	assert_int_equal(na.downs + nb.downs, 0);
+	assert_true(na.last_ka_sent_ms > 1000000000000ull);	/* wall clock ms */
+	node_free(&na);
+	node_free(&nb);
+}
+
+static void
+test_peer_death(void **state)
+{
+	struct channel_status st;
+	uint16_t port;
+	uint64_t t0;
+	int64_t us;
+
+	/* The accepting side dies: the connecting side hears it. */
+	pair_up(&port);
+	pump(5);
+	t0 = now_us();
+	node_free(&nb);
+	us = wait_int(&na.downs, 1, DEATH_MS);
+	assert_true(us >= 0);
+	us = (int64_t)(na.down_us - t0);
+	fprintf(stderr, "  peer death (accepting side freed): down(peer_died) after %.3f ms\n",
+	    (double)us / 1000.0);
+	assert_true(na.peer_died);
+	channel_get_status(na.c, &st);
+	assert_int_equal(st.up_since_ms, -1);
+	assert_string_not_equal(st.state, "up");
+	node_free(&na);
+
+	/* And the other way round. */
+	pair_up(&port);
+	pump(5);
+	t0 = now_us();
+	node_free(&na);
+	assert_true(wait_int(&nb.downs, 1, DEATH_MS) >= 0);
+	fprintf(stderr, "  peer death (connecting side freed): down(peer_died) after %.3f "
+	    "ms\n", (double)(nb.down_us - t0) / 1000.0);
+	assert_true(nb.peer_died);
+	node_free(&nb);
+}
+
+static void
+test_reconnect(void **state)
+{
+	struct channel_config cb;
+	struct channel_status st;
+	uint16_t port;
+	int64_t us;
+
+	pair_up(&port);
+	node_free(&nb);
+	assert_true(wait_int(&na.downs, 1, DEATH_MS) >= 0);
+	/* lb1 keeps trying (refused) until lb2 is back. */
+	pump(150);
+	make_conf(&cb, "lb2", ADDR_B, "lb1", ADDR_A, port);
+	node_new(&nb, &cb);
+	us = wait_int(&na.ups, 2, 2000);
+	assert_true(us >= 0);
+	assert_true(wait_int(&nb.ups, 1, UP_MS) >= 0);
+	fprintf(stderr, "  reconnect: up again %.1f ms after the peer restarted\n",
+	    (double)us / 1000.0);
+	channel_get_status(na.c, &st);
+	assert_int_equal(st.reconnects, 1);
+	assert_string_equal(st.state, "up");
+
+	/* lb1 restarts: lb2 hears it die, then accepts the new connection. */
+	node_free(&na);
+	assert_true(wait_int(&nb.downs, 1, DEATH_MS) >= 0);
+	assert_true(nb.peer_died);
+	{
+		struct channel_config ca;
+
+		make_conf(&ca, "lb1", ADDR_A, "lb2", ADDR_B, port);
+		node_new(&na, &ca);
+	}
+	assert_true(wait_int(&nb.ups, 2, UP_MS) >= 0);
+	channel_get_status(nb.c, &st);
+	assert_int_equal(st.reconnects, 1);
+	node_free(&na);
+	node_free(&nb);
+}
+
+static void
+test_wrong_key(void **state)
+{
+	struct channel_config ca, cb;
+	struct channel_status sa, sb;
+	uint16_t port = next_port++;
+
+	make_conf(&ca, "lb1", ADDR_A, "lb2", ADDR_B, port);
+	make_conf(&cb, "lb2", ADDR_B, "lb1", ADDR_A, port);
+	randombytes_buf(cb.key, sizeof(cb.key));
+	node_new(&nb, &cb);
+	node_new(&na, &ca);
+	pump(400);	/* several attempts (100, 200 ms backoff) */
+	assert_int_equal(na.ups + nb.ups, 0);
+	assert_int_equal(na.downs + nb.downs, 0);
+	channel_get_status(na.c, &sa);
+	channel_get_status(nb.c, &sb);
+	assert_true(sa.auth_failures + sb.auth_failures >= 2);
+	assert_true(sb.auth_failures >= 1);
+	assert_string_not_equal(sa.state, "up");
+	assert_string_not_equal(sb.state, "up");
+	node_free(&na);
+	node_free(&nb);
+}
+
+static void
+test_attackers(void **state)
+{
+	struct raw r;
+	struct channel_status st;
+	uint8_t junk[200];
+	uint16_t port;
+	size_t off;
+	int s, frames;
+
+	/* The real pair is up; attacks on lb2's port must not disturb it. */
+	pair_up(&port);
+	frames = nb.frames;
+
+	/* A stranger's address: refused at once. */
+	s = tcp_from(ADDR_STRANGER, ADDR_B, port, 0);
+	assert_true(wait_counter(&nb, offsetof(struct channel_status, rejected), 0, WAIT_MS));
+	close(s);
+
+	/* Garbage that looks like a hello: fails the MAC. */
+	s = tcp_from(ADDR_A, ADDR_B, port, 0);
+	randombytes_buf(junk, sizeof(junk));
+	be32(junk, 100);
+	junk[4] = 1;
+	send_all(s, junk, 104);
+	off = offsetof(struct channel_status, auth_failures);
+	assert_true(wait_counter(&nb, off, 0, WAIT_MS));
+	close(s);
+
+	/* An unknown kind. */
+	s = tcp_from(ADDR_A, ADDR_B, port, 0);
+	junk[4] = 0x77;
+	send_all(s, junk, 104);
+	off = offsetof(struct channel_status, malformed);
+	assert_true(wait_counter(&nb, off, 0, WAIT_MS));
+	close(s);
+
+	/* Truncated: EOF in the middle of a frame. */
+	s = tcp_from(ADDR_A, ADDR_B, port, 0);
+	junk[4] = 1;
+	send_all(s, junk, 54);
+	shutdown(s, SHUT_WR);
+	assert_true(wait_counter(&nb, off, 1, WAIT_MS));
+	close(s);
+
+	/* Oversized length, and an HTTP request (its "GET " is a huge length). */
+	s = tcp_from(ADDR_A, ADDR_B, port, 0);
+	be32(junk, 0x7fffffff);
+	send_all(s, junk, 8);
+	off = offsetof(struct channel_status, oversized);
+	assert_true(wait_counter(&nb, off, 0, WAIT_MS));
+	close(s);
+	s = tcp_from(ADDR_A, ADDR_B, port, 0);
+	send_all(s, "GET / HTTP/1.0\r\n\r\n", 18);
+	assert_true(wait_counter(&nb, off, 1, WAIT_MS));
+	close(s);
+
+	/* Right key, wrong name. */
+	off = offsetof(struct channel_status, auth_failures);
+	assert_int_equal(raw_handshake(&r, ADDR_A, port, "lb9", cluster_key, 0), -1);
+	assert_true(wait_counter(&nb, off, 1, WAIT_MS));
+	raw_close(&r);
+
+	/* Wrong key. */
+	randombytes_buf(junk, 32);
+	assert_int_equal(raw_handshake(&r, ADDR_A, port, "lb1", junk, 0), -1);
+	assert_true(wait_counter(&nb, off, 2, WAIT_MS));
+	raw_close(&r);
+
+	/* Connections that never speak: dropped after dead_ms (3 s) - not waited for. */
+	pump(20);
+	channel_get_status(nb.c, &st);
+	fprintf(stderr, "  attackers: rejected %llu, auth %llu, malformed %llu, oversized "
+	    "%llu\n", (unsigned long long)st.rejected, (unsigned long long)st.auth_failures,
+	    (unsigned long long)st.malformed, (unsigned long long)st.oversized);
+	/* Nothing delivered, the real channel untouched. */
+	assert_int_equal(nb.frames, frames);
+	assert_int_equal(na.downs + nb.downs, 0);
+	assert_string_equal(st.state, "up");
+	node_free(&na);
+	node_free(&nb);
+}
+
+static void
+test_replays(void **state)
+{
+	Lbd__SyncFrame fb, *pf;
+	Lbd__EntryBatch b;
+	Lbd__StickyEntry e[2], *ptrs[2];
+	struct channel_config cb;
+	struct raw r, atk;
+	uint8_t ip[2][16], body[4096], rec[RAW_REC];
+	size_t reclen, off;
+	uint16_t port = next_port++;
+	ssize_t n;
+
+	/* lb2 alone; the raw peer plays lb1 and sends two batches. */
+	make_conf(&cb, "lb2", ADDR_B, "lb1", ADDR_A, port);
+	node_new(&nb, &cb);
+	assert_int_equal(raw_handshake(&r, ADDR_A, port, "lb1", cluster_key, 0), 0);
+	assert_true(wait_int(&nb.ups, 1, UP_MS) >= 0);
+	make_batch(&fb, &b, e, ptrs, ip, 2);
+	raw_send_sealed(&r, &fb, ++r.tx_ctr);
+	raw_send_sealed(&r, &fb, ++r.tx_ctr);
+	assert_true(wait_int(&nb.frames, 2, WAIT_MS) >= 0);
+	assert_int_equal(nb.entries, 4);
+	reclen = r.reclen;
+	memcpy(rec, r.rec, reclen);
+
+	/* The recorded session replayed on a new connection: its hello is stale. */
+	off = offsetof(struct channel_status, replays);
+	atk.fd = tcp_from(ADDR_A, ADDR_B, port, 0);
+	send_all(atk.fd, rec, reclen);
+	assert_true(wait_counter(&nb, off, 0, WAIT_MS));
+	close(atk.fd);
+	assert_int_equal(nb.frames, 2);
+
+	/* A frame replayed inside the live session: counter 2 again. */
+	raw_send_sealed(&r, &fb, 2);
+	assert_true(wait_counter(&nb, off, 1, WAIT_MS));
+	assert_true(wait_int(&nb.downs, 1, WAIT_MS) >= 0);
+	assert_false(nb.peer_died);
+	assert_int_equal(nb.frames, 2);
+	/* lb2 said why it closed: the peer can tell that from a death. */
+	n = raw_read(&r, body, sizeof(body), WAIT_MS);
+	assert_true(n > 0);
+	pf = raw_open(&r, body, (size_t)n);
+	while (pf != NULL && pf->body_case == LBD__SYNC_FRAME__BODY_KEEPALIVE) {
+		lbd__sync_frame__free_unpacked(pf, NULL);
+		n = raw_read(&r, body, sizeof(body), WAIT_MS);
+		assert_true(n > 0);
+		pf = raw_open(&r, body, (size_t)n);
+	}
+	assert_non_null(pf);
+	assert_int_equal(pf->body_case, LBD__SYNC_FRAME__BODY_BYE);
+	assert_non_null(strstr(pf->bye->reason, "replayed"));
+	lbd__sync_frame__free_unpacked(pf, NULL);
+	raw_close(&r);
+	node_free(&nb);
+
+	/* A restarted lb2 (nonce memory gone): the replay fails at the confirmation. */
+	node_new(&nb, &cb);
+	atk.fd = tcp_from(ADDR_A, ADDR_B, port, 0);
+	send_all(atk.fd, rec, reclen);
+	assert_true(wait_counter(&nb, offsetof(struct channel_status, auth_failures), 0,
+	    WAIT_MS));
+	close(atk.fd);
+	assert_int_equal(nb.ups + nb.frames, 0);
+	assert_int_equal(counter(&nb, off), 0);
+	node_free(&nb);
+}
+
+static void
+test_bye_replace_and_queue_cap(void **state)
+{
+	Lbd__SyncFrame fb, f = LBD__SYNC_FRAME__INIT;
+	Lbd__Bye bye = LBD__BYE__INIT;
+	Lbd__EntryBatch b;
+	Lbd__StickyEntry e[500], *ptrs[500];
+	struct channel_config cb;
+	struct channel_status st;
+	struct raw r1, r2;
+	uint8_t ip[500][16];
+	uint16_t port = next_port++;
+	uint64_t t0;
+	int i, rc = 0;
+
+	make_conf(&cb, "lb2", ADDR_B, "lb1", ADDR_A, port);
+	cb.max_queue_bytes = 1 << 20;
+	cb.keepalive_ms = 100;
+	cb.dead_ms = 600;
+	node_new(&nb, &cb);
+
+	/* A peer that says Bye: down, but not peer_died. */
+	assert_int_equal(raw_handshake(&r1, ADDR_A, port, "lb1", cluster_key, 0), 0);
+	assert_true(wait_int(&nb.ups, 1, UP_MS) >= 0);
+	bye.reason = "testing";
+	f.body_case = LBD__SYNC_FRAME__BODY_BYE;
+	f.bye = &bye;
+	raw_send_sealed(&r1, &f, ++r1.tx_ctr);
+	assert_true(wait_int(&nb.downs, 1, WAIT_MS) >= 0);
+	assert_false(nb.peer_died);
+	assert_non_null(strstr(nb.reason, "testing"));
+	raw_close(&r1);
+
+	/* A new authenticated connection replaces the old one. */
+	assert_int_equal(raw_handshake(&r1, ADDR_A, port, "lb1", cluster_key, 0), 0);
+	assert_true(wait_int(&nb.ups, 2, UP_MS) >= 0);
+	/* This one never reads, with a tiny receive buffer. */
+	assert_int_equal(raw_handshake(&r2, ADDR_A, port, "lb1", cluster_key, 2048), 0);
+	assert_true(wait_int(&nb.ups, 3, UP_MS) >= 0);
+	assert_int_equal(nb.downs, 2);
+	assert_non_null(strstr(nb.reason, "replaced"));
+	raw_close(&r1);
+
+	/* Fill: channel_send fails at the cap instead of growing the queue. */
+	make_batch(&fb, &b, e, ptrs, ip, 500);
+	t0 = now_us();
+	for (i = 0; i < 5000 && now_us() - t0 < 1000000; i++) {
+		if ((rc = channel_send(nb.c, &fb)) == -1)
+			break;
+		if (i % 8 == 0)
+			event_base_loop(base, EVLOOP_NONBLOCK);
+	}
+	assert_int_equal(rc, -1);
+	assert_true(channel_queued(nb.c) <= cb.max_queue_bytes);
+	assert_true(channel_queued(nb.c) > cb.max_queue_bytes / 2);
+	channel_get_status(nb.c, &st);
+	assert_true(st.queue_full >= 1);
+	fprintf(stderr, "  queue cap: send refused after %d frames of %zu bytes, %zu queued\n",
+	    i, lbd__sync_frame__get_packed_size(&fb), channel_queued(nb.c));
+
+	/* The raw peer also never sends: dropped as silent, which is no death. */
+	assert_true(wait_int(&nb.downs, 3, 2 * (int)cb.dead_ms) >= 0);
+	assert_false(nb.peer_died);
+	assert_non_null(strstr(nb.reason, "silent"));
+	assert_int_equal(channel_queued(nb.c), 0);
+	raw_close(&r2);
+	node_free(&nb);
+}
+
+static void
+test_throughput(void **state)
+{
+	Lbd__SyncFrame fb;
+	Lbd__EntryBatch b;
+	Lbd__StickyEntry *e, **ptrs;
+	uint8_t (*ip)[16];
+	uint16_t port;
+	struct rusage ru0, ru1;
+	uint64_t t0, us, cpu;
+	int sent = 0, want = 1000;
+
+	e = calloc(1000, sizeof(*e));
+	ptrs = calloc(1000, sizeof(*ptrs));
+	ip = calloc(1000, sizeof(*ip));
+	assert_true(e != NULL && ptrs != NULL && ip != NULL);
+	make_batch(&fb, &b, e, ptrs, ip, 1000);
+	pair_up(&port);
+	getrusage(RUSAGE_SELF, &ru0);
+	t0 = now_us();
+	while (nb.frames < want && now_us() - t0 < 1500000) {
+		/* Keep about 4 MiB in flight, as a bulk sync would. */
+		while (sent < want && channel_queued(na.c) < (4u << 20) &&
+		    channel_send(na.c, &fb) == 0)
+			sent++;
+		event_base_loop(base, EVLOOP_ONCE);
+	}
+	us = now_us() - t0;
+	getrusage(RUSAGE_SELF, &ru1);
+	cpu = (uint64_t)((ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec -
+	    ru0.ru_stime.tv_sec) * 1000000 + ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec +
+	    ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec);
+	assert_true(nb.frames >= 1);
+	/* Both ends share this one thread: the figures are for sender + receiver. */
+	fprintf(stderr, "  throughput: %d EntryBatch frames of 1000 entries (%zu bytes) in "
+	    "%.1f ms: %.0f frames/s, %.0f entries/s, %.1f MB/s; CPU %.0f us/frame (both "
+	    "ends)\n", nb.frames, lbd__sync_frame__get_packed_size(&fb), (double)us / 1000.0,
+	    nb.frames * 1e6 / (double)us, (double)nb.entries * 1e6 / (double)us,
+	    (double)nb.frames * (double)lbd__sync_frame__get_packed_size(&fb) / (double)us,
+	    (double)cpu / nb.frames);
+	assert_int_equal(nb.entries, (size_t)nb.frames * 1000);
+	assert_int_equal(na.downs + nb.downs, 0);
+	node_free(&na);
+	node_free(&nb);
+	free(e);
+	free(ptrs);
+	free(ip);
+}
+
+static void
+test_ipv6(void **state)
+{
+	Lbd__SyncFrame f = LBD__SYNC_FRAME__INIT;
+	Lbd__Clear cl = LBD__CLEAR__INIT;
+	struct channel_config ca, cb;
+	uint16_t port = next_port++;
+
+	if (!netns_ok) {
+		fprintf(stderr, "  IPv6: skipped (no private network namespace)\n");
+		skip();
+	}
+	make_conf(&ca, "lb1", ADDR6_A, "lb2", ADDR6_B, port);
+	make_conf(&cb, "lb2", ADDR6_B, "lb1", ADDR6_A, port);
+	node_new(&nb, &cb);
+	node_new(&na, &ca);
+	assert_true(wait_int(&na.ups, 1, UP_MS) >= 0);
+	assert_true(wait_int(&nb.ups, 1, UP_MS) >= 0);
+	cl.service = "FTPS_VIP";
+	cl.version = 5;
+	cl.origin = "lb2";
+	f.body_case = LBD__SYNC_FRAME__BODY_CLEAR;
+	f.clear = &cl;
+	assert_int_equal(channel_send(nb.c, &f), 0);
+	assert_true(wait_int(&na.frames, 1, WAIT_MS) >= 0);
+	assert_int_equal(na.last->body_case, LBD__SYNC_FRAME__BODY_CLEAR);
+	assert_string_equal(na.last->clear->service, "FTPS_VIP");
+	node_free(&nb);
+	assert_true(wait_int(&na.downs, 1, DEATH_MS) >= 0);
+	assert_true(na.peer_died);
+	node_free(&na);
+}
+
+static void
+test_own_frames_refused(void **state)
+{
+	Lbd__SyncFrame f = LBD__SYNC_FRAME__INIT;
+	Lbd__Hello h = LBD__HELLO__INIT;
+	Lbd__Bye b = LBD__BYE__INIT;
+	uint16_t port;
+
+	pair_up(&port);
+	f.body_case = LBD__SYNC_FRAME__BODY_HELLO;
+	f.hello = &h;
+	assert_int_equal(channel_send(na.c, &f), -1);
+	f.body_case = LBD__SYNC_FRAME__BODY_BYE;
+	f.bye = &b;
+	assert_int_equal(channel_send(na.c, &f), -1);
+	assert_int_equal(channel_send(na.c, NULL), -1);
+	pump(10);
+	assert_int_equal(na.downs + nb.downs, 0);
+	node_free(&na);
+	node_free(&nb);
+}
+
+static void
+test_bad_config(void **state)
+{
+	struct channel_config c;
+	char err[256];
+
+	make_conf(&c, "lb1", ADDR_A, "lb1", ADDR_B, 7412);
+	assert_null(channel_new(base, &c, NULL, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "equals the node name"));
+	make_conf(&c, "lb1", ADDR_A, "lb2", ADDR_A, 7412);
+	assert_null(channel_new(base, &c, NULL, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "distinct"));
+	make_conf(&c, "lb1", ADDR_A, "lb2", ADDR_B, 0);
+	assert_null(channel_new(base, &c, NULL, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "sync port"));
+	make_conf(&c, "lb1", ADDR_A, "lb2", ADDR_B, 7412);
+	c.npeer_addr = 0;
+	assert_null(channel_new(base, &c, NULL, NULL, err, sizeof(err)));
+	make_conf(&c, "lb1", ADDR_A, "lb2", ADDR_B, 7412);
+	c.keepalive_ms = 500;
+	c.dead_ms = 400;
+	assert_null(channel_new(base, &c, NULL, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "must exceed"));
+	/* A port in use: channel_start fails, no leak. */
+	make_conf(&c, "lb1", ADDR_A, "lb2", ADDR_B, next_port);
+	node_new(&na, &c);
+	{
+		struct channel_callbacks cbs = { .log = on_log };
+		struct channel *ch = channel_new(base, &c, &cbs, &na, err, sizeof(err));
+
+		assert_non_null(ch);
+		assert_int_equal(channel_start(ch), -1);
+		channel_free(ch);
+	}
+	node_free(&na);
+	next_port++;
+}
+
+/* Brings lo up in a fresh network namespace (no libnl needed for that). */
+static int
+lo_up(void)
+{
+	struct ifreq ifr;
+	int s, rc;
+
+	if ((s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	rc = ioctl(s, SIOCGIFFLAGS, &ifr);
+	if (rc == 0) {
+		ifr.ifr_flags |= IFF_UP;
+		rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+	}
+	close(s);
+	return rc;
+}
+
+/* Adds addr/128 to lo. */
+static int
+lo_add6(const char *addr)
+{
+	struct test_in6_ifreq r;
+	int s, rc;
+
+	memset(&r, 0, sizeof(r));
+	if (inet_pton(AF_INET6, addr, &r.addr) != 1 ||
+	    (r.ifindex = (int)if_nametoindex("lo")) == 0)
+		return -1;
+	r.prefixlen = 128;
+	if ((s = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	rc = ioctl(s, SIOCSIFADDR, &r);
+	close(s);
+	return rc;
+}
+
+static int
+group_setup(void **state)
+{
+	struct timeval tv = { 0, 5000 };
+
+	if (sodium_init() == -1)
+		return -1;
+	randombytes_buf(cluster_key, sizeof(cluster_key));
+	next_port = 7412;
+	if (unshare(CLONE_NEWNET) == -1 || lo_up() == -1) {
+		fprintf(stderr, "test_channel: no private network namespace (%s); running on "
+		    "the host's loopback\n", strerror(errno));
+		next_port = (uint16_t)(20000 + getpid() % 20000);
+	} else {
+		netns_ok = lo_add6(ADDR6_A) == 0 && lo_add6(ADDR6_B) == 0;
+	}
+	if ((base = event_base_new()) == NULL)
+		return -1;
+	tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+	event_add(tick, &tv);
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	event_free(tick);
+	event_base_free(base);
+	libevent_global_shutdown();
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_up_and_frames),
+		cmocka_unit_test(test_keepalive_and_silence),
+		cmocka_unit_test(test_peer_death),
+		cmocka_unit_test(test_reconnect),
+		cmocka_unit_test(test_wrong_key),
+		cmocka_unit_test(test_attackers),
+		cmocka_unit_test(test_replays),
+		cmocka_unit_test(test_bye_replace_and_queue_cap),
+		cmocka_unit_test(test_throughput),
+		cmocka_unit_test(test_ipv6),
+		cmocka_unit_test(test_own_frames_refused),
+		cmocka_unit_test(test_bad_config),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
