@@ -30,11 +30,11 @@ UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
 DEB_BUILD = build-essential pkg-config libevent-dev libnl-3-dev libnl-route-3-dev \
 	    libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libconfig-dev \
 	    libsodium-dev libjansson-dev
-DEB_TEST  = vsftpd curl lftp python3 iproute2 openssl socat procps psmisc iputils-arping tcpdump
+DEB_TEST  = vsftpd curl lftp python3 iproute2 openssl socat procps psmisc iputils-arping tcpdump nftables groff-base man-db
 DEB_BENCH = haproxy keepalived iperf3
 DEB_ALL	  = $(DEB_BUILD) $(DEB_TEST) $(DEB_BENCH)
 
-.PHONY: all deps check unit rig demo bench install clean
+.PHONY: all deps check unit rig demo bench bench-tools install uninstall test-install clean
 .SECONDARY:
 
 all: $(BUILD)/lbd $(BUILD)/lbctl
@@ -82,7 +82,7 @@ unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do \
 		echo "== $$t"; \
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		    ./$$t || fail=1; \
+		    $$t || fail=1; \
 	done; [ $$fail -eq 0 ] || { echo "unit tests FAILED"; exit 1; }
 
 # Namespace rig drills (root).
@@ -92,6 +92,7 @@ rig: all
 check: deps
 	$(MAKE) all
 	$(MAKE) unit
+	$(MAKE) test-install
 	$(MAKE) rig
 
 demo: deps
@@ -99,16 +100,83 @@ demo: deps
 	tests/rig/demo
 
 bench: deps
-	$(MAKE) all
+	$(MAKE) all bench-tools
 	tests/bench/run
 
+# The benchmark's load tools (tests/bench/*.c); stickysize links lbd's own sticky table.
+BENCH_BIN = $(BUILD)/bench/loadgen $(BUILD)/bench/stickysize
+bench-tools: $(BENCH_BIN)
+
+$(BUILD)/bench/loadgen: tests/bench/loadgen.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -o $@ $<
+
+$(BUILD)/bench/stickysize: tests/bench/stickysize.c $(BUILD)/obj/lbd/sticky.o $(BUILD)/obj/lbd/log.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Install paths.  systemd and systemd-sysusers also read PREFIX=/usr/local's
+# lib/systemd/system and lib/sysusers.d.  Nothing is enabled or started.
+SBINDIR	   = $(PREFIX)/sbin
+LIBEXECDIR = $(PREFIX)/libexec/lbd
+MANDIR	   = $(PREFIX)/share/man
+DOCDIR	   = $(PREFIX)/share/doc/lbd
+UNITDIR	  ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+CONFDIR	   = /etc/lbd
+EXAMPLES   = deploy/lb1.conf deploy/lb2.conf deploy/standalone.conf
+DOC_EXTRA  = deploy/lbd.sysctl.conf deploy/nftables-lbd.conf deploy/vsftpd-realserver.conf deploy/IIS-FTP.md
+
+# Binaries, stop hook, unit (paths rewritten for PREFIX), sysusers entry,
+# man pages, docs and examples.  /etc/lbd gets the three example configs
+# only where no file of that name exists: an operator's edits are never
+# overwritten, and /etc/lbd/lbd.conf and cluster.key are never written.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/lbd
-	install -m 0755 $(BUILD)/lbd $(DESTDIR)$(PREFIX)/sbin/lbd
-	install -m 0755 $(BUILD)/lbctl $(DESTDIR)$(PREFIX)/sbin/lbctl
-	install -m 0644 deploy/lb1.conf deploy/lb2.conf deploy/standalone.conf $(DESTDIR)/etc/lbd/
-	install -d $(DESTDIR)/lib/systemd/system
-	install -m 0644 deploy/lbd.service $(DESTDIR)/lib/systemd/system/lbd.service
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(CONFDIR)
+	install -m 0755 $(BUILD)/lbd $(DESTDIR)$(SBINDIR)/lbd
+	install -m 0755 $(BUILD)/lbctl $(DESTDIR)$(SBINDIR)/lbctl
+	install -m 0755 deploy/lbd-release-vip $(DESTDIR)$(LIBEXECDIR)/lbd-release-vip
+	sed -e 's|/usr/local/sbin/|$(SBINDIR)/|g' -e 's|/usr/local/libexec/lbd/|$(LIBEXECDIR)/|g' \
+		deploy/lbd.service >$(DESTDIR)$(UNITDIR)/lbd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/lbd.service
+	install -m 0644 deploy/lbd.sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/lbd.conf
+	install -m 0644 man/lbd.8 man/lbctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/lbd.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 0644 $(EXAMPLES) $(DOC_EXTRA) $(DESTDIR)$(DOCDIR)/examples/
+	@for f in $(notdir $(EXAMPLES)); do \
+		if [ -e $(DESTDIR)$(CONFDIR)/$$f ]; then \
+			echo "install: kept $(DESTDIR)$(CONFDIR)/$$f (this version: $(DOCDIR)/examples/$$f)"; \
+		else \
+			echo "install -m 0644 deploy/$$f $(DESTDIR)$(CONFDIR)/$$f"; \
+			install -m 0644 deploy/$$f $(DESTDIR)$(CONFDIR)/$$f || exit 1; \
+		fi; \
+	done
+	@echo "install: done; nothing enabled or started.  Next (README, \"Deploying on two VMs\"):"
+	@echo "  systemd-sysusers; cp $(CONFDIR)/lb1.conf $(CONFDIR)/lbd.conf (lb2.conf on node B);"
+	@echo "  lbd --genkey > $(CONFDIR)/cluster.key; chown root:lbd + chmod 0640 it; systemctl daemon-reload"
+
+# Removes what install put in place, except /etc/lbd files that differ
+# from the examples (an operator's configs and key stay), and the lbd user.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/lbd $(DESTDIR)$(SBINDIR)/lbctl \
+		$(DESTDIR)$(LIBEXECDIR)/lbd-release-vip $(DESTDIR)$(UNITDIR)/lbd.service \
+		$(DESTDIR)$(SYSUSERSDIR)/lbd.conf $(DESTDIR)$(MANDIR)/man8/lbd.8 \
+		$(DESTDIR)$(MANDIR)/man8/lbctl.8 $(DESTDIR)$(MANDIR)/man5/lbd.conf.5 \
+		$(DESTDIR)$(DOCDIR)/README.md
+	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(EXAMPLES) $(DOC_EXTRA)))
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LIBEXECDIR) 2>/dev/null
+	@for f in $(notdir $(EXAMPLES)); do \
+		if cmp -s deploy/$$f $(DESTDIR)$(CONFDIR)/$$f; then rm -f $(DESTDIR)$(CONFDIR)/$$f; \
+		elif [ -e $(DESTDIR)$(CONFDIR)/$$f ]; then echo "uninstall: kept $(DESTDIR)$(CONFDIR)/$$f (edited)"; fi; \
+	done
+	-@rmdir $(DESTDIR)$(CONFDIR) 2>/dev/null || echo "uninstall: kept $(DESTDIR)$(CONFDIR) (not empty)"
+
+# make install into a scratch DESTDIR, then checks what it installed.
+test-install: all
+	BUILD=$(BUILD) tests/install/test-install.sh
 
 clean:
 	rm -rf $(BUILD)

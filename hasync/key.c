@@ -75,7 +75,7 @@ key_load(const char *path, uint8_t key[HASYNC_KEY_LEN], char *err, size_t errlen
 	 */
 	if (st.st_mode & KEY_BAD_MODES) {
 		hasync_errf(err, errlen, "%s: mode %04o lets other users read or change the "
-		    "cluster key; run `chmod 600 %s`", path,
+		    "cluster key; run `chmod 600 %s` (or 640 with group lbd when lbd runs as user lbd)", path,
 		    (unsigned int)(st.st_mode & 07777), path);
 		goto fail;
 	}

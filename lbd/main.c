@@ -104,7 +104,7 @@ ha_role_changed(void *arg, enum hasync_role from, enum hasync_role to, const cha
 {
 	struct lbd	*lbd = arg;
 
-	log_info("role %s -> %s: %s", hasync_role_str(from), hasync_role_str(to), reason);
+	/* hasync has logged the transition; monitor clients hear of it here. */
 	control_event(lbd, "role", json_pack("{s:s, s:s, s:s}", "from",
 	    hasync_role_str(from), "role", hasync_role_str(to), "reason", reason));
 }

@@ -127,8 +127,9 @@ relay_pipe_new(struct relay_pipe *p)
 	 */
 	if (fcntl(fds[0], F_SETPIPE_SZ, RELAY_PIPE_SIZE) == -1 && !warned) {
 		warned = true;
-		log_debug("relay: F_SETPIPE_SZ %d: %s; using smaller pipes",
-		    RELAY_PIPE_SIZE, strerror(errno));
+		log_warnx("relay: cannot grow pipes to %d bytes (%s): throughput "
+		    "will suffer; as a non-root user set fs.pipe-user-pages-soft=0 "
+		    "(deploy/lbd.sysctl.conf)", RELAY_PIPE_SIZE, strerror(errno));
 	}
 	p->r = fds[0];
 	p->w = fds[1];

@@ -1,0 +1,324 @@
+#!/bin/bash
+# test-install.sh - runs `make install` into a scratch DESTDIR and checks
+# what an administrator gets: every file, the installed lbd accepting the
+# installed example configs, man pages that render cleanly, a unit that
+# systemd-analyze accepts, the sysusers entry, no clobbered configs, the
+# VIP stop hook, and (as root, in a network namespace of its own) lbd
+# running with exactly the unit's user model and capabilities.
+#
+# Usage: tests/install/test-install.sh      (from anywhere; `make test-install`)
+# Prints ok:/FAIL:/skip: lines and "N passed, M failed"; exits 1 on failure.
+# Parts needing a tool that is absent (groff, man, systemd-analyze,
+# systemd-sysusers, nft, setpriv, vsftpd) or root are skipped, not failed.
+
+set -u
+
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${BUILD:-build}
+MAKE=${MAKE:-make}
+PASS=0
+FAIL=0
+T=$(mktemp -d /tmp/lbd-install.XXXXXX)
+D=$T/root			# the DESTDIR
+NS=""				# network namespace, when created
+LBD_PID=""			# lbd started by the capability test
+
+cleanup() {
+	if [ -n "$LBD_PID" ]; then
+		kill -9 "$LBD_PID" 2>/dev/null
+		wait "$LBD_PID" 2>/dev/null
+	fi
+	[ -n "$NS" ] && ip netns del "$NS" 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+ok() { echo "ok: $*"; PASS=$((PASS + 1)); }
+bad() { echo "FAIL: $*"; FAIL=$((FAIL + 1)); }
+skip() { echo "skip: $*"; }
+# check MSG CMD...: ok when CMD succeeds.
+check() {
+	local msg=$1
+	shift
+	if "$@"; then ok "$msg"; else bad "$msg"; fi
+}
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# Polls CMD every 50 ms for up to MS milliseconds.  Returns: CMD's success.
+wait_for() {
+	local ms=$1 i
+	shift
+	for ((i = 0; i < ms / 50; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	"$@"
+}
+
+# ------------------------------------------------------------ make install
+echo "== make install DESTDIR=$D PREFIX=/usr"
+if ! "$MAKE" -C "$TOP" -s --no-print-directory install DESTDIR="$D" PREFIX=/usr \
+    BUILD="$BUILD" >"$T/install.log" 2>&1; then
+	cat "$T/install.log"
+	bad "make install DESTDIR PREFIX=/usr"
+	echo "$PASS passed, $FAIL failed"
+	exit 1
+fi
+ok "make install DESTDIR PREFIX=/usr"
+
+for f in usr/sbin/lbd usr/sbin/lbctl usr/libexec/lbd/lbd-release-vip; do
+	check "installed executable /$f" test -f "$D/$f" -a -x "$D/$f"
+done
+for f in usr/lib/systemd/system/lbd.service usr/lib/sysusers.d/lbd.conf \
+    usr/share/man/man8/lbd.8 usr/share/man/man8/lbctl.8 usr/share/man/man5/lbd.conf.5 \
+    usr/share/doc/lbd/README.md etc/lbd/lb1.conf etc/lbd/lb2.conf etc/lbd/standalone.conf \
+    usr/share/doc/lbd/examples/lb1.conf usr/share/doc/lbd/examples/lb2.conf \
+    usr/share/doc/lbd/examples/standalone.conf usr/share/doc/lbd/examples/nftables-lbd.conf \
+    usr/share/doc/lbd/examples/vsftpd-realserver.conf usr/share/doc/lbd/examples/IIS-FTP.md \
+    usr/share/doc/lbd/examples/lbd.sysctl.conf; do
+	check "installed /$f" test -f "$D/$f"
+done
+check "no /etc/lbd/lbd.conf or cluster.key written" \
+	test ! -e "$D/etc/lbd/lbd.conf" -a ! -e "$D/etc/lbd/cluster.key"
+check "nothing enabled (no .wants link)" \
+	test -z "$(find "$D" -name '*.wants' -print -quit)"
+
+# ------------------------------------------------------------ installed lbd
+for c in lb1 lb2 standalone; do
+	out=$("$D/usr/sbin/lbd" -n -c "$D/etc/lbd/$c.conf" 2>&1)
+	check "installed lbd -n on /etc/lbd/$c.conf: $out" test "$out" = "configuration OK"
+done
+out=$("$D/usr/sbin/lbctl" --help 2>&1)
+check "installed lbctl --help" grep -q "^usage: lbctl" <<<"$out"
+key=$("$D/usr/sbin/lbd" --genkey)
+check "lbd --genkey prints a 44-character base64 key" \
+	grep -Eq '^[A-Za-z0-9+/]{43}=$' <<<"$key"
+
+# The example in lbd.conf(5) must be a valid config.
+if have groff; then
+	sed -n '/^\.SH EXAMPLE/,/^\.SH /p' "$D/usr/share/man/man5/lbd.conf.5" |
+		sed -n '/^\.nf/,/^\.fi/p' | sed -e '/^\./d' -e 's/\\-/-/g' >"$T/man-example.conf"
+	out=$("$D/usr/sbin/lbd" -n -c "$T/man-example.conf" 2>&1)
+	check "the example of lbd.conf(5) is valid: $out" test "$out" = "configuration OK"
+fi
+
+# ------------------------------------------------------------ unit file
+U=$D/usr/lib/systemd/system/lbd.service
+check "unit paths rewritten for PREFIX=/usr" \
+	grep -q '^ExecStart=/usr/sbin/lbd -c /etc/lbd/lbd.conf$' "$U"
+check "unit: no /usr/local left outside comments" bash -c "! grep -v '^#' '$U' | grep -q /usr/local"
+check "unit: ExecStopPost is the installed stop hook" \
+	grep -q '^ExecStopPost=/usr/libexec/lbd/lbd-release-vip -c /etc/lbd/lbd.conf$' "$U"
+for kv in Type=notify Restart=always User=lbd Group=lbd NoNewPrivileges=yes \
+    ProtectSystem=strict RuntimeDirectory=lbd LimitNOFILE=65536 \
+    'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE' \
+    'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE' \
+    'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET'; do
+	check "unit: $kv" grep -qx "$kv" "$U"
+done
+if have systemd-analyze; then
+	# verify checks that Exec paths exist: point them into DESTDIR; any
+	# output (unknown key, bad value, missing man page) counts as failure.
+	mkdir -p "$T/verify"
+	sed -e "s|=/usr/sbin/|=$D/usr/sbin/|" -e "s|=/usr/libexec/|=$D/usr/libexec/|" \
+		"$U" >"$T/verify/lbd.service"
+	out=$(MANPATH=$D/usr/share/man systemd-analyze verify "$T/verify/lbd.service" 2>&1)
+	rc=$?
+	[ -n "$out" ] && echo "$out"
+	check "systemd-analyze verify lbd.service (exit 0, no output)" test $rc -eq 0 -a -z "$out"
+else
+	skip "systemd-analyze not installed"
+fi
+
+# ------------------------------------------------------------ sysusers
+if have systemd-sysusers; then
+	mkdir -p "$T/sysroot/etc"
+	touch "$T/sysroot/etc/passwd" "$T/sysroot/etc/group" "$T/sysroot/etc/shadow" \
+		"$T/sysroot/etc/gshadow"
+	systemd-sysusers --root="$T/sysroot" "$D/usr/lib/sysusers.d/lbd.conf" >/dev/null 2>&1
+	check "systemd-sysusers creates user and group lbd" \
+		bash -c "grep -q '^lbd:' '$T/sysroot/etc/passwd' && grep -q '^lbd:' '$T/sysroot/etc/group'"
+else
+	skip "systemd-sysusers not installed"
+fi
+
+# ------------------------------------------------------------ man pages
+for m in man8/lbd.8 man8/lbctl.8 man5/lbd.conf.5; do
+	p=$D/usr/share/man/$m
+	if have groff; then
+		out=$(groff -man -Tutf8 -ww -z "$p" 2>&1)
+		check "groff -ww renders $m without warnings" test -z "$out"
+	fi
+	if have man; then
+		out=$(MANWIDTH=80 man --warnings -l "$p" 2>&1 >/dev/null)
+		check "man -l renders $m without warnings" test -z "$out"
+		n=$(MANWIDTH=80 man -l "$p" 2>/dev/null | wc -l)
+		check "man -l $m has text ($n lines)" test "$n" -gt 20
+	fi
+	if ! have groff && ! have man; then
+		skip "neither groff nor man installed: $m not rendered"
+	fi
+done
+
+# ------------------------------------------------------------ configs not clobbered
+echo "# edited by the operator" >>"$D/etc/lbd/lb1.conf"
+cp "$D/etc/lbd/lb1.conf" "$T/lb1.edited"
+rm "$D/etc/lbd/lb2.conf"
+"$MAKE" -C "$TOP" -s --no-print-directory install DESTDIR="$D" PREFIX=/usr \
+	BUILD="$BUILD" >"$T/install2.log" 2>&1
+check "second make install succeeds" test $? -eq 0
+check "second make install keeps an edited /etc/lbd/lb1.conf" cmp -s "$D/etc/lbd/lb1.conf" "$T/lb1.edited"
+check "second make install says it kept it" grep -q "kept .*/etc/lbd/lb1.conf" "$T/install2.log"
+check "second make install restores a missing /etc/lbd/lb2.conf" test -f "$D/etc/lbd/lb2.conf"
+
+# ------------------------------------------------------------ stop hook: parsing
+H=$D/usr/libexec/lbd/lbd-release-vip
+out=$("$H" -p -c "$D/etc/lbd/lb1.conf" 2>&1)
+check "stop hook reads lb1.conf: $out" test "$out" = "192.168.86.87/24 eth0"
+cat >"$T/odd.conf" <<'EOF'
+/* vip = { address = "10.9.9.9/8"; interface = "bad0"; }; */
+# vip = { address = "10.8.8.8/8"; interface = "bad1"; };
+services = ( { name = "S"; source = "vip"; ports = [ 21 ];
+  backends = ( { name = "B"; address = "10.0.0.50"; } ); } );  // vip = { }
+vip:{interface:"ens192" ;   address :"10.0.0.87/24" # the VIP
+};
+EOF
+out=$("$H" -p -c "$T/odd.conf" 2>&1)
+check "stop hook skips comments, takes ':' and any order: $out" test "$out" = "10.0.0.87/24 ens192"
+printf 'node = { name = "x"; };\n' >"$T/novip.conf"
+"$H" -p -c "$T/novip.conf" >/dev/null 2>&1
+check "stop hook: config without vip group exits 1" test $? -eq 1
+"$H" -c "$T/does-not-exist.conf" >/dev/null 2>&1
+check "stop hook: missing config exits 1" test $? -eq 1
+"$H" 192.168.86.87 eth0 >/dev/null 2>&1
+check "stop hook: VIP without /prefix exits 1" test $? -eq 1
+"$H" 192.168.86.87/24 no-such-if0 >/dev/null 2>&1
+check "stop hook: absent interface exits 0" test $? -eq 0
+
+# ------------------------------------------------------------ the unit's privilege model
+# lbd as an unprivileged user with exactly the unit's three capabilities,
+# in a network namespace of our own: it must bind 21/990, add the VIP and
+# read a root:GROUP 0640 key; after SIGKILL the stop hook, with only
+# CAP_NET_ADMIN, must remove the VIP.
+CAPS=+net_admin,+net_raw,+net_bind_service
+if [ "$(id -u)" -ne 0 ]; then
+	skip "not root: privilege-model test"
+elif ! have setpriv || ! have ss || ! ip netns list >/dev/null 2>&1; then
+	skip "setpriv, ss or ip netns missing: privilege-model test"
+else
+	NS=lbdinst$$
+	ip netns add "$NS"
+	ip -n "$NS" link set lo up
+	ip -n "$NS" link add lbdt0 type veth peer name lbdt1
+	ip -n "$NS" addr add 192.168.86.2/24 dev lbdt0
+	ip -n "$NS" link set lbdt0 up
+	ip -n "$NS" link set lbdt1 up
+	RUN_UID=65534
+	RUN_GID=$(id -g nobody 2>/dev/null || echo 65534)
+	# /run/lbd as RuntimeDirectory=lbd makes it: owned by the user, 0750.
+	mkdir -m 0755 "$T/cap"
+	mkdir -m 0750 "$T/cap/run"
+	chown "$RUN_UID:$RUN_GID" "$T/cap/run"
+	chmod 0755 "$T"
+	"$D/usr/sbin/lbd" --genkey >"$T/cap/cluster.key"
+	chown "0:$RUN_GID" "$T/cap/cluster.key"
+	chmod 0640 "$T/cap/cluster.key"
+	sed -e "s|\"eth0\"|\"lbdt0\"|" -e "s|/run/lbd/lbd.sock|$T/cap/run/lbd.sock|" \
+		-e "s|/etc/lbd/cluster.key|$T/cap/cluster.key|" \
+		-e "s|advert_interval_ms = 100;|advert_interval_ms = 50;|" \
+		"$D/usr/share/doc/lbd/examples/lb1.conf" >"$T/cap/lbd.conf"
+	chmod 0644 "$T/cap/lbd.conf"
+	# drop CAPS CMD...: runs CMD in the namespace as RUN_UID with only
+	# CAPS (e.g. +net_admin; "" for none), as systemd's User= and
+	# AmbientCapabilities=/CapabilityBoundingSet= would.
+	drop() {
+		local caps=-all${1:+,$1}
+		shift
+		ip netns exec "$NS" setpriv --reuid=$RUN_UID --regid="$RUN_GID" --clear-groups \
+			--inh-caps="$caps" --ambient-caps="$caps" \
+			--bounding-set="$caps" --no-new-privs "$@"
+	}
+	vip_on() { ip -n "$NS" -o -4 addr show dev lbdt0 | grep -q ' 192.168.86.87/24 '; }
+	listening() { ip netns exec "$NS" ss -ltnH | grep -q "192.168.86.87:$1 "; }
+	lbd_alive() { kill -0 "$LBD_PID" 2>/dev/null; }
+
+	# Not through drop(): $! must be lbd itself (ip netns exec and setpriv
+	# exec it), not a subshell, so that kill -9 reaches it.
+	ip netns exec "$NS" setpriv --reuid=$RUN_UID --regid="$RUN_GID" --clear-groups \
+		--inh-caps=-all,$CAPS --ambient-caps=-all,$CAPS --bounding-set=-all,$CAPS \
+		--no-new-privs "$D/usr/sbin/lbd" -c "$T/cap/lbd.conf" >"$T/cap/lbd.log" 2>&1 &
+	LBD_PID=$!
+	wait_for 5000 vip_on
+	check "lbd as uid $RUN_UID with the unit's 3 capabilities adds the VIP" vip_on
+	check "... listens on VIP:21" listening 21
+	check "... listens on VIP:990" listening 990
+	check "... listens on VIP:1052" listening 1052
+	check "... reads the cluster key (root:group 0640)" \
+		bash -c "! grep -q 'cluster key' '$T/cap/lbd.log'"
+	out=$(drop "" "$D/usr/sbin/lbctl" -s "$T/cap/run/lbd.sock" status 2>&1)
+	check "... lbctl as the same user (no capabilities) gets its status" \
+		grep -q '^role: *MASTER' <<<"$out"
+	check "... lbd is still running" lbd_alive
+	check "... and it is the capability-limited process" \
+		grep -q "^CapEff:[[:space:]]*0000000000003400$" "/proc/$LBD_PID/status"
+	kill -9 "$LBD_PID"
+	wait "$LBD_PID" 2>/dev/null
+	LBD_PID=""
+	check "after SIGKILL the VIP is still on the interface (no cleanup)" vip_on
+	out=$(drop +net_admin "$H" -c "$T/cap/lbd.conf" 2>&1)
+	rc=$?
+	check "stop hook with only CAP_NET_ADMIN removes the VIP: $out" \
+		bash -c "[ $rc -eq 0 ] && ! ip -n '$NS' -o -4 addr show dev lbdt0 | grep -q ' 192.168.86.87/'"
+	out=$(drop +net_admin "$H" -c "$T/cap/lbd.conf" 2>&1)
+	check "stop hook again (VIP absent): exit 0, silent" test $? -eq 0 -a -z "$out"
+	if [ "$FAIL" -gt 0 ]; then
+		echo "--- lbd log"
+		cat "$T/cap/lbd.log"
+	fi
+
+	# The vsftpd example must be accepted by Debian's vsftpd (3.0.3
+	# refuses unknown options) and offer TLS.
+	if have vsftpd && have openssl && have curl; then
+		openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ftps.key" -out "$T/ftps.pem" \
+			-days 1 -subj /CN=lbd-install-test >/dev/null 2>&1
+		mkdir -p "$T/empty"
+		sed -e 's|^listen_address=.*|listen_address=127.0.0.1|' \
+			-e 's|^listen_port=.*|listen_port=2121|' \
+			-e "s|/etc/ssl/certs/ftps.pem|$T/ftps.pem|" \
+			-e "s|/etc/ssl/private/ftps.key|$T/ftps.key|" \
+			-e "s|/var/run/vsftpd/empty|$T/empty|" \
+			-e "s|/var/log/vsftpd.log|$T/vsftpd.log|" \
+			"$D/usr/share/doc/lbd/examples/vsftpd-realserver.conf" >"$T/vsftpd.conf"
+		ip netns exec "$NS" timeout 10 vsftpd "$T/vsftpd.conf" </dev/null >/dev/null 2>&1 &
+		vpid=$!
+		up() { ip netns exec "$NS" ss -ltnH | grep -q '127.0.0.1:2121 '; }
+		wait_for 3000 up
+		out=$(ip netns exec "$NS" curl -sv -k --ssl-reqd --max-time 5 \
+			-u nobody:wrong ftp://127.0.0.1:2121/ 2>&1)
+		check "vsftpd accepts vsftpd-realserver.conf and does AUTH TLS" \
+			grep -q 'SSL connection using TLS' <<<"$out"
+		kill "$vpid" 2>/dev/null
+		wait "$vpid" 2>/dev/null
+	else
+		skip "vsftpd, openssl or curl missing: vsftpd example not run"
+	fi
+fi
+
+# ------------------------------------------------------------ nftables example
+if have nft && [ "$(id -u)" -eq 0 ]; then
+	out=$(nft -c -f "$D/usr/share/doc/lbd/examples/nftables-lbd.conf" 2>&1)
+	check "nft -c accepts nftables-lbd.conf $out" test -z "$out"
+else
+	skip "nft not installed (or not root): nftables example not checked"
+fi
+
+# ------------------------------------------------------------ uninstall
+"$MAKE" -C "$TOP" -s --no-print-directory uninstall DESTDIR="$D" PREFIX=/usr \
+	BUILD="$BUILD" >"$T/uninstall.log" 2>&1
+check "make uninstall succeeds" test $? -eq 0
+left=$(cd "$D" && find . -type f | sort | tr '\n' ' ')
+check "make uninstall leaves only the edited config: $left" test "$left" = "./etc/lbd/lb1.conf "
+
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
