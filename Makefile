@@ -34,7 +34,7 @@ DEB_TEST  = vsftpd curl lftp python3 iproute2 openssl socat procps psmisc iputil
 DEB_BENCH = haproxy keepalived iperf3
 DEB_ALL	  = $(DEB_BUILD) $(DEB_TEST) $(DEB_BENCH)
 
-.PHONY: all deps check unit rig demo bench bench-tools install uninstall test-install clean
+.PHONY: all deps check unit rig demo bench bench-tools install uninstall test-install clean fuzz
 .SECONDARY:
 
 all: $(BUILD)/lbd $(BUILD)/lbctl
@@ -114,6 +114,22 @@ $(BUILD)/bench/loadgen: tests/bench/loadgen.c
 $(BUILD)/bench/stickysize: tests/bench/stickysize.c $(BUILD)/obj/lbd/sticky.o $(BUILD)/obj/lbd/log.o
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# libFuzzer harness of the replication frame path after decryption (clang);
+# a bounded run, not part of `make check`.  FUZZ_TIME=600 make fuzz for longer.
+FUZZ_TIME ?= 60
+FUZZ_SRC   = tests/fuzz/fuzz_frame.c lbd/sticky.c lbd/replica.c lbd/log.c lbd/util.c \
+	     hasync/sync.c hasync/channel.c hasync/errf.c hasync/key.c $(PROTO_C)
+fuzz: $(BUILD)/fuzz/fuzz_frame
+	@mkdir -p $(BUILD)/fuzz/corpus
+	$(BUILD)/fuzz/fuzz_frame -max_total_time=$(FUZZ_TIME) -dict=tests/fuzz/fuzz_frame.dict \
+	    -print_final_stats=1 $(BUILD)/fuzz/corpus tests/fuzz/seeds
+
+$(BUILD)/fuzz/fuzz_frame: $(FUZZ_SRC) $(PROTO_H) lbd/lbd.h hasync/hasync.h
+	@mkdir -p $(dir $@)
+	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=all -Ilbd -Ihasync -I$(BUILD)/proto $(PKG_CFLAGS) \
+	    -o $@ $(FUZZ_SRC) $(PKG_LIBS)
 
 # Install paths.  systemd and systemd-sysusers also read PREFIX=/usr/local's
 # lib/systemd/system and lib/sysusers.d.  Nothing is enabled or started.

@@ -478,19 +478,19 @@ struct sync_status {
 	uint64_t	 bad_entries;	/* dropped: unknown names, bad client, lifetime, origin */
 	uint64_t	 malformed;	/* frames that did not decode or carried nothing */
 	uint64_t	 batches_sent;	/* EntryBatch frames */
-	uint64_t	 batches_received;
+	uint64_t	 batches_received; /* EntryBatch frames from the peer */
 	uint64_t	 acks;		/* acks received for our batches */
 	uint64_t	 bulks_sent;	/* BulkEnd frames sent */
 	uint64_t	 bulks_received; /* BulkEnd frames received */
 	uint64_t	 last_bulk_entries; /* entries in the last bulk received */
 	int64_t		 last_bulk_ms;	/* how long it took, BulkBegin to BulkEnd; -1 none */
-	uint64_t	 clears_sent;
-	uint64_t	 clears_received;
+	uint64_t	 clears_sent;	/* Clear frames sent */
+	uint64_t	 clears_received; /* Clear frames from the peer */
 	uint64_t	 resyncs;	/* bulks restarted after a failed send */
 	uint64_t	 held;		/* flushes held back: channel queue over queue_high */
 	double		 lag_ms;	/* last ack's lag; -1 none yet */
 	double		 lag_p50_ms;	/* over the last SYNC_LAG_WINDOW acks; -1 none */
-	double		 lag_p99_ms;
+	double		 lag_p99_ms;	/* ... p99; -1 none */
 };
 
 /* Returns NULL with a message in err (bad names, no memory). */

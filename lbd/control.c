@@ -355,22 +355,11 @@ control_ha_json(const struct hasync_status *hs)
 	    "reason", hs->reason != NULL ? hs->reason : "");
 }
 
+/* state, entries, lag_ms (SPEC 8), then replication counters: replica.c. */
 static json_t *
 control_sync_json(struct lbd *lbd)
 {
-	json_t		*o;
-	uint64_t	 entries = 0;
-	int		 i;
-
-	for (i = 0; i < lbd->nservices; i++)
-		if (lbd->services[i].sticky != NULL)
-			entries += sticky_count(lbd->services[i].sticky);
-	if ((o = json_object()) == NULL)
-		return NULL;
-	control_set(o, "state", json_string("none"));
-	control_set_int(o, "entries", entries);
-	control_set(o, "lag_ms", json_null());
-	return o;
+	return replica_status(lbd);
 }
 
 json_t *
@@ -657,7 +646,7 @@ control_sticky_clear(struct lbd *lbd, const char *ipstr, const char *service)
 		svc = &lbd->services[i];
 		if ((only != NULL && svc != only) || svc->sticky == NULL)
 			continue;
-		/* HA issue: replicate this delete (SPEC 7). */
+		/* With a peer the delete leaves a tombstone that replicates (sticky.c). */
 		n += sticky_delete(svc->sticky, &ip);
 	}
 	log_info("sticky entry for %s cleared in %s (%d removed, by lbctl)",
@@ -669,21 +658,13 @@ control_sticky_clear(struct lbd *lbd, const char *ipstr, const char *service)
 static json_t *
 control_sticky_flush(struct lbd *lbd, const char *service)
 {
-	struct service	*only, *svc;
+	struct service	*only;
 	json_t		*err;
-	uint64_t	 n = 0;
-	int		 i;
+	uint64_t	 n;
 
 	if (control_service_arg(lbd, service, &only, &err) == -1)
 		return err;
-	for (i = 0; i < lbd->nservices; i++) {
-		svc = &lbd->services[i];
-		if ((only != NULL && svc != only) || svc->sticky == NULL)
-			continue;
-		n += sticky_count(svc->sticky);
-		/* HA issue: replicate this clear (SPEC 7). */
-		sticky_flush(svc->sticky);
-	}
+	n = replica_flush(lbd, only);	/* replicated to the peer as a Clear */
 	log_info("sticky table of %s flushed (%llu entries, by lbctl)",
 	    only ? only->conf.name : "every service", (unsigned long long)n);
 	return json_pack("{s:I}", "flushed", (json_int_t)n);

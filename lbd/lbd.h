@@ -206,6 +206,8 @@ struct service {
 struct control;
 struct hasync;
 struct channel;
+struct replica;
+struct sync;
 
 /* The whole daemon. One instance, made in main.c. */
 struct lbd {
@@ -217,6 +219,7 @@ struct lbd {
 	struct hasync	*ha;		/* heartbeat, role and VIP, hasync/heartbeat.c */
 	uint64_t	 started_ms;	/* monotonic start time */
 	bool		 stopping;	/* SIGTERM/SIGINT received */
+	struct replica	*replica;	/* sticky replication, replica.c; NULL standalone */
 };
 
 /* ---------------------------------------------------------------- prototypes */
@@ -286,6 +289,46 @@ void		 sticky_foreach(struct sticky_table *, uint32_t now,
 		    void (*fn)(const struct lbd_ip *ip, int backend, uint32_t expires_in_s, void *arg),
 		    void *arg);
 size_t		 sticky_entry_size(void);
+/*
+ * Replication (SPEC 7, driven by replica.c). Versions come from this node's
+ * hybrid logical clock: max(CLOCK_REALTIME ms << 16, last + 1), and every
+ * version received moves it forward. name_cmp below is the sign of
+ * strcmp(peer name, our name): on equal versions the greater name wins.
+ */
+#define STICKY_ORIGIN_SELF	0	/* a version written by this node */
+#define STICKY_ORIGIN_PEER	1	/* ... by the peer */
+/* One entry as replicated: a set, or a delete (backend -1, a tombstone). */
+struct sticky_change {
+	struct lbd_ip	 ip;		/* client */
+	int		 backend;	/* index in service->backends; -1: deleted */
+	uint32_t	 expires_in_ms;	/* remaining lifetime (a tombstone's too) */
+	uint64_t	 version;	/* clock value of the change */
+	int		 origin;	/* STICKY_ORIGIN_*: who wrote it */
+};
+uint64_t	 sticky_version_next(void);
+void		 sticky_version_seen(uint64_t version);
+/*
+ * Tracks local changes from now on: versions, dirty marks, tombstones for
+ * deletes. notify(arg) runs when the table's dirty list becomes non-empty.
+ */
+void		 sticky_replicate(struct sticky_table *, void (*notify)(void *arg), void *arg);
+/* Moves up to max pending changes, oldest first, to out. Returns how many. */
+uint32_t	 sticky_take_dirty(struct sticky_table *, uint32_t now, struct sticky_change *out,
+		    uint32_t max);
+uint32_t	 sticky_dirty_count(const struct sticky_table *);
+void		 sticky_dirty_clear(struct sticky_table *);	/* a bulk sync carries them all */
+/*
+ * Bulk: copies live entries and tombstones from slot *cursor on (0 to
+ * start) to out, at most max, visiting a bounded number of slots.
+ * Returns: how many; *done once the whole table was visited.
+ */
+uint32_t	 sticky_scan(struct sticky_table *, uint32_t *cursor, uint32_t now,
+		    struct sticky_change *out, uint32_t max, bool *done);
+/* Merges a change from the peer. Returns: 1 applied, 0 not newer than ours (or cleared since). */
+int		 sticky_apply(struct sticky_table *, const struct sticky_change *, int name_cmp,
+		    uint32_t now);
+/* Removes every entry older than version and refuses older ones later. Returns entries removed. */
+uint32_t	 sticky_clear(struct sticky_table *, uint64_t version, int origin, int name_cmp);
 
 /* sched.c */
 bool		 backend_usable_new(const struct backend *);	/* may take a new client */
@@ -331,6 +374,25 @@ int		 relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd);
 uint64_t	 relay_active(void);
 void		 relay_set_splice(bool on);	/* false: new connections copy with recv/send */
 size_t		 relay_conn_size(void);		/* bytes of one connection record */
+
+/* replica.c */
+/*
+ * Sticky replication with the peer (SPEC 7) through hasync's sync layer:
+ * tracks every table's changes, sends them, applies the peer's. Open it
+ * after ha_open (peer death seen by the channel -> hasync_peer_lost).
+ * Returns: 0 (also standalone: nothing to do), -1 logged.
+ */
+int		 replica_open(struct lbd *);
+/* The same without a channel (tests attach a transport to replica_sync()). */
+int		 replica_init(struct lbd *);
+void		 replica_close(struct lbd *);
+struct sync	*replica_sync(struct lbd *);		/* NULL standalone */
+/* hasync's may_preempt: true standalone, else once the peer's bulk is in (or timed out). */
+bool		 replica_may_preempt(struct lbd *);
+/* `sticky flush`: empties svc's table (NULL: every table), replicated. Returns entries removed. */
+uint64_t	 replica_flush(struct lbd *, struct service *svc);
+/* The "sync" object of `status`: state, entries, lag and counters. */
+json_t		*replica_status(struct lbd *);
 
 /* control.c */
 struct control	*control_open(struct lbd *);		/* NULL on error, logged */

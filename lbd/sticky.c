@@ -1,12 +1,33 @@
 /*
  * sticky.c - the per-service sticky table: client IP -> backend index, with
- * O(1) lookup, one shared idle timeout and least-recently-used eviction.
+ * O(1) lookup, one shared idle timeout, least-recently-used eviction, and
+ * the change tracking that replication (replica.c, SPEC 7) reads.
+ *
+ * Order: the LRU list is kept sorted by expiry (head: latest). Local sets
+ * expire `timeout` after now, the latest possible, so they go to the head;
+ * entries from the peer carry a shorter remaining lifetime and are inserted
+ * where their expiry belongs, found through `runs` (per expiry second, the
+ * head-most entry dying at that second). So the tail is always the next to
+ * die, sticky_expire stays O(expired) and eviction takes the entry closest
+ * to its end. This needs callers to pass a monotonic `now`.
+ *
+ * Replication: once sticky_replicate() is on, every local change gets a
+ * version from the node's hybrid logical clock and a dirty mark: an
+ * intrusive FIFO through the entries, so pending changes coalesce per
+ * client and can never outnumber the table. A refresh that moves the
+ * expiry by less than sticky_resend_s() (1% of the timeout, 1-30 s) is not
+ * marked: the peer's copy then dies at most that much early. A delete
+ * leaves a tombstone (same slot, same expiry, newer version) so an older
+ * copy of the entry arriving later cannot bring it back; a clear leaves a
+ * version floor for the same reason. Expiry is not replicated: the peer's
+ * copy carries the remaining lifetime and dies on its own.
  */
 #include <sys/random.h>
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -14,19 +35,29 @@
 
 #define STICKY_NONE		0		/* "no entry" in every uint32 link (links hold index + 1) */
 #define STICKY_MAX_ENTRIES	(1U << 30)	/* largest table sticky_new accepts */
+#define STICKY_RESEND_MAX_S	30		/* a refresh is replicated at least this often */
+#define STICKY_SCAN_SLOTS	65536		/* slots sticky_scan visits per call at most */
+#define STICKY_F_USED		0x01		/* slot holds an entry (or tombstone) */
+#define STICKY_F_TOMB		0x02		/* deleted: kept only to carry the delete's version */
+#define STICKY_F_DIRTY		0x04		/* on the dirty list: to be replicated */
 
 /*
- * One client. 48 bytes: links are uint32 indices, not pointers, so a
- * million clients cost 48 MB plus 4 MB of buckets.
+ * One client. 56 bytes: links are uint32 indices, not pointers, so a
+ * million clients cost 56 MB plus 4 MB of buckets.
  */
 struct sticky_entry {
 	struct lbd_ip	 ip;		/* the key: client address */
-	uint64_t	 version;	/* replication version (last writer wins); 0 until replication sets it */
+	uint64_t	 version;	/* replication version (last writer wins) */
 	uint32_t	 hnext;		/* next in hash chain, or next free entry; index + 1 */
-	uint32_t	 lru_prev;	/* towards the most recently used; index + 1 */
-	uint32_t	 lru_next;	/* towards the least recently used; index + 1 */
+	uint32_t	 lru_prev;	/* towards the latest expiry (most recently used); index + 1 */
+	uint32_t	 lru_next;	/* towards the earliest expiry; index + 1 */
+	uint32_t	 dirty_prev;	/* towards older pending changes; index + 1 */
+	uint32_t	 dirty_next;	/* towards newer pending changes; index + 1 */
 	uint32_t	 expires;	/* monotonic second it dies at: live while now < expires */
+	uint32_t	 sent_expires;	/* expires as last replicated (or received) */
 	uint16_t	 backend;	/* index in service->backends */
+	uint8_t		 origin;	/* STICKY_ORIGIN_SELF or _PEER: who wrote version */
+	uint8_t		 flags;		/* STICKY_F_* */
 };
 
 struct sticky_table {
@@ -34,14 +65,27 @@ struct sticky_table {
 	uint32_t	*buckets;	/* nbuckets heads of hash chains; index + 1 */
 	uint32_t	 nbuckets;	/* power of two >= max_entries */
 	uint32_t	 max_entries;	/* capacity; past it the LRU entry is evicted */
-	uint32_t	 count;		/* entries in use */
+	uint32_t	 count;		/* slots in use (entries and tombstones) */
+	uint32_t	 ntombs;	/* of which tombstones */
 	uint32_t	 timeout_s;	/* lifetime after last use */
-	uint32_t	 lru_head;	/* most recently used; index + 1 */
-	uint32_t	 lru_tail;	/* least recently used; index + 1 */
+	uint32_t	 lru_head;	/* latest expiry; index + 1 */
+	uint32_t	 lru_tail;	/* earliest expiry; index + 1 */
 	uint32_t	 free_head;	/* free list through hnext; index + 1 */
+	uint32_t	*runs;		/* nruns: per expiry second % nruns, its head-most entry */
+	uint32_t	 nruns;		/* timeout_s + 2: no two live seconds share a slot */
 	uint64_t	 evictions;	/* live entries dropped because the table was full */
+	bool		 replicate;	/* track changes for replication */
+	void		(*notify)(void *); /* the dirty list became non-empty */
+	void		*notify_arg;	/* for notify */
+	uint32_t	 dirty_head;	/* oldest pending change; index + 1 */
+	uint32_t	 dirty_tail;	/* newest pending change; index + 1 */
+	uint32_t	 ndirty;	/* entries on the dirty list */
+	uint64_t	 floor_version;	/* last clear: older remote entries are refused */
+	uint8_t		 floor_origin;	/* who wrote that clear */
 	unsigned char	 hash_key[crypto_shorthash_KEYBYTES]; /* random SipHash key: no forced collisions */
 };
+
+static uint64_t	 sticky_hlc;		/* this node's hybrid logical clock: last version */
 
 /* Entry at link value l (l != STICKY_NONE). */
 static inline struct sticky_entry *
@@ -67,9 +111,68 @@ sticky_bucket(const struct sticky_table *t, const struct lbd_ip *ip)
 	return (uint32_t)(h ^ (h >> 32)) & (t->nbuckets - 1);
 }
 
+/* ---------------------------------------------------------------- versions */
+
+uint64_t
+sticky_version_next(void)
+{
+	struct timespec	 ts;
+	uint64_t	 v;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	v = ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000) << 16;
+	if (v <= sticky_hlc)
+		v = sticky_hlc + 1;
+	sticky_hlc = v;
+	return v;
+}
+
+void
+sticky_version_seen(uint64_t version)
+{
+	if (version > sticky_hlc)
+		sticky_hlc = version;
+}
+
+/*
+ * The tie-break: does a change written by origin a beat one with the same
+ * version written by origin b? name_cmp is the sign of strcmp(peer name,
+ * our name): the greater node name wins.
+ */
+static bool
+sticky_origin_wins(int a, int b, int name_cmp)
+{
+	if (a == b)
+		return false;
+	return a == STICKY_ORIGIN_PEER ? name_cmp > 0 : name_cmp < 0;
+}
+
+static bool
+sticky_newer(uint64_t va, int oa, uint64_t vb, int ob, int name_cmp)
+{
+	return va > vb || (va == vb && sticky_origin_wins(oa, ob, name_cmp));
+}
+
+/* ---------------------------------------------------------------- lists */
+
+/* Drops e from runs if it is the head-most entry of its expiry second. */
+static void
+sticky_run_leave(struct sticky_table *t, struct sticky_entry *e)
+{
+	uint32_t	*r = &t->runs[e->expires % t->nruns];
+
+	if (*r != sticky_link(t, e))
+		return;
+	if (e->lru_next != STICKY_NONE && sticky_at(t, e->lru_next)->expires == e->expires)
+		*r = e->lru_next;
+	else
+		*r = STICKY_NONE;
+}
+
 static void
 sticky_lru_unlink(struct sticky_table *t, struct sticky_entry *e)
 {
+	sticky_run_leave(t, e);
 	if (e->lru_prev != STICKY_NONE)
 		sticky_at(t, e->lru_prev)->lru_next = e->lru_next;
 	else
@@ -81,21 +184,93 @@ sticky_lru_unlink(struct sticky_table *t, struct sticky_entry *e)
 	e->lru_prev = e->lru_next = STICKY_NONE;
 }
 
+/* Links e just before pos (STICKY_NONE: at the tail); e heads its run. */
+static void
+sticky_lru_insert_before(struct sticky_table *t, struct sticky_entry *e, uint32_t pos)
+{
+	uint32_t	 l = sticky_link(t, e);
+	uint32_t	 prev = pos != STICKY_NONE ? sticky_at(t, pos)->lru_prev : t->lru_tail;
+
+	e->lru_next = pos;
+	e->lru_prev = prev;
+	if (prev != STICKY_NONE)
+		sticky_at(t, prev)->lru_next = l;
+	else
+		t->lru_head = l;
+	if (pos != STICKY_NONE)
+		sticky_at(t, pos)->lru_prev = l;
+	else
+		t->lru_tail = l;
+	t->runs[e->expires % t->nruns] = l;
+}
+
+/* A local use: the latest expiry there is, so the head. */
 static void
 sticky_lru_push_head(struct sticky_table *t, struct sticky_entry *e)
 {
-	uint32_t	 l = sticky_link(t, e);
-
-	e->lru_prev = STICKY_NONE;
-	e->lru_next = t->lru_head;
-	if (t->lru_head != STICKY_NONE)
-		sticky_at(t, t->lru_head)->lru_prev = l;
-	else
-		t->lru_tail = l;
-	t->lru_head = l;
+	sticky_lru_insert_before(t, e, t->lru_head);
 }
 
-/* Returns: the entry for ip (live or expired), or NULL. */
+/*
+ * Links e where its expiry belongs: before the head-most entry of the
+ * latest second <= e->expires that has entries. Seconds past now only:
+ * sticky_apply has swept the dead ones. O(seconds skipped) <= timeout.
+ */
+static void
+sticky_lru_insert_sorted(struct sticky_table *t, struct sticky_entry *e, uint32_t now)
+{
+	uint32_t	 s, l, steps;
+
+	for (s = e->expires, steps = 0; s > now && steps < t->nruns; s--, steps++) {
+		l = t->runs[s % t->nruns];
+		if (l != STICKY_NONE && sticky_at(t, l)->expires == s &&
+		    (sticky_at(t, l)->flags & STICKY_F_USED)) {
+			sticky_lru_insert_before(t, e, l);
+			return;
+		}
+	}
+	sticky_lru_insert_before(t, e, STICKY_NONE);
+}
+
+static void
+sticky_dirty_unlink(struct sticky_table *t, struct sticky_entry *e)
+{
+	if (!(e->flags & STICKY_F_DIRTY))
+		return;
+	if (e->dirty_prev != STICKY_NONE)
+		sticky_at(t, e->dirty_prev)->dirty_next = e->dirty_next;
+	else
+		t->dirty_head = e->dirty_next;
+	if (e->dirty_next != STICKY_NONE)
+		sticky_at(t, e->dirty_next)->dirty_prev = e->dirty_prev;
+	else
+		t->dirty_tail = e->dirty_prev;
+	e->dirty_prev = e->dirty_next = STICKY_NONE;
+	e->flags &= ~STICKY_F_DIRTY;
+	t->ndirty--;
+}
+
+/* Queues e for replication; a second change before it is sent coalesces. */
+static void
+sticky_dirty_mark(struct sticky_table *t, struct sticky_entry *e)
+{
+	uint32_t	 l = sticky_link(t, e);
+
+	if (e->flags & STICKY_F_DIRTY)
+		return;
+	e->flags |= STICKY_F_DIRTY;
+	e->dirty_next = STICKY_NONE;
+	e->dirty_prev = t->dirty_tail;
+	if (t->dirty_tail != STICKY_NONE)
+		sticky_at(t, t->dirty_tail)->dirty_next = l;
+	else
+		t->dirty_head = l;
+	t->dirty_tail = l;
+	if (t->ndirty++ == 0 && t->notify != NULL)
+		t->notify(t->notify_arg);
+}
+
+/* Returns: the entry for ip (live, expired or tombstone), or NULL. */
 static struct sticky_entry *
 sticky_find(const struct sticky_table *t, const struct lbd_ip *ip)
 {
@@ -111,10 +286,8 @@ sticky_find(const struct sticky_table *t, const struct lbd_ip *ip)
 }
 
 /*
- * Takes e out of its hash chain and the LRU list and puts it on the free
- * list. The one place an entry goes away (expiry, eviction, delete); with
- * sticky_set (create, refresh) and sticky_flush (clear) it is where a
- * replication change observer will hook in.
+ * Takes e out of its hash chain and the LRU and dirty lists and puts it on
+ * the free list: expiry, eviction, a tombstone's end, a clear.
  */
 static void
 sticky_remove(struct sticky_table *t, struct sticky_entry *e)
@@ -126,6 +299,9 @@ sticky_remove(struct sticky_table *t, struct sticky_entry *e)
 			fatalx("%s: entry missing from its hash chain", __func__);
 	*lp = e->hnext;
 	sticky_lru_unlink(t, e);
+	sticky_dirty_unlink(t, e);
+	if (e->flags & STICKY_F_TOMB)
+		t->ntombs--;
 	memset(e, 0, sizeof(*e));
 	e->hnext = t->free_head;
 	t->free_head = l;
@@ -138,20 +314,50 @@ sticky_live(const struct sticky_entry *e, uint32_t now)
 	return now < e->expires;
 }
 
-/* Rebuilds the free list with every entry and empties chains and LRU. */
+/* Returns: a free slot for ip, linked in its hash chain (LRU: caller's job). */
+static struct sticky_entry *
+sticky_alloc(struct sticky_table *t, const struct lbd_ip *ip, uint32_t now)
+{
+	struct sticky_entry *e;
+	uint32_t	 b;
+
+	if (t->free_head == STICKY_NONE) {
+		/* Full: the LRU tail goes; only a live entry counts as evicted. */
+		e = sticky_at(t, t->lru_tail);
+		if (sticky_live(e, now) && !(e->flags & STICKY_F_TOMB))
+			t->evictions++;
+		sticky_remove(t, e);
+	}
+	e = sticky_at(t, t->free_head);
+	t->free_head = e->hnext;
+	memset(e, 0, sizeof(*e));
+	e->ip = *ip;
+	e->flags = STICKY_F_USED;
+	b = sticky_bucket(t, ip);
+	e->hnext = t->buckets[b];
+	t->buckets[b] = sticky_link(t, e);
+	t->count++;
+	return e;
+}
+
+/* Rebuilds the free list with every entry and empties chains and lists. */
 static void
 sticky_reset(struct sticky_table *t)
 {
 	uint32_t	 i;
 
 	memset(t->buckets, 0, (size_t)t->nbuckets * sizeof(*t->buckets));
+	memset(t->runs, 0, (size_t)t->nruns * sizeof(*t->runs));
 	memset(t->entries, 0, (size_t)t->max_entries * sizeof(*t->entries));
 	for (i = 0; i < t->max_entries; i++)
 		t->entries[i].hnext = i + 1 < t->max_entries ? i + 2 : STICKY_NONE;
 	t->free_head = t->max_entries > 0 ? 1 : STICKY_NONE;
 	t->lru_head = t->lru_tail = STICKY_NONE;
-	t->count = 0;
+	t->dirty_head = t->dirty_tail = STICKY_NONE;
+	t->count = t->ntombs = t->ndirty = 0;
 }
+
+/* ---------------------------------------------------------------- table */
 
 struct sticky_table *
 sticky_new(uint32_t max_entries, uint32_t timeout_s)
@@ -164,16 +370,22 @@ sticky_new(uint32_t max_entries, uint32_t timeout_s)
 		    STICKY_MAX_ENTRIES);
 		return NULL;
 	}
+	if (timeout_s > UINT32_MAX / 2) {
+		log_warnx("sticky timeout %u s out of range", timeout_s);
+		return NULL;
+	}
 	if ((t = calloc(1, sizeof(*t))) == NULL) {
 		log_warn("%s: calloc", __func__);
 		goto fail;
 	}
 	t->max_entries = max_entries;
 	t->timeout_s = timeout_s;
+	t->nruns = timeout_s + 2;
 	for (t->nbuckets = 1; t->nbuckets < max_entries; t->nbuckets <<= 1)
 		;
 	if ((t->entries = calloc(max_entries, sizeof(*t->entries))) == NULL ||
-	    (t->buckets = calloc(t->nbuckets, sizeof(*t->buckets))) == NULL) {
+	    (t->buckets = calloc(t->nbuckets, sizeof(*t->buckets))) == NULL ||
+	    (t->runs = calloc(t->nruns, sizeof(*t->runs))) == NULL) {
 		log_warn("sticky table of %u entries", max_entries);
 		goto fail;
 	}
@@ -203,6 +415,7 @@ sticky_free(struct sticky_table *t)
 		return;
 	free(t->entries);
 	free(t->buckets);
+	free(t->runs);
 	free(t);
 }
 
@@ -217,40 +430,53 @@ sticky_lookup(struct sticky_table *t, const struct lbd_ip *ip, uint32_t now)
 		sticky_remove(t, e);
 		return -1;
 	}
+	if (e->flags & STICKY_F_TOMB)
+		return -1;
 	return e->backend;
+}
+
+/* How far a refresh must move the expiry to be replicated: 1% of the timeout, 1-30 s. */
+static uint32_t
+sticky_resend_s(const struct sticky_table *t)
+{
+	uint32_t	 s = t->timeout_s / 100;
+
+	return s < 1 ? 1 : s > STICKY_RESEND_MAX_S ? STICKY_RESEND_MAX_S : s;
 }
 
 void
 sticky_set(struct sticky_table *t, const struct lbd_ip *ip, int backend, uint32_t now)
 {
 	struct sticky_entry *e;
-	uint32_t	 b;
+	bool		 changed;
 
 	if (backend < 0 || backend > UINT16_MAX)
 		fatalx("%s: backend index %d out of range", __func__, backend);
 
 	if ((e = sticky_find(t, ip)) != NULL) {
+		/* A dead entry or a tombstone comes back as a new one. */
+		changed = !sticky_live(e, now) || (e->flags & STICKY_F_TOMB) ||
+		    e->backend != (uint16_t)backend;
+		if (e->flags & STICKY_F_TOMB) {
+			e->flags &= ~STICKY_F_TOMB;
+			t->ntombs--;
+		}
 		sticky_lru_unlink(t, e);
 	} else {
-		if (t->free_head == STICKY_NONE) {
-			/* Full: the LRU tail goes; only a live one counts as evicted. */
-			e = sticky_at(t, t->lru_tail);
-			if (sticky_live(e, now))
-				t->evictions++;
-			sticky_remove(t, e);
-		}
-		e = sticky_at(t, t->free_head);
-		t->free_head = e->hnext;
-		e->ip = *ip;
-		b = sticky_bucket(t, ip);
-		e->hnext = t->buckets[b];
-		t->buckets[b] = sticky_link(t, e);
-		t->count++;
+		e = sticky_alloc(t, ip, now);
+		changed = true;
 	}
 	e->backend = (uint16_t)backend;
 	/* Saturate instead of wrapping to a time in the past. */
 	e->expires = now > UINT32_MAX - t->timeout_s ? UINT32_MAX : now + t->timeout_s;
 	sticky_lru_push_head(t, e);
+	if (t->replicate &&
+	    (changed || e->expires - e->sent_expires >= sticky_resend_s(t) ||
+	    e->sent_expires > e->expires)) {
+		e->version = sticky_version_next();
+		e->origin = STICKY_ORIGIN_SELF;
+		sticky_dirty_mark(t, e);
+	}
 }
 
 int
@@ -258,9 +484,18 @@ sticky_delete(struct sticky_table *t, const struct lbd_ip *ip)
 {
 	struct sticky_entry *e;
 
-	if ((e = sticky_find(t, ip)) == NULL)
+	if ((e = sticky_find(t, ip)) == NULL || (e->flags & STICKY_F_TOMB))
 		return 0;
-	sticky_remove(t, e);
+	if (!t->replicate) {
+		sticky_remove(t, e);
+		return 1;
+	}
+	/* The tombstone dies when the entry would have: no older copy outlives it. */
+	e->flags |= STICKY_F_TOMB;
+	t->ntombs++;
+	e->version = sticky_version_next();
+	e->origin = STICKY_ORIGIN_SELF;
+	sticky_dirty_mark(t, e);
 	return 1;
 }
 
@@ -271,17 +506,19 @@ sticky_flush(struct sticky_table *t)
 }
 
 /*
- * Every entry shares one timeout, so LRU order is expiry order: walk from
- * the tail and stop at the first live entry. O(expired entries).
+ * The list is sorted by expiry, so walk from the tail and stop at the
+ * first live entry. O(expired entries).
  */
 uint32_t
 sticky_expire(struct sticky_table *t, uint32_t now)
 {
 	uint32_t	 n = 0;
+	struct sticky_entry *e;
 
-	while (t->lru_tail != STICKY_NONE && !sticky_live(sticky_at(t, t->lru_tail), now)) {
-		sticky_remove(t, sticky_at(t, t->lru_tail));
-		n++;
+	while (t->lru_tail != STICKY_NONE && !sticky_live(e = sticky_at(t, t->lru_tail), now)) {
+		if (!(e->flags & STICKY_F_TOMB))
+			n++;
+		sticky_remove(t, e);
 	}
 	return n;
 }
@@ -289,7 +526,7 @@ sticky_expire(struct sticky_table *t, uint32_t now)
 uint32_t
 sticky_count(const struct sticky_table *t)
 {
-	return t->count;
+	return t->count - t->ntombs;
 }
 
 uint64_t
@@ -315,6 +552,8 @@ sticky_expires_in(struct sticky_table *t, const struct lbd_ip *ip, uint32_t now)
 		sticky_remove(t, e);
 		return -1;
 	}
+	if (e->flags & STICKY_F_TOMB)
+		return -1;
 	return (int64_t)e->expires - now;
 }
 
@@ -330,7 +569,7 @@ sticky_foreach(struct sticky_table *t, uint32_t now,
 		struct sticky_entry *e = sticky_at(t, l);
 
 		next = e->lru_next;
-		if (sticky_live(e, now))
+		if (sticky_live(e, now) && !(e->flags & STICKY_F_TOMB))
 			fn(&e->ip, e->backend, e->expires - now, arg);
 	}
 }
@@ -339,4 +578,163 @@ size_t
 sticky_entry_size(void)
 {
 	return sizeof(struct sticky_entry);
+}
+
+/* ---------------------------------------------------------------- replication */
+
+void
+sticky_replicate(struct sticky_table *t, void (*notify)(void *arg), void *arg)
+{
+	uint32_t	 i;
+
+	/* Entries made before tracking began get a version (the bulk sends them). */
+	if (!t->replicate)
+		for (i = 0; i < t->max_entries; i++)
+			if ((t->entries[i].flags & STICKY_F_USED) && t->entries[i].version == 0)
+				t->entries[i].version = sticky_version_next();
+	t->replicate = true;
+	t->notify = notify;
+	t->notify_arg = arg;
+}
+
+/* The replicated form of e at now (e live). */
+static void
+sticky_change_of(const struct sticky_entry *e, uint32_t now, struct sticky_change *c)
+{
+	c->ip = e->ip;
+	c->backend = (e->flags & STICKY_F_TOMB) ? -1 : e->backend;
+	c->expires_in_ms = (e->expires - now) > UINT32_MAX / 1000 ?
+	    UINT32_MAX / 1000 * 1000 : (e->expires - now) * 1000;
+	c->version = e->version;
+	c->origin = e->origin;
+}
+
+uint32_t
+sticky_take_dirty(struct sticky_table *t, uint32_t now, struct sticky_change *out, uint32_t max)
+{
+	struct sticky_entry *e;
+	uint32_t	 n = 0;
+
+	while (n < max && t->dirty_head != STICKY_NONE) {
+		e = sticky_at(t, t->dirty_head);
+		sticky_dirty_unlink(t, e);
+		if (!sticky_live(e, now))
+			continue;	/* the peer's copy dies on its own */
+		sticky_change_of(e, now, &out[n++]);
+		e->sent_expires = e->expires;
+	}
+	return n;
+}
+
+uint32_t
+sticky_dirty_count(const struct sticky_table *t)
+{
+	return t->ndirty;
+}
+
+void
+sticky_dirty_clear(struct sticky_table *t)
+{
+	while (t->dirty_head != STICKY_NONE) {
+		struct sticky_entry *e = sticky_at(t, t->dirty_head);
+
+		sticky_dirty_unlink(t, e);
+		e->sent_expires = e->expires;
+	}
+}
+
+uint32_t
+sticky_scan(struct sticky_table *t, uint32_t *cursor, uint32_t now,
+    struct sticky_change *out, uint32_t max, bool *done)
+{
+	uint32_t	 i, n = 0, visited = 0;
+
+	for (i = *cursor; i < t->max_entries && n < max && visited < STICKY_SCAN_SLOTS;
+	    i++, visited++) {
+		struct sticky_entry *e = &t->entries[i];
+
+		if (!(e->flags & STICKY_F_USED) || !sticky_live(e, now))
+			continue;
+		sticky_change_of(e, now, &out[n++]);
+	}
+	*cursor = i;
+	*done = i >= t->max_entries;
+	return n;
+}
+
+int
+sticky_apply(struct sticky_table *t, const struct sticky_change *c, int name_cmp, uint32_t now)
+{
+	struct sticky_entry *e;
+	uint32_t	 life_s;
+
+	sticky_version_seen(c->version);
+	if (c->backend > UINT16_MAX)
+		return 0;
+	life_s = c->expires_in_ms / 1000 + (c->expires_in_ms % 1000 != 0);
+	if (life_s > t->timeout_s)
+		life_s = t->timeout_s;	/* the nodes' timeouts differ: ours rules */
+	/* Dead tails out first: then every remaining expiry is past now (runs are exact). */
+	sticky_expire(t, now);
+	if ((e = sticky_find(t, &c->ip)) != NULL) {
+		if (!sticky_newer(c->version, c->origin, e->version, e->origin, name_cmp))
+			return 0;
+	} else {
+		if (!sticky_newer(c->version, c->origin, t->floor_version, t->floor_origin,
+		    name_cmp))
+			return 0;	/* cleared since */
+		if (c->backend < 0 && life_s == 0)
+			return 1;	/* a delete of nothing, with no lifetime to block */
+		if (life_s == 0)
+			return 0;
+		e = sticky_alloc(t, &c->ip, now);
+		e->expires = now + life_s;
+		sticky_lru_insert_sorted(t, e, now);
+	}
+	/* Newer than anything we had: our own pending change is moot. */
+	sticky_dirty_unlink(t, e);
+	e->version = c->version;
+	e->origin = (uint8_t)c->origin;
+	if (c->backend < 0) {
+		if (!(e->flags & STICKY_F_TOMB)) {
+			e->flags |= STICKY_F_TOMB;
+			t->ntombs++;
+		}
+	} else {
+		if (e->flags & STICKY_F_TOMB) {
+			e->flags &= ~STICKY_F_TOMB;
+			t->ntombs--;
+		}
+		e->backend = (uint16_t)c->backend;
+		if (life_s > 0 && e->expires != now + life_s) {
+			sticky_lru_unlink(t, e);
+			e->expires = now + life_s;
+			sticky_lru_insert_sorted(t, e, now);
+		}
+	}
+	e->sent_expires = e->expires;	/* applied, not to be echoed */
+	return 1;
+}
+
+uint32_t
+sticky_clear(struct sticky_table *t, uint64_t version, int origin, int name_cmp)
+{
+	uint32_t	 i, n = 0;
+
+	sticky_version_seen(version);
+	if (sticky_newer(version, origin, t->floor_version, t->floor_origin, name_cmp)) {
+		t->floor_version = version;
+		t->floor_origin = (uint8_t)origin;
+	}
+	for (i = 0; i < t->max_entries && t->count > 0; i++) {
+		struct sticky_entry *e = &t->entries[i];
+
+		if (!(e->flags & STICKY_F_USED) ||
+		    !sticky_newer(version, origin, e->version, e->origin, name_cmp))
+			continue;
+		if (!(e->flags & STICKY_F_TOMB))
+			n++;
+		sticky_remove(t, e);
+	}
+	return n;
 }

@@ -1,12 +1,15 @@
 /*
  * test_sticky.c - unit tests of the sticky table: lookup, refresh, expiry,
- * LRU eviction, key families, delete, flush, iteration and a 100k fill.
+ * LRU eviction, key families, delete, flush, iteration and a 100k fill; and
+ * its replication side: versions, dirty-list coalescing, tombstones, merge
+ * rules, clears, bulk scans and expiry order with carried lifetimes.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -54,7 +57,7 @@ test_entry_size(void **state)
 {
 	printf("sticky entry: %zu bytes\n", sticky_entry_size());
 	assert_true(sticky_entry_size() <= 64);
-	assert_int_equal(sticky_entry_size(), 48);
+	assert_int_equal(sticky_entry_size(), 56);
 }
 
 static void
@@ -386,6 +389,410 @@ test_fill_100k(void **state)
 	sticky_free(t);
 }
 
+/* ---------------------------------------------------------------- replication */
+
+/* How often the dirty notifier ran. */
+static int notified;
+
+static void
+count_notify(void *arg)
+{
+	notified++;
+	assert_ptr_equal(arg, &notified);
+}
+
+/* A replicating table with the counting notifier. */
+static struct sticky_table *
+repl_new(uint32_t size, uint32_t timeout)
+{
+	struct sticky_table *t = sticky_new(size, timeout);
+
+	assert_non_null(t);
+	notified = 0;
+	sticky_replicate(t, count_notify, &notified);
+	return t;
+}
+
+/* A change from the peer. */
+static struct sticky_change
+remote(struct lbd_ip ip, int backend, uint32_t ms, uint64_t version, int origin)
+{
+	struct sticky_change c;
+
+	memset(&c, 0, sizeof(c));
+	c.ip = ip;
+	c.backend = backend;
+	c.expires_in_ms = ms;
+	c.version = version;
+	c.origin = origin;
+	return c;
+}
+
+static void
+test_version_origin_stored(void **state)
+{
+	struct sticky_table *t = repl_new(16, 100);
+	struct lbd_ip	 a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+	struct sticky_change out[4];
+	struct timespec	 ts;
+	uint64_t	 v0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	v0 = ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000) << 16;
+	sticky_set(t, &a, 3, T0);
+	sticky_set(t, &b, 4, T0);
+	assert_int_equal(notified, 1);	/* empty -> non-empty once */
+	assert_int_equal(sticky_dirty_count(t), 2);
+	assert_int_equal(sticky_take_dirty(t, T0, out, 4), 2);
+	assert_memory_equal(&out[0].ip, &a, sizeof(a));	/* oldest first */
+	assert_int_equal(out[0].backend, 3);
+	assert_int_equal(out[0].origin, STICKY_ORIGIN_SELF);
+	assert_int_equal(out[0].expires_in_ms, 100000);
+	assert_true(out[0].version >= v0);
+	/* Versions are unique and grow even within one millisecond. */
+	assert_true(out[1].version > out[0].version);
+	assert_int_equal(sticky_dirty_count(t), 0);
+	/* The clock moves past any version received. */
+	sticky_version_seen(out[1].version + 1000000);
+	assert_true(sticky_version_next() > out[1].version + 1000000);
+	sticky_free(t);
+}
+
+static void
+test_dirty_coalescing(void **state)
+{
+	struct sticky_table *t = repl_new(16, 1800);
+	struct lbd_ip	 a = ip4(10, 0, 0, 1);
+	struct sticky_change out[4];
+	uint64_t	 v;
+
+	for (int i = 0; i < 100; i++)
+		sticky_set(t, &a, 1, T0 + (uint32_t)i);
+	assert_int_equal(sticky_dirty_count(t), 1);
+	assert_int_equal(notified, 1);
+	assert_int_equal(sticky_take_dirty(t, T0 + 100, out, 4), 1);
+	v = out[0].version;
+	/* Refreshes moving the expiry less than 1% of the timeout (18 s) wait. */
+	sticky_set(t, &a, 1, T0 + 110);
+	sticky_set(t, &a, 1, T0 + 116);
+	assert_int_equal(sticky_dirty_count(t), 0);
+	/* 18 s past what the peer has: sent. */
+	sticky_set(t, &a, 1, T0 + 117);
+	assert_int_equal(sticky_dirty_count(t), 1);
+	assert_int_equal(sticky_take_dirty(t, T0 + 117, out, 4), 1);
+	assert_true(out[0].version > v);
+	assert_int_equal(out[0].expires_in_ms, 1800000);
+	/* A re-pick is sent at once. */
+	sticky_set(t, &a, 2, T0 + 118);
+	assert_int_equal(sticky_dirty_count(t), 1);
+	assert_int_equal(sticky_take_dirty(t, T0 + 118, out, 4), 1);
+	assert_int_equal(out[0].backend, 2);
+	/* An expired dirty entry is not sent. */
+	sticky_set(t, &a, 3, T0 + 119);
+	assert_int_equal(sticky_take_dirty(t, T0 + 119 + 1800, out, 4), 0);
+	assert_int_equal(notified, 4);
+	sticky_free(t);
+}
+
+static void
+test_dirty_bounded(void **state)
+{
+	struct sticky_table *t = repl_new(64, 100);
+	struct sticky_change out[64];
+
+	/* 1000 clients through a 64-slot table: never more than 64 pending. */
+	for (uint32_t i = 0; i < 1000; i++) {
+		struct lbd_ip ip = ip6(i);
+
+		sticky_set(t, &ip, 1, T0);
+		assert_true(sticky_dirty_count(t) <= 64);
+	}
+	assert_int_equal(sticky_dirty_count(t), 64);
+	assert_int_equal(sticky_take_dirty(t, T0, out, 10), 10);
+	assert_int_equal(sticky_dirty_count(t), 54);
+	sticky_dirty_clear(t);
+	assert_int_equal(sticky_dirty_count(t), 0);
+	/* Cleared marks count as sent: a small refresh stays quiet. */
+	{
+		struct lbd_ip ip = ip6(999);
+
+		sticky_set(t, &ip, 1, T0);
+		assert_int_equal(sticky_dirty_count(t), 0);
+	}
+	sticky_free(t);
+}
+
+static void
+test_no_tracking_by_default(void **state)
+{
+	struct sticky_table *t = sticky_new(16, 100);
+	struct lbd_ip	 a = ip4(10, 0, 0, 1);
+
+	sticky_set(t, &a, 1, T0);
+	assert_int_equal(sticky_dirty_count(t), 0);
+	assert_int_equal(sticky_delete(t, &a), 1);
+	assert_int_equal(sticky_count(t), 0);
+	sticky_free(t);
+}
+
+static void
+test_delete_tombstone(void **state)
+{
+	struct sticky_table *t = repl_new(4, 100);
+	struct lbd_ip	 a = ip4(10, 0, 0, 1);
+	struct sticky_change out[4], c;
+	uint64_t	 vset;
+
+	sticky_set(t, &a, 2, T0);
+	assert_int_equal(sticky_take_dirty(t, T0, out, 4), 1);
+	vset = out[0].version;
+	assert_int_equal(sticky_delete(t, &a), 1);
+	assert_int_equal(sticky_delete(t, &a), 0);
+	assert_int_equal(sticky_count(t), 0);
+	assert_int_equal(sticky_lookup(t, &a, T0 + 1), -1);
+	assert_int_equal(sticky_expires_in(t, &a, T0 + 1), -1);
+	assert_int_equal(sticky_take_dirty(t, T0 + 1, out, 4), 1);
+	assert_int_equal(out[0].backend, -1);
+	assert_true(out[0].version > vset);
+	assert_int_equal(out[0].expires_in_ms, 99000);
+	/* The peer's older copy (say, from its bulk) does not come back. */
+	c = remote(a, 2, 50000, vset, STICKY_ORIGIN_PEER);
+	assert_int_equal(sticky_apply(t, &c, 1, T0 + 2), 0);
+	assert_int_equal(sticky_lookup(t, &a, T0 + 2), -1);
+	/* A newer set does. */
+	c = remote(a, 3, 50000, out[0].version + 1, STICKY_ORIGIN_PEER);
+	assert_int_equal(sticky_apply(t, &c, 1, T0 + 2), 1);
+	assert_int_equal(sticky_lookup(t, &a, T0 + 2), 3);
+	assert_int_equal(sticky_count(t), 1);
+	/* A local set over a tombstone is a create. */
+	assert_int_equal(sticky_delete(t, &a), 1);
+	sticky_set(t, &a, 1, T0 + 3);
+	assert_int_equal(sticky_lookup(t, &a, T0 + 3), 1);
+	assert_int_equal(sticky_count(t), 1);
+	/* The tombstone of a dead entry is swept without counting. */
+	assert_int_equal(sticky_delete(t, &a), 1);
+	assert_int_equal(sticky_expire(t, T0 + 1000), 0);
+	assert_int_equal(sticky_dirty_count(t), 0);
+	sticky_free(t);
+}
+
+static void
+test_merge_rules(void **state)
+{
+	struct sticky_table *t = repl_new(16, 100);
+	struct lbd_ip	 a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+	struct sticky_change out[4], c;
+	uint64_t	 v;
+
+	sticky_set(t, &a, 1, T0);
+	assert_int_equal(sticky_take_dirty(t, T0, out, 4), 1);
+	v = out[0].version;
+	/* Older loses. */
+	c = remote(a, 2, 10000, v - 1, STICKY_ORIGIN_PEER);
+	assert_int_equal(sticky_apply(t, &c, 1, T0), 0);
+	assert_int_equal(sticky_lookup(t, &a, T0), 1);
+	/* Equal version: the greater node name wins; the peer's is smaller here. */
+	c = remote(a, 2, 10000, v, STICKY_ORIGIN_PEER);
+	assert_int_equal(sticky_apply(t, &c, -1, T0), 0);
+	assert_int_equal(sticky_lookup(t, &a, T0), 1);
+	/* ... and greater here. */
+	assert_int_equal(sticky_apply(t, &c, 1, T0), 1);
+	assert_int_equal(sticky_lookup(t, &a, T0), 2);
+	assert_int_equal(sticky_expires_in(t, &a, T0), 10);
+	/* The same change again is a no-op (same version, same origin). */
+	assert_int_equal(sticky_apply(t, &c, 1, T0), 0);
+	/* Applying is not a local change: nothing to echo back. */
+	assert_int_equal(sticky_dirty_count(t), 0);
+	/* Newer wins; a lifetime longer than our timeout is cut to it. */
+	c = remote(a, 4, 500000, v + 5, STICKY_ORIGIN_PEER);
+	assert_int_equal(sticky_apply(t, &c, 1, T0 + 1), 1);
+	assert_int_equal(sticky_lookup(t, &a, T0 + 1), 4);
+	assert_int_equal(sticky_expires_in(t, &a, T0 + 1), 100);
+	/* A newer delete removes, an older one does not. */
+	c = remote(a, -1, 0, v + 4, STICKY_ORIGIN_PEER);
+	assert_int_equal(sticky_apply(t, &c, 1, T0 + 1), 0);
+	assert_int_equal(sticky_lookup(t, &a, T0 + 1), 4);
+	c = remote(a, -1, 0, v + 6, STICKY_ORIGIN_PEER);
+	assert_int_equal(sticky_apply(t, &c, 1, T0 + 1), 1);
+	assert_int_equal(sticky_lookup(t, &a, T0 + 1), -1);
+	assert_int_equal(sticky_count(t), 0);
+	/* A delete of an unknown client with no lifetime leaves nothing. */
+	c = remote(b, -1, 0, v + 7, STICKY_ORIGIN_PEER);
+	assert_int_equal(sticky_apply(t, &c, 1, T0 + 1), 1);
+	/* With a lifetime it leaves a tombstone that blocks older sets. */
+	c = remote(b, -1, 30000, v + 8, STICKY_ORIGIN_PEER);
+	assert_int_equal(sticky_apply(t, &c, 1, T0 + 1), 1);
+	c = remote(b, 1, 30000, v + 7, STICKY_ORIGIN_PEER);
+	assert_int_equal(sticky_apply(t, &c, 1, T0 + 1), 0);
+	assert_int_equal(sticky_lookup(t, &b, T0 + 1), -1);
+	assert_int_equal(sticky_count(t), 0);
+	/* A local change after applying a remote one gets a newer version. */
+	sticky_set(t, &a, 5, T0 + 2);
+	assert_int_equal(sticky_take_dirty(t, T0 + 2, out, 4), 1);
+	assert_true(out[0].version > v + 8);
+	sticky_free(t);
+}
+
+static void
+test_clear_floor(void **state)
+{
+	struct sticky_table *t = repl_new(16, 100);
+	struct lbd_ip	 a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+	struct sticky_change c;
+	uint64_t	 v;
+
+	sticky_set(t, &a, 1, T0);
+	v = sticky_version_next();
+	sticky_set(t, &b, 2, T0);	/* newer than the clear */
+	assert_int_equal(sticky_clear(t, v, STICKY_ORIGIN_PEER, 1), 1);
+	assert_int_equal(sticky_lookup(t, &a, T0), -1);
+	assert_int_equal(sticky_lookup(t, &b, T0), 2);
+	/* An older entry arriving after the clear stays out. */
+	c = remote(a, 1, 10000, v - 1, STICKY_ORIGIN_PEER);
+	assert_int_equal(sticky_apply(t, &c, 1, T0), 0);
+	assert_int_equal(sticky_count(t), 1);
+	c = remote(a, 1, 10000, v + 1, STICKY_ORIGIN_PEER);
+	assert_int_equal(sticky_apply(t, &c, 1, T0), 1);
+	assert_int_equal(sticky_count(t), 2);
+	/* A local clear takes everything (fresh version) and the slots are free. */
+	assert_int_equal(sticky_clear(t, sticky_version_next(), STICKY_ORIGIN_SELF, 1), 2);
+	assert_int_equal(sticky_count(t), 0);
+	for (uint32_t i = 0; i < 16; i++) {
+		struct lbd_ip ip = ip6(i);
+
+		sticky_set(t, &ip, 1, T0);
+	}
+	assert_int_equal(sticky_evictions(t), 0);
+	sticky_free(t);
+}
+
+static void
+test_scan(void **state)
+{
+	struct sticky_table *t = repl_new(200000, 100);
+	struct sticky_change *out = calloc(1000, sizeof(*out));
+	uint32_t	 cursor = 0, n, total = 0, calls = 0;
+	bool		 done = false;
+
+	assert_non_null(out);
+	for (uint32_t i = 0; i < 1500; i++) {
+		struct lbd_ip ip = ip6(i);
+
+		sticky_set(t, &ip, 1, T0);
+	}
+	{
+		struct lbd_ip ip = ip6(7);
+
+		assert_int_equal(sticky_delete(t, &ip), 1);	/* scanned as a tombstone */
+	}
+	while (!done) {
+		n = sticky_scan(t, &cursor, T0 + 1, out, 1000, &done);
+		assert_true(n <= 1000);
+		for (uint32_t i = 0; i < n; i++)
+			assert_int_equal(out[i].expires_in_ms, 99000);
+		total += n;
+		calls++;
+		assert_true(calls < 100);
+	}
+	assert_int_equal(total, 1500);
+	/* Slots visited per call are bounded: a sparse table takes several calls. */
+	assert_true(calls >= 200000 / 65536);
+	free(out);
+	sticky_free(t);
+}
+
+/* Reference model of one client for the mixed-lifetime test. */
+struct model {
+	bool		 present;	/* set and not deleted */
+	uint32_t	 expires;	/* when it dies */
+};
+
+#define MIX_CLIENTS	500	/* clients in the mixed-lifetime test */
+#define MIX_STEPS	20000	/* operations in it */
+
+static void
+test_expiry_mixed_lifetimes(void **state)
+{
+	struct sticky_table *t = repl_new(MIX_CLIENTS, 60);
+	struct model	*m = calloc(MIX_CLIENTS, sizeof(*m));
+	uint32_t	 now = T0, live, expected;
+	uint64_t	 v = sticky_version_next() + 1000000;
+
+	assert_non_null(m);
+	/* A small hand-made case first: remote entries sorted in by expiry. */
+	{
+		struct lbd_ip	 a = ip4(1, 0, 0, 1), b = ip4(1, 0, 0, 2), c = ip4(1, 0, 0, 3);
+		struct sticky_change ch;
+
+		sticky_set(t, &a, 0, now);		/* dies at now+60 */
+		ch = remote(b, 1, 5000, v++, STICKY_ORIGIN_PEER);	/* now+5 */
+		assert_int_equal(sticky_apply(t, &ch, 1, now), 1);
+		ch = remote(c, 1, 30000, v++, STICKY_ORIGIN_PEER);	/* now+30 */
+		assert_int_equal(sticky_apply(t, &ch, 1, now), 1);
+		assert_int_equal(sticky_expire(t, now + 4), 0);
+		assert_int_equal(sticky_expire(t, now + 5), 1);
+		assert_int_equal(sticky_lookup(t, &c, now + 5), 1);
+		assert_int_equal(sticky_expire(t, now + 30), 1);
+		assert_int_equal(sticky_count(t), 1);
+		assert_int_equal(sticky_lookup(t, &a, now + 30), 0);
+		sticky_flush(t);
+	}
+	srandom(42);
+	for (int step = 0; step < MIX_STEPS; step++) {
+		uint32_t	 i = (uint32_t)random() % MIX_CLIENTS;
+		struct lbd_ip	 ip = ip6(i);
+		int		 op = (int)(random() % 10);
+
+		if (random() % 8 == 0)
+			now++;
+		if (op < 4) {
+			sticky_set(t, &ip, 1, now);
+			m[i].present = true;
+			m[i].expires = now + 60;
+		} else if (op < 9) {
+			uint32_t ms = 1 + (uint32_t)(random() % 60000);
+			struct sticky_change c = remote(ip, 2, ms, sticky_version_next(),
+			    STICKY_ORIGIN_PEER);
+
+			assert_int_equal(sticky_apply(t, &c, 1, now), 1);
+			m[i].present = true;
+			m[i].expires = now + (ms + 999) / 1000;
+		} else {
+			sticky_delete(t, &ip);
+			m[i].present = false;
+		}
+		if (step % 16 == 0) {
+			sticky_expire(t, now);
+			/* After a sweep, the table holds exactly the live entries. */
+			for (i = 0, expected = 0; i < MIX_CLIENTS; i++) {
+				if (m[i].present && m[i].expires <= now)
+					m[i].present = false;
+				if (m[i].present)
+					expected++;
+			}
+			assert_int_equal(sticky_count(t), expected);
+		}
+	}
+	/* Every survivor is found with its exact lifetime. */
+	sticky_expire(t, now);
+	for (uint32_t i = 0, n = 0; i < MIX_CLIENTS; i++) {
+		struct lbd_ip ip = ip6(i);
+
+		if (m[i].present && m[i].expires > now) {
+			assert_int_equal(sticky_expires_in(t, &ip, now), m[i].expires - now);
+			n++;
+		} else
+			assert_int_equal(sticky_expires_in(t, &ip, now), -1);
+		(void)n;
+	}
+	/* One sweep far ahead empties it. */
+	live = sticky_count(t);
+	assert_int_equal(sticky_expire(t, now + 61), live);
+	assert_int_equal(sticky_count(t), 0);
+	free(m);
+	sticky_free(t);
+}
+
 int
 main(void)
 {
@@ -402,6 +809,15 @@ main(void)
 		cmocka_unit_test(test_flush),
 		cmocka_unit_test(test_foreach),
 		cmocka_unit_test(test_fill_100k),
+		cmocka_unit_test(test_version_origin_stored),
+		cmocka_unit_test(test_dirty_coalescing),
+		cmocka_unit_test(test_dirty_bounded),
+		cmocka_unit_test(test_no_tracking_by_default),
+		cmocka_unit_test(test_delete_tombstone),
+		cmocka_unit_test(test_merge_rules),
+		cmocka_unit_test(test_clear_floor),
+		cmocka_unit_test(test_scan),
+		cmocka_unit_test(test_expiry_mixed_lifetimes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,426 @@
+/*
+ * replica.c - the bridge between lbd's sticky tables and hasync's sync
+ * layer: names on the wire, indices in the tables, the HA hooks (peer
+ * death, may_preempt) and the "sync" part of `lbctl status`.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "lbd.h"
+#include "hasync.h"
+
+#define REPLICA_SCAN_CALLS	4	/* sticky_scan calls per bulk slice: bounds the work per turn */
+
+struct replica {
+	struct lbd	*lbd;		/* owner */
+	struct sync	*sync;		/* the protocol and channel */
+	int		 name_cmp;	/* sign of strcmp(peer name, node name): tie-break */
+	int		 next_svc;	/* service take_dirty starts with: round robin */
+	struct service	*last_svc;	/* apply: service of the previous entry */
+	struct backend	*last_be;	/* apply: backend of the previous entry */
+	struct sticky_change changes[SYNC_BATCH_MAX]; /* scratch for one batch */
+};
+
+static int
+replica_sign(int v)
+{
+	return v < 0 ? -1 : v > 0;
+}
+
+/* One table change as the sync layer sends it. Returns: false, skip it (bad index). */
+static bool
+replica_entry_of(struct service *svc, const struct sticky_change *c, struct sync_entry *e)
+{
+	if (c->backend >= svc->nbackends)
+		return false;
+	e->service = svc->conf.name;
+	memcpy(e->client, c->ip.bytes, sizeof(e->client));
+	e->backend = c->backend >= 0 ? svc->backends[c->backend].conf.name : NULL;
+	e->deleted = c->backend < 0;
+	e->expires_in_ms = c->expires_in_ms;
+	e->version = c->version;
+	e->origin_peer = c->origin == STICKY_ORIGIN_PEER;
+	return true;
+}
+
+/* ---------------------------------------------------------------- store callbacks */
+
+static size_t
+replica_take_dirty(void *arg, struct sync_entry *out, size_t max)
+{
+	struct replica	*r = arg;
+	struct lbd	*lbd = r->lbd;
+	uint32_t	 now = now_s(), got, j;
+	size_t		 n = 0;
+	int		 k, i;
+
+	for (k = 0; k < lbd->nservices && n < max; k++) {
+		struct service *svc = &lbd->services[(r->next_svc + k) % lbd->nservices];
+
+		if (svc->sticky == NULL)
+			continue;
+		got = sticky_take_dirty(svc->sticky, now, r->changes, (uint32_t)(max - n));
+		for (j = 0; j < got; j++)
+			if (replica_entry_of(svc, &r->changes[j], &out[n]))
+				n++;
+	}
+	if (lbd->nservices > 0) {
+		i = (r->next_svc + 1) % lbd->nservices;
+		r->next_svc = i;
+	}
+	return n;
+}
+
+/* cursor: service index << 32 | slot in its table. */
+static size_t
+replica_scan(void *arg, uint64_t *cursor, struct sync_entry *out, size_t max, bool *done)
+{
+	struct replica	*r = arg;
+	struct lbd	*lbd = r->lbd;
+	uint32_t	 now = now_s(), si = (uint32_t)(*cursor >> 32), slot = (uint32_t)*cursor;
+	uint32_t	 got, j;
+	size_t		 n = 0;
+	bool		 tdone;
+	int		 calls;
+
+	for (calls = 0; si < (uint32_t)lbd->nservices && n < max && calls < REPLICA_SCAN_CALLS;
+	    calls++) {
+		struct service *svc = &lbd->services[si];
+
+		if (svc->sticky == NULL) {
+			si++;
+			slot = 0;
+			continue;
+		}
+		got = sticky_scan(svc->sticky, &slot, now, r->changes, (uint32_t)(max - n), &tdone);
+		for (j = 0; j < got; j++)
+			if (replica_entry_of(svc, &r->changes[j], &out[n]))
+				n++;
+		if (tdone) {
+			si++;
+			slot = 0;
+		}
+	}
+	*cursor = (uint64_t)si << 32 | slot;
+	*done = si >= (uint32_t)lbd->nservices;
+	return n;
+}
+
+static void
+replica_bulk_start(void *arg)
+{
+	struct replica	*r = arg;
+	int		 i;
+
+	for (i = 0; i < r->lbd->nservices; i++)
+		if (r->lbd->services[i].sticky != NULL)
+			sticky_dirty_clear(r->lbd->services[i].sticky);
+}
+
+static enum sync_apply
+replica_apply(void *arg, const struct sync_entry *e)
+{
+	struct replica	*r = arg;
+	struct service	*svc = r->last_svc;
+	struct sticky_change c;
+	int		 i;
+
+	/* Batches name the same service and few backends over and over: cache them. */
+	if (svc == NULL || strcmp(svc->conf.name, e->service) != 0) {
+		if ((svc = lbd_service_by_name(r->lbd, e->service)) == NULL ||
+		    svc->sticky == NULL)
+			return SYNC_APPLY_UNKNOWN_SERVICE;
+		r->last_svc = svc;
+		r->last_be = NULL;
+	}
+	memset(&c, 0, sizeof(c));
+	c.backend = -1;
+	if (!e->deleted) {
+		if (r->last_be == NULL || strcmp(r->last_be->conf.name, e->backend) != 0) {
+			r->last_be = NULL;
+			for (i = 0; i < svc->nbackends; i++)
+				if (strcmp(svc->backends[i].conf.name, e->backend) == 0) {
+					r->last_be = &svc->backends[i];
+					break;
+				}
+			if (r->last_be == NULL)
+				return SYNC_APPLY_UNKNOWN_BACKEND;
+		}
+		c.backend = r->last_be->index;
+	}
+	memcpy(c.ip.bytes, e->client, sizeof(c.ip.bytes));
+	c.expires_in_ms = e->expires_in_ms;
+	c.version = e->version;
+	c.origin = e->origin_peer ? STICKY_ORIGIN_PEER : STICKY_ORIGIN_SELF;
+	return sticky_apply(svc->sticky, &c, r->name_cmp, now_s()) == 1 ?
+	    SYNC_APPLY_OK : SYNC_APPLY_STALE;
+}
+
+static int
+replica_clear(void *arg, const char *service, uint64_t version, bool origin_peer)
+{
+	struct replica	*r = arg;
+	struct service	*only = NULL;
+	int		 i;
+
+	if (service[0] != '\0' && (only = lbd_service_by_name(r->lbd, service)) == NULL)
+		return -1;
+	for (i = 0; i < r->lbd->nservices; i++) {
+		struct service *svc = &r->lbd->services[i];
+
+		if ((only != NULL && svc != only) || svc->sticky == NULL)
+			continue;
+		sticky_clear(svc->sticky, version,
+		    origin_peer ? STICKY_ORIGIN_PEER : STICKY_ORIGIN_SELF, r->name_cmp);
+	}
+	return 0;
+}
+
+static void
+replica_state_changed(void *arg, const char *state)
+{
+	struct replica	*r = arg;
+
+	control_event(r->lbd, "sync", json_pack("{s:s, s:s}", "state", state,
+	    "peer", r->lbd->conf->peer_name));
+}
+
+static void
+replica_peer_lost(void *arg, const char *reason)
+{
+	struct replica	*r = arg;
+
+	if (r->lbd->ha != NULL)
+		hasync_peer_lost(r->lbd->ha, reason);
+}
+
+static void
+replica_log(void *arg, int level, const char *msg)
+{
+	if (level == 0)
+		log_warnx("%s", msg);
+	else if (level == 1)
+		log_info("%s", msg);
+	else
+		log_debug("%s", msg);
+}
+
+/* A table has new pending changes. */
+static void
+replica_notify(void *arg)
+{
+	struct replica	*r = arg;
+
+	sync_kick(r->sync);
+}
+
+/* ---------------------------------------------------------------- life */
+
+int
+replica_init(struct lbd *lbd)
+{
+	static const struct sync_callbacks cbs = {
+		.take_dirty = replica_take_dirty,
+		.scan = replica_scan,
+		.bulk_start = replica_bulk_start,
+		.apply = replica_apply,
+		.clear = replica_clear,
+		.state_changed = replica_state_changed,
+		.peer_lost = replica_peer_lost,
+		.log = replica_log,
+	};
+	struct lbd_config *conf = lbd->conf;
+	struct sync_config sc;
+	struct replica	*r;
+	char		 err[256];
+	int		 i;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		log_warn("%s: calloc", __func__);
+		return -1;
+	}
+	r->lbd = lbd;
+	r->name_cmp = replica_sign(strcmp(conf->peer_name, conf->node_name));
+	memset(&sc, 0, sizeof(sc));
+	snprintf(sc.node_name, sizeof(sc.node_name), "%s", conf->node_name);
+	snprintf(sc.peer_name, sizeof(sc.peer_name), "%s", conf->peer_name);
+	if ((r->sync = sync_new(lbd->base, &sc, &cbs, r, err, sizeof(err))) == NULL) {
+		log_warnx("%s", err);
+		free(r);
+		return -1;
+	}
+	for (i = 0; i < lbd->nservices; i++)
+		if (lbd->services[i].sticky != NULL)
+			sticky_replicate(lbd->services[i].sticky, replica_notify, r);
+	lbd->replica = r;
+	return 0;
+}
+
+int
+replica_open(struct lbd *lbd)
+{
+	struct lbd_config *conf = lbd->conf;
+	struct channel_config cc;
+	char		 err[512];
+	int		 i;
+
+	if (!conf->has_peer)
+		return 0;
+	if (replica_init(lbd) == -1)
+		return -1;
+	memset(&cc, 0, sizeof(cc));
+	snprintf(cc.node_name, sizeof(cc.node_name), "%s", conf->node_name);
+	cc.node_addr = conf->node_addr;
+	snprintf(cc.peer_name, sizeof(cc.peer_name), "%s", conf->peer_name);
+	for (i = 0; i < conf->npeer_addr && i < HASYNC_MAX_PEER_ADDR; i++)
+		cc.peer_addr[i] = conf->peer_addr[i];
+	cc.npeer_addr = i;
+	cc.sync_port = conf->sync_port;
+	if (key_load(conf->key_file, cc.key, err, sizeof(err)) == -1) {
+		log_warnx("cluster key: %s", err);
+		goto fail;
+	}
+	i = sync_start(lbd->replica->sync, &cc, err, sizeof(err));
+	sodium_memzero(cc.key, sizeof(cc.key));
+	if (i == -1) {
+		log_warnx("sync: %s", err);
+		goto fail;
+	}
+	return 0;
+fail:
+	replica_close(lbd);
+	return -1;
+}
+
+void
+replica_close(struct lbd *lbd)
+{
+	struct replica	*r = lbd->replica;
+	int		 i;
+
+	if (r == NULL)
+		return;
+	/* The tables may outlive us: no more notifications. */
+	for (i = 0; i < lbd->nservices; i++)
+		if (lbd->services[i].sticky != NULL)
+			sticky_replicate(lbd->services[i].sticky, NULL, NULL);
+	sync_free(r->sync);
+	free(r);
+	lbd->replica = NULL;
+}
+
+struct sync *
+replica_sync(struct lbd *lbd)
+{
+	return lbd->replica != NULL ? lbd->replica->sync : NULL;
+}
+
+bool
+replica_may_preempt(struct lbd *lbd)
+{
+	if (!lbd->conf->has_peer)
+		return true;
+	if (lbd->replica == NULL)
+		return false;	/* not started yet */
+	return sync_may_preempt(lbd->replica->sync);
+}
+
+uint64_t
+replica_flush(struct lbd *lbd, struct service *only)
+{
+	struct replica	*r = lbd->replica;
+	uint64_t	 n = 0, version = 0;
+	int		 i;
+
+	if (r != NULL)
+		version = sticky_version_next();
+	for (i = 0; i < lbd->nservices; i++) {
+		struct service *svc = &lbd->services[i];
+
+		if ((only != NULL && svc != only) || svc->sticky == NULL)
+			continue;
+		n += sticky_count(svc->sticky);
+		if (r != NULL)
+			sticky_clear(svc->sticky, version, STICKY_ORIGIN_SELF, r->name_cmp);
+		else
+			sticky_flush(svc->sticky);
+	}
+	if (r != NULL)
+		sync_send_clear(r->sync, only != NULL ? only->conf.name : "", version);
+	return n;
+}
+
+/* A lag in ms, or null when there is none yet. */
+static json_t *
+replica_ms(double ms)
+{
+	return ms < 0 ? json_null() : json_real(ms);
+}
+
+json_t *
+replica_status(struct lbd *lbd)
+{
+	struct sync_status st;
+	struct channel_status cs;
+	json_t		*o, *bulk, *ch;
+	uint64_t	 entries = 0, pending = 0;
+	int		 i;
+
+	for (i = 0; i < lbd->nservices; i++)
+		if (lbd->services[i].sticky != NULL) {
+			entries += sticky_count(lbd->services[i].sticky);
+			pending += sticky_dirty_count(lbd->services[i].sticky);
+		}
+	if (lbd->replica == NULL)
+		return json_pack("{s:s, s:I, s:n}", "state", "none", "entries",
+		    (json_int_t)entries, "lag_ms");
+	sync_get_status(lbd->replica->sync, &st);
+	o = json_pack("{s:s, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I, s:I, s:I, s:I}",
+	    "state", st.state,
+	    "entries", (json_int_t)entries,
+	    "lag_ms", replica_ms(st.lag_ms),
+	    "entries_sent", (json_int_t)st.entries_sent,
+	    "entries_received", (json_int_t)st.entries_received,
+	    "entries_applied", (json_int_t)st.entries_applied,
+	    "entries_stale", (json_int_t)st.entries_stale,
+	    "bad_entries", (json_int_t)st.bad_entries,
+	    "malformed", (json_int_t)st.malformed,
+	    "lag_p50_ms", replica_ms(st.lag_p50_ms),
+	    "lag_p99_ms", replica_ms(st.lag_p99_ms),
+	    "pending", (json_int_t)pending,
+	    "held", (json_int_t)st.held,
+	    "resyncs", (json_int_t)st.resyncs,
+	    "clears_sent", (json_int_t)st.clears_sent);
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "clears_received", json_integer((json_int_t)st.clears_received));
+	bulk = json_pack("{s:b, s:I, s:I, s:I, s:o}",
+	    "done", st.bulk_done,
+	    "sent", (json_int_t)st.bulks_sent,
+	    "received", (json_int_t)st.bulks_received,
+	    "last_entries", (json_int_t)st.last_bulk_entries,
+	    "last_ms", st.last_bulk_ms < 0 ? json_null() : json_integer(st.last_bulk_ms));
+	json_object_set_new(o, "bulk", bulk != NULL ? bulk : json_null());
+	if (sync_channel(lbd->replica->sync) != NULL) {
+		channel_get_status(sync_channel(lbd->replica->sync), &cs);
+		ch = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		    "state", cs.state,
+		    "frames_sent", (json_int_t)cs.frames_sent,
+		    "frames_received", (json_int_t)cs.frames_received,
+		    "bytes_sent", (json_int_t)cs.bytes_sent,
+		    "bytes_received", (json_int_t)cs.bytes_received,
+		    "auth_failures", (json_int_t)cs.auth_failures,
+		    "replays", (json_int_t)cs.replays,
+		    "malformed", (json_int_t)cs.malformed,
+		    "oversized", (json_int_t)cs.oversized,
+		    "reconnects", (json_int_t)cs.reconnects,
+		    "up_since_ms", (json_int_t)cs.up_since_ms,
+		    "rejected", (json_int_t)cs.rejected,
+		    "queue_full", (json_int_t)cs.queue_full);
+		json_object_set_new(o, "channel", ch != NULL ? ch : json_null());
+	}
+	return o;
+}
