@@ -66,6 +66,7 @@
 #define HB_GARP_REFRESH_MS	5000	/* default delay of the one refresh */
 #define HB_GARP_COUNT_MAX	100	/* sanity bound on garp_count */
 #define HB_MSG_MAX		512	/* one log line */
+#define HB_HOLD_INTERVALS	3	/* handover: keep the VIP this many intervals at most */
 
 /* Kinds of rate-limited log lines. */
 enum hb_logkind {
@@ -102,6 +103,8 @@ struct hasync {
 	struct event	*ev_read;	/* adverts and ICMP errors in */
 	struct event	*ev_timer;	/* ha_next_deadline */
 	struct event	*ev_garp;	/* announcement schedule */
+	struct event	*ev_hold;	/* handover: release the VIP when it fires */
+	bool		 holding;	/* BACKUP that keeps the VIP until the peer is MASTER */
 	struct event	*ev_nl;		/* netlink events in */
 	struct hb_path	 paths[HASYNC_MAX_PEER_ADDR]; /* where adverts go */
 	int		 npaths;
@@ -157,6 +160,8 @@ static void	hb_apply(struct hasync *, unsigned int);
 static void	hb_schedule(struct hasync *);
 static void	hb_vip_take(struct hasync *);
 static void	hb_vip_release(struct hasync *);
+static void	hb_on_hold(evutil_socket_t, short, void *);
+static void	hb_hold_start(struct hasync *);
 static void	hb_garp_start(struct hasync *);
 static void	hb_garp_next(struct hasync *);
 
@@ -497,7 +502,8 @@ hasync_new(struct event_base *base, const struct hasync_config *conf,
 	}
 
 	if ((h->ev_timer = evtimer_new(base, hb_on_timer, h)) == NULL ||
-	    (h->ev_garp = evtimer_new(base, hb_on_garp, h)) == NULL)
+	    (h->ev_garp = evtimer_new(base, hb_on_garp, h)) == NULL ||
+	    (h->ev_hold = evtimer_new(base, hb_on_hold, h)) == NULL)
 		goto nomem;
 	if (h->fd != -1 &&
 	    (h->ev_read = event_new(base, h->fd, EV_READ | EV_PERSIST, hb_on_read, h)) == NULL)
@@ -512,6 +518,7 @@ hasync_new(struct event_base *base, const struct hasync_config *conf,
 	 */
 	event_priority_set(h->ev_timer, 0);
 	event_priority_set(h->ev_garp, 0);
+	event_priority_set(h->ev_hold, 0);
 	if (h->ev_read != NULL)
 		event_priority_set(h->ev_read, 0);
 	if (h->ev_nl != NULL)
@@ -544,6 +551,8 @@ hasync_free(struct hasync *h)
 		event_free(h->ev_timer);
 	if (h->ev_garp != NULL)
 		event_free(h->ev_garp);
+	if (h->ev_hold != NULL)
+		event_free(h->ev_hold);
 	if (h->ev_nl != NULL)
 		event_free(h->ev_nl);
 	if (h->fd != -1)
@@ -833,6 +842,10 @@ hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
 	hb_log(h, 2, "advert from %s (%s): %s priority %d counter %llu", adv->node, a,
 	    ha_role_name(in.state), in.priority, (unsigned long long)adv->counter);
 	hb_apply(h, ha_rx_advert(&h->ha, &in, hb_now()));
+	if (h->holding && in.state == HASYNC_MASTER && h->ha.role != HASYNC_MASTER) {
+		hb_log(h, 1, "handover done: %s is MASTER, releasing the VIP", adv->node);
+		hb_vip_release(h);
+	}
 done:
 	if (adv != NULL)
 		lbd__advert__free_unpacked(adv, NULL);
@@ -891,9 +904,22 @@ hb_apply(struct hasync *h, unsigned int acts)
 		hb_garp_start(h);
 	if (acts & HA_ACT_ADVERT)
 		hb_send_advert(h);
-	/* Stepping down: advert first, so the peer starts taking over sooner. */
-	if (acts & (HA_ACT_BECOME_BACKUP | HA_ACT_BECOME_FAULT | HA_ACT_BECOME_INIT))
+	/*
+	 * Stepping down: advert first, so the peer starts taking over sooner.
+	 * A MASTER handing over to a peer that is not MASTER yet (lbctl
+	 * failover) keeps the VIP until the peer says MASTER: releasing it at
+	 * once leaves a few ms in which nobody answers for the VIP and clients'
+	 * SYNs are lost. Both holding it for a moment is harmless: both proxy.
+	 */
+	if ((acts & HA_ACT_BECOME_BACKUP) && from == HASYNC_MASTER &&
+	    h->ha.peer_role != HASYNC_MASTER && h->vip != NULL && vip_held(h->vip))
+		hb_hold_start(h);
+	else if (acts & (HA_ACT_BECOME_BACKUP | HA_ACT_BECOME_FAULT | HA_ACT_BECOME_INIT))
 		hb_vip_release(h);
+	else if ((acts & HA_ACT_BECOME_MASTER) && h->holding) {
+		h->holding = false;
+		evtimer_del(h->ev_hold);
+	}
 	hb_schedule(h);
 	if (acts & HA_ACT_ROLE_CHANGED) {
 		hb_log(h, to == HASYNC_MASTER || from == HASYNC_MASTER ? 0 : 1,
@@ -904,6 +930,33 @@ hb_apply(struct hasync *h, unsigned int acts)
 }
 
 /* ---------------------------------------------------------------- VIP */
+
+/* Handover: keep the VIP until the peer's MASTER advert, at most HB_HOLD_INTERVALS. */
+static void
+hb_hold_start(struct hasync *h)
+{
+	uint64_t	 ms = (uint64_t)HB_HOLD_INTERVALS * (uint64_t)h->conf.advert_interval_ms;
+	struct timeval	 tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	h->holding = true;
+	h->garp_left = 0;
+	evtimer_del(h->ev_garp);
+	evtimer_add(h->ev_hold, &tv);
+	hb_log(h, 1, "handing over: keeping the VIP until %s is MASTER (at most %llu ms)",
+	    h->conf.peer_name, (unsigned long long)ms);
+}
+
+static void
+hb_on_hold(evutil_socket_t fd, short what, void *arg)
+{
+	struct hasync	*h = arg;
+
+	if (!h->holding)
+		return;
+	hb_log(h, 0, "handover: %s did not say MASTER within %d ms: releasing the VIP anyway",
+	    h->conf.peer_name, HB_HOLD_INTERVALS * h->conf.advert_interval_ms);
+	hb_vip_release(h);
+}
 
 static void
 hb_vip_take(struct hasync *h)
@@ -924,6 +977,8 @@ hb_vip_release(struct hasync *h)
 {
 	char err[256];
 
+	h->holding = false;
+	evtimer_del(h->ev_hold);
 	h->garp_left = 0;
 	evtimer_del(h->ev_garp);
 	if (h->vip == NULL)
@@ -1084,7 +1139,7 @@ hb_watch_check(struct hasync *h)
 		if (vip_held(h->vip))
 			hb_garp_start(h);
 		hb_schedule(h);
-	} else if (h->ha.role != HASYNC_MASTER && present == 1) {
+	} else if (h->ha.role != HASYNC_MASTER && present == 1 && !h->holding) {
 		hb_log(h, 0, "VIP found on %s while %s (added by hand?): removing it",
 		    h->conf.vip_ifname, ha_role_name(h->ha.role));
 		hb_vip_release(h);
@@ -1136,6 +1191,7 @@ hasync_stop(struct hasync *h)
 		event_del(h->ev_nl);
 	evtimer_del(h->ev_timer);
 	evtimer_del(h->ev_garp);
+	evtimer_del(h->ev_hold);
 }
 
 const char *
