@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,9 @@
 #include "hasync.h"
 
 #define SWEEP_INTERVAL_MS	1000	/* sticky expiry sweep period */
+#define DISPATCH_MAX_US		2000	/* relay callbacks before the heartbeat gets a look */
+#define DISPATCH_MAX_CALLBACKS	64	/* ... or this many of them */
+#define RT_PRIORITY		10	/* SCHED_RR priority of a paired node */
 
 static struct lbd	 lbd_state;		/* the daemon; one per process */
 static struct lbd_config lbd_conf;		/* its configuration */
@@ -205,6 +209,29 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 	}
 }
 
+/*
+ * A paired node must send its adverts on time even when the machine is
+ * busy: a late advert is a false failover at short intervals. SCHED_RR
+ * (as keepalived's VRRP process) puts lbd ahead of ordinary processes; it
+ * only runs when it has work, and the kernel's RT throttling keeps 5% for
+ * everyone else. Without CAP_SYS_NICE (or LimitRTPRIO, or systemd's
+ * CPUSchedulingPolicy) it stays an ordinary process.
+ */
+static void
+sched_realtime(void)
+{
+	struct sched_param	 sp = { .sched_priority = RT_PRIORITY };
+
+	if (sched_getscheduler(0) == SCHED_RR || sched_getscheduler(0) == SCHED_FIFO)
+		return;		/* set by systemd already */
+	if (sched_setscheduler(0, SCHED_RR, &sp) == -1)
+		log_info("realtime scheduling not available (%s): adverts may be late "
+		    "on a busy machine; see CPUSchedulingPolicy in deploy/lbd.service",
+		    strerror(errno));
+	else
+		log_debug("scheduling: SCHED_RR priority %d", RT_PRIORITY);
+}
+
 static int
 genkey(void)
 {
@@ -228,6 +255,12 @@ main(int argc, char *argv[])
 	};
 	struct lbd	*lbd = &lbd_state;
 	struct event_config *evcfg;
+	/*
+	 * Relay callbacks (priority 1) give way to the heartbeat (priority 0)
+	 * after this long or this many callbacks, so a busy data plane delays
+	 * an advert by a few ms at most, never by a whole loop iteration.
+	 */
+	const struct timeval dispatch_max = { 0, DISPATCH_MAX_US };
 	const char	*path = LBD_DEFAULT_CONFIG;
 	const int	 sigs[3] = { SIGTERM, SIGINT, SIGHUP };
 	char		 err[1024];
@@ -275,12 +308,16 @@ main(int argc, char *argv[])
 
 	signal(SIGPIPE, SIG_IGN);
 	rlimit_raise_nofile();
+	if (lbd_conf.has_peer)
+		sched_realtime();
 	/*
 	 * Precise timers: libevent's default coarse clock fires a 1 ms timer
 	 * 4-10 ms late, which shows up as replication lag and advert jitter.
 	 */
 	if ((evcfg = event_config_new()) == NULL ||
 	    event_config_set_flag(evcfg, EVENT_BASE_FLAG_PRECISE_TIMER) == -1 ||
+	    event_config_set_max_dispatch_interval(evcfg, &dispatch_max,
+	    DISPATCH_MAX_CALLBACKS, 1) == -1 ||
 	    (lbd->base = event_base_new_with_config(evcfg)) == NULL)
 		fatalx("cannot create the event loop");
 	event_config_free(evcfg);
