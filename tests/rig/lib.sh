@@ -55,7 +55,8 @@ RIG_TLS_MAX=${RIG_TLS_MAX:-1.3}
 rig_log()  { printf '%s\n' "$*"; }
 rig_step() { printf '== %s\n' "$*"; }
 rig_die()  { printf 'rig: %s\n' "$*" >&2; exit 1; }
-rig_ms()   { date +%s%3N; }
+# Wall clock in ms, without a fork (bash 5 EPOCHREALTIME).
+rig_ms()   { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 
 # Prints "  ok: MSG" and succeeds when the command succeeds, else prints
 # "  FAIL: MSG" and fails.  Usage: rig_assert "MSG" test ARGS...
@@ -510,7 +511,21 @@ rig_lb_start() {
 	[ -f "$RIG_DIR/$node.conf" ] || rig_lb_conf "$node"
 	"$RIG_LBD" -n -c "$RIG_DIR/$node.conf" >/dev/null ||
 		rig_die "lbd -n rejects $RIG_DIR/$node.conf"
-	rig_bg "$node" "$node-lbd" "$RIG_DIR/$node.log" "$RIG_LBD" ${RIG_LBD_ARGS:--d} -c "$RIG_DIR/$node.conf"
+	# lbd logs without timestamps (systemd's journal adds them): a FIFO and
+	# a builtin-only loop stamp each line with the wall clock (ms), so the
+	# log lines up with the drills' figures.
+	local fifo=$RIG_DIR/$node.log.fifo
+	[ -p "$fifo" ] || mkfifo "$fifo" || rig_die "mkfifo $fifo failed"
+	(
+		while IFS= read -r l; do
+			t=${EPOCHREALTIME}
+			printf '%(%H:%M:%S)T.%s %s\n' "${t%.*}" "${t#*.}" "$l"
+		done <"$fifo" >>"$RIG_DIR/$node.log"
+	) &
+	echo $! >"$RIG_DIR/pids/$node-logstamp"
+	disown $!
+	RIG_LB_STARTED_MS=$(rig_ms)	# for drills that time what follows a start
+	rig_bg "$node" "$node-lbd" "$fifo" "$RIG_LBD" ${RIG_LBD_ARGS:--d} -c "$RIG_DIR/$node.conf"
 	if ! rig_wait 5000 rig_lbctl "$node" status; then
 		sed 's/^/  lbd: /' "$RIG_DIR/$node.log" | tail -20 >&2
 		rig_die "lbd on $node did not answer on its control socket"
@@ -670,7 +685,226 @@ rig_lb_wait_ready() {
 }
 
 _rig_vip_on() {
-	rig_exec "$1" ip -4 -o addr show dev eth0 | grep -q " $RIG_VIP/"
+	local a
+	a=$(ip -n "$(rig_ns "$1")" -4 -o addr show dev eth0 2>/dev/null)
+	[[ $a == *" $RIG_VIP/"* ]]
+}
+
+# ------------------------------------------------------------ HA pair
+
+# The probe's period.  Each attempt is a vsftpd session (two forks and a
+# chroot), about 20 ms of CPU on this project's 2-vCPU machines where fork
+# is slow: at 10 ms the probe alone saturates both CPUs (measured: 100 %
+# busy, greetings past 250 ms) and distorts what it measures; at 20 ms it
+# takes about half.  RIG_PROBE_INTERVAL_MS=10 on a bigger machine.
+RIG_PROBE_INTERVAL_MS=${RIG_PROBE_INTERVAL_MS:-20}
+# The probe's deadline per attempt.  It does not change the outages it
+# measures (from the start of the last success to the start of the next);
+# 250 ms and not 50 because vsftpd's greeting alone takes 6-25 ms on an
+# idle 2-CPU machine, and 100 sessions/s push its tail past 50 ms.
+RIG_PROBE_TIMEOUT_MS=${RIG_PROBE_TIMEOUT_MS:-250}
+RIG_RESTART_SEC=${RIG_RESTART_SEC:-1}			# systemd RestartSec of deploy/lbd.service
+
+# Flattens the JSON on stdin into "path=value" lines (jflat.awk).
+rig_jflat() { awk -f "$RIG_SRC/jflat.awk"; }
+
+# Prints node NODE's `lbctl --json status`, flattened; fails (no output)
+# when the daemon does not answer.
+rig_status() {
+	local j
+	j=$(rig_lbctl "$1" --json status 2>/dev/null) || return 1
+	rig_jflat <<<"$j"
+}
+
+# Prints KEY's value from a flattened status (empty when absent).
+# Usage: rig_sval "$flat" peer.role
+rig_sval() {
+	awk -v k="$2" 'index($0, k "=") == 1 { print substr($0, length(k) + 2); exit }' <<<"$1"
+}
+
+# Role NODE's lbd reports, or "down" when it does not answer.
+rig_role() {
+	local -A st
+	rig_status_into "$1" st || { echo down; return 0; }
+	echo "${st[role]}"
+}
+
+# True when NODE's lbd reports ROLE (one lbctl, no subshell of ours).
+rig_role_is() {
+	local -A st
+	rig_status_into "$1" st && [ "${st[role]}" = "$2" ]
+}
+
+# The lbd nodes of this rig, one per line.
+rig_lb_nodes() { tr ' ' '\n' <<<"${RIG_LB_NODES:-lb1}" | grep .; }
+
+# Prints the lb nodes that have the VIP on eth0, space separated.
+rig_vip_holders() {
+	local n out=
+	for n in $(rig_lb_nodes); do
+		_rig_vip_on "$n" 2>/dev/null && out="$out $n"
+	done
+	echo "${out# }"
+}
+
+# The other node of the pair.
+rig_lb_other() { [ "$1" = lb1 ] && echo lb2 || echo lb1; }
+
+# Loads NODE's `lbctl --json status` into the associative array named
+# ARRAY (flattened keys: role, vip.held, peer.role, ha.replays, ...), with
+# as few forks as possible: the pair's polls run every 10 ms.
+# Fails (ARRAY empty) when the daemon does not answer.
+rig_status_into() {
+	local -n _st=$2
+	local flat line
+	_st=()
+	if [ -x "$RIG_LBCTL" ]; then
+		flat=$("$RIG_LBCTL" -s "$RIG_DIR/$1.sock" --json status 2>/dev/null | awk -f "$RIG_SRC/jflat.awk")
+	else
+		flat=$(rig_status "$1")
+	fi
+	[ -n "$flat" ] || return 1
+	while IFS= read -r line; do
+		_st[${line%%=*}]=${line#*=}
+	done <<<"$flat"
+}
+
+# With RIG_WHY=1, says on stderr why the pair is not settled; fails.
+_rig_why() { [ "${RIG_WHY:-0}" = 1 ] && echo "  not settled: $*" >&2; return 1; }
+
+# Prints the MASTER's name when the pair is settled: exactly one node has
+# the VIP on its interface, it reports MASTER with vip.held true, the
+# other reports BACKUP with vip.held false, and each one's peer.role is
+# the other's role.  Fails (saying why on stderr with RIG_WHY=1) otherwise.
+rig_ha_master() {
+	local -A s1 s2
+	local v1=0 v2=0 m o r1 r2
+	_rig_vip_on lb1 && v1=1
+	_rig_vip_on lb2 && v2=1
+	case $v1$v2 in
+	10) m=lb1 o=lb2 ;;
+	01) m=lb2 o=lb1 ;;
+	*) _rig_why "VIP on lb1: $v1, on lb2: $v2"; return 1 ;;
+	esac
+	rig_status_into lb1 s1 || { _rig_why "lb1 does not answer"; return 1; }
+	rig_status_into lb2 s2 || { _rig_why "lb2 does not answer"; return 1; }
+	r1=${s1[role]} r2=${s2[role]}
+	if [ $m = lb1 ]; then
+		[ "$r1/$r2" = MASTER/BACKUP ] || { _rig_why "VIP on lb1, roles lb1 $r1 lb2 $r2"; return 1; }
+		[ "${s1[vip.held]}/${s2[vip.held]}" = true/false ] ||
+			{ _rig_why "vip.held lb1 ${s1[vip.held]} lb2 ${s2[vip.held]}"; return 1; }
+	else
+		[ "$r1/$r2" = BACKUP/MASTER ] || { _rig_why "VIP on lb2, roles lb1 $r1 lb2 $r2"; return 1; }
+		[ "${s1[vip.held]}/${s2[vip.held]}" = false/true ] ||
+			{ _rig_why "vip.held lb1 ${s1[vip.held]} lb2 ${s2[vip.held]}"; return 1; }
+	fi
+	[ "${s1[peer.role]}" = "$r2" ] || { _rig_why "lb1 says its peer is '${s1[peer.role]}', lb2 says $r2"; return 1; }
+	[ "${s2[peer.role]}" = "$r1" ] || { _rig_why "lb2 says its peer is '${s2[peer.role]}', lb1 says $r1"; return 1; }
+	echo "$m"
+}
+
+# True when the pair is settled with NODE as MASTER.
+rig_ha_master_is() { [ "$(rig_ha_master 2>/dev/null)" = "$1" ]; }
+
+# Polls every 10 ms (bounded by TIMEOUT_MS) until "$@" succeeds; a tighter
+# rig_wait for HA timings.  RIG_WAITED_MS holds the time taken.
+rig_wait_fast() {
+	local timeout_ms=$1; shift
+	local start now i
+	start=$(rig_ms)
+	for ((i = 0; i < timeout_ms; i++)); do
+		if "$@" >/dev/null 2>&1; then
+			RIG_WAITED_MS=$(( $(rig_ms) - start ))
+			return 0
+		fi
+		now=$(rig_ms)
+		((now - start >= timeout_ms)) && break
+		sleep 0.01
+	done
+	RIG_WAITED_MS=$(( $(rig_ms) - start ))
+	return 1
+}
+
+# Restarts node NODE's lbd the way systemd's Restart=always would after it
+# died: the same command, RestartSec (1 s) after the death.  The caller
+# killed it at DIED_MS (default now).
+rig_lb_restart_systemd() {
+	local node=$1 died=${2:-$(rig_ms)} left
+	rig_kill "$node-lbd" KILL	# reaps the pid file; no-op if gone
+	left=$(( died + RIG_RESTART_SEC * 1000 - $(rig_ms) ))
+	((left > 0)) && sleep "$(awk -v m="$left" 'BEGIN { printf "%.3f", m / 1000 }')"
+	rig_lb_start "$node"
+}
+
+# Prints the time (wall clock, ms) of NODE's first "role X -> ROLE" log
+# line at or after SINCE_MS; fails when there is none.  The rig stamps lbd's
+# log lines with the time of day as they arrive (rig_lb_start).
+rig_role_event_ms() {
+	local node=$1 role=$2 since=$3 sod since_dms ms d line
+	printf -v sod '%(%H:%M:%S)T' $((since / 1000))
+	since_dms=$(( ((10#${sod:0:2} * 60 + 10#${sod:3:2}) * 60 + 10#${sod:6:2}) * 1000 + since % 1000 ))
+	while IFS= read -r line; do
+		[[ $line =~ ^([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{3})[0-9]*\ lbd:\ role\ [A-Z]+\ -\>\ $role: ]] || continue
+		ms=$(( ((10#${BASH_REMATCH[1]} * 60 + 10#${BASH_REMATCH[2]}) * 60 + 10#${BASH_REMATCH[3]}) * 1000 + 10#${BASH_REMATCH[4]} ))
+		d=$(( (ms - since_dms + 86400000) % 86400000 ))
+		((d < 43200000)) || continue	# earlier than SINCE
+		echo $((since + d))
+		return 0
+	done < <(grep ' lbd: role ' "$RIG_DIR/$node.log" 2>/dev/null)
+	return 1
+}
+
+# The 1-minute load average, for figures: HA timings on a busy machine
+# are not those of an idle one.
+rig_load() { local l; read -r l _ </proc/loadavg; echo "$l"; }
+
+# Builds the probe (probe.c) into the run's dir once.
+rig_probe_build() {
+	[ -x "$RIG_DIR/probe" ] && return 0
+	cc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$RIG_DIR/probe" "$RIG_SRC/probe.c" ||
+		rig_die "could not build tests/rig/probe.c"
+}
+
+# Starts the outage probe in client NODE against VIP:21 for at most
+# SECONDS, recorded as NAME, and waits (5 s) for its first success.
+rig_probe_start() {
+	local node=$1 name=$2 secs=$3
+	rig_probe_build
+	rm -f "$RIG_DIR/$name.ready" "$RIG_DIR/$name.out"
+	rig_bg "$node" "$name" "$RIG_DIR/$name.out" "$RIG_DIR/probe" -a "$RIG_VIP" -p 21 \
+		-i "$RIG_PROBE_INTERVAL_MS" -t "$RIG_PROBE_TIMEOUT_MS" -d "$secs" \
+		-r "$RIG_DIR/$name.ready" -v
+	rig_wait 5000 test -f "$RIG_DIR/$name.ready" ||
+		{ rig_log "  probe $name: no success in 5 s: $(tail -3 "$RIG_DIR/$name.out")"; return 1; }
+}
+
+# Stops probe NAME (SIGTERM; it prints its summary) and prints the
+# summary line "probe: attempts=... outage_max_ms=...".
+rig_probe_stop() {
+	local name=$1 i
+	rig_kill "$name" TERM
+	for ((i = 0; i < 20; i++)); do
+		grep -q '^probe:' "$RIG_DIR/$name.out" 2>/dev/null && break
+		sleep 0.05
+	done
+	grep '^probe:' "$RIG_DIR/$name.out" | tail -1
+}
+
+# Prints KEY's value from a probe summary line.  Usage: rig_pval "$line" failures
+rig_pval() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
+
+# The failures probe NAME saw, "kind@T" on one line (at most 12), T in ms
+# since T0_MS (wall clock; default: since the probe started).
+rig_probe_fails() {
+	awk -v t0="${2:-}" '$1 == "fail" && n++ < 12 {
+		printf "%s%s@%d", (n > 1 ? "," : ""), $3, (t0 != "" ? $4 - t0 : $2) }
+	END { if (n > 12) printf ",... (%d in all)", n; print "" }' "$RIG_DIR/$1.out" 2>/dev/null
+}
+
+# Runs the heartbeat tool (hbtool.py) in NODE.  Usage: rig_hb NODE ARGS...
+rig_hb() {
+	local node=$1; shift
+	rig_exec "$node" timeout 30 python3 "$RIG_SRC/hbtool.py" "$@"
 }
 
 # ------------------------------------------------------------ small checks

@@ -1,0 +1,538 @@
+# drill-ha.sh - the HA pair's drills (SPEC 6, 9, 10): steady state, a
+# MASTER process crash and its systemd-style restart, node power-off,
+# `lbctl failover`, partition and heal, the MASTER's link down, forged and
+# replayed heartbeats, and no false failover under full load at 20 ms
+# adverts.  They run in a rig with RIG_LB_NODES="lb1 lb2" (lb1 priority
+# 150, lb2 100); ha_reset puts the pair back between drills.  Client-visible
+# outages are measured by the probe (probe.c) from c1: a connect to VIP:21
+# and its 220 greeting every RIG_PROBE_INTERVAL_MS (lib.sh), each within
+# RIG_PROBE_TIMEOUT_MS; role change times come from the nodes' logs.
+
+_ha_iv() { echo "${RIG_ADVERT_MS:-100}"; }
+
+# Interval the node configs were written with.
+_ha_conf_iv() { sed -n 's/.*advert_interval_ms = \([0-9]*\);.*/\1/p' "$RIG_DIR/lb1.conf"; }
+
+
+
+# True when exactly one of the two nodes reports MASTER.
+_ha_one_master() {
+	local r1 r2
+	r1=$(rig_role lb1)
+	r2=$(rig_role lb2)
+	[ "$r1" = MASTER ] && [ "$r2" != MASTER ] && return 0
+	[ "$r2" = MASTER ] && [ "$r1" != MASTER ]
+}
+
+# Prints "role role_changes adverts_received auth_failures replays
+# malformed unknown_sender" of NODE ("-" for a missing key).
+_ha_snap() {
+	local -A st
+	local k out
+	rig_status_into "$1" st || { echo down; return 1; }
+	out=${st[role]:--}
+	for k in role_changes adverts_received auth_failures replays malformed unknown_sender; do
+		out="$out ${st[ha.$k]:--}"
+	done
+	echo "$out"
+}
+
+# Milliseconds from T0 to NODE's first role event into ROLE since T0, or
+# "none".
+_ha_ev() {
+	local t
+	t=$(rig_role_event_ms "$1" "$2" "$3") || { echo none; return 0; }
+	echo $((t - $3))
+}
+
+# Field N (1 = role, 2 = role_changes, ...) of a _ha_snap line.
+_ha_f() { awk -v n="$2" '{ print $n }' <<<"$1"; }
+
+# True when $1 is a number (a status counter that exists).
+_ha_num() { [[ $1 =~ ^[0-9]+$ ]]; }
+
+# True when the pair is settled and has stayed so, same MASTER and same
+# role_changes on both, for MS ms (sampled every 100 ms or slower).
+_ha_stable() {
+	local ms=$1 m c1 c2 start
+	m=$(rig_ha_master) || return 1
+	c1=$(_ha_f "$(_ha_snap lb1)" 2)
+	c2=$(_ha_f "$(_ha_snap lb2)" 2)
+	start=$(rig_ms)
+	while (( $(rig_ms) - start < ms )); do
+		sleep 0.1
+		[ "$(rig_ha_master)" = "$m" ] || return 1
+	done
+	[ "$(_ha_f "$(_ha_snap lb1)" 2)" = "$c1" ] && [ "$(_ha_f "$(_ha_snap lb2)" 2)" = "$c2" ]
+}
+
+# Waits (bounded by TIMEOUT_MS) until the pair is settled and stable for
+# 1.5 s; prints the MASTER.
+_ha_settle() {
+	local timeout_ms=$1 start
+	start=$(rig_ms)
+	while (( $(rig_ms) - start < timeout_ms )); do
+		if _ha_stable 1500; then
+			rig_ha_master
+			return 0
+		fi
+		sleep 0.1
+	done
+	RIG_WHY=1 rig_ha_master >/dev/null
+	return 1
+}
+
+# Prints "VALUE" of KEY in a probe summary, for figures.
+_ha_p() { rig_pval "$1" "$2"; }
+
+# One figure line for a probe summary; with T0_MS (the event's wall-clock
+# time) the failures are listed in ms since it.
+# Usage: _ha_probe_figure WHAT "$line" NAME [T0_MS]
+_ha_probe_figure() {
+	local what=$1 line=$2 name=$3 t0=${4:-} at=
+	[ -n "$t0" ] && _ha_num "$(_ha_p "$line" outage_max_wall_ms)" &&
+		at=", began at event+$(( $(_ha_p "$line" outage_max_wall_ms) - t0 )) ms"
+	echo "  figure: $what: longest outage $(_ha_p "$line" outage_max_ms) ms$at" \
+		"(probe: $(_ha_p "$line" attempts) attempts, $(_ha_p "$line" failures) failed:" \
+		"refused $(_ha_p "$line" refused), timeout $(_ha_p "$line" timeout)," \
+		"reset $(_ha_p "$line" reset), unreachable $(_ha_p "$line" unreachable);" \
+		"open $(_ha_p "$line" open))"
+	local since="the probe start"
+	[ -n "$t0" ] && since="the event"
+	[ "$(_ha_p "$line" failures)" = 0 ] ||
+		echo "    probe failures (kind@ms since $since): $(rig_probe_fails "$name" "$t0")"
+}
+
+# Writes both configs with the current RIG_ADVERT_MS and restarts the pair:
+# lb2 stopped, lb1 stopped (graceful), lb1 started (MASTER), lb2 started.
+_ha_restart_pair() {
+	rig_lb_conf lb1 lb2
+	rig_lb_conf lb2 lb1
+	rig_lb_stop lb2
+	rig_lb_stop lb1
+	rig_lb_start lb1
+	rig_lb_wait_ready lb1
+	rig_lb_start lb2
+	rig_lb_wait_ready lb2 novip
+}
+
+# Puts the pair back to its start state: links up, no blackhole routes,
+# 100 ms adverts, both lbd running, lb1 MASTER and lb2 BACKUP settled,
+# both real servers running and up on both nodes, an empty sticky table.
+# Returns 1 (with why) when it cannot.
+ha_reset() {
+	local n b m
+	for n in lb1 lb2; do
+		rig_exec "$n" ip link set eth0 up 2>/dev/null
+		rig_link "$n" up 2>/dev/null
+		rig_exec "$n" ip route del blackhole "${RIG_ADDR[$(rig_lb_other "$n")]}/32" 2>/dev/null
+	done
+	for n in ftp1 ftp2; do
+		rig_alive "$n-vsftpd-21" && rig_alive "$n-vsftpd-990" && continue
+		rig_ftp_stop "$n"
+		rig_ftp_start "$n"
+	done
+	# A failed drill may leave clients and servers resolving the VIP to a
+	# node that no longer holds it: each drill starts with fresh ARP.
+	for n in c1 c2 ftp1 ftp2; do
+		ip -n "$(rig_ns "$n")" neigh flush to "$RIG_VIP" 2>/dev/null
+	done
+	if [ "$(_ha_conf_iv)" != "${RIG_ADVERT_MS:-100}" ]; then
+		( _ha_restart_pair ) || return 1
+	fi
+	for n in lb1 lb2; do
+		rig_alive "$n-lbd" || ( rig_lb_start "$n" ) || return 1
+	done
+	if ! rig_wait 5000 rig_ha_master_is lb1; then
+		# lb1 handed over earlier (`lbctl failover`) and does not preempt: hand back.
+		m=$(rig_ha_master 2>/dev/null)
+		[ "$m" = lb2 ] && rig_lbctl lb2 failover >/dev/null 2>&1
+		rig_wait 15000 rig_ha_master_is lb1 || {
+			RIG_WHY=1 rig_ha_master >/dev/null
+			return 1
+		}
+	fi
+	for n in lb1 lb2; do
+		for b in FTP_SVR1 FTP_SVR2; do
+			rig_lbctl "$n" backend "$b" enable >/dev/null 2>&1
+			rig_wait 10000 rig_backend_is "$n" "$b" up || {
+				echo "  reset: $b not up on $n" >&2
+				return 1
+			}
+		done
+	done
+	rig_lbctl lb1 sticky flush >/dev/null 2>&1
+	echo "  figure: load average $(rig_load) (2 CPUs here: HA timings stretch on a busy machine)"
+	return 0
+}
+
+# ---------------------------------------------------------------- drills
+
+# Steady state: exactly one node has the VIP, both lbctl status agree.
+drill_ha_steady() {
+	local m s1 s2 a1 a2 b1 b2 iv=$(_ha_iv) age1 age2 c1 c2 s
+	m=$(RIG_WHY=1 rig_ha_master)
+	rig_assert "settled: VIP on [$(rig_vip_holders)] only, lbctl status of both agree (MASTER: ${m:-none})" \
+		[ -n "$m" ] || return 1
+	rig_assert "lb1 (priority 150) is the MASTER" [ "$m" = lb1 ] || return 1
+	s1=$(rig_status lb1)
+	s2=$(rig_status lb2)
+	rig_assert "lb1: peer lb2 alive (name '$(rig_sval "$s1" peer.name)', state '$(rig_sval "$s1" peer.state)', priority '$(rig_sval "$s1" peer.priority)')" \
+		eval '[ "$(rig_sval "$s1" peer.name)" = lb2 ] && [ "$(rig_sval "$s1" peer.state)" = alive ] && [ "$(rig_sval "$s1" peer.priority)" = 100 ]' || return 1
+	rig_assert "lb2: peer lb1 alive (name '$(rig_sval "$s2" peer.name)', state '$(rig_sval "$s2" peer.state)', priority '$(rig_sval "$s2" peer.priority)')" \
+		eval '[ "$(rig_sval "$s2" peer.name)" = lb1 ] && [ "$(rig_sval "$s2" peer.state)" = alive ] && [ "$(rig_sval "$s2" peer.priority)" = 150 ]' || return 1
+	age1=$(rig_sval "$s1" peer.last_advert_ms)
+	age2=$(rig_sval "$s2" peer.last_advert_ms)
+	rig_assert "last advert ages below 3 x $iv ms (lb1 '$age1', lb2 '$age2')" \
+		eval '_ha_num "$age1" && _ha_num "$age2" && [ "$age1" -lt $((3 * iv)) ] && [ "$age2" -lt $((3 * iv)) ]' || return 1
+	a1=$(_ha_snap lb1)
+	a2=$(_ha_snap lb2)
+	sleep 2
+	b1=$(_ha_snap lb1)
+	b2=$(_ha_snap lb2)
+	rig_assert "no role change over 2 s (role_changes lb1 $(_ha_f "$a1" 2)->$(_ha_f "$b1" 2), lb2 $(_ha_f "$a2" 2)->$(_ha_f "$b2" 2))" \
+		eval '_ha_num "$(_ha_f "$b1" 2)" && [ "$(_ha_f "$a1" 2)" = "$(_ha_f "$b1" 2)" ] && [ "$(_ha_f "$a2" 2)" = "$(_ha_f "$b2" 2)" ]' || return 1
+	c1=$(( $(_ha_f "$b1" 3) - $(_ha_f "$a1" 3) ))
+	c2=$(( $(_ha_f "$b2" 3) - $(_ha_f "$a2" 3) ))
+	rig_assert "adverts flow both ways: lb1 received $c1, lb2 received $c2 in 2 s (expect ~$((2000 / iv)) each)" \
+		eval '[ "$c1" -ge $((2000 / iv / 2)) ] && [ "$c2" -ge $((2000 / iv / 2)) ]' || return 1
+	s=$(rig_curl c1 explicit "$RIG_VIP" server.txt)
+	rig_assert "explicit FTPS via the VIP -> '$s'" rig_is_server "$s" || return 1
+	rig_assert "lbctl status (tables) works on lb1 and lb2" \
+		eval 'rig_lbctl lb1 status >/dev/null && rig_lbctl lb2 status >/dev/null' || return 1
+	echo "  figure: MASTER lb1, BACKUP lb2; adverts/s received lb1 $((c1 / 2)) lb2 $((c2 / 2));" \
+		"peer advert age lb1 ${age1} ms lb2 ${age2} ms; sync lb1 '$(rig_sval "$s1" sync.state)' lb2 '$(rig_sval "$s2" sync.state)'"
+	return 0
+}
+
+# kill -9 of the MASTER's lbd: outage < 50 ms; restarted as systemd would.
+drill_ha_crash() {
+	local t0 line outage m rc=0
+	rig_probe_start c1 probe-crash 20 || return 1
+	sleep 0.5
+	t0=$(rig_ms)
+	kill -9 "$(rig_lb_pid lb1)"
+	rig_wait_fast 3000 rig_role_is lb2 MASTER
+	# The probe covers the crash only: stopped before the restart at t0 + 1 s.
+	sleep 0.5
+	line=$(rig_probe_stop probe-crash)
+	outage=$(_ha_p "$line" outage_max_ms)
+	echo "  figure: kill -9 of lb1's lbd: lb2 MASTER $(_ha_ev lb2 MASTER "$t0") ms after the kill (its log)"
+	_ha_probe_figure "kill -9 of the MASTER's lbd" "$line" probe-crash "$t0"
+	rig_assert "lb2 took over (role $(rig_role lb2), VIP on lb2: $(_rig_vip_on lb2 && echo yes || echo no))" \
+		eval 'rig_role_is lb2 MASTER && _rig_vip_on lb2' || rc=1
+	rig_assert "client-visible outage < 50 ms (got ${outage:-none} ms)" \
+		eval '_ha_num "$outage" && [ "$outage" -lt 50 ]' || rc=1
+
+	# systemd: Restart=always, RestartSec=1 -> the same command 1 s later.
+	rig_probe_start c1 probe-rejoin 30 || rc=1
+	rig_lb_restart_systemd lb1 "$t0"
+	local tr=$RIG_LB_STARTED_MS
+	echo "  lb1 restarted $((tr - t0)) ms after the kill (RestartSec=$RIG_RESTART_SEC)"
+	m=$(_ha_settle 15000)
+	rig_assert "the pair settled: VIP on exactly one node, both lbctl status agree (MASTER ${m:-none})" \
+		[ -n "$m" ] || rc=1
+	if [ "$m" != lb1 ] && rig_wait 10000 rig_ha_master_is lb1; then
+		m=lb1
+	fi
+	line=$(rig_probe_stop probe-rejoin)
+	echo "  figure: restart: settled $(( $(rig_ms) - tr )) ms after the restart with MASTER ${m:-none};" \
+		"lb1 MASTER again $(_ha_ev lb1 MASTER "$tr") ms after it (preempt, priority 150)"
+	_ha_probe_figure "restart and rejoin, preemption included" "$line" probe-rejoin "$tr"
+	return $rc
+}
+
+# Node power-off: lb1's link goes down and its lbd dies at the same
+# instant (link first, so no FIN/RST of the dying process escapes).
+drill_ha_poweroff() {
+	local t0 line outage rc=0 iv=$(_ha_iv) bound m
+	bound=$((iv * 7 / 2))
+	rig_probe_start c1 probe-poweroff 20 || return 1
+	sleep 0.5
+	t0=$(rig_ms)
+	rig_exec lb1 ip link set eth0 down
+	kill -9 "$(rig_lb_pid lb1)"
+	rig_wait_fast 3000 rig_role_is lb2 MASTER
+	sleep "$(awk -v b="$bound" 'BEGIN { printf "%.3f", (b + 300) / 1000 }')"
+	line=$(rig_probe_stop probe-poweroff)
+	outage=$(_ha_p "$line" outage_max_ms)
+	echo "  figure: power-off of lb1: lb2 MASTER $(_ha_ev lb2 MASTER "$t0") ms after it (Master_Down: 3 x $iv ms + skew)"
+	_ha_probe_figure "power-off of the MASTER" "$line" probe-poweroff "$t0"
+	rig_assert "lb2 took over (role $(rig_role lb2), VIP on lb2: $(_rig_vip_on lb2 && echo yes || echo no))" \
+		eval 'rig_role_is lb2 MASTER && _rig_vip_on lb2' || rc=1
+	rig_assert "client-visible outage <= 3.5 x advert interval = $bound ms (got ${outage:-none} ms)" \
+		eval '_ha_num "$outage" && [ "$outage" -le "$bound" ]' || rc=1
+
+	# Power on: link up, lbd started by systemd.
+	rig_exec lb1 ip link set eth0 up
+	rig_lb_restart_systemd lb1 "$t0"
+	m=$(_ha_settle 15000)
+	rig_assert "powered on again: the pair settled with the VIP on one node (MASTER ${m:-none})" \
+		[ -n "$m" ] || rc=1
+	return $rc
+}
+
+# `lbctl failover` on the MASTER: no probe fails; the handover sticks;
+# failover on a BACKUP is refused; handing back fails no probe either.
+drill_ha_failover() {
+	local line out rc t0 r=0
+	out=$(rig_lbctl lb2 failover 2>&1)
+	rc=$?
+	rig_assert "lbctl failover on the BACKUP lb2 is refused with exit 1 ($(head -1 <<<"$out"))" [ "$rc" = 1 ] || r=1
+	rig_assert "... and changes nothing (MASTER $(rig_ha_master))" rig_ha_master_is lb1 || return 1
+
+	rig_probe_start c1 probe-failover 20 || return 1
+	sleep 0.5
+	t0=$(rig_ms)
+	out=$(rig_lbctl lb1 failover 2>&1)
+	rc=$?
+	rig_wait_fast 3000 rig_ha_master_is lb2
+	sleep 0.5
+	line=$(rig_probe_stop probe-failover)
+	echo "  figure: lbctl failover lb1 -> lb2: lb1 BACKUP after $(_ha_ev lb1 BACKUP "$t0") ms, lb2 MASTER after $(_ha_ev lb2 MASTER "$t0") ms"
+	_ha_probe_figure "lbctl failover (lb1 -> lb2)" "$line" probe-failover "$t0"
+	rig_assert "lbctl failover on lb1 exits 0 ($(head -1 <<<"$out"))" [ "$rc" = 0 ] || r=1
+	rig_assert "lb2 is MASTER, lb1 BACKUP, VIP on [$(rig_vip_holders)]" rig_ha_master_is lb2 || return 1
+	rig_assert "no probe failed ($(_ha_p "$line" failures) of $(_ha_p "$line" attempts))" \
+		[ "$(_ha_p "$line" failures)" = 0 ] || r=1
+	sleep 1
+	rig_assert "the handover sticks: lb1 does not preempt back within 1 s (MASTER $(rig_ha_master))" \
+		rig_ha_master_is lb2 || r=1
+
+	rig_probe_start c1 probe-failback 20 || return 1
+	sleep 0.5
+	t0=$(rig_ms)
+	out=$(rig_lbctl lb2 failover 2>&1)
+	rc=$?
+	rig_wait_fast 3000 rig_ha_master_is lb1
+	sleep 0.5
+	line=$(rig_probe_stop probe-failback)
+	echo "  figure: lbctl failover lb2 -> lb1: lb1 MASTER after $(_ha_ev lb1 MASTER "$t0") ms"
+	_ha_probe_figure "lbctl failover (lb2 -> lb1)" "$line" probe-failback "$t0"
+	rig_assert "lbctl failover on lb2 exits 0 and lb1 is MASTER again" \
+		eval '[ "$rc" = 0 ] && rig_ha_master_is lb1' || r=1
+	rig_assert "no probe failed handing back ($(_ha_p "$line" failures) of $(_ha_p "$line" attempts))" \
+		[ "$(_ha_p "$line" failures)" = 0 ] || r=1
+	return $r
+}
+
+# Drops heartbeat and sync traffic between lb1 and lb2 (blackhole routes
+# inside their namespaces: clients and real servers are unaffected).
+# Usage: _ha_partition add|del
+_ha_partition() {
+	ip -n "$(rig_ns lb1)" route "$1" blackhole "${RIG_ADDR[lb2]}/32" &&
+		ip -n "$(rig_ns lb2)" route "$1" blackhole "${RIG_ADDR[lb1]}/32"
+}
+
+# Partition: both become MASTER (split brain); heal: one MASTER within two
+# advert intervals, and clients reach the VIP.
+drill_ha_partition() {
+	local t0 th ev line s r=0 iv=$(_ha_iv) m
+	rig_probe_start c1 probe-partition 30 || return 1
+	sleep 0.3
+	t0=$(rig_ms)
+	_ha_partition add || { rig_fail "could not add the blackhole routes"; return 1; }
+	rig_wait_fast 5000 rig_role_is lb2 MASTER
+	echo "  figure: partition: lb2 MASTER after $(_ha_ev lb2 MASTER "$t0") ms; roles lb1 $(rig_role lb1) lb2 $(rig_role lb2), VIP on [$(rig_vip_holders)]"
+	rig_assert "partition took effect: lb2 MASTER too (split brain)" \
+		eval 'rig_role_is lb2 MASTER && rig_role_is lb1 MASTER' || r=1
+	sleep 1
+	# Heal: both routes removed at once; the heal is complete at th.
+	t0=$(rig_ms)
+	ip -n "$(rig_ns lb1)" route del blackhole "${RIG_ADDR[lb2]}/32" &
+	ip -n "$(rig_ns lb2)" route del blackhole "${RIG_ADDR[lb1]}/32"
+	wait $!
+	th=$(rig_ms)
+	rig_wait_fast 3000 _ha_one_master
+	ev=$(_ha_ev lb2 BACKUP "$t0")
+	local after=none
+	_ha_num "$ev" && after=$((t0 + ev - th))
+	echo "  figure: heal: routes removed between +0 and +$((th - t0)) ms; lb2 stepped down to BACKUP at +$ev ms," \
+		"$after ms after the heal was complete (bound 2 x $iv ms); roles now lb1 $(rig_role lb1), lb2 $(rig_role lb2)"
+	rig_assert "one MASTER within two advert intervals of the heal ($after <= $((2 * iv)) ms)" \
+		eval '_ha_one_master && [ "$after" != none ] && [ "$after" -le $((2 * iv)) ]' || r=1
+	m=$(_ha_settle 10000)
+	rig_assert "the pair settled (MASTER ${m:-none}, VIP on [$(rig_vip_holders)])" [ -n "$m" ] || r=1
+	line=$(rig_probe_stop probe-partition)
+	_ha_probe_figure "partition and heal (c1, whole drill)" "$line" probe-partition
+	# Clients reach the VIP: 1 s of probing with no failure, and a session from c2.
+	if rig_probe_start c1 probe-healed 2; then
+		sleep 1
+		line=$(rig_probe_stop probe-healed)
+		_ha_probe_figure "after the heal (1 s)" "$line" probe-healed
+	else
+		line=$(rig_probe_stop probe-healed)
+	fi
+	rig_assert "after the heal c1's probe reaches the VIP every time ($(_ha_p "$line" failures) failed of $(_ha_p "$line" attempts))" \
+		eval '[ "$(_ha_p "$line" failures)" = 0 ] && [ "$(_ha_p "$line" ok)" -gt 0 ]' || r=1
+	s=$(rig_curl c2 explicit "$RIG_VIP" server.txt)
+	rig_assert "after the heal c2's FTPS session via the VIP works ('$s')" rig_is_server "$s" || r=1
+	return $r
+}
+
+# The MASTER's link goes down (carrier lost, switch side): it goes FAULT,
+# drops the VIP, and the peer takes over; link back: the pair settles.
+drill_ha_linkdown() {
+	local t0 line r=0 m iv=$(_ha_iv) held
+	rig_probe_start c1 probe-linkdown 20 || return 1
+	sleep 0.3
+	t0=$(rig_ms)
+	rig_link lb1 down
+	rig_wait_fast 3000 rig_role_is lb1 FAULT
+	rig_wait_fast 3000 rig_role_is lb2 MASTER
+	sleep 0.5
+	line=$(rig_probe_stop probe-linkdown)
+	echo "  figure: link down on lb1: lb1 FAULT after $(_ha_ev lb1 FAULT "$t0") ms, lb2 MASTER after $(_ha_ev lb2 MASTER "$t0") ms"
+	_ha_probe_figure "the MASTER's link down" "$line" probe-linkdown "$t0"
+	rig_assert "lb1 is FAULT (role $(rig_role lb1))" rig_role_is lb1 FAULT || r=1
+	held=$(rig_sval "$(rig_status lb1)" vip.held)
+	rig_assert "lb1 removed the VIP (vip.held $held, on eth0: $(_rig_vip_on lb1 && echo yes || echo no))" \
+		eval '! _rig_vip_on lb1 && [ "$held" = false ]' || r=1
+	rig_assert "lb2 took over with the VIP (role $(rig_role lb2))" \
+		eval 'rig_role_is lb2 MASTER && _rig_vip_on lb2' || r=1
+	t0=$(rig_ms)
+	rig_link lb1 up
+	rig_wait_fast 3000 eval '! rig_role_is lb1 FAULT'
+	echo "  figure: link up: lb1 left FAULT after $(( $(rig_ms) - t0 )) ms (now $(rig_role lb1))"
+	m=$(_ha_settle 15000)
+	rig_assert "link back: the pair settled with the VIP on one node (MASTER ${m:-none})" \
+		[ -n "$m" ] || r=1
+	return $r
+}
+
+# Forged (wrong key), replayed, truncated and random datagrams to both
+# nodes' heartbeat port from c2: roles unchanged, each kind counted.
+drill_ha_forged() {
+	local cap=$RIG_DIR/adverts.cap out r=0 n me other src dst
+	local -A before after sent_mal sent_auth sent_rep
+	rig_lbctl lb1 --json status >/dev/null || return 1
+	(umask 077 && "$RIG_LBD" --genkey >"$RIG_DIR/wrong.key") || { rig_fail "lbd --genkey"; return 1; }
+	for n in lb1 lb2; do before[$n]=$(_ha_snap "$n"); done
+	rig_probe_start c1 probe-forged 60 || return 1
+
+	out=$(rig_hb lb1 capture --iface eth0 --port 7411 --seconds 1.5 --out "$cap")
+	rig_assert "captured real adverts on lb1's eth0: $out" \
+		eval 'grep -q "\"${RIG_ADDR[lb1]}\"" <<<"$out" && grep -q "\"${RIG_ADDR[lb2]}\"" <<<"$out"' || return 1
+
+	for me in lb1 lb2; do
+		other=$(rig_lb_other "$me")
+		dst=${RIG_ADDR[$me]}
+		src=${RIG_ADDR[$other]}	# the peer's adverts, as captured
+		sent_mal[$me]=0 sent_auth[$me]=0 sent_rep[$me]=0
+		# Random: 20 malformed (bad version byte or size), 20 frame-shaped.
+		out=$(rig_hb c2 garbage --host "$dst" --count 20)
+		echo "  -> $me random: $out"
+		sent_mal[$me]=$(( sent_mal[$me] + $(rig_jval malformed_sent <<<"$out") + 0 ))
+		sent_auth[$me]=$(( sent_auth[$me] + $(rig_jval framelike_sent <<<"$out") + 0 ))
+		# Truncated copies of the peer's real adverts: 1, 10, 40 bytes are
+		# shorter than any frame (malformed); 1 and 16 bytes short fail the tag.
+		out=$(rig_hb c2 replay --host "$dst" --file "$cap" --src "$src" --truncate=1,10,40 --max 5)
+		echo "  -> $me truncated (short): $out"
+		sent_mal[$me]=$(( sent_mal[$me] + $(rig_jval sent <<<"$out") + 0 ))
+		out=$(rig_hb c2 replay --host "$dst" --file "$cap" --src "$src" --truncate=-1,-16 --max 5)
+		echo "  -> $me truncated (tag cut): $out"
+		sent_auth[$me]=$(( sent_auth[$me] + $(rig_jval sent <<<"$out") + 0 ))
+		# Forged: the peer's name, MASTER priority 254, sealed with another key.
+		out=$(rig_hb c2 forge --host "$dst" --key "$RIG_DIR/wrong.key" --node "$other" \
+			--addr "$src" --count 20)
+		echo "  -> $me forged with a wrong key: $out"
+		sent_auth[$me]=$(( sent_auth[$me] + $(rig_jval forged_sent <<<"$out") + 0 ))
+		# Replayed: the peer's own captured adverts, unchanged.
+		out=$(rig_hb c2 replay --host "$dst" --file "$cap" --src "$src" --max 20)
+		echo "  -> $me replayed: $out"
+		sent_rep[$me]=$(rig_jval sent <<<"$out")
+		_ha_num "${sent_rep[$me]}" || sent_rep[$me]=0
+		# Control: the right key and an unknown node name (proves the forger
+		# seals exactly as lbd does: these pass authentication).
+		out=$(rig_hb c2 forge --host "$dst" --key "$RIG_DIR/cluster.key" --node intruder \
+			--addr "$(rig_client_ip 2)" --count 5)
+		echo "  -> $me sealed with the cluster key, node 'intruder': $out"
+	done
+	sleep 0.5
+	for n in lb1 lb2; do after[$n]=$(_ha_snap "$n"); done
+	out=$(rig_probe_stop probe-forged)
+	# A figure only: on a busy 2-CPU machine a greeting can pass 250 ms.
+	_ha_probe_figure "during the forged traffic" "$out" probe-forged
+
+	for n in lb1 lb2; do
+		local b=${before[$n]} a=${after[$n]} k i d
+		local names=(role role_changes adverts_received auth_failures replays malformed unknown_sender)
+		local fig="$n:"
+		for ((i = 2; i <= 7; i++)); do
+			fig="$fig ${names[i - 1]} $(_ha_f "$b" $i)->$(_ha_f "$a" $i)"
+		done
+		echo "  figure: $fig"
+		rig_assert "$n: role unchanged ($(_ha_f "$b" 1) -> $(_ha_f "$a" 1)), no role change" \
+			eval '[ "$(_ha_f "$b" 1)" = "$(_ha_f "$a" 1)" ] && _ha_num "$(_ha_f "$a" 2)" && [ "$(_ha_f "$b" 2)" = "$(_ha_f "$a" 2)" ]' || r=1
+		for k in 4:auth_failures:${sent_auth[$n]} 5:replays:${sent_rep[$n]} 6:malformed:${sent_mal[$n]} 7:unknown_sender:5; do
+			IFS=: read -r i name want <<<"$k"
+			d=-
+			_ha_num "$(_ha_f "$a" "$i")" && _ha_num "$(_ha_f "$b" "$i")" &&
+				d=$(( $(_ha_f "$a" "$i") - $(_ha_f "$b" "$i") ))
+			rig_assert "$n: ha.$name counted them (+$d, sent $want)" \
+				eval '_ha_num "$d" && [ "$d" -ge "$want" ]' || r=1
+		done
+	done
+	rig_assert "settled as before: MASTER $(rig_ha_master), VIP on [$(rig_vip_holders)]" \
+		rig_ha_master_is lb1 || r=1
+	return $r
+}
+
+# One client's transfer loop: big.bin through the VIP, again and again,
+# until END_MS (bounded by count and curl --max-time); prints bytes and
+# the number of transfers, then failures.
+_ha_load_loop() {
+	local node=$1 end=$2 i bytes=0 n=0 fails=0 left got
+	for ((i = 0; i < 2000; i++)); do
+		left=$(( (end - $(rig_ms)) / 1000 ))
+		((left >= 1)) || break
+		got=$(rig_curl "$node" explicit "$RIG_VIP" big.bin -o /dev/null --max-time "$left" \
+			-w '%{size_download}' 2>/dev/null) || fails=$((fails + 1))
+		bytes=$((bytes + ${got:-0}))
+		n=$((n + 1))
+	done
+	echo "$bytes $n $fails"
+}
+
+# No false failover during a 30 s full-speed transfer at 20 ms adverts.
+drill_ha_load() {
+	local RIG_ADVERT_MS=20 secs=${RIG_LOAD_SECONDS:-30} b1 b2 a1 a2 t0 end r=0 line m
+	export RIG_ADVERT_MS
+	rig_log "  restarting the pair with advert_interval_ms = $RIG_ADVERT_MS"
+	_ha_restart_pair
+	m=$(_ha_settle 15000)
+	rig_assert "pair up at 20 ms adverts, settled (MASTER ${m:-none})" [ "$m" = lb1 ] || return 1
+	b1=$(_ha_snap lb1)
+	b2=$(_ha_snap lb2)
+	rig_probe_start c1 probe-load $((secs + 15)) || return 1
+	t0=$(rig_ms)
+	end=$((t0 + secs * 1000))
+	_ha_load_loop c1 "$end" >"$RIG_DIR/load-c1.out" &
+	local p1=$!
+	_ha_load_loop c2 "$end" >"$RIG_DIR/load-c2.out" &
+	local p2=$!
+	wait $p1 $p2
+	local el=$(( $(rig_ms) - t0 ))
+	line=$(rig_probe_stop probe-load)
+	a1=$(_ha_snap lb1)
+	a2=$(_ha_snap lb2)
+	local x1 x2 bytes n fails
+	read -r x1 n fails <<<"$(cat "$RIG_DIR/load-c1.out")"
+	read -r x2 n2 f2 <<<"$(cat "$RIG_DIR/load-c2.out")"
+	bytes=$(( ${x1:-0} + ${x2:-0} ))
+	awk -v b="$bytes" -v ms="$el" -v n="$((n + n2))" -v f="$((fails + f2))" 'BEGIN {
+		printf "  figure: load: %d transfers of big.bin (c1 + c2 in parallel), %.0f MB in %.1f s = %.0f MB/s (%.2f Gbit/s), %d failed\n",
+		    n, b / 1e6, ms / 1000, b / 1e3 / ms, b * 8 / 1e6 / ms, f }'
+	echo "  figure: load: role_changes lb1 $(_ha_f "$b1" 2)->$(_ha_f "$a1" 2), lb2 $(_ha_f "$b2" 2)->$(_ha_f "$a2" 2);" \
+		"adverts received lb1 +$(( $(_ha_f "$a1" 3) - $(_ha_f "$b1" 3) )), lb2 +$(( $(_ha_f "$a2" 3) - $(_ha_f "$b2" 3) )) (expect ~$((el / RIG_ADVERT_MS)) each)"
+	_ha_probe_figure "probe during the load (not asserted: a loaded 2-CPU box delays greetings)" "$line" probe-load
+	rig_assert "the load ran at full speed for ${secs} s ($((bytes / 1000000)) MB moved)" \
+		[ "$bytes" -gt $((64 * 1024 * 1024)) ] || r=1
+	rig_assert "no false failover: role_changes unchanged on both" \
+		eval '_ha_num "$(_ha_f "$a1" 2)" && [ "$(_ha_f "$b1" 2)" = "$(_ha_f "$a1" 2)" ] && [ "$(_ha_f "$b2" 2)" = "$(_ha_f "$a2" 2)" ]' || r=1
+	rig_assert "lb1 still MASTER, VIP on [$(rig_vip_holders)] only" rig_ha_master_is lb1 || r=1
+	# Back to 100 ms adverts for whatever runs next.
+	RIG_ADVERT_MS=100
+	_ha_restart_pair
+	return $r
+}
