@@ -46,7 +46,7 @@ struct config_ctx {
 
 /* Valid keys of each group, NULL-terminated, in the order the docs list them. */
 static const char *const config_keys_root[] = {
-	"node", "peer", "cluster", "vip", "control", "services", NULL
+	"node", "peer", "cluster", "vip", "control", "metrics", "services", NULL
 };
 static const char *const config_keys_node[] = {
 	"name", "address", "priority", NULL
@@ -63,6 +63,9 @@ static const char *const config_keys_vip[] = {
 };
 static const char *const config_keys_control[] = {
 	"socket", NULL
+};
+static const char *const config_keys_metrics[] = {
+	"listen", NULL
 };
 static const char *const config_keys_service[] = {
 	"name", "ports", "scheduler", "sticky_timeout_s", "sticky_size",
@@ -571,6 +574,85 @@ config_parse_control(struct config_ctx *ctx, const config_setting_t *root)
 	    sizeof(conf->control_socket));
 }
 
+/*
+ * Parses "a.b.c.d:port" or "[x::y]:port" of setting s (named w) into ss.
+ * Wildcards are fine here (listen on every address), multicast is not.
+ * Returns: 0 or -1.
+ */
+static int
+config_listen_addr(struct config_ctx *ctx, const config_setting_t *s, const char *w,
+    const char *v, struct sockaddr_storage *ss)
+{
+	char		 host[INET6_ADDRSTRLEN + 2], *end;
+	const char	*colon, *port, *h = v;
+	size_t		 hlen;
+	long		 n;
+
+	if (v[0] == '[') {
+		if ((colon = strchr(v, ']')) == NULL || colon[1] != ':')
+			goto bad;
+		h = v + 1;
+		hlen = (size_t)(colon - h);
+		port = colon + 2;
+	} else {
+		if ((colon = strrchr(v, ':')) == NULL)
+			goto bad;
+		if (memchr(v, ':', (size_t)(colon - v)) != NULL)
+			return config_error(ctx, s, "%s: \"%s\": write an IPv6 address "
+			    "in brackets, e.g. \"[::1]:9187\"", w, v);
+		hlen = (size_t)(colon - v);
+		port = colon + 1;
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		goto bad;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	if (addr_parse(host, ss) == -1 || (v[0] == '[') != (ss->ss_family == AF_INET6))
+		return config_error(ctx, s, "%s: \"%s\": \"%s\" is not an IPv4 or "
+		    "IPv6 address (hostnames are not resolved)", w, v, host);
+	if (port[0] < '0' || port[0] > '9')
+		return config_error(ctx, s, "%s: \"%s\" has no port; write e.g. "
+		    "\"%s:9187\"", w, v, v[0] == '[' ? "[::1]" : "127.0.0.1");
+	errno = 0;
+	n = strtol(port, &end, 10);
+	if (*end != '\0' || errno != 0 || n < 1 || n > 65535)
+		return config_error(ctx, s, "%s: \"%s\": port \"%s\" is not 1-65535",
+		    w, v, port);
+	if ((ss->ss_family == AF_INET &&
+	    IN_MULTICAST(ntohl(((struct sockaddr_in *)ss)->sin_addr.s_addr))) ||
+	    (ss->ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_MULTICAST(&((struct sockaddr_in6 *)ss)->sin6_addr)))
+		return config_error(ctx, s, "%s: \"%s\" is a multicast address; give "
+		    "a host address (or 0.0.0.0 / [::] for all)", w, v);
+	addr_set_port(ss, (uint16_t)n);
+	return 0;
+ bad:
+	return config_error(ctx, s, "%s: \"%s\" is not ADDRESS:PORT; write e.g. "
+	    "\"127.0.0.1:9187\" or \"[::1]:9187\"", w, v);
+}
+
+/* metrics = { listen = "127.0.0.1:9187"; }: absent, no endpoint. Returns: 0 or -1. */
+static int
+config_parse_metrics(struct config_ctx *ctx, const config_setting_t *root)
+{
+	struct lbd_config	*conf = ctx->conf;
+	config_setting_t	*g, *s;
+	const char		*v;
+	int			 rc;
+
+	conf->metrics_on = false;
+	memset(&conf->metrics_addr, 0, sizeof(conf->metrics_addr));
+	if ((rc = config_get_group(ctx, root, "", "metrics", &g)) != 1)
+		return rc;
+	if (config_check_keys(ctx, g, "metrics", config_keys_metrics) == -1)
+		return -1;
+	if (config_get_string(ctx, g, "metrics", "listen", true, &v, &s) == -1 ||
+	    config_listen_addr(ctx, s, "metrics.listen", v, &conf->metrics_addr) == -1)
+		return -1;
+	conf->metrics_on = true;
+	return 0;
+}
+
 /* Formats a range as "21" or "1025-1052". */
 static const char *
 config_range_str(const struct port_range *r, char *buf, size_t len)
@@ -990,6 +1072,7 @@ config_load(const char *path, struct lbd_config *conf, char *err, size_t errlen)
 	    config_parse_cluster(&ctx, root) == -1 ||
 	    config_parse_vip(&ctx, root) == -1 ||
 	    config_parse_control(&ctx, root) == -1 ||
+	    config_parse_metrics(&ctx, root) == -1 ||
 	    config_parse_services(&ctx, root) == -1)
 		goto fail;
 	rc = 0;

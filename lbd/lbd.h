@@ -126,6 +126,10 @@ struct lbd_config {
 	/* control = { ... } */
 	char		 control_socket[LBD_PATH_MAX];
 
+	/* metrics = { ... }; absent: no metrics endpoint */
+	bool		 metrics_on;		/* the Prometheus endpoint is configured */
+	struct sockaddr_storage metrics_addr;	/* where it listens, with its port */
+
 	struct service_config services[LBD_MAX_SERVICES];
 	int		 nservices;
 };
@@ -403,5 +407,14 @@ json_t		*control_status(struct lbd *);
 json_t		*control_backends(struct lbd *);
 /* Sends an event to every `monitor` client: {"event": type, ...obj}. Steals obj. */
 void		 control_event(struct lbd *, const char *type, json_t *obj);
+
+/* metrics.c */
+struct metrics;
+/* The Prometheus endpoint (HTTP GET /metrics) on conf->metrics_addr. NULL on error, logged. */
+struct metrics	*metrics_open(struct lbd *);
+void		 metrics_close(struct metrics *);
+uint16_t	 metrics_port(const struct metrics *);	/* port bound (tests ask for port 0) */
+/* lbd's state now in the text exposition format 0.0.4; malloc'ed, NULL when out of memory. */
+char		*metrics_render(struct lbd *);
 
 #endif /* LBD_H */

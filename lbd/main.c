@@ -26,6 +26,7 @@ static struct lbd	 lbd_state;		/* the daemon; one per process */
 static struct lbd_config lbd_conf;		/* its configuration */
 static struct event	*ev_sweep;		/* sticky expiry timer */
 static struct event	*ev_signals[3];		/* SIGTERM, SIGINT, SIGHUP */
+static struct metrics	*metrics;		/* Prometheus endpoint, NULL when off */
 
 static void
 usage(FILE *f)
@@ -343,6 +344,10 @@ main(int argc, char *argv[])
 	/* Control first: a second lbd then says "another lbd is running". */
 	if ((lbd->control = control_open(lbd)) == NULL)
 		goto done;
+	if (lbd_conf.metrics_on && (metrics = metrics_open(lbd)) == NULL) {
+		log_warnx("cannot start the metrics endpoint (metrics.listen); not starting");
+		goto done;
+	}
 	if (listener_open_all(lbd) == -1)
 		goto done;
 	for (i = 0; i < lbd->nservices; i++)
@@ -366,6 +371,7 @@ done:
 	replica_close(lbd);	/* then the channel closes (peer sees EOF) */
 	listener_close_all(lbd);
 	relay_shutdown(lbd);
+	metrics_close(metrics);
 	if (lbd->control != NULL)
 		control_close(lbd->control);
 	services_free(lbd);

@@ -431,7 +431,7 @@ test_unknown_key_top(void **state)
 {
 	load_err(*state, NODE_VIP "nodes = 1;\n", 3,
 	    "unknown top-level key \"nodes\"; valid keys: node, peer, cluster, "
-	    "vip, control, services");
+	    "vip, control, metrics, services");
 }
 
 static void
@@ -817,6 +817,121 @@ test_enum_strings(void **state)
 	assert_string_equal(source_mode_str(SOURCE_NODE), "node");
 }
 
+/* The services line after NODE_VIP and a metrics group on line 3. */
+#define METRICS_SERVICE \
+    "services = ( { name = \"S1\"; ports = [ \"21\" ]; " ONE_BACKEND " } );\n"
+
+/* metrics = { listen = ...; }: off by default, IPv4, [IPv6], wildcards. */
+static void
+test_metrics_listen(void **state)
+{
+	struct fixture		*f = *state;
+	struct lbd_config	*c;
+	char			 buf[ADDR_STRLEN];
+
+	c = load_ok(f, NODE_VIP METRICS_SERVICE);
+	assert_false(c->metrics_on);
+	unlink(f->path);
+
+	c = load_ok(f, NODE_VIP "metrics = { listen = \"127.0.0.1:9187\"; };\n" METRICS_SERVICE);
+	assert_true(c->metrics_on);
+	assert_int_equal(c->metrics_addr.ss_family, AF_INET);
+	assert_string_equal(addr_str_port((struct sockaddr *)&c->metrics_addr, buf,
+	    sizeof(buf)), "127.0.0.1:9187");
+	unlink(f->path);
+
+	c = load_ok(f, NODE_VIP "metrics = { listen = \"[2001:db8::2]:65535\"; };\n"
+	    METRICS_SERVICE);
+	assert_true(c->metrics_on);
+	assert_int_equal(c->metrics_addr.ss_family, AF_INET6);
+	assert_string_equal(addr_str_port((struct sockaddr *)&c->metrics_addr, buf,
+	    sizeof(buf)), "[2001:db8::2]:65535");
+	unlink(f->path);
+
+	/* Every address: a scraper on another host. */
+	c = load_ok(f, NODE_VIP "metrics = { listen = \"0.0.0.0:1\"; };\n" METRICS_SERVICE);
+	assert_true(c->metrics_on);
+	assert_int_equal(addr_port((struct sockaddr *)&c->metrics_addr), 1);
+	unlink(f->path);
+	c = load_ok(f, NODE_VIP "metrics = { listen = \"[::]:9187\"; };\n" METRICS_SERVICE);
+	assert_int_equal(c->metrics_addr.ss_family, AF_INET6);
+}
+
+static void
+test_metrics_bad_address(void **state)
+{
+	struct fixture	*f = *state;
+
+	load_err(f, NODE_VIP "metrics = { listen = \"localhost:9187\"; };\n" METRICS_SERVICE,
+	    3, "metrics.listen: \"localhost:9187\": \"localhost\" is not an IPv4 or IPv6 "
+	    "address (hostnames are not resolved)");
+	unlink(f->path);
+	load_err(f, NODE_VIP "metrics = { listen = \"::1:9187\"; };\n" METRICS_SERVICE,
+	    3, "write an IPv6 address in brackets, e.g. \"[::1]:9187\"");
+	unlink(f->path);
+	load_err(f, NODE_VIP "metrics = { listen = \"[127.0.0.1]:9187\"; };\n" METRICS_SERVICE,
+	    3, "is not an IPv4 or IPv6 address");
+	unlink(f->path);
+	load_err(f, NODE_VIP "metrics = { listen = \"[::1\"; };\n" METRICS_SERVICE,
+	    3, "is not ADDRESS:PORT; write e.g. \"127.0.0.1:9187\"");
+	unlink(f->path);
+	load_err(f, NODE_VIP "metrics = { listen = \"\"; };\n" METRICS_SERVICE,
+	    3, "is not ADDRESS:PORT");
+	unlink(f->path);
+	load_err(f, NODE_VIP "metrics = { listen = \"224.0.0.1:9187\"; };\n" METRICS_SERVICE,
+	    3, "is a multicast address");
+	unlink(f->path);
+	load_err(f, NODE_VIP "metrics = { listen = 9187; };\n" METRICS_SERVICE,
+	    3, "metrics.listen: expected a string");
+	unlink(f->path);
+	load_err(f, NODE_VIP "metrics = { };\n" METRICS_SERVICE,
+	    3, "metrics: missing required key \"listen\"");
+	unlink(f->path);
+	load_err(f, NODE_VIP "metrics = \"127.0.0.1:9187\";\n" METRICS_SERVICE,
+	    3, "metrics: expected a group");
+}
+
+static void
+test_metrics_bad_port(void **state)
+{
+	struct fixture	*f = *state;
+
+	load_err(f, NODE_VIP "metrics = { listen = \"127.0.0.1\"; };\n" METRICS_SERVICE,
+	    3, "is not ADDRESS:PORT");
+	unlink(f->path);
+	load_err(f, NODE_VIP "metrics = { listen = \"127.0.0.1:\"; };\n" METRICS_SERVICE,
+	    3, "\"127.0.0.1:\" has no port; write e.g. \"127.0.0.1:9187\"");
+	unlink(f->path);
+	load_err(f, NODE_VIP "metrics = { listen = \"[::1]:\"; };\n" METRICS_SERVICE,
+	    3, "has no port; write e.g. \"[::1]:9187\"");
+	unlink(f->path);
+	load_err(f, NODE_VIP "metrics = { listen = \"127.0.0.1:0\"; };\n" METRICS_SERVICE,
+	    3, "port \"0\" is not 1-65535");
+	unlink(f->path);
+	load_err(f, NODE_VIP "metrics = { listen = \"127.0.0.1:65536\"; };\n" METRICS_SERVICE,
+	    3, "port \"65536\" is not 1-65535");
+	unlink(f->path);
+	load_err(f, NODE_VIP "metrics = { listen = \"127.0.0.1:99999999999999999999\"; };\n"
+	    METRICS_SERVICE, 3, "is not 1-65535");
+	unlink(f->path);
+	load_err(f, NODE_VIP "metrics = { listen = \"127.0.0.1:91x\"; };\n" METRICS_SERVICE,
+	    3, "port \"91x\" is not 1-65535");
+}
+
+static void
+test_metrics_unknown_key(void **state)
+{
+	struct fixture	*f = *state;
+
+	load_err(f, NODE_VIP "metrics = { listen = \"127.0.0.1:9187\";\n  path = \"/m\"; };\n"
+	    METRICS_SERVICE, 4, "metrics: unknown key \"path\"; valid keys: listen");
+	unlink(f->path);
+	/* The top-level list of valid keys names it. */
+	load_err(f, NODE_VIP "metric = { listen = \"127.0.0.1:9187\"; };\n" METRICS_SERVICE,
+	    3, "unknown top-level key \"metric\"; valid keys: node, peer, cluster, vip, "
+	    "control, metrics, services");
+}
+
 /* A failed load followed by a good one leaves no trace of the first. */
 static void
 test_reload_after_error(void **state)
@@ -876,6 +991,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enum_strings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_after_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_listen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_bad_address, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_bad_port, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_unknown_key, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,568 @@
+/*
+ * metrics.c - the optional Prometheus endpoint: lbd's role, VIP, backends,
+ * sticky tables, replication and cluster-traffic counters as a text
+ * exposition (format 0.0.4) on HTTP GET /metrics, served by libevent's evhttp.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+
+#include "lbd.h"
+#include "hasync.h"
+
+#define METRICS_PATH		"/metrics"	/* the only resource served */
+#define METRICS_CONTENT_TYPE	"text/plain; version=0.0.4; charset=utf-8" /* exposition format */
+#define METRICS_TIMEOUT_S	5		/* to send a request, or to take a reply's next bytes */
+#define METRICS_MAX_HEADERS	8192		/* bytes of request line and headers */
+#define METRICS_MAX_BODY	1024		/* bytes of a request body (GET has none) */
+#define METRICS_MAX_CONNS	32		/* connections that sent a request, at once */
+#define METRICS_BACKLOG		16		/* listen(2) backlog */
+
+/* The endpoint. */
+struct metrics {
+	struct lbd	*lbd;			/* owner */
+	struct evhttp	*http;			/* libevent's HTTP server */
+	struct evhttp_bound_socket *bound;	/* the listening socket, owned by http */
+	struct evhttp_connection *conns[METRICS_MAX_CONNS]; /* connections that sent a request */
+	int		 nconns;		/* used entries of conns */
+	bool		 paused;		/* accept stopped: conns is full */
+	bool		 closing;		/* in metrics_close: the listener is going */
+};
+
+/* A uint64_t field of struct backend or struct service, exported as one family. */
+struct metrics_field {
+	const char	*name;			/* metric name */
+	const char	*type;			/* "counter" or "gauge" */
+	const char	*help;			/* HELP text */
+	size_t		 offset;		/* offsetof the uint64_t field */
+};
+
+static const struct metrics_field metrics_backend_fields[] = {
+	{ "lbd_backend_active_connections", "gauge",
+	    "Proxied connections open now to the backend.", offsetof(struct backend, active) },
+	{ "lbd_backend_connections_total", "counter",
+	    "Proxied connections sent to the backend.", offsetof(struct backend, total) },
+	{ "lbd_backend_bytes_in_total", "counter",
+	    "Bytes from clients to the backend.", offsetof(struct backend, bytes_in) },
+	{ "lbd_backend_bytes_out_total", "counter",
+	    "Bytes from the backend to clients.", offsetof(struct backend, bytes_out) },
+	{ "lbd_backend_connect_failures_total", "counter",
+	    "Connections to the backend that failed.", offsetof(struct backend, connect_failures) },
+};
+
+static const struct metrics_field metrics_service_fields[] = {
+	{ "lbd_service_active_connections", "gauge",
+	    "Proxied connections open now in the service.", offsetof(struct service, active) },
+	{ "lbd_service_connections_total", "counter",
+	    "Client connections accepted by the service.", offsetof(struct service, total) },
+	{ "lbd_service_refused_total", "counter",
+	    "Client connections refused: no usable backend.", offsetof(struct service, refused) },
+};
+
+/* Values of the one-hot families, in the order they are written. */
+static const char *const metrics_roles[] = { "INIT", "BACKUP", "MASTER", "FAULT" };
+static const char *const metrics_backend_states[] = { "up", "down", "drain", "disabled" };
+static const char *const metrics_sync_states[] = {
+	"none", "down", "connecting", "bulk", "synced"
+};
+
+#define METRICS_NELEM(a)	(sizeof(a) / sizeof((a)[0]))	/* entries of a static array */
+
+/* ---------------------------------------------------------------- rendering */
+
+static void
+metrics_family(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value with \, " and newline escaped as the exposition format asks. */
+static void
+metrics_escape(FILE *f, const char *v)
+{
+	for (; *v != '\0'; v++) {
+		if (*v == '\\')
+			fputs("\\\\", f);
+		else if (*v == '"')
+			fputs("\\\"", f);
+		else if (*v == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*v, f);
+	}
+}
+
+/* name{k1="v1",k2="v2"} with labels = { k1, v1, k2, v2, NULL }; no braces when empty. */
+static void
+metrics_series(FILE *f, const char *name, const char *const *labels)
+{
+	int	 i;
+
+	fputs(name, f);
+	if (labels == NULL || labels[0] == NULL)
+		return;
+	fputc('{', f);
+	for (i = 0; labels[i] != NULL && labels[i + 1] != NULL; i += 2) {
+		fprintf(f, "%s%s=\"", i > 0 ? "," : "", labels[i]);
+		metrics_escape(f, labels[i + 1]);
+		fputc('"', f);
+	}
+	fputc('}', f);
+}
+
+static void
+metrics_u64(FILE *f, const char *name, const char *const *labels, uint64_t v)
+{
+	metrics_series(f, name, labels);
+	fprintf(f, " %" PRIu64 "\n", v);
+}
+
+static void
+metrics_double(FILE *f, const char *name, const char *const *labels, double v)
+{
+	metrics_series(f, name, labels);
+	fprintf(f, " %.3f\n", v);
+}
+
+/* A family with one unlabelled sample. */
+static void
+metrics_one(FILE *f, const char *name, const char *type, const char *help, uint64_t v)
+{
+	metrics_family(f, name, type, help);
+	metrics_u64(f, name, NULL, v);
+}
+
+/* One series per value of label key, 1 for current and 0 for the others. */
+static void
+metrics_one_hot(FILE *f, const char *name, const char *const *labels0, const char *key,
+    const char *const *values, size_t nvalues, const char *current)
+{
+	const char	*labels[8];
+	size_t		 i, n = 0;
+
+	while (labels0 != NULL && labels0[n] != NULL && n < 4) {
+		labels[n] = labels0[n];
+		n++;
+	}
+	labels[n] = key;
+	labels[n + 2] = NULL;
+	for (i = 0; i < nvalues; i++) {
+		labels[n + 1] = values[i];
+		metrics_u64(f, name, labels, strcmp(values[i], current) == 0);
+	}
+}
+
+static void
+metrics_ha(FILE *f, struct lbd *lbd, const struct hasync_status *hs)
+{
+	const char	*hb[] = { "channel", "heartbeat", NULL };
+	const char	*node[] = { "node", lbd->conf->node_name, NULL };
+
+	metrics_one(f, "lbd_up", "gauge", "1: lbd is running and answering.", 1);
+	metrics_family(f, "lbd_info", "gauge", "This node's name, as a label.");
+	metrics_u64(f, "lbd_info", node, 1);
+	metrics_one(f, "lbd_uptime_seconds", "gauge", "Seconds since lbd started.",
+	    now_ms() >= lbd->started_ms ? (now_ms() - lbd->started_ms) / 1000 : 0);
+	metrics_family(f, "lbd_role", "gauge",
+	    "HA role: 1 for the current one, 0 for the others.");
+	metrics_one_hot(f, "lbd_role", NULL, "role", metrics_roles,
+	    METRICS_NELEM(metrics_roles), hasync_role_str(hs->role));
+	metrics_one(f, "lbd_vip_held", "gauge", "1: the VIP is on this node's interface.",
+	    hs->vip_held);
+	metrics_one(f, "lbd_role_changes_total", "counter",
+	    "HA role transitions (failovers) since start.", hs->role_changes);
+	metrics_one(f, "lbd_peer_up", "gauge",
+	    "1: the peer's adverts arrive (peer state alive).",
+	    strcmp(hs->peer_state, "alive") == 0);
+	metrics_family(f, "lbd_peer_last_advert_ms", "gauge",
+	    "Age of the peer's last valid advert in ms (absent: none yet).");
+	if (hs->last_advert_ms >= 0)
+		metrics_u64(f, "lbd_peer_last_advert_ms", NULL, (uint64_t)hs->last_advert_ms);
+	metrics_one(f, "lbd_heartbeat_adverts_sent_total", "counter",
+	    "Heartbeat adverts sent (one per peer path).", hs->adverts_sent);
+	metrics_one(f, "lbd_heartbeat_adverts_received_total", "counter",
+	    "Valid heartbeat adverts received from the peer.", hs->adverts_received);
+	metrics_family(f, "lbd_auth_failures_total", "counter",
+	    "Cluster traffic dropped: wrong key or forged.");
+	metrics_u64(f, "lbd_auth_failures_total", hb, hs->auth_failures);
+}
+
+/* Replication: the sync layer and its channel; zeros and state "none" standalone. */
+static void
+metrics_sync(FILE *f, struct lbd *lbd, const struct hasync_status *hs)
+{
+	const char	*hb[] = { "channel", "heartbeat", NULL };
+	const char	*sy[] = { "channel", "sync", NULL };
+	struct sync	*sync = replica_sync(lbd);
+	struct sync_status st;
+	struct channel_status cs;
+	const char	*state = "none";
+
+	memset(&st, 0, sizeof(st));
+	memset(&cs, 0, sizeof(cs));
+	st.lag_ms = st.lag_p99_ms = -1;
+	if (sync != NULL) {
+		sync_get_status(sync, &st);
+		state = st.state;
+		if (sync_channel(sync) != NULL)
+			channel_get_status(sync_channel(sync), &cs);
+	}
+	metrics_u64(f, "lbd_auth_failures_total", sy, cs.auth_failures);
+	metrics_family(f, "lbd_replays_total", "counter",
+	    "Cluster traffic dropped as replayed, reordered or old.");
+	metrics_u64(f, "lbd_replays_total", hb, hs->replays);
+	metrics_u64(f, "lbd_replays_total", sy, cs.replays);
+	metrics_family(f, "lbd_malformed_total", "counter",
+	    "Cluster traffic dropped as truncated, oversized or garbage.");
+	metrics_u64(f, "lbd_malformed_total", hb, hs->malformed);
+	metrics_u64(f, "lbd_malformed_total", sy, cs.malformed);
+
+	metrics_one(f, "lbd_sync_up", "gauge",
+	    "1: the replication channel is up and both tables are in sync.",
+	    strcmp(state, "synced") == 0);
+	metrics_family(f, "lbd_sync_state", "gauge",
+	    "Replication state: 1 for the current one (none: standalone).");
+	metrics_one_hot(f, "lbd_sync_state", NULL, "state", metrics_sync_states,
+	    METRICS_NELEM(metrics_sync_states), state);
+	metrics_one(f, "lbd_sync_entries_sent_total", "counter",
+	    "Sticky entries sent to the peer, bulk included.", st.entries_sent);
+	metrics_one(f, "lbd_sync_entries_received_total", "counter",
+	    "Sticky entries received from the peer.", st.entries_received);
+	metrics_family(f, "lbd_sync_lag_ms", "gauge",
+	    "Replication lag of the last acknowledged batch in ms (absent: none yet).");
+	if (st.lag_ms >= 0)
+		metrics_double(f, "lbd_sync_lag_ms", NULL, st.lag_ms);
+	metrics_family(f, "lbd_sync_lag_p99_ms", "gauge",
+	    "p99 replication lag over the last 1024 batches in ms (absent: none yet).");
+	if (st.lag_p99_ms >= 0)
+		metrics_double(f, "lbd_sync_lag_p99_ms", NULL, st.lag_p99_ms);
+}
+
+static void
+metrics_backends(FILE *f, struct lbd *lbd)
+{
+	const char	*labels[] = { "service", NULL, "backend", NULL, NULL };
+	struct service	*svc;
+	struct backend	*b;
+	const struct metrics_field *fd;
+	size_t		 k;
+	int		 i, j;
+
+	metrics_family(f, "lbd_backend_up", "gauge",
+	    "1: the backend's health check says up.");
+	for (i = 0; i < lbd->nservices; i++)
+		for (j = 0; j < lbd->services[i].nbackends; j++) {
+			b = &lbd->services[i].backends[j];
+			labels[1] = lbd->services[i].conf.name;
+			labels[3] = b->conf.name;
+			metrics_u64(f, "lbd_backend_up", labels, b->up);
+		}
+	metrics_family(f, "lbd_backend_state", "gauge",
+	    "Backend state as lbctl shows it: 1 for the current one.");
+	for (i = 0; i < lbd->nservices; i++)
+		for (j = 0; j < lbd->services[i].nbackends; j++) {
+			b = &lbd->services[i].backends[j];
+			labels[1] = lbd->services[i].conf.name;
+			labels[3] = b->conf.name;
+			metrics_one_hot(f, "lbd_backend_state", labels, "state",
+			    metrics_backend_states, METRICS_NELEM(metrics_backend_states),
+			    backend_state_str(b));
+		}
+	for (k = 0; k < METRICS_NELEM(metrics_backend_fields); k++) {
+		fd = &metrics_backend_fields[k];
+		metrics_family(f, fd->name, fd->type, fd->help);
+		for (i = 0; i < lbd->nservices; i++)
+			for (j = 0; j < lbd->services[i].nbackends; j++) {
+				b = &lbd->services[i].backends[j];
+				labels[1] = lbd->services[i].conf.name;
+				labels[3] = b->conf.name;
+				metrics_u64(f, fd->name, labels,
+				    *(const uint64_t *)((const char *)b + fd->offset));
+			}
+	}
+	for (k = 0; k < METRICS_NELEM(metrics_service_fields); k++) {
+		fd = &metrics_service_fields[k];
+		metrics_family(f, fd->name, fd->type, fd->help);
+		for (i = 0; i < lbd->nservices; i++) {
+			svc = &lbd->services[i];
+			labels[1] = svc->conf.name;
+			labels[2] = NULL;
+			metrics_u64(f, fd->name, labels,
+			    *(const uint64_t *)((const char *)svc + fd->offset));
+			labels[2] = "backend";
+		}
+	}
+}
+
+/* Counts only: sticky_count and sticky_evictions are O(1), no table walk. */
+static void
+metrics_sticky(FILE *f, struct lbd *lbd)
+{
+	const char	*labels[] = { "service", NULL, NULL };
+	struct service	*svc;
+	int		 i;
+
+	metrics_family(f, "lbd_sticky_entries", "gauge", "Live sticky entries.");
+	for (i = 0; i < lbd->nservices; i++) {
+		svc = &lbd->services[i];
+		labels[1] = svc->conf.name;
+		metrics_u64(f, "lbd_sticky_entries", labels,
+		    svc->sticky != NULL ? sticky_count(svc->sticky) : 0);
+	}
+	metrics_family(f, "lbd_sticky_evictions_total", "counter",
+	    "Sticky entries evicted because the table was full.");
+	for (i = 0; i < lbd->nservices; i++) {
+		svc = &lbd->services[i];
+		labels[1] = svc->conf.name;
+		metrics_u64(f, "lbd_sticky_evictions_total", labels,
+		    svc->sticky != NULL ? sticky_evictions(svc->sticky) : 0);
+	}
+}
+
+char *
+metrics_render(struct lbd *lbd)
+{
+	struct hasync_status hs;
+	FILE		*f;
+	char		*text = NULL;
+	size_t		 len = 0;
+
+	memset(&hs, 0, sizeof(hs));
+	hs.role = HASYNC_INIT;
+	hs.peer_state = lbd->conf->has_peer ? "unknown" : "none";
+	hs.last_advert_ms = -1;
+	if (lbd->ha != NULL)
+		hasync_get_status(lbd->ha, &hs);
+	if ((f = open_memstream(&text, &len)) == NULL)
+		return NULL;
+	metrics_ha(f, lbd, &hs);
+	metrics_sync(f, lbd, &hs);
+	metrics_backends(f, lbd);
+	metrics_sticky(f, lbd);
+	if (ferror(f)) {
+		fclose(f);
+		free(text);
+		return NULL;
+	}
+	if (fclose(f) == EOF) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* ---------------------------------------------------------------- HTTP */
+
+/* A counted connection closed: forget it, and accept again if that was paused. */
+static void
+metrics_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct metrics	*m = arg;
+	int		 i;
+
+	for (i = 0; i < m->nconns; i++)
+		if (m->conns[i] == evcon) {
+			m->conns[i] = m->conns[--m->nconns];
+			break;
+		}
+	if (m->paused && !m->closing && m->nconns < METRICS_MAX_CONNS) {
+		evconnlistener_enable(evhttp_bound_socket_get_listener(m->bound));
+		m->paused = false;
+	}
+}
+
+/*
+ * Counts evcon until it closes. Connections that never send a request are
+ * not counted: evhttp's timeout closes them.
+ * Returns: true counted (now or before), false over METRICS_MAX_CONNS.
+ */
+static bool
+metrics_conn_track(struct metrics *m, struct evhttp_connection *evcon)
+{
+	int	 i;
+
+	for (i = 0; i < m->nconns; i++)
+		if (m->conns[i] == evcon)
+			return true;
+	if (m->nconns == METRICS_MAX_CONNS)
+		return false;
+	m->conns[m->nconns++] = evcon;
+	evhttp_connection_set_closecb(evcon, metrics_conn_closed, m);
+	if (m->nconns == METRICS_MAX_CONNS && !m->paused) {
+		/* Full: new connections wait in the kernel backlog. */
+		evconnlistener_disable(evhttp_bound_socket_get_listener(m->bound));
+		m->paused = true;
+	}
+	return true;
+}
+
+/* A short text/plain reply (errors). */
+static void
+metrics_reply_text(struct evhttp_request *req, int code, const char *reason, const char *text)
+{
+	struct evbuffer	*body = evbuffer_new();
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	    "text/plain; charset=utf-8");
+	if (body != NULL)
+		evbuffer_add_printf(body, "%s\n", text);
+	evhttp_send_reply(req, code, reason, body);
+	if (body != NULL)
+		evbuffer_free(body);
+}
+
+/*
+ * Every request: GET /metrics renders, other paths are 404 and other
+ * methods 405. Runs on the event loop, so it only reads counters.
+ */
+static void
+metrics_request(struct evhttp_request *req, void *arg)
+{
+	struct metrics		*m = arg;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
+	const char		*path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	struct evbuffer		*body;
+	char			*text;
+
+	if (evcon != NULL && !metrics_conn_track(m, evcon)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		metrics_reply_text(req, 503, "Service Unavailable", "too many connections");
+		return;
+	}
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
+		metrics_reply_text(req, 405, "Method Not Allowed", "only GET is allowed");
+		return;
+	}
+	if (path == NULL || strcmp(path, METRICS_PATH) != 0) {
+		metrics_reply_text(req, HTTP_NOTFOUND, "Not Found",
+		    "not found; metrics are at " METRICS_PATH);
+		return;
+	}
+	if ((text = metrics_render(m->lbd)) == NULL ||
+	    (body = evbuffer_new()) == NULL) {
+		free(text);
+		log_warnx("metrics: out of memory rendering a reply");
+		metrics_reply_text(req, HTTP_INTERNAL, "Internal Server Error", "out of memory");
+		return;
+	}
+	evbuffer_add(body, text, strlen(text));
+	free(text);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	    METRICS_CONTENT_TYPE);
+	evhttp_send_reply(req, HTTP_OK, "OK", body);
+	evbuffer_free(body);
+}
+
+/* ---------------------------------------------------------------- life */
+
+/* A listening TCP socket on addr. Returns: the fd, or -1 logged. */
+static int
+metrics_listen(const struct sockaddr_storage *addr)
+{
+	char	 buf[ADDR_STRLEN];
+	int	 fd, on = 1;
+
+	addr_str_port((const struct sockaddr *)addr, buf, sizeof(buf));
+	if ((fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1) {
+		log_warn("metrics: socket");
+		return -1;
+	}
+	/* A restart must not wait for TIME_WAIT connections of the last run. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1)
+		log_warn("metrics: SO_REUSEADDR");
+	/* [::]:port means IPv6 only; 0.0.0.0:port is the way to IPv4. */
+	if (addr->ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == -1)
+		log_warn("metrics: IPV6_V6ONLY");
+	if (bind(fd, (const struct sockaddr *)addr, addr_len((const struct sockaddr *)addr)) == -1) {
+		log_warn("metrics: cannot listen on %s (metrics.listen)", buf);
+		goto fail;
+	}
+	if (listen(fd, METRICS_BACKLOG) == -1) {
+		log_warn("metrics: listen %s", buf);
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+struct metrics *
+metrics_open(struct lbd *lbd)
+{
+	struct metrics	*m;
+	struct timeval	 tv = { METRICS_TIMEOUT_S, 0 };
+	char		 buf[ADDR_STRLEN];
+	int		 fd = -1;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		log_warn("metrics: calloc");
+		return NULL;
+	}
+	m->lbd = lbd;
+	if ((m->http = evhttp_new(lbd->base)) == NULL) {
+		log_warnx("metrics: cannot create the HTTP server");
+		goto fail;
+	}
+	/* Every method reaches metrics_request, which answers 405 (libevent: 501). */
+	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+	    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	evhttp_set_timeout_tv(m->http, &tv);
+	evhttp_set_max_headers_size(m->http, METRICS_MAX_HEADERS);
+	evhttp_set_max_body_size(m->http, METRICS_MAX_BODY);
+	evhttp_set_gencb(m->http, metrics_request, m);
+	if ((fd = metrics_listen(&lbd->conf->metrics_addr)) == -1)
+		goto fail;
+	if ((m->bound = evhttp_accept_socket_with_handle(m->http, fd)) == NULL) {
+		log_warnx("metrics: cannot register the socket with the HTTP server");
+		goto fail;
+	}
+	addr_str((const struct sockaddr *)&lbd->conf->metrics_addr, buf, sizeof(buf));
+	log_info("metrics: serving http://%s%s%s:%u" METRICS_PATH,
+	    lbd->conf->metrics_addr.ss_family == AF_INET6 ? "[" : "", buf,
+	    lbd->conf->metrics_addr.ss_family == AF_INET6 ? "]" : "", metrics_port(m));
+	return m;
+fail:
+	if (m->bound == NULL && fd != -1)
+		close(fd);
+	if (m->http != NULL)
+		evhttp_free(m->http);
+	free(m);
+	return NULL;
+}
+
+void
+metrics_close(struct metrics *m)
+{
+	if (m == NULL)
+		return;
+	m->closing = true;
+	evhttp_free(m->http);	/* closes the socket and every connection */
+	free(m);
+}
+
+uint16_t
+metrics_port(const struct metrics *m)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len = sizeof(ss);
+
+	if (m == NULL || getsockname(evhttp_bound_socket_get_fd(m->bound),
+	    (struct sockaddr *)&ss, &len) == -1)
+		return 0;
+	return addr_port((const struct sockaddr *)&ss);
+}
