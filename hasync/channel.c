@@ -74,7 +74,6 @@
 #define CHAN_NONCES_KEPT	64	/* recent peer hello nonces: a replayed hello is caught */
 #define CHAN_BACKLOG		16	/* listen backlog */
 #define CHAN_LOG_INTERVAL_MS	1000	/* at most one line per kind per second */
-#define CHAN_MSG_MAX		512	/* one log line */
 #define CHAN_ADDR_MAX		(INET6_ADDRSTRLEN + 8)	/* "[addr]:port" */
 
 /* How far a connection got. */
@@ -165,15 +164,13 @@ struct channel {
 	uint8_t		*tx_plain;	/* packing buffer, CHAN_PLAIN_MAX when allocated */
 	uint8_t		*rx_plain;	/* opening buffer, CHAN_PLAIN_MAX when allocated */
 	struct channel_status st;	/* counters (state, up_since filled on demand) */
-	uint64_t	 log_last[CHAN_LOG_KINDS]; /* when each kind was last logged */
-	uint64_t	 log_dropped[CHAN_LOG_KINDS]; /* suppressed since */
+	struct hasync_rlimit rl[CHAN_LOG_KINDS]; /* log rate limit per kind */
 };
 
 static void	chan_log(struct channel *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 static void	chan_log_limited(struct channel *, enum chan_logkind, int, const char *, ...)
 		    __attribute__((format(printf, 4, 5)));
-static uint64_t	chan_now(void);
 static void	chan_addr_str(const struct sockaddr_storage *, char *, size_t);
 static void	chan_addr16(const struct sockaddr_storage *, uint8_t[16]);
 static bool	chan_same_host(const struct sockaddr_storage *, const struct sockaddr_storage *);
@@ -213,51 +210,23 @@ static void	conn_become_up(struct chan_conn *);
 static void
 chan_log(struct channel *ch, int level, const char *fmt, ...)
 {
-	char msg[CHAN_MSG_MAX];
 	va_list ap;
 
-	if (ch->cb.log == NULL)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	hasync_vlog(ch->cb.log, ch->arg, level, fmt, ap);
 	va_end(ap);
-	ch->cb.log(ch->arg, level, msg);
 }
 
 /* Logs at most one line per kind per CHAN_LOG_INTERVAL_MS; counts the rest. */
 static void
 chan_log_limited(struct channel *ch, enum chan_logkind kind, int level, const char *fmt, ...)
 {
-	char msg[CHAN_MSG_MAX];
-	uint64_t now = chan_now();
 	va_list ap;
 
-	if (ch->cb.log == NULL)
-		return;
-	if (ch->log_last[kind] != 0 && now - ch->log_last[kind] < CHAN_LOG_INTERVAL_MS) {
-		ch->log_dropped[kind]++;
-		return;
-	}
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	hasync_vlog_limited(ch->cb.log, ch->arg, &ch->rl[kind], CHAN_LOG_INTERVAL_MS, level,
+	    fmt, ap);
 	va_end(ap);
-	if (ch->log_dropped[kind] > 0)
-		chan_log(ch, level, "%s (and %llu more like it)", msg,
-		    (unsigned long long)ch->log_dropped[kind]);
-	else
-		ch->cb.log(ch->arg, level, msg);
-	ch->log_last[kind] = now;
-	ch->log_dropped[kind] = 0;
-}
-
-/* CLOCK_MONOTONIC in ms: timers immune to clock steps. */
-static uint64_t
-chan_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* "a.b.c.d:port" or "[v6]:port". */
@@ -776,7 +745,7 @@ chan_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct channel *ch = arg;
 	struct chan_conn *c;
-	uint64_t now = chan_now(), dead = (uint64_t)ch->conf.dead_ms;
+	uint64_t now = hasync_now_ms(), dead = (uint64_t)ch->conf.dead_ms;
 	int i;
 
 	for (i = ch->npending - 1; i >= 0; i--) {
@@ -822,7 +791,7 @@ conn_new(struct channel *ch, int fd, bool outbound, int path,
 	c->path = path;
 	c->state = outbound ? CHAN_CONN_CONNECTING : CHAN_CONN_HELLO;
 	chan_addr_str(addr, c->text, sizeof(c->text));
-	c->started_ms = c->last_rx_ms = c->last_ka_ms = chan_now();
+	c->started_ms = c->last_rx_ms = c->last_ka_ms = hasync_now_ms();
 	randombytes_buf(c->nonce, sizeof(c->nonce));
 	if ((c->in = evbuffer_new()) == NULL || (c->out = evbuffer_new()) == NULL ||
 	    (c->ev_read = event_new(ch->base, fd, EV_READ | EV_PERSIST, conn_on_read, c)) ==
@@ -881,7 +850,7 @@ conn_close(struct chan_conn *c, bool peer_died, const char *fmt, ...)
 {
 	struct channel *ch = c->ch;
 	bool was_up = c->state == CHAN_CONN_UP, outbound = c->outbound;
-	char reason[CHAN_MSG_MAX / 2], text[CHAN_ADDR_MAX];
+	char reason[HASYNC_MSG_MAX / 2], text[CHAN_ADDR_MAX];
 	int i, path = c->path;
 	va_list ap;
 
@@ -922,7 +891,7 @@ static void
 conn_fail(struct chan_conn *c, enum chan_logkind kind, const char *fmt, ...)
 {
 	struct channel *ch = c->ch;
-	char reason[CHAN_MSG_MAX / 2];
+	char reason[HASYNC_MSG_MAX / 2];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -1392,7 +1361,7 @@ conn_rx_sealed(struct chan_conn *c, const uint8_t *frame, size_t len)
 		    "lbd version?)", (unsigned long long)ctr);
 		return -1;
 	}
-	c->last_rx_ms = chan_now();
+	c->last_rx_ms = hasync_now_ms();
 	if (c->state == CHAN_CONN_CONFIRM) {
 		if (f->body_case != LBD__SYNC_FRAME__BODY_HELLO || f->hello->node == NULL ||
 		    strcmp(f->hello->node, ch->conf.peer_name) != 0) {
@@ -1437,7 +1406,7 @@ static void
 conn_become_up(struct chan_conn *c)
 {
 	struct channel *ch = c->ch;
-	uint64_t now = chan_now();
+	uint64_t now = hasync_now_ms();
 	int i;
 
 	if (ch->up != NULL)
@@ -1519,7 +1488,7 @@ channel_get_status(struct channel *ch, struct channel_status *st)
 	st->up_since_ms = -1;
 	if (ch->up != NULL) {
 		st->state = "up";
-		st->up_since_ms = (int64_t)(chan_now() - ch->up_at_ms);
+		st->up_since_ms = (int64_t)(hasync_now_ms() - ch->up_at_ms);
 		return;
 	}
 	st->state = "down";

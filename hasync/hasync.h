@@ -9,6 +9,7 @@
 
 #include <sys/socket.h>
 #include <net/if.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,10 +19,29 @@
 
 struct vip;
 
-/* errf.c */
+/* report.c */
+#define HASYNC_MSG_MAX	512	/* one log line */
+
+/* lbd's log sink: level 0 warn, 1 info, 2 debug. */
+typedef void	 hasync_log_fn(void *arg, int level, const char *msg);
+
+/* One rate-limited kind of log line. */
+struct hasync_rlimit {
+	uint64_t	 last_ms;	/* when it was last logged */
+	uint64_t	 dropped;	/* lines suppressed since */
+};
+
 /* Writes a printf-style message into err (nothing when err is NULL). */
 void		 hasync_errf(char *err, size_t errlen, const char *fmt, ...)
 		    __attribute__((format(printf, 3, 4)));
+uint64_t	 hasync_now_ms(void);		/* CLOCK_MONOTONIC in ms */
+/* Formats a line for fn (nothing when fn is NULL). */
+void		 hasync_vlog(hasync_log_fn *fn, void *arg, int level, const char *fmt,
+		    va_list ap) __attribute__((format(printf, 4, 0)));
+/* The same, at most one line per interval_ms for rl; later ones say how many were dropped. */
+void		 hasync_vlog_limited(hasync_log_fn *fn, void *arg, struct hasync_rlimit *rl,
+		    uint64_t interval_ms, int level, const char *fmt, va_list ap)
+		    __attribute__((format(printf, 6, 0)));
 
 /* vip.c */
 /*

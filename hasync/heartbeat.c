@@ -65,7 +65,6 @@
 #define HB_GARP_INTERVAL_MS	200	/* default spacing of the burst */
 #define HB_GARP_REFRESH_MS	5000	/* default delay of the one refresh */
 #define HB_GARP_COUNT_MAX	100	/* sanity bound on garp_count */
-#define HB_MSG_MAX		512	/* one log line */
 #define HB_HOLD_INTERVALS	3	/* handover: keep the VIP this many intervals at most */
 
 /* Kinds of rate-limited log lines. */
@@ -128,15 +127,13 @@ struct hasync {
 	uint64_t	 malformed;	/* bad frame or fields */
 	uint64_t	 unknown_sender; /* authentic, another node name */
 	uint64_t	 unreachable;	/* ICMP port unreachable from a path */
-	uint64_t	 log_last[HB_LOG_KINDS]; /* when each kind was last logged */
-	uint64_t	 log_dropped[HB_LOG_KINDS]; /* suppressed since */
+	struct hasync_rlimit rl[HB_LOG_KINDS]; /* log rate limit per kind */
 };
 
 static void	hb_log(struct hasync *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 static void	hb_log_limited(struct hasync *, enum hb_logkind, int, const char *, ...)
 		    __attribute__((format(printf, 4, 5)));
-static uint64_t	hb_now(void);
 static const char *hb_addr_str(const struct sockaddr *, char *, size_t);
 static void	hb_addr16(const struct sockaddr *, uint8_t[16]);
 static int	hb_check_config(const struct hasync_config *, char *, size_t);
@@ -170,51 +167,22 @@ static void	hb_garp_next(struct hasync *);
 static void
 hb_log(struct hasync *h, int level, const char *fmt, ...)
 {
-	char msg[HB_MSG_MAX];
 	va_list ap;
 
-	if (h->cb.log == NULL)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	hasync_vlog(h->cb.log, h->arg, level, fmt, ap);
 	va_end(ap);
-	h->cb.log(h->arg, level, msg);
 }
 
 /* Logs at most one line per kind per HB_LOG_INTERVAL_MS; counts the rest. */
 static void
 hb_log_limited(struct hasync *h, enum hb_logkind kind, int level, const char *fmt, ...)
 {
-	char msg[HB_MSG_MAX];
-	uint64_t now = hb_now();
 	va_list ap;
 
-	if (h->cb.log == NULL)
-		return;
-	if (h->log_last[kind] != 0 && now - h->log_last[kind] < HB_LOG_INTERVAL_MS) {
-		h->log_dropped[kind]++;
-		return;
-	}
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	hasync_vlog_limited(h->cb.log, h->arg, &h->rl[kind], HB_LOG_INTERVAL_MS, level, fmt, ap);
 	va_end(ap);
-	if (h->log_dropped[kind] > 0)
-		hb_log(h, level, "%s (and %llu more like it)", msg,
-		    (unsigned long long)h->log_dropped[kind]);
-	else
-		h->cb.log(h->arg, level, msg);
-	h->log_last[kind] = now;
-	h->log_dropped[kind] = 0;
-}
-
-/* CLOCK_MONOTONIC in ms: immune to clock steps, like VRRP timers must be. */
-static uint64_t
-hb_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static const char *
@@ -841,7 +809,7 @@ hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
 	in.addr_cmp = cmp > 0 ? 1 : -1;
 	hb_log(h, 2, "advert from %s (%s): %s priority %d counter %llu", adv->node, a,
 	    ha_role_name(in.state), in.priority, (unsigned long long)adv->counter);
-	hb_apply(h, ha_rx_advert(&h->ha, &in, hb_now()));
+	hb_apply(h, ha_rx_advert(&h->ha, &in, hasync_now_ms()));
 	if (h->holding && in.state == HASYNC_MASTER && h->ha.role != HASYNC_MASTER) {
 		hb_log(h, 1, "handover done: %s is MASTER, releasing the VIP", adv->node);
 		hb_vip_release(h);
@@ -859,7 +827,7 @@ hb_on_timer(evutil_socket_t fd, short what, void *arg)
 	struct hasync *h = arg;
 	unsigned int acts;
 
-	acts = ha_timeout(&h->ha, hb_now());
+	acts = ha_timeout(&h->ha, hasync_now_ms());
 	/* MASTER whose VIP could not be added: try again every interval. */
 	if (h->ha.role == HASYNC_MASTER && h->vip != NULL && !vip_held(h->vip) &&
 	    !(acts & HA_ACT_BECOME_MASTER)) {
@@ -874,7 +842,7 @@ hb_on_timer(evutil_socket_t fd, short what, void *arg)
 static void
 hb_schedule(struct hasync *h)
 {
-	uint64_t now = hb_now(), d, delay;
+	uint64_t now = hasync_now_ms(), d, delay;
 	struct timeval tv;
 
 	d = ha_next_deadline(&h->ha);
@@ -1128,7 +1096,7 @@ hb_watch_check(struct hasync *h)
 	if (hb_link_query(h, &up) == 0 && up != h->ha.link_up) {
 		snprintf(msg, sizeof(msg), up ? "VIP interface %s is up again" :
 		    "VIP interface %s is down or gone", h->conf.vip_ifname);
-		hb_apply(h, ha_link_changed(&h->ha, up, msg, hb_now()));
+		hb_apply(h, ha_link_changed(&h->ha, up, msg, hasync_now_ms()));
 	}
 	if ((present = vip_present(h->vip)) == -1)
 		return;
@@ -1168,13 +1136,13 @@ hasync_start(struct hasync *h)
 	h->started = true;
 	if (h->vip != NULL) {
 		if (hb_link_query(h, &up) == 0 && !up)
-			ha_link_changed(&h->ha, false, "VIP interface is down", hb_now());
+			ha_link_changed(&h->ha, false, "VIP interface is down", hasync_now_ms());
 		/* A crashed run's VIP: removed by the BACKUP/FAULT transition below. */
 		if ((h->conf.has_peer || !up) && vip_present(h->vip) == 1)
 			hb_log(h, 1, "stale VIP found on %s (left by a crashed run?): removing "
 			    "it unless this node becomes MASTER", h->conf.vip_ifname);
 	}
-	hb_apply(h, ha_start(&h->ha, hb_now()));
+	hb_apply(h, ha_start(&h->ha, hasync_now_ms()));
 	return 0;
 }
 
@@ -1183,7 +1151,7 @@ hasync_stop(struct hasync *h)
 {
 	if (!h->started)
 		return;
-	hb_apply(h, ha_stop(&h->ha, hb_now()));
+	hb_apply(h, ha_stop(&h->ha, hasync_now_ms()));
 	h->started = false;
 	if (h->ev_read != NULL)
 		event_del(h->ev_read);
@@ -1200,7 +1168,7 @@ hasync_failover(struct hasync *h)
 	const char *why = NULL;
 	unsigned int acts;
 
-	acts = ha_failover(&h->ha, hb_now(), &why);
+	acts = ha_failover(&h->ha, hasync_now_ms(), &why);
 	if (why != NULL) {
 		hb_log(h, 1, "failover refused: %s", why);
 		return why;
@@ -1218,13 +1186,13 @@ hasync_peer_lost(struct hasync *h, const char *reason)
 		hb_log(h, 1, "peer %s lost: %s", h->conf.peer_name, reason);
 	else
 		hb_log(h, 2, "peer %s lost: %s", h->conf.peer_name, reason);
-	hb_apply(h, ha_peer_lost(&h->ha, reason, hb_now()));
+	hb_apply(h, ha_peer_lost(&h->ha, reason, hasync_now_ms()));
 }
 
 void
 hasync_get_status(struct hasync *h, struct hasync_status *st)
 {
-	uint64_t now = hb_now();
+	uint64_t now = hasync_now_ms();
 
 	memset(st, 0, sizeof(*st));
 	st->role = h->ha.role;

@@ -23,7 +23,6 @@
 #define SYNC_INFLIGHT		4096	/* batches awaiting an ack we remember (power of two) */
 #define SYNC_CLEARS_MAX		32	/* pending clears (one per service, coalesced) */
 #define SYNC_RETRY_MS		2	/* queue over queue_high: look again after this long */
-#define SYNC_MSG_MAX		512	/* one log line */
 #define SYNC_LOG_INTERVAL_MS	1000	/* at most one bad-input line per second */
 
 /* A batch sent and not yet acked. */
@@ -72,8 +71,7 @@ struct sync {
 	const char	*state;		/* last state reported */
 	uint32_t	 lag_us[SYNC_LAG_WINDOW]; /* ring of lag samples */
 	uint32_t	 nlag;		/* samples so far (ring index = nlag % window) */
-	uint64_t	 log_last_us;	/* last bad-input line */
-	uint64_t	 log_dropped;	/* bad-input lines suppressed since */
+	struct hasync_rlimit rl_bad;	/* log rate limit of bad-input lines */
 	struct sync_status st;		/* counters */
 	/* Scratch for one batch, out and in. */
 	struct sync_entry out[SYNC_BATCH_MAX];	/* from the store */
@@ -102,15 +100,11 @@ sync_log(struct sync *s, int level, const char *fmt, ...)
 static void
 sync_log(struct sync *s, int level, const char *fmt, ...)
 {
-	char	 msg[SYNC_MSG_MAX];
 	va_list	 ap;
 
-	if (s->cb.log == NULL)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	hasync_vlog(s->cb.log, s->arg, level, fmt, ap);
 	va_end(ap);
-	s->cb.log(s->arg, level, msg);
 }
 
 /* Bad input from the peer: one line per SYNC_LOG_INTERVAL_MS, the rest counted. */
@@ -120,24 +114,11 @@ sync_log_bad(struct sync *s, const char *fmt, ...) __attribute__((format(printf,
 static void
 sync_log_bad(struct sync *s, const char *fmt, ...)
 {
-	char	 msg[SYNC_MSG_MAX];
-	uint64_t now = sync_now_us();
 	va_list	 ap;
 
-	if (s->log_last_us != 0 && now - s->log_last_us < SYNC_LOG_INTERVAL_MS * 1000ULL) {
-		s->log_dropped++;
-		return;
-	}
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	hasync_vlog_limited(s->cb.log, s->arg, &s->rl_bad, SYNC_LOG_INTERVAL_MS, 0, fmt, ap);
 	va_end(ap);
-	if (s->log_dropped > 0)
-		sync_log(s, 0, "sync: %s (and %llu more bad entries or frames)", msg,
-		    (unsigned long long)s->log_dropped);
-	else
-		sync_log(s, 0, "sync: %s", msg);
-	s->log_last_us = now;
-	s->log_dropped = 0;
 }
 
 /* "down", "connecting", "bulk" or "synced". */
@@ -491,29 +472,29 @@ sync_rx_entry(struct sync *s, const Lbd__StickyEntry *p)
 		s->peer_bulk_count++;
 	if (!sync_name_ok(p->service)) {
 		s->st.bad_entries++;
-		sync_log_bad(s, "entry with a bad service name dropped");
+		sync_log_bad(s, "sync: entry with a bad service name dropped");
 		return;
 	}
 	if (p->client.len != sizeof(e.client) || p->client.data == NULL) {
 		s->st.bad_entries++;
-		sync_log_bad(s, "entry for service %s with a %zu-byte client dropped",
+		sync_log_bad(s, "sync: entry for service %s with a %zu-byte client dropped",
 		    p->service, p->client.len);
 		return;
 	}
 	if (!p->deleted && !sync_name_ok(p->backend)) {
 		s->st.bad_entries++;
-		sync_log_bad(s, "entry for service %s with a bad backend name dropped", p->service);
+		sync_log_bad(s, "sync: entry for service %s with a bad backend name dropped", p->service);
 		return;
 	}
 	if ((!p->deleted && p->expires_in_ms == 0) || p->expires_in_ms > SYNC_LIFETIME_MAX_MS) {
 		s->st.bad_entries++;
-		sync_log_bad(s, "entry for service %s with an absurd lifetime (%u ms) dropped",
+		sync_log_bad(s, "sync: entry for service %s with an absurd lifetime (%u ms) dropped",
 		    p->service, p->expires_in_ms);
 		return;
 	}
 	if (p->version == 0 || (origin = sync_origin(s, p->origin)) == -1) {
 		s->st.bad_entries++;
-		sync_log_bad(s, "entry for service %s with a bad version or origin dropped",
+		sync_log_bad(s, "sync: entry for service %s with a bad version or origin dropped",
 		    p->service);
 		return;
 	}
@@ -533,11 +514,11 @@ sync_rx_entry(struct sync *s, const Lbd__StickyEntry *p)
 		break;
 	case SYNC_APPLY_UNKNOWN_SERVICE:
 		s->st.bad_entries++;
-		sync_log_bad(s, "entry for unknown service \"%s\" dropped", p->service);
+		sync_log_bad(s, "sync: entry for unknown service \"%s\" dropped", p->service);
 		break;
 	case SYNC_APPLY_UNKNOWN_BACKEND:
 		s->st.bad_entries++;
-		sync_log_bad(s, "entry naming unknown backend \"%s\" of service %s dropped",
+		sync_log_bad(s, "sync: entry naming unknown backend \"%s\" of service %s dropped",
 		    p->backend, p->service);
 		break;
 	}
@@ -579,12 +560,12 @@ sync_rx_clear(struct sync *s, const Lbd__Clear *c)
 	if (c->service == NULL || strnlen(c->service, HASYNC_NAME_MAX) >= HASYNC_NAME_MAX ||
 	    c->version == 0 || (origin = sync_origin(s, c->origin)) == -1) {
 		s->st.malformed++;
-		sync_log_bad(s, "clear with a bad service, version or origin dropped");
+		sync_log_bad(s, "sync: clear with a bad service, version or origin dropped");
 		return;
 	}
 	if (s->cb.clear(s->arg, c->service, c->version, origin == 1) == -1) {
 		s->st.bad_entries++;
-		sync_log_bad(s, "clear of unknown service \"%s\" dropped", c->service);
+		sync_log_bad(s, "sync: clear of unknown service \"%s\" dropped", c->service);
 		return;
 	}
 	sync_log(s, 1, "sync: %s cleared the sticky table of %s", s->conf.peer_name,
@@ -634,7 +615,7 @@ sync_on_frame(struct sync *s, const Lbd__SyncFrame *f)
 	case LBD__SYNC_FRAME__BODY_BULK_END:
 		if (!s->peer_bulk) {
 			s->st.malformed++;
-			sync_log_bad(s, "BulkEnd without BulkBegin ignored");
+			sync_log_bad(s, "sync: BulkEnd without BulkBegin ignored");
 			break;
 		}
 		s->peer_bulk = false;
@@ -658,7 +639,7 @@ sync_on_frame(struct sync *s, const Lbd__SyncFrame *f)
 		break;		/* the channel's business */
 	default:
 		s->st.malformed++;
-		sync_log_bad(s, "frame with no known body ignored");
+		sync_log_bad(s, "sync: frame with no known body ignored");
 		break;
 	}
 }
@@ -670,7 +651,7 @@ sync_on_bytes(struct sync *s, const uint8_t *buf, size_t len)
 
 	if ((f = lbd__sync_frame__unpack(NULL, len, buf)) == NULL) {
 		s->st.malformed++;
-		sync_log_bad(s, "frame of %zu bytes does not decode", len);
+		sync_log_bad(s, "sync: frame of %zu bytes does not decode", len);
 		return -1;
 	}
 	sync_on_frame(s, f);

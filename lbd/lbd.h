@@ -235,6 +235,7 @@ void		 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void		 log_hasync(void *arg, int level, const char *msg);	/* hasync's log callback */
 void		 fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 void		 fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 

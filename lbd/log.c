@@ -95,6 +95,18 @@ log_debug(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The HA layer's log sink (hasync_log_fn): 0 warn, 1 info, 2 debug. */
+void
+log_hasync(void *arg, int level, const char *msg)
+{
+	if (level == 0)
+		log_warnx("%s", msg);
+	else if (level == 1)
+		log_info("%s", msg);
+	else
+		log_debug("%s", msg);
+}
+
 void
 fatal(const char *fmt, ...)
 {

@@ -114,17 +114,6 @@ ha_role_changed(void *arg, enum hasync_role from, enum hasync_role to, const cha
 	    hasync_role_str(from), "role", hasync_role_str(to), "reason", reason));
 }
 
-static void
-ha_log(void *arg, int level, const char *msg)
-{
-	if (level == 0)
-		log_warnx("%s", msg);
-	else if (level == 1)
-		log_info("%s", msg);
-	else
-		log_debug("%s", msg);
-}
-
 /* SPEC 6: no preemption before the peer's bulk sync is in (or timed out). */
 static bool
 ha_may_preempt(void *arg)
@@ -141,7 +130,7 @@ ha_open(struct lbd *lbd)
 {
 	static const struct hasync_callbacks cbs = {
 		.role_changed = ha_role_changed,
-		.log = ha_log,
+		.log = log_hasync,
 		.may_preempt = ha_may_preempt,
 	};
 	struct lbd_config	*conf = lbd->conf;

@@ -197,17 +197,6 @@ replica_peer_lost(void *arg, const char *reason)
 		hasync_peer_lost(r->lbd->ha, reason);
 }
 
-static void
-replica_log(void *arg, int level, const char *msg)
-{
-	if (level == 0)
-		log_warnx("%s", msg);
-	else if (level == 1)
-		log_info("%s", msg);
-	else
-		log_debug("%s", msg);
-}
-
 /* A table has new pending changes. */
 static void
 replica_notify(void *arg)
@@ -230,7 +219,7 @@ replica_init(struct lbd *lbd)
 		.clear = replica_clear,
 		.state_changed = replica_state_changed,
 		.peer_lost = replica_peer_lost,
-		.log = replica_log,
+		.log = log_hasync,
 	};
 	struct lbd_config *conf = lbd->conf;
 	struct sync_config sc;
