@@ -34,7 +34,7 @@ DEB_TEST  = vsftpd curl lftp python3 iproute2 openssl socat procps psmisc iputil
 DEB_BENCH = haproxy keepalived iperf3
 DEB_ALL	  = $(DEB_BUILD) $(DEB_TEST) $(DEB_BENCH)
 
-.PHONY: all deps check unit rig demo bench bench-tools install uninstall test-install clean fuzz
+.PHONY: all deps check unit rig demo bench bench-tools fuzz fuzz-run install uninstall test-install clean
 .SECONDARY:
 
 all: $(BUILD)/lbd $(BUILD)/lbctl
@@ -119,8 +119,13 @@ $(BUILD)/bench/stickysize: tests/bench/stickysize.c $(BUILD)/obj/lbd/sticky.o $(
 # a bounded run, not part of `make check`.  FUZZ_TIME=600 make fuzz for longer.
 FUZZ_TIME ?= 60
 FUZZ_SRC   = tests/fuzz/fuzz_frame.c lbd/sticky.c lbd/replica.c lbd/log.c lbd/util.c \
-	     hasync/sync.c hasync/channel.c hasync/errf.c hasync/key.c $(PROTO_C)
-fuzz: $(BUILD)/fuzz/fuzz_frame
+	     hasync/sync.c hasync/channel.c hasync/report.c hasync/key.c $(PROTO_C)
+fuzz: deps
+	@command -v clang >/dev/null || { echo "fuzz: installing clang"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang; }
+	$(MAKE) fuzz-run
+
+fuzz-run: $(BUILD)/fuzz/fuzz_frame
 	@mkdir -p $(BUILD)/fuzz/corpus
 	$(BUILD)/fuzz/fuzz_frame -max_total_time=$(FUZZ_TIME) -dict=tests/fuzz/fuzz_frame.dict \
 	    -print_final_stats=1 $(BUILD)/fuzz/corpus tests/fuzz/seeds
