@@ -39,7 +39,7 @@
 /* The command list quoted in "unknown command" errors. */
 #define CONTROL_VALID_COMMANDS \
 	"status, backends, sticky list|get|clear|flush, " \
-	"backend NAME enable|disable|drain, failover, monitor"
+	"backend NAME enable|disable|drain, failover, reload, monitor"
 
 struct control_client;
 
@@ -764,6 +764,9 @@ control_backend_admin(struct lbd *lbd, char **argv, int argc)
 		return control_error("backend %s exists in several services (%s); "
 		    "name one: backend %s %s SERVICE", b->conf.name, where, b->conf.name, argv[2]);
 
+	if (reload_backend_removed(b) && admin != BACKEND_DISABLED)
+		return control_error("backend %s was removed from the configuration by the "
+		    "last reload; add it back to the file and reload", b->conf.name);
 	b->admin = admin;
 	log_info("backend %s/%s admin state %s (by lbctl)", b->service->conf.name,
 	    b->conf.name, backend_admin_str(admin));
@@ -799,12 +802,26 @@ control_failover(struct lbd *lbd)
 	return json_pack("{s:s, s:s}", "failover", "started", "to", lbd->conf->peer_name);
 }
 
+/* ---------------------------------------------------------------- reload */
+
+/* Re-reads the config file and applies it live (reload.c); the old one stays on error. */
+static json_t *
+control_reload(struct lbd *lbd)
+{
+	char	 err[1024];
+
+	log_info("reload requested by lbctl: %s", lbd->conf->path);
+	if (reload_apply(lbd, err, sizeof(err)) == -1)
+		return control_error("%s", err);
+	return json_pack("{s:o}", "reloaded", control_str(lbd->conf->path));
+}
+
 /* ---------------------------------------------------------------- commands */
 
 static json_t *
 control_help(void)
 {
-	return json_pack("{s:[s,s,s,s,s,s,s,s,s,s]}", "commands",
+	return json_pack("{s:[s,s,s,s,s,s,s,s,s,s,s]}", "commands",
 	    "status",
 	    "backends",
 	    "sticky list [SERVICE]",
@@ -813,6 +830,7 @@ control_help(void)
 	    "sticky flush [SERVICE]",
 	    "backend NAME enable|disable|drain [SERVICE]",
 	    "failover",
+	    "reload",
 	    "monitor",
 	    "help");
 }
@@ -878,6 +896,8 @@ control_run(struct lbd *lbd, const char *line, bool *monitor, struct control_str
 		return control_backend_admin(lbd, argv, argc);
 	if (strcmp(argv[0], "failover") == 0)
 		return (err = control_noargs(argc, argv)) ? err : control_failover(lbd);
+	if (strcmp(argv[0], "reload") == 0)
+		return (err = control_noargs(argc, argv)) ? err : control_reload(lbd);
 	if (strcmp(argv[0], "help") == 0)
 		return (err = control_noargs(argc, argv)) ? err : control_help();
 	if (strcmp(argv[0], "monitor") == 0) {

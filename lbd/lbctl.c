@@ -43,6 +43,7 @@ enum lbctl_action {
 	ACT_STICKY_FLUSH,
 	ACT_BACKEND_ADMIN,
 	ACT_FAILOVER,
+	ACT_RELOAD,
 	ACT_MONITOR,
 	ACT_HELP
 };
@@ -104,6 +105,7 @@ static const struct token t_main[] = {
 	{ TOK_KEYWORD,	"sticky",	ACT_NONE,		t_sticky },
 	{ TOK_KEYWORD,	"backend",	ACT_BACKEND_ADMIN,	t_backend },
 	{ TOK_KEYWORD,	"failover",	ACT_FAILOVER,		t_end },
+	{ TOK_KEYWORD,	"reload",	ACT_RELOAD,		t_end },
 	{ TOK_KEYWORD,	"monitor",	ACT_MONITOR,		t_end },
 	{ TOK_KEYWORD,	"help",		ACT_HELP,		t_end },
 	{ TOK_END,	NULL,		ACT_NONE,		NULL }
@@ -144,6 +146,9 @@ usage(FILE *f)
 	    "                                admin state; drain keeps sticky clients but takes no new ones;\n"
 	    "                                SERVICE is needed when several services have a backend NAME\n"
 	    "  failover                      hand the VIP to the peer now\n"
+	    "  reload                        re-read the config file and apply it without dropping\n"
+	    "                                connections or sticky entries; refused (old config kept)\n"
+	    "                                on an error or a change that needs a restart\n"
 	    "  monitor                       print events (role, backend, sync changes) until interrupted\n"
 	    "  help                          this text\n"
 	    "\n"

@@ -418,4 +418,18 @@ uint16_t	 metrics_port(const struct metrics *);	/* port bound (tests ask for por
 /* lbd's state now in the text exposition format 0.0.4; malloc'ed, NULL when out of memory. */
 char		*metrics_render(struct lbd *);
 
+/* reload.c */
+/* Runtime services from lbd->conf: backends start up until checked. Returns: 0, -1 logged. */
+int		 reload_services_init(struct lbd *);
+void		 reload_services_free(struct lbd *);	/* stops checks, frees sticky tables */
+/*
+ * Re-reads lbd->conf->path (heap-allocated) and applies it live, keeping
+ * connections, sticky entries and backend slots (by name).
+ * Returns: 0 (lbd->conf replaced), or -1 with "FILE:LINE: ..." or
+ * "needs a restart: ..." in err and nothing changed.
+ */
+int		 reload_apply(struct lbd *, char *err, size_t errlen);
+/* The backend's slot is kept for its connections but it left the config. */
+bool		 reload_backend_removed(const struct backend *);
+
 #endif /* LBD_H */

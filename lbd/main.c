@@ -23,7 +23,6 @@
 #define RT_PRIORITY		10	/* SCHED_RR priority of a paired node */
 
 static struct lbd	 lbd_state;		/* the daemon; one per process */
-static struct lbd_config lbd_conf;		/* its configuration */
 static struct event	*ev_sweep;		/* sticky expiry timer */
 static struct event	*ev_signals[3];		/* SIGTERM, SIGINT, SIGHUP */
 static struct metrics	*metrics;		/* Prometheus endpoint, NULL when off */
@@ -43,54 +42,6 @@ usage(FILE *f)
 	    "  -h         this help\n"
 	    "\n"
 	    "lbd runs in the foreground and logs to stderr. Control it with lbctl.\n");
-}
-
-/* Runtime services from the configuration: backends start up until checked. */
-static int
-services_init(struct lbd *lbd)
-{
-	struct service		*svc;
-	struct backend		*be;
-	int			 i, j;
-
-	lbd->nservices = lbd->conf->nservices;
-	for (i = 0; i < lbd->nservices; i++) {
-		svc = &lbd->services[i];
-		memset(svc, 0, sizeof(*svc));
-		svc->conf = lbd->conf->services[i];
-		svc->lbd = lbd;
-		TAILQ_INIT(&svc->conns);
-		svc->sticky = sticky_new((uint32_t)svc->conf.sticky_size,
-		    (uint32_t)svc->conf.sticky_timeout_s);
-		if (svc->sticky == NULL) {
-			log_warnx("service %s: cannot allocate a sticky table of %d entries",
-			    svc->conf.name, svc->conf.sticky_size);
-			return -1;
-		}
-		svc->nbackends = svc->conf.nbackends;
-		for (j = 0; j < svc->nbackends; j++) {
-			be = &svc->backends[j];
-			be->conf = svc->conf.backends[j];
-			be->service = svc;
-			be->index = j;
-			be->admin = BACKEND_ENABLED;
-			be->up = true;
-		}
-	}
-	return 0;
-}
-
-static void
-services_free(struct lbd *lbd)
-{
-	int	 i, j;
-
-	for (i = 0; i < lbd->nservices; i++) {
-		for (j = 0; j < lbd->services[i].nbackends; j++)
-			check_stop(&lbd->services[i].backends[j]);
-		sticky_free(lbd->services[i].sticky);
-		lbd->services[i].sticky = NULL;
-	}
 }
 
 static void
@@ -185,6 +136,7 @@ static void
 signal_cb(evutil_socket_t sig, short ev, void *arg)
 {
 	struct lbd	*lbd = arg;
+	char		 err[1024];
 
 	switch (sig) {
 	case SIGTERM:
@@ -194,7 +146,9 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 		event_base_loopbreak(lbd->base);
 		break;
 	case SIGHUP:
-		log_info("received SIGHUP: reload is not supported yet, ignored");
+		/* reload_apply logs "configuration reloaded" or "reload refused: why". */
+		log_info("received SIGHUP, reloading %s", lbd->conf->path);
+		(void)reload_apply(lbd, err, sizeof(err));
 		break;
 	}
 }
@@ -283,22 +237,25 @@ main(int argc, char *argv[])
 	}
 
 	log_init(debug, "lbd");
-	if (config_load(path, &lbd_conf, err, sizeof(err)) == -1) {
+	memset(lbd, 0, sizeof(*lbd));
+	/* On the heap: a reload replaces it (reload_apply). */
+	if ((lbd->conf = malloc(sizeof(*lbd->conf))) == NULL)
+		fatal("malloc");
+	if (config_load(path, lbd->conf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s\n", err);
+		free(lbd->conf);
 		return 1;
 	}
 	if (checkonly) {
 		printf("configuration OK\n");
+		free(lbd->conf);
 		return 0;
 	}
-
-	memset(lbd, 0, sizeof(*lbd));
-	lbd->conf = &lbd_conf;
 	lbd->started_ms = now_ms();
 
 	signal(SIGPIPE, SIG_IGN);
 	rlimit_raise_nofile();
-	if (lbd_conf.has_peer)
+	if (lbd->conf->has_peer)
 		sched_realtime();
 	/*
 	 * Precise timers: libevent's default coarse clock fires a 1 ms timer
@@ -328,12 +285,12 @@ main(int argc, char *argv[])
 		event_add(ev_sweep, &tv);
 	}
 
-	if (services_init(lbd) == -1 || relay_init(lbd) == -1)
+	if (reload_services_init(lbd) == -1 || relay_init(lbd) == -1)
 		goto done;
 	/* Control first: a second lbd then says "another lbd is running". */
 	if ((lbd->control = control_open(lbd)) == NULL)
 		goto done;
-	if (lbd_conf.metrics_on && (metrics = metrics_open(lbd)) == NULL) {
+	if (lbd->conf->metrics_on && (metrics = metrics_open(lbd)) == NULL) {
 		log_warnx("cannot start the metrics endpoint (metrics.listen); not starting");
 		goto done;
 	}
@@ -349,8 +306,8 @@ main(int argc, char *argv[])
 	if (replica_open(lbd) == -1)
 		goto done;
 
-	log_info("lbd started: node %s, %d service(s), control %s", lbd_conf.node_name,
-	    lbd->nservices, lbd_conf.control_socket);
+	log_info("lbd started: node %s, %d service(s), control %s", lbd->conf->node_name,
+	    lbd->nservices, lbd->conf->control_socket);
 	sd_notify_ready();
 	event_base_dispatch(lbd->base);
 	rc = lbd->stopping ? 0 : 1;
@@ -363,11 +320,12 @@ done:
 	metrics_close(metrics);
 	if (lbd->control != NULL)
 		control_close(lbd->control);
-	services_free(lbd);
+	reload_services_free(lbd);
 	event_free(ev_sweep);
 	for (i = 0; i < 3; i++)
 		event_free(ev_signals[i]);
 	event_base_free(lbd->base);
+	free(lbd->conf);
 	if (rc == 0)
 		log_info("lbd stopped");
 	return rc;
