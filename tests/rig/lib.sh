@@ -27,6 +27,7 @@ RIG_CHECK_FALL=2					# checks to go down
 RIG_IDLE_TIMEOUT_S=${RIG_IDLE_TIMEOUT_S:-30}		# lbd idle timeout in the rig
 RIG_BIG_MIB=${RIG_BIG_MIB:-64}				# size of big.bin
 RIG_STALE_GLOB=/tmp/lbdrig.				# temp dir prefix (stale cleaner)
+RIG_METRICS_LISTEN=127.0.0.1:9187			# metrics endpoint, on the lb namespace's own loopback
 
 # Addresses of the rig's nodes.
 declare -A RIG_ADDR=(
@@ -464,6 +465,7 @@ rig_lb_conf() {
 		cat <<EOF
 vip = { address = "$RIG_VIP/$RIG_PLEN"; interface = "eth0"; };
 control = { socket = "$(rig_sock "$node")"; };
+metrics = { listen = "$RIG_METRICS_LISTEN"; };
 services = (
   {
     name = "$RIG_SERVICE";

@@ -1,0 +1,58 @@
+# drill-metrics.sh - GET /metrics on lb1's own loopback (the rig's config
+# enables metrics on $RIG_METRICS_LISTEN) agrees with `lbctl --json status`:
+# role, VIP, each backend's up and connections_total, sticky entries.
+
+# Value of the series NAME{LABELS} (exact label text) in the scrape $1.
+_metrics_val() {
+	awk -v k="$2" 'index($0, k " ") == 1 { print substr($0, length(k) + 2); exit }' <<<"$1"
+}
+
+drill_metrics() {
+	local i s code body flat n name total up st v url=http://$RIG_METRICS_LISTEN/metrics
+	for ((i = 0; i < 3; i++)); do
+		s=$(rig_curl c1 explicit "$RIG_VIP" server.txt)
+		rig_assert "session $((i + 1)) from c1 -> $s" rig_is_server "$s" || return 1
+	done
+	s=$(rig_curl c2 implicit "$RIG_VIP" server.txt)
+	rig_assert "implicit session from c2 -> $s" rig_is_server "$s" || return 1
+
+	code=$(rig_exec lb1 curl -s --max-time 5 -o "$RIG_DIR/metrics.out" -w '%{http_code}' "$url")
+	flat=$(rig_status lb1)
+	body=$(cat "$RIG_DIR/metrics.out")
+	echo "  figure: GET $url in lb1's namespace: HTTP $code, $(wc -l <"$RIG_DIR/metrics.out") lines, $(grep -c '^# TYPE' "$RIG_DIR/metrics.out") families"
+	rig_assert "GET /metrics -> 200" [ "$code" = 200 ] || return 1
+	v=$(rig_exec lb1 curl -s --max-time 5 -o /dev/null -w '%{http_code}' "http://$RIG_METRICS_LISTEN/nope")
+	rig_assert "GET /nope -> 404 (got $v)" [ "$v" = 404 ] || return 1
+
+	rig_assert "status role MASTER, metrics lbd_role{role=\"MASTER\"} = $(_metrics_val "$body" 'lbd_role{role="MASTER"}')" \
+		eval '[ "$(rig_sval "$flat" role)" = MASTER ] && [ "$(_metrics_val "$body" "lbd_role{role=\"MASTER\"}")" = 1 ]' || return 1
+	rig_assert "status vip.held $(rig_sval "$flat" vip.held), lbd_vip_held $(_metrics_val "$body" lbd_vip_held)" \
+		eval '[ "$(rig_sval "$flat" vip.held)" = true ] && [ "$(_metrics_val "$body" lbd_vip_held)" = 1 ]' || return 1
+
+	n=0
+	for ((i = 0; ; i++)); do
+		name=$(rig_sval "$flat" "services.0.backends.$i.name")
+		[ -n "$name" ] || break
+		n=$((n + 1))
+		total=$(rig_sval "$flat" "services.0.backends.$i.total")
+		st=$(rig_sval "$flat" "services.0.backends.$i.state")
+		[ "$st" = up ] && up=1 || up=0
+		local lab="{service=\"$RIG_SERVICE\",backend=\"$name\"}"
+		v=$(_metrics_val "$body" "lbd_backend_connections_total$lab")
+		echo "  figure: $name: status total $total state $st; metrics connections_total $v up $(_metrics_val "$body" "lbd_backend_up$lab")"
+		rig_assert "$name lbd_backend_connections_total $v == status total $total" [ "$v" = "$total" ] || return 1
+		rig_assert "$name lbd_backend_up == (state $st = up)" \
+			[ "$(_metrics_val "$body" "lbd_backend_up$lab")" = "$up" ] || return 1
+	done
+	rig_assert "status lists $n backends (>= 2)" [ "$n" -ge 2 ] || return 1
+	total=$(rig_sval "$flat" services.0.total)
+	v=$(_metrics_val "$body" "lbd_service_connections_total{service=\"$RIG_SERVICE\"}")
+	rig_assert "lbd_service_connections_total $v == status total $total (>= 4)" \
+		eval '[ "$v" = "$total" ] && [ "$total" -ge 4 ]' || return 1
+	st=$(rig_sval "$flat" services.0.sticky_entries)
+	v=$(_metrics_val "$body" "lbd_sticky_entries{service=\"$RIG_SERVICE\"}")
+	rig_assert "lbd_sticky_entries $v == status sticky_entries $st (2 clients)" \
+		eval '[ "$v" = "$st" ] && [ "$st" = 2 ]' || return 1
+	rm -f "$RIG_DIR/metrics.out"
+	return 0
+}
