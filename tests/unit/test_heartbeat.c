@@ -834,7 +834,7 @@ group_setup(void **state)
 	if (unshare(CLONE_NEWNET) == -1) {
 		fprintf(stderr, "test_heartbeat: unshare(CLONE_NEWNET): %s; running on the "
 		    "host's loopback, VIP tests skipped\n", strerror(errno));
-		port = (uint16_t)(20000 + getpid() % 20000);
+		port = (uint16_t)(22000 + getpid() % 1500);	/* below the ephemeral range */
 	} else {
 		if ((tsk = nl_socket_alloc()) == NULL || nl_connect(tsk, NETLINK_ROUTE) < 0)
 			return -1;
