@@ -46,7 +46,8 @@ struct config_ctx {
 
 /* Valid keys of each group, NULL-terminated, in the order the docs list them. */
 static const char *const config_keys_root[] = {
-	"node", "peer", "cluster", "vip", "control", "metrics", "services", NULL
+	"node", "peer", "cluster", "vip", "control", "metrics", "log_level",
+	"services", NULL
 };
 static const char *const config_keys_node[] = {
 	"name", "address", "priority", NULL
@@ -653,6 +654,30 @@ config_parse_metrics(struct config_ctx *ctx, const config_setting_t *root)
 	return 0;
 }
 
+/* log_level = "info"; (or "debug", "warning"): absent, info. Returns: 0 or -1. */
+static int
+config_parse_log_level(struct config_ctx *ctx, const config_setting_t *root)
+{
+	struct lbd_config	*conf = ctx->conf;
+	config_setting_t	*s;
+	const char		*v;
+	int			 rc;
+
+	conf->log_level = LOG_LEVEL_INFO;
+	if ((rc = config_get_string(ctx, root, "", "log_level", false, &v, &s)) != 1)
+		return rc;
+	if (strcmp(v, "debug") == 0)
+		conf->log_level = LOG_LEVEL_DEBUG;
+	else if (strcmp(v, "info") == 0)
+		conf->log_level = LOG_LEVEL_INFO;
+	else if (strcmp(v, "warning") == 0)
+		conf->log_level = LOG_LEVEL_WARNING;
+	else
+		return config_error(ctx, s, "log_level: unknown level \"%s\"; "
+		    "valid: debug, info, warning", v);
+	return 0;
+}
+
 /* Formats a range as "21" or "1025-1052". */
 static const char *
 config_range_str(const struct port_range *r, char *buf, size_t len)
@@ -1073,6 +1098,7 @@ config_load(const char *path, struct lbd_config *conf, char *err, size_t errlen)
 	    config_parse_vip(&ctx, root) == -1 ||
 	    config_parse_control(&ctx, root) == -1 ||
 	    config_parse_metrics(&ctx, root) == -1 ||
+	    config_parse_log_level(&ctx, root) == -1 ||
 	    config_parse_services(&ctx, root) == -1)
 		goto fail;
 	rc = 0;

@@ -58,6 +58,13 @@ enum source_mode {
 	SOURCE_NODE			/* ... from node.address */
 };
 
+/* Which lines log.c prints; warnings and fatal errors always print. */
+enum log_level {
+	LOG_LEVEL_WARNING = 0,		/* warnings only */
+	LOG_LEVEL_INFO,			/* and log_info (the default) */
+	LOG_LEVEL_DEBUG			/* and log_debug */
+};
+
 enum check_type {
 	CHECK_NONE = 0,			/* no check: backend always up */
 	CHECK_TCP,			/* connect succeeds */
@@ -129,6 +136,8 @@ struct lbd_config {
 	/* metrics = { ... }; absent: no metrics endpoint */
 	bool		 metrics_on;		/* the Prometheus endpoint is configured */
 	struct sockaddr_storage metrics_addr;	/* where it listens, with its port */
+
+	enum log_level	 log_level;		/* log_level = "..."; default info */
 
 	struct service_config services[LBD_MAX_SERVICES];
 	int		 nservices;
@@ -231,6 +240,9 @@ struct lbd {
 /* log.c */
 void		 log_init(int debug, const char *progname);
 void		 log_setverbose(int verbose);
+void		 log_setlevel(enum log_level level);	/* config's level; -d keeps debug */
+enum log_level	 log_getlevel(void);			/* the level in force */
+const char	*log_level_str(enum log_level level);
 void		 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));

@@ -11,23 +11,53 @@
 
 #include "lbd.h"
 
-static int	 log_verbose;		/* 1: log_debug lines are printed */
+static enum log_level log_level = LOG_LEVEL_INFO; /* lines below it are dropped */
+static int	 log_forced;		/* 1: -d given, debug whatever the config says */
 static int	 log_stamp;		/* 1: prefix a timestamp (stderr is a tty) */
 static const char *log_name = "lbd";	/* program name in front of each line */
 
 void
 log_init(int debug, const char *progname)
 {
-	log_verbose = debug;
+	log_setverbose(debug);
 	log_stamp = isatty(STDERR_FILENO);
 	if (progname != NULL)
 		log_name = progname;
 }
 
+/* 1: debug, as lbd -d, and no config level lowers it; 0: back to info. */
 void
 log_setverbose(int verbose)
 {
-	log_verbose = verbose;
+	log_forced = verbose;
+	log_level = verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO;
+}
+
+/* The configuration's log_level (start-up and reload); -d wins. */
+void
+log_setlevel(enum log_level level)
+{
+	log_level = log_forced ? LOG_LEVEL_DEBUG : level;
+}
+
+enum log_level
+log_getlevel(void)
+{
+	return log_level;
+}
+
+const char *
+log_level_str(enum log_level level)
+{
+	switch (level) {
+	case LOG_LEVEL_WARNING:
+		return "warning";
+	case LOG_LEVEL_INFO:
+		return "info";
+	case LOG_LEVEL_DEBUG:
+		return "debug";
+	}
+	return "unknown";
 }
 
 static void
@@ -78,6 +108,8 @@ log_info(const char *fmt, ...)
 {
 	va_list	 ap;
 
+	if (log_level < LOG_LEVEL_INFO)
+		return;
 	va_start(ap, fmt);
 	log_vwrite("", 0, fmt, ap);
 	va_end(ap);
@@ -88,7 +120,7 @@ log_debug(const char *fmt, ...)
 {
 	va_list	 ap;
 
-	if (!log_verbose)
+	if (log_level < LOG_LEVEL_DEBUG)
 		return;
 	va_start(ap, fmt);
 	log_vwrite("debug: ", 0, fmt, ap);

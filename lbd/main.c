@@ -37,7 +37,7 @@ usage(FILE *f)
 	    "  -c FILE    configuration file (default " LBD_DEFAULT_CONFIG ")\n"
 	    "  -n         check the configuration, print \"configuration OK\" or\n"
 	    "             FILE:LINE: what is wrong, and exit (1 on error)\n"
-	    "  -d         debug logging\n"
+	    "  -d         debug logging, whatever log_level the file sets\n"
 	    "  --genkey   print a new cluster key (base64) for cluster.key_file\n"
 	    "  -h         this help\n"
 	    "\n"
@@ -246,6 +246,7 @@ main(int argc, char *argv[])
 		free(lbd->conf);
 		return 1;
 	}
+	log_setlevel(lbd->conf->log_level);	/* -d keeps debug */
 	if (checkonly) {
 		printf("configuration OK\n");
 		free(lbd->conf);

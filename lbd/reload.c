@@ -1,7 +1,7 @@
 /*
  * reload.c - the runtime services built from a configuration, and a live
  * reload (SIGHUP, `lbctl reload`) that changes backends, weights, checks and
- * timeouts without dropping a connection or a sticky entry.
+ * timeouts (and log_level) without dropping a connection or a sticky entry.
  *
  * Backends keep their slot (index in service->backends) by NAME: live
  * connections hold pointers to slots and sticky entries hold indexes. A
@@ -356,6 +356,11 @@ reload_apply(struct lbd *lbd, char *err, size_t errlen)
 	for (i = 0; i < conf->nservices; i++)
 		reload_service_apply(lbd, lbd_service_by_name(lbd, conf->services[i].name),
 		    &conf->services[i]);
+	if (conf->log_level != lbd->conf->log_level) {
+		log_info("log_level: %s -> %s", log_level_str(lbd->conf->log_level),
+		    log_level_str(conf->log_level));
+		log_setlevel(conf->log_level);	/* -d keeps debug */
+	}
 	free(lbd->conf);
 	lbd->conf = conf;
 	log_info("configuration reloaded from %s", conf->path);

@@ -431,7 +431,7 @@ test_unknown_key_top(void **state)
 {
 	load_err(*state, NODE_VIP "nodes = 1;\n", 3,
 	    "unknown top-level key \"nodes\"; valid keys: node, peer, cluster, "
-	    "vip, control, metrics, services");
+	    "vip, control, metrics, log_level, services");
 }
 
 static void
@@ -929,7 +929,52 @@ test_metrics_unknown_key(void **state)
 	/* The top-level list of valid keys names it. */
 	load_err(f, NODE_VIP "metric = { listen = \"127.0.0.1:9187\"; };\n" METRICS_SERVICE,
 	    3, "unknown top-level key \"metric\"; valid keys: node, peer, cluster, vip, "
-	    "control, metrics, services");
+	    "control, metrics, log_level, services");
+}
+
+/* log_level = "...";: info by default, each valid value, the enum's names. */
+static void
+test_log_level(void **state)
+{
+	struct fixture		*f = *state;
+	struct lbd_config	*c;
+
+	c = load_ok(f, NODE_VIP METRICS_SERVICE);
+	assert_int_equal(c->log_level, LOG_LEVEL_INFO);
+	unlink(f->path);
+	c = load_ok(f, NODE_VIP "log_level = \"debug\";\n" METRICS_SERVICE);
+	assert_int_equal(c->log_level, LOG_LEVEL_DEBUG);
+	unlink(f->path);
+	c = load_ok(f, NODE_VIP "log_level = \"info\";\n" METRICS_SERVICE);
+	assert_int_equal(c->log_level, LOG_LEVEL_INFO);
+	unlink(f->path);
+	c = load_ok(f, "log_level = \"warning\";\n" NODE_VIP METRICS_SERVICE);
+	assert_int_equal(c->log_level, LOG_LEVEL_WARNING);
+	assert_string_equal(log_level_str(LOG_LEVEL_WARNING), "warning");
+	assert_string_equal(log_level_str(LOG_LEVEL_INFO), "info");
+	assert_string_equal(log_level_str(LOG_LEVEL_DEBUG), "debug");
+}
+
+/* A bad log_level names its line and the valid values. */
+static void
+test_log_level_bad(void **state)
+{
+	struct fixture	*f = *state;
+
+	load_err(f, NODE_VIP "log_level = \"verbose\";\n" METRICS_SERVICE, 3,
+	    "log_level: unknown level \"verbose\"; valid: debug, info, warning");
+	unlink(f->path);
+	load_err(f, NODE_VIP METRICS_SERVICE "\nlog_level = \"INFO\";\n", 5,
+	    "log_level: unknown level \"INFO\"; valid: debug, info, warning");
+	unlink(f->path);
+	load_err(f, NODE_VIP "log_level = \"\";\n" METRICS_SERVICE, 3,
+	    "valid: debug, info, warning");
+	unlink(f->path);
+	load_err(f, NODE_VIP "log_level = 2;\n" METRICS_SERVICE, 3,
+	    "log_level: expected a string in double quotes");
+	unlink(f->path);
+	load_err(f, NODE_VIP "log_level = { level = \"info\"; };\n" METRICS_SERVICE, 3,
+	    "log_level: expected a string in double quotes");
 }
 
 /* A failed load followed by a good one leaves no trace of the first. */
@@ -995,6 +1040,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_metrics_bad_address, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_bad_port, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_unknown_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_level, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_level_bad, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

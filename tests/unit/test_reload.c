@@ -211,6 +211,28 @@ test_reload_node(void **state)
 	assert_string_equal(err, "needs a restart: node settings changed");
 }
 
+/* log_level changes live, both ways; everything else stays. */
+static void
+test_reload_log_level(void **state)
+{
+	struct fixture	*fx = *state;
+	char		 err[1024];
+	FILE		*f;
+
+	assert_int_equal(fx->lbd.conf->log_level, LOG_LEVEL_INFO);
+	assert_non_null(f = fopen(fx->path, "a"));
+	fprintf(f, "log_level = \"warning\";\n");
+	fclose(f);
+	assert_int_equal(reload_apply(&fx->lbd, err, sizeof(err)), 0);
+	assert_int_equal(fx->lbd.conf->log_level, LOG_LEVEL_WARNING);
+	assert_int_equal(log_getlevel(), LOG_LEVEL_WARNING);
+
+	write_conf(fx->path, "\"2121\"", 1, "", 3000, true);
+	assert_int_equal(reload_apply(&fx->lbd, err, sizeof(err)), 0);
+	assert_int_equal(fx->lbd.conf->log_level, LOG_LEVEL_INFO);
+	assert_int_equal(log_getlevel(), LOG_LEVEL_INFO);
+}
+
 int
 main(void)
 {
@@ -220,6 +242,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reload_invalid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_ports, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_node, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload_log_level, setup, teardown),
 	};
 
 	log_init(0, "test_reload");
