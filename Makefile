@@ -5,7 +5,7 @@ DESTDIR	?=
 CC	?= cc
 BUILD	?= build
 
-PKGS	 = libevent libnl-3.0 libnl-route-3.0 libprotobuf-c libconfig libsodium jansson
+PKGS	 = libevent libnl-3.0 libnl-route-3.0 libprotobuf-c libconfig libsodium jansson libnftables
 # Recursive (=) on purpose: pkg-config runs only once `make deps` has installed it.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
@@ -29,7 +29,7 @@ UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
 
 DEB_BUILD = build-essential pkg-config libevent-dev libnl-3-dev libnl-route-3-dev \
 	    libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libconfig-dev \
-	    libsodium-dev libjansson-dev
+	    libsodium-dev libjansson-dev libnftables-dev
 DEB_TEST  = vsftpd curl lftp python3 iproute2 openssl socat procps psmisc iputils-arping tcpdump nftables groff-base man-db
 DEB_BENCH = haproxy keepalived iperf3
 DEB_ALL	  = $(DEB_BUILD) $(DEB_TEST) $(DEB_BENCH)

@@ -79,6 +79,50 @@ int		 vip_present(struct vip *);
 int		 vip_announce(struct vip *, char *err, size_t errlen);
 bool		 vip_held(const struct vip *);	/* we added it and hold it */
 
+/* steer.c */
+/*
+ * A planned handover (`lbctl failover`, preemption) that breaks no
+ * connection. The node taking over forwards every TCP packet for the VIP
+ * that belongs to no connection it knows (conntrack state "new" without
+ * SYN: the connection began on the old MASTER) to the old MASTER's address
+ * (nftables `dup` then drop, through libnftables); the old MASTER moves the
+ * VIP to lo, hidden (IPv4: its ARP requests dropped; IPv6 NDP answers only
+ * for addresses on the asking interface), and serves those connections to
+ * their end. Kernel objects, all named "lbd_steer": table ip|ip6 lbd_steer
+ * (forwarding), table arp lbd_steer (hiding), the VIP/32 or /128 on lo with
+ * label "lo:lbd".
+ */
+#define STEER_TABLE	"lbd_steer"	/* nftables table name in every family */
+
+struct steer;
+
+/*
+ * Prepares steering for the VIP addr on interface ifname (a libnftables
+ * context, the lo address through vip.c). Nothing changes in the kernel.
+ * Returns NULL with err filled when libnftables or lo is unusable.
+ */
+struct steer	*steer_new(const char *ifname, const struct sockaddr *addr, char *err,
+		    size_t errlen);
+void		 steer_free(struct steer *);	/* frees; leaves the kernel as it is */
+/* Removes a crashed run's leftovers: both tables, the VIP on lo. Returns 0 or -1 (err). */
+int		 steer_reset(struct steer *, char *err, size_t errlen);
+/*
+ * Forwards unknown-connection TCP packets for the VIP to `to` (same family
+ * as the VIP; port ignored). Must run BEFORE the VIP is added here, so every
+ * connection of this node is tracked from its SYN. Returns 0 or -1 (err).
+ */
+int		 steer_forward_on(struct steer *, const struct sockaddr *to, char *err,
+		    size_t errlen);
+int		 steer_forward_off(struct steer *, char *err, size_t errlen); /* 0 or -1 (err) */
+bool		 steer_forwarding(const struct steer *);
+/*
+ * Hides the VIP: adds it to lo and (IPv4) drops ARP requests for it. The
+ * caller then removes it from the interface (vip_del). Returns 0 or -1 (err).
+ */
+int		 steer_hide_on(struct steer *, char *err, size_t errlen);
+int		 steer_hide_off(struct steer *, char *err, size_t errlen); /* 0 or -1 (err) */
+bool		 steer_hidden(const struct steer *);
+
 /* key.c */
 /*
  * Writes a new random key, base64 without newline, to buf (len >=
@@ -246,6 +290,8 @@ struct hasync_config {
 	int		 garp_count;		/* announcements at takeover; 0 = 3 */
 	int		 garp_interval_ms;	/* between them; 0 = 200 */
 	int		 garp_refresh_ms;	/* one more after the burst; 0 = 5000, -1 = none */
+	/* Appended: planned handovers keep connections (steer.c); 0 = off. */
+	int		 handover_drain_s;	/* the old MASTER serves its connections at most this long */
 };
 
 /* All optional; called from the event loop. They must not call hasync_free. */
@@ -256,6 +302,8 @@ struct hasync_callbacks {
 	void		(*log)(void *arg, int level, const char *msg); /* 0 warn, 1 info, 2 debug */
 	/* Replication: false until the bulk sync is done (or timed out); NULL = true. */
 	bool		(*may_preempt)(void *arg);
+	/* Proxied connections open now: a draining old MASTER waits for 0. NULL = 0. */
+	uint64_t	(*connections)(void *arg);
 };
 
 /* For `lbctl status`; the strings stay valid until the next hasync_* call. */
@@ -278,6 +326,9 @@ struct hasync_status {
 	uint64_t	 unknown_sender; /* authentic adverts naming another node, or us */
 	uint64_t	 peer_unreachable; /* ICMP port unreachable from a peer path */
 	const char	*reason;	/* why the last transition happened ("" none) */
+	bool		 draining;	/* old MASTER: VIP hidden on lo, serving its connections */
+	bool		 forwarding;	/* new MASTER: unknown connections go to the old one */
+	bool		 steering;	/* handover steering available (libnftables, config) */
 };
 
 /*
@@ -295,7 +346,7 @@ int		 hasync_start(struct hasync *);
  * peer takes over at once. This node then does not preempt until it next
  * becomes MASTER because the peer failed (see ha.c above).
  * Returns: NULL done, or why not (static text: not MASTER, standalone, peer
- * not alive or in FAULT).
+ * not alive or in FAULT, peer still draining the last handover).
  */
 const char	*hasync_failover(struct hasync *);
 /* Graceful: priority-0 advert (peer takes over at once), VIP removed, role INIT. */

@@ -66,6 +66,9 @@
 #define HB_GARP_REFRESH_MS	5000	/* default delay of the one refresh */
 #define HB_GARP_COUNT_MAX	100	/* sanity bound on garp_count */
 #define HB_HOLD_INTERVALS	3	/* handover: keep the VIP this many intervals at most */
+#define HB_DRAIN_MIN_MS		500	/* draining: time for handshakes begun here to complete */
+#define HB_FWD_WAIT_INTERVALS	3	/* forwarding: adverts to wait for the peer's "draining" */
+#define HB_FWD_SLACK_MS		2000	/* forwarding outlives the peer's drain limit by this */
 
 /* Kinds of rate-limited log lines. */
 enum hb_logkind {
@@ -104,6 +107,13 @@ struct hasync {
 	struct event	*ev_garp;	/* announcement schedule */
 	struct event	*ev_hold;	/* handover: release the VIP when it fires */
 	bool		 holding;	/* BACKUP that keeps the VIP until the peer is MASTER */
+	struct steer	*steer;		/* NULL: a handover releases the VIP at once */
+	struct event	*ev_steer;	/* drain and forwarding checks, every interval */
+	bool		 draining;	/* old MASTER: VIP hidden on lo for connections begun here */
+	uint64_t	 drain_start_ms; /* when draining began */
+	uint64_t	 fwd_start_ms;	/* when forwarding began */
+	bool		 peer_draining;	/* the peer's last advert said draining */
+	bool		 peer_forwarding; /* the peer's last advert said forwarding */
 	struct event	*ev_nl;		/* netlink events in */
 	struct hb_path	 paths[HASYNC_MAX_PEER_ADDR]; /* where adverts go */
 	int		 npaths;
@@ -158,6 +168,14 @@ static void	hb_schedule(struct hasync *);
 static void	hb_vip_take(struct hasync *);
 static void	hb_vip_release(struct hasync *);
 static void	hb_on_hold(evutil_socket_t, short, void *);
+static void	hb_steer_open(struct hasync *);
+static bool	hb_peer_alive(struct hasync *);
+static void	hb_step_aside(struct hasync *);
+static void	hb_drain_end(struct hasync *, const char *);
+static void	hb_forward_start(struct hasync *);
+static void	hb_forward_stop(struct hasync *, const char *);
+static void	hb_steer_schedule(struct hasync *);
+static void	hb_on_steer(evutil_socket_t, short, void *);
 static void	hb_hold_start(struct hasync *);
 static void	hb_garp_start(struct hasync *);
 static void	hb_garp_next(struct hasync *);
@@ -467,11 +485,14 @@ hasync_new(struct event_base *base, const struct hasync_config *conf,
 			goto fail;
 		if (hb_open_netlink(h, err, errlen) == -1)
 			goto fail;
+		if (conf->has_peer && conf->handover_drain_s > 0)
+			hb_steer_open(h);
 	}
 
 	if ((h->ev_timer = evtimer_new(base, hb_on_timer, h)) == NULL ||
 	    (h->ev_garp = evtimer_new(base, hb_on_garp, h)) == NULL ||
-	    (h->ev_hold = evtimer_new(base, hb_on_hold, h)) == NULL)
+	    (h->ev_hold = evtimer_new(base, hb_on_hold, h)) == NULL ||
+	    (h->ev_steer = evtimer_new(base, hb_on_steer, h)) == NULL)
 		goto nomem;
 	if (h->fd != -1 &&
 	    (h->ev_read = event_new(base, h->fd, EV_READ | EV_PERSIST, hb_on_read, h)) == NULL)
@@ -487,6 +508,7 @@ hasync_new(struct event_base *base, const struct hasync_config *conf,
 	event_priority_set(h->ev_timer, 0);
 	event_priority_set(h->ev_garp, 0);
 	event_priority_set(h->ev_hold, 0);
+	event_priority_set(h->ev_steer, 0);
 	if (h->ev_read != NULL)
 		event_priority_set(h->ev_read, 0);
 	if (h->ev_nl != NULL)
@@ -521,6 +543,9 @@ hasync_free(struct hasync *h)
 		event_free(h->ev_garp);
 	if (h->ev_hold != NULL)
 		event_free(h->ev_hold);
+	if (h->ev_steer != NULL)
+		event_free(h->ev_steer);
+	steer_free(h->steer);
 	if (h->ev_nl != NULL)
 		event_free(h->ev_nl);
 	if (h->fd != -1)
@@ -568,6 +593,8 @@ hb_send_advert(struct hasync *h)
 	adv.counter = ++h->counter;
 	adv.vip_held = h->vip != NULL && vip_held(h->vip);
 	adv.bulk_done = h->cb.may_preempt == NULL || h->cb.may_preempt(h->arg);
+	adv.draining = h->draining;
+	adv.forwarding = h->steer != NULL && steer_forwarding(h->steer);
 	adv.node_addr.data = h->node_addr16;
 	adv.node_addr.len = sizeof(h->node_addr16);
 	plen = lbd__advert__get_packed_size(&adv);
@@ -809,10 +836,12 @@ hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
 	in.addr_cmp = cmp > 0 ? 1 : -1;
 	hb_log(h, 2, "advert from %s (%s): %s priority %d counter %llu", adv->node, a,
 	    ha_role_name(in.state), in.priority, (unsigned long long)adv->counter);
+	h->peer_draining = adv->draining;
+	h->peer_forwarding = adv->forwarding;
 	hb_apply(h, ha_rx_advert(&h->ha, &in, hasync_now_ms()));
 	if (h->holding && in.state == HASYNC_MASTER && h->ha.role != HASYNC_MASTER) {
-		hb_log(h, 1, "handover done: %s is MASTER, releasing the VIP", adv->node);
-		hb_vip_release(h);
+		hb_log(h, 1, "handover done: %s is MASTER", adv->node);
+		hb_step_aside(h);
 	}
 done:
 	if (adv != NULL)
@@ -866,8 +895,12 @@ hb_apply(struct hasync *h, unsigned int acts)
 	enum hasync_role from = h->ha.prev_role, to = h->ha.role;
 
 	/* Taking over: VIP first, so the advert that says MASTER is true. */
-	if (acts & HA_ACT_BECOME_MASTER)
+	if (acts & HA_ACT_BECOME_MASTER) {
+		hb_forward_start(h);
 		hb_vip_take(h);
+		if (h->draining)
+			hb_drain_end(h, "MASTER again");
+	}
 	if (acts & HA_ACT_GARP_BURST)
 		hb_garp_start(h);
 	if (acts & HA_ACT_ADVERT)
@@ -879,12 +912,19 @@ hb_apply(struct hasync *h, unsigned int acts)
 	 * once leaves a few ms in which nobody answers for the VIP and clients'
 	 * SYNs are lost. Both holding it for a moment is harmless: both proxy.
 	 */
+	if (acts & (HA_ACT_BECOME_BACKUP | HA_ACT_BECOME_FAULT | HA_ACT_BECOME_INIT))
+		hb_forward_stop(h, "no longer MASTER");
 	if ((acts & HA_ACT_BECOME_BACKUP) && from == HASYNC_MASTER &&
 	    h->ha.peer_role != HASYNC_MASTER && h->vip != NULL && vip_held(h->vip))
 		hb_hold_start(h);
-	else if (acts & (HA_ACT_BECOME_BACKUP | HA_ACT_BECOME_FAULT | HA_ACT_BECOME_INIT))
+	else if ((acts & HA_ACT_BECOME_BACKUP) && from == HASYNC_MASTER &&
+	    h->ha.peer_role == HASYNC_MASTER)
+		hb_step_aside(h);	/* the peer preempted: it forwards our connections */
+	else if (acts & (HA_ACT_BECOME_BACKUP | HA_ACT_BECOME_FAULT | HA_ACT_BECOME_INIT)) {
 		hb_vip_release(h);
-	else if ((acts & HA_ACT_BECOME_MASTER) && h->holding) {
+		if (h->draining && !(acts & HA_ACT_BECOME_BACKUP))
+			hb_drain_end(h, "leaving BACKUP");
+	} else if ((acts & HA_ACT_BECOME_MASTER) && h->holding) {
 		h->holding = false;
 		evtimer_del(h->ev_hold);
 	}
@@ -924,6 +964,168 @@ hb_on_hold(evutil_socket_t fd, short what, void *arg)
 	hb_log(h, 0, "handover: %s did not say MASTER within %d ms: releasing the VIP anyway",
 	    h->conf.peer_name, HB_HOLD_INTERVALS * h->conf.advert_interval_ms);
 	hb_vip_release(h);
+}
+
+/* ---------------------------------------------------------------- steering */
+
+/* Handover steering (steer.c) when the kernel and libnftables allow it. */
+static void
+hb_steer_open(struct hasync *h)
+{
+	char err[256];
+
+	if (h->conf.peer_addr[0].ss_family != h->conf.vip_addr.ss_family) {
+		hb_log(h, 0, "handover steering off: the VIP and peer.address[0] are of different "
+		    "families; a planned failover will cut connections in flight");
+		return;
+	}
+	if ((h->steer = steer_new(h->conf.vip_ifname, (const struct sockaddr *)&h->conf.vip_addr,
+	    err, sizeof(err))) == NULL)
+		hb_log(h, 0, "handover steering off: %s; a planned failover will cut "
+		    "connections in flight", err);
+}
+
+/*
+ * The peer took the VIP while alive (handover done, or it preempted) and
+ * says it forwards the packets of connections begun here (not after a
+ * split brain: it did not track its own connections then): with
+ * steering, the VIP moves to lo, hidden, and this node serves the
+ * connections begun here (the peer forwards their packets) until they end
+ * or handover_drain_s passes. Without, the VIP goes at once.
+ */
+static void
+hb_step_aside(struct hasync *h)
+{
+	char err[256];
+
+	if (h->steer == NULL || h->vip == NULL || !vip_held(h->vip) || !h->peer_forwarding) {
+		hb_vip_release(h);
+		return;
+	}
+	if (steer_hide_on(h->steer, err, sizeof(err)) == -1) {
+		hb_log(h, 0, "handover: cannot keep serving connections begun here: %s", err);
+		steer_hide_off(h->steer, err, sizeof(err));
+		hb_vip_release(h);
+		return;
+	}
+	hb_vip_release(h);
+	h->draining = true;
+	h->drain_start_ms = hasync_now_ms();
+	hb_log(h, 1, "handover: VIP hidden on lo; serving the %llu connections begun here "
+	    "until they end (at most %d s)", (unsigned long long)(h->cb.connections != NULL ?
+	    h->cb.connections(h->arg) : 0), h->conf.handover_drain_s);
+	hb_send_advert(h);	/* tell the peer now: it keeps forwarding */
+	hb_steer_schedule(h);
+}
+
+static bool
+hb_peer_alive(struct hasync *h)
+{
+	return strcmp(ha_peer_state(&h->ha, hasync_now_ms()), "alive") == 0;
+}
+
+/* Stops draining: the hidden VIP leaves lo; connections left are cut. */
+static void
+hb_drain_end(struct hasync *h, const char *why)
+{
+	char err[256];
+
+	if (!h->draining)
+		return;
+	h->draining = false;
+	if (steer_hide_off(h->steer, err, sizeof(err)) == -1)
+		hb_log_limited(h, HB_LOG_VIP, 0, "handover: %s", err);
+	hb_log(h, 1, "handover: drained after %llu ms (%s)",
+	    (unsigned long long)(hasync_now_ms() - h->drain_start_ms), why);
+}
+
+/*
+ * Becoming MASTER while the peer lives: its connections' packets, which now
+ * reach us, go back to it. Before the VIP is added, so that every one of our
+ * own connections is tracked from its SYN.
+ */
+static void
+hb_forward_start(struct hasync *h)
+{
+	char err[256];
+
+	if (h->steer == NULL || !hb_peer_alive(h))
+		return;
+	if (h->draining) {
+		/* Our own old connections were never tracked: they would go too. */
+		hb_log(h, 0, "handover: not forwarding %s's connections: still serving ours "
+		    "from the last handover", h->conf.peer_name);
+		return;
+	}
+	if (steer_forward_on(h->steer, (const struct sockaddr *)&h->conf.peer_addr[0], err,
+	    sizeof(err)) == -1) {
+		hb_log(h, 0, "handover: cannot forward the connections begun on %s: %s",
+		    h->conf.peer_name, err);
+		return;
+	}
+	h->fwd_start_ms = hasync_now_ms();
+	h->peer_draining = false;
+	hb_log(h, 1, "handover: forwarding packets of connections begun on %s to it",
+	    h->conf.peer_name);
+	hb_steer_schedule(h);
+}
+
+static void
+hb_forward_stop(struct hasync *h, const char *why)
+{
+	char err[256];
+
+	if (h->steer == NULL || !steer_forwarding(h->steer))
+		return;
+	if (steer_forward_off(h->steer, err, sizeof(err)) == -1)
+		hb_log_limited(h, HB_LOG_VIP, 0, "handover: %s", err);
+	hb_log(h, 1, "handover: forwarding to %s stopped after %llu ms (%s)", h->conf.peer_name,
+	    (unsigned long long)(hasync_now_ms() - h->fwd_start_ms), why);
+}
+
+static void
+hb_steer_schedule(struct hasync *h)
+{
+	uint64_t	 ms = (uint64_t)h->conf.advert_interval_ms;
+	struct timeval	 tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	if (h->draining || (h->steer != NULL && steer_forwarding(h->steer)))
+		evtimer_add(h->ev_steer, &tv);
+	else
+		evtimer_del(h->ev_steer);
+}
+
+/* Every advert interval while draining or forwarding: is it over? */
+static void
+hb_on_steer(evutil_socket_t fd, short what, void *arg)
+{
+	struct hasync	*h = arg;
+	uint64_t	 now = hasync_now_ms(), n, limit;
+	char		 why[96];
+
+	(void)fd;
+	(void)what;
+	limit = (uint64_t)h->conf.handover_drain_s * 1000;
+	if (h->draining) {
+		n = h->cb.connections != NULL ? h->cb.connections(h->arg) : 0;
+		if (n == 0 && now - h->drain_start_ms >= HB_DRAIN_MIN_MS)
+			hb_drain_end(h, "no connection left");
+		else if (now - h->drain_start_ms >= limit) {
+			snprintf(why, sizeof(why), "handover_drain_s reached: %llu connections cut",
+			    (unsigned long long)n);
+			hb_drain_end(h, why);
+		}
+	}
+	if (h->steer != NULL && steer_forwarding(h->steer)) {
+		if (!hb_peer_alive(h))
+			hb_forward_stop(h, "peer gone");
+		else if (!h->peer_draining && now - h->fwd_start_ms >=
+		    (uint64_t)HB_FWD_WAIT_INTERVALS * (uint64_t)h->conf.advert_interval_ms)
+			hb_forward_stop(h, "peer has no connection left");
+		else if (now - h->fwd_start_ms >= limit + HB_FWD_SLACK_MS)
+			hb_forward_stop(h, "handover_drain_s reached");
+	}
+	hb_steer_schedule(h);
 }
 
 static void
@@ -1119,6 +1321,7 @@ hb_watch_check(struct hasync *h)
 int
 hasync_start(struct hasync *h)
 {
+	char err[256];
 	bool up = true;
 
 	if (h->started)
@@ -1134,6 +1337,8 @@ hasync_start(struct hasync *h)
 		return -1;
 	}
 	h->started = true;
+	if (h->steer != NULL && steer_reset(h->steer, err, sizeof(err)) == -1)
+		hb_log(h, 0, "handover steering: cannot remove a crashed run's leftovers: %s", err);
 	if (h->vip != NULL) {
 		if (hb_link_query(h, &up) == 0 && !up)
 			ha_link_changed(&h->ha, false, "VIP interface is down", hasync_now_ms());
@@ -1160,6 +1365,9 @@ hasync_stop(struct hasync *h)
 	evtimer_del(h->ev_timer);
 	evtimer_del(h->ev_garp);
 	evtimer_del(h->ev_hold);
+	hb_forward_stop(h, "stopping");
+	hb_drain_end(h, "stopping");
+	evtimer_del(h->ev_steer);
 }
 
 const char *
@@ -1168,6 +1376,17 @@ hasync_failover(struct hasync *h)
 	const char *why = NULL;
 	unsigned int acts;
 
+	/*
+	 * The peer still serves the connections of the last handover, which
+	 * its conntrack never saw: taking the VIP back now would make it
+	 * forward them here, where they are unknown.
+	 */
+	if (h->ha.role == HASYNC_MASTER && h->peer_draining && hb_peer_alive(h)) {
+		why = "the peer still serves connections from the last handover (its lbctl "
+		    "status says draining); try again when they have ended";
+		hb_log(h, 1, "failover refused: %s", why);
+		return why;
+	}
 	acts = ha_failover(&h->ha, hasync_now_ms(), &why);
 	if (why != NULL) {
 		hb_log(h, 1, "failover refused: %s", why);
@@ -1187,6 +1406,7 @@ hasync_peer_lost(struct hasync *h, const char *reason)
 	else
 		hb_log(h, 2, "peer %s lost: %s", h->conf.peer_name, reason);
 	hb_apply(h, ha_peer_lost(&h->ha, reason, hasync_now_ms()));
+	hb_forward_stop(h, "peer gone");
 }
 
 void
@@ -1212,4 +1432,7 @@ hasync_get_status(struct hasync *h, struct hasync_status *st)
 	st->unknown_sender = h->unknown_sender;
 	st->peer_unreachable = h->unreachable;
 	st->reason = h->ha.reason;
+	st->draining = h->draining;
+	st->forwarding = h->steer != NULL && steer_forwarding(h->steer);
+	st->steering = h->steer != NULL;
 }

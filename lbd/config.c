@@ -24,6 +24,8 @@
 #define CONFIG_DEF_HEARTBEAT_PORT	7411	/* cluster.heartbeat_port (UDP) */
 #define CONFIG_DEF_SYNC_PORT		7412	/* cluster.sync_port (TCP) */
 #define CONFIG_DEF_ADVERT_MS		100	/* cluster.advert_interval_ms */
+#define CONFIG_DEF_DRAIN_S		60	/* cluster.handover_drain_s */
+#define CONFIG_MAX_DRAIN_S		86400	/* its upper bound: a day */
 #define CONFIG_DEF_STICKY_TIMEOUT_S	1800	/* service.sticky_timeout_s */
 #define CONFIG_DEF_STICKY_SIZE		262144	/* service.sticky_size */
 #define CONFIG_DEF_CONNECT_MS		3000	/* service.connect_timeout_ms */
@@ -57,7 +59,7 @@ static const char *const config_keys_peer[] = {
 };
 static const char *const config_keys_cluster[] = {
 	"key_file", "heartbeat_port", "sync_port", "advert_interval_ms",
-	"preempt", NULL
+	"preempt", "handover_drain_s", NULL
 };
 static const char *const config_keys_vip[] = {
 	"address", "interface", NULL
@@ -485,6 +487,7 @@ config_parse_cluster(struct config_ctx *ctx, const config_setting_t *root)
 	conf->sync_port = CONFIG_DEF_SYNC_PORT;
 	conf->advert_interval_ms = CONFIG_DEF_ADVERT_MS;
 	conf->preempt = true;
+	conf->handover_drain_s = CONFIG_DEF_DRAIN_S;
 	if ((rc = config_get_group(ctx, root, "", "cluster", &g)) != 1)
 		return rc;
 	if (config_check_keys(ctx, g, "cluster", config_keys_cluster) == -1)
@@ -499,7 +502,9 @@ config_parse_cluster(struct config_ctx *ctx, const config_setting_t *root)
 	    config_get_port(ctx, g, "cluster", "sync_port", &conf->sync_port) == -1 ||
 	    config_get_int(ctx, g, "cluster", "advert_interval_ms", 10, 10000,
 	    &conf->advert_interval_ms) == -1 ||
-	    config_get_bool(ctx, g, "cluster", "preempt", &conf->preempt) == -1)
+	    config_get_bool(ctx, g, "cluster", "preempt", &conf->preempt) == -1 ||
+	    config_get_int(ctx, g, "cluster", "handover_drain_s", 0, CONFIG_MAX_DRAIN_S,
+	    &conf->handover_drain_s) == -1)
 		return -1;
 	if (conf->heartbeat_port == conf->sync_port) {
 		if ((s = config_setting_get_member(g, "sync_port")) == NULL)

@@ -383,6 +383,9 @@ control_status(struct lbd *lbd)
 		control_set(vip, "address", control_vip_address(lbd->conf));
 		control_set(vip, "interface", control_str(lbd->conf->vip_interface));
 		control_set(vip, "held", json_boolean(hs != NULL && hs->vip_held));
+		/* Planned handover (steer.c): the old MASTER drains, the new one forwards. */
+		control_set(vip, "draining", json_boolean(hs != NULL && hs->draining));
+		control_set(vip, "forwarding", json_boolean(hs != NULL && hs->forwarding));
 	}
 	control_set(o, "vip", vip);
 	control_set(o, "peer", control_peer_json(lbd, hs));

@@ -140,12 +140,17 @@ usage(FILE *f)
 	    "  backends                      every backend: state, admin state, connections, bytes, checks\n"
 	    "  sticky list [SERVICE]         sticky entries (client -> backend), most recently used first\n"
 	    "  sticky get IP [SERVICE]       one client's entry\n"
+	    "  sticky set IP BACKEND [SERVICE]\n"
+	    "                                pin a client to a backend (replicated to the peer like a\n"
+	    "                                connection's pick); SERVICE is needed when several services\n"
+	    "                                have a backend BACKEND; refused for a disabled backend\n"
 	    "  sticky clear IP [SERVICE]     forget one client (in every service unless SERVICE is given)\n"
 	    "  sticky flush [SERVICE]        empty the sticky table (of every service unless SERVICE is given)\n"
 	    "  backend NAME enable|disable|drain [SERVICE]\n"
 	    "                                admin state; drain keeps sticky clients but takes no new ones;\n"
 	    "                                SERVICE is needed when several services have a backend NAME\n"
-	    "  failover                      hand the VIP to the peer now\n"
+	    "  failover                      hand the VIP to the peer now; open connections\n"
+	    "                                stay here until they end (handover_drain_s)\n"
 	    "  reload                        re-read the config file and apply it without dropping\n"
 	    "                                connections or sticky entries; refused (old config kept)\n"
 	    "                                on an error or a change that needs a restart\n"
@@ -651,9 +656,13 @@ print_status(const json_t *r)
 	printf("node:      %s\n", jget(r, "node", c[0], sizeof(c[0])));
 	printf("role:      %s\n", jget(r, "role", c[0], sizeof(c[0])));
 	printf("priority:  %s\n", jget(r, "priority", c[0], sizeof(c[0])));
-	printf("vip:       %s on %s, %s\n", jget(vip, "address", c[0], sizeof(c[0])),
+	printf("vip:       %s on %s, %s%s%s\n", jget(vip, "address", c[0], sizeof(c[0])),
 	    jget(vip, "interface", c[1], sizeof(c[1])),
-	    json_is_true(json_object_get(vip, "held")) ? "held" : "not held");
+	    json_is_true(json_object_get(vip, "held")) ? "held" : "not held",
+	    json_is_true(json_object_get(vip, "draining")) ?
+	    ", draining (hidden on lo: serving the connections begun here)" : "",
+	    json_is_true(json_object_get(vip, "forwarding")) ?
+	    ", forwarding the old MASTER's connections to it" : "");
 	if (json_is_null(json_object_get(peer, "name")) || json_object_get(peer, "name") == NULL)
 		printf("peer:      %s\n", jget(peer, "state", c[0], sizeof(c[0])));
 	else

@@ -124,6 +124,7 @@ struct lbd_config {
 	uint16_t	 sync_port;		/* TCP, default 7412 */
 	int		 advert_interval_ms;	/* default 100, 10-10000 */
 	bool		 preempt;		/* default true */
+	int		 handover_drain_s;	/* old MASTER serves its connections this long; 0 = off */
 
 	/* vip = { ... } */
 	struct sockaddr_storage vip_addr;	/* port 0 */

@@ -72,6 +72,14 @@ ha_may_preempt(void *arg)
 	return replica_may_preempt(arg);
 }
 
+/* A draining old MASTER waits until its proxied connections are gone. */
+static uint64_t
+ha_connections(void *arg)
+{
+	(void)arg;
+	return relay_active();
+}
+
 /*
  * The HA layer owns the VIP: standalone it becomes MASTER at once, in a pair
  * it elects with the peer. The cluster key is needed only with a peer.
@@ -83,6 +91,7 @@ ha_open(struct lbd *lbd)
 		.role_changed = ha_role_changed,
 		.log = log_hasync,
 		.may_preempt = ha_may_preempt,
+		.connections = ha_connections,
 	};
 	struct lbd_config	*conf = lbd->conf;
 	struct hasync_config	 hc;
@@ -101,6 +110,7 @@ ha_open(struct lbd *lbd)
 	hc.heartbeat_port = conf->heartbeat_port;
 	hc.advert_interval_ms = conf->advert_interval_ms;
 	hc.preempt = conf->preempt;
+	hc.handover_drain_s = conf->handover_drain_s;
 	snprintf(hc.vip_ifname, sizeof(hc.vip_ifname), "%s", conf->vip_interface);
 	hc.vip_addr = conf->vip_addr;
 	hc.vip_prefixlen = conf->vip_prefixlen;

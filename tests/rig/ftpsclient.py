@@ -113,6 +113,39 @@ def cmd_session(args):
     return out
 
 
+def wait_file(path, limit_s):
+    """Waits (bounded) until path exists. Returns True when it does."""
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        if os.path.exists(path):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def cmd_hold(args):
+    """A session across an event: LIST + RETR, touch READY, wait for GO, again."""
+    ftp = session_open(args)
+    servers = []
+    lists = []
+    for rnd in range(2):
+        lines = []
+        ftp.retrlines("LIST", lines.append)
+        lists.append(len(lines))
+        buf = []
+        ftp.retrbinary("RETR server.txt", buf.append)
+        servers.append(b"".join(buf).decode().strip())
+        if rnd == 0:
+            with open(args.ready, "w", encoding="ascii") as f:
+                f.write("ready\n")
+            if not wait_file(args.go, args.max_wait):
+                return {"ok": False, "error": "no go file within %gs" % args.max_wait,
+                        "servers": servers}
+    ftp.quit()
+    return {"servers": servers, "lists": lists, "data_reused": ftp.data_reused,
+            "ok": all(ftp.data_reused) and len(set(servers)) == 1 and min(lists) > 0}
+
+
 def cmd_get(args):
     """RETR one file; prints its size, sha256 and the transfer time."""
     ftp = session_open(args)
@@ -236,6 +269,11 @@ def main():
     ftp_args(sp)
     sp.add_argument("--lists", type=int, default=2)
     sp.add_argument("--retrs", type=int, default=2)
+    sp = sub.add_parser("hold")
+    ftp_args(sp)
+    sp.add_argument("ready")
+    sp.add_argument("go")
+    sp.add_argument("--max-wait", type=float, default=60.0)
     sp = sub.add_parser("get")
     ftp_args(sp)
     sp.add_argument("path")
@@ -258,7 +296,7 @@ def main():
     sp.add_argument("--bytes", type=int, default=65536)
     args = p.parse_args()
 
-    fn = {"session": cmd_session, "get": cmd_get, "put": cmd_put,
+    fn = {"session": cmd_session, "hold": cmd_hold, "get": cmd_get, "put": cmd_put,
           "reset": cmd_reset, "idle": cmd_idle,
           "garbage": cmd_garbage}[args.cmd]
     try:

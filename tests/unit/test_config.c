@@ -226,6 +226,7 @@ test_minimal_defaults(void **state)
 	assert_int_equal(c->sync_port, 7412);
 	assert_int_equal(c->advert_interval_ms, 100);
 	assert_true(c->preempt);
+	assert_int_equal(c->handover_drain_s, 60);
 	assert_string_equal(c->control_socket, "/run/lbd/lbd.sock");
 	assert_int_equal(c->nservices, 1);
 	assert_int_equal(s->line, 3);
@@ -260,7 +261,7 @@ test_all_settings_ipv6(void **state)
 	    "node = { name = \"a-1.x\"; address = \"2001:db8::2\"; priority = 254; };\n"
 	    "peer = { name = \"b_2\"; address = [ \"2001:db8::3\", \"fd00::3\" ]; };\n"
 	    "cluster = { key_file = \"/k\"; heartbeat_port = 1; sync_port = 65535;\n"
-	    "  advert_interval_ms = 10000; preempt = false; };\n"
+	    "  advert_interval_ms = 10000; preempt = false; handover_drain_s = 0; };\n"
 	    "vip = { address = \"2001:db8::87/64\"; interface = \"br0.10\"; };\n"
 	    "control = { socket = \"/tmp/x.sock\"; };\n"
 	    "services = (\n"
@@ -284,6 +285,7 @@ test_all_settings_ipv6(void **state)
 	assert_int_equal(c->sync_port, 65535);
 	assert_int_equal(c->advert_interval_ms, 10000);
 	assert_false(c->preempt);
+	assert_int_equal(c->handover_drain_s, 0);
 	assert_addr(&c->vip_addr, "2001:db8::87");
 	assert_int_equal(c->vip_prefixlen, 64);
 	assert_string_equal(c->vip_interface, "br0.10");
@@ -729,6 +731,9 @@ test_other_ranges(void **state)
 	unlink(f->path);
 	load_err(f, NODE_VIP "cluster = { advert_interval_ms = 9; };\n", 3,
 	    "cluster.advert_interval_ms: 9 is out of range; use 10-10000");
+	unlink(f->path);
+	load_err(f, NODE_VIP "cluster = { handover_drain_s = 86401; };\n", 3,
+	    "cluster.handover_drain_s: 86401 is out of range; use 0-86400");
 	unlink(f->path);
 	load_err(f, NODE_VIP
 	    "services = ( { name = \"S1\"; ports = [ \"21\" ];\n"
