@@ -104,10 +104,14 @@ bench: deps
 	tests/bench/run
 
 # The benchmark's load tools (tests/bench/*.c); stickysize links lbd's own sticky table.
-BENCH_BIN = $(BUILD)/bench/loadgen $(BUILD)/bench/stickysize
+BENCH_BIN = $(BUILD)/bench/loadgen $(BUILD)/bench/stickysize $(BUILD)/bench/stickyfill
 bench-tools: $(BENCH_BIN)
 
 $(BUILD)/bench/loadgen: tests/bench/loadgen.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -o $@ $<
+
+$(BUILD)/bench/stickyfill: tests/bench/stickyfill.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -o $@ $<
 

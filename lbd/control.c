@@ -38,7 +38,7 @@
 
 /* The command list quoted in "unknown command" errors. */
 #define CONTROL_VALID_COMMANDS \
-	"status, backends, sticky list|get|clear|flush, " \
+	"status, backends, sticky list|get|set|clear|flush, " \
 	"backend NAME enable|disable|drain, failover, reload, monitor"
 
 struct control_client;
@@ -572,7 +572,7 @@ control_sticky_list(struct lbd *lbd, struct service *only)
 	return o;
 }
 
-/* The parsed IP argument of sticky get/clear. Returns: 0, or -1 and *err set. */
+/* The parsed IP argument of sticky get/set/clear. Returns: 0, or -1 and *err set. */
 static int
 control_ip_arg(const char *s, struct lbd_ip *ip, json_t **err)
 {
@@ -630,6 +630,103 @@ control_sticky_get(struct lbd *lbd, const char *ipstr, const char *service)
 	    "backend", control_str(control_backend_name(found, backend)),
 	    "expires_in_s", (json_int_t)left,
 	    "service", control_str(found->conf.name));
+}
+
+/*
+ * The backend called name among the services a command acts on (only, or
+ * every service with a sticky table when NULL), for `sticky set` of client.
+ * Returns: the backend, or NULL and *err set to a new error reply.
+ */
+static struct backend *
+control_sticky_backend(struct lbd *lbd, const char *name, struct service *only,
+    const char *client, json_t **err)
+{
+	struct service	*svc;
+	struct backend	*b = NULL;
+	char		 buf[CONTROL_ECHO_MAX + 8], names[CONTROL_LIST_MAX], where[CONTROL_LIST_MAX];
+	int		 i, j, nfound = 0;
+
+	names[0] = where[0] = '\0';
+	for (i = 0; i < lbd->nservices; i++) {
+		svc = &lbd->services[i];
+		if ((only != NULL && svc != only) || svc->sticky == NULL)
+			continue;
+		for (j = 0; j < svc->nbackends; j++) {
+			if (names[0] != '\0')
+				control_append(names, ", ", sizeof(names));
+			control_append(names, svc->backends[j].conf.name, sizeof(names));
+			if (strcmp(svc->backends[j].conf.name, name) != 0)
+				continue;
+			if (nfound++ > 0)
+				control_append(where, ", ", sizeof(where));
+			control_append(where, svc->conf.name, sizeof(where));
+			b = &svc->backends[j];
+		}
+	}
+	if (nfound == 1)
+		return b;
+	if (nfound == 0)
+		*err = control_error("no backend named %s%s%s; backends: %s",
+		    control_echo(name, buf, sizeof(buf)), only != NULL ? " in service " : "",
+		    only != NULL ? only->conf.name : "", names[0] != '\0' ? names : "none");
+	else
+		*err = control_error("backend %s exists in several services (%s); "
+		    "name one: sticky set %s %s SERVICE", b->conf.name, where, client,
+		    b->conf.name);
+	return NULL;
+}
+
+/*
+ * sticky set IP BACKEND [SERVICE]: pins a client to a backend, e.g. during
+ * a migration. The entry is written as a connection's scheduler pick is
+ * (sched_select -> sticky_set): versioned, marked dirty and replicated.
+ */
+static json_t *
+control_sticky_set(struct lbd *lbd, const char *ipstr, const char *backend,
+    const char *service)
+{
+	struct service	*only, *svc;
+	struct backend	*b;
+	struct lbd_ip	 ip;
+	json_t		*err, *r;
+	char		 buf[INET6_ADDRSTRLEN];
+	uint32_t	 now = now_s();
+	int64_t		 left;
+
+	if (control_ip_arg(ipstr, &ip, &err) == -1)
+		return err;
+	if (backend == NULL)
+		return control_error("missing backend name; usage: sticky set IP BACKEND [SERVICE]");
+	if (control_service_arg(lbd, service, &only, &err) == -1)
+		return err;
+	if (only != NULL && only->sticky == NULL)
+		return control_error("service %s has no sticky table", only->conf.name);
+	ip_str(&ip, buf, sizeof(buf));
+	if ((b = control_sticky_backend(lbd, backend, only, buf, &err)) == NULL)
+		return err;
+	svc = b->service;
+	if (reload_backend_removed(b))
+		return control_error("backend %s was removed from the configuration by the "
+		    "last reload; pin %s to a backend of the current configuration",
+		    b->conf.name, buf);
+	if (b->admin == BACKEND_DISABLED)
+		return control_error("backend %s is disabled and would not keep the client; "
+		    "enable it first (backend %s enable %s) or pick another backend",
+		    b->conf.name, b->conf.name, svc->conf.name);
+	sticky_set(svc->sticky, &ip, b->index, now);
+	left = sticky_expires_in(svc->sticky, &ip, now);
+	log_info("sticky entry for %s set to %s/%s (by lbctl)", buf, svc->conf.name,
+	    b->conf.name);
+	r = json_pack("{s:s, s:o, s:I, s:o}",
+	    "client", buf,
+	    "backend", control_str(b->conf.name),
+	    "expires_in_s", (json_int_t)(left < 0 ? 0 : left),
+	    "service", control_str(svc->conf.name));
+	if (r != NULL && !b->up)
+		control_set(r, "warning", json_string("the backend is down: the client's next "
+		    "connection picks another backend (and replaces this entry) unless it is "
+		    "up by then"));
+	return r;
 }
 
 /* sticky clear IP [SERVICE]: forgets the client in one or every service. */
@@ -698,21 +795,27 @@ control_sticky(struct lbd *lbd, char **argv, int argc, struct control_stream **s
 
 	if (argc < 2)
 		return control_error("sticky needs a subcommand: list [SERVICE], "
-		    "get IP [SERVICE], clear IP [SERVICE], flush [SERVICE]");
+		    "get IP [SERVICE], set IP BACKEND [SERVICE], clear IP [SERVICE], "
+		    "flush [SERVICE]");
 	if (strcmp(argv[1], "list") == 0 && argc <= 3)
 		return control_sticky_list_cmd(lbd, argc == 3 ? argv[2] : NULL, stream);
 	if (strcmp(argv[1], "get") == 0 && argc <= 4)
 		return control_sticky_get(lbd, argc >= 3 ? argv[2] : NULL,
 		    argc == 4 ? argv[3] : NULL);
+	if (strcmp(argv[1], "set") == 0 && argc <= 5)
+		return control_sticky_set(lbd, argc >= 3 ? argv[2] : NULL,
+		    argc >= 4 ? argv[3] : NULL, argc == 5 ? argv[4] : NULL);
 	if (strcmp(argv[1], "clear") == 0 && argc <= 4)
 		return control_sticky_clear(lbd, argc >= 3 ? argv[2] : NULL,
 		    argc == 4 ? argv[3] : NULL);
 	if (strcmp(argv[1], "flush") == 0 && argc <= 3)
 		return control_sticky_flush(lbd, argc == 3 ? argv[2] : NULL);
 	if (strcmp(argv[1], "list") == 0 || strcmp(argv[1], "get") == 0 ||
-	    strcmp(argv[1], "clear") == 0 || strcmp(argv[1], "flush") == 0)
+	    strcmp(argv[1], "set") == 0 || strcmp(argv[1], "clear") == 0 ||
+	    strcmp(argv[1], "flush") == 0)
 		return control_error("too many arguments for sticky %s", argv[1]);
-	return control_error("unknown sticky subcommand \"%s\"; valid: list, get, clear, flush",
+	return control_error("unknown sticky subcommand \"%s\"; valid: list, get, set, clear, "
+	    "flush",
 	    control_echo(argv[1], buf, sizeof(buf)));
 }
 
@@ -824,11 +927,12 @@ control_reload(struct lbd *lbd)
 static json_t *
 control_help(void)
 {
-	return json_pack("{s:[s,s,s,s,s,s,s,s,s,s,s]}", "commands",
+	return json_pack("{s:[s,s,s,s,s,s,s,s,s,s,s,s]}", "commands",
 	    "status",
 	    "backends",
 	    "sticky list [SERVICE]",
 	    "sticky get IP [SERVICE]",
+	    "sticky set IP BACKEND [SERVICE]",
 	    "sticky clear IP [SERVICE]",
 	    "sticky flush [SERVICE]",
 	    "backend NAME enable|disable|drain [SERVICE]",

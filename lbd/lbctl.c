@@ -39,6 +39,7 @@ enum lbctl_action {
 	ACT_BACKENDS,
 	ACT_STICKY_LIST,
 	ACT_STICKY_GET,
+	ACT_STICKY_SET,
 	ACT_STICKY_CLEAR,
 	ACT_STICKY_FLUSH,
 	ACT_BACKEND_ADMIN,
@@ -52,7 +53,7 @@ enum token_type {
 	TOK_END = 0,			/* ends a table */
 	TOK_NONE,			/* the command may stop here */
 	TOK_KEYWORD,			/* a fixed word; any unique prefix matches */
-	TOK_ARG				/* a free word: NAME, SERVICE, IP */
+	TOK_ARG				/* a free word: NAME, SERVICE, IP, BACKEND */
 };
 
 /* One word of the grammar, relayctl style: each table lists what may come next. */
@@ -79,9 +80,20 @@ static const struct token t_ip[] = {
 	{ TOK_END,	NULL,		ACT_NONE,	NULL }
 };
 
+static const struct token t_set_backend[] = {
+	{ TOK_ARG,	"BACKEND",	ACT_NONE,	t_opt_service },
+	{ TOK_END,	NULL,		ACT_NONE,	NULL }
+};
+
+static const struct token t_set_ip[] = {
+	{ TOK_ARG,	"IP",		ACT_NONE,	t_set_backend },
+	{ TOK_END,	NULL,		ACT_NONE,	NULL }
+};
+
 static const struct token t_sticky[] = {
 	{ TOK_KEYWORD,	"list",		ACT_STICKY_LIST,	t_opt_service },
 	{ TOK_KEYWORD,	"get",		ACT_STICKY_GET,		t_ip },
+	{ TOK_KEYWORD,	"set",		ACT_STICKY_SET,		t_set_ip },
 	{ TOK_KEYWORD,	"clear",	ACT_STICKY_CLEAR,	t_ip },
 	{ TOK_KEYWORD,	"flush",	ACT_STICKY_FLUSH,	t_opt_service },
 	{ TOK_END,	NULL,		ACT_NONE,		NULL }
@@ -766,6 +778,19 @@ print_sticky_get(const json_t *r)
 }
 
 static void
+print_sticky_set(const json_t *r)
+{
+	const json_t	*w = json_object_get(r, "warning");
+	char		 c[4][128];
+
+	printf("pinned %s -> %s (service %s, expires in %ss)\n",
+	    jget(r, "client", c[0], sizeof(c[0])), jget(r, "backend", c[1], sizeof(c[1])),
+	    jget(r, "service", c[2], sizeof(c[2])), jget(r, "expires_in_s", c[3], sizeof(c[3])));
+	if (json_is_string(w))
+		lbctl_warnx("warning: %s", json_string_value(w));
+}
+
+static void
 print_count(const json_t *r, const char *key, const char *verb)
 {
 	const json_t	*v = json_object_get(r, key);
@@ -851,6 +876,9 @@ print_reply(enum lbctl_action action, const json_t *r)
 		break;
 	case ACT_STICKY_GET:
 		print_sticky_get(r);
+		break;
+	case ACT_STICKY_SET:
+		print_sticky_set(r);
 		break;
 	case ACT_STICKY_CLEAR:
 		print_count(r, "cleared", "cleared");

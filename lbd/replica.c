@@ -386,6 +386,9 @@ replica_status(struct lbd *lbd)
 	if (o == NULL)
 		return NULL;
 	json_object_set_new(o, "clears_received", json_integer((json_int_t)st.clears_received));
+	/* lag_p50_ms/lag_p99_ms cover the last SYNC_LAG_WINDOW acks: acks tells which. */
+	json_object_set_new(o, "batches_sent", json_integer((json_int_t)st.batches_sent));
+	json_object_set_new(o, "acks", json_integer((json_int_t)st.acks));
 	bulk = json_pack("{s:b, s:I, s:I, s:I, s:o}",
 	    "done", st.bulk_done,
 	    "sent", (json_int_t)st.bulks_sent,

@@ -129,6 +129,8 @@ teardown(void **state)
 
 	if (f->lbd.control != NULL)
 		control_close(f->lbd.control);
+	if (f->lbd.replica != NULL)
+		replica_close(&f->lbd);
 	if (f->lbd.ha != NULL)
 		hasync_free(f->lbd.ha);
 	if (f->lbd.base != NULL)
@@ -396,6 +398,157 @@ test_sticky_round_trip(void **state)
 	expect_error(f, "sticky list FTPS_VIP more", "too many arguments for sticky list");
 }
 
+/* sticky set: pins a client the way a connection's pick does; get returns it. */
+static void
+test_sticky_set(void **state)
+{
+	struct fixture	*f = *state;
+	struct service	*svc = &f->lbd.services[0];
+	struct lbd_ip	 a = ip("10.0.0.1"), b6 = ip("2001:db8::7");
+	json_t		*r;
+
+	r = run(f, "sticky set 10.0.0.1 FTP_SVR2");
+	assert_string_equal(json_string_value(json_object_get(r, "client")), "10.0.0.1");
+	assert_string_equal(json_string_value(json_object_get(r, "backend")), "FTP_SVR2");
+	assert_string_equal(json_string_value(json_object_get(r, "service")), "FTPS_VIP");
+	assert_true(json_is_integer(json_object_get(r, "expires_in_s")));
+	assert_in_range(json_integer_value(json_object_get(r, "expires_in_s")), 1799, 1800);
+	assert_null(json_object_get(r, "warning"));
+	json_decref(r);
+	assert_int_equal(sticky_lookup(svc->sticky, &a, now_s()), 1);
+	r = run(f, "sticky get 10.0.0.1");
+	assert_string_equal(json_string_value(json_object_get(r, "backend")), "FTP_SVR2");
+	json_decref(r);
+
+	/* v6 and v4-mapped literals, SERVICE named. */
+	r = run(f, "sticky set 2001:db8::7 FTP_SVR1 FTPS_VIP");
+	assert_string_equal(json_string_value(json_object_get(r, "client")), "2001:db8::7");
+	json_decref(r);
+	assert_int_equal(sticky_lookup(svc->sticky, &b6, now_s()), 0);
+
+	/* Overwrite: an existing entry (here made by a connection) moves. */
+	sticky_set(svc->sticky, &a, 0, now_s());
+	r = run(f, "sticky set ::ffff:10.0.0.1 FTP_SVR2");
+	assert_string_equal(json_string_value(json_object_get(r, "client")), "10.0.0.1");
+	assert_string_equal(json_string_value(json_object_get(r, "backend")), "FTP_SVR2");
+	json_decref(r);
+	r = run(f, "sticky get 10.0.0.1 FTPS_VIP");
+	assert_string_equal(json_string_value(json_object_get(r, "backend")), "FTP_SVR2");
+	json_decref(r);
+	assert_int_equal(sticky_count(svc->sticky), 2);
+
+	/* Drain keeps sticky clients: allowed. Down: allowed, with a warning. */
+	svc->backends[0].admin = BACKEND_DRAIN;
+	r = run(f, "sticky set 10.0.0.2 FTP_SVR1");
+	assert_string_equal(json_string_value(json_object_get(r, "backend")), "FTP_SVR1");
+	json_decref(r);
+	svc->backends[0].admin = BACKEND_ENABLED;
+	svc->backends[0].up = false;
+	r = run(f, "sticky set 10.0.0.3 FTP_SVR1");
+	assert_string_equal(json_string_value(json_object_get(r, "backend")), "FTP_SVR1");
+	assert_non_null(strstr(json_string_value(json_object_get(r, "warning")), "is down"));
+	json_decref(r);
+	svc->backends[0].up = true;
+	assert_int_equal(sticky_count(svc->sticky), 4);
+
+	/* Refused, and nothing written. */
+	svc->backends[1].admin = BACKEND_DISABLED;
+	expect_error(f, "sticky set 10.0.0.9 FTP_SVR2",
+	    "backend FTP_SVR2 is disabled and would not keep the client; "
+	    "enable it first (backend FTP_SVR2 enable FTPS_VIP)");
+	svc->backends[1].admin = BACKEND_ENABLED;
+	expect_error(f, "sticky set 10.0.0.9 FTP_SVR9",
+	    "no backend named FTP_SVR9; backends: FTP_SVR1, FTP_SVR2");
+	expect_error(f, "sticky set 10.0.0.9 FTP_SVR9 FTPS_VIP",
+	    "no backend named FTP_SVR9 in service FTPS_VIP; backends: FTP_SVR1, FTP_SVR2");
+	expect_error(f, "sticky set 10.0.0.9 FTP_SVR1 NOPE", "no service named NOPE; services: FTPS_VIP");
+	expect_error(f, "sticky set 10.0.0.999 FTP_SVR1", "not an IP address: 10.0.0.999");
+	expect_error(f, "sticky set FTP_SVR1 10.0.0.9", "not an IP address: FTP_SVR1");
+	expect_error(f, "sticky set 10.0.0.9", "missing backend name; usage: sticky set IP BACKEND");
+	expect_error(f, "sticky set", "missing IP address");
+	expect_error(f, "sticky set 10.0.0.9 FTP_SVR1 FTPS_VIP x", "too many arguments for sticky set");
+	expect_error(f, "sticky set 10.0.0.9 \xc3\x28", "no backend named ?(");
+	/* A backend the last reload removed (its slot kept for its connections). */
+	svc->conf.nbackends = 1;
+	expect_error(f, "sticky set 10.0.0.9 FTP_SVR2", "was removed from the configuration");
+	svc->conf.nbackends = 2;
+	assert_int_equal(sticky_count(svc->sticky), 4);
+	expect_error(f, "sticky get 10.0.0.9", "no sticky entry for 10.0.0.9");
+
+	r = run(f, "help");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(r, "commands"), 4)),
+	    "sticky set IP BACKEND [SERVICE]");
+	json_decref(r);
+	expect_error(f, "sticky frob", "valid: list, get, set, clear, flush");
+}
+
+/* A replication stand-in: counts "the dirty list became non-empty". */
+static void
+count_notify(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/*
+ * sticky set goes through the same sticky_set as a connection: versioned,
+ * on the dirty list, and taken for the peer like any change; with the real
+ * replica bridge, status shows it pending.
+ */
+static void
+test_sticky_set_replicated(void **state)
+{
+	struct fixture	*f = *state;
+	struct sticky_table *t = f->lbd.services[0].sticky;
+	struct sticky_change c[4];
+	struct lbd_ip	 a = ip("10.0.0.1");
+	uint64_t	 v1;
+	json_t		*r;
+	int		 notified = 0;
+
+	sticky_replicate(t, count_notify, &notified);
+	r = run(f, "sticky set 10.0.0.1 FTP_SVR2");
+	json_decref(r);
+	assert_int_equal(notified, 1);
+	assert_int_equal(sticky_dirty_count(t), 1);
+	assert_int_equal(sticky_take_dirty(t, now_s(), c, 4), 1);
+	assert_memory_equal(c[0].ip.bytes, a.bytes, sizeof(a.bytes));
+	assert_int_equal(c[0].backend, 1);
+	assert_int_equal(c[0].origin, STICKY_ORIGIN_SELF);
+	assert_true(c[0].version > 0);
+	assert_in_range(c[0].expires_in_ms, 1799000, 1800000);
+	v1 = c[0].version;
+
+	/* The same pin again right away is a refresh: coalesced, as for a connection. */
+	r = run(f, "sticky set 10.0.0.1 FTP_SVR2");
+	json_decref(r);
+	assert_int_equal(sticky_dirty_count(t), 0);
+
+	/* Moving the client is a change: a newer version goes out. */
+	r = run(f, "sticky set 10.0.0.1 FTP_SVR1");
+	json_decref(r);
+	assert_int_equal(notified, 2);
+	assert_int_equal(sticky_take_dirty(t, now_s(), c, 4), 1);
+	assert_int_equal(c[0].backend, 0);
+	assert_true(c[0].version > v1);
+
+	/* A refused set changes nothing. */
+	expect_error(f, "sticky set 10.0.0.2 NOPE", "no backend named NOPE");
+	assert_int_equal(sticky_dirty_count(t), 0);
+	sticky_replicate(t, NULL, NULL);
+
+	/* Through replica.c (no channel): the change waits for the peer. */
+	snprintf(f->conf.peer_name, sizeof(f->conf.peer_name), "lb2");
+	assert_int_equal(replica_init(&f->lbd), 0);
+	r = run(f, "sticky set 10.0.0.3 FTP_SVR1");
+	json_decref(r);
+	r = run(f, "status");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "sync"), "pending")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "sync"), "entries")), 2);
+	assert_true(json_is_integer(json_object_get(json_object_get(r, "sync"), "acks")));
+	json_decref(r);
+	replica_close(&f->lbd);
+}
+
 /* A table larger than one reply may carry is listed in part, flagged. */
 static void
 test_sticky_list_truncated(void **state)
@@ -496,6 +649,30 @@ test_two_services(void **state)
 	r = run(f, "sticky clear 10.0.0.1");
 	assert_int_equal(json_integer_value(json_object_get(r, "cleared")), 2);
 	json_decref(r);
+
+	/* sticky set of a backend name in both services needs SERVICE. */
+	r = run(f, "backend FTP_SVR1 enable OTHER");
+	json_decref(r);
+	expect_error(f, "sticky set 10.0.0.5 FTP_SVR1",
+	    "backend FTP_SVR1 exists in several services (FTPS_VIP, OTHER); "
+	    "name one: sticky set 10.0.0.5 FTP_SVR1 SERVICE");
+	assert_int_equal(sticky_count(s2->sticky), 0);
+	r = run(f, "sticky set 10.0.0.5 FTP_SVR1 OTHER");
+	assert_string_equal(json_string_value(json_object_get(r, "service")), "OTHER");
+	json_decref(r);
+	assert_int_equal(sticky_lookup(s2->sticky, &(struct lbd_ip){ .bytes = {
+	    [10] = 0xff, [11] = 0xff, [12] = 10, [15] = 5 } }, now_s()), 0);
+	/* A name in one service only needs none. */
+	r = run(f, "backend FTP_SVR2 enable");
+	json_decref(r);
+	r = run(f, "sticky set 10.0.0.5 FTP_SVR2");
+	assert_string_equal(json_string_value(json_object_get(r, "service")), "FTPS_VIP");
+	json_decref(r);
+	expect_error(f, "sticky set 10.0.0.5 FTP_SVR2 OTHER",
+	    "no backend named FTP_SVR2 in service OTHER; backends: FTP_SVR1");
+	r = run(f, "sticky flush");
+	json_decref(r);
+
 	r = run(f, "status");
 	assert_int_equal(json_array_size(json_object_get(r, "services")), 2);
 	json_decref(r);
@@ -983,6 +1160,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_status_shape, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backends_shape, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sticky_set, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sticky_set_replicated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_list_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backend_admin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_services, setup, teardown),
