@@ -675,6 +675,22 @@ chan_retry(struct channel *ch, int path, bool failed)
 	evtimer_add(ch->ev_retry, &tv);
 }
 
+/*
+ * A restarted peer is listening again long before a backoff of up to
+ * CHAN_BACKOFF_MAX_MS runs out: its first advert is the cue to connect,
+ * which starts the bulk sync that preemption waits for.
+ */
+void
+channel_kick(struct channel *ch)
+{
+	if (ch == NULL || !ch->connector || !ch->started || ch->up != NULL || ch->npending > 0)
+		return;
+	evtimer_del(ch->ev_retry);
+	ch->backoff_ms = CHAN_BACKOFF_MIN_MS;
+	ch->next_path = 0;
+	chan_connect(ch);
+}
+
 static void
 chan_on_retry(evutil_socket_t fd, short what, void *arg)
 {

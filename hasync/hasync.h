@@ -302,6 +302,8 @@ struct hasync_callbacks {
 	void		(*log)(void *arg, int level, const char *msg); /* 0 warn, 1 info, 2 debug */
 	/* Replication: false until the bulk sync is done (or timed out); NULL = true. */
 	bool		(*may_preempt)(void *arg);
+	/* The peer was heard anew (first advert, restart, after a silence). */
+	void		(*peer_heard)(void *arg);
 	/* Proxied connections open now: a draining old MASTER waits for 0. NULL = 0. */
 	uint64_t	(*connections)(void *arg);
 };
@@ -452,6 +454,12 @@ int		 channel_start(struct channel *);
 int		 channel_send(struct channel *, const struct Lbd__SyncFrame *);
 size_t		 channel_queued(const struct channel *);	/* bytes waiting to be written */
 void		 channel_get_status(struct channel *, struct channel_status *);
+/*
+ * The peer was just heard again (its first advert, a restart, or after a
+ * silence): a connector waiting out its backoff connects now, with the
+ * backoff reset. Nothing happens on the accepting side or while connected.
+ */
+void		 channel_kick(struct channel *);
 /* Closes everything at once (the peer sees EOF: peer_died); calls no callback. */
 void		 channel_free(struct channel *);
 
@@ -573,6 +581,7 @@ int		 sync_start(struct sync *, const struct channel_config *cc, char *err,
 /* Tests: frames go to t instead of a channel; call sync_on_up/down yourself. */
 void		 sync_set_transport(struct sync *, const struct sync_transport *t, void *arg);
 void		 sync_kick(struct sync *);	/* the store has new pending changes */
+void		 sync_peer_heard(struct sync *); /* heartbeat heard the peer anew: channel_kick */
 /* Replicates a clear (service "" = all) now, or right after the next BulkBegin. */
 void		 sync_send_clear(struct sync *, const char *service, uint64_t version);
 bool		 sync_may_preempt(struct sync *);

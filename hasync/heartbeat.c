@@ -763,6 +763,7 @@ hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
 	struct ha_advert in;
 	char a[INET6_ADDRSTRLEN];
 	int cmp, i;
+	bool heard_anew;
 
 	hb_addr_str(from, a, sizeof(a));
 	if (trunc || n > HB_FRAME_MAX || n < HB_HEADER_LEN + HB_TAG_LEN ||
@@ -816,6 +817,7 @@ hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
 	}
 	if (h->peer_seen && adv->boot_id > h->peer_boot)
 		hb_log(h, 1, "peer %s restarted (new boot id)", h->conf.peer_name);
+	heard_anew = !h->peer_seen || adv->boot_id != h->peer_boot || !hb_peer_alive(h);
 	h->peer_seen = true;
 	h->peer_boot = adv->boot_id;
 	h->peer_counter = adv->counter;
@@ -838,6 +840,8 @@ hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
 	    ha_role_name(in.state), in.priority, (unsigned long long)adv->counter);
 	h->peer_draining = adv->draining;
 	h->peer_forwarding = adv->forwarding;
+	if (heard_anew && h->cb.peer_heard != NULL)
+		h->cb.peer_heard(h->arg);
 	hb_apply(h, ha_rx_advert(&h->ha, &in, hasync_now_ms()));
 	if (h->holding && in.state == HASYNC_MASTER && h->ha.role != HASYNC_MASTER) {
 		hb_log(h, 1, "handover done: %s is MASTER", adv->node);

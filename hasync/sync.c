@@ -380,6 +380,13 @@ sync_delay_cb(evutil_socket_t fd, short what, void *arg)
  * (4-10 ms) late, and lag is the point here.
  */
 void
+sync_peer_heard(struct sync *s)
+{
+	if (s != NULL)
+		channel_kick(s->channel);
+}
+
+void
 sync_kick(struct sync *s)
 {
 	struct itimerspec it;

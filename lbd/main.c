@@ -72,6 +72,13 @@ ha_may_preempt(void *arg)
 	return replica_may_preempt(arg);
 }
 
+/* The peer is back: connect the sync channel now rather than after a backoff. */
+static void
+ha_peer_heard(void *arg)
+{
+	sync_peer_heard(replica_sync(arg));
+}
+
 /* A draining old MASTER waits until its proxied connections are gone. */
 static uint64_t
 ha_connections(void *arg)
@@ -92,6 +99,7 @@ ha_open(struct lbd *lbd)
 		.log = log_hasync,
 		.may_preempt = ha_may_preempt,
 		.connections = ha_connections,
+		.peer_heard = ha_peer_heard,
 	};
 	struct lbd_config	*conf = lbd->conf;
 	struct hasync_config	 hc;

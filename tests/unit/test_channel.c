@@ -711,6 +711,44 @@ test_reconnect(void **state)
 	node_free(&nb);
 }
 
+/*
+ * channel_kick: once the backoff has grown past 1 s, a restarted peer
+ * would wait for it; the kick (the peer's first advert) connects at once.
+ */
+static void
+test_kick(void **state)
+{
+	struct channel_config cb;
+	struct channel_status st;
+	uint16_t port;
+	uint64_t t0;
+	int64_t us;
+
+	pair_up(&port);
+	node_free(&nb);
+	assert_true(wait_int(&na.downs, 1, DEATH_MS) >= 0);
+	pump(1600);	/* refused at 100, 300, 700, 1500 ms: the next wait is 1.6 s */
+	make_conf(&cb, "lb2", ADDR_B, "lb1", ADDR_A, port);
+	node_new(&nb, &cb);
+	pump(20);
+	assert_int_equal(na.ups, 1);	/* still waiting out the backoff */
+	t0 = now_us();
+	channel_kick(na.c);
+	channel_kick(nb.c);		/* the accepting side: nothing to do */
+	us = wait_int(&na.ups, 2, UP_MS);
+	assert_true(us >= 0);
+	fprintf(stderr, "  kick: up %.1f ms after channel_kick (the backoff had 1.6 s to go)\n",
+	    (double)(now_us() - t0) / 1000.0);
+	assert_true(wait_int(&nb.ups, 1, UP_MS) >= 0);
+	channel_kick(na.c);		/* while up: nothing */
+	pump(20);
+	channel_get_status(na.c, &st);
+	assert_int_equal(st.reconnects, 1);
+	assert_string_equal(st.state, "up");
+	node_free(&na);
+	node_free(&nb);
+}
+
 static void
 test_wrong_key(void **state)
 {
@@ -1178,6 +1216,7 @@ main(void)
 		cmocka_unit_test(test_keepalive_and_silence),
 		cmocka_unit_test(test_peer_death),
 		cmocka_unit_test(test_reconnect),
+		cmocka_unit_test(test_kick),
 		cmocka_unit_test(test_wrong_key),
 		cmocka_unit_test(test_attackers),
 		cmocka_unit_test(test_replays),
