@@ -351,6 +351,15 @@ int		 hasync_start(struct hasync *);
  * not alive or in FAULT, peer still draining the last handover).
  */
 const char	*hasync_failover(struct hasync *);
+/*
+ * The first step of a graceful stop on a MASTER whose peer lives: a
+ * handover as by hasync_failover, after which this node keeps the VIP
+ * until the peer says MASTER, then (steering) serves the connections begun
+ * here until they end. Returns: true started (poll hasync_leaving), false
+ * nothing to wait for (not MASTER, standalone, peer dead or draining).
+ */
+bool		 hasync_leave(struct hasync *);
+bool		 hasync_leaving(const struct hasync *); /* the handover or the drain goes on */
 /* Graceful: priority-0 advert (peer takes over at once), VIP removed, role INIT. */
 void		 hasync_stop(struct hasync *);
 /* The sync channel saw the peer process die: a BACKUP takes over now. */

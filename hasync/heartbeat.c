@@ -1400,6 +1400,21 @@ hasync_failover(struct hasync *h)
 	return NULL;
 }
 
+bool
+hasync_leave(struct hasync *h)
+{
+	if (!h->started || !h->conf.has_peer || h->ha.role != HASYNC_MASTER ||
+	    !hb_peer_alive(h))
+		return false;
+	return hasync_failover(h) == NULL;
+}
+
+bool
+hasync_leaving(const struct hasync *h)
+{
+	return h->holding || h->draining;
+}
+
 void
 hasync_peer_lost(struct hasync *h, const char *reason)
 {

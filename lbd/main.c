@@ -21,10 +21,14 @@
 #define DISPATCH_MAX_US		2000	/* relay callbacks before the heartbeat gets a look */
 #define DISPATCH_MAX_CALLBACKS	64	/* ... or this many of them */
 #define RT_PRIORITY		10	/* SCHED_RR priority of a paired node */
+#define LEAVE_POLL_MS		20	/* graceful stop: how often to look at the handover */
+#define LEAVE_SLACK_MS		2000	/* ... and how long past handover_drain_s to wait */
 
 static struct lbd	 lbd_state;		/* the daemon; one per process */
 static struct event	*ev_sweep;		/* sticky expiry timer */
 static struct event	*ev_signals[3];		/* SIGTERM, SIGINT, SIGHUP */
+static struct event	*ev_leave;		/* graceful stop: is the handover over? */
+static uint64_t		 leave_deadline_ms;	/* ... stop anyway after this */
 static struct metrics	*metrics;		/* Prometheus endpoint, NULL when off */
 
 static void
@@ -150,6 +154,24 @@ ha_close(struct lbd *lbd)
 	lbd->ha = NULL;
 }
 
+/* Graceful stop, every LEAVE_POLL_MS: stop once the handover and drain are over. */
+static void
+leave_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct lbd	*lbd = arg;
+	struct timeval	 tv = { 0, LEAVE_POLL_MS * 1000 };
+
+	(void)fd;
+	(void)ev;
+	if (lbd->ha != NULL && hasync_leaving(lbd->ha) && now_ms() < leave_deadline_ms) {
+		event_add(ev_leave, &tv);
+		return;
+	}
+	log_info("handover done, stopping");
+	lbd->stopping = true;
+	event_base_loopbreak(lbd->base);
+}
+
 static void
 signal_cb(evutil_socket_t sig, short ev, void *arg)
 {
@@ -159,6 +181,24 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 	switch (sig) {
 	case SIGTERM:
 	case SIGINT:
+		/*
+		 * A MASTER with a live peer hands over first, so that no client
+		 * sees the VIP unanswered and (steering) the connections begun
+		 * here run to their end; a second signal stops at once.
+		 */
+		if (ev_leave != NULL && !event_pending(ev_leave, EV_TIMEOUT, NULL) &&
+		    lbd->ha != NULL && hasync_leave(lbd->ha)) {
+			struct timeval tv = { 0, LEAVE_POLL_MS * 1000 };
+
+			leave_deadline_ms = now_ms() + (uint64_t)lbd->conf->handover_drain_s *
+			    1000 + LEAVE_SLACK_MS;
+			log_info("received %s: handing the VIP to %s, then stopping once the "
+			    "connections begun here have ended (at most %d s; send it again to "
+			    "stop now)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+			    lbd->conf->peer_name, lbd->conf->handover_drain_s);
+			event_add(ev_leave, &tv);
+			break;
+		}
 		log_info("received %s, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		lbd->stopping = true;
 		event_base_loopbreak(lbd->base);
@@ -298,6 +338,7 @@ main(int argc, char *argv[])
 		ev_signals[i] = evsignal_new(lbd->base, sigs[i], signal_cb, lbd);
 		evsignal_add(ev_signals[i], NULL);
 	}
+	ev_leave = evtimer_new(lbd->base, leave_cb, lbd);
 	ev_sweep = event_new(lbd->base, -1, EV_PERSIST, sweep_cb, lbd);
 	{
 		struct timeval tv = { SWEEP_INTERVAL_MS / 1000, 0 };
@@ -341,6 +382,7 @@ done:
 		control_close(lbd->control);
 	reload_services_free(lbd);
 	event_free(ev_sweep);
+	event_free(ev_leave);
 	for (i = 0; i < 3; i++)
 		event_free(ev_signals[i]);
 	event_base_free(lbd->base);

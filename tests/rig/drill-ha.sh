@@ -369,6 +369,64 @@ drill_ha_failover() {
 	return $r
 }
 
+# Graceful stop (SIGTERM, what `systemctl stop lbd` sends) of the MASTER
+# while a download runs through it: lb1 hands over first (no probe fails),
+# serves the download to its end, then exits by itself; restarted, it
+# takes the VIP back by preemption, again with no failed probe.
+drill_ha_stop() {
+	local pid t0 t1 line big="$RIG_DIR/stop-big.bin" rc sha cpid r=0 i
+
+	rig_ha_master_is lb1 || { rig_fail "lb1 is not MASTER before the drill"; return 1; }
+	rm -f "$big"
+	rig_curl c1 explicit "$RIG_VIP" big.bin -o "$big" --max-time 60 --limit-rate 16M \
+		-w '%{http_code} %{size_download} %{time_total}' >"$RIG_DIR/stop.curl" 2>&1 &
+	cpid=$!
+	rig_wait 5000 test -s "$big" || { rig_fail "download started"; kill "$cpid" 2>/dev/null; return 1; }
+	rig_probe_start c2 probe-stop 30 || { kill "$cpid" 2>/dev/null; return 1; }
+	sleep 0.5
+	pid=$(rig_lb_pid lb1)
+	t0=$(rig_ms)
+	kill -TERM "$pid"
+	rig_wait_fast 3000 rig_role_is lb2 MASTER
+	echo "  figure: SIGTERM to lb1 (MASTER): lb2 MASTER after $(_ha_ev lb2 MASTER "$t0") ms"
+	rig_assert "lb1 still runs while its download goes on (pid $pid)" rig_pid_running "$pid" || r=1
+	wait "$cpid"
+	rc=$?
+	sha=$(sha256sum "$big" 2>/dev/null | cut -d' ' -f1)
+	echo "  figure: download across the stop: curl exit $rc, code/bytes/s: $(cat "$RIG_DIR/stop.curl")"
+	rig_assert "the download begun on lb1 completes after its SIGTERM, sha256 matches" \
+		eval '[ "$rc" = 0 ] && [ "$sha" = "$RIG_BIG_SHA" ]' || r=1
+	rm -f "$big"
+	t1=$(rig_ms)
+	for ((i = 0; i < 200; i++)); do
+		rig_pid_running "$pid" || break
+		sleep 0.05
+	done
+	echo "  figure: lb1 exited $(( $(rig_ms) - t1 )) ms after the download ended ($(( $(rig_ms) - t0 )) ms after SIGTERM)"
+	rig_assert "lb1 exits by itself once the download is over" eval '! rig_pid_running "$pid"' ||
+		{ kill -KILL "$pid" 2>/dev/null; r=1; }
+	rm -f "$RIG_DIR/pids/lb1-lbd"
+	rig_assert "lb1 said why it waited" grep -q "handover done, stopping" "$RIG_DIR/lb1.log" || r=1
+	line=$(rig_probe_stop probe-stop)
+	_ha_probe_figure "graceful stop of the MASTER (SIGTERM)" "$line" probe-stop "$t0"
+	_ha_assert_handover "$line" "SIGTERM lb1" || r=1
+	rig_assert "no VIP left on lb1's lo, no lbd_steer table in lb1" \
+		eval '! ip -n "$(rig_ns lb1)" -o addr show dev lo | grep -qF " $RIG_VIP/" &&
+		! ip netns exec "$(rig_ns lb1)" nft list tables 2>/dev/null | grep -q lbd_steer' || r=1
+
+	rig_probe_start c2 probe-stop-back 30 || return 1
+	t0=$(rig_ms)
+	rig_lb_start lb1
+	rig_wait 15000 rig_ha_master_is lb1
+	sleep 0.5
+	line=$(rig_probe_stop probe-stop-back)
+	echo "  figure: lb1 restarted: MASTER again after $(_ha_ev lb1 MASTER "$t0") ms (preemption after its bulk sync)"
+	rig_assert "restarted lb1 is MASTER again (MASTER $(rig_ha_master))" rig_ha_master_is lb1 || r=1
+	_ha_probe_figure "preemption back to lb1" "$line" probe-stop-back "$t0"
+	_ha_assert_handover "$line" "preemption lb2 -> lb1" || r=1
+	return $r
+}
+
 # Drops heartbeat and sync traffic between lb1 and lb2 (blackhole routes
 # inside their namespaces: clients and real servers are unaffected).
 # Usage: _ha_partition add|del
