@@ -3,20 +3,39 @@
  * and bytes move between the two with splice(2) through pooled pipes.
  *
  * Design, for throughput and for memory per idle connection:
- * - One libevent event per socket, registered once with EV_READ|EV_WRITE|
- *   EV_ET|EV_PERSIST and never changed: edge-triggered epoll tells us when a
- *   socket gets data or write room, so the hot path makes no epoll_ctl calls.
+ * - Every proxied socket is in the relay's own epoll set (relay_epfd),
+ *   added once edge-triggered for read, write and peer shutdown and never
+ *   changed; libevent watches that one descriptor (a nested epoll) and
+ *   relay_epoll_cb takes its events in batches. The hot path makes no
+ *   epoll_ctl call but the two adds: close(2) takes a socket out of the set,
+ *   so a connection ends without EPOLL_CTL_DEL (system calls are dear here:
+ *   a null one costs about 1 us on a PTI virtual machine).
  *   The price of edge triggering is that we must keep reading a source until
  *   EAGAIN (or remember that it still has data, DIR_READABLE) and keep
- *   writing until EAGAIN before waiting for the next edge.
+ *   writing until EAGAIN before waiting for the next edge. A read that
+ *   returns less than asked emptied the socket, and the raw event says
+ *   whether a FIN or an error came with what was reported (EPOLLRDHUP,
+ *   EPOLLHUP, EPOLLERR: DIR_HUP): without one, the EAGAIN read is skipped,
+ *   since anything arriving later raises a new edge.
  * - A direction takes a pipe from a LIFO pool only while bytes are in
  *   flight and gives it back as soon as the pipe is empty, so an idle
  *   connection holds no pipe; the events are embedded in struct conn.
- * - A source is read only into an empty pipe. Then EAGAIN from a read can
- *   only mean "socket empty", never "pipe full", and backpressure is simple:
- *   while the pipe holds bytes the destination has not taken, the source is
- *   not read; the destination's write edge resumes the direction.
+ * - A source is read only into an empty pipe (or buffer). Then EAGAIN from
+ *   a read can only mean "socket empty", never "pipe full", and
+ *   backpressure is simple: while the pipe holds bytes the destination has
+ *   not taken, the source is not read; the destination's write edge
+ *   resumes the direction.
+ * - Small flows do not splice: a direction starts by reading with recv(2)
+ *   into one shared bounce buffer and sending from it at once; only a read
+ *   that fills the buffer moves it to splice (DIR_SPLICE). For a short
+ *   request or an FTP control reply that is as many system calls as
+ *   splicing, without the pipe, and a short read lets the next read (which
+ *   edge triggering needs anyway) come before the send: when it says EOF,
+ *   the bytes go out with MSG_MORE and the FIN rides on their segment, one
+ *   packet less for both ends. Bytes the destination cannot take at once
+ *   move from the bounce buffer to a buffer of their own.
  */
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -35,10 +54,13 @@
 
 #define RELAY_PIPE_SIZE		(1024 * 1024)	/* pipe capacity asked with F_SETPIPE_SZ */
 #define RELAY_POOL_MAX		256		/* spare empty pipes kept for reuse */
-#define RELAY_COPY_BUF		16384		/* per-direction buffer of copy mode */
+#define RELAY_BOUNCE_SIZE	16384		/* shared recv buffer; a read filling it means bulk: splice */
 #define RELAY_ROUNDS		16		/* read+write rounds per wakeup, then yield */
 #define RELAY_SPLICE_FLAGS	(SPLICE_F_NONBLOCK | SPLICE_F_MOVE) /* every splice(2) */
 #define RELAY_LOG_INTERVAL_MS	1000		/* at most one connect-failure line per this */
+#define RELAY_BATCH		32		/* socket events taken per relay_epoll_cb */
+#define RELAY_EPOLL_EVENTS	(EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) /* every socket's interest */
+#define RELAY_SIDE_B		0x1		/* low bit of an event's pointer: the backend socket */
 
 #define DIR_C2B		0		/* client -> backend */
 #define DIR_B2C		1		/* backend -> client */
@@ -47,7 +69,14 @@
 #define DIR_BLOCKED	0x02		/* destination said EAGAIN: wait for its write edge */
 #define DIR_EOF		0x04		/* source sent FIN */
 #define DIR_DONE	0x08		/* FIN passed on with shutdown(dst, SHUT_WR) */
-#define DIR_COPY	0x10		/* splice refused: recv/send through buf */
+#define DIR_COPY	0x10		/* splice refused or off: recv/send only, never DIR_SPLICE */
+#define DIR_SPLICE	0x20		/* bulk: reads splice into a pipe */
+#define DIR_HUP		0x40		/* the source reported FIN or an error: read it until 0 or EAGAIN */
+#define DIR_AGAIN	0x80		/* budget spent with work left: on relay_again */
+
+#define CONN_WATCH_C	0x01		/* cfd is in relay_epfd */
+#define CONN_WATCH_B	0x02		/* bfd is in relay_epfd */
+#define CONN_ADOPTED	0x04		/* fds came from elsewhere: EPOLL_CTL_DEL before close */
 
 enum conn_state {
 	CONN_CONNECTING = 0,		/* backend connect in progress */
@@ -58,9 +87,9 @@ enum conn_state {
 struct conn_dir {
 	int		 pipe_r;	/* pipe read end, -1 when no pipe is held */
 	int		 pipe_w;	/* pipe write end */
-	uint32_t	 pending;	/* bytes in the pipe (or buf) not yet written */
-	uint32_t	 off;		/* copy mode: first unwritten byte in buf */
-	char		*buf;		/* copy mode buffer, allocated on demand */
+	uint32_t	 pending;	/* bytes in the pipe, buf or bounce buffer not yet written */
+	uint32_t	 off;		/* recv/send: first unwritten byte in buf or the bounce buffer */
+	char		*buf;		/* bytes the destination did not take yet; NULL: none */
 	uint64_t	 bytes;		/* bytes written to the destination */
 	uint8_t		 flags;		/* DIR_* */
 };
@@ -81,12 +110,12 @@ struct conn {
 	int		 cfd;		/* client socket */
 	int		 bfd;		/* backend socket */
 	uint8_t		 state;		/* enum conn_state */
-	struct event	 cev;		/* edge-triggered read+write on cfd */
-	struct event	 bev;		/* edge-triggered read+write on bfd */
+	uint8_t		 watch;		/* CONN_WATCH_*, CONN_ADOPTED */
+	TAILQ_ENTRY(conn) again;	/* in relay_again while a direction has DIR_AGAIN */
 	struct event	 timer;		/* connect timeout, then idle timeout */
 	struct conn_dir	 dir[2];	/* DIR_C2B, DIR_B2C */
 	struct conn_tuple front;	/* client -> VIP:port */
-	struct conn_tuple back;		/* backend source -> backend:port */
+	struct conn_tuple back;		/* backend source (adopted only: no getsockname per connect) -> backend:port */
 	uint64_t	 created_ms;	/* monotonic time of accept */
 	uint64_t	 last_ms;	/* monotonic time of the last I/O event */
 };
@@ -104,8 +133,15 @@ static bool		 relay_stopping;	/* relay_shutdown: do not resume listeners */
 static uint64_t		 relay_nactive;		/* open connections, all services */
 static uint64_t		 relay_log_last_ms;	/* last relay_log_limited() line */
 static uint64_t		 relay_log_dropped;	/* lines not printed since */
+static char		 relay_bounce[RELAY_BOUNCE_SIZE]; /* recv buffer of every direction not splicing */
+static int		 relay_epfd = -1;	/* every proxied socket, edge-triggered */
+static struct event	*relay_epev;		/* libevent's read event on relay_epfd */
+static TAILQ_HEAD(, conn) relay_again = TAILQ_HEAD_INITIALIZER(relay_again); /* to pump again */
+static struct epoll_event relay_batch[RELAY_BATCH]; /* the batch relay_epoll_cb works through */
+static int		 relay_batch_n;		/* events in relay_batch */
+static int		 relay_batch_i;		/* next one to handle */
 
-static void	relay_io_cb(evutil_socket_t, short, void *);
+static void	relay_io(struct conn *, int, uint32_t);
 static void	relay_timer_cb(evutil_socket_t, short, void *);
 
 /* ---------------------------------------------------------------- pipes */
@@ -227,9 +263,20 @@ relay_close(struct conn *c, const char *why)
 	    svc->conf.name, c->front.sport, why,
 	    (unsigned long long)c->dir[DIR_C2B].bytes,
 	    (unsigned long long)c->dir[DIR_B2C].bytes);
-	event_del(&c->cev);
-	if (event_initialized(&c->bev))	/* not before the backend socket exists */
-		event_del(&c->bev);
+	/* close() takes an fd out of relay_epfd, unless a copy of it lives on. */
+	if (c->watch & CONN_ADOPTED) {
+		if (c->watch & CONN_WATCH_C)
+			(void)epoll_ctl(relay_epfd, EPOLL_CTL_DEL, c->cfd, NULL);
+		if (c->watch & CONN_WATCH_B)
+			(void)epoll_ctl(relay_epfd, EPOLL_CTL_DEL, c->bfd, NULL);
+	}
+	/* Events of c still in the batch must not reach the freed c. */
+	for (i = relay_batch_i; i < relay_batch_n; i++)
+		if ((struct conn *)((uintptr_t)relay_batch[i].data.ptr &
+		    ~(uintptr_t)RELAY_SIDE_B) == c)
+			relay_batch[i].data.ptr = NULL;
+	if ((c->dir[DIR_C2B].flags | c->dir[DIR_B2C].flags) & DIR_AGAIN)
+		TAILQ_REMOVE(&relay_again, c, again);
 	event_del(&c->timer);
 	for (i = 0; i < 2; i++)
 		relay_dir_release(&c->dir[i]);	/* a pipe holding bytes is closed, not pooled */
@@ -263,8 +310,9 @@ relay_connect_failed(struct conn *c, const char *reason)
 /* ---------------------------------------------------------------- data */
 
 /*
- * Puts direction di into copy mode; bytes left in its pipe move to a buffer
- * big enough for them. Returns 0, or -1 out of memory.
+ * Puts direction di into copy mode for good (splice refused, or no pipe);
+ * bytes left in its pipe move to a buffer of their own. Returns 0, or -1
+ * out of memory.
  */
 static int
 relay_dir_copy(struct conn *c, int di)
@@ -278,9 +326,8 @@ relay_dir_copy(struct conn *c, int di)
 	log_debug("%s: splice refused, connection from port %u copies %s",
 	    c->svc->conf.name, c->front.sport, di == DIR_C2B ? "client->backend" :
 	    "backend->client");
-	if (d->pending > 0) {
-		if ((d->buf = malloc(d->pending > RELAY_COPY_BUF ? d->pending :
-		    RELAY_COPY_BUF)) == NULL)
+	if (d->pending > 0 && d->pipe_r != -1) {
+		if ((d->buf = malloc(d->pending)) == NULL)
 			return -1;
 		while (got < d->pending) {
 			n = read(d->pipe_r, d->buf + got, d->pending - got);
@@ -290,9 +337,9 @@ relay_dir_copy(struct conn *c, int di)
 				return -1;
 			got += (uint32_t)n;
 		}
+		d->off = 0;
 	}
-	d->off = 0;
-	d->flags |= DIR_COPY;
+	d->flags = (uint8_t)((d->flags | DIR_COPY) & ~DIR_SPLICE);
 	if (d->pipe_r != -1) {
 		uint32_t pending = d->pending;
 
@@ -303,33 +350,95 @@ relay_dir_copy(struct conn *c, int di)
 	return 0;
 }
 
+/*
+ * The bounce buffer is shared: bytes of d the destination did not take
+ * move to a buffer of their own before relay_pump returns. Returns 0, or
+ * -1 out of memory.
+ */
+static int
+relay_dir_keep(struct conn_dir *d)
+{
+	if (d->pending == 0 || d->pipe_r != -1 || d->buf != NULL)
+		return 0;
+	if ((d->buf = malloc(d->pending)) == NULL)
+		return -1;
+	memcpy(d->buf, relay_bounce + d->off, d->pending);
+	d->off = 0;
+	return 0;
+}
+
 /* Writes what direction d holds to dst. Returns bytes written or -1 (errno). */
 static ssize_t
 relay_dir_write(struct conn_dir *d, int dst)
 {
 	ssize_t	 n;
+	int	 flags = MSG_NOSIGNAL | MSG_DONTWAIT;
 
-	if (d->flags & DIR_COPY) {
-		n = send(dst, d->buf + d->off, d->pending, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n > 0)
-			d->off += (uint32_t)n;
-		return n;
-	}
-	return splice(d->pipe_r, NULL, dst, NULL, d->pending, RELAY_SPLICE_FLAGS);
+	if (d->pipe_r != -1)
+		return splice(d->pipe_r, NULL, dst, NULL, d->pending, RELAY_SPLICE_FLAGS);
+	/* The source is at EOF: the FIN (shutdown or close, next) joins this segment. */
+	if (d->flags & DIR_EOF)
+		flags |= MSG_MORE;
+	n = send(dst, (d->buf != NULL ? d->buf : relay_bounce) + d->off, d->pending, flags);
+	if (n > 0)
+		d->off += (uint32_t)n;
+	return n;
 }
 
-/* Reads from src into direction d's empty pipe or buffer. Returns bytes, 0 at EOF, -1 (errno). */
+/* Reads from src into direction d, which holds nothing. Returns bytes, 0 at EOF, -1 (errno). */
 static ssize_t
 relay_dir_read(struct conn_dir *d, int src)
 {
-	if (d->flags & DIR_COPY) {
-		if (d->buf == NULL && (d->buf = malloc(RELAY_COPY_BUF)) == NULL)
-			return -1;	/* errno ENOMEM */
-		d->off = 0;
-		return recv(src, d->buf, RELAY_COPY_BUF, MSG_DONTWAIT);
+	if (d->flags & DIR_SPLICE)	/* more than the pipe holds is fine: splice stops when full */
+		return splice(src, NULL, d->pipe_w, NULL, RELAY_PIPE_SIZE, RELAY_SPLICE_FLAGS);
+	d->off = 0;
+	return recv(src, relay_bounce, sizeof(relay_bounce), MSG_DONTWAIT);
+}
+
+/*
+ * Direction di just read d->pending bytes into the bounce buffer. A full
+ * buffer means bulk: splice from now on (unless DIR_COPY). A short read
+ * emptied the socket: unless its last event reported a FIN or an error
+ * (DIR_HUP) that is all. With one, the next read is made now, before the
+ * send: it tells EOF (then the FIN joins the bytes) from "empty", or
+ * brings more bytes for the same send.
+ * Returns: -1 c was closed, 0 otherwise.
+ */
+static int
+relay_dir_peek(struct conn *c, int di, int src, int dst)
+{
+	struct conn_dir	*d = &c->dir[di];
+	ssize_t		 n;
+
+	if (d->pending < sizeof(relay_bounce) && !(d->flags & DIR_HUP)) {
+		/* Emptied, and no FIN or error was reported: the next edge tells. */
+		d->flags &= (uint8_t)~DIR_READABLE;
+	} else if (d->pending < sizeof(relay_bounce)) {
+		n = recv(src, relay_bounce + d->pending, sizeof(relay_bounce) - d->pending,
+		    MSG_DONTWAIT);
+		if (n > 0)
+			d->pending += (uint32_t)n;
+		else if (n == 0)
+			d->flags = (uint8_t)((d->flags | DIR_EOF) & ~DIR_READABLE);
+		else if (errno == EAGAIN || errno == EWOULDBLOCK)
+			d->flags &= (uint8_t)~(DIR_READABLE | DIR_HUP);
+		else if (errno != EINTR) {
+			/* src reset us after these bytes: they go first, then the reset. */
+			if ((n = send(dst, relay_bounce, d->pending, MSG_NOSIGNAL |
+			    MSG_DONTWAIT)) > 0) {
+				d->bytes += (uint64_t)n;
+				*(di == DIR_C2B ? &c->be->bytes_in : &c->be->bytes_out) +=
+				    (uint64_t)n;
+			}
+			d->pending = 0;
+			relay_set_reset(dst);
+			relay_close(c, di == DIR_C2B ? "client reset" : "backend reset");
+			return -1;
+		}
 	}
-	/* Asking for more than the pipe holds is fine: splice stops when it is full. */
-	return splice(src, NULL, d->pipe_w, NULL, RELAY_PIPE_SIZE, RELAY_SPLICE_FLAGS);
+	if (d->pending == sizeof(relay_bounce) && !(d->flags & DIR_COPY))
+		d->flags |= DIR_SPLICE;
+	return 0;
 }
 
 /*
@@ -355,13 +464,14 @@ relay_pump(struct conn *c, int di)
 			n = relay_dir_write(d, dst);
 			if (n == -1) {
 				if (errno == EAGAIN || errno == EWOULDBLOCK) {
+					if (relay_dir_keep(d) == -1)
+						goto fail;
 					d->flags |= DIR_BLOCKED;
 					return 0;
 				}
 				if (errno == EINTR)
 					continue;
-				if ((errno == EINVAL || errno == ENOSYS) &&
-				    !(d->flags & DIR_COPY)) {
+				if ((errno == EINVAL || errno == ENOSYS) && d->pipe_r != -1) {
 					if (relay_dir_copy(c, di) == -1)
 						goto fail;
 					continue;
@@ -397,8 +507,7 @@ relay_pump(struct conn *c, int di)
 		}
 		if (!(d->flags & DIR_READABLE))
 			return 0;
-		if (!(d->flags & DIR_COPY) && d->pipe_r == -1 &&
-		    relay_pipe_get(d) == -1) {
+		if ((d->flags & DIR_SPLICE) && d->pipe_r == -1 && relay_pipe_get(d) == -1) {
 			relay_log_limited("%s: no pipe for a connection (%s), copying "
 			    "instead: raise LimitNOFILE", c->svc->conf.name, strerror(errno));
 			if (relay_dir_copy(c, di) == -1)
@@ -407,13 +516,13 @@ relay_pump(struct conn *c, int di)
 		n = relay_dir_read(d, src);
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				d->flags &= ~DIR_READABLE;
+				d->flags &= (uint8_t)~(DIR_READABLE | DIR_HUP);
 				relay_dir_release(d);
 				return 0;
 			}
 			if (errno == EINTR)
 				continue;
-			if ((errno == EINVAL || errno == ENOSYS) && !(d->flags & DIR_COPY)) {
+			if ((errno == EINVAL || errno == ENOSYS) && (d->flags & DIR_SPLICE)) {
 				if (relay_dir_copy(c, di) == -1)
 					goto fail;
 				continue;
@@ -435,9 +544,16 @@ relay_pump(struct conn *c, int di)
 			continue;
 		}
 		d->pending = (uint32_t)n;
+		if (!(d->flags & DIR_SPLICE) && relay_dir_peek(c, di, src, dst) == -1)
+			return -1;
 	}
 	/* Budget spent with work left: come back after the other ready events. */
-	event_active(di == DIR_C2B ? &c->cev : &c->bev, EV_READ, 0);
+	if (relay_dir_keep(d) == -1)
+		goto fail;
+	if (!((c->dir[DIR_C2B].flags | c->dir[DIR_B2C].flags) & DIR_AGAIN))
+		TAILQ_INSERT_TAIL(&relay_again, c, again);
+	d->flags |= DIR_AGAIN;
+	event_active(relay_epev, EV_READ, 0);
 	return 0;
 
 fail:
@@ -463,9 +579,28 @@ relay_timer_set(struct conn *c, int64_t ms)
 	evtimer_add(&c->timer, &tv);
 }
 
+/* Adds c's socket of side RELAY_SIDE_B (or 0: the client's) to relay_epfd. Returns 0 or -1. */
+static int
+relay_watch(struct conn *c, int side)
+{
+	struct epoll_event	 ev;
+	uint8_t			 bit = side == RELAY_SIDE_B ? CONN_WATCH_B : CONN_WATCH_C;
+
+	if (c->watch & bit)
+		return 0;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = RELAY_EPOLL_EVENTS;
+	ev.data.ptr = (void *)((uintptr_t)c | (uintptr_t)side);
+	if (epoll_ctl(relay_epfd, EPOLL_CTL_ADD, side == RELAY_SIDE_B ? c->bfd : c->cfd,
+	    &ev) == -1)
+		return -1;
+	c->watch |= bit;
+	return 0;
+}
+
 /*
- * Both sockets are connected: watch both (the backend's event is already
- * there after an asynchronous connect) and start moving bytes.
+ * Both sockets are connected: watch both (the backend's is watched
+ * already after an asynchronous connect) and start moving bytes.
  * Returns: -1 c was closed, 0 otherwise.
  */
 static int
@@ -473,10 +608,9 @@ relay_start(struct conn *c)
 {
 	c->state = CONN_RELAYING;
 	c->last_ms = now_ms();
-	if (event_add(&c->cev, NULL) == -1 || (!event_pending(&c->bev,
-	    EV_READ | EV_WRITE, NULL) && event_add(&c->bev, NULL) == -1)) {
-		log_warnx("%s: cannot watch a connection", c->svc->conf.name);
-		relay_close(c, "event_add failed");
+	if (relay_watch(c, 0) == -1 || relay_watch(c, RELAY_SIDE_B) == -1) {
+		log_warn("%s: cannot watch a connection", c->svc->conf.name);
+		relay_close(c, "epoll_ctl failed");
 		return -1;
 	}
 	relay_timer_set(c, (int64_t)c->svc->conf.idle_timeout_s * 1000);
@@ -497,28 +631,30 @@ relay_start(struct conn *c)
 static void
 relay_connected(struct conn *c, short what)
 {
-	struct sockaddr_storage	 ss;
-	socklen_t		 len;
-
 	if (what & EV_READ) {
 		c->dir[DIR_B2C].flags |= DIR_READABLE;
 		if (relay_pump(c, DIR_B2C) == -1)
 			return;
 	}
-	len = sizeof(ss);
-	if (getsockname(c->bfd, (struct sockaddr *)&ss, &len) == 0) {
-		ip_from_sockaddr(&c->back.src, (struct sockaddr *)&ss);
-		c->back.sport = addr_port((struct sockaddr *)&ss);
-	}
 	(void)relay_start(c);
 }
 
+/* Socket side (RELAY_SIDE_B or 0) of c reported epoll events ev. */
 static void
-relay_io_cb(evutil_socket_t fd, short what, void *arg)
+relay_io(struct conn *c, int side, uint32_t ev)
 {
-	struct conn	*c = arg;
-	int		 rd = fd == c->cfd ? DIR_C2B : DIR_B2C;	/* fd is its source */
+	int		 rd = side == RELAY_SIDE_B ? DIR_B2C : DIR_C2B;	/* the socket is its source */
+	short		 what = 0;
 
+	/* As libevent: an error or a full hangup is readable and writable. */
+	if (ev & (EPOLLERR | EPOLLHUP))
+		what = EV_READ | EV_WRITE;
+	if (ev & (EPOLLIN | EPOLLRDHUP))
+		what |= EV_READ;
+	if (ev & EPOLLOUT)
+		what |= EV_WRITE;
+	if (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+		c->dir[rd].flags |= DIR_HUP;
 	if (c->state == CONN_CONNECTING) {
 		relay_connected(c, what);
 		return;
@@ -533,6 +669,49 @@ relay_io_cb(evutil_socket_t fd, short what, void *arg)
 		c->dir[rd].flags |= DIR_READABLE;
 		(void)relay_pump(c, rd);
 	}
+}
+
+/*
+ * relay_epfd has events, or relay_again connections: first the
+ * connections whose budget ran out (as many as were waiting), then a batch
+ * of socket events. Another round is asked for while work is left.
+ */
+static void
+relay_epoll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn	*c;
+	uintptr_t	 p;
+	int		 i, n, di;
+
+	for (n = 0, c = TAILQ_FIRST(&relay_again); c != NULL; c = TAILQ_NEXT(c, again))
+		n++;
+	while (n-- > 0 && (c = TAILQ_FIRST(&relay_again)) != NULL) {
+		TAILQ_REMOVE(&relay_again, c, again);
+		for (di = 0; di < 2; di++)
+			c->dir[di].flags &= (uint8_t)~DIR_AGAIN;
+		c->last_ms = now_ms();
+		if (relay_pump(c, DIR_C2B) == -1)
+			continue;
+		(void)relay_pump(c, DIR_B2C);
+	}
+	do
+		n = epoll_wait(relay_epfd, relay_batch, RELAY_BATCH, 0);
+	while (n == -1 && errno == EINTR);
+	if (n == -1) {
+		log_warn("relay: epoll_wait");
+		n = 0;
+	}
+	relay_batch_n = n;
+	for (i = 0; i < n; i++) {
+		relay_batch_i = i + 1;
+		if ((p = (uintptr_t)relay_batch[i].data.ptr) == 0)
+			continue;	/* its connection was closed earlier in the batch */
+		relay_io((struct conn *)(p & ~(uintptr_t)RELAY_SIDE_B), (int)(p & RELAY_SIDE_B),
+		    relay_batch[i].events);
+	}
+	relay_batch_n = relay_batch_i = 0;
+	if (!TAILQ_EMPTY(&relay_again))
+		event_active(relay_epev, EV_READ, 0);
 }
 
 static void
@@ -596,8 +775,6 @@ relay_conn_new(struct service *svc, struct backend *be, int cfd)
 		c->dir[i].pipe_r = c->dir[i].pipe_w = -1;
 	c->created_ms = c->last_ms = now_ms();
 	evtimer_assign(&c->timer, base, relay_timer_cb, c);
-	event_assign(&c->cev, base, cfd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST,
-	    relay_io_cb, c);
 	TAILQ_INSERT_TAIL(&svc->conns, c, entry);
 	be->active++;
 	be->total++;
@@ -696,8 +873,6 @@ relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
 		relay_connect_failed(c, reason);
 		return;
 	}
-	event_assign(&c->bev, svc->lbd->base, c->bfd,
-	    EV_READ | EV_WRITE | EV_ET | EV_PERSIST, relay_io_cb, c);
 	if (connect(c->bfd, (struct sockaddr *)&dst, addr_len((struct sockaddr *)&dst))
 	    == 0) {
 		relay_connected(c, EV_WRITE);
@@ -707,9 +882,9 @@ relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
 		relay_connect_failed(c, strerror(errno));
 		return;
 	}
-	if (event_add(&c->bev, NULL) == -1) {
-		log_warnx("%s: cannot watch a backend connect", svc->conf.name);
-		relay_close(c, "event_add failed");
+	if (relay_watch(c, RELAY_SIDE_B) == -1) {
+		log_warn("%s: cannot watch a backend connect", svc->conf.name);
+		relay_close(c, "epoll_ctl failed");
 		return;
 	}
 	relay_timer_set(c, svc->conf.connect_timeout_ms);
@@ -740,26 +915,40 @@ relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd)
 	    getpeername(bfd, (struct sockaddr *)&b, &blen) == 0)
 		relay_tuple(&c->back, (struct sockaddr *)&a, (struct sockaddr *)&b);
 	relay_conn_mode(c);
-	event_assign(&c->bev, svc->lbd->base, bfd,
-	    EV_READ | EV_WRITE | EV_ET | EV_PERSIST, relay_io_cb, c);
+	c->watch |= CONN_ADOPTED;
 	(void)relay_start(c);
 	return 0;
 }
 
 /* ---------------------------------------------------------------- module */
 
+static void
+relay_free_epoll(void)
+{
+	if (relay_epev != NULL)
+		event_free(relay_epev);
+	relay_epev = NULL;
+	if (relay_epfd != -1)
+		close(relay_epfd);
+	relay_epfd = -1;
+}
+
 int
 relay_init(struct lbd *lbd)
 {
-	/*
-	 * The relay's events are edge-triggered and never re-armed; a backend
-	 * without EV_ET (poll, select) would report a writable socket forever.
-	 */
-	if (!(event_base_get_features(lbd->base) & EV_FEATURE_ET)) {
-		log_warnx("relay: the event loop (%s) has no edge-triggered events; "
-		    "lbd needs epoll (unset EVENT_NOEPOLL)", event_base_get_method(lbd->base));
+	relay_free_epoll();
+	if ((relay_epfd = epoll_create1(EPOLL_CLOEXEC)) == -1) {
+		log_warn("relay: epoll_create1");
 		return -1;
 	}
+	/* Level-triggered on the set: events not taken by one batch ask again. */
+	if ((relay_epev = event_new(lbd->base, relay_epfd, EV_READ | EV_PERSIST,
+	    relay_epoll_cb, NULL)) == NULL || event_add(relay_epev, NULL) == -1) {
+		log_warnx("relay: cannot watch the relay's epoll set");
+		relay_free_epoll();
+		return -1;
+	}
+	TAILQ_INIT(&relay_again);
 	relay_npool = 0;
 	relay_stopping = false;
 	return 0;
@@ -782,6 +971,7 @@ relay_shutdown(struct lbd *lbd)
 		close(relay_pool[relay_npool].r);
 		close(relay_pool[relay_npool].w);
 	}
+	relay_free_epoll();
 	relay_stopping = false;
 }
 

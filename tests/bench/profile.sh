@@ -30,7 +30,7 @@ PROF_CONC=${PROF_CONC:-64}		# concurrent loops for connections/s
 PROF_LAT_SECS=${PROF_LAT_SECS:-2}	# seconds of rr -c 1 per run
 PROF_LBD=${PROF_LBD:-"lbd:$RIG_TOP/build/lbd"}	# NAME:BINARY ...
 PROF_HAP=${PROF_HAP:-1}			# 1: also HAProxy best
-PROF_TOOL=${PROF_TOOL:-}		# strace, perf or stat
+PROF_TOOL=${PROF_TOOL:-}		# strace, perf, stat or util
 PROF_OUT=${PROF_OUT:-/tmp/lbdprof}	# where profiles go
 PROF_PORT=1031				# rr-server port (as the bench)
 PROF_LOADGEN=$RIG_TOP/build/bench/loadgen
@@ -95,6 +95,20 @@ prof_trace() {
 		perf report -i "$PROF_OUT/$col.perf.data" --no-children --sort sym --stdio 2>/dev/null |
 			grep -E '^ +[0-9]' | head -40 >"$PROF_OUT/$col.top"
 		sed 's/^/     /' "$PROF_OUT/$col.top" | head -25
+		;;
+	util)
+		# The proxy's CPU (all threads, of one CPU) and the machine's idle share.
+		local st0 st1 t0 t1
+		read -r _ st0 < /proc/stat
+		t0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+		line=$(prof_rr "$PROF_CONC" "$PROF_SECS")
+		read -r _ st1 < /proc/stat
+		t1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+		echo "   $col: $line"
+		awk -v a="$st0" -v b="$st1" -v t="$((t1 - t0))" -v n="$(rig_pval "$line" conns)" 'BEGIN {
+			split(a, x, " "); split(b, y, " "); for (i = 1; i <= 8; i++) { d[i] = y[i] - x[i]; tot += d[i] }
+			printf "     proxy CPU %.0f%% of one CPU (%.1f us per connection); machine: idle %.0f%%, softirq %.0f%%, steal %.0f%%\n",
+				t * 100 / (tot / 2), t * 10000 / n, d[4] * 100 / tot, d[7] * 100 / tot, d[8] * 100 / tot }'
 		;;
 	stat)
 		perf stat -e task-clock,context-switches,cpu-migrations,page-faults -p "$pid" \

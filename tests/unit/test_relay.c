@@ -455,12 +455,14 @@ test_half_close_backend(void **state)
 }
 
 /*
- * A direction holds a pipe only while bytes are in flight: after traffic on
- * two connections, both idle, one pooled pipe (two fds) exists, not four.
+ * A direction holds a pipe only while bytes are in flight: after bulk
+ * traffic (more than the bounce buffer, so splice) on two connections,
+ * both idle, one pooled pipe (two fds) exists, not four.
  */
 static void
 test_idle_holds_no_pipe(void **state)
 {
+	static char	 bulk[64 * 1024];
 	struct env	 e;
 	char		 buf[8];
 	int		 c[2], b[2], i, base;
@@ -477,6 +479,12 @@ test_idle_holds_no_pipe(void **state)
 		read_exact(&e, c[i], buf, 7);
 		assert_int_equal(send(c[i], "USER\r\n", 6, 0), 6);
 		read_exact(&e, b[i], buf, 6);
+	}
+	loop_for(&e, 20);
+	assert_int_equal(fd_count_open(), base);	/* small replies: no pipe at all */
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(send(b[i], bulk, sizeof(bulk), 0), (ssize_t)sizeof(bulk));
+		read_exact(&e, c[i], bulk, sizeof(bulk));
 	}
 	loop_for(&e, 20);
 	assert_int_equal(e.svc->active, 2);
