@@ -240,7 +240,13 @@ vip_open(const char *ifname, const struct sockaddr *addr, int prefixlen,
 	}
 	if (vip_link_refresh(v, err, errlen) == -1)
 		goto fail;
-	if (vip_open_announce(v, err, errlen) == -1)
+	/*
+	 * No ARP/ND on the link (lo, where steering hides the VIP): no
+	 * announce socket either. A packet socket costs an RCU grace period
+	 * when it closes, and a killed lbd closes its files before its peer
+	 * hears of the death.
+	 */
+	if (v->ethernet && vip_open_announce(v, err, errlen) == -1)
 		goto fail;
 	return v;
 fail:
