@@ -414,6 +414,37 @@ test_failover(void **state)
 	node_free(&nb);
 }
 
+/*
+ * hasync_leave, the first step of a graceful stop: only a MASTER with a
+ * live peer hands over; without a VIP or steering (here) there is nothing
+ * to wait for afterwards.
+ */
+static void
+test_leave(void **state)
+{
+	uint64_t t0;
+
+	elect(ADDR_B);
+	assert_false(hasync_leaving(nb.h));
+	assert_false(hasync_leave(na.h));	/* BACKUP: stop at once */
+	assert_int_equal(na.role, HASYNC_BACKUP);
+	t0 = now_ms_test();
+	assert_true(hasync_leave(nb.h));
+	assert_int_equal(nb.role, HASYNC_BACKUP);
+	assert_true(wait_role(&na, HASYNC_MASTER, TAKEOVER_MS) >= 0);
+	fprintf(stderr, "  takeover after hasync_leave: %lld ms\n",
+	    (long long)(na.role_at - t0));
+	assert_true(na.role_at - t0 <= 15);
+	assert_false(hasync_leaving(nb.h));	/* no VIP held, nothing to drain */
+	/* lb2 stops: lb1 has nobody to hand the VIP to, so it would stop at once. */
+	hasync_stop(nb.h);
+	pump(5 * IV);
+	assert_false(hasync_leave(na.h));	/* peer stopped: nobody to hand to */
+	assert_int_equal(na.role, HASYNC_MASTER);
+	node_free(&nb);
+	node_free(&na);
+}
+
 static void
 test_peer_lost_api(void **state)
 {
@@ -884,6 +915,7 @@ main(void)
 		cmocka_unit_test(test_ipv6_takeover),
 		cmocka_unit_test(test_graceful_stop_handover),
 		cmocka_unit_test(test_failover),
+		cmocka_unit_test(test_leave),
 		cmocka_unit_test(test_peer_lost_api),
 		cmocka_unit_test(test_forged_replayed_garbage),
 		cmocka_unit_test(test_bad_config),
