@@ -302,6 +302,11 @@ struct hasync_callbacks {
 	void		(*log)(void *arg, int level, const char *msg); /* 0 warn, 1 info, 2 debug */
 	/* Replication: false until the bulk sync is done (or timed out); NULL = true. */
 	bool		(*may_preempt)(void *arg);
+	/*
+	 * Planned-handover steering changed: state "draining", "drained",
+	 * "forwarding" or "forwarding stopped"; detail says why or how much.
+	 */
+	void		(*handover)(void *arg, const char *state, const char *detail);
 	/* The peer was heard anew (first advert, restart, after a silence). */
 	void		(*peer_heard)(void *arg);
 	/* Proxied connections open now: a draining old MASTER waits for 0. NULL = 0. */

@@ -1000,7 +1000,7 @@ hb_steer_open(struct hasync *h)
 static void
 hb_step_aside(struct hasync *h)
 {
-	char err[256];
+	char err[256], msg[160];
 
 	if (h->steer == NULL || h->vip == NULL || !vip_held(h->vip) || !h->peer_forwarding) {
 		hb_vip_release(h);
@@ -1015,9 +1015,12 @@ hb_step_aside(struct hasync *h)
 	hb_vip_release(h);
 	h->draining = true;
 	h->drain_start_ms = hasync_now_ms();
-	hb_log(h, 1, "handover: VIP hidden on lo; serving the %llu connections begun here "
+	snprintf(msg, sizeof(msg), "VIP hidden on lo; serving the %llu connections begun here "
 	    "until they end (at most %d s)", (unsigned long long)(h->cb.connections != NULL ?
 	    h->cb.connections(h->arg) : 0), h->conf.handover_drain_s);
+	hb_log(h, 1, "handover: %s", msg);
+	if (h->cb.handover != NULL)
+		h->cb.handover(h->arg, "draining", msg);
 	hb_send_advert(h);	/* tell the peer now: it keeps forwarding */
 	hb_steer_schedule(h);
 }
@@ -1032,15 +1035,18 @@ hb_peer_alive(struct hasync *h)
 static void
 hb_drain_end(struct hasync *h, const char *why)
 {
-	char err[256];
+	char err[256], msg[160];
 
 	if (!h->draining)
 		return;
 	h->draining = false;
 	if (steer_hide_off(h->steer, err, sizeof(err)) == -1)
 		hb_log_limited(h, HB_LOG_VIP, 0, "handover: %s", err);
-	hb_log(h, 1, "handover: drained after %llu ms (%s)",
+	snprintf(msg, sizeof(msg), "after %llu ms (%s)",
 	    (unsigned long long)(hasync_now_ms() - h->drain_start_ms), why);
+	hb_log(h, 1, "handover: drained %s", msg);
+	if (h->cb.handover != NULL)
+		h->cb.handover(h->arg, "drained", msg);
 }
 
 /*
@@ -1071,20 +1077,25 @@ hb_forward_start(struct hasync *h)
 	h->peer_draining = false;
 	hb_log(h, 1, "handover: forwarding packets of connections begun on %s to it",
 	    h->conf.peer_name);
+	if (h->cb.handover != NULL)
+		h->cb.handover(h->arg, "forwarding", "packets of connections begun on the peer go back to it");
 	hb_steer_schedule(h);
 }
 
 static void
 hb_forward_stop(struct hasync *h, const char *why)
 {
-	char err[256];
+	char err[256], msg[160];
 
 	if (h->steer == NULL || !steer_forwarding(h->steer))
 		return;
 	if (steer_forward_off(h->steer, err, sizeof(err)) == -1)
 		hb_log_limited(h, HB_LOG_VIP, 0, "handover: %s", err);
-	hb_log(h, 1, "handover: forwarding to %s stopped after %llu ms (%s)", h->conf.peer_name,
+	snprintf(msg, sizeof(msg), "after %llu ms (%s)",
 	    (unsigned long long)(hasync_now_ms() - h->fwd_start_ms), why);
+	hb_log(h, 1, "handover: forwarding to %s stopped %s", h->conf.peer_name, msg);
+	if (h->cb.handover != NULL)
+		h->cb.handover(h->arg, "forwarding stopped", msg);
 }
 
 static void

@@ -76,6 +76,13 @@ ha_may_preempt(void *arg)
 	return replica_may_preempt(arg);
 }
 
+/* Planned-handover steering, for `lbctl monitor`. */
+static void
+ha_handover(void *arg, const char *state, const char *detail)
+{
+	control_event(arg, "handover", json_pack("{s:s, s:s}", "state", state, "reason", detail));
+}
+
 /* The peer is back: connect the sync channel now rather than after a backoff. */
 static void
 ha_peer_heard(void *arg)
@@ -104,6 +111,7 @@ ha_open(struct lbd *lbd)
 		.may_preempt = ha_may_preempt,
 		.connections = ha_connections,
 		.peer_heard = ha_peer_heard,
+		.handover = ha_handover,
 	};
 	struct lbd_config	*conf = lbd->conf;
 	struct hasync_config	 hc;

@@ -319,6 +319,12 @@ _ha_handover() {
 	rig_wait 5000 test -e "$ready" && rig_wait 5000 test -s "$big" ||
 		{ rig_fail "session and download started before the handover"; kill "$cpid" "$hpid" 2>/dev/null; return 1; }
 	rig_probe_start c1 "$pn" 20 || { kill "$cpid" "$hpid" 2>/dev/null; return 1; }
+	# `lbctl monitor` on both: the steering shows up as handover events.
+	local mf mt
+	timeout 30 "$RIG_LBCTL" -s "$(rig_sock "$from")" monitor >"$RIG_DIR/ho-mon-from.out" 2>&1 &
+	mf=$!
+	timeout 30 "$RIG_LBCTL" -s "$(rig_sock "$to")" monitor >"$RIG_DIR/ho-mon-to.out" 2>&1 &
+	mt=$!
 	sleep 0.5
 	t0=$(rig_ms)
 	out=$(rig_lbctl "$from" failover 2>&1)
@@ -361,6 +367,14 @@ _ha_handover() {
 		eval '[ "$(_ha_steer_state "$from") $(_ha_steer_state "$to")" = "false false false false" ]' || r=1
 	rig_assert "no VIP left on $from's lo" \
 		eval '! ip -n "$(rig_ns "$from")" -o addr show dev lo | grep -qF " $RIG_VIP/"' || r=1
+	kill "$mf" "$mt" 2>/dev/null
+	wait "$mf" "$mt" 2>/dev/null
+	echo "  figure: lbctl monitor on $from: $(grep -h ' handover ' "$RIG_DIR/ho-mon-from.out" | cut -c1-90 | paste -sd '|')"
+	echo "  figure: lbctl monitor on $to: $(grep -h ' handover ' "$RIG_DIR/ho-mon-to.out" | cut -c1-90 | paste -sd '|')"
+	rig_assert "lbctl monitor on $from shows handover draining then drained" \
+		eval 'grep -q " handover draining" "$RIG_DIR/ho-mon-from.out" && grep -q " handover drained" "$RIG_DIR/ho-mon-from.out"' || r=1
+	rig_assert "lbctl monitor on $to shows handover forwarding then forwarding stopped" \
+		eval 'grep -q " handover forwarding (" "$RIG_DIR/ho-mon-to.out" && grep -q " handover forwarding stopped" "$RIG_DIR/ho-mon-to.out"' || r=1
 	return $r
 }
 
