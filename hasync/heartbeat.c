@@ -927,7 +927,7 @@ hb_apply(struct hasync *h, unsigned int acts)
 	else if (acts & (HA_ACT_BECOME_BACKUP | HA_ACT_BECOME_FAULT | HA_ACT_BECOME_INIT)) {
 		hb_vip_release(h);
 		if (h->draining && !(acts & HA_ACT_BECOME_BACKUP))
-			hb_drain_end(h, "leaving BACKUP");
+			hb_drain_end(h, "FAULT or stopping: connections left are cut");
 	} else if ((acts & HA_ACT_BECOME_MASTER) && h->holding) {
 		h->holding = false;
 		evtimer_del(h->ev_hold);
