@@ -15,6 +15,7 @@
 #   PROF_TOOL=perf tests/bench/profile.sh         # + perf record -g of the proxy
 #   PROF_TOOL=stat tests/bench/profile.sh         # + perf stat (task-clock, switches)
 #   PROF_HAP=0 tests/bench/profile.sh             # lbd only
+#   PROF_HAP_THREADS=1 tests/bench/profile.sh     # HAProxy on one thread, as lbd
 #
 # With PROF_TOOL set, one extra rr -c 64 run per proxy (after the measured
 # rounds, so the figures above are not slowed) is traced; reports go to
@@ -30,6 +31,7 @@ PROF_CONC=${PROF_CONC:-64}		# concurrent loops for connections/s
 PROF_LAT_SECS=${PROF_LAT_SECS:-2}	# seconds of rr -c 1 per run
 PROF_LBD=${PROF_LBD:-"lbd:$RIG_TOP/build/lbd"}	# NAME:BINARY ...
 PROF_HAP=${PROF_HAP:-1}			# 1: also HAProxy best
+PROF_HAP_THREADS=${PROF_HAP_THREADS:-}	# HAProxy nbthread (default: one per CPU)
 PROF_TOOL=${PROF_TOOL:-}		# strace, perf, stat or util
 PROF_OUT=${PROF_OUT:-/tmp/lbdprof}	# where profiles go
 PROF_PORT=1031				# rr-server port (as the bench)
@@ -145,6 +147,7 @@ global
   maxconn 7000
   stats socket $RIG_DIR/hap-lb1.sock level admin
   tune.pipesize 1048576
+${PROF_HAP_THREADS:+  nbthread $PROF_HAP_THREADS}
 defaults
   mode tcp
   maxconn 7000
