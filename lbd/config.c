@@ -52,7 +52,7 @@ static const char *const config_keys_root[] = {
 	"services", NULL
 };
 static const char *const config_keys_node[] = {
-	"name", "address", "priority", NULL
+	"name", "address", "priority", "relay_threads", NULL
 };
 static const char *const config_keys_peer[] = {
 	"name", "address", NULL
@@ -399,6 +399,11 @@ config_parse_node(struct config_ctx *ctx, const config_setting_t *root)
 	conf->node_priority = CONFIG_DEF_PRIORITY;
 	if (config_get_int(ctx, g, "node", "priority", 1, 254,
 	    &conf->node_priority) == -1)
+		return -1;
+	/* Unset: relay_init picks from the CPUs online on the machine it runs on. */
+	conf->relay_threads = LBD_RELAY_THREADS_AUTO;
+	if (config_get_int(ctx, g, "node", "relay_threads", 0, LBD_MAX_RELAY_THREADS,
+	    &conf->relay_threads) == -1)
 		return -1;
 	return 0;
 }

@@ -245,8 +245,9 @@ control_backend_json(struct backend *b, uint64_t now)
 	control_set(o, "admin", json_string(backend_admin_str(b->admin)));
 	control_set_int(o, "active", b->active);
 	control_set_int(o, "total", b->total);
-	control_set_int(o, "bytes_in", b->bytes_in);
-	control_set_int(o, "bytes_out", b->bytes_out);
+	/* Relay workers add to these: atomic loads. */
+	control_set_int(o, "bytes_in", __atomic_load_n(&b->bytes_in, __ATOMIC_RELAXED));
+	control_set_int(o, "bytes_out", __atomic_load_n(&b->bytes_out, __ATOMIC_RELAXED));
 	control_set_int(o, "connect_failures", b->connect_failures);
 	control_set(o, "last_check", json_string(check_result_str(b->last_result)));
 	if (b->checked && b->last_check_ms != 0 && now >= b->last_check_ms)
@@ -392,6 +393,7 @@ control_status(struct lbd *lbd)
 	control_set(o, "sync", control_sync_json(lbd));
 	control_set(o, "ha", control_ha_json(hs));
 	control_set_int(o, "uptime_s", now >= lbd->started_ms ? (now - lbd->started_ms) / 1000 : 0);
+	control_set_int(o, "relay_threads", (uint64_t)relay_threads());	/* 0: in the main loop */
 	if ((services = json_array()) != NULL)
 		for (i = 0; i < lbd->nservices; i++)
 			json_array_append_new(services,

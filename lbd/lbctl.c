@@ -690,6 +690,12 @@ print_status(const json_t *r)
 	v = json_object_get(r, "uptime_s");
 	if (json_is_integer(v))
 		printf("uptime:    %s\n", fmt_s(json_integer_value(v), c[0], sizeof(c[0])));
+	v = json_object_get(r, "relay_threads");
+	if (json_is_integer(v) && json_integer_value(v) == 0)
+		printf("relay:     in the main thread\n");
+	else if (json_is_integer(v))
+		printf("relay:     %lld worker thread%s\n", (long long)json_integer_value(v),
+		    json_integer_value(v) == 1 ? "" : "s");
 
 	json_array_foreach(json_object_get(r, "services"), i, svc) {
 		n = 0;

@@ -28,6 +28,8 @@ struct event;
 #define LBD_MAX_RANGES		32	/* port entries ("21", "1025-1052") per service */
 #define LBD_MAX_PEER_PATHS	4	/* addresses the peer can be reached at */
 #define LBD_CONTROL_LINE_MAX	1024	/* longest control request line */
+#define LBD_MAX_RELAY_THREADS	64	/* node.relay_threads upper bound */
+#define LBD_RELAY_THREADS_AUTO	(-1)	/* node.relay_threads unset: CPUs online - 1 (<= 64); 0 on <= 2 CPUs */
 
 #define LBD_DEFAULT_CONFIG	"/etc/lbd/lbd.conf"
 #define LBD_DEFAULT_SOCKET	"/run/lbd/lbd.sock"
@@ -111,6 +113,7 @@ struct lbd_config {
 	char		 node_name[LBD_NAME_MAX];
 	struct sockaddr_storage node_addr;	/* health checks and heartbeats leave from it */
 	int		 node_priority;		/* 1-254, default 100 */
+	int		 relay_threads;		/* 0: relay in the main loop; 1-64; LBD_RELAY_THREADS_AUTO */
 
 	/* peer = { ... }; absent: standalone node */
 	bool		 has_peer;
@@ -389,7 +392,8 @@ void		 relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
  * Returns: 0, or -1 and both fds closed.
  */
 int		 relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd);
-uint64_t	 relay_active(void);
+uint64_t	 relay_active(void);			/* open connections (main thread's count) */
+int		 relay_threads(void);			/* worker threads running; 0: relay in the main loop */
 void		 relay_set_splice(bool on);	/* false: new connections copy with recv/send */
 size_t		 relay_conn_size(void);		/* bytes of one connection record */
 

@@ -11,7 +11,8 @@
 
 #include "lbd.h"
 
-static enum log_level log_level = LOG_LEVEL_INFO; /* lines below it are dropped */
+/* Lines below it are dropped; relay worker threads read it: relaxed atomics. */
+static enum log_level log_level = LOG_LEVEL_INFO;
 static int	 log_forced;		/* 1: -d given, debug whatever the config says */
 static int	 log_stamp;		/* 1: prefix a timestamp (stderr is a tty) */
 static const char *log_name = "lbd";	/* program name in front of each line */
@@ -30,20 +31,21 @@ void
 log_setverbose(int verbose)
 {
 	log_forced = verbose;
-	log_level = verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO;
+	__atomic_store_n(&log_level, verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
+	    __ATOMIC_RELAXED);
 }
 
 /* The configuration's log_level (start-up and reload); -d wins. */
 void
 log_setlevel(enum log_level level)
 {
-	log_level = log_forced ? LOG_LEVEL_DEBUG : level;
+	__atomic_store_n(&log_level, log_forced ? LOG_LEVEL_DEBUG : level, __ATOMIC_RELAXED);
 }
 
 enum log_level
 log_getlevel(void)
 {
-	return log_level;
+	return __atomic_load_n(&log_level, __ATOMIC_RELAXED);
 }
 
 const char *
@@ -63,7 +65,7 @@ log_level_str(enum log_level level)
 static void
 log_vwrite(const char *level, int errnum, const char *fmt, va_list ap)
 {
-	char		 msg[1024], stamp[32] = "";
+	char		 msg[1024], stamp[32] = "", ebuf[128];
 	struct timespec	 ts;
 	struct tm	 tm;
 
@@ -74,9 +76,10 @@ log_vwrite(const char *level, int errnum, const char *fmt, va_list ap)
 		snprintf(stamp, sizeof(stamp), "%02d:%02d:%02d.%03ld ",
 		    tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 	}
+	/* GNU strerror_r: thread-safe (relay workers log too), returns the text. */
 	if (errnum != 0)
 		fprintf(stderr, "%s%s: %s%s: %s\n", stamp, log_name, level, msg,
-		    strerror(errnum));
+		    strerror_r(errnum, ebuf, sizeof(ebuf)));
 	else
 		fprintf(stderr, "%s%s: %s%s\n", stamp, log_name, level, msg);
 }
@@ -108,7 +111,7 @@ log_info(const char *fmt, ...)
 {
 	va_list	 ap;
 
-	if (log_level < LOG_LEVEL_INFO)
+	if (log_getlevel() < LOG_LEVEL_INFO)
 		return;
 	va_start(ap, fmt);
 	log_vwrite("", 0, fmt, ap);
@@ -120,7 +123,7 @@ log_debug(const char *fmt, ...)
 {
 	va_list	 ap;
 
-	if (log_level < LOG_LEVEL_DEBUG)
+	if (log_getlevel() < LOG_LEVEL_DEBUG)
 		return;
 	va_start(ap, fmt);
 	log_vwrite("debug: ", 0, fmt, ap);

@@ -286,8 +286,10 @@ metrics_backends(FILE *f, struct lbd *lbd)
 				b = &lbd->services[i].backends[j];
 				labels[1] = lbd->services[i].conf.name;
 				labels[3] = b->conf.name;
-				metrics_u64(f, fd->name, labels,
-				    *(const uint64_t *)((const char *)b + fd->offset));
+				/* Relay workers add to the byte counters: atomic load. */
+				metrics_u64(f, fd->name, labels, __atomic_load_n(
+				    (const uint64_t *)((const char *)b + fd->offset),
+				    __ATOMIC_RELAXED));
 			}
 	}
 	for (k = 0; k < METRICS_NELEM(metrics_service_fields); k++) {

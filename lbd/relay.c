@@ -2,8 +2,32 @@
  * relay.c - the data plane: each accepted client gets a backend connection,
  * and bytes move between the two with splice(2) through pooled pipes.
  *
- * Design, for throughput and for memory per idle connection:
- * - Every proxied socket is in the relay's own epoll set (relay_epfd),
+ * Threads: the main thread accepts and picks; workers move bytes.
+ * - The main thread (lbd->base, which also runs heartbeats, replication,
+ *   checks and the control socket) does relay_accept up to and including
+ *   connect(2): backend pick, sticky entry, counters, backend socket; and
+ *   relay_adopt's setup. Then it hands the connection to one of
+ *   node.relay_threads workers, round robin, through the worker's inbox:
+ *   a mutex-protected list and an eventfd, written only when the list was
+ *   empty (one system call per wakeup, not per connection).
+ * - A worker is a thread with its own event_base, epoll set, bounce buffer,
+ *   pipe pool and timers (struct relay_worker). From the handoff on only it
+ *   touches the connection's sockets, pipes and timer. It reads nothing
+ *   another thread writes: the timeouts it needs were copied into the
+ *   connection at accept (a reload rewrites svc->conf in place), and the
+ *   backend's byte counters are only added to, with relaxed atomics
+ *   (status and metrics load them atomically).
+ * - When a connection ends, its worker closes the sockets, gives back the
+ *   pipes and posts it with a reason code and errno to the done queue (the
+ *   same list + eventfd, watched by the main loop); the main thread logs,
+ *   counts (connect failures, active) and frees it. A service or backend
+ *   thus outlives its connections in workers: a reload reuses a backend
+ *   slot only when its active count is 0.
+ * - node.relay_threads = 0 runs the one worker in the main loop: no
+ *   handoff, no queue, and a connection ends at once, as before threads.
+ *
+ * Design of a worker, for throughput and for memory per idle connection:
+ * - Every proxied socket is in the worker's own epoll set (epfd),
  *   added once edge-triggered for read, write and peer shutdown and never
  *   changed; libevent watches that one descriptor (a nested epoll) and
  *   relay_epoll_cb takes its events in batches. The hot path makes no
@@ -26,7 +50,7 @@
  *   not taken, the source is not read; the destination's write edge
  *   resumes the direction.
  * - Small flows do not splice: a direction starts by reading with recv(2)
- *   into one shared bounce buffer and sending from it at once; only a read
+ *   into the worker's bounce buffer and sending from it at once; only a read
  *   that fills the buffer moves it to splice (DIR_SPLICE). For a short
  *   request or an FTP control reply that is as many system calls as
  *   splicing, without the pipe, and a short read lets the next read (which
@@ -36,11 +60,14 @@
  *   move from the bounce buffer to a buffer of their own.
  */
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,11 +80,11 @@
 #include "lbd.h"
 
 #define RELAY_PIPE_SIZE		(1024 * 1024)	/* pipe capacity asked with F_SETPIPE_SZ */
-#define RELAY_POOL_MAX		256		/* spare empty pipes kept for reuse */
-#define RELAY_BOUNCE_SIZE	16384		/* shared recv buffer; a read filling it means bulk: splice */
+#define RELAY_POOL_MAX		256		/* spare empty pipes kept for reuse, per worker */
+#define RELAY_BOUNCE_SIZE	16384		/* a worker's recv buffer; a read filling it means bulk: splice */
 #define RELAY_ROUNDS		16		/* read+write rounds per wakeup, then yield */
 #define RELAY_SPLICE_FLAGS	(SPLICE_F_NONBLOCK | SPLICE_F_MOVE) /* every splice(2) */
-#define RELAY_LOG_INTERVAL_MS	1000		/* at most one connect-failure line per this */
+#define RELAY_LOG_INTERVAL_MS	1000		/* at most one rate-limited line of a kind per this */
 #define RELAY_BATCH		32		/* socket events taken per relay_epoll_cb */
 #define RELAY_EPOLL_EVENTS	(EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) /* every socket's interest */
 #define RELAY_SIDE_B		0x1		/* low bit of an event's pointer: the backend socket */
@@ -72,15 +99,30 @@
 #define DIR_COPY	0x10		/* splice refused or off: recv/send only, never DIR_SPLICE */
 #define DIR_SPLICE	0x20		/* bulk: reads splice into a pipe */
 #define DIR_HUP		0x40		/* the source reported FIN or an error: read it until 0 or EAGAIN */
-#define DIR_AGAIN	0x80		/* budget spent with work left: on relay_again */
+#define DIR_AGAIN	0x80		/* budget spent with work left: on the worker's again list */
 
-#define CONN_WATCH_C	0x01		/* cfd is in relay_epfd */
-#define CONN_WATCH_B	0x02		/* bfd is in relay_epfd */
+#define CONN_WATCH_C	0x01		/* cfd is in the worker's epoll set */
+#define CONN_WATCH_B	0x02		/* bfd is in the worker's epoll set */
 #define CONN_ADOPTED	0x04		/* fds came from elsewhere: EPOLL_CTL_DEL before close */
+#define CONN_READY	0x08		/* connected before the handoff: relay_start at once */
 
 enum conn_state {
 	CONN_CONNECTING = 0,		/* backend connect in progress */
 	CONN_RELAYING			/* both sockets connected, bytes flow */
+};
+
+/* Why a connection ended: the worker says, the main thread logs and counts. */
+enum relay_why {
+	RELAY_WHY_CLOSED = 0,		/* both sides sent FIN */
+	RELAY_WHY_CLIENT_RESET,		/* the client reset, or writing to it failed */
+	RELAY_WHY_BACKEND_RESET,	/* the backend reset, or writing to it failed */
+	RELAY_WHY_SHUTDOWN_FAILED,	/* shutdown(SHUT_WR) failed (err) */
+	RELAY_WHY_NOMEM,		/* copy mode could not allocate (err) */
+	RELAY_WHY_EPOLL,		/* epoll_ctl could not add a socket (err) */
+	RELAY_WHY_IDLE,			/* no byte either way for idle_s */
+	RELAY_WHY_CONNECT,		/* the backend connect failed (err) */
+	RELAY_WHY_CONNECT_TIMEOUT,	/* no answer to the connect within connect_ms */
+	RELAY_WHY_STOPPING		/* relay_shutdown */
 };
 
 /* One direction of a proxied connection. */
@@ -102,17 +144,25 @@ struct conn_tuple {
 	uint16_t	 dport;		/* destination port */
 };
 
+struct relay_worker;
+
 /* A proxied connection: client socket, backend socket and their state. */
 struct conn {
-	TAILQ_ENTRY(conn) entry;	/* in svc->conns */
-	struct service	*svc;		/* owner */
-	struct backend	*be;		/* where it goes */
-	int		 cfd;		/* client socket */
-	int		 bfd;		/* backend socket */
+	TAILQ_ENTRY(conn) entry;	/* in svc->conns: the main thread's */
+	TAILQ_ENTRY(conn) wentry;	/* in a worker's inbox or conns, or in relay_done */
+	struct service	*svc;		/* owner; the main thread's */
+	struct backend	*be;		/* where it goes; a worker only adds to its byte counters */
+	struct relay_worker *w;		/* who moves its bytes; NULL before the handoff */
+	int		 cfd;		/* client socket, -1 once closed */
+	int		 bfd;		/* backend socket, -1 once closed */
+	int		 err;		/* errno behind why; 0: none */
+	int		 connect_ms;	/* svc->conf.connect_timeout_ms, copied at accept */
+	int		 idle_s;	/* svc->conf.idle_timeout_s, copied at accept */
 	uint8_t		 state;		/* enum conn_state */
-	uint8_t		 watch;		/* CONN_WATCH_*, CONN_ADOPTED */
-	TAILQ_ENTRY(conn) again;	/* in relay_again while a direction has DIR_AGAIN */
-	struct event	 timer;		/* connect timeout, then idle timeout */
+	uint8_t		 watch;		/* CONN_WATCH_*, CONN_ADOPTED, CONN_READY */
+	uint8_t		 why;		/* enum relay_why, once ended */
+	TAILQ_ENTRY(conn) again;	/* in the worker's again list while a direction has DIR_AGAIN */
+	struct event	 timer;		/* connect timeout, then idle timeout; in the worker's base */
 	struct conn_dir	 dir[2];	/* DIR_C2B, DIR_B2C */
 	struct conn_tuple front;	/* client -> VIP:port */
 	struct conn_tuple back;		/* backend source (adopted only: no getsockname per connect) -> backend:port */
@@ -126,20 +176,52 @@ struct relay_pipe {
 	int		 w;		/* write end */
 };
 
-static struct relay_pipe relay_pool[RELAY_POOL_MAX];	/* LIFO free list */
-static int		 relay_npool;		/* pipes in relay_pool */
+/* State of a rate-limited log line (relay_log_limited). */
+struct relay_limit {
+	uint64_t	 last_ms;	/* when the last line was printed */
+	uint64_t	 dropped;	/* lines not printed since */
+};
+
+/* A thread (or, with node.relay_threads = 0, the main loop) moving bytes. */
+struct relay_worker {
+	struct event_base *base;	/* its event loop: its own, or lbd->base when inline */
+	bool		 threaded;	/* runs in a thread of its own */
+	bool		 started;	/* its thread was created and is not joined yet */
+	pthread_t	 tid;		/* that thread */
+	int		 epfd;		/* every socket it relays, edge-triggered */
+	struct event	*epev;		/* libevent's read event on epfd */
+	struct conn_list conns;		/* its connections (wentry) */
+	TAILQ_HEAD(, conn) again;	/* connections to pump again */
+	struct epoll_event batch[RELAY_BATCH]; /* the batch relay_epoll_cb works through */
+	int		 batch_n;	/* events in batch */
+	int		 batch_i;	/* next one to handle */
+	struct relay_pipe pool[RELAY_POOL_MAX]; /* LIFO free list of empty pipes */
+	int		 npool;		/* pipes in pool */
+	struct relay_limit limit;	/* its rate-limited lines */
+	struct conn_list outbox;	/* main thread: handed to it, not yet in inbox */
+	struct conn_list ended;		/* ended here, not yet in relay_done */
+	struct event	*flush_ev;	/* activated by relay_close: moves ended to relay_done */
+	pthread_mutex_t	 lock;		/* guards inbox and stop */
+	struct conn_list inbox;		/* handed over, not taken yet (wentry) */
+	bool		 stop;		/* relay_shutdown: close everything, exit */
+	int		 efd;		/* eventfd: inbox became non-empty, or stop */
+	struct event	*inev;		/* read event on efd */
+	char		 bounce[RELAY_BOUNCE_SIZE]; /* recv buffer of every direction not splicing */
+};
+
+static struct relay_worker **relay_workers;	/* relay_nworkers of them */
+static int		 relay_nworkers;	/* entries of relay_workers */
+static int		 relay_nthreads;	/* of them threaded; 0: the one runs inline */
+static unsigned int	 relay_rr;		/* next worker to hand a connection to */
 static bool		 relay_splice_on = true; /* false: copy mode for new connections */
 static bool		 relay_stopping;	/* relay_shutdown: do not resume listeners */
 static uint64_t		 relay_nactive;		/* open connections, all services */
-static uint64_t		 relay_log_last_ms;	/* last relay_log_limited() line */
-static uint64_t		 relay_log_dropped;	/* lines not printed since */
-static char		 relay_bounce[RELAY_BOUNCE_SIZE]; /* recv buffer of every direction not splicing */
-static int		 relay_epfd = -1;	/* every proxied socket, edge-triggered */
-static struct event	*relay_epev;		/* libevent's read event on relay_epfd */
-static TAILQ_HEAD(, conn) relay_again = TAILQ_HEAD_INITIALIZER(relay_again); /* to pump again */
-static struct epoll_event relay_batch[RELAY_BATCH]; /* the batch relay_epoll_cb works through */
-static int		 relay_batch_n;		/* events in relay_batch */
-static int		 relay_batch_i;		/* next one to handle */
+static struct relay_limit relay_main_limit;	/* the main thread's rate-limited lines */
+static pthread_mutex_t	 relay_done_lock = PTHREAD_MUTEX_INITIALIZER; /* guards relay_done */
+static struct conn_list	 relay_done = TAILQ_HEAD_INITIALIZER(relay_done); /* ended in workers */
+static int		 relay_done_fd = -1;	/* eventfd: relay_done became non-empty */
+static struct event	*relay_done_ev;		/* the main loop's read event on it */
+static struct event	*relay_hand_ev;		/* activated by relay_hand: moves outboxes to inboxes */
 
 static void	relay_io(struct conn *, int, uint32_t);
 static void	relay_timer_cb(evutil_socket_t, short, void *);
@@ -150,7 +232,7 @@ static void	relay_timer_cb(evutil_socket_t, short, void *);
 static int
 relay_pipe_new(struct relay_pipe *p)
 {
-	static bool	 warned;
+	static bool	 warned;	/* any worker: relaxed atomic */
 	int		 fds[2];
 
 	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1)
@@ -161,25 +243,24 @@ relay_pipe_new(struct relay_pipe *p)
 	 * pipe-user-pages-soft, gets EPERM: the default pipe still works, each
 	 * splice just moves less.
 	 */
-	if (fcntl(fds[0], F_SETPIPE_SZ, RELAY_PIPE_SIZE) == -1 && !warned) {
-		warned = true;
+	if (fcntl(fds[0], F_SETPIPE_SZ, RELAY_PIPE_SIZE) == -1 &&
+	    !__atomic_exchange_n(&warned, true, __ATOMIC_RELAXED))
 		log_warnx("relay: cannot grow pipes to %d bytes (%s): throughput "
 		    "will suffer; as a non-root user set fs.pipe-user-pages-soft=0 "
 		    "(deploy/lbd.sysctl.conf)", RELAY_PIPE_SIZE, strerror(errno));
-	}
 	p->r = fds[0];
 	p->w = fds[1];
 	return 0;
 }
 
-/* Gives d an empty pipe. Returns 0, or -1 when none can be made. */
+/* Gives d an empty pipe from w's pool. Returns 0, or -1 when none can be made. */
 static int
-relay_pipe_get(struct conn_dir *d)
+relay_pipe_get(struct relay_worker *w, struct conn_dir *d)
 {
 	struct relay_pipe	 p;
 
-	if (relay_npool > 0)
-		p = relay_pool[--relay_npool];
+	if (w->npool > 0)
+		p = w->pool[--w->npool];
 	else if (relay_pipe_new(&p) == -1)
 		return -1;
 	d->pipe_r = p.r;
@@ -187,16 +268,16 @@ relay_pipe_get(struct conn_dir *d)
 	return 0;
 }
 
-/* Takes d's pipe back: pooled when empty and there is room, else closed. */
+/* Takes d's pipe back: pooled in w when empty and there is room, else closed. */
 static void
-relay_pipe_put(struct conn_dir *d)
+relay_pipe_put(struct relay_worker *w, struct conn_dir *d)
 {
 	if (d->pipe_r == -1)
 		return;
-	if (d->pending == 0 && relay_npool < RELAY_POOL_MAX) {
-		relay_pool[relay_npool].r = d->pipe_r;
-		relay_pool[relay_npool].w = d->pipe_w;
-		relay_npool++;
+	if (d->pending == 0 && w->npool < RELAY_POOL_MAX) {
+		w->pool[w->npool].r = d->pipe_r;
+		w->pool[w->npool].w = d->pipe_w;
+		w->npool++;
 	} else {
 		close(d->pipe_r);
 		close(d->pipe_w);
@@ -206,9 +287,9 @@ relay_pipe_put(struct conn_dir *d)
 
 /* d is empty: its pipe goes back to the pool, its copy buffer is freed. */
 static void
-relay_dir_release(struct conn_dir *d)
+relay_dir_release(struct relay_worker *w, struct conn_dir *d)
 {
-	relay_pipe_put(d);
+	relay_pipe_put(w, d);
 	free(d->buf);
 	d->buf = NULL;
 }
@@ -216,30 +297,58 @@ relay_dir_release(struct conn_dir *d)
 /* ---------------------------------------------------------------- closing */
 
 /*
- * log_info, at most once per RELAY_LOG_INTERVAL_MS: a dead backend or a
- * full fd table must not turn every connection into a log line.
+ * log_info, at most once per RELAY_LOG_INTERVAL_MS per limiter (the main
+ * thread's, or a worker's): a dead backend or a full fd table must not
+ * turn every connection into a log line.
  */
-static void __attribute__((format(printf, 1, 2)))
-relay_log_limited(const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3)))
+relay_log_limited(struct relay_limit *l, const char *fmt, ...)
 {
 	char		 msg[512];
 	va_list		 ap;
 	uint64_t	 now = now_ms();
 
-	if (relay_log_last_ms != 0 && now - relay_log_last_ms < RELAY_LOG_INTERVAL_MS) {
-		relay_log_dropped++;
+	if (l->last_ms != 0 && now - l->last_ms < RELAY_LOG_INTERVAL_MS) {
+		l->dropped++;
 		return;
 	}
-	relay_log_last_ms = now;
+	l->last_ms = now;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (relay_log_dropped > 0)
+	if (l->dropped > 0)
 		log_info("%s (and %llu similar messages suppressed)", msg,
-		    (unsigned long long)relay_log_dropped);
+		    (unsigned long long)l->dropped);
 	else
 		log_info("%s", msg);
-	relay_log_dropped = 0;
+	l->dropped = 0;
+}
+
+static const char *
+relay_why_str(enum relay_why why)
+{
+	switch (why) {
+	case RELAY_WHY_CLOSED:
+		return "closed";
+	case RELAY_WHY_CLIENT_RESET:
+		return "client reset";
+	case RELAY_WHY_BACKEND_RESET:
+		return "backend reset";
+	case RELAY_WHY_SHUTDOWN_FAILED:
+		return "shutdown failed";
+	case RELAY_WHY_NOMEM:
+		return "out of memory";
+	case RELAY_WHY_EPOLL:
+		return "epoll_ctl failed";
+	case RELAY_WHY_IDLE:
+		return "idle timeout";
+	case RELAY_WHY_CONNECT:
+	case RELAY_WHY_CONNECT_TIMEOUT:
+		return "connect failed";
+	case RELAY_WHY_STOPPING:
+		return "shutting down";
+	}
+	return "unknown";
 }
 
 /* Makes close(fd) send a RST instead of a FIN: passes a reset on. */
@@ -252,40 +361,52 @@ relay_set_reset(int fd)
 		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
 }
 
-/* Frees c and everything it holds; the counters forget it. */
+/*
+ * Main thread: c ended (c->why, c->err; detail, when not NULL, says why a
+ * connect failed before the handoff). Logs it, closes what the worker did
+ * not, and the counters forget it; c is freed.
+ */
 static void
-relay_close(struct conn *c, const char *why)
+relay_finish(struct conn *c, const char *detail)
 {
 	struct service	*svc = c->svc;
-	int		 i;
+	struct backend	*be = c->be;
+	char		 ca[ADDR_STRLEN], ba[ADDR_STRLEN], reason[64];
 
+	switch (c->why) {
+	case RELAY_WHY_CONNECT_TIMEOUT:
+		snprintf(reason, sizeof(reason), "no answer within %d ms", c->connect_ms);
+		detail = reason;
+		/* FALLTHROUGH */
+	case RELAY_WHY_CONNECT:
+		be->connect_failures++;
+		relay_log_limited(&relay_main_limit, "%s: connect to %s failed: %s",
+		    be->conf.name, ip_str(&c->back.dst, ba, sizeof(ba)),
+		    detail != NULL ? detail : strerror(c->err));
+		log_debug("%s: client %s closed: backend %s unreachable", svc->conf.name,
+		    ip_str(&c->front.src, ca, sizeof(ca)), be->conf.name);
+		break;
+	case RELAY_WHY_NOMEM:
+		errno = c->err;
+		log_warn("%s: copy mode for a connection failed", svc->conf.name);
+		break;
+	case RELAY_WHY_EPOLL:
+		errno = c->err;
+		log_warn("%s: cannot watch a connection", svc->conf.name);
+		break;
+	default:
+		break;
+	}
 	log_debug("%s: connection from port %u closed (%s), %llu bytes in, %llu out",
-	    svc->conf.name, c->front.sport, why,
+	    svc->conf.name, c->front.sport, relay_why_str(c->why),
 	    (unsigned long long)c->dir[DIR_C2B].bytes,
 	    (unsigned long long)c->dir[DIR_B2C].bytes);
-	/* close() takes an fd out of relay_epfd, unless a copy of it lives on. */
-	if (c->watch & CONN_ADOPTED) {
-		if (c->watch & CONN_WATCH_C)
-			(void)epoll_ctl(relay_epfd, EPOLL_CTL_DEL, c->cfd, NULL);
-		if (c->watch & CONN_WATCH_B)
-			(void)epoll_ctl(relay_epfd, EPOLL_CTL_DEL, c->bfd, NULL);
-	}
-	/* Events of c still in the batch must not reach the freed c. */
-	for (i = relay_batch_i; i < relay_batch_n; i++)
-		if ((struct conn *)((uintptr_t)relay_batch[i].data.ptr &
-		    ~(uintptr_t)RELAY_SIDE_B) == c)
-			relay_batch[i].data.ptr = NULL;
-	if ((c->dir[DIR_C2B].flags | c->dir[DIR_B2C].flags) & DIR_AGAIN)
-		TAILQ_REMOVE(&relay_again, c, again);
-	event_del(&c->timer);
-	for (i = 0; i < 2; i++)
-		relay_dir_release(&c->dir[i]);	/* a pipe holding bytes is closed, not pooled */
-	if (c->cfd != -1)
+	if (c->cfd != -1)		/* ended before the handoff */
 		close(c->cfd);
 	if (c->bfd != -1)
 		close(c->bfd);
 	TAILQ_REMOVE(&svc->conns, c, entry);
-	c->be->active--;
+	be->active--;
 	svc->active--;
 	relay_nactive--;
 	free(c);
@@ -293,18 +414,103 @@ relay_close(struct conn *c, const char *why)
 		listener_resume(svc);
 }
 
-/* The backend could not be reached: count it, close both sides. */
+/* Wakes the loop watching eventfd fd. */
 static void
-relay_connect_failed(struct conn *c, const char *reason)
+relay_wake(int fd)
 {
-	char	 ca[ADDR_STRLEN], ba[ADDR_STRLEN];
+	uint64_t	 one = 1;
 
-	c->be->connect_failures++;
-	relay_log_limited("%s: connect to %s failed: %s", c->be->conf.name,
-	    ip_str(&c->back.dst, ba, sizeof(ba)), reason);
-	log_debug("%s: client %s closed: backend %s unreachable", c->svc->conf.name,
-	    ip_str(&c->front.src, ca, sizeof(ca)), c->be->conf.name);
-	relay_close(c, "connect failed");
+	if (write(fd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+		log_warn("relay: cannot wake a thread (eventfd)");
+}
+
+/*
+ * Worker thread: what ended in w goes to the done queue, for the main
+ * thread to finish; the eventfd is written only when the queue was empty.
+ */
+static void
+relay_worker_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay_worker	*w = arg;
+	bool			 wake;
+
+	if (TAILQ_EMPTY(&w->ended))
+		return;
+	pthread_mutex_lock(&relay_done_lock);
+	wake = TAILQ_EMPTY(&relay_done);
+	TAILQ_CONCAT(&relay_done, &w->ended, wentry);
+	pthread_mutex_unlock(&relay_done_lock);
+	if (wake)
+		relay_wake(relay_done_fd);
+}
+
+/*
+ * Main thread: finishes what workers posted. The eventfd is read before
+ * the list is taken, so a post after the take raises a new wakeup.
+ */
+static void
+relay_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn_list	 done;
+	struct conn		*c;
+	uint64_t		 n;
+
+	if (relay_done_fd != -1 && read(relay_done_fd, &n, sizeof(n)) == -1 &&
+	    errno != EAGAIN)
+		log_warn("relay: cannot read the done queue's eventfd");
+	TAILQ_INIT(&done);
+	pthread_mutex_lock(&relay_done_lock);
+	TAILQ_CONCAT(&done, &relay_done, wentry);
+	pthread_mutex_unlock(&relay_done_lock);
+	while ((c = TAILQ_FIRST(&done)) != NULL) {
+		TAILQ_REMOVE(&done, c, wentry);
+		relay_finish(c, NULL);
+	}
+}
+
+/*
+ * Worker: c ended (why, err): its sockets close (a pipe holding bytes is
+ * closed, not pooled) and the main thread finishes it, at once when the
+ * worker runs inline, else through the done queue.
+ */
+static void
+relay_close(struct conn *c, enum relay_why why, int err)
+{
+	struct relay_worker	*w = c->w;
+	int			 i;
+
+	/* close() takes an fd out of the epoll set, unless a copy of it lives on. */
+	if (c->watch & CONN_ADOPTED) {
+		if (c->watch & CONN_WATCH_C)
+			(void)epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->cfd, NULL);
+		if (c->watch & CONN_WATCH_B)
+			(void)epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->bfd, NULL);
+	}
+	/* Events of c still in the batch must not reach the freed c. */
+	for (i = w->batch_i; i < w->batch_n; i++)
+		if ((struct conn *)((uintptr_t)w->batch[i].data.ptr &
+		    ~(uintptr_t)RELAY_SIDE_B) == c)
+			w->batch[i].data.ptr = NULL;
+	if ((c->dir[DIR_C2B].flags | c->dir[DIR_B2C].flags) & DIR_AGAIN)
+		TAILQ_REMOVE(&w->again, c, again);
+	event_del(&c->timer);
+	for (i = 0; i < 2; i++)
+		relay_dir_release(w, &c->dir[i]);
+	if (c->cfd != -1)
+		close(c->cfd);
+	if (c->bfd != -1)
+		close(c->bfd);
+	c->cfd = c->bfd = -1;
+	TAILQ_REMOVE(&w->conns, c, wentry);
+	c->why = (uint8_t)why;
+	c->err = err;
+	if (!w->threaded) {
+		relay_finish(c, NULL);
+		return;
+	}
+	/* Posted once this loop iteration's callbacks are done: one lock, one wakeup. */
+	TAILQ_INSERT_TAIL(&w->ended, c, wentry);
+	event_active(w->flush_ev, EV_TIMEOUT, 0);
 }
 
 /* ---------------------------------------------------------------- data */
@@ -323,9 +529,8 @@ relay_dir_copy(struct conn *c, int di)
 
 	if (d->flags & DIR_COPY)
 		return 0;
-	log_debug("%s: splice refused, connection from port %u copies %s",
-	    c->svc->conf.name, c->front.sport, di == DIR_C2B ? "client->backend" :
-	    "backend->client");
+	log_debug("relay: splice refused, connection from port %u copies %s",
+	    c->front.sport, di == DIR_C2B ? "client->backend" : "backend->client");
 	if (d->pending > 0 && d->pipe_r != -1) {
 		if ((d->buf = malloc(d->pending)) == NULL)
 			return -1;
@@ -344,32 +549,32 @@ relay_dir_copy(struct conn *c, int di)
 		uint32_t pending = d->pending;
 
 		d->pending = 0;			/* the pipe is empty now: pool it */
-		relay_pipe_put(d);
+		relay_pipe_put(c->w, d);
 		d->pending = pending;
 	}
 	return 0;
 }
 
 /*
- * The bounce buffer is shared: bytes of d the destination did not take
- * move to a buffer of their own before relay_pump returns. Returns 0, or
- * -1 out of memory.
+ * The bounce buffer is the worker's: bytes of d the destination did not
+ * take move to a buffer of their own before relay_pump returns. Returns 0,
+ * or -1 out of memory.
  */
 static int
-relay_dir_keep(struct conn_dir *d)
+relay_dir_keep(struct relay_worker *w, struct conn_dir *d)
 {
 	if (d->pending == 0 || d->pipe_r != -1 || d->buf != NULL)
 		return 0;
 	if ((d->buf = malloc(d->pending)) == NULL)
 		return -1;
-	memcpy(d->buf, relay_bounce + d->off, d->pending);
+	memcpy(d->buf, w->bounce + d->off, d->pending);
 	d->off = 0;
 	return 0;
 }
 
 /* Writes what direction d holds to dst. Returns bytes written or -1 (errno). */
 static ssize_t
-relay_dir_write(struct conn_dir *d, int dst)
+relay_dir_write(struct relay_worker *w, struct conn_dir *d, int dst)
 {
 	ssize_t	 n;
 	int	 flags = MSG_NOSIGNAL | MSG_DONTWAIT;
@@ -379,7 +584,7 @@ relay_dir_write(struct conn_dir *d, int dst)
 	/* The source is at EOF: the FIN (shutdown or close, next) joins this segment. */
 	if (d->flags & DIR_EOF)
 		flags |= MSG_MORE;
-	n = send(dst, (d->buf != NULL ? d->buf : relay_bounce) + d->off, d->pending, flags);
+	n = send(dst, (d->buf != NULL ? d->buf : w->bounce) + d->off, d->pending, flags);
 	if (n > 0)
 		d->off += (uint32_t)n;
 	return n;
@@ -387,12 +592,20 @@ relay_dir_write(struct conn_dir *d, int dst)
 
 /* Reads from src into direction d, which holds nothing. Returns bytes, 0 at EOF, -1 (errno). */
 static ssize_t
-relay_dir_read(struct conn_dir *d, int src)
+relay_dir_read(struct relay_worker *w, struct conn_dir *d, int src)
 {
 	if (d->flags & DIR_SPLICE)	/* more than the pipe holds is fine: splice stops when full */
 		return splice(src, NULL, d->pipe_w, NULL, RELAY_PIPE_SIZE, RELAY_SPLICE_FLAGS);
 	d->off = 0;
-	return recv(src, relay_bounce, sizeof(relay_bounce), MSG_DONTWAIT);
+	return recv(src, w->bounce, sizeof(w->bounce), MSG_DONTWAIT);
+}
+
+/* Adds n bytes moved by direction di to c's backend counters (read by the main thread). */
+static void
+relay_count(struct conn *c, int di, uint64_t n)
+{
+	__atomic_fetch_add(di == DIR_C2B ? &c->be->bytes_in : &c->be->bytes_out, n,
+	    __ATOMIC_RELAXED);
 }
 
 /*
@@ -407,14 +620,15 @@ relay_dir_read(struct conn_dir *d, int src)
 static int
 relay_dir_peek(struct conn *c, int di, int src, int dst)
 {
+	struct relay_worker *w = c->w;
 	struct conn_dir	*d = &c->dir[di];
 	ssize_t		 n;
 
-	if (d->pending < sizeof(relay_bounce) && !(d->flags & DIR_HUP)) {
+	if (d->pending < sizeof(w->bounce) && !(d->flags & DIR_HUP)) {
 		/* Emptied, and no FIN or error was reported: the next edge tells. */
 		d->flags &= (uint8_t)~DIR_READABLE;
-	} else if (d->pending < sizeof(relay_bounce)) {
-		n = recv(src, relay_bounce + d->pending, sizeof(relay_bounce) - d->pending,
+	} else if (d->pending < sizeof(w->bounce)) {
+		n = recv(src, w->bounce + d->pending, sizeof(w->bounce) - d->pending,
 		    MSG_DONTWAIT);
 		if (n > 0)
 			d->pending += (uint32_t)n;
@@ -424,36 +638,36 @@ relay_dir_peek(struct conn *c, int di, int src, int dst)
 			d->flags &= (uint8_t)~(DIR_READABLE | DIR_HUP);
 		else if (errno != EINTR) {
 			/* src reset us after these bytes: they go first, then the reset. */
-			if ((n = send(dst, relay_bounce, d->pending, MSG_NOSIGNAL |
+			if ((n = send(dst, w->bounce, d->pending, MSG_NOSIGNAL |
 			    MSG_DONTWAIT)) > 0) {
 				d->bytes += (uint64_t)n;
-				*(di == DIR_C2B ? &c->be->bytes_in : &c->be->bytes_out) +=
-				    (uint64_t)n;
+				relay_count(c, di, (uint64_t)n);
 			}
 			d->pending = 0;
 			relay_set_reset(dst);
-			relay_close(c, di == DIR_C2B ? "client reset" : "backend reset");
+			relay_close(c, di == DIR_C2B ? RELAY_WHY_CLIENT_RESET :
+			    RELAY_WHY_BACKEND_RESET, 0);
 			return -1;
 		}
 	}
-	if (d->pending == sizeof(relay_bounce) && !(d->flags & DIR_COPY))
+	if (d->pending == sizeof(w->bounce) && !(d->flags & DIR_COPY))
 		d->flags |= DIR_SPLICE;
 	return 0;
 }
 
 /*
  * Moves bytes of direction di until the source is empty, the destination is
- * full, or the round budget is spent (then the source's event is activated
- * again so other connections get their turn first).
+ * full, or the round budget is spent (then the worker's epoll event is
+ * activated again so other connections get their turn first).
  * Returns: -1 c was closed, 0 otherwise.
  */
 static int
 relay_pump(struct conn *c, int di)
 {
+	struct relay_worker *w = c->w;
 	struct conn_dir	*d = &c->dir[di];
 	int		 src = di == DIR_C2B ? c->cfd : c->bfd;
 	int		 dst = di == DIR_C2B ? c->bfd : c->cfd;
-	uint64_t	*counter = di == DIR_C2B ? &c->be->bytes_in : &c->be->bytes_out;
 	ssize_t		 n;
 	int		 round;
 
@@ -461,10 +675,10 @@ relay_pump(struct conn *c, int di)
 		if (d->pending > 0) {
 			if (d->flags & DIR_BLOCKED)
 				return 0;
-			n = relay_dir_write(d, dst);
+			n = relay_dir_write(w, d, dst);
 			if (n == -1) {
 				if (errno == EAGAIN || errno == EWOULDBLOCK) {
-					if (relay_dir_keep(d) == -1)
+					if (relay_dir_keep(w, d) == -1)
 						goto fail;
 					d->flags |= DIR_BLOCKED;
 					return 0;
@@ -478,16 +692,16 @@ relay_pump(struct conn *c, int di)
 				}
 				/* dst reset us (EPIPE, ECONNRESET...): reset src too. */
 				relay_set_reset(src);
-				relay_close(c, di == DIR_C2B ? "backend reset" :
-				    "client reset");
+				relay_close(c, di == DIR_C2B ? RELAY_WHY_BACKEND_RESET :
+				    RELAY_WHY_CLIENT_RESET, 0);
 				return -1;
 			}
 			d->pending -= (uint32_t)n;
 			d->bytes += (uint64_t)n;
-			*counter += (uint64_t)n;
+			relay_count(c, di, (uint64_t)n);
 			if (d->pending > 0)
 				continue;
-			relay_dir_release(d);	/* an idle direction holds no pipe, no buffer */
+			relay_dir_release(w, d);	/* an idle direction holds no pipe, no buffer */
 		}
 		if (d->flags & DIR_EOF) {
 			if (d->flags & DIR_DONE)
@@ -495,29 +709,30 @@ relay_pump(struct conn *c, int di)
 			d->flags |= DIR_DONE;
 			/* Both ways finished: close() sends this FIN, no shutdown() needed. */
 			if (c->dir[!di].flags & DIR_DONE) {
-				relay_close(c, "closed");
+				relay_close(c, RELAY_WHY_CLOSED, 0);
 				return -1;
 			}
 			if (shutdown(dst, SHUT_WR) == -1 && errno != ENOTCONN) {
 				relay_set_reset(src);
-				relay_close(c, "shutdown failed");
+				relay_close(c, RELAY_WHY_SHUTDOWN_FAILED, errno);
 				return -1;
 			}
 			return 0;
 		}
 		if (!(d->flags & DIR_READABLE))
 			return 0;
-		if ((d->flags & DIR_SPLICE) && d->pipe_r == -1 && relay_pipe_get(d) == -1) {
-			relay_log_limited("%s: no pipe for a connection (%s), copying "
-			    "instead: raise LimitNOFILE", c->svc->conf.name, strerror(errno));
+		if ((d->flags & DIR_SPLICE) && d->pipe_r == -1 && relay_pipe_get(w, d) == -1) {
+			relay_log_limited(&w->limit, "relay: no pipe for the connection from "
+			    "port %u (%s), copying instead: raise LimitNOFILE",
+			    c->front.sport, strerror(errno));
 			if (relay_dir_copy(c, di) == -1)
 				goto fail;
 		}
-		n = relay_dir_read(d, src);
+		n = relay_dir_read(w, d, src);
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				d->flags &= (uint8_t)~(DIR_READABLE | DIR_HUP);
-				relay_dir_release(d);
+				relay_dir_release(w, d);
 				return 0;
 			}
 			if (errno == EINTR)
@@ -530,17 +745,18 @@ relay_pump(struct conn *c, int di)
 			if (errno == ENOMEM)
 				goto fail;
 			if (c->state == CONN_CONNECTING) {	/* see relay_connected() */
-				relay_connect_failed(c, strerror(errno));
+				relay_close(c, RELAY_WHY_CONNECT, errno);
 				return -1;
 			}
 			/* src reset us (ECONNRESET, ETIMEDOUT...): reset dst too. */
 			relay_set_reset(dst);
-			relay_close(c, di == DIR_C2B ? "client reset" : "backend reset");
+			relay_close(c, di == DIR_C2B ? RELAY_WHY_CLIENT_RESET :
+			    RELAY_WHY_BACKEND_RESET, 0);
 			return -1;
 		}
 		if (n == 0) {
 			d->flags = (uint8_t)((d->flags | DIR_EOF) & ~DIR_READABLE);
-			relay_dir_release(d);
+			relay_dir_release(w, d);
 			continue;
 		}
 		d->pending = (uint32_t)n;
@@ -548,19 +764,18 @@ relay_pump(struct conn *c, int di)
 			return -1;
 	}
 	/* Budget spent with work left: come back after the other ready events. */
-	if (relay_dir_keep(d) == -1)
+	if (relay_dir_keep(w, d) == -1)
 		goto fail;
 	if (!((c->dir[DIR_C2B].flags | c->dir[DIR_B2C].flags) & DIR_AGAIN))
-		TAILQ_INSERT_TAIL(&relay_again, c, again);
+		TAILQ_INSERT_TAIL(&w->again, c, again);
 	d->flags |= DIR_AGAIN;
-	event_active(relay_epev, EV_READ, 0);
+	event_active(w->epev, EV_READ, 0);
 	return 0;
 
 fail:
-	log_warn("%s: copy mode for a connection failed", c->svc->conf.name);
 	relay_set_reset(src);
 	relay_set_reset(dst);
-	relay_close(c, "out of memory");
+	relay_close(c, RELAY_WHY_NOMEM, errno);
 	return -1;
 }
 
@@ -579,7 +794,7 @@ relay_timer_set(struct conn *c, int64_t ms)
 	evtimer_add(&c->timer, &tv);
 }
 
-/* Adds c's socket of side RELAY_SIDE_B (or 0: the client's) to relay_epfd. Returns 0 or -1. */
+/* Adds c's socket of side RELAY_SIDE_B (or 0: the client's) to its worker's epoll set. Returns 0 or -1. */
 static int
 relay_watch(struct conn *c, int side)
 {
@@ -591,7 +806,7 @@ relay_watch(struct conn *c, int side)
 	memset(&ev, 0, sizeof(ev));
 	ev.events = RELAY_EPOLL_EVENTS;
 	ev.data.ptr = (void *)((uintptr_t)c | (uintptr_t)side);
-	if (epoll_ctl(relay_epfd, EPOLL_CTL_ADD, side == RELAY_SIDE_B ? c->bfd : c->cfd,
+	if (epoll_ctl(c->w->epfd, EPOLL_CTL_ADD, side == RELAY_SIDE_B ? c->bfd : c->cfd,
 	    &ev) == -1)
 		return -1;
 	c->watch |= bit;
@@ -609,11 +824,10 @@ relay_start(struct conn *c)
 	c->state = CONN_RELAYING;
 	c->last_ms = now_ms();
 	if (relay_watch(c, 0) == -1 || relay_watch(c, RELAY_SIDE_B) == -1) {
-		log_warn("%s: cannot watch a connection", c->svc->conf.name);
-		relay_close(c, "epoll_ctl failed");
+		relay_close(c, RELAY_WHY_EPOLL, errno);
 		return -1;
 	}
-	relay_timer_set(c, (int64_t)c->svc->conf.idle_timeout_s * 1000);
+	relay_timer_set(c, (int64_t)c->idle_s * 1000);
 	/* Pump what is known readable; the new client event reports the rest. */
 	if (relay_pump(c, DIR_B2C) == -1)
 		return -1;
@@ -672,21 +886,22 @@ relay_io(struct conn *c, int side, uint32_t ev)
 }
 
 /*
- * relay_epfd has events, or relay_again connections: first the
- * connections whose budget ran out (as many as were waiting), then a batch
- * of socket events. Another round is asked for while work is left.
+ * Worker w's epoll set has events, or its again list connections: first
+ * the connections whose budget ran out (as many as were waiting), then a
+ * batch of socket events. Another round is asked for while work is left.
  */
 static void
 relay_epoll_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct relay_worker *w = arg;
 	struct conn	*c;
 	uintptr_t	 p;
 	int		 i, n, di;
 
-	for (n = 0, c = TAILQ_FIRST(&relay_again); c != NULL; c = TAILQ_NEXT(c, again))
+	for (n = 0, c = TAILQ_FIRST(&w->again); c != NULL; c = TAILQ_NEXT(c, again))
 		n++;
-	while (n-- > 0 && (c = TAILQ_FIRST(&relay_again)) != NULL) {
-		TAILQ_REMOVE(&relay_again, c, again);
+	while (n-- > 0 && (c = TAILQ_FIRST(&w->again)) != NULL) {
+		TAILQ_REMOVE(&w->again, c, again);
 		for (di = 0; di < 2; di++)
 			c->dir[di].flags &= (uint8_t)~DIR_AGAIN;
 		c->last_ms = now_ms();
@@ -695,23 +910,23 @@ relay_epoll_cb(evutil_socket_t fd, short what, void *arg)
 		(void)relay_pump(c, DIR_B2C);
 	}
 	do
-		n = epoll_wait(relay_epfd, relay_batch, RELAY_BATCH, 0);
+		n = epoll_wait(w->epfd, w->batch, RELAY_BATCH, 0);
 	while (n == -1 && errno == EINTR);
 	if (n == -1) {
 		log_warn("relay: epoll_wait");
 		n = 0;
 	}
-	relay_batch_n = n;
+	w->batch_n = n;
 	for (i = 0; i < n; i++) {
-		relay_batch_i = i + 1;
-		if ((p = (uintptr_t)relay_batch[i].data.ptr) == 0)
+		w->batch_i = i + 1;
+		if ((p = (uintptr_t)w->batch[i].data.ptr) == 0)
 			continue;	/* its connection was closed earlier in the batch */
 		relay_io((struct conn *)(p & ~(uintptr_t)RELAY_SIDE_B), (int)(p & RELAY_SIDE_B),
-		    relay_batch[i].events);
+		    w->batch[i].events);
 	}
-	relay_batch_n = relay_batch_i = 0;
-	if (!TAILQ_EMPTY(&relay_again))
-		event_active(relay_epev, EV_READ, 0);
+	w->batch_n = w->batch_i = 0;
+	if (!TAILQ_EMPTY(&w->again))
+		event_active(w->epev, EV_READ, 0);
 }
 
 static void
@@ -719,22 +934,236 @@ relay_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn	*c = arg;
 	uint64_t	 idle, now;
-	char		 reason[64];
 
 	if (c->state == CONN_CONNECTING) {
-		snprintf(reason, sizeof(reason), "no answer within %d ms",
-		    c->svc->conf.connect_timeout_ms);
-		relay_connect_failed(c, reason);
+		relay_close(c, RELAY_WHY_CONNECT_TIMEOUT, 0);
 		return;
 	}
 	/* Activity does not re-arm the timer: re-arm here for what is left. */
-	idle = (uint64_t)c->svc->conf.idle_timeout_s * 1000;
+	idle = (uint64_t)c->idle_s * 1000;
 	now = now_ms();
 	if (now - c->last_ms < idle) {
 		relay_timer_set(c, (int64_t)(idle - (now - c->last_ms)));
 		return;
 	}
-	relay_close(c, "idle timeout");
+	relay_close(c, RELAY_WHY_IDLE, 0);
+}
+
+/* ---------------------------------------------------------------- handoff */
+
+/* Worker w takes c: from now on only w touches its sockets, pipes and timer. */
+static void
+relay_take(struct relay_worker *w, struct conn *c)
+{
+	c->w = w;
+	TAILQ_INSERT_TAIL(&w->conns, c, wentry);
+	evtimer_assign(&c->timer, w->base, relay_timer_cb, c);
+	if (c->watch & CONN_READY) {
+		(void)relay_start(c);
+		return;
+	}
+	if (relay_watch(c, RELAY_SIDE_B) == -1) {
+		relay_close(c, RELAY_WHY_EPOLL, errno);
+		return;
+	}
+	relay_timer_set(c, c->connect_ms);
+}
+
+/* Main thread: gives c to the next worker (round robin), or runs it inline. */
+static void
+relay_hand(struct conn *c)
+{
+	struct relay_worker	*w;
+
+	if (relay_nthreads == 0) {
+		relay_take(relay_workers[0], c);
+		return;
+	}
+	w = relay_workers[relay_rr++ % (unsigned int)relay_nthreads];
+	/* Flushed once this loop iteration's accepts are done: one lock, one wakeup. */
+	TAILQ_INSERT_TAIL(&w->outbox, c, wentry);
+	event_active(relay_hand_ev, EV_TIMEOUT, 0);
+}
+
+/*
+ * Main thread: the connections handed over since the last flush go to
+ * their workers' inboxes; a worker's eventfd is written only when its
+ * inbox was empty.
+ */
+static void
+relay_hand_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay_worker	*w;
+	bool			 wake;
+	int			 i;
+
+	for (i = 0; i < relay_nthreads; i++) {
+		w = relay_workers[i];
+		if (TAILQ_EMPTY(&w->outbox))
+			continue;
+		pthread_mutex_lock(&w->lock);
+		wake = TAILQ_EMPTY(&w->inbox);
+		TAILQ_CONCAT(&w->inbox, &w->outbox, wentry);
+		pthread_mutex_unlock(&w->lock);
+		if (wake)
+			relay_wake(w->efd);
+	}
+}
+
+/* Worker: ends every connection it holds (relay_shutdown). */
+static void
+relay_worker_close_all(struct relay_worker *w)
+{
+	while (!TAILQ_EMPTY(&w->conns))
+		relay_close(TAILQ_FIRST(&w->conns), RELAY_WHY_STOPPING, 0);
+}
+
+/*
+ * Worker thread: its inbox has connections, or it is told to stop. The
+ * eventfd is read before the inbox is taken (see relay_done_cb).
+ */
+static void
+relay_inbox_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay_worker	*w = arg;
+	struct conn_list	 in;
+	struct conn		*c;
+	uint64_t		 n;
+	bool			 stop;
+
+	if (read(w->efd, &n, sizeof(n)) == -1 && errno != EAGAIN)
+		log_warn("relay: cannot read a worker's eventfd");
+	TAILQ_INIT(&in);
+	pthread_mutex_lock(&w->lock);
+	TAILQ_CONCAT(&in, &w->inbox, wentry);
+	stop = w->stop;
+	pthread_mutex_unlock(&w->lock);
+	while ((c = TAILQ_FIRST(&in)) != NULL) {
+		TAILQ_REMOVE(&in, c, wentry);
+		relay_take(w, c);
+	}
+	if (stop) {
+		relay_worker_close_all(w);
+		relay_worker_flush_cb(-1, 0, w);
+		event_base_loopbreak(w->base);
+	}
+}
+
+static void *
+relay_worker_main(void *arg)
+{
+	struct relay_worker	*w = arg;
+
+	if (event_base_loop(w->base, 0) == -1)
+		log_warnx("relay: a worker's event loop failed");
+	relay_worker_close_all(w);	/* none left after a stop */
+	relay_worker_flush_cb(-1, 0, w);
+	return NULL;
+}
+
+/* Frees w (its thread joined) and its spare pipes. */
+static void
+relay_worker_free(struct relay_worker *w)
+{
+	if (w == NULL)
+		return;
+	while (w->npool > 0) {
+		w->npool--;
+		close(w->pool[w->npool].r);
+		close(w->pool[w->npool].w);
+	}
+	if (w->epev != NULL)
+		event_free(w->epev);
+	if (w->inev != NULL)
+		event_free(w->inev);
+	if (w->flush_ev != NULL)
+		event_free(w->flush_ev);
+	if (w->epfd != -1)
+		close(w->epfd);
+	if (w->efd != -1)
+		close(w->efd);
+	if (w->threaded && w->base != NULL)
+		event_base_free(w->base);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+/*
+ * A worker with its epoll set: run by main_base (inline), or, main_base
+ * NULL, with an event loop and an inbox of its own, its thread not started
+ * yet. Returns it, or NULL logged.
+ */
+static struct relay_worker *
+relay_worker_new(struct event_base *main_base)
+{
+	struct relay_worker	*w;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		log_warn("relay: cannot allocate a worker");
+		return NULL;
+	}
+	w->epfd = w->efd = -1;
+	TAILQ_INIT(&w->conns);
+	TAILQ_INIT(&w->again);
+	TAILQ_INIT(&w->inbox);
+	TAILQ_INIT(&w->outbox);
+	TAILQ_INIT(&w->ended);
+	pthread_mutex_init(&w->lock, NULL);
+	w->threaded = main_base == NULL;
+	if ((w->base = w->threaded ? event_base_new() : main_base) == NULL) {
+		log_warnx("relay: cannot make a worker's event loop");
+		goto fail;
+	}
+	if ((w->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1) {
+		log_warn("relay: epoll_create1");
+		goto fail;
+	}
+	/* Level-triggered on the set: events not taken by one batch ask again. */
+	if ((w->epev = event_new(w->base, w->epfd, EV_READ | EV_PERSIST,
+	    relay_epoll_cb, w)) == NULL || event_add(w->epev, NULL) == -1) {
+		log_warnx("relay: cannot watch a worker's epoll set");
+		goto fail;
+	}
+	if (!w->threaded)
+		return w;
+	if ((w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
+		log_warn("relay: eventfd");
+		goto fail;
+	}
+	if ((w->inev = event_new(w->base, w->efd, EV_READ | EV_PERSIST,
+	    relay_inbox_cb, w)) == NULL || event_add(w->inev, NULL) == -1) {
+		log_warnx("relay: cannot watch a worker's inbox");
+		goto fail;
+	}
+	if ((w->flush_ev = event_new(w->base, -1, 0, relay_worker_flush_cb, w)) == NULL) {
+		log_warnx("relay: cannot make a worker's flush event");
+		goto fail;
+	}
+	return w;
+
+fail:
+	relay_worker_free(w);
+	return NULL;
+}
+
+/* Starts w's thread with every signal blocked: signals are the main loop's. Returns 0, -1 logged. */
+static int
+relay_worker_start(struct relay_worker *w)
+{
+	sigset_t	 all, old;
+	int		 rc;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&w->tid, NULL, relay_worker_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		errno = rc;
+		log_warn("relay: cannot start a worker thread");
+		return -1;
+	}
+	w->started = true;
+	return 0;
 }
 
 /* ---------------------------------------------------------------- connections */
@@ -756,7 +1185,6 @@ relay_tuple(struct conn_tuple *t, const struct sockaddr *src, const struct socka
 static struct conn *
 relay_conn_new(struct service *svc, struct backend *be, int cfd)
 {
-	struct event_base	*base = svc->lbd->base;
 	struct conn		*c;
 	int			 i;
 
@@ -766,6 +1194,9 @@ relay_conn_new(struct service *svc, struct backend *be, int cfd)
 	c->be = be;
 	c->cfd = cfd;
 	c->bfd = -1;
+	/* What the worker needs of svc->conf, which a reload rewrites in place. */
+	c->connect_ms = svc->conf.connect_timeout_ms;
+	c->idle_s = svc->conf.idle_timeout_s;
 	/*
 	 * Directions start not readable: adding a socket to epoll reports the
 	 * state it is in, so a source with data gets its read edge anyway, and
@@ -774,7 +1205,6 @@ relay_conn_new(struct service *svc, struct backend *be, int cfd)
 	for (i = 0; i < 2; i++)
 		c->dir[i].pipe_r = c->dir[i].pipe_w = -1;
 	c->created_ms = c->last_ms = now_ms();
-	evtimer_assign(&c->timer, base, relay_timer_cb, c);
 	TAILQ_INSERT_TAIL(&svc->conns, c, entry);
 	be->active++;
 	be->total++;
@@ -793,6 +1223,14 @@ relay_conn_mode(struct conn *c)
 {
 	if (!relay_splice_on)
 		c->dir[DIR_C2B].flags = c->dir[DIR_B2C].flags = DIR_COPY;
+}
+
+/* Main thread: the backend connect failed before the handoff (reason says how). */
+static void
+relay_connect_failed(struct conn *c, const char *reason)
+{
+	c->why = RELAY_WHY_CONNECT;
+	relay_finish(c, reason);
 }
 
 /*
@@ -874,20 +1312,13 @@ relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
 		return;
 	}
 	if (connect(c->bfd, (struct sockaddr *)&dst, addr_len((struct sockaddr *)&dst))
-	    == 0) {
-		relay_connected(c, EV_WRITE);
-		return;
-	}
-	if (errno != EINPROGRESS) {
+	    == 0)
+		c->watch |= CONN_READY;
+	else if (errno != EINPROGRESS) {
 		relay_connect_failed(c, strerror(errno));
 		return;
 	}
-	if (relay_watch(c, RELAY_SIDE_B) == -1) {
-		log_warn("%s: cannot watch a backend connect", svc->conf.name);
-		relay_close(c, "epoll_ctl failed");
-		return;
-	}
-	relay_timer_set(c, svc->conf.connect_timeout_ms);
+	relay_hand(c);
 }
 
 int
@@ -915,63 +1346,126 @@ relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd)
 	    getpeername(bfd, (struct sockaddr *)&b, &blen) == 0)
 		relay_tuple(&c->back, (struct sockaddr *)&a, (struct sockaddr *)&b);
 	relay_conn_mode(c);
-	c->watch |= CONN_ADOPTED;
-	(void)relay_start(c);
+	c->watch |= CONN_ADOPTED | CONN_READY;
+	relay_hand(c);
 	return 0;
 }
 
 /* ---------------------------------------------------------------- module */
 
-static void
-relay_free_epoll(void)
+/*
+ * node.relay_threads, LBD_RELAY_THREADS_AUTO resolved: CPUs online - 1, at
+ * most 64, but 0 (inline) with 1 or 2 CPUs online (or unknown): measured on
+ * 2 vCPUs, the handoff costs more than the idle CPU share it can win
+ * (tests/bench/profile.sh: 1 or 2 workers 0.90-0.95x of inline).
+ */
+static int
+relay_threads_wanted(const struct lbd_config *conf)
 {
-	if (relay_epev != NULL)
-		event_free(relay_epev);
-	relay_epev = NULL;
-	if (relay_epfd != -1)
-		close(relay_epfd);
-	relay_epfd = -1;
+	long	 n = conf->relay_threads;
+
+	if (n != LBD_RELAY_THREADS_AUTO)
+		return n < 0 ? 0 : n > LBD_MAX_RELAY_THREADS ? LBD_MAX_RELAY_THREADS : (int)n;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n <= 2)
+		return 0;
+	return n - 1 > LBD_MAX_RELAY_THREADS ? LBD_MAX_RELAY_THREADS : (int)(n - 1);
 }
 
 int
 relay_init(struct lbd *lbd)
 {
-	relay_free_epoll();
-	if ((relay_epfd = epoll_create1(EPOLL_CLOEXEC)) == -1) {
-		log_warn("relay: epoll_create1");
+	int	 n, i;
+
+	if (relay_workers != NULL)
+		relay_shutdown(lbd);
+	n = relay_threads_wanted(lbd->conf);
+	if ((relay_workers = calloc(n > 0 ? (size_t)n : 1, sizeof(*relay_workers))) == NULL) {
+		log_warn("relay: cannot allocate the workers");
 		return -1;
 	}
-	/* Level-triggered on the set: events not taken by one batch ask again. */
-	if ((relay_epev = event_new(lbd->base, relay_epfd, EV_READ | EV_PERSIST,
-	    relay_epoll_cb, NULL)) == NULL || event_add(relay_epev, NULL) == -1) {
-		log_warnx("relay: cannot watch the relay's epoll set");
-		relay_free_epoll();
-		return -1;
-	}
-	TAILQ_INIT(&relay_again);
-	relay_npool = 0;
+	relay_rr = 0;
 	relay_stopping = false;
+	memset(&relay_main_limit, 0, sizeof(relay_main_limit));
+	if (n == 0) {
+		if ((relay_workers[0] = relay_worker_new(lbd->base)) == NULL)
+			goto fail;
+		relay_nworkers = 1;
+		log_info("relay: in the main thread (node.relay_threads = 0)");
+		return 0;
+	}
+	if ((relay_done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
+		log_warn("relay: eventfd");
+		goto fail;
+	}
+	if ((relay_done_ev = event_new(lbd->base, relay_done_fd, EV_READ | EV_PERSIST,
+	    relay_done_cb, NULL)) == NULL || event_add(relay_done_ev, NULL) == -1) {
+		log_warnx("relay: cannot watch the done queue");
+		goto fail;
+	}
+	if ((relay_hand_ev = event_new(lbd->base, -1, 0, relay_hand_cb, NULL)) == NULL) {
+		log_warnx("relay: cannot make the handoff event");
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		if ((relay_workers[i] = relay_worker_new(NULL)) == NULL)
+			goto fail;
+		relay_nworkers++;
+		if (relay_worker_start(relay_workers[i]) == -1)
+			goto fail;
+		relay_nthreads++;
+	}
+	log_info("relay: %d worker thread%s", n, n == 1 ? "" : "s");
 	return 0;
+
+fail:
+	relay_shutdown(lbd);
+	return -1;
 }
 
 void
 relay_shutdown(struct lbd *lbd)
 {
-	struct service	*svc;
-	int		 i;
+	struct relay_worker	*w;
+	int			 i;
 
 	relay_stopping = true;
-	for (i = 0; i < lbd->nservices; i++) {
-		svc = &lbd->services[i];
-		while (!TAILQ_EMPTY(&svc->conns))
-			relay_close(TAILQ_FIRST(&svc->conns), "shutting down");
+	relay_hand_cb(-1, 0, NULL);	/* handed over this iteration: workers close them too */
+	for (i = 0; i < relay_nworkers; i++) {
+		w = relay_workers[i];
+		if (!w->threaded) {
+			relay_worker_close_all(w);	/* finishes each at once */
+			continue;
+		}
+		if (!w->started)
+			continue;
+		pthread_mutex_lock(&w->lock);
+		w->stop = true;
+		pthread_mutex_unlock(&w->lock);
+		relay_wake(w->efd);
 	}
-	while (relay_npool > 0) {
-		relay_npool--;
-		close(relay_pool[relay_npool].r);
-		close(relay_pool[relay_npool].w);
+	for (i = 0; i < relay_nworkers; i++) {
+		w = relay_workers[i];
+		if (w->started) {
+			pthread_join(w->tid, NULL);
+			w->started = false;
+		}
 	}
-	relay_free_epoll();
+	relay_done_cb(-1, 0, NULL);	/* what the workers posted, last ones included */
+	for (i = 0; i < relay_nworkers; i++)
+		relay_worker_free(relay_workers[i]);
+	free(relay_workers);
+	relay_workers = NULL;
+	relay_nworkers = relay_nthreads = 0;
+	if (relay_done_ev != NULL)
+		event_free(relay_done_ev);
+	relay_done_ev = NULL;
+	if (relay_hand_ev != NULL)
+		event_free(relay_hand_ev);
+	relay_hand_ev = NULL;
+	if (relay_done_fd != -1)
+		close(relay_done_fd);
+	relay_done_fd = -1;
 	relay_stopping = false;
 }
 
@@ -979,6 +1473,12 @@ uint64_t
 relay_active(void)
 {
 	return relay_nactive;
+}
+
+int
+relay_threads(void)
+{
+	return relay_nthreads;
 }
 
 void

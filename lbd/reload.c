@@ -9,9 +9,10 @@
  * connections finish (its sticky clients re-pick); a new backend takes a
  * new slot at the end, or, when all LBD_MAX_BACKENDS are taken, a removed
  * slot with no connection left (its sticky entries are deleted first).
- * What cannot change live (node, peer, cluster, vip, control, metrics, the
- * set of services, a service's ports, sticky_size, sticky_timeout_s) makes
- * the reload refuse with "needs a restart: ...".
+ * What cannot change live (node, node.relay_threads included, peer,
+ * cluster, vip, control, metrics, the set of services, a service's ports,
+ * sticky_size, sticky_timeout_s) makes the reload refuse with
+ * "needs a restart: ...".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,7 +130,8 @@ reload_global_change(const struct lbd_config *o, const struct lbd_config *n)
 	int	 i;
 
 	if (strcmp(o->node_name, n->node_name) != 0 || !reload_addr_same(&o->node_addr,
-	    &n->node_addr) || o->node_priority != n->node_priority)
+	    &n->node_addr) || o->node_priority != n->node_priority ||
+	    o->relay_threads != n->relay_threads)
 		return "node";
 	if (o->has_peer != n->has_peer || strcmp(o->peer_name, n->peer_name) != 0 ||
 	    o->npeer_addr != n->npeer_addr)

@@ -11,6 +11,9 @@
 #   PROF_ROUNDS=1 PROF_SECS=3 tests/bench/profile.sh
 #   PROF_LBD="old:/tmp/lbd.old new:build/lbd" tests/bench/profile.sh
 #                                                 # several lbd binaries, same run
+#   PROF_LBD="t0:build/lbd:0 t1:build/lbd:1 t2:build/lbd:2" tests/bench/profile.sh
+#                                                 # NAME:BINARY:THREADS sets node.relay_threads
+#                                                 # (else RIG_RELAY_THREADS, else lbd's default)
 #   PROF_TOOL=strace tests/bench/profile.sh       # + syscalls per connection
 #   PROF_TOOL=perf tests/bench/profile.sh         # + perf record -g of the proxy
 #   PROF_TOOL=stat tests/bench/profile.sh         # + perf stat (task-clock, switches)
@@ -29,7 +32,7 @@ PROF_ROUNDS=${PROF_ROUNDS:-3}		# rounds (median over them)
 PROF_SECS=${PROF_SECS:-5}		# seconds of rr -c PROF_CONC per run
 PROF_CONC=${PROF_CONC:-64}		# concurrent loops for connections/s
 PROF_LAT_SECS=${PROF_LAT_SECS:-2}	# seconds of rr -c 1 per run
-PROF_LBD=${PROF_LBD:-"lbd:$RIG_TOP/build/lbd"}	# NAME:BINARY ...
+PROF_LBD=${PROF_LBD:-"lbd:$RIG_TOP/build/lbd"}	# NAME:BINARY[:RELAY_THREADS] ...
 PROF_HAP=${PROF_HAP:-1}			# 1: also HAProxy best
 PROF_HAP_THREADS=${PROF_HAP_THREADS:-}	# HAProxy nbthread (default: one per CPU)
 PROF_TOOL=${PROF_TOOL:-}		# strace, perf, stat or util
@@ -129,10 +132,15 @@ prof_trace() {
 
 prof_vip_del() { rig_exec lb1 ip addr del "$RIG_VIP/$RIG_PLEN" dev eth0 2>/dev/null; true; }
 
-# lbd binary BIN standalone on lb1 with the rig's (= the bench's) config.
+# The BINARY and RELAY_THREADS (may be empty) of a PROF_LBD entry NAME:BINARY[:RELAY_THREADS].
+prof_spec_bin() { local r=${1#*:}; echo "${r%%:*}"; }
+prof_spec_threads() { local r=${1#*:}; [[ $r == *:* ]] && echo "${r#*:}"; true; }
+
+# lbd binary BIN standalone on lb1 with the rig's (= the bench's) config,
+# node.relay_threads THREADS when given.
 prof_lbd_up() {
 	RIG_LBD=$1
-	rig_lb_conf lb1
+	RIG_RELAY_THREADS=${2:-$RIG_RELAY_THREADS} rig_lb_conf lb1
 	rig_lb_start lb1
 	rig_lb_wait_ready lb1
 }
@@ -182,7 +190,7 @@ prof_hap_down() { rig_kill lb1-haproxy TERM; prof_vip_del; }
 command -v haproxy >/dev/null || PROF_HAP=0
 [ -x "$PROF_LOADGEN" ] || make -C "$RIG_TOP" bench-tools >/dev/null || rig_die "make bench-tools failed"
 for spec in $PROF_LBD; do
-	[ -x "${spec#*:}" ] || rig_die "no lbd binary ${spec#*:}"
+	[ -x "$(prof_spec_bin "$spec")" ] || rig_die "no lbd binary $(prof_spec_bin "$spec")"
 	PROF_COLS+=("${spec%%:*}")
 done
 [ "$PROF_HAP" = 1 ] && PROF_COLS+=(hap)
@@ -205,7 +213,7 @@ rig_log "rig $RIG_PREFIX up; ${PROF_ROUNDS} rounds of ${PROF_SECS} s x${PROF_CON
 for ((round = 1; round <= PROF_ROUNDS; round++)); do
 	rig_step "round $round of $PROF_ROUNDS"
 	for spec in $PROF_LBD; do
-		prof_lbd_up "${spec#*:}"
+		prof_lbd_up "$(prof_spec_bin "$spec")" "$(prof_spec_threads "$spec")"
 		prof_measure "${spec%%:*}"
 		prof_lbd_down
 	done
@@ -232,7 +240,7 @@ done
 if [ -n "$PROF_TOOL" ]; then
 	rig_step "profile: $PROF_TOOL"
 	for spec in $PROF_LBD; do
-		prof_lbd_up "${spec#*:}"
+		prof_lbd_up "$(prof_spec_bin "$spec")" "$(prof_spec_threads "$spec")"
 		prof_trace "${spec%%:*}" "$(rig_lb_pid lb1)"
 		prof_lbd_down
 	done

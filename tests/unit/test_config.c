@@ -218,6 +218,7 @@ test_minimal_defaults(void **state)
 	    ONE_BACKEND " } );\n");
 	s = &c->services[0];
 	assert_int_equal(c->node_priority, 100);
+	assert_int_equal(c->relay_threads, LBD_RELAY_THREADS_AUTO);	/* relay_init picks */
 	assert_false(c->has_peer);
 	assert_int_equal(c->npeer_addr, 0);
 	assert_string_equal(c->peer_name, "");
@@ -258,7 +259,8 @@ test_all_settings_ipv6(void **state)
 	struct service_config	*s;
 
 	c = load_ok(f,
-	    "node = { name = \"a-1.x\"; address = \"2001:db8::2\"; priority = 254; };\n"
+	    "node = { name = \"a-1.x\"; address = \"2001:db8::2\"; priority = 254;"
+	    " relay_threads = 64; };\n"
 	    "peer = { name = \"b_2\"; address = [ \"2001:db8::3\", \"fd00::3\" ]; };\n"
 	    "cluster = { key_file = \"/k\"; heartbeat_port = 1; sync_port = 65535;\n"
 	    "  advert_interval_ms = 10000; preempt = false; handover_drain_s = 0; };\n"
@@ -277,6 +279,7 @@ test_all_settings_ipv6(void **state)
 	assert_string_equal(c->node_name, "a-1.x");
 	assert_int_equal(c->node_addr.ss_family, AF_INET6);
 	assert_int_equal(c->node_priority, 254);
+	assert_int_equal(c->relay_threads, 64);
 	assert_int_equal(c->npeer_addr, 2);
 	assert_addr(&c->peer_addr[0], "2001:db8::3");
 	assert_addr(&c->peer_addr[1], "fd00::3");
@@ -679,6 +682,32 @@ test_priority_out_of_range(void **state)
 	    "  priority = 0; };\n", 2, "node.priority: 0 is out of range");
 }
 
+/* node.relay_threads: 0 (relay in the main loop) to 64; no other type. */
+static void
+test_relay_threads(void **state)
+{
+	struct fixture		*f = *state;
+	struct lbd_config	*c;
+
+	c = load_ok(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
+	    "  relay_threads = 0; };\n"
+	    "vip = { address = \"192.168.86.87/24\"; interface = \"eth0\"; };\n"
+	    "services = ( { name = \"S1\"; ports = [ \"21\" ]; " ONE_BACKEND " } );\n");
+	assert_int_equal(c->relay_threads, 0);
+	unlink(f->path);
+	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
+	    "  relay_threads = 65; };\n", 2,
+	    "node.relay_threads: 65 is out of range; use 0-64");
+	unlink(f->path);
+	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
+	    "  relay_threads = -1; };\n", 2,
+	    "node.relay_threads: -1 is out of range; use 0-64");
+	unlink(f->path);
+	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
+	    "  relay_threads = \"auto\"; };\n", 2,
+	    "node.relay_threads: expected an integer");
+}
+
 static void
 test_bad_scheduler(void **state)
 {
@@ -1034,6 +1063,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_duplicate_service, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_required, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_priority_out_of_range, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_relay_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_scheduler, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout_over_interval, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_ranges, setup, teardown),

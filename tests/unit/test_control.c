@@ -223,6 +223,8 @@ test_status_shape(void **state)
 	expect_type(r, "priority", JSON_INTEGER);
 	assert_int_equal(json_integer_value(json_object_get(r, "priority")), 150);
 	expect_type(r, "uptime_s", JSON_INTEGER);
+	expect_type(r, "relay_threads", JSON_INTEGER);	/* no relay_init here: 0 */
+	assert_int_equal(json_integer_value(json_object_get(r, "relay_threads")), 0);
 
 	expect_type(r, "vip", JSON_OBJECT);
 	vip = json_object_get(r, "vip");

@@ -7,6 +7,10 @@
  * VIP 127.0.0.1:P, node address 127.0.0.3, one backend 127.0.0.2:P. The
  * relay's event loop runs in the test thread; peers that move many bytes
  * run in helper threads on blocking sockets with 5 s timeouts.
+ *
+ * Every test runs twice: with node.relay_threads = 0 (bytes move in the
+ * test thread's loop) and with 2 worker threads (the test thread's loop
+ * accepts and finishes; the workers move bytes).
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -60,6 +64,7 @@ struct xfer {
 };
 
 static uint16_t	 test_port;		/* P: service port == backend port */
+static int	 test_threads;		/* node.relay_threads of this run */
 
 static void
 tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -121,6 +126,7 @@ env_open(struct env *e, enum source_mode source, int max_conn, int idle_s, int c
 	sin_set(&sc->backends[0].addr, "127.0.0.2", 0);
 	sc->backends[0].weight = 1;
 
+	e->conf.relay_threads = test_threads;
 	e->lbd.conf = &e->conf;
 	assert_non_null(e->lbd.base = event_base_new());
 	e->lbd.nservices = 1;
@@ -138,6 +144,7 @@ env_open(struct env *e, enum source_mode source, int max_conn, int idle_s, int c
 	be->up = true;
 
 	assert_int_equal(relay_init(&e->lbd), 0);
+	assert_int_equal(relay_threads(), test_threads);
 	assert_int_equal(listener_open_all(&e->lbd), 0);
 	assert_int_equal(svc->nlisteners, 1);
 	e->bl = backend_listen(128);
@@ -457,7 +464,9 @@ test_half_close_backend(void **state)
 /*
  * A direction holds a pipe only while bytes are in flight: after bulk
  * traffic (more than the bounce buffer, so splice) on two connections,
- * both idle, one pooled pipe (two fds) exists, not four.
+ * both idle, one pooled pipe (two fds) per worker exists, not one per
+ * connection: one in all when inline, two with 2 workers (round robin
+ * gave each worker one connection).
  */
 static void
 test_idle_holds_no_pipe(void **state)
@@ -465,7 +474,7 @@ test_idle_holds_no_pipe(void **state)
 	static char	 bulk[64 * 1024];
 	struct env	 e;
 	char		 buf[8];
-	int		 c[2], b[2], i, base;
+	int		 c[2], b[2], i, base, pipes = test_threads == 0 ? 1 : 2;
 
 	env_open(&e, SOURCE_NODE, 100, 60, 2000);
 	for (i = 0; i < 2; i++) {
@@ -488,7 +497,7 @@ test_idle_holds_no_pipe(void **state)
 	}
 	loop_for(&e, 20);
 	assert_int_equal(e.svc->active, 2);
-	assert_int_equal(fd_count_open(), base + 2);
+	assert_int_equal(fd_count_open(), base + 2 * pipes);
 	for (i = 0; i < 2; i++) {
 		close(c[i]);
 		close(b[i]);
@@ -582,7 +591,8 @@ test_idle_timeout(void **state)
 	    (unsigned long long)dt);
 	assert_true(dt >= 1500 && dt < 2500);
 	assert_int_equal(read_eof(&e, b), 0);
-	assert_int_equal(e.svc->active, 0);
+	/* A worker posts the closed connection; the loop finishes it next. */
+	assert_true(loop_until(&e, svc_idle, e.svc, WAIT_MS));
 	close(c);
 	close(b);
 	env_close(&e);
@@ -771,6 +781,170 @@ test_shutdown_closes(void **state)
 	env_close(&e);		/* closes the three, asserts nothing is left */
 }
 
+#define MANY_CONNS	2000		/* short connections of test_many_short */
+#define MANY_CLIENTS	4		/* client threads, MANY_CONNS / MANY_CLIENTS each */
+
+/* The backend of test_many_short: echoes each request after its FIN, then closes. */
+struct echo {
+	pthread_t	 tid;		/* the thread */
+	int		 fd;		/* listener (SO_RCVTIMEO bounds accept) */
+	int		 n;		/* connections to serve */
+	int		 served;	/* echoed in full */
+	volatile int	 finished;	/* set last */
+};
+
+/* A client thread of test_many_short: n request/echo exchanges, one per connection. */
+struct many {
+	pthread_t	 tid;		/* the thread */
+	int		 id;		/* client number, in each request */
+	int		 n;		/* connections to make */
+	int		 ok;		/* echoes that matched byte for byte */
+	uint64_t	 bytes;		/* request bytes sent */
+	volatile int	 finished;	/* set last */
+};
+
+static void *
+echo_main(void *arg)
+{
+	struct echo	*x = arg;
+	struct timeval	 tv = { IO_TIMEOUT_S, 0 };
+	char		 buf[512];
+	size_t		 got;
+	ssize_t		 r;
+	int		 fd;
+
+	while (x->served < x->n) {
+		if ((fd = accept4(x->fd, NULL, NULL, SOCK_CLOEXEC)) == -1)
+			break;
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		got = 0;
+		while (got < sizeof(buf) && (r = recv(fd, buf + got, sizeof(buf) - got, 0)) > 0)
+			got += (size_t)r;
+		/* The client's FIN came through (read 0): echo, then our FIN. */
+		if (got == sizeof(buf) || r != 0 ||
+		    send(fd, buf, got, MSG_NOSIGNAL) != (ssize_t)got) {
+			close(fd);
+			break;
+		}
+		close(fd);
+		x->served++;
+	}
+	__atomic_store_n(&x->finished, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void *
+many_main(void *arg)
+{
+	struct many		*m = arg;
+	struct sockaddr_in	 sin;
+	struct timeval		 tv = { IO_TIMEOUT_S, 0 };
+	char			 req[256], buf[512];
+	size_t			 got;
+	ssize_t			 r;
+	int			 i, fd, len;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(test_port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (i = 0; i < m->n; i++) {
+		if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+			break;
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		/* Lengths 20-220: a different request every time. */
+		len = snprintf(req, sizeof(req), "client %d request %d %.*s", m->id, i,
+		    i % 200, "................................................................"
+		    "................................................................"
+		    "........................................................................");
+		if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+		    send(fd, req, (size_t)len, MSG_NOSIGNAL) != len ||
+		    shutdown(fd, SHUT_WR) == -1) {
+			close(fd);
+			break;
+		}
+		m->bytes += (uint64_t)len;
+		got = 0;
+		while (got < sizeof(buf) && (r = recv(fd, buf + got, sizeof(buf) - got, 0)) > 0)
+			got += (size_t)r;
+		close(fd);
+		if (got != (size_t)len || memcmp(buf, req, (size_t)len) != 0)
+			break;
+		m->ok++;
+	}
+	__atomic_store_n(&m->finished, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static int
+many_done(void *arg)
+{
+	struct many	*m = arg;
+	int		 i;
+
+	for (i = 0; i < MANY_CLIENTS; i++)
+		if (!__atomic_load_n(&m[i].finished, __ATOMIC_ACQUIRE))
+			return 0;
+	return 1;
+}
+
+/*
+ * MANY_CONNS short connections from MANY_CLIENTS threads at once: each
+ * sends a request and its FIN, the backend echoes it and closes (a
+ * half-close each way), the echo matches byte for byte; the counters add
+ * up and go back to 0 active.
+ */
+static void
+test_many_short(void **state)
+{
+	struct env	 e;
+	struct echo	 x;
+	struct many	 m[MANY_CLIENTS];
+	struct backend	*be;
+	struct timeval	 tv = { IO_TIMEOUT_S, 0 };
+	uint64_t	 t0, dt, bytes = 0;
+	int		 i, ok = 0;
+
+	env_open(&e, SOURCE_NODE, 4096, 60, 2000);
+	be = &e.svc->backends[0];
+	memset(&x, 0, sizeof(x));
+	x.fd = e.bl;
+	x.n = MANY_CONNS;
+	setsockopt(e.bl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(pthread_create(&x.tid, NULL, echo_main, &x), 0);
+	memset(m, 0, sizeof(m));
+	t0 = now_ms();
+	for (i = 0; i < MANY_CLIENTS; i++) {
+		m[i].id = i;
+		m[i].n = MANY_CONNS / MANY_CLIENTS;
+		assert_int_equal(pthread_create(&m[i].tid, NULL, many_main, &m[i]), 0);
+	}
+	assert_true(loop_until(&e, many_done, m, 60000));
+	dt = now_ms() - t0;
+	for (i = 0; i < MANY_CLIENTS; i++) {
+		pthread_join(m[i].tid, NULL);
+		ok += m[i].ok;
+		bytes += m[i].bytes;
+	}
+	pthread_join(x.tid, NULL);
+	printf("many short: %d connections in %llu ms through %d worker thread(s) "
+	    "(ASan, informational)\n", ok, (unsigned long long)dt, test_threads);
+	assert_int_equal(ok, MANY_CONNS);
+	assert_int_equal(x.served, MANY_CONNS);
+	assert_true(loop_until(&e, svc_idle, e.svc, WAIT_MS));
+	assert_int_equal(relay_active(), 0);
+	assert_int_equal(be->active, 0);
+	assert_int_equal(be->total, MANY_CONNS);
+	assert_int_equal(e.svc->total, MANY_CONNS);
+	assert_int_equal(be->connect_failures, 0);
+	assert_int_equal(be->bytes_in, bytes);
+	assert_int_equal(be->bytes_out, bytes);
+	assert_true(TAILQ_EMPTY(&e.svc->conns));
+	env_close(&e);
+}
+
 /* Informational: 256 MiB client -> backend through the relay. */
 static void
 test_throughput(void **state)
@@ -809,6 +983,7 @@ test_conn_size(void **state)
 int
 main(void)
 {
+	int	 rc;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_conn_size),
 		cmocka_unit_test(test_bidirectional_node),
@@ -826,11 +1001,16 @@ main(void)
 		cmocka_unit_test(test_reset_passed_on),
 		cmocka_unit_test(test_adopt),
 		cmocka_unit_test(test_shutdown_closes),
+		cmocka_unit_test(test_many_short),
 		cmocka_unit_test(test_throughput),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
 	log_init(getenv("LBD_DEBUG") != NULL, "test_relay");
 	test_port = (uint16_t)(24000 + getpid() % 1500);	/* below the ephemeral range */
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	test_threads = 0;
+	rc = cmocka_run_group_tests_name("relay in the main loop", tests, NULL, NULL);
+	test_threads = 2;
+	rc += cmocka_run_group_tests_name("relay with 2 worker threads", tests, NULL, NULL);
+	return rc;
 }
