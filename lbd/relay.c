@@ -79,6 +79,10 @@
 
 #include "lbd.h"
 
+#ifndef IP_LOCAL_PORT_RANGE
+#define IP_LOCAL_PORT_RANGE	51	/* Linux 6.3+: a socket's own ephemeral port range (linux/in.h) */
+#endif
+#define RELAY_PORTS_FILE	"/proc/sys/net/ipv4/ip_local_port_range" /* the kernel's ephemeral ports */
 #define RELAY_PIPE_SIZE		(1024 * 1024)	/* pipe capacity asked with F_SETPIPE_SZ */
 #define RELAY_POOL_MAX		256		/* spare empty pipes kept for reuse, per worker */
 #define RELAY_BOUNCE_SIZE	16384		/* a worker's recv buffer; a read filling it means bulk: splice */
@@ -211,6 +215,7 @@ struct relay_worker {
 
 static struct relay_worker **relay_workers;	/* relay_nworkers of them */
 static int		 relay_nworkers;	/* entries of relay_workers */
+static uint32_t		 relay_ports;		/* IP_LOCAL_PORT_RANGE of VIP-sourced backend sockets; 0: none */
 static int		 relay_nthreads;	/* of them threaded; 0: the one runs inline */
 static unsigned int	 relay_rr;		/* next worker to hand a connection to */
 static bool		 relay_splice_on = true; /* false: copy mode for new connections */
@@ -1234,6 +1239,71 @@ relay_connect_failed(struct conn *c, const char *reason)
 }
 
 /*
+ * Both nodes' backend connections leave from the VIP. In a planned
+ * handover the old MASTER still serves its connections while the new one
+ * opens more; were the new one to pick the port of a live one to the same
+ * backend and port, the backend would answer its SYN with a challenge ACK,
+ * the new MASTER's kernel would answer that with a RST carrying exactly
+ * the sequence number the backend expects, and the old MASTER's connection
+ * would die (seen in a namespace test). So each node takes its own half of
+ * the ephemeral range: the lower node address the lower half. Sets
+ * relay_ports (0: standalone, or no range to split); a reload may turn a
+ * service's source to the VIP, so a pair always has it.
+ */
+static void
+relay_ports_split(const struct lbd_config *conf)
+{
+	struct lbd_ip	 me, peer;
+	unsigned	 lo, hi, mid;
+	FILE		*f;
+	int		 n;
+
+	relay_ports = 0;
+	if (!conf->has_peer || conf->npeer_addr == 0)
+		return;
+	if ((f = fopen(RELAY_PORTS_FILE, "r")) == NULL) {
+		log_warn("relay: %s", RELAY_PORTS_FILE);
+		return;
+	}
+	n = fscanf(f, "%u %u", &lo, &hi);
+	fclose(f);
+	if (n != 2 || lo >= hi || hi > 65535) {
+		log_warnx("relay: cannot read the ephemeral port range from %s", RELAY_PORTS_FILE);
+		return;
+	}
+	mid = lo + (hi - lo) / 2;
+	ip_from_sockaddr(&me, (const struct sockaddr *)&conf->node_addr);
+	ip_from_sockaddr(&peer, (const struct sockaddr *)&conf->peer_addr[0]);
+	if (memcmp(&me, &peer, sizeof(me)) < 0)
+		hi = mid;
+	else
+		lo = mid + 1;
+	relay_ports = (uint32_t)lo | (uint32_t)hi << 16;
+	log_info("relay: backend connections from the VIP use local ports %u-%u "
+	    "(this node's half of %s; %s uses the other)", lo, hi, RELAY_PORTS_FILE,
+	    conf->peer_name);
+}
+
+/*
+ * Gives a VIP-sourced backend socket this node's half of the ephemeral
+ * ports. A kernel without IP_LOCAL_PORT_RANGE gets one warning with the
+ * remedy, then no more tries.
+ */
+static void
+relay_ports_set(int fd)
+{
+	if (relay_ports == 0 || setsockopt(fd, IPPROTO_IP, IP_LOCAL_PORT_RANGE,
+	    &relay_ports, sizeof(relay_ports)) == 0)
+		return;
+	log_warn("relay: cannot give backend sockets this node's half of the "
+	    "ephemeral ports (IP_LOCAL_PORT_RANGE needs Linux 6.3); give the two "
+	    "nodes disjoint net.ipv4.ip_local_port_range instead "
+	    "(deploy/lbd.sysctl.conf), or a planned handover can reset a "
+	    "connection the old MASTER drains when a new one picks its port");
+	relay_ports = 0;
+}
+
+/*
  * A non-blocking socket for the backend connection, bound to the service's
  * source address (port chosen at connect time). Returns the fd, or -1 with
  * *why set.
@@ -1260,10 +1330,13 @@ relay_backend_socket(struct service *svc, struct backend *be, const char **why)
 	 * local (if it left since, bind fails and the client is closed, which
 	 * is right for a node that lost it); the node address always is.
 	 * TCP_NODELAY: a relay must not hold back the small FTP control replies
-	 * it forwards. Each option is one system call per connection.
+	 * it forwards. Each option is one system call per connection; the
+	 * port range (relay_ports_split) one more in a pair.
 	 */
 	(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (svc->conf.source == SOURCE_VIP)
+		relay_ports_set(fd);
 	if (bind(fd, (const struct sockaddr *)src, addr_len((const struct sockaddr *)src))
 	    == -1) {
 		*why = svc->conf.source == SOURCE_VIP ?
@@ -1380,6 +1453,7 @@ relay_init(struct lbd *lbd)
 	if (relay_workers != NULL)
 		relay_shutdown(lbd);
 	n = relay_threads_wanted(lbd->conf);
+	relay_ports_split(lbd->conf);
 	if ((relay_workers = calloc(n > 0 ? (size_t)n : 1, sizeof(*relay_workers))) == NULL) {
 		log_warn("relay: cannot allocate the workers");
 		return -1;

@@ -170,7 +170,7 @@ ha_reset() {
 
 # Steady state: exactly one node has the VIP, both lbctl status agree.
 drill_ha_steady() {
-	local m s1 s2 a1 a2 b1 b2 iv=$(_ha_iv) age1 age2 c1 c2 s
+	local m s1 s2 a1 a2 b1 b2 iv=$(_ha_iv) age1 age2 c1 c2 s p1 p2
 	m=$(RIG_WHY=1 rig_ha_master)
 	rig_assert "settled: VIP on [$(rig_vip_holders)] only, lbctl status of both agree (MASTER: ${m:-none})" \
 		[ -n "$m" ] || return 1
@@ -200,6 +200,12 @@ drill_ha_steady() {
 	rig_assert "explicit FTPS via the VIP -> '$s'" rig_is_server "$s" || return 1
 	rig_assert "lbctl status (tables) works on lb1 and lb2" \
 		eval 'rig_lbctl lb1 status >/dev/null && rig_lbctl lb2 status >/dev/null' || return 1
+	rig_assert "relay: lb2 in $(rig_sval "$s2" relay_threads) worker thread(s) (the rig's default for lb2: 1), lb1 '$(rig_sval "$s1" relay_threads)'" \
+		eval '[ -n "$RIG_RELAY_THREADS" ] || [ "$(rig_sval "$s2" relay_threads)" = 1 ]' || return 1
+	p1=$(grep -o 'use local ports [0-9]*-[0-9]*' "$RIG_DIR/lb1.log" | tail -1 | awk '{ print $4 }')
+	p2=$(grep -o 'use local ports [0-9]*-[0-9]*' "$RIG_DIR/lb2.log" | tail -1 | awk '{ print $4 }')
+	rig_assert "backend ports from the VIP: lb1 (lower address) '$p1' below lb2 '$p2', disjoint" \
+		eval '[ -n "$p1" ] && [ -n "$p2" ] && [ "${p1#*-}" -lt "${p2%-*}" ]' || return 1
 	echo "  figure: MASTER lb1, BACKUP lb2; adverts/s received lb1 $((c1 / 2)) lb2 $((c2 / 2));" \
 		"peer advert age lb1 ${age1} ms lb2 ${age2} ms; sync lb1 '$(rig_sval "$s1" sync.state)' lb2 '$(rig_sval "$s2" sync.state)'"
 	return 0

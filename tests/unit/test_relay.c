@@ -65,6 +65,7 @@ struct xfer {
 
 static uint16_t	 test_port;		/* P: service port == backend port */
 static int	 test_threads;		/* node.relay_threads of this run */
+static const char *test_peer;		/* peer.address for env_open; NULL: standalone */
 
 static void
 tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -127,6 +128,12 @@ env_open(struct env *e, enum source_mode source, int max_conn, int idle_s, int c
 	sc->backends[0].weight = 1;
 
 	e->conf.relay_threads = test_threads;
+	if (test_peer != NULL) {
+		e->conf.has_peer = true;
+		snprintf(e->conf.peer_name, sizeof(e->conf.peer_name), "peer");
+		sin_set(&e->conf.peer_addr[0], test_peer, 0);
+		e->conf.npeer_addr = 1;
+	}
 	e->lbd.conf = &e->conf;
 	assert_non_null(e->lbd.base = event_base_new());
 	e->lbd.nservices = 1;
@@ -973,6 +980,65 @@ test_throughput(void **state)
 	env_close(&e);
 }
 
+/*
+ * In a pair, backend connections from the VIP take this node's half of
+ * the ephemeral ports (the lower node address the lower half), so the
+ * new MASTER of a handover never reuses a port of the old one's.
+ */
+static void
+ports_half(const char *peer, bool lower)
+{
+	struct env		 e;
+	struct sockaddr_in	 src;
+	unsigned		 lo, hi, mid, port;
+	FILE			*f;
+	int			 c[20], b[20], i, fd;
+	uint32_t		 range = 1 | 2u << 16;
+
+	/* Kernels before 6.3 have no per-socket range: lbd warns; nothing to check. */
+	assert_int_not_equal(fd = socket(AF_INET, SOCK_STREAM, 0), -1);
+	if (setsockopt(fd, IPPROTO_IP, 51 /* IP_LOCAL_PORT_RANGE */, &range,
+	    sizeof(range)) == -1) {
+		close(fd);
+		skip();
+	}
+	close(fd);
+	assert_non_null(f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r"));
+	assert_int_equal(fscanf(f, "%u %u", &lo, &hi), 2);
+	fclose(f);
+	mid = lo + (hi - lo) / 2;
+	test_peer = peer;
+	env_open(&e, SOURCE_VIP, 100, 60, 2000);
+	test_peer = NULL;
+	for (i = 0; i < 20; i++) {
+		c[i] = client_connect();
+		b[i] = backend_accept(&e, &src);
+		port = ntohs(src.sin_port);
+		if (lower)
+			assert_true(port >= lo && port <= mid);
+		else
+			assert_true(port > mid && port <= hi);
+	}
+	for (i = 0; i < 20; i++) {
+		close(c[i]);
+		close(b[i]);
+	}
+	assert_true(loop_until(&e, svc_idle, e.svc, WAIT_MS));
+	env_close(&e);
+}
+
+static void
+test_ports_lower_half(void **state)
+{
+	ports_half("127.0.0.9", true);		/* node 127.0.0.3 < peer */
+}
+
+static void
+test_ports_upper_half(void **state)
+{
+	ports_half("127.0.0.2", false);		/* node 127.0.0.3 > peer */
+}
+
 static void
 test_conn_size(void **state)
 {
@@ -1003,6 +1069,8 @@ main(void)
 		cmocka_unit_test(test_shutdown_closes),
 		cmocka_unit_test(test_many_short),
 		cmocka_unit_test(test_throughput),
+		cmocka_unit_test(test_ports_lower_half),
+		cmocka_unit_test(test_ports_upper_half),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
