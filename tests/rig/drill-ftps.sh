@@ -22,7 +22,10 @@ _ftps_big() {
 }
 
 drill_ftps() {
-	local s e i mode
+	local s e i mode t
+	t=$(rig_sval "$(rig_status lb1)" relay_threads)
+	rig_assert "lb1 relays in '$t' worker threads (RIG_RELAY_THREADS '${RIG_RELAY_THREADS:-}')" \
+		eval '[[ ! $RIG_RELAY_THREADS =~ ^[0-9]+$ ]] || [ "$t" = "$RIG_RELAY_THREADS" ]' || return 1
 	s=$(rig_curl c1 explicit "$RIG_VIP" server.txt)
 	rig_assert "explicit FTPS (AUTH TLS) via VIP:21 -> '$s'" \
 		rig_is_server "$s" || return 1

@@ -13,6 +13,8 @@
  * accepts and finishes; the workers move bytes).
  */
 #include <sys/resource.h>
+#include <sched.h>
+#include <dirent.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <netinet/in.h>
@@ -1039,6 +1041,62 @@ test_ports_upper_half(void **state)
 	ports_half("127.0.0.2", false);		/* node 127.0.0.3 > peer */
 }
 
+/* Scheduling policy of thread tid of this process (/proc stat field 41), or -1. */
+static int
+thread_policy(const char *tid)
+{
+	char	 path[64], line[1024], *p;
+	FILE	*f;
+	int	 i, policy = -1;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%s/stat", tid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	if (fgets(line, sizeof(line), f) != NULL && (p = strrchr(line, ')')) != NULL) {
+		/* Field 3 follows ") "; field 41 is 38 spaces on. */
+		for (i = 3, p += 2; i < 41 && (p = strchr(p, ' ')) != NULL; i++)
+			p++;
+		if (p != NULL)
+			policy = atoi(p);
+	}
+	fclose(f);
+	return policy;
+}
+
+/*
+ * A paired lbd runs SCHED_RR; its relay workers must not inherit it
+ * (real-time workers starve the peers they relay for).
+ */
+static void
+test_workers_not_realtime(void **state)
+{
+	struct sched_param	 rt = { .sched_priority = 1 }, other = { .sched_priority = 0 };
+	struct env		 e;
+	struct dirent		*de;
+	DIR			*d;
+	char			 self[16];
+	int			 workers = 0;
+
+	if (test_threads == 0)
+		skip();
+	if (sched_setscheduler(0, SCHED_RR, &rt) == -1)
+		skip();		/* not root, or no RT budget: nothing to inherit */
+	env_open(&e, SOURCE_VIP, 100, 60, 2000);
+	snprintf(self, sizeof(self), "%d", (int)gettid());
+	assert_non_null(d = opendir("/proc/self/task"));
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || strcmp(de->d_name, self) == 0)
+			continue;
+		assert_int_equal(thread_policy(de->d_name), SCHED_OTHER);
+		workers++;
+	}
+	closedir(d);
+	assert_int_equal(thread_policy(self), SCHED_RR);
+	assert_true(workers >= test_threads);
+	env_close(&e);
+	assert_int_equal(sched_setscheduler(0, SCHED_OTHER, &other), 0);
+}
+
 static void
 test_conn_size(void **state)
 {
@@ -1071,6 +1129,7 @@ main(void)
 		cmocka_unit_test(test_throughput),
 		cmocka_unit_test(test_ports_lower_half),
 		cmocka_unit_test(test_ports_upper_half),
+		cmocka_unit_test(test_workers_not_realtime),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
