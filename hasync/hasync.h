@@ -9,6 +9,7 @@
 
 #include <sys/socket.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -336,6 +337,9 @@ struct hasync_status {
 	bool		 draining;	/* old MASTER: VIP hidden on lo, serving its connections */
 	bool		 forwarding;	/* new MASTER: unknown connections go to the old one */
 	bool		 steering;	/* handover steering available (libnftables, config) */
+	uint64_t	 adverts_paced;	/* sent by the pacer thread because the loop was late */
+	uint64_t	 advert_lapses;	/* times the pacer went quiet for a silent loop */
+	bool		 advert_realtime; /* the pacer thread runs SCHED_RR */
 };
 
 /*
@@ -373,6 +377,77 @@ void		 hasync_peer_lost(struct hasync *, const char *reason);
 void		 hasync_free(struct hasync *);
 void		 hasync_get_status(struct hasync *, struct hasync_status *);
 const char	*hasync_role_str(enum hasync_role);	/* "INIT", "BACKUP", "MASTER", "FAULT" */
+
+/* pacer.c */
+/*
+ * Seals and sends this node's adverts (heartbeat.c's only way to send one)
+ * and, from a SCHED_RR thread, repeats the last one when lbd's loop is a
+ * quarter interval late, so the data plane needs no real-time scheduling.
+ * It stops covering for a loop that has sent nothing for 1 s (or 3
+ * intervals): a wedged lbd must lose the VIP.
+ *
+ * Frame of one advert (one UDP datagram, at most PACER_FRAME_MAX bytes):
+ *
+ *   offset 0     1 byte    version, PACER_FRAME_VERSION
+ *   offset 1    24 bytes   nonce, random per frame
+ *   offset 25    n bytes   XChaCha20-Poly1305 (IETF) ciphertext of the
+ *                          protobuf-c packed Lbd__Advert (n <= PACER_ADVERT_MAX)
+ *   offset 25+n 16 bytes   Poly1305 tag
+ *
+ * The version byte is the AEAD's additional data (authenticated, clear).
+ */
+#define PACER_FRAME_VERSION	1	/* first byte of every advert frame */
+#define PACER_NONCE_LEN		24	/* crypto_aead_xchacha20poly1305_ietf_NPUBBYTES */
+#define PACER_TAG_LEN		16	/* crypto_aead_xchacha20poly1305_ietf_ABYTES */
+#define PACER_HEADER_LEN	(1 + PACER_NONCE_LEN)	/* version + nonce */
+#define PACER_ADVERT_MAX	256	/* packed Advert bytes accepted (ours: < 150) */
+#define PACER_FRAME_MAX		(PACER_HEADER_LEN + PACER_ADVERT_MAX + PACER_TAG_LEN)
+#define HASYNC_RT_PRIORITY	10	/* SCHED_RR priority of the pacer, as keepalived's */
+
+struct pacer;
+
+/* One way to reach the peer. */
+struct pacer_path {
+	struct sockaddr_storage addr;	/* peer address, heartbeat port */
+	socklen_t	 len;		/* of addr */
+	char		 text[INET6_ADDRSTRLEN]; /* for messages */
+};
+
+/* What the pacer needs to seal and send; copied by pacer_new. */
+struct pacer_config {
+	int		 fd;		/* the heartbeat socket; the caller closes it after pacer_free */
+	struct pacer_path paths[HASYNC_MAX_PEER_ADDR]; /* where adverts go */
+	int		 npaths;	/* 1-4 */
+	uint8_t		 key[HASYNC_KEY_LEN]; /* advert subkey */
+	char		 node[HASYNC_NAME_MAX]; /* our node name */
+	uint8_t		 node_addr16[16]; /* our node address, v4-mapped (tie-break) */
+	uint64_t	 boot_id;	/* CLOCK_REALTIME ns at start */
+	int		 interval_ms;	/* advert interval */
+	hasync_log_fn	*log;		/* thread-safe log sink; NULL: silent */
+	void		*log_arg;
+};
+
+/* One advert but its counter, which the pacer numbers. */
+struct pacer_advert {
+	uint32_t	 priority;	/* 0-254 */
+	uint32_t	 state;		/* enum hasync_role */
+	bool		 vip_held;	/* the VIP is on our interface */
+	bool		 bulk_done;	/* our bulk sync is in: we may preempt */
+	bool		 draining;	/* old MASTER serving its connections */
+	bool		 forwarding;	/* new MASTER forwarding unknown ones */
+};
+
+struct pacer	*pacer_new(const struct pacer_config *, char *err, size_t errlen);
+/* Starts the thread (real-time when allowed: pacer_realtime). Returns 0 or -1 with err. */
+int		 pacer_start(struct pacer *, char *err, size_t errlen);
+void		 pacer_stop(struct pacer *);		/* joins the thread; nothing is sent after */
+void		 pacer_free(struct pacer *);		/* stops it first */
+/* From lbd's loop: send a now, and keep repeating it while the loop is late. */
+void		 pacer_send(struct pacer *, const struct pacer_advert *);
+bool		 pacer_realtime(const struct pacer *);	/* the thread runs SCHED_RR/FIFO */
+/* Datagrams sent; adverts the thread sent for a late loop; times it went quiet. */
+void		 pacer_get_counts(struct pacer *, uint64_t *sent, uint64_t *paced,
+		    uint64_t *lapses);
 
 /* channel.c */
 /*

@@ -3,15 +3,8 @@
  * the peer, ICMP-unreachable peer death detection, the VIP (add, remove,
  * GARP), and a netlink watch of the VIP and its link, all driven by ha.c.
  *
- * Frame of one advert (one UDP datagram, at most HB_FRAME_MAX bytes):
- *
- *   offset 0     1 byte    version, HB_FRAME_VERSION
- *   offset 1    24 bytes   nonce, random per frame
- *   offset 25    n bytes   XChaCha20-Poly1305 (IETF) ciphertext of the
- *                          protobuf-c packed Lbd__Advert (n <= HB_ADVERT_MAX)
- *   offset 25+n 16 bytes   Poly1305 tag
- *
- * The version byte is the AEAD's additional data (authenticated, clear).
+ * Adverts are sealed and sent by pacer.c (hasync.h has the frame layout),
+ * which also keeps them on time when this loop is late.
  * The key is derived from the cluster key (crypto_kdf, context "lbdadvrt")
  * so adverts and the replication channel never share a key. Random 192-bit
  * nonces cannot repeat in practice, so no nonce state survives restarts.
@@ -46,12 +39,11 @@
 #include "hasync.pb-c.h"
 #include "hasync.h"
 
-#define HB_FRAME_VERSION	1	/* first byte of every advert frame */
-#define HB_NONCE_LEN		crypto_aead_xchacha20poly1305_ietf_NPUBBYTES	/* 24 */
-#define HB_TAG_LEN		crypto_aead_xchacha20poly1305_ietf_ABYTES	/* 16 */
-#define HB_HEADER_LEN		(1 + HB_NONCE_LEN)	/* version + nonce */
-#define HB_ADVERT_MAX		256	/* packed Advert bytes accepted (ours: < 150) */
-#define HB_FRAME_MAX		(HB_HEADER_LEN + HB_ADVERT_MAX + HB_TAG_LEN)
+#define HB_FRAME_VERSION	PACER_FRAME_VERSION	/* first byte of every advert frame */
+#define HB_HEADER_LEN		PACER_HEADER_LEN	/* version + nonce */
+#define HB_TAG_LEN		PACER_TAG_LEN		/* Poly1305 tag */
+#define HB_ADVERT_MAX		PACER_ADVERT_MAX	/* packed Advert bytes accepted */
+#define HB_FRAME_MAX		PACER_FRAME_MAX		/* longest valid frame */
 #define HB_RX_BUF		2048	/* receive buffer: bigger than any valid frame */
 #define HB_RX_BUDGET		64	/* datagrams per read callback: the loop never stalls */
 #define HB_ERRQ_BUDGET		16	/* error-queue entries per read callback */
@@ -76,7 +68,6 @@ enum hb_logkind {
 	HB_LOG_REPLAY,			/* old boot_id/counter */
 	HB_LOG_MALFORMED,		/* bad frame or fields */
 	HB_LOG_UNKNOWN,			/* authentic, but another node name */
-	HB_LOG_SEND,			/* sendto failed */
 	HB_LOG_ICMP,			/* errors from the error queue */
 	HB_LOG_NETLINK,			/* netlink watch trouble */
 	HB_LOG_VIP,			/* VIP add/remove/announce trouble */
@@ -118,7 +109,7 @@ struct hasync {
 	struct hb_path	 paths[HASYNC_MAX_PEER_ADDR]; /* where adverts go */
 	int		 npaths;
 	uint64_t	 boot_id;	/* ours: CLOCK_REALTIME ns at hasync_new */
-	uint64_t	 counter;	/* ours: last counter sent */
+	struct pacer	*pacer;		/* seals and sends our adverts; NULL standalone */
 	bool		 peer_seen;	/* peer_boot/peer_counter are valid */
 	uint64_t	 peer_boot;	/* last taken advert's boot_id */
 	uint64_t	 peer_counter;	/* last taken advert's counter */
@@ -130,7 +121,6 @@ struct hasync {
 	int		 ifindex;	/* of the VIP interface, 0 = unknown/gone */
 	bool		 nl_dirty;	/* an event concerned our link or addresses */
 	int		 garp_left;	/* announcements still to send */
-	uint64_t	 sent;		/* datagrams sent */
 	uint64_t	 received;	/* valid adverts taken */
 	uint64_t	 auth_failures;	/* failed authentication */
 	uint64_t	 replays;	/* not newer than the last taken */
@@ -149,7 +139,7 @@ static void	hb_addr16(const struct sockaddr *, uint8_t[16]);
 static int	hb_check_config(const struct hasync_config *, char *, size_t);
 static int	hb_open_socket(struct hasync *, char *, size_t);
 static int	hb_open_netlink(struct hasync *, char *, size_t);
-static size_t	hb_seal(const uint8_t *, const uint8_t *, size_t, uint8_t *);
+static struct pacer *hb_pacer_new(struct hasync *, char *, size_t);
 static void	hb_send_advert(struct hasync *);
 static void	hb_on_read(evutil_socket_t, short, void *);
 static void	hb_read_errqueue(struct hasync *);
@@ -415,6 +405,34 @@ hb_open_netlink(struct hasync *h, char *err, size_t errlen)
 	return 0;
 }
 
+/* The pacer for our socket and paths (hb_open_socket first). */
+static struct pacer *
+hb_pacer_new(struct hasync *h, char *err, size_t errlen)
+{
+	struct pacer_config pc;
+	struct pacer *p;
+	int i;
+
+	memset(&pc, 0, sizeof(pc));
+	pc.fd = h->fd;
+	for (i = 0; i < h->npaths; i++) {
+		memcpy(&pc.paths[i].addr, &h->paths[i].addr, sizeof(pc.paths[i].addr));
+		pc.paths[i].len = h->paths[i].len;
+		snprintf(pc.paths[i].text, sizeof(pc.paths[i].text), "%s", h->paths[i].text);
+	}
+	pc.npaths = h->npaths;
+	memcpy(pc.key, h->key, sizeof(pc.key));
+	snprintf(pc.node, sizeof(pc.node), "%s", h->conf.node_name);
+	memcpy(pc.node_addr16, h->node_addr16, sizeof(pc.node_addr16));
+	pc.boot_id = h->boot_id;
+	pc.interval_ms = h->conf.advert_interval_ms;
+	pc.log = h->cb.log;
+	pc.log_arg = h->arg;
+	p = pacer_new(&pc, err, errlen);
+	sodium_memzero(pc.key, sizeof(pc.key));
+	return p;
+}
+
 struct hasync *
 hasync_new(struct event_base *base, const struct hasync_config *conf,
     const struct hasync_callbacks *cb, void *arg, char *err, size_t errlen)
@@ -476,6 +494,8 @@ hasync_new(struct event_base *base, const struct hasync_config *conf,
 			hb_addr_str((struct sockaddr *)&p->addr, p->text, sizeof(p->text));
 		}
 		if (hb_open_socket(h, err, errlen) == -1)
+			goto fail;
+		if ((h->pacer = hb_pacer_new(h, err, errlen)) == NULL)
 			goto fail;
 	}
 	if (conf->vip_ifname[0] != '\0') {
@@ -548,6 +568,7 @@ hasync_free(struct hasync *h)
 	steer_free(h->steer);
 	if (h->ev_nl != NULL)
 		event_free(h->ev_nl);
+	pacer_free(h->pacer);	/* before the socket it sends on */
 	if (h->fd != -1)
 		close(h->fd);
 	if (h->nl_event != NULL)
@@ -561,71 +582,22 @@ hasync_free(struct hasync *h)
 
 /* ---------------------------------------------------------------- adverts */
 
-/* Seals plain into frame (HB_FRAME_MAX bytes). Returns the frame length. */
-static size_t
-hb_seal(const uint8_t *key, const uint8_t *plain, size_t len, uint8_t *frame)
-{
-	unsigned long long clen = 0;
-
-	frame[0] = HB_FRAME_VERSION;
-	randombytes_buf(frame + 1, HB_NONCE_LEN);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(frame + HB_HEADER_LEN, &clen, plain, len,
-	    frame, 1, NULL, frame + 1, key);
-	return HB_HEADER_LEN + (size_t)clen;
-}
-
 /* One advert to every peer path, with the role and priority of now. */
 static void
 hb_send_advert(struct hasync *h)
 {
-	Lbd__Advert adv = LBD__ADVERT__INIT;
-	uint8_t plain[HB_ADVERT_MAX], frame[HB_FRAME_MAX];
-	size_t plen, flen;
-	int i, try;
+	struct pacer_advert a;
 
-	if (h->fd == -1)
+	if (h->pacer == NULL)
 		return;
-	adv.node = h->conf.node_name;
-	adv.priority = (uint32_t)ha_advert_priority(&h->ha);
-	adv.state = (uint32_t)ha_advert_state(&h->ha);
-	adv.interval_ms = (uint32_t)h->conf.advert_interval_ms;
-	adv.boot_id = h->boot_id;
-	adv.counter = ++h->counter;
-	adv.vip_held = h->vip != NULL && vip_held(h->vip);
-	adv.bulk_done = h->cb.may_preempt == NULL || h->cb.may_preempt(h->arg);
-	adv.draining = h->draining;
-	adv.forwarding = h->steer != NULL && steer_forwarding(h->steer);
-	adv.node_addr.data = h->node_addr16;
-	adv.node_addr.len = sizeof(h->node_addr16);
-	plen = lbd__advert__get_packed_size(&adv);
-	if (plen > sizeof(plain)) {	/* names are < 64 bytes: cannot happen */
-		hb_log_limited(h, HB_LOG_SEND, 0, "advert too big (%zu bytes)", plen);
-		return;
-	}
-	lbd__advert__pack(&adv, plain);
-	flen = hb_seal(h->key, plain, plen, frame);
-
-	for (i = 0; i < h->npaths; i++) {
-		/*
-		 * A pending ICMP error makes the next send fail once with it
-		 * (and consumes it); the datagram was not sent, so send again.
-		 * The error-queue entry itself is handled by hb_on_read.
-		 */
-		for (try = 0; try < 2; try++) {
-			if (sendto(h->fd, frame, flen, 0, (struct sockaddr *)&h->paths[i].addr,
-			    h->paths[i].len) != -1) {
-				h->sent++;
-				break;
-			}
-			if (errno == ECONNREFUSED || errno == EHOSTUNREACH ||
-			    errno == ENETUNREACH || errno == EINTR)
-				continue;
-			hb_log_limited(h, HB_LOG_SEND, 0, "advert to %s: %s", h->paths[i].text,
-			    strerror(errno));
-			break;
-		}
-	}
-	sodium_memzero(plain, sizeof(plain));
+	memset(&a, 0, sizeof(a));
+	a.priority = (uint32_t)ha_advert_priority(&h->ha);
+	a.state = (uint32_t)ha_advert_state(&h->ha);
+	a.vip_held = h->vip != NULL && vip_held(h->vip);
+	a.bulk_done = h->cb.may_preempt == NULL || h->cb.may_preempt(h->arg);
+	a.draining = h->draining;
+	a.forwarding = h->steer != NULL && steer_forwarding(h->steer);
+	pacer_send(h->pacer, &a);
 }
 
 static void
@@ -860,6 +832,14 @@ hb_on_timer(evutil_socket_t fd, short what, void *arg)
 	struct hasync *h = arg;
 	unsigned int acts;
 
+	/*
+	 * A BACKUP whose loop ran late may find Master_Down passed with the
+	 * MASTER's adverts still queued on the socket: read them first, or
+	 * a busy node would take over from a live MASTER.
+	 */
+	if (h->ha.role == HASYNC_BACKUP && h->fd != -1 &&
+	    hasync_now_ms() >= h->ha.master_down_ms)
+		hb_on_read(h->fd, EV_READ, h);
 	acts = ha_timeout(&h->ha, hasync_now_ms());
 	/* MASTER whose VIP could not be added: try again every interval. */
 	if (h->ha.role == HASYNC_MASTER && h->vip != NULL && !vip_held(h->vip) &&
@@ -1351,6 +1331,23 @@ hasync_start(struct hasync *h)
 			event_del(h->ev_read);
 		return -1;
 	}
+	if (h->pacer != NULL) {
+		if (pacer_start(h->pacer, err, sizeof(err)) == -1) {
+			hb_log(h, 0, "%s", err);
+			if (h->ev_read != NULL)
+				event_del(h->ev_read);
+			if (h->ev_nl != NULL)
+				event_del(h->ev_nl);
+			return -1;
+		}
+		if (!pacer_realtime(h->pacer))
+			hb_log(h, 1, "realtime scheduling not available for the advert pacer "
+			    "thread: adverts may be late on a busy machine; run lbd as root, "
+			    "with CAP_SYS_NICE, or with CPUSchedulingPolicy=rr "
+			    "(deploy/lbd.service)");
+		else
+			hb_log(h, 2, "advert pacer thread: SCHED_RR");
+	}
 	h->started = true;
 	if (h->steer != NULL && steer_reset(h->steer, err, sizeof(err)) == -1)
 		hb_log(h, 0, "handover steering: cannot remove a crashed run's leftovers: %s", err);
@@ -1372,6 +1369,7 @@ hasync_stop(struct hasync *h)
 	if (!h->started)
 		return;
 	hb_apply(h, ha_stop(&h->ha, hasync_now_ms()));
+	pacer_stop(h->pacer);	/* the priority-0 advert above is the last */
 	h->started = false;
 	if (h->ev_read != NULL)
 		event_del(h->ev_read);
@@ -1452,7 +1450,10 @@ hasync_get_status(struct hasync *h, struct hasync_status *st)
 	st->peer_priority = h->ha.peer_heard ? h->ha.peer_priority : 0;
 	st->peer_role = h->ha.peer_heard ? h->ha.peer_role : HASYNC_INIT;
 	st->last_advert_ms = h->ha.peer_heard ? (int64_t)(now - h->ha.peer_last_ms) : -1;
-	st->adverts_sent = h->sent;
+	if (h->pacer != NULL)
+		pacer_get_counts(h->pacer, &st->adverts_sent, &st->adverts_paced,
+		    &st->advert_lapses);
+	st->advert_realtime = pacer_realtime(h->pacer);
 	st->adverts_received = h->received;
 	st->auth_failures = h->auth_failures;
 	st->replays = h->replays;

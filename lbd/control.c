@@ -343,7 +343,7 @@ control_ha_json(const struct hasync_status *hs)
 {
 	if (hs == NULL)
 		return json_null();
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:s}",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:s, s:I, s:I, s:b}",
 	    "adverts_sent", (json_int_t)hs->adverts_sent,
 	    "adverts_received", (json_int_t)hs->adverts_received,
 	    "auth_failures", (json_int_t)hs->auth_failures,
@@ -353,7 +353,10 @@ control_ha_json(const struct hasync_status *hs)
 	    "peer_unreachable", (json_int_t)hs->peer_unreachable,
 	    "role_changes", (json_int_t)hs->role_changes,
 	    "advert_priority", hs->advert_priority,
-	    "reason", hs->reason != NULL ? hs->reason : "");
+	    "reason", hs->reason != NULL ? hs->reason : "",
+	    "adverts_paced", (json_int_t)hs->adverts_paced,	/* sent for a late loop */
+	    "advert_lapses", (json_int_t)hs->advert_lapses,	/* pacer quiet: loop silent */
+	    "advert_realtime", hs->advert_realtime);		/* pacer runs SCHED_RR */
 }
 
 /* state, entries, lag_ms (SPEC 8), then replication counters: replica.c. */

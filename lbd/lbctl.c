@@ -690,6 +690,13 @@ print_status(const json_t *r)
 	v = json_object_get(r, "uptime_s");
 	if (json_is_integer(v))
 		printf("uptime:    %s\n", fmt_s(json_integer_value(v), c[0], sizeof(c[0])));
+	v = json_object_get(r, "ha");
+	if (json_is_object(v) && json_is_boolean(json_object_get(v, "advert_realtime")) &&
+	    !json_is_null(json_object_get(peer, "name")))
+		printf("adverts:   %s, %s sent for a late event loop\n",
+		    json_is_true(json_object_get(v, "advert_realtime")) ?
+		    "real-time pacer thread" : "pacer thread NOT real-time (see the log)",
+		    jget(v, "adverts_paced", c[0], sizeof(c[0])));
 	v = json_object_get(r, "relay_threads");
 	if (json_is_integer(v) && json_integer_value(v) == 0)
 		printf("relay:     in the main thread\n");

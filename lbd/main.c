@@ -20,7 +20,6 @@
 #define SWEEP_INTERVAL_MS	1000	/* sticky expiry sweep period */
 #define DISPATCH_MAX_US		2000	/* relay callbacks before the heartbeat gets a look */
 #define DISPATCH_MAX_CALLBACKS	64	/* ... or this many of them */
-#define RT_PRIORITY		10	/* SCHED_RR priority of a paired node */
 #define LEAVE_POLL_MS		20	/* graceful stop: how often to look at the handover */
 #define LEAVE_SLACK_MS		2000	/* ... and how long past handover_drain_s to wait */
 
@@ -220,26 +219,25 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 }
 
 /*
- * A paired node must send its adverts on time even when the machine is
- * busy: a late advert is a false failover at short intervals. SCHED_RR
- * (as keepalived's VRRP process) puts lbd ahead of ordinary processes; it
- * only runs when it has work, and the kernel's RT throttling keeps 5% for
- * everyone else. Without CAP_SYS_NICE (or LimitRTPRIO, or systemd's
- * CPUSchedulingPolicy) it stays an ordinary process.
+ * The data plane runs as an ordinary process: as SCHED_RR the relay cost
+ * about 50 % more CPU per byte (every wake-up preempts the load at once,
+ * no batching), and a busy RT loop could hold a CPU. What must be on time,
+ * the adverts, has its own SCHED_RR thread in hasync (pacer.c), which
+ * inherits systemd's CPUSchedulingPolicy=rr; so once the HA layer runs,
+ * the main thread leaves real-time scheduling (lowering is always allowed).
  */
 static void
-sched_realtime(void)
+sched_ordinary(void)
 {
-	struct sched_param	 sp = { .sched_priority = RT_PRIORITY };
+	struct sched_param	 sp = { .sched_priority = 0 };
+	int			 policy = sched_getscheduler(0);
 
-	if (sched_getscheduler(0) == SCHED_RR || sched_getscheduler(0) == SCHED_FIFO)
-		return;		/* set by systemd already */
-	if (sched_setscheduler(0, SCHED_RR, &sp) == -1)
-		log_info("realtime scheduling not available (%s): adverts may be late "
-		    "on a busy machine; see CPUSchedulingPolicy in deploy/lbd.service",
-		    strerror(errno));
+	if (policy != SCHED_RR && policy != SCHED_FIFO)
+		return;
+	if (sched_setscheduler(0, SCHED_OTHER, &sp) == -1)
+		log_warn("cannot leave realtime scheduling for the main thread");
 	else
-		log_debug("scheduling: SCHED_RR priority %d", RT_PRIORITY);
+		log_debug("scheduling: main thread SCHED_OTHER, advert pacer SCHED_RR");
 }
 
 static int
@@ -322,8 +320,6 @@ main(int argc, char *argv[])
 
 	signal(SIGPIPE, SIG_IGN);
 	rlimit_raise_nofile();
-	if (lbd->conf->has_peer)
-		sched_realtime();
 	/*
 	 * Precise timers: libevent's default coarse clock fires a 1 ms timer
 	 * 4-10 ms late, which shows up as replication lag and advert jitter.
@@ -370,6 +366,7 @@ main(int argc, char *argv[])
 				goto done;
 	if (ha_open(lbd) == -1)
 		goto done;
+	sched_ordinary();	/* after the pacer thread took its SCHED_RR */
 	/* After ha_open: the channel reports peer death to lbd->ha. */
 	if (replica_open(lbd) == -1)
 		goto done;

@@ -1162,8 +1162,8 @@ relay_worker_start(struct relay_worker *w)
 	int			 rc;
 
 	/*
-	 * A paired lbd runs SCHED_RR so that its adverts leave on time (main.c,
-	 * lbd.service); a thread would inherit it. Workers move bytes: as
+	 * lbd may start SCHED_RR (lbd.service, for the advert pacer thread of
+	 * hasync), and a thread would inherit it. Workers move bytes: as
 	 * real-time threads they would preempt the very clients and servers
 	 * they wait for (a pair in the rig, one worker, 2 vCPUs: 4400 conn/s
 	 * with the worker real-time, 5600-7800 with it SCHED_OTHER) and could

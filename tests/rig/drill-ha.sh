@@ -673,6 +673,12 @@ drill_ha_load() {
 	echo "  figure: load: role_changes lb1 $(_ha_f "$b1" 2)->$(_ha_f "$a1" 2), lb2 $(_ha_f "$b2" 2)->$(_ha_f "$a2" 2);" \
 		"adverts received lb1 +$(( $(_ha_f "$a1" 3) - $(_ha_f "$b1" 3) )), lb2 +$(( $(_ha_f "$a2" 3) - $(_ha_f "$b2" 3) )) (expect ~$((el / RIG_ADVERT_MS)) each)"
 	_ha_probe_figure "probe during the load (not asserted: a loaded 2-CPU box delays greetings)" "$line" probe-load
+	local st1 st2
+	st1=$(rig_status lb1)
+	st2=$(rig_status lb2)
+	echo "  figure: load: adverts the pacer thread sent for a late loop: lb1 $(rig_sval "$st1" ha.adverts_paced), lb2 $(rig_sval "$st2" ha.adverts_paced); watchdog lapses lb1 $(rig_sval "$st1" ha.advert_lapses), lb2 $(rig_sval "$st2" ha.advert_lapses)"
+	rig_assert "the advert pacer is real-time on both (lb1 $(rig_sval "$st1" ha.advert_realtime), lb2 $(rig_sval "$st2" ha.advert_realtime)) and never lapsed" \
+		eval '[ "$(rig_sval "$st1" ha.advert_realtime)" = true ] && [ "$(rig_sval "$st2" ha.advert_realtime)" = true ] && [ "$(rig_sval "$st1" ha.advert_lapses)" = 0 ] && [ "$(rig_sval "$st2" ha.advert_lapses)" = 0 ]' || r=1
 	rig_assert "the load ran at full speed for ${secs} s ($((bytes / 1000000)) MB moved)" \
 		[ "$bytes" -gt $((64 * 1024 * 1024)) ] || r=1
 	rig_assert "no transfer failed under load ($((${fails:-0} + ${f2:-0})) failed; the last one of each loop is cut by the deadline, not counted)" \

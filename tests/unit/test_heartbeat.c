@@ -335,6 +335,52 @@ test_takeover_master_down(void **state)
 	node_free(&na);
 }
 
+/*
+ * Both nodes' loop stalls for 10 Master_Down intervals (a busy lbd): the
+ * MASTER's pacer thread keeps its adverts going, and the BACKUP, once its
+ * loop runs again, reads them before it judges Master_Down: no takeover.
+ * A stall past the pacer's watchdog (1 s) is a wedged lbd: the pacer quits.
+ */
+static void
+test_stalled_loop_no_false_failover(void **state)
+{
+	struct hasync_status sa0, sa, sb0, sb;
+	struct timespec ts = { 0, 10 * (3 * IV + 4) * 1000000L };
+	int ca, cb;
+
+	elect(ADDR_B);
+	hasync_get_status(na.h, &sa0);
+	hasync_get_status(nb.h, &sb0);
+	if (geteuid() == 0)
+		assert_true(sb0.advert_realtime);	/* CI runs as root */
+	ca = na.changes;
+	cb = nb.changes;
+	nanosleep(&ts, NULL);		/* the loop does not run: 640 ms */
+	pump(5 * IV);
+	hasync_get_status(na.h, &sa);
+	hasync_get_status(nb.h, &sb);
+	fprintf(stderr, "  stalled loop (%ld ms): %llu adverts paced, roles lb1 %s lb2 %s\n",
+	    (long)(ts.tv_nsec / 1000000), (unsigned long long)(sb.adverts_paced -
+	    sb0.adverts_paced), hasync_role_str(sa.role), hasync_role_str(sb.role));
+	assert_int_equal(na.changes, ca);
+	assert_int_equal(nb.changes, cb);
+	assert_int_equal(na.role, HASYNC_BACKUP);
+	assert_int_equal(nb.role, HASYNC_MASTER);
+	/* About one per interval, a quarter late: 640 / 25 = 25, all heard. */
+	assert_true(sb.adverts_paced - sb0.adverts_paced >= 15);
+	assert_true(sa.adverts_received - sa0.adverts_received >= 15);
+	assert_int_equal(sb.advert_lapses, 0);
+
+	/* Wedged for 1.4 s: the pacer stops vouching (test_pacer times it). */
+	ts.tv_sec = 1;
+	ts.tv_nsec = 400 * 1000000L;
+	nanosleep(&ts, NULL);
+	hasync_get_status(nb.h, &sb);
+	assert_int_equal(sb.advert_lapses, 1);
+	node_free(&na);
+	node_free(&nb);
+}
+
 static void
 test_ipv6_takeover(void **state)
 {
@@ -912,6 +958,7 @@ main(void)
 		cmocka_unit_test(test_elect_one_master),
 		cmocka_unit_test(test_takeover_icmp_fast_path),
 		cmocka_unit_test(test_takeover_master_down),
+		cmocka_unit_test(test_stalled_loop_no_false_failover),
 		cmocka_unit_test(test_ipv6_takeover),
 		cmocka_unit_test(test_graceful_stop_handover),
 		cmocka_unit_test(test_failover),

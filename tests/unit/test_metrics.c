@@ -315,6 +315,8 @@ test_render_matches_status(void **state)
 	assert_int_equal(value(text, "lbd_role_changes_total"), jint(st, "ha", "role_changes", NULL));
 	assert_int_equal(value(text, "lbd_heartbeat_adverts_sent_total"),
 	    jint(st, "ha", "adverts_sent", NULL));
+	assert_int_equal(value(text, "lbd_heartbeat_adverts_paced_total"),
+	    jint(st, "ha", "adverts_paced", NULL));
 	assert_int_equal(value(text, "lbd_auth_failures_total{channel=\"heartbeat\"}"),
 	    jint(st, "ha", "auth_failures", NULL));
 	assert_int_equal(value(text, "lbd_auth_failures_total{channel=\"sync\"}"), 0);
