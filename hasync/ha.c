@@ -251,11 +251,34 @@ ha_master_rx_advert(struct ha *ha, const struct ha_advert *adv, uint64_t now)
 	return acts;
 }
 
+/*
+ * A MASTER hears its peer again after a silence of Master_Down or more (or
+ * for the first time): the peer may have been MASTER meanwhile (a partition)
+ * and the LAN may have learnt its MAC. If the peer heard us first, it steps
+ * down before we ever see its MASTER advert, so ha_master_rx_advert cannot
+ * be relied on to re-announce: re-announce here (one burst per Master_Down).
+ */
+static unsigned int
+ha_master_peer_back(struct ha *ha, uint64_t now)
+{
+	if (ha->peer_heard && !ha->peer_lost &&
+	    now - ha->peer_last_ms < ha_master_down_interval(ha))
+		return 0;
+	if (ha->last_garp_ms != 0 && now - ha->last_garp_ms < ha_master_down_interval(ha))
+		return 0;
+	ha->last_garp_ms = now;
+	return HA_ACT_GARP_BURST;
+}
+
 unsigned int
 ha_rx_advert(struct ha *ha, const struct ha_advert *adv, uint64_t now)
 {
+	unsigned int acts, back = 0;
+
 	if (!ha->conf.has_peer)
 		return 0;
+	if (ha->started && ha->role == HASYNC_MASTER)
+		back = ha_master_peer_back(ha, now);
 	ha->peer_heard = true;
 	ha->peer_lost = false;
 	ha->peer_last_ms = now;
@@ -268,7 +291,10 @@ ha_rx_advert(struct ha *ha, const struct ha_advert *adv, uint64_t now)
 	case HASYNC_BACKUP:
 		return ha_backup_rx_advert(ha, adv, now);
 	case HASYNC_MASTER:
-		return ha_master_rx_advert(ha, adv, now);
+		acts = ha_master_rx_advert(ha, adv, now);
+		if (!(acts & HA_ACT_ROLE_CHANGED))	/* a loser announces nothing */
+			acts |= back;
+		return acts;
 	case HASYNC_INIT:
 	case HASYNC_FAULT:
 		break;

@@ -375,6 +375,44 @@ test_split_brain_by_priority(void **state)
 	assert_int_equal(ha.master_down_ms, T0 + 10 * IV + 5 + MD);
 }
 
+/*
+ * The partition heals and the peer heard us first: it stepped down before
+ * its MASTER advert reached us, so all we see is BACKUP. We re-announce
+ * anyway, since the LAN learnt its MAC meanwhile; a peer heard all along
+ * gets no burst.
+ */
+static void
+test_peer_back_after_silence(void **state)
+{
+	struct ha ha;
+	struct ha_advert b = advert(HASYNC_BACKUP, 100, 1);
+	uint64_t now = T0 + 10 * IV, t, end;
+	unsigned int acts = 0;
+
+	pair_master(&ha, 150, true);
+	run_until(&ha, &now, T0 + 20 * IV);
+	acts = ha_rx_advert(&ha, &b, now);	/* first ever: it may have held the VIP */
+	assert_true(acts & HA_ACT_GARP_BURST);
+	end = now + 10 * IV;
+	for (t = now + IV; t < end; t += IV) {	/* heard every interval */
+		run_until(&ha, &now, t);
+		assert_false(ha_rx_advert(&ha, &b, t) & HA_ACT_GARP_BURST);
+	}
+	/* Partition: silent for 1 s, then back as BACKUP. */
+	run_until(&ha, &now, now + 1000);
+	acts = ha_rx_advert(&ha, &b, now);
+	assert_int_equal(ha.role, HASYNC_MASTER);
+	assert_true(acts & HA_ACT_GARP_BURST);
+	assert_int_equal(acts & HA_ACT_ROLE_CHANGED, 0);
+	assert_false(ha_rx_advert(&ha, &b, now + IV) & HA_ACT_GARP_BURST);
+	/* A silent peer that comes back as the winning MASTER: we step down, no burst. */
+	run_until(&ha, &now, now + 1000);
+	b = advert(HASYNC_MASTER, 200, 1);
+	acts = ha_rx_advert(&ha, &b, now);
+	assert_true(acts & HA_ACT_BECOME_BACKUP);
+	assert_false(acts & HA_ACT_GARP_BURST);
+}
+
 static void
 test_split_brain_by_address(void **state)
 {
@@ -668,6 +706,7 @@ main(void)
 		cmocka_unit_test(test_priority_zero_immediate),
 		cmocka_unit_test(test_split_brain_by_priority),
 		cmocka_unit_test(test_split_brain_by_address),
+		cmocka_unit_test(test_peer_back_after_silence),
 		cmocka_unit_test(test_peer_lost),
 		cmocka_unit_test(test_fault_link_down_and_back),
 		cmocka_unit_test(test_failover_then_peer_takes_over),
