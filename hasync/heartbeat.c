@@ -882,11 +882,16 @@ hb_apply(struct hasync *h, unsigned int acts)
 	if (acts & HA_ACT_BECOME_MASTER) {
 		hb_forward_start(h);
 		hb_vip_take(h);
-		if (h->draining)
-			hb_drain_end(h, "MASTER again");
 	}
 	if (acts & HA_ACT_GARP_BURST)
 		hb_garp_start(h);
+	/*
+	 * A draining node taken over again unhides the VIP only once the LAN
+	 * has heard of it: the nftables work takes a few ms, and until the
+	 * GARP leaves, clients still send to the node that just died.
+	 */
+	if ((acts & HA_ACT_BECOME_MASTER) && h->draining)
+		hb_drain_end(h, "MASTER again");
 	if (acts & HA_ACT_ADVERT)
 		hb_send_advert(h);
 	/*
@@ -1412,10 +1417,28 @@ hasync_failover(struct hasync *h)
 bool
 hasync_leave(struct hasync *h)
 {
+	const char *why = NULL;
+	unsigned int acts;
+
 	if (!h->started || !h->conf.has_peer || h->ha.role != HASYNC_MASTER ||
 	    !hb_peer_alive(h))
 		return false;
-	return hasync_failover(h) == NULL;
+	if (!h->peer_draining)
+		return hasync_failover(h) == NULL;
+	/*
+	 * The peer still serves the connections of the last handover, so it
+	 * will not forward ours (hb_forward_start) and they are cut, as `lbctl
+	 * failover` refuses to. Stopping now would still be worse: the VIP
+	 * would leave here before the peer has it, and SYNs sent meanwhile
+	 * are lost. Hand over and keep the VIP until the peer says MASTER.
+	 */
+	acts = ha_failover(&h->ha, hasync_now_ms(), &why);
+	if (why != NULL)
+		return false;
+	hb_log(h, 1, "stopping: handing over to %s, which still serves the connections of "
+	    "the last handover: those begun here are cut", h->conf.peer_name);
+	hb_apply(h, acts);
+	return true;
 }
 
 bool

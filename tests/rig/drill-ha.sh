@@ -441,6 +441,12 @@ drill_ha_stop() {
 		eval '! ip -n "$(rig_ns lb1)" -o addr show dev lo | grep -qF " $RIG_VIP/" &&
 		! ip netns exec "$(rig_ns lb1)" nft list tables 2>/dev/null | grep -q lbd_steer' || r=1
 
+	# An FTP control session held through lb2 keeps lb2 draining after
+	# the preemption below, for the SIGTERM-while-the-peer-drains step.
+	rig_bg c1 stop-hold "$RIG_DIR/stop-hold.log" timeout 30 bash -c \
+		"exec 3<>/dev/tcp/$RIG_VIP/21 && head -c 3 <&3 && sleep 25"
+	rig_wait 5000 grep -q 220 "$RIG_DIR/stop-hold.log" ||
+		{ rig_fail "a session through lb2 (for the drain step) did not open"; r=1; }
 	rig_probe_start c2 probe-stop-back 30 || return 1
 	t0=$(rig_ms)
 	rig_lb_start lb1
@@ -451,6 +457,34 @@ drill_ha_stop() {
 	rig_assert "restarted lb1 is MASTER again (MASTER $(rig_ha_master))" rig_ha_master_is lb1 || r=1
 	_ha_probe_figure "preemption back to lb1" "$line" probe-stop-back "$t0"
 	_ha_assert_handover "$line" "preemption lb2 -> lb1" || r=1
+
+	# SIGTERM while lb2 still serves the session of that preemption: lb2
+	# cannot take lb1's connections, but lb1 still hands over and keeps
+	# the VIP until lb2 says MASTER: no new connection is lost.
+	rig_assert "lb2 drains the held session (draining forwarding: $(_ha_steer_state lb2))" \
+		eval '[ "$(_ha_steer_state lb2)" = "true false" ]' || r=1
+	rig_probe_start c2 probe-stop-drain 30 || return 1
+	sleep 0.3
+	pid=$(rig_lb_pid lb1)
+	t0=$(rig_ms)
+	kill -TERM "$pid"
+	rig_wait_fast 3000 rig_role_is lb2 MASTER
+	for ((i = 0; i < 100; i++)); do
+		rig_pid_running "$pid" || break
+		sleep 0.05
+	done
+	sleep 0.3
+	line=$(rig_probe_stop probe-stop-drain)
+	echo "  figure: SIGTERM to lb1 while lb2 drains: lb2 MASTER after $(_ha_ev lb2 MASTER "$t0") ms, lb1 exited after $(( $(rig_ms) - t0 - 300 )) ms at most"
+	_ha_probe_figure "SIGTERM while the peer drains" "$line" probe-stop-drain "$t0"
+	rig_assert "lb1 handed over although lb2 was draining (its log says so), and exited" \
+		eval 'grep -q "which still serves the connections of the last handover" "$RIG_DIR/lb1.log" && ! rig_pid_running "$pid"' || r=1
+	rm -f "$RIG_DIR/pids/lb1-lbd"
+	_ha_assert_handover "$line" "SIGTERM lb1 while lb2 drains" || r=1
+	rig_kill stop-hold
+	rig_lb_start lb1
+	rig_wait 15000 rig_ha_master_is lb1
+	rig_assert "lb1 MASTER again (MASTER $(rig_ha_master))" rig_ha_master_is lb1 || r=1
 	return $r
 }
 
