@@ -19,6 +19,10 @@
 #   PROF_TOOL=stat tests/bench/profile.sh         # + perf stat (task-clock, switches)
 #   PROF_HAP=0 tests/bench/profile.sh             # lbd only
 #   PROF_HAP_THREADS=1 tests/bench/profile.sh     # HAProxy on one thread, as lbd
+#   PROF_MODE=thr tests/bench/profile.sh          # throughput instead: one iperf3
+#                                                 # stream c1 -> VIP:1030 per run, Gbit/s
+#                                                 # and the machine's CPU %/Gbit (PROF_TOOL
+#                                                 # strace/perf/stat trace such a run)
 #
 # With PROF_TOOL set, one extra rr -c 64 run per proxy (after the measured
 # rounds, so the figures above are not slowed) is traced; reports go to
@@ -37,7 +41,9 @@ PROF_HAP=${PROF_HAP:-1}			# 1: also HAProxy best
 PROF_HAP_THREADS=${PROF_HAP_THREADS:-}	# HAProxy nbthread (default: one per CPU)
 PROF_TOOL=${PROF_TOOL:-}		# strace, perf, stat or util
 PROF_OUT=${PROF_OUT:-/tmp/lbdprof}	# where profiles go
+PROF_MODE=${PROF_MODE:-rr}		# rr (connections/s, latency) or thr (iperf3)
 PROF_PORT=1031				# rr-server port (as the bench)
+PROF_PORT_THR=1030			# iperf3 server port (as the bench)
 PROF_LOADGEN=$RIG_TOP/build/bench/loadgen
 
 declare -A RUN	# RUN[col|metric] = " v1 v2 ..."
@@ -54,9 +60,45 @@ prof_rr() {
 		grep '^rr:'
 }
 
-# Measures column COL once (the proxy is up): cps, then p50/p99 of one loop.
+# Busy and total jiffies of the whole machine (/proc/stat).
+prof_jiffies() {
+	awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat
+}
+
+# One iperf3 stream from c1 to the VIP for SECS; prints "thr: gbits=G busy=B"
+# (B: % of one CPU summed over the CPUs, from 1 s in to 1 s before the end).
+prof_thr() {
+	local out="$RIG_DIR/prof-iperf.out" pid a b g
+	rig_exec c1 timeout $(($1 + 15)) iperf3 -c "$RIG_VIP" -p $PROF_PORT_THR -t "$1" -f m >"$out" 2>&1 &
+	pid=$!
+	sleep 1
+	a=$(prof_jiffies)
+	sleep $(($1 > 2 ? $1 - 2 : 1))
+	b=$(prof_jiffies)
+	wait "$pid"
+	g=$(awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") printf "%.2f\n", $(i - 1) / 1000 }' "$out")
+	echo "thr: gbits=${g:-fail} busy=$(echo "$a $b $(nproc)" | awk '$4 > $2 { printf "%d", 100 * $5 * ($3 - $1) / ($4 - $2) }')"
+}
+
+# One measured run of the current mode; prints its summary line.
+prof_load() {
+	if [ "$PROF_MODE" = thr ]; then prof_thr "$PROF_SECS"; else prof_rr "$PROF_CONC" "$PROF_SECS"; fi
+}
+
+# Measures column COL once (the proxy is up): cps, then p50/p99 of one loop
+# (PROF_MODE=thr: Gbit/s and machine CPU per Gbit/s).
 prof_measure() {
-	local col=$1 l1 l2
+	local col=$1 l1 l2 g b
+	if [ "$PROF_MODE" = thr ]; then
+		l1=$(prof_thr "$PROF_SECS")
+		g=$(rig_pval "$l1" gbits)
+		b=$(rig_pval "$l1" busy)
+		RUN[$col|cps]+=" $g"
+		[[ $g =~ ^[0-9.]+$ ]] && [[ $b =~ ^[0-9]+$ ]] &&
+			RUN[$col|p50]+=" $(awk -v b="$b" -v g="$g" 'BEGIN { printf "%.1f", b / g }')"
+		printf '   %-8s %s Gbit/s (machine %s %% busy)\n' "$col" "$g" "$b"
+		return
+	fi
 	l1=$(prof_rr "$PROF_CONC" "$PROF_SECS")
 	l2=$(prof_rr 1 "$PROF_LAT_SECS")
 	RUN[$col|cps]+=" $(rig_pval "$l1" cps)"
@@ -71,7 +113,7 @@ prof_measure() {
 
 # Traces process PID (proxy column COL) during one extra rr -c PROF_CONC run.
 prof_trace() {
-	local col=$1 pid=$2 line tp n
+	local col=$1 pid=$2 line tp n unit
 	mkdir -p "$PROF_OUT"
 	case $PROF_TOOL in
 	strace)
@@ -80,11 +122,16 @@ prof_trace() {
 			-p "$(ls "/proc/$pid/task" | paste -sd,)" &
 		tp=$!
 		sleep 0.5
-		line=$(prof_rr "$PROF_CONC" "$PROF_SECS")
+		line=$(prof_load)
 		kill -INT "$tp" 2>/dev/null; wait "$tp" 2>/dev/null
 		n=$(rig_pval "$line" conns)
+		unit=connection
+		if [ "$PROF_MODE" = thr ]; then	# per GB moved
+			n=$(awk -v g="$(rig_pval "$line" gbits)" -v s="$PROF_SECS" 'BEGIN { printf "%.3f", g * s / 8 }')
+			unit=GB
+		fi
 		echo "   $col traced: $line"
-		echo "   $col syscalls per connection (strace -c, $n connections; strace slows the proxy):"
+		echo "   $col syscalls per $unit (strace -c, $n ${unit}s; strace slows the proxy):"
 		# Rows: % time, seconds, usecs/call, calls, [errors], syscall.
 		awk -v n="$n" '$1 ~ /^[0-9.]+$/ && $NF ~ /^[a-z_0-9]+$/ && $NF != "total" {
 			printf "     %-16s %8.2f\n", $NF, $4 / n }' "$PROF_OUT/$col.strace" | sort -k2 -gr
@@ -94,7 +141,7 @@ prof_trace() {
 		perf record -F 4999 -g -o "$PROF_OUT/$col.perf.data" -p "$pid" -- sleep "$PROF_SECS" \
 			>/dev/null 2>&1 &
 		tp=$!
-		line=$(prof_rr "$PROF_CONC" "$PROF_SECS")
+		line=$(prof_load)
 		wait "$tp"
 		echo "   $col recorded: $line"
 		perf report -i "$PROF_OUT/$col.perf.data" --no-children --sort sym --stdio 2>/dev/null |
@@ -106,7 +153,7 @@ prof_trace() {
 		local st0 st1 t0 t1
 		read -r _ st0 < /proc/stat
 		t0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-		line=$(prof_rr "$PROF_CONC" "$PROF_SECS")
+		line=$(prof_load)
 		read -r _ st1 < /proc/stat
 		t1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
 		echo "   $col: $line"
@@ -119,7 +166,7 @@ prof_trace() {
 		perf stat -e task-clock,context-switches,cpu-migrations,page-faults -p "$pid" \
 			-o "$PROF_OUT/$col.stat" -- sleep "$PROF_SECS" &
 		tp=$!
-		line=$(prof_rr "$PROF_CONC" "$PROF_SECS")
+		line=$(prof_load)
 		wait "$tp"
 		n=$(rig_pval "$line" conns)
 		echo "   $col: $line"
@@ -207,6 +254,10 @@ rig_exec lb1 sysctl -qw net.ipv4.ip_nonlocal_bind=1
 for n in ftp1 ftp2; do
 	rig_bg "$n" "$n-rr" "$RIG_DIR/$n-rr.log" "$PROF_LOADGEN" rr-server -a "${RIG_ADDR[$n]}" -p $PROF_PORT -d 3600
 	rig_wait 5000 rig_port_open "$n" "${RIG_ADDR[$n]}" $PROF_PORT || rig_die "rr-server on $n did not start"
+	if [ "$PROF_MODE" = thr ]; then
+		rig_bg "$n" "$n-iperf" "$RIG_DIR/$n-iperf.log" iperf3 -s -B "${RIG_ADDR[$n]}" -p $PROF_PORT_THR
+		rig_wait 5000 rig_port_open "$n" "${RIG_ADDR[$n]}" $PROF_PORT_THR || rig_die "iperf3 -s on $n did not start"
+	fi
 done
 rig_log "rig $RIG_PREFIX up; ${PROF_ROUNDS} rounds of ${PROF_SECS} s x${PROF_CONC} + ${PROF_LAT_SECS} s x1; columns ${PROF_COLS[*]}"
 
@@ -225,13 +276,22 @@ for ((round = 1; round <= PROF_ROUNDS; round++)); do
 done
 
 rig_step "medians of $PROF_ROUNDS rounds"
-printf '   %-8s %8s %8s %10s %10s %10s %10s\n' column conn/s ratio "x1 p50 us" "x1 p99 us" "x64 p50" "x64 p99"
+if [ "$PROF_MODE" = thr ]; then
+	printf '   %-8s %8s %8s %10s\n' column Gbit/s ratio "CPU %/Gbit"
+else
+	printf '   %-8s %8s %8s %10s %10s %10s %10s\n' column conn/s ratio "x1 p50 us" "x1 p99 us" "x64 p50" "x64 p99"
+fi
 hcps=$(prof_median ${RUN[hap|cps]})
 for col in "${PROF_COLS[@]}"; do
 	# shellcheck disable=SC2086
 	c=$(prof_median ${RUN[$col|cps]})
 	r=-
 	[[ $hcps =~ ^[0-9.]+$ ]] && [[ $c =~ ^[0-9.]+$ ]] && r=$(awk -v a="$c" -v b="$hcps" 'BEGIN { printf "%.2fx", a / b }')
+	if [ "$PROF_MODE" = thr ]; then
+		# shellcheck disable=SC2086
+		printf '   %-8s %8s %8s %10s\n' "$col" "$c" "$r" "$(prof_median ${RUN[$col|p50]})"
+		continue
+	fi
 	# shellcheck disable=SC2086
 	printf '   %-8s %8s %8s %10s %10s %10s %10s\n' "$col" "$c" "$r" "$(prof_median ${RUN[$col|p50]})" \
 		"$(prof_median ${RUN[$col|p99]})" "$(prof_median ${RUN[$col|c64p50]})" "$(prof_median ${RUN[$col|c64p99]})"
