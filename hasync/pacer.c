@@ -6,9 +6,9 @@
  * thread only steps in when an advert is overdue by a quarter interval,
  * repeating the last one sent with a new counter. So the data plane can
  * run as an ordinary process (SCHED_OTHER batches wake-ups; as SCHED_RR the
- * relay cost 50 % more CPU per byte), while the adverts keep the SCHED_RR
- * that keepalived's VRRP process has: a busy loop no longer means a false
- * failover at 20 ms adverts.
+ * relay cost 50 % more CPU per byte; main.c keeps a MASTER's main thread
+ * SCHED_OTHER), while the adverts keep the SCHED_RR that keepalived's VRRP
+ * process has: a busy loop no longer means a false failover at 20 ms.
  *
  * The pacer vouches for the loop, not for itself: once the loop has sent
  * nothing for PACER_WATCHDOG_MIN_MS (or 3 intervals if longer), the pacer

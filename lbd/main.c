@@ -58,11 +58,14 @@ sweep_cb(evutil_socket_t fd, short ev, void *arg)
 		sticky_expire(lbd->services[i].sticky, now);
 }
 
+static void	sched_for_role(enum hasync_role);
+
 static void
 ha_role_changed(void *arg, enum hasync_role from, enum hasync_role to, const char *reason)
 {
 	struct lbd	*lbd = arg;
 
+	sched_for_role(to);
 	/* hasync has logged the transition; monitor clients hear of it here. */
 	control_event(lbd, "role", json_pack("{s:s, s:s, s:s}", "from",
 	    hasync_role_str(from), "role", hasync_role_str(to), "reason", reason));
@@ -219,25 +222,39 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 }
 
 /*
- * The data plane runs as an ordinary process: as SCHED_RR the relay cost
- * about 50 % more CPU per byte (every wake-up preempts the load at once,
- * no batching), and a busy RT loop could hold a CPU. What must be on time,
- * the adverts, has its own SCHED_RR thread in hasync (pacer.c), which
- * inherits systemd's CPUSchedulingPolicy=rr; so once the HA layer runs,
- * the main thread leaves real-time scheduling (lowering is always allowed).
+ * The main thread's scheduling follows the role. A MASTER's main thread
+ * moves the proxied bytes: as SCHED_RR it cost about 50 % more CPU per
+ * byte (every wake-up preempts the load at once, no batching), so a
+ * MASTER runs SCHED_OTHER, and its adverts keep their real-time thread in
+ * hasync (pacer.c). Every other role has no data plane to speak of and
+ * must react at once (take over, hand over, step aside): SCHED_RR, as
+ * keepalived's VRRP process. As an ordinary process the node that took
+ * over after a crash, or that handed over on SIGTERM, lost one probe in
+ * 3-7 of 10 make bench trials; as SCHED_RR none.
+ * Raising needs root, CAP_SYS_NICE or RLIMIT_RTPRIO (lbd.service sets
+ * LimitRTPRIO); without, lbd says so once and stays ordinary.
  */
 static void
-sched_ordinary(void)
+sched_for_role(enum hasync_role role)
 {
+	static bool		 warned;
 	struct sched_param	 sp = { .sched_priority = 0 };
-	int			 policy = sched_getscheduler(0);
+	int			 want = role == HASYNC_MASTER ? SCHED_OTHER : SCHED_RR;
 
-	if (policy != SCHED_RR && policy != SCHED_FIFO)
+	if (want == SCHED_RR)
+		sp.sched_priority = HASYNC_RT_PRIORITY;
+	if (sched_getscheduler(0) == want)
 		return;
-	if (sched_setscheduler(0, SCHED_OTHER, &sp) == -1)
-		log_warn("cannot leave realtime scheduling for the main thread");
-	else
-		log_debug("scheduling: main thread SCHED_OTHER, advert pacer SCHED_RR");
+	if (sched_setscheduler(0, want, &sp) == -1) {
+		if (!warned)
+			log_info("realtime scheduling not available for the main thread (%s): "
+			    "a BACKUP may take over a few ms later on a busy machine; see "
+			    "LimitRTPRIO in deploy/lbd.service", strerror(errno));
+		warned = true;
+		return;
+	}
+	log_debug("scheduling: main thread %s (%s)", want == SCHED_RR ? "SCHED_RR" :
+	    "SCHED_OTHER", hasync_role_str(role));
 }
 
 static int
@@ -366,7 +383,6 @@ main(int argc, char *argv[])
 				goto done;
 	if (ha_open(lbd) == -1)
 		goto done;
-	sched_ordinary();	/* after the pacer thread took its SCHED_RR */
 	/* After ha_open: the channel reports peer death to lbd->ha. */
 	if (replica_open(lbd) == -1)
 		goto done;

@@ -111,7 +111,7 @@ check "unit: no /usr/local left outside comments" bash -c "! grep -v '^#' '$U' |
 check "unit: ExecStopPost is the installed stop hook" \
 	grep -q '^ExecStopPost=/usr/libexec/lbd/lbd-release-vip -c /etc/lbd/lbd.conf$' "$U"
 for kv in Type=notify Restart=always User=lbd Group=lbd NoNewPrivileges=yes \
-    ProtectSystem=strict RuntimeDirectory=lbd LimitNOFILE=65536 \
+    ProtectSystem=strict RuntimeDirectory=lbd LimitNOFILE=65536 LimitRTPRIO=10 \
     'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE' \
     'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE' \
     'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET'; do
