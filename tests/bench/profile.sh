@@ -17,6 +17,10 @@
 #   PROF_TOOL=strace tests/bench/profile.sh       # + syscalls per connection
 #   PROF_TOOL=perf tests/bench/profile.sh         # + perf record -g of the proxy
 #   PROF_TOOL=stat tests/bench/profile.sh         # + perf stat (task-clock, switches)
+#   PROF_TOOL=machine tests/bench/profile.sh      # + where the whole machine's CPU goes
+#                                                 # (perf record -a): proxy, client, real
+#                                                 # servers, idle-time softirq, each in user
+#                                                 # and kernel; the direct path too
 #   PROF_HAP=0 tests/bench/profile.sh             # lbd only
 #   PROF_HAP_THREADS=1 tests/bench/profile.sh     # HAProxy on one thread, as lbd
 #   PROF_MODE=thr tests/bench/profile.sh          # throughput instead: one iperf3
@@ -39,7 +43,7 @@ PROF_LAT_SECS=${PROF_LAT_SECS:-2}	# seconds of rr -c 1 per run
 PROF_LBD=${PROF_LBD:-"lbd:$RIG_TOP/build/lbd"}	# NAME:BINARY[:RELAY_THREADS] ...
 PROF_HAP=${PROF_HAP:-1}			# 1: also HAProxy best
 PROF_HAP_THREADS=${PROF_HAP_THREADS:-}	# HAProxy nbthread (default: one per CPU)
-PROF_TOOL=${PROF_TOOL:-}		# strace, perf, stat or util
+PROF_TOOL=${PROF_TOOL:-}		# strace, perf, stat, util or machine
 PROF_OUT=${PROF_OUT:-/tmp/lbdprof}	# where profiles go
 PROF_MODE=${PROF_MODE:-rr}		# rr (connections/s, latency) or thr (iperf3)
 PROF_PORT=1031				# rr-server port (as the bench)
@@ -54,9 +58,11 @@ prof_median() {
 		awk '{ v[NR] = $1 } END { if (NR) print v[int(NR / 2) + 1]; else print "-" }'
 }
 
+PROF_DST=			# where the load goes: the VIP (empty) or a real server (direct)
+
 # One loadgen rr from c1 to the VIP: CONC SECS; prints its "rr:" line.
 prof_rr() {
-	rig_exec c1 timeout $(($2 + 10)) "$PROF_LOADGEN" rr -a "$RIG_VIP" -p $PROF_PORT -c "$1" -d "$2" 2>&1 |
+	rig_exec c1 timeout $(($2 + 10)) "$PROF_LOADGEN" rr -a "${PROF_DST:-$RIG_VIP}" -p $PROF_PORT -c "$1" -d "$2" 2>&1 |
 		grep '^rr:'
 }
 
@@ -69,7 +75,7 @@ prof_jiffies() {
 # (B: % of one CPU summed over the CPUs, from 1 s in to 1 s before the end).
 prof_thr() {
 	local out="$RIG_DIR/prof-iperf.out" pid a b g
-	rig_exec c1 timeout $(($1 + 15)) iperf3 -c "$RIG_VIP" -p $PROF_PORT_THR -t "$1" -f m >"$out" 2>&1 &
+	rig_exec c1 timeout $(($1 + 15)) iperf3 -c "${PROF_DST:-$RIG_VIP}" -p $PROF_PORT_THR -t "$1" -f m >"$out" 2>&1 &
 	pid=$!
 	sleep 1
 	a=$(prof_jiffies)
@@ -162,6 +168,9 @@ prof_trace() {
 			printf "     proxy CPU %.0f%% of one CPU (%.1f us per connection); machine: idle %.0f%%, softirq %.0f%%, steal %.0f%%\n",
 				t * 100 / (tot / 2), t * 10000 / n, d[4] * 100 / tot, d[7] * 100 / tot, d[8] * 100 / tot }'
 		;;
+	machine)
+		prof_machine "$col" "$pid"
+		;;
 	stat)
 		perf stat -e task-clock,context-switches,cpu-migrations,page-faults -p "$pid" \
 			-o "$PROF_OUT/$col.stat" -- sleep "$PROF_SECS" &
@@ -175,6 +184,53 @@ prof_trace() {
 			"$PROF_OUT/$col.stat"
 		;;
 	esac
+}
+
+# PROF_TOOL=machine: perf record -a (every CPU, idle included) during one
+# run of the load for column COL (proxy PID; none for the direct path),
+# then the machine's CPU split by who ran (proxy, client, real servers,
+# softirq = what the idle task ran besides idling, other) and where (user
+# code or kernel), per connection (us) or per Gbit/s (% of one CPU), as
+# prof_measure's figures; "idle" is the CPU left.
+prof_machine() {
+	local col=$1 pid=$2 tp line n unit srv="" s
+	for s in ftp1-rr ftp2-rr ftp1-iperf ftp2-iperf; do srv+=" $(rig_pid "$s")"; done
+	perf record -a -F 999 -o "$PROF_OUT/$col.machine.data" -- sleep "$PROF_SECS" >/dev/null 2>&1 &
+	tp=$!
+	line=$(prof_load)
+	wait "$tp"
+	if [ "$PROF_MODE" = thr ]; then
+		n=$(rig_pval "$line" gbits); unit="% of one CPU per Gbit/s"
+	else
+		n=$(rig_pval "$line" cps); unit="us per connection"
+	fi
+	echo "   $col: $line"
+	echo "     machine CPU by who and where, $unit (perf record -a, $(nproc) CPUs, ${PROF_SECS} s):"
+	perf report -i "$PROF_OUT/$col.machine.data" --stdio --sort pid,dso,sym -g none 2>/dev/null |
+		awk -v proxy="${pid:-none}" -v srv="$srv" -v n="$n" -v cpus="$(nproc)" -v thr="$([ "$PROF_MODE" = thr ] && echo 1)" '
+		BEGIN { split(srv, a, " "); for (i in a) isrv[a[i]] = 1 }
+		$1 ~ /%$/ && $2 ~ /:/ {
+			pct = $1; sub("%", "", pct); split($2, t, ":"); tid = t[1]; comm = t[2]
+			who = "other"
+			if (comm ~ /^(lbd|haproxy)/) who = "proxy"
+			else if (tid in isrv) who = "servers"
+			else if (comm ~ /^(loadgen|iperf3)/) who = "client"
+			else if (comm ~ /^swapper/) who = ($0 ~ /halt|idle|mwait/) ? "idle" : "softirq"
+			where = ($3 ~ /kernel|\[k\]/) ? "kernel" : "user"
+			v[who "|" where] += pct; tot[where] += pct
+		}
+		END {
+			if (n + 0 <= 0) { print "     no figure to divide by"; exit }
+			# pct of all samples -> % of one CPU -> per unit
+			f = cpus / n; if (!thr) f = cpus * 10000 / n
+			printf "     %-14s %10s %10s\n", "", "user", "kernel"
+			split("proxy client servers softirq other", order, " ")
+			for (i = 1; i <= 5; i++) { w = order[i]
+				printf "     %-14s %10.1f %10.1f\n", w, v[w "|user"] * f, v[w "|kernel"] * f }
+			printf "     %-14s %10.1f %10.1f\n", "busy", tot["user"] * f,
+			    (tot["kernel"] - v["idle|kernel"]) * f
+			printf "     %-14s %10s %10.1f\n", "idle", "", v["idle|kernel"] * f
+		}'
 }
 
 prof_vip_del() { rig_exec lb1 ip addr del "$RIG_VIP/$RIG_PLEN" dev eth0 2>/dev/null; true; }
@@ -308,5 +364,10 @@ if [ -n "$PROF_TOOL" ]; then
 		prof_hap_up
 		prof_trace hap "$(rig_pid lb1-haproxy)"
 		prof_hap_down
+	fi
+	if [ "$PROF_TOOL" = machine ]; then	# the same load without a proxy
+		PROF_DST=${RIG_ADDR[ftp1]}
+		prof_trace direct ""
+		PROF_DST=
 	fi
 fi
