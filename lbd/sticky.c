@@ -37,6 +37,7 @@
 #define STICKY_MAX_ENTRIES	(1U << 30)	/* largest table sticky_new accepts */
 #define STICKY_RESEND_MAX_S	30		/* a refresh is replicated at least this often */
 #define STICKY_SCAN_SLOTS	65536		/* slots sticky_scan visits per call at most */
+#define STICKY_EVICT_SKIP	8		/* unsent changes eviction passes over, at most */
 #define STICKY_F_USED		0x01		/* slot holds an entry (or tombstone) */
 #define STICKY_F_TOMB		0x02		/* deleted: kept only to carry the delete's version */
 #define STICKY_F_DIRTY		0x04		/* on the dirty list: to be replicated */
@@ -315,6 +316,29 @@ sticky_live(const struct sticky_entry *e, uint32_t now)
 	return now < e->expires;
 }
 
+/*
+ * The entry a full table gives up: the LRU tail, unless it is a live
+ * change the peer has not been sent yet (above all a delete's tombstone:
+ * dropped, the delete never reaches the peer, whose copy lives on). Then
+ * the first entry without one among the next STICKY_EVICT_SKIP towards
+ * the head, or the tail after all when they are all pending.
+ */
+static struct sticky_entry *
+sticky_evictee(struct sticky_table *t, uint32_t now)
+{
+	struct sticky_entry *tail = sticky_at(t, t->lru_tail), *e = tail;
+	int		 i;
+
+	for (i = 0; i < STICKY_EVICT_SKIP; i++) {
+		if (!(e->flags & STICKY_F_DIRTY) || !sticky_live(e, now))
+			return e;
+		if (e->lru_prev == STICKY_NONE)
+			break;
+		e = sticky_at(t, e->lru_prev);
+	}
+	return tail;
+}
+
 /* Returns: a free slot for ip, linked in its hash chain (LRU: caller's job). */
 static struct sticky_entry *
 sticky_alloc(struct sticky_table *t, const struct lbd_ip *ip, uint32_t now)
@@ -327,7 +351,7 @@ sticky_alloc(struct sticky_table *t, const struct lbd_ip *ip, uint32_t now)
 	} else {
 		if (t->free_head == STICKY_NONE) {
 			/* Full: the LRU tail goes; only a live entry counts as evicted. */
-			e = sticky_at(t, t->lru_tail);
+			e = sticky_evictee(t, now);
 			if (sticky_live(e, now) && !(e->flags & STICKY_F_TOMB))
 				t->evictions++;
 			sticky_remove(t, e);

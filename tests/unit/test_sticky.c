@@ -576,6 +576,39 @@ test_delete_tombstone(void **state)
 	sticky_free(t);
 }
 
+/* A full table keeps a delete it has not sent: eviction takes the next entry. */
+static void
+test_evict_spares_unsent(void **state)
+{
+	struct sticky_table *t = repl_new(4, 100);
+	struct sticky_change out[8];
+	struct lbd_ip	 ip[6];
+	int		 i;
+
+	(void)state;
+	for (i = 0; i < 6; i++)
+		ip[i] = ip4(10, 0, 1, (uint8_t)i);
+	for (i = 0; i < 4; i++)
+		sticky_set(t, &ip[i], 1, T0 + (uint32_t)i);
+	assert_int_equal(sticky_take_dirty(t, T0 + 4, out, 8), 4);
+	/* The oldest entry, the LRU tail, is deleted: its tombstone is pending. */
+	assert_int_equal(sticky_delete(t, &ip[0]), 1);
+	sticky_set(t, &ip[4], 1, T0 + 5);
+	assert_int_equal(sticky_evictions(t), 1);
+	assert_int_equal(sticky_lookup(t, &ip[1], T0 + 5), -1);	/* the one given up */
+	assert_int_equal(sticky_take_dirty(t, T0 + 5, out, 8), 2);
+	assert_memory_equal(out[0].ip.bytes, ip[0].bytes, sizeof(ip[0].bytes));
+	assert_int_equal(out[0].backend, -1);				/* the delete goes out */
+	assert_memory_equal(out[1].ip.bytes, ip[4].bytes, sizeof(ip[4].bytes));
+	/* With every entry pending, the tail goes after all. */
+	for (i = 0; i < 4; i++)
+		sticky_set(t, &ip[i], 2, T0 + 6);
+	sticky_set(t, &ip[5], 2, T0 + 7);
+	assert_int_equal(sticky_count(t), 4);
+	assert_int_equal(sticky_lookup(t, &ip[5], T0 + 7), 2);
+	sticky_free(t);
+}
+
 static void
 test_merge_rules(void **state)
 {
@@ -820,6 +853,7 @@ main(void)
 		cmocka_unit_test(test_dirty_bounded),
 		cmocka_unit_test(test_no_tracking_by_default),
 		cmocka_unit_test(test_delete_tombstone),
+		cmocka_unit_test(test_evict_spares_unsent),
 		cmocka_unit_test(test_merge_rules),
 		cmocka_unit_test(test_clear_floor),
 		cmocka_unit_test(test_scan),
