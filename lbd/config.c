@@ -5,8 +5,10 @@
  */
 #include <sys/stat.h>
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libconfig.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -40,6 +42,7 @@
 /* State of one config_load() call. */
 struct config_ctx {
 	const char	*path;		/* file name for messages, as given */
+	const char	*incdir;	/* where @include names are relative to */
 	char		*err;		/* caller's message buffer */
 	size_t		 errlen;	/* its size */
 	struct lbd_config *conf;	/* being filled */
@@ -225,6 +228,140 @@ config_get_group(struct config_ctx *ctx, const config_setting_t *parent,
 }
 
 /*
+ * Line `line` (1-based) of file `path`, in a buffer the caller frees, or
+ * NULL (file gone since it was parsed, line past its end, no memory).
+ */
+static char *
+config_source_line(const char *path, unsigned int line)
+{
+	FILE		*f;
+	char		*buf = NULL;
+	size_t		 cap = 0;
+	unsigned int	 n;
+
+	if ((f = fopen(path, "r")) == NULL)
+		return NULL;
+	for (n = 0; n < line; n++)
+		if (getline(&buf, &cap, f) == -1) {
+			free(buf);
+			buf = NULL;
+			break;
+		}
+	fclose(f);
+	return buf;
+}
+
+/*
+ * The end of the bare integer literal at p (libconfig: decimal, or hex
+ * after 0x), or NULL when p starts none or an L suffix makes it 64-bit.
+ * *big: it does not fit in 32 bits (a '-' right before it allows 2^31).
+ */
+static const char *
+config_literal_end(const char *line, const char *p, bool *big)
+{
+	const char	*q = p;
+	uintmax_t	 v;
+	bool		 hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X') &&
+			    isxdigit((unsigned char)p[2]);
+	char		*end;
+
+	if (!isdigit((unsigned char)*p) || (p > line && (isalnum((unsigned char)p[-1]) ||
+	    p[-1] == '_' || p[-1] == '.')))
+		return NULL;
+	errno = 0;
+	v = strtoumax(q, &end, hex ? 16 : 10);
+	if (*end == 'L' || *end == '.' || *end == 'e' || *end == 'E')
+		return NULL;	/* 64-bit (read right) or a float */
+	*big = errno == ERANGE || v > (hex ? (uintmax_t)INT32_MAX :
+	    (p > line && p[-1] == '-') ? (uintmax_t)INT32_MAX + 1 : (uintmax_t)INT32_MAX);
+	return end;
+}
+
+/*
+ * libconfig 1.5 (Debian 12's) reads an integer literal without an L
+ * suffix with atoi(), so "priority = 4294967446;" reads as 150 and passes
+ * any range check. The setting's source line is read back: for a named
+ * setting the literal after "name =" (or ":"), for a list element every
+ * bare literal on the line outside strings and comments, is refused when
+ * it does not fit in 32 bits. Returns: 0, or -1 with the error set.
+ */
+static int
+config_check_literal(struct config_ctx *ctx, const config_setting_t *s,
+    const char *w, long long min, long long max)
+{
+	const char	*file = config_setting_source_file(s), *name, *p, *end = NULL;
+	unsigned int	 line = config_setting_source_line(s);
+	char		 path[PATH_MAX], *text;
+	size_t		 nlen;
+	bool		 big = false;
+	int		 rc = 0;
+
+	/* An @include'd file is named as written: relative to incdir. */
+	if (file == NULL || strcmp(file, ctx->path) == 0 || file[0] == '/' ||
+	    ctx->incdir == NULL)
+		snprintf(path, sizeof(path), "%s", file != NULL ? file : ctx->path);
+	else
+		snprintf(path, sizeof(path), "%s/%s", ctx->incdir, file);
+	if (line == 0 || (text = config_source_line(path, line)) == NULL)
+		return 0;
+	name = config_setting_name(s);
+	nlen = name != NULL ? strlen(name) : 0;
+	for (p = text; *p != '\0' && *p != '#' && !(p[0] == '/' && p[1] == '/'); p++) {
+		if (*p == '"') {		/* a string: to its closing quote */
+			for (p++; *p != '\0' && *p != '"'; p++)
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+			if (*p == '\0')
+				break;
+			continue;
+		}
+		if (p[0] == '/' && p[1] == '*') {
+			if ((p = strstr(p + 2, "*/")) == NULL)
+				break;
+			p++;
+			continue;
+		}
+		if (name != NULL) {
+			const char *v = p + nlen;
+
+			if (strncmp(p, name, nlen) != 0 || (p > text &&
+			    (isalnum((unsigned char)p[-1]) || p[-1] == '_')))
+				continue;
+			const char *sign;
+
+			while (*v == ' ' || *v == '\t')
+				v++;
+			if (*v != '=' && *v != ':')
+				continue;
+			for (v++; *v == ' ' || *v == '\t'; v++)
+				;
+			for (sign = v; *v == '-' || *v == '+'; v++)
+				;
+			if ((end = config_literal_end(text, v, &big)) != NULL && big)
+				p = sign;
+			break;
+		}
+		if ((end = config_literal_end(text, p, &big)) != NULL && big) {
+			if (p > text && p[-1] == '-')
+				p--;
+			break;
+		}
+		if (end != NULL)
+			p = end - 1;
+	}
+	if (end != NULL && big && name != NULL)
+		rc = config_error(ctx, s, "%s: %.*s does not fit in 32 bits (libconfig "
+		    "reads it as %lld); use %lld-%lld", w, (int)(end - p), p,
+		    (long long)config_setting_get_int64(s), min, max);
+	else if (end != NULL && big)
+		rc = config_error(ctx, s, "%s: %.*s on this line does not fit in 32 "
+		    "bits (libconfig misreads it); use %lld-%lld", w, (int)(end - p), p,
+		    min, max);
+	free(text);
+	return rc;
+}
+
+/*
  * Reads integer key of group into *out when present, checking min..max.
  * Returns: 1 found, 0 absent (*out untouched), -1 wrong type or range.
  */
@@ -244,6 +381,8 @@ config_get_int(struct config_ctx *ctx, const config_setting_t *group,
 	if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
 		return config_error(ctx, s, "%s: expected an integer, e.g. %s = %lld;",
 		    w, key, min);
+	if (config_check_literal(ctx, s, w, min, max) == -1)
+		return -1;
 	v = config_setting_get_int64(s);
 	if (v < min || v > max)
 		return config_error(ctx, s, "%s: %lld is out of range; use %lld-%lld",
@@ -715,6 +854,8 @@ config_parse_range(struct config_ctx *ctx, const config_setting_t *s,
 	if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
 		long long n = config_setting_get_int64(s);
 
+		if (config_check_literal(ctx, s, w, 1, 65535) == -1)
+			return -1;
 		if (n < 1 || n > 65535)
 			return config_error(ctx, s, "%s: port %lld is out of range; "
 			    "use 1-65535", w, n);
@@ -1082,7 +1223,8 @@ config_load(const char *path, struct lbd_config *conf, char *err, size_t errlen)
 	config_init(&cfg);
 	/* @include "x.conf" is relative to the including file's directory. */
 	snprintf(dir, sizeof(dir), "%s", path);
-	config_set_include_dir(&cfg, dirname(dir));
+	ctx.incdir = dirname(dir);
+	config_set_include_dir(&cfg, ctx.incdir);
 	if (config_read_file(&cfg, path) == CONFIG_FALSE) {
 		efile = config_error_file(&cfg);
 		etext = config_error_text(&cfg);

@@ -682,6 +682,70 @@ test_priority_out_of_range(void **state)
 	    "  priority = 0; };\n", 2, "node.priority: 0 is out of range");
 }
 
+/*
+ * Integer literals past 32 bits: libconfig 1.5 wraps them (4294967446 is
+ * 150), so config.c reads the line back and refuses them by their text.
+ */
+static void
+test_int_literal_wrap(void **state)
+{
+	struct fixture		*f = *state;
+	struct lbd_config	*c;
+	char			 inc[80], text[512];
+	FILE			*fp;
+
+	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
+	    "  priority = 4294967446; };\n", 2,
+	    "node.priority: 4294967446 does not fit in 32 bits (libconfig reads it "
+	    "as 150); use 1-254");
+	unlink(f->path);
+	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
+	    "  priority = -4294967146; };\n", 2, "-4294967146 does not fit in 32 bits");
+	unlink(f->path);
+	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
+	    "  priority = 0x100000096; };\n", 2, "0x100000096 does not fit in 32 bits");
+	unlink(f->path);
+	/* The literal of this key, not a neighbour's on the same line. */
+	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
+	    "  priority = 150; relay_threads = 4294967297; };\n", 2,
+	    "node.relay_threads: 4294967297 does not fit");
+	unlink(f->path);
+	/* A list element: any bare literal on its line. */
+	load_err(f, NODE_VIP
+	    "services = ( { name = \"S1\"; ports = [ 21, 4294967317 ];\n"
+	    ONE_BACKEND " } );\n", 3,
+	    "4294967317 on this line does not fit in 32 bits (libconfig misreads it); "
+	    "use 1-65535");
+	unlink(f->path);
+	/* Big numbers in strings and comments, an L literal, 2^31 - 1 and -2^31 are not wraps. */
+	load_err(f, "node = { name = \"lb4294967446\"; address = \"192.168.86.2\";\n"
+	    "  priority = 4294967446L; };\n", 2, "node.priority: 4294967446 is out of range");
+	unlink(f->path);
+	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
+	    "  priority = 2147483647; /* 99999999999 */ };\n", 2,
+	    "node.priority: 2147483647 is out of range");
+	unlink(f->path);
+	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
+	    "  priority = -2147483648; # 99999999999\n };\n", 2,
+	    "node.priority: -2147483648 is out of range");
+	unlink(f->path);
+	/* An @include'd file is read back too, and a good one still loads. */
+	snprintf(inc, sizeof(inc), "%s.inc", f->path);
+	assert_non_null(fp = fopen(inc, "w"));
+	fputs("node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
+	    "  priority = 4294967297; };\n", fp);
+	fclose(fp);
+	snprintf(text, sizeof(text), "@include \"%s\"\n", strrchr(inc, '/') + 1);
+	write_conf(f, text);
+	assert_int_equal(config_load(f->path, f->conf, f->err, sizeof(f->err)), -1);
+	assert_non_null(strstr(f->err, ".inc:2: node.priority: 4294967297 does not fit"));
+	unlink(inc);
+	unlink(f->path);
+	c = load_ok(f, NODE_VIP "services = ( { name = \"S1\"; ports = [ 21 ]; "
+	    "sticky_size = 1024; # 4294967296\n" ONE_BACKEND " } );\n");
+	assert_int_equal(c->services[0].sticky_size, 1024);
+}
+
 /* node.relay_threads: 0 (relay in the main loop) to 64; no other type. */
 static void
 test_relay_threads(void **state)
@@ -1063,6 +1127,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_duplicate_service, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_required, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_priority_out_of_range, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_int_literal_wrap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relay_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_scheduler, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout_over_interval, setup, teardown),
