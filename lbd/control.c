@@ -243,6 +243,7 @@ control_backend_json(struct backend *b, uint64_t now)
 	    addr, sizeof(addr))));
 	control_set(o, "state", json_string(backend_state_str(b)));
 	control_set(o, "admin", json_string(backend_admin_str(b->admin)));
+	control_set(o, "removed", json_boolean(reload_backend_removed(b)));
 	control_set_int(o, "active", b->active);
 	control_set_int(o, "total", b->total);
 	/* Relay workers add to these: atomic loads. */
@@ -297,8 +298,9 @@ control_service_json(struct service *svc, uint64_t now)
 	control_set_int(o, "sticky_evictions", svc->sticky ? sticky_evictions(svc->sticky) : 0);
 	if ((backends = json_array()) != NULL)
 		for (i = 0; i < svc->nbackends; i++)
-			json_array_append_new(backends,
-			    control_backend_json(&svc->backends[i], now));
+			if (reload_backend_listed(&svc->backends[i]))
+				json_array_append_new(backends,
+				    control_backend_json(&svc->backends[i], now));
 	control_set(o, "backends", backends);
 	return o;
 }
@@ -418,7 +420,8 @@ control_backends(struct lbd *lbd)
 	for (i = 0; i < lbd->nservices; i++) {
 		svc = &lbd->services[i];
 		for (j = 0; j < svc->nbackends; j++) {
-			if ((b = control_backend_json(&svc->backends[j], now)) == NULL)
+			if (!reload_backend_listed(&svc->backends[j]) ||
+			    (b = control_backend_json(&svc->backends[j], now)) == NULL)
 				continue;
 			control_set(b, "service", control_str(svc->conf.name));
 			json_array_append_new(list, b);

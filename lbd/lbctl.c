@@ -150,6 +150,7 @@ usage(FILE *f)
 	    "commands (a unique prefix of a keyword is enough: \"lbctl sta\", \"lbctl sticky l\"):\n"
 	    "  status                        node, role, VIP, peer, sync and each service's backends\n"
 	    "  backends                      every backend: state, admin state, connections, bytes, checks\n"
+	    "                                (admin \"removed\": reload took it out, its connections finish)\n"
 	    "  sticky list [SERVICE]         sticky entries (client -> backend), most recently used first\n"
 	    "  sticky get IP [SERVICE]       one client's entry\n"
 	    "  sticky set IP BACKEND [SERVICE]\n"
@@ -726,6 +727,8 @@ print_status(const json_t *r)
 
 			for (col = 0; col < NCOLS(status_cols); col++)
 				row[col] = jget(b, keys[col], c[col], sizeof(c[col]));
+			if (json_is_true(json_object_get(b, "removed")))
+				row[2] = "removed";	/* admin: left the config, connections finish */
 			table_add(&t, row);
 		}
 		table_print(&t);
@@ -750,6 +753,8 @@ print_backends(const json_t *r)
 		for (col = 0; col < NCOLS(backends_cols); col++)
 			row[col] = keys[col] != NULL ? jget(b, keys[col], c[col], sizeof(c[col])) :
 			    fmt_ms(json_object_get(b, "last_check_age_ms"), c[col], sizeof(c[col]));
+		if (json_is_true(json_object_get(b, "removed")))
+			row[3] = "removed";	/* admin: left the config, connections finish */
 		table_add(&t, row);
 	}
 	table_print(&t);

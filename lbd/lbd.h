@@ -448,5 +448,7 @@ void		 reload_services_free(struct lbd *);	/* stops checks, frees sticky tables 
 int		 reload_apply(struct lbd *, char *err, size_t errlen);
 /* The backend's slot is kept for its connections but it left the config. */
 bool		 reload_backend_removed(const struct backend *);
+/* Shown in status, backends and metrics: not a removed backend whose connections all ended. */
+bool		 reload_backend_listed(const struct backend *);
 
 #endif /* LBD_H */

@@ -266,6 +266,8 @@ metrics_backends(FILE *f, struct lbd *lbd)
 	for (i = 0; i < lbd->nservices; i++)
 		for (j = 0; j < lbd->services[i].nbackends; j++) {
 			b = &lbd->services[i].backends[j];
+			if (!reload_backend_listed(b))
+				continue;
 			labels[1] = lbd->services[i].conf.name;
 			labels[3] = b->conf.name;
 			metrics_u64(f, "lbd_backend_up", labels, b->up);
@@ -275,6 +277,8 @@ metrics_backends(FILE *f, struct lbd *lbd)
 	for (i = 0; i < lbd->nservices; i++)
 		for (j = 0; j < lbd->services[i].nbackends; j++) {
 			b = &lbd->services[i].backends[j];
+			if (!reload_backend_listed(b))
+				continue;
 			labels[1] = lbd->services[i].conf.name;
 			labels[3] = b->conf.name;
 			metrics_one_hot(f, "lbd_backend_state", labels, "state",
@@ -287,6 +291,8 @@ metrics_backends(FILE *f, struct lbd *lbd)
 		for (i = 0; i < lbd->nservices; i++)
 			for (j = 0; j < lbd->services[i].nbackends; j++) {
 				b = &lbd->services[i].backends[j];
+				if (!reload_backend_listed(b))
+					continue;
 				labels[1] = lbd->services[i].conf.name;
 				labels[3] = b->conf.name;
 				/* Relay workers add to the byte counters: atomic load. */

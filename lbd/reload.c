@@ -104,6 +104,12 @@ reload_backend_removed(const struct backend *be)
 	return reload_conf_backend(&be->service->conf, be->conf.name) == -1;
 }
 
+bool
+reload_backend_listed(const struct backend *be)
+{
+	return be->active > 0 || !reload_backend_removed(be);
+}
+
 /* Same family, address and port (sockaddr padding may differ). */
 static bool
 reload_addr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)

@@ -2,7 +2,8 @@
 # sessions held open: weight, check interval, timeouts and a new backend
 # change live, nothing drops, the sticky table is kept; then a broken
 # config (SIGHUP and lbctl) and a ports change are refused, lbd keeps the
-# settings it had.  The original config is put back at the end.
+# settings it had.  The original config is put back at the end, and the
+# backend it removes drops out of the listing.
 
 # Holds N TCP sessions to VIP:21 from the node it runs in: reads each 220
 # greeting, prints "held N", waits (at most 60 s) for the file $1, then
@@ -166,6 +167,9 @@ _reload_drill() {
 	rig_assert "original config reloaded (exit $rc)" [ "$rc" = 0 ] || return 1
 	rig_assert "FTP_SVR2 weight back to 1 ($(_reload_backends))" \
 		eval '[[ " $(_reload_backends)" == *" FTP_SVR2:1 "* ]]' || return 1
+	# FTP_SVR3 left the config and never had a connection: no longer listed.
+	rig_assert "FTP_SVR3, removed with no connection, is no longer listed ($(_reload_backends))" \
+		eval '[[ " $(_reload_backends)" != *" FTP_SVR3:"* ]]' || return 1
 	rig_assert "lbd pid unchanged across the drill" [ "$(rig_lb_pid lb1)" = "$pid" ] || return 1
 	return 0
 }

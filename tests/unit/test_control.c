@@ -305,9 +305,9 @@ test_backends_shape(void **state)
 {
 	struct fixture	*f = *state;
 	json_t		*r, *list, *b;
-	const char	*keys[] = { "service", "name", "address", "state", "admin", "active",
-			    "total", "bytes_in", "bytes_out", "connect_failures", "last_check",
-			    "last_check_age_ms", "weight" };
+	const char	*keys[] = { "service", "name", "address", "state", "admin", "removed",
+			    "active", "total", "bytes_in", "bytes_out", "connect_failures",
+			    "last_check", "last_check_age_ms", "weight" };
 	size_t		 i;
 
 	f->lbd.services[0].backends[1].bytes_in = 12345678901ULL;
@@ -329,6 +329,40 @@ test_backends_shape(void **state)
 
 	expect_error(f, "backends extra", "takes no arguments");
 	expect_error(f, "status now", "takes no arguments");
+}
+
+/* A backend a reload removed is listed while its connections finish, then not. */
+static void
+test_backends_removed(void **state)
+{
+	struct fixture	*f = *state;
+	struct service	*svc = &f->lbd.services[0];
+	json_t		*r, *list, *b;
+
+	svc->conf.nbackends = 1;		/* FTP_SVR2 left the config */
+	svc->backends[1].admin = BACKEND_DISABLED;
+	svc->backends[1].active = 2;
+	r = run(f, "backends");
+	list = json_object_get(r, "backends");
+	assert_int_equal(json_array_size(list), 2);
+	assert_true(json_is_false(json_object_get(json_array_get(list, 0), "removed")));
+	b = json_array_get(list, 1);
+	assert_string_equal(json_string_value(json_object_get(b, "name")), "FTP_SVR2");
+	assert_true(json_is_true(json_object_get(b, "removed")));
+	json_decref(r);
+
+	svc->backends[1].active = 0;		/* its last connection ended */
+	r = run(f, "backends");
+	list = json_object_get(r, "backends");
+	assert_int_equal(json_array_size(list), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "name")),
+	    "FTP_SVR1");
+	json_decref(r);
+	r = run(f, "status");
+	list = json_object_get(json_array_get(json_object_get(r, "services"), 0), "backends");
+	assert_int_equal(json_array_size(list), 1);
+	json_decref(r);
+	svc->conf.nbackends = 2;
 }
 
 /* ---------------------------------------------------------------- sticky */
@@ -1161,6 +1195,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_status_shape, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backends_shape, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backends_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_set, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_set_replicated, setup, teardown),

@@ -401,6 +401,30 @@ test_render_matches_status(void **state)
 	free(text);
 }
 
+/* A backend a reload removed is exported while its connections finish, then not. */
+static void
+test_render_removed_backend(void **state)
+{
+	struct fixture	*f = *state;
+	struct service	*svc = &f->lbd.services[0];
+	char		*text;
+
+	svc->conf.nbackends = 1;		/* FTP_SVR2 left the config */
+	svc->backends[1].admin = BACKEND_DISABLED;
+	svc->backends[1].active = 1;
+	assert_non_null(text = metrics_render(&f->lbd));
+	check_format(text);
+	assert_int_equal(value(text, "lbd_backend_up{service=\"FTPS_VIP\",backend=\"FTP_SVR2\"}"), 1);
+	free(text);
+	svc->backends[1].active = 0;
+	assert_non_null(text = metrics_render(&f->lbd));
+	check_format(text);
+	assert_null(strstr(text, "backend=\"FTP_SVR2\""));
+	assert_int_equal(value(text, "lbd_backend_up{service=\"FTPS_VIP\",backend=\"FTP_SVR1\"}"), 1);
+	free(text);
+	svc->conf.nbackends = 2;
+}
+
 /* Without a heartbeat (before ha_open): role INIT, nothing held. */
 static void
 test_render_without_ha(void **state)
@@ -810,6 +834,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_render_matches_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_without_ha, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_render_removed_backend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_label_escaping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http_get, setup, teardown),
