@@ -79,6 +79,7 @@
 #include <event2/event_struct.h>
 
 #include "lbd.h"
+#include "hasync.h"
 
 #ifndef IP_LOCAL_PORT_RANGE
 #define IP_LOCAL_PORT_RANGE	51	/* Linux 6.3+: a socket's own ephemeral port range (linux/in.h) */
@@ -181,12 +182,6 @@ struct relay_pipe {
 	int		 w;		/* write end */
 };
 
-/* State of a rate-limited log line (relay_log_limited). */
-struct relay_limit {
-	uint64_t	 last_ms;	/* when the last line was printed */
-	uint64_t	 dropped;	/* lines not printed since */
-};
-
 /* A thread (or, with node.relay_threads = 0, the main loop) moving bytes. */
 struct relay_worker {
 	struct event_base *base;	/* its event loop: its own, or lbd->base when inline */
@@ -202,7 +197,7 @@ struct relay_worker {
 	int		 batch_i;	/* next one to handle */
 	struct relay_pipe pool[RELAY_POOL_MAX]; /* LIFO free list of empty pipes */
 	int		 npool;		/* pipes in pool */
-	struct relay_limit limit;	/* its rate-limited lines */
+	struct hasync_rlimit limit;	/* its rate-limited lines */
 	struct conn_list outbox;	/* main thread: handed to it, not yet in inbox */
 	struct conn_list ended;		/* ended here, not yet in relay_done */
 	struct event	*flush_ev;	/* activated by relay_close: moves ended to relay_done */
@@ -222,7 +217,7 @@ static unsigned int	 relay_rr;		/* next worker to hand a connection to */
 static bool		 relay_splice_on = true; /* false: copy mode for new connections */
 static bool		 relay_stopping;	/* relay_shutdown: do not resume listeners */
 static uint64_t		 relay_nactive;		/* open connections, all services */
-static struct relay_limit relay_main_limit;	/* the main thread's rate-limited lines */
+static struct hasync_rlimit relay_main_limit;	/* the main thread's rate-limited lines */
 static pthread_mutex_t	 relay_done_lock = PTHREAD_MUTEX_INITIALIZER; /* guards relay_done */
 static struct conn_list	 relay_done = TAILQ_HEAD_INITIALIZER(relay_done); /* ended in workers */
 static int		 relay_done_fd = -1;	/* eventfd: relay_done became non-empty */
@@ -304,30 +299,18 @@ relay_dir_release(struct relay_worker *w, struct conn_dir *d)
 
 /*
  * log_info, at most once per RELAY_LOG_INTERVAL_MS per limiter (the main
- * thread's, or a worker's): a dead backend or a full fd table must not
- * turn every connection into a log line.
+ * thread's, or a worker's), through the HA layer's limiter: a dead
+ * backend or a full fd table must not turn every connection into a log
+ * line.
  */
 static void __attribute__((format(printf, 2, 3)))
-relay_log_limited(struct relay_limit *l, const char *fmt, ...)
+relay_log_limited(struct hasync_rlimit *l, const char *fmt, ...)
 {
-	char		 msg[512];
 	va_list		 ap;
-	uint64_t	 now = now_ms();
 
-	if (l->last_ms != 0 && now - l->last_ms < RELAY_LOG_INTERVAL_MS) {
-		l->dropped++;
-		return;
-	}
-	l->last_ms = now;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	hasync_vlog_limited(log_hasync, NULL, l, RELAY_LOG_INTERVAL_MS, 1, fmt, ap);
 	va_end(ap);
-	if (l->dropped > 0)
-		log_info("%s (and %llu similar messages suppressed)", msg,
-		    (unsigned long long)l->dropped);
-	else
-		log_info("%s", msg);
-	l->dropped = 0;
 }
 
 static const char *
