@@ -58,14 +58,14 @@ sweep_cb(evutil_socket_t fd, short ev, void *arg)
 		sticky_expire(lbd->services[i].sticky, now);
 }
 
-static void	sched_for_role(enum hasync_role);
+static void	sched_for_role(enum hasync_role, bool draining);
 
 static void
 ha_role_changed(void *arg, enum hasync_role from, enum hasync_role to, const char *reason)
 {
 	struct lbd	*lbd = arg;
 
-	sched_for_role(to);
+	sched_for_role(to, false);
 	/* hasync has logged the transition; monitor clients hear of it here. */
 	control_event(lbd, "role", json_pack("{s:s, s:s, s:s}", "from",
 	    hasync_role_str(from), "role", hasync_role_str(to), "reason", reason));
@@ -82,6 +82,14 @@ ha_may_preempt(void *arg)
 static void
 ha_handover(void *arg, const char *state, const char *detail)
 {
+	struct lbd		*lbd = arg;
+	struct hasync_status	 st;
+
+	/* A draining old MASTER relays again: ordinary scheduling until it is done. */
+	if (strcmp(state, "draining") == 0 || strcmp(state, "drained") == 0) {
+		hasync_get_status(lbd->ha, &st);
+		sched_for_role(st.role, strcmp(state, "draining") == 0);
+	}
 	control_event(arg, "handover", json_pack("{s:s, s:s}", "state", state, "reason", detail));
 }
 
@@ -223,6 +231,7 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 
 /*
  * The main thread's scheduling follows the role. A MASTER's main thread
+ * (and a draining old MASTER's, serving the connections begun there)
  * moves the proxied bytes: as SCHED_RR it cost about 50 % more CPU per
  * byte (every wake-up preempts the load at once, no batching), so a
  * MASTER runs SCHED_OTHER, and its adverts keep their real-time thread in
@@ -235,11 +244,11 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
  * LimitRTPRIO); without, lbd says so once and stays ordinary.
  */
 static void
-sched_for_role(enum hasync_role role)
+sched_for_role(enum hasync_role role, bool draining)
 {
 	static bool		 warned;
 	struct sched_param	 sp = { .sched_priority = 0 };
-	int			 want = role == HASYNC_MASTER ? SCHED_OTHER : SCHED_RR;
+	int			 want = role == HASYNC_MASTER || draining ? SCHED_OTHER : SCHED_RR;
 
 	if (want == SCHED_RR)
 		sp.sched_priority = HASYNC_RT_PRIORITY;
@@ -253,8 +262,8 @@ sched_for_role(enum hasync_role role)
 		warned = true;
 		return;
 	}
-	log_debug("scheduling: main thread %s (%s)", want == SCHED_RR ? "SCHED_RR" :
-	    "SCHED_OTHER", hasync_role_str(role));
+	log_debug("scheduling: main thread %s (%s%s)", want == SCHED_RR ? "SCHED_RR" :
+	    "SCHED_OTHER", hasync_role_str(role), draining ? ", draining" : "");
 }
 
 static int

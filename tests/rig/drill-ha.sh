@@ -300,6 +300,13 @@ _ha_assert_handover() { # line label
 		eval '[ "$f" = 0 ]'
 }
 
+# NODE's lbd main thread's scheduling policy: OTHER, RR (or the number).
+_ha_policy() {
+	local p
+	p=$(awk '{ print $41 }' "/proc/$(rig_lb_pid "$1")/stat" 2>/dev/null)
+	case $p in 0) echo OTHER ;; 2) echo RR ;; *) echo "${p:-none}" ;; esac
+}
+
 # Prints "draining forwarding" as NODE's status says (false false when absent).
 _ha_steer_state() {
 	local -A st
@@ -346,6 +353,9 @@ _ha_handover() {
 	echo "  figure: while the download runs: $from draining/forwarding ${st% * *}, $to ${st#* * }"
 	rig_assert "$from drains (VIP hidden on lo) and $to forwards its connections to it" \
 		[ "$st" = "true false false true" ] || r=1
+	# A draining node relays: ordinary scheduling, like a MASTER's main thread.
+	rig_assert "$from's main thread is SCHED_OTHER while it drains ($(_ha_policy "$from")), $to's too ($(_ha_policy "$to"))" \
+		eval '[ "$(_ha_policy "$from") $(_ha_policy "$to")" = "OTHER OTHER" ]' || r=1
 	out=$(rig_lbctl "$to" failover 2>&1)
 	rc=$?
 	rig_assert "handing back while $from drains is refused, exit 1 ($(head -1 <<<"$out"))" \
@@ -371,6 +381,8 @@ _ha_handover() {
 		eval '[ "$(_ha_steer_state "$from") $(_ha_steer_state "$to")" = "false false false false" ]' || r=1
 	rig_assert "no VIP left on $from's lo" \
 		eval '! ip -n "$(rig_ns "$from")" -o addr show dev lo | grep -qF " $RIG_VIP/"' || r=1
+	rig_assert "drained, $from (BACKUP) is SCHED_RR again ($(_ha_policy "$from"))" \
+		[ "$(_ha_policy "$from")" = RR ] || r=1
 	kill "$mf" "$mt" 2>/dev/null
 	wait "$mf" "$mt" 2>/dev/null
 	echo "  figure: lbctl monitor on $from: $(grep -h ' handover ' "$RIG_DIR/ho-mon-from.out" | cut -c1-90 | paste -sd '|')"
