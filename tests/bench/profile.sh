@@ -290,6 +290,12 @@ prof_hap_down() { rig_kill lb1-haproxy TERM; prof_vip_del; }
 
 # ------------------------------------------------------------ main
 
+case $PROF_TOOL in
+perf | stat | machine) command -v perf >/dev/null || rig_die "PROF_TOOL=$PROF_TOOL needs perf (apt-get install linux-perf)" ;;
+strace) command -v strace >/dev/null || rig_die "PROF_TOOL=strace needs strace (apt-get install strace)" ;;
+"" | util) ;;
+*) rig_die "unknown PROF_TOOL=$PROF_TOOL (strace, perf, stat, util or machine)" ;;
+esac
 command -v haproxy >/dev/null || PROF_HAP=0
 [ -x "$PROF_LOADGEN" ] || make -C "$RIG_TOP" bench-tools >/dev/null || rig_die "make bench-tools failed"
 for spec in $PROF_LBD; do
