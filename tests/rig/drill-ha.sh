@@ -554,6 +554,92 @@ drill_ha_partition() {
 	return $r
 }
 
+# Two heartbeat paths: a direct link between lb1 and lb2 (hb0, 10.254.0.0/30,
+# inside the rig's namespaces only) is peer.address's second entry.  With
+# the first path cut (blackhole routes to the peer's eth0 address, as
+# ha_partition) adverts go on over the second: no role change, the peer
+# stays alive, clients see nothing, and the sync channel moves to the
+# second path, so a new sticky entry still reaches lb2.  With both cut:
+# split brain, as with one path, which shows the second one carried them.
+# The pair gets its one-path config back at the end.
+HA_HB_NET=10.254.0
+
+drill_ha_paths() {
+	local r
+	_ha_paths_drill
+	r=$?
+	_ha_partition del 2>/dev/null
+	ip -n "$(rig_ns lb1)" link del hb0 2>/dev/null
+	( _ha_restart_pair ) || { rig_fail "the pair did not restart with one path"; r=1; }
+	return $r
+}
+
+# NODE's ha.role_changes.
+_ha_role_changes() {
+	local -A st
+	rig_status_into "$1" st && echo "${st[ha.role_changes]}"
+}
+
+_ha_paths_drill() {
+	local n o i=1 c1 c2 line t0 ms got r=0 iv=$(_ha_iv) ip=192.168.86.250
+	ip link add hb0 netns "$(rig_ns lb1)" type veth peer name hb0 netns "$(rig_ns lb2)" ||
+		{ rig_fail "cannot make the hb0 link"; return 1; }
+	for n in lb1 lb2; do
+		o=$(rig_lb_other "$n")
+		rig_exec "$n" ip addr add "$HA_HB_NET.$i/30" dev hb0 && rig_exec "$n" ip link set hb0 up ||
+			{ rig_fail "cannot address hb0 on $n"; return 1; }
+		i=$((i + 1))
+		# peer.address: [ eth0 address, hb0 address ]
+		sed -i "s|^peer = { name = \"$o\"; address = \"${RIG_ADDR[$o]}\"; };|peer = { name = \"$o\"; address = [ \"${RIG_ADDR[$o]}\", \"$HA_HB_NET.$([ "$o" = lb1 ] && echo 1 || echo 2)\" ]; };|" \
+			"$RIG_DIR/$n.conf"
+	done
+	rig_assert "both configs name two peer paths ($(grep -h '^peer' "$RIG_DIR/lb1.conf"))" \
+		eval 'grep -q "address = \[" "$RIG_DIR/lb1.conf" && grep -q "address = \[" "$RIG_DIR/lb2.conf"' || return 1
+	rig_lb_stop lb2
+	rig_lb_stop lb1
+	( rig_lb_start lb1 && rig_lb_wait_ready lb1 && rig_lb_start lb2 && rig_lb_wait_ready lb2 novip ) ||
+		{ rig_fail "the pair did not start with two paths"; return 1; }
+	rig_wait 10000 rig_ha_master_is lb1
+	rig_assert "two paths: lb1 MASTER, lb2 BACKUP" rig_ha_master_is lb1 || return 1
+	rig_assert "both synced before the cut" \
+		rig_wait 10000 eval '[ "$(rig_sval "$(rig_status lb1)" sync.state)" = synced ] && [ "$(rig_sval "$(rig_status lb2)" sync.state)" = synced ]' || return 1
+
+	c1=$(_ha_role_changes lb1)
+	c2=$(_ha_role_changes lb2)
+	rig_probe_start c1 probe-paths 30 || return 1
+	sleep 0.3
+	t0=$(rig_ms)
+	_ha_partition add || { rig_fail "could not add the blackhole routes"; rig_probe_stop probe-paths >/dev/null; return 1; }
+	sleep "$(awk -v iv="$iv" 'BEGIN { print iv * 10 / 1000 }')"
+	rig_assert "first path cut for 10 advert intervals: lb1 MASTER, lb2 BACKUP, no role change (lb1 $c1 -> $(_ha_role_changes lb1), lb2 $c2 -> $(_ha_role_changes lb2))" \
+		eval 'rig_role_is lb1 MASTER && rig_role_is lb2 BACKUP && [ "$(_ha_role_changes lb1)" = "$c1" ] && [ "$(_ha_role_changes lb2)" = "$c2" ]' || r=1
+	rig_assert "each sees the other alive over the second path (lb1: $(rig_sval "$(rig_status lb1)" peer.state), lb2: $(rig_sval "$(rig_status lb2)" peer.state))" \
+		eval '[ "$(rig_sval "$(rig_status lb1)" peer.state) $(rig_sval "$(rig_status lb2)" peer.state)" = "alive alive" ]' || r=1
+	# Replication: the channel finds the first path dead (3 s of silence) and reconnects on the second.
+	rig_lbctl lb1 sticky set "$ip" FTP_SVR2 >/dev/null 2>&1
+	rig_wait 10000 eval '[ "$(rig_sticky_of lb2 "$ip")" = FTP_SVR2 ]'
+	ms=$(( $(rig_ms) - t0 ))
+	got=$(rig_sticky_of lb2 "$ip")
+	echo "  figure: with the first path cut, a sticky set on lb1 was on lb2 ${ms} ms after the cut ('$got'); sync lb1 $(rig_sval "$(rig_status lb1)" sync.state)"
+	rig_assert "a sticky entry set on lb1 reaches lb2 over the second path ('$got')" [ "$got" = FTP_SVR2 ] || r=1
+	line=$(rig_probe_stop probe-paths)
+	_ha_probe_figure "first path cut (c1)" "$line" probe-paths "$t0"
+	rig_assert "no probe failed while the first path was cut ($(_ha_p "$line" failures) of $(_ha_p "$line" attempts))" \
+		eval '[ "$(_ha_p "$line" failures)" = 0 ] && [ "$(_ha_p "$line" ok)" -gt 0 ]' || r=1
+
+	# Both cut: lb2 takes over, as with one path.
+	rig_exec lb1 ip link set hb0 down
+	rig_wait_fast 5000 rig_role_is lb2 MASTER
+	rig_assert "both paths cut: lb2 becomes MASTER too (the second path had carried the adverts)" \
+		rig_role_is lb2 MASTER || r=1
+	rig_exec lb1 ip link set hb0 up
+	_ha_partition del
+	rig_wait 5000 _ha_one_master
+	rig_assert "healed: one MASTER again" _ha_one_master || r=1
+	rig_lbctl lb1 sticky flush >/dev/null 2>&1
+	return $r
+}
+
 # The MASTER's link goes down (carrier lost, switch side): it goes FAULT,
 # drops the VIP, and the peer takes over; link back: the pair settles.
 drill_ha_linkdown() {
