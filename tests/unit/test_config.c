@@ -694,40 +694,38 @@ test_int_literal_wrap(void **state)
 	char			 inc[80], text[512];
 	FILE			*fp;
 
-	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
-	    "  priority = 4294967446; };\n", 2,
-	    "node.priority: 4294967446 does not fit in 32 bits (libconfig reads it "
-	    "as 150); use 1-254");
-	unlink(f->path);
-	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
-	    "  priority = -4294967146; };\n", 2, "-4294967146 does not fit in 32 bits");
-	unlink(f->path);
-	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
-	    "  priority = 0x100000096; };\n", 2, "0x100000096 does not fit in 32 bits");
-	unlink(f->path);
-	/* The literal of this key, not a neighbour's on the same line. */
-	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
-	    "  priority = 150; relay_threads = 4294967297; };\n", 2,
-	    "node.relay_threads: 4294967297 does not fit");
-	unlink(f->path);
+	static const struct {
+		const char	*text;		/* after the node's first line */
+		const char	*msg;		/* in the error, at line 2 */
+	} cases[] = {
+		{ "priority = 4294967446; };", "node.priority: 4294967446 does not fit in "
+		    "32 bits (libconfig reads it as 150); use 1-254" },
+		{ "priority = -4294967146; };", "-4294967146 does not fit in 32 bits" },
+		{ "priority = 0x100000096; };", "0x100000096 does not fit in 32 bits" },
+		/* The literal of this key, not a neighbour's on the same line. */
+		{ "priority = 150; relay_threads = 4294967297; };",
+		    "node.relay_threads: 4294967297 does not fit" },
+		/* Big numbers in comments, an L literal, 2^31 - 1 and -2^31 are not wraps. */
+		{ "priority = 4294967446L; };", "node.priority: 4294967446 is out of range" },
+		{ "priority = 2147483647; /* 99999999999 */ };",
+		    "node.priority: 2147483647 is out of range" },
+		{ "priority = -2147483648; # 99999999999\n };",
+		    "node.priority: -2147483648 is out of range" },
+	};
+	size_t			 i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "node = { name = \"lb4294967446\"; "
+		    "address = \"192.168.86.2\";\n  %s\n", cases[i].text);
+		load_err(f, text, 2, cases[i].msg);
+		unlink(f->path);
+	}
 	/* A list element: any bare literal on its line. */
 	load_err(f, NODE_VIP
 	    "services = ( { name = \"S1\"; ports = [ 21, 4294967317 ];\n"
 	    ONE_BACKEND " } );\n", 3,
 	    "4294967317 on this line does not fit in 32 bits (libconfig misreads it); "
 	    "use 1-65535");
-	unlink(f->path);
-	/* Big numbers in strings and comments, an L literal, 2^31 - 1 and -2^31 are not wraps. */
-	load_err(f, "node = { name = \"lb4294967446\"; address = \"192.168.86.2\";\n"
-	    "  priority = 4294967446L; };\n", 2, "node.priority: 4294967446 is out of range");
-	unlink(f->path);
-	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
-	    "  priority = 2147483647; /* 99999999999 */ };\n", 2,
-	    "node.priority: 2147483647 is out of range");
-	unlink(f->path);
-	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
-	    "  priority = -2147483648; # 99999999999\n };\n", 2,
-	    "node.priority: -2147483648 is out of range");
 	unlink(f->path);
 	/* An @include'd file is read back too, and a good one still loads. */
 	snprintf(inc, sizeof(inc), "%s.inc", f->path);
