@@ -119,26 +119,36 @@ $(BUILD)/bench/stickysize: tests/bench/stickysize.c $(BUILD)/obj/lbd/sticky.o $(
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(PKG_LIBS)
 
-# libFuzzer harness of the replication frame path after decryption (clang);
-# a bounded run, not part of `make check`.  FUZZ_TIME=600 make fuzz for longer.
+# libFuzzer harnesses (clang): the replication frame path after decryption,
+# and the configuration file; bounded runs (FUZZ_TIME seconds each), not
+# part of `make check`.  FUZZ_TIME=600 make fuzz for longer.
 FUZZ_TIME ?= 60
 FUZZ_SRC   = tests/fuzz/fuzz_frame.c lbd/sticky.c lbd/replica.c lbd/log.c lbd/util.c \
 	     hasync/sync.c hasync/channel.c hasync/report.c hasync/key.c $(PROTO_C)
+FUZZ_CONF_SRC = tests/fuzz/fuzz_config.c lbd/config.c lbd/addr.c lbd/log.c lbd/util.c
 fuzz: deps
 	@command -v clang >/dev/null || { echo "fuzz: installing clang"; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang; }
 	$(MAKE) fuzz-run
 
-fuzz-run: $(BUILD)/fuzz/fuzz_frame
-	@mkdir -p $(BUILD)/fuzz/corpus
+fuzz-run: $(BUILD)/fuzz/fuzz_frame $(BUILD)/fuzz/fuzz_config
+	@mkdir -p $(BUILD)/fuzz/corpus $(BUILD)/fuzz/corpus-config
 	$(BUILD)/fuzz/fuzz_frame -max_total_time=$(FUZZ_TIME) -dict=tests/fuzz/fuzz_frame.dict \
 	    -print_final_stats=1 $(BUILD)/fuzz/corpus tests/fuzz/seeds
+	ASAN_OPTIONS=detect_leaks=0 $(BUILD)/fuzz/fuzz_config -max_total_time=$(FUZZ_TIME) \
+	    -max_len=4096 -print_final_stats=1 $(BUILD)/fuzz/corpus-config tests/fuzz/seeds-config
 
 $(BUILD)/fuzz/fuzz_frame: $(FUZZ_SRC) $(PROTO_H) lbd/lbd.h hasync/hasync.h
 	@mkdir -p $(dir $@)
 	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=all -Ilbd -Ihasync -I$(BUILD)/proto $(PKG_CFLAGS) \
 	    -o $@ $(FUZZ_SRC) $(PKG_LIBS)
+
+$(BUILD)/fuzz/fuzz_config: $(FUZZ_CONF_SRC) lbd/lbd.h
+	@mkdir -p $(dir $@)
+	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=all -Ilbd -Ihasync -I$(BUILD)/proto $(PKG_CFLAGS) \
+	    -o $@ $(FUZZ_CONF_SRC) $(PKG_LIBS)
 
 # Install paths.  systemd and systemd-sysusers also read PREFIX=/usr/local's
 # lib/systemd/system and lib/sysusers.d.  Nothing is enabled or started.
