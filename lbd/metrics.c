@@ -27,7 +27,7 @@
 #define METRICS_MAX_HEADERS	8192		/* bytes of request line and headers */
 #define METRICS_MAX_BODY	1024		/* bytes of a request body (GET has none) */
 #define METRICS_MAX_CONNS	32		/* connections open at once, counted from accept */
-#define METRICS_BACKLOG		16		/* listen(2) backlog */
+#define METRICS_BACKLOG		128		/* listen(2) backlog: connections waiting past the cap */
 #define METRICS_LOG_MS		10000		/* at most one "cap reached"/"timed out" line per this */
 
 struct metrics_conn;
@@ -664,6 +664,11 @@ metrics_listen(const struct sockaddr_storage *addr)
 		log_warn("metrics: cannot listen on %s (metrics.listen)", buf);
 		goto fail;
 	}
+	/*
+	 * Past METRICS_MAX_CONNS accept pauses and the kernel queues new
+	 * connections here; a full queue drops SYNs, and a client's retry
+	 * (1 s, 3 s, 7 s later) can miss the moment slots free up again.
+	 */
 	if (listen(fd, METRICS_BACKLOG) == -1) {
 		log_warn("metrics: listen %s", buf);
 		goto fail;

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <math.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -822,7 +823,7 @@ test_http_slow_clients(void **state)
 	struct metrics_status ms;
 	int		 fds[SLOW_CLIENTS], sent[SLOW_CLIENTS], i, nclosed = 0, early = 0;
 	int		 closed_first = 0, normal, normal_sent = 0, max_open = 0;
-	uint64_t	 closed_at[SLOW_CLIENTS], start, next, normal_done = 0;
+	uint64_t	 closed_at[SLOW_CLIENTS], start, next, normal_done = 0, normal_at = 0;
 	char		 c, *reply = calloc(1, HTTP_REPLY_MAX + 1);
 	size_t		 rlen = 0;
 	ssize_t		 n;
@@ -843,8 +844,12 @@ test_http_slow_clients(void **state)
 	while (now_ms() < start + 6000 && (nclosed < SLOW_CLIENTS || normal_done == 0)) {
 		uint64_t now = now_ms();
 
-		if (normal == -1 && now >= start + 300)
+		/* The normal scrape comes once the slow clients hold every slot. */
+		metrics_get_status(f->metrics, &ms);
+		if (normal == -1 && ms.connections == CAP_CONNS) {
 			normal = http_connect_nb(f);
+			normal_at = now;
+		}
 		if (now >= next) {
 			/* One byte more from every slow client still open. */
 			for (i = 0; i < SLOW_CLIENTS; i++) {
@@ -894,7 +899,13 @@ test_http_slow_clients(void **state)
 	assert_true(closed_first >= CAP_CONNS);
 	assert_int_equal(nclosed, SLOW_CLIENTS);
 	/* The scrape that queued behind them got its reply. */
+	assert_int_not_equal(normal, -1);
 	assert_int_not_equal(normal_done, 0);
+	/* It waited in the backlog for a slot: the cap held. */
+	assert_true(normal_done - start >= SLOW_DEADLINE_MS - 100);
+	print_message("slow clients: all %d slots held at %" PRIu64 " ms, the scrape behind "
+	    "them served at %" PRIu64 " ms, the last slow client closed at %" PRIu64 " ms\n",
+	    CAP_CONNS, normal_at - start, normal_done - start, now_ms() - start);
 	reply[rlen] = '\0';
 	assert_int_equal(http_status(reply), 200);
 	assert_non_null(strstr(reply, "lbd_metrics_timeouts_total "));
