@@ -34,7 +34,7 @@
 #define CONTROL_ECHO_MAX	64		/* bytes of user input quoted back in an error */
 #define CONTROL_ACCEPT_PAUSE_MS	1000		/* accept() back-off when out of descriptors */
 #define CONTROL_LIST_MAX	512		/* bytes of a "backends: A, B" hint */
-#define CONTROL_REFUSE_LOG_MS	10000		/* at most one "refusing" log line per this */
+#define CONTROL_REFUSE_LOG_MS	10000		/* at most one log line per kind (full, monitors, timeout) per this */
 #define CONTROL_DRAIN_READS	16		/* 4 KiB reads of unread input before a close */
 
 /* The command list quoted in "unknown command" errors. */
@@ -1374,6 +1374,14 @@ control_client_free(struct control_client *cl)
 	free(cl);
 }
 
+/* A client's time from accept to its request line: control.request_timeout_ms. */
+static int
+control_request_timeout_ms(const struct control *c)
+{
+	return c->lbd->conf->control_request_timeout_ms > 0 ?
+	    c->lbd->conf->control_request_timeout_ms : LBD_DEF_REQUEST_TIMEOUT_MS;
+}
+
 /* Turns a connection away when CONTROL_MAX_CLIENTS are open. */
 static void
 control_refuse(int fd)
@@ -1391,9 +1399,7 @@ control_accept(evutil_socket_t lfd, short what, void *arg)
 {
 	struct control		*c = arg;
 	struct control_client	*cl;
-	int			 ms = c->lbd->conf->control_request_timeout_ms > 0 ?
-				    c->lbd->conf->control_request_timeout_ms :
-				    LBD_DEF_REQUEST_TIMEOUT_MS;
+	int			 ms = control_request_timeout_ms(c);
 	struct timeval		 rtv = { ms / 1000, (ms % 1000) * 1000 };
 	struct timeval		 wtv = { CONTROL_WRITE_TIMEOUT_S, 0 };
 	struct timeval		 pause = { CONTROL_ACCEPT_PAUSE_MS / 1000,
@@ -1481,8 +1487,7 @@ control_get_status(const struct control *c, struct control_status *st)
 		return;
 	st->clients = (uint64_t)c->nclients;
 	st->monitors = (uint64_t)c->nmonitors;
-	st->request_timeout_ms = (uint64_t)(c->lbd->conf->control_request_timeout_ms > 0 ?
-	    c->lbd->conf->control_request_timeout_ms : LBD_DEF_REQUEST_TIMEOUT_MS);
+	st->request_timeout_ms = (uint64_t)control_request_timeout_ms(c);
 	st->refused = c->refused;
 	st->monitors_refused = c->monitors_refused;
 	st->timeouts = c->timeouts;

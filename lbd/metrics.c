@@ -58,7 +58,6 @@ struct metrics_conn {
 	struct bufferevent *bev;		/* made for evhttp in metrics_conn_new */
 	struct evhttp_connection *evcon;	/* evhttp's connection; NULL until adopted */
 	struct event	*ev;			/* adoption (at once), then the deadline */
-	uint64_t	 deadline_ms;		/* now_ms() by which the next request must be in */
 };
 
 /* A uint64_t field of struct backend or struct service, exported as one family. */
@@ -389,7 +388,7 @@ metrics_clients(FILE *f, struct lbd *lbd)
 	    "Times the metrics endpoint was full and left new connections in the backlog.",
 	    ms.cap_reached);
 	metrics_one(f, "lbd_metrics_timeouts_total", "counter",
-	    "Metrics connections closed at their deadline without a complete request.",
+	    "Metrics connections closed at their deadline: request or reply not done in time.",
 	    ms.timeouts);
 }
 
@@ -443,7 +442,6 @@ metrics_conn_arm(struct metrics_conn *mc)
 	int		 ms = metrics_deadline_ms(mc->m);
 	struct timeval	 tv = { ms / 1000, (ms % 1000) * 1000 };
 
-	mc->deadline_ms = now_ms() + (uint64_t)ms;
 	evtimer_add(mc->ev, &tv);
 }
 
@@ -504,8 +502,9 @@ metrics_conn_timer(evutil_socket_t fd, short what, void *arg)
 	m->timeouts++;
 	if (now - m->timeout_logged_ms >= METRICS_LOG_MS) {
 		m->timeout_logged_ms = now;
-		log_warnx("metrics: closing a client that sent no complete request "
-		    "within %d ms (%" PRIu64 " so far)", metrics_deadline_ms(m), m->timeouts);
+		log_warnx("metrics: closing a client that did not send its request (or "
+		    "take the reply) within %d ms (%" PRIu64 " so far)",
+		    metrics_deadline_ms(m), m->timeouts);
 	}
 	/* What evhttp_free does for each connection; closecb frees mc. */
 	evhttp_connection_free(mc->evcon);
@@ -529,7 +528,8 @@ metrics_conn_new(struct event_base *base, void *arg)
 		return NULL;	/* evhttp makes its own; only its timeout applies */
 	}
 	mc->m = m;
-	if ((mc->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL ||
+	/* Options 0, as evhttp's own: evhttp_connection_free closes the fd itself. */
+	if ((mc->bev = bufferevent_socket_new(base, -1, 0)) == NULL ||
 	    (mc->ev = evtimer_new(base, metrics_conn_timer, mc)) == NULL) {
 		log_warnx("metrics: cannot make a buffered event for a client");
 		if (mc->bev != NULL)
@@ -539,8 +539,8 @@ metrics_conn_new(struct event_base *base, void *arg)
 	}
 	/* Held until the first timer run, so mc->bev is valid whatever evhttp does. */
 	bufferevent_incref(mc->bev);
+	/* Runs in this loop turn, before any byte is read: the deadline starts then. */
 	event_active(mc->ev, EV_TIMEOUT, 1);
-	mc->deadline_ms = now + (uint64_t)metrics_deadline_ms(m);
 	TAILQ_INSERT_TAIL(&m->conns, mc, entry);
 	m->nconns++;
 	if (m->nconns >= METRICS_MAX_CONNS && !m->paused) {

@@ -788,6 +788,18 @@ test_http_connection_cap(void **state)
 		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
 }
 
+/* Descriptors open in this process. */
+static int
+count_fds(void)
+{
+	int	 fd, n = 0;
+
+	for (fd = 0; fd < 4096; fd++)
+		if (fcntl(fd, F_GETFD) != -1)
+			n++;
+	return n;
+}
+
 /* A non-blocking TCP connect to the endpoint, possibly still in progress. */
 static int
 http_connect_nb(struct fixture *f)
@@ -822,7 +834,7 @@ test_http_slow_clients(void **state)
 	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
 	struct metrics_status ms;
 	int		 fds[SLOW_CLIENTS], sent[SLOW_CLIENTS], i, nclosed = 0, early = 0;
-	int		 closed_first = 0, normal, normal_sent = 0, max_open = 0;
+	int		 closed_first = 0, normal, normal_sent = 0, max_open = 0, fds_before;
 	uint64_t	 closed_at[SLOW_CLIENTS], start, next, normal_done = 0, normal_at = 0;
 	char		 c, *reply = calloc(1, HTTP_REPLY_MAX + 1);
 	size_t		 rlen = 0;
@@ -832,6 +844,7 @@ test_http_slow_clients(void **state)
 	assert_non_null(reply);
 	f->conf.metrics_request_timeout_ms = SLOW_DEADLINE_MS;
 	open_endpoint(f);
+	fds_before = count_fds();
 	for (i = 0; i < SLOW_CLIENTS; i++) {
 		fds[i] = http_connect_nb(f);
 		sent[i] = 0;
@@ -922,6 +935,8 @@ test_http_slow_clients(void **state)
 		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
 	metrics_get_status(f->metrics, &ms);
 	assert_int_equal(ms.connections, 0);
+	/* Every server-side descriptor was closed too. */
+	assert_int_equal(count_fds(), fds_before);
 	/* The counters in the exposition and in status. */
 	f->lbd.metrics = f->metrics;
 	text = metrics_render(&f->lbd);
