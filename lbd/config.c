@@ -26,6 +26,8 @@
 #define CONFIG_DEF_HEARTBEAT_PORT	7411	/* cluster.heartbeat_port (UDP) */
 #define CONFIG_DEF_SYNC_PORT		7412	/* cluster.sync_port (TCP) */
 #define CONFIG_DEF_ADVERT_MS		100	/* cluster.advert_interval_ms */
+#define CONFIG_MIN_REQUEST_MS		100	/* control/metrics.request_timeout_ms lower bound */
+#define CONFIG_MAX_REQUEST_MS		60000	/* control/metrics.request_timeout_ms upper bound */
 #define CONFIG_DEF_DRAIN_S		60	/* cluster.handover_drain_s */
 #define CONFIG_MAX_DRAIN_S		86400	/* its upper bound: a day */
 #define CONFIG_DEF_STICKY_TIMEOUT_S	1800	/* service.sticky_timeout_s */
@@ -68,10 +70,10 @@ static const char *const config_keys_vip[] = {
 	"address", "interface", NULL
 };
 static const char *const config_keys_control[] = {
-	"socket", NULL
+	"socket", "request_timeout_ms", NULL
 };
 static const char *const config_keys_metrics[] = {
-	"listen", NULL
+	"listen", "request_timeout_ms", NULL
 };
 static const char *const config_keys_service[] = {
 	"name", "ports", "scheduler", "sticky_timeout_s", "sticky_size",
@@ -714,9 +716,13 @@ config_parse_control(struct config_ctx *ctx, const config_setting_t *root)
 
 	snprintf(conf->control_socket, sizeof(conf->control_socket), "%s",
 	    LBD_DEFAULT_SOCKET);
+	conf->control_request_timeout_ms = LBD_DEF_REQUEST_TIMEOUT_MS;
 	if ((rc = config_get_group(ctx, root, "", "control", &g)) != 1)
 		return rc;
 	if (config_check_keys(ctx, g, "control", config_keys_control) == -1)
+		return -1;
+	if (config_get_int(ctx, g, "control", "request_timeout_ms", CONFIG_MIN_REQUEST_MS,
+	    CONFIG_MAX_REQUEST_MS, &conf->control_request_timeout_ms) == -1)
 		return -1;
 	if ((rc = config_get_string(ctx, g, "control", "socket", false, &v, &s)) != 1)
 		return rc;
@@ -781,7 +787,7 @@ config_listen_addr(struct config_ctx *ctx, const config_setting_t *s, const char
 	    "\"127.0.0.1:9187\" or \"[::1]:9187\"", w, v);
 }
 
-/* metrics = { listen = "127.0.0.1:9187"; }: absent, no endpoint. Returns: 0 or -1. */
+/* metrics = { listen = "127.0.0.1:9187"; request_timeout_ms = 5000; }: absent, no endpoint. Returns: 0 or -1. */
 static int
 config_parse_metrics(struct config_ctx *ctx, const config_setting_t *root)
 {
@@ -792,9 +798,13 @@ config_parse_metrics(struct config_ctx *ctx, const config_setting_t *root)
 
 	conf->metrics_on = false;
 	memset(&conf->metrics_addr, 0, sizeof(conf->metrics_addr));
+	conf->metrics_request_timeout_ms = LBD_DEF_REQUEST_TIMEOUT_MS;
 	if ((rc = config_get_group(ctx, root, "", "metrics", &g)) != 1)
 		return rc;
 	if (config_check_keys(ctx, g, "metrics", config_keys_metrics) == -1)
+		return -1;
+	if (config_get_int(ctx, g, "metrics", "request_timeout_ms", CONFIG_MIN_REQUEST_MS,
+	    CONFIG_MAX_REQUEST_MS, &conf->metrics_request_timeout_ms) == -1)
 		return -1;
 	if (config_get_string(ctx, g, "metrics", "listen", true, &v, &s) == -1 ||
 	    config_listen_addr(ctx, s, "metrics.listen", v, &conf->metrics_addr) == -1)

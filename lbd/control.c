@@ -8,6 +8,7 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,7 @@
 #include "hasync.h"
 
 #define CONTROL_MAX_CLIENTS	64		/* concurrent connections; more are turned away */
-#define CONTROL_REQUEST_TIMEOUT_S 5		/* to send the request line */
+#define CONTROL_MAX_MONITORS	16		/* of which `monitor` streams: 48 slots stay for commands */
 #define CONTROL_WRITE_TIMEOUT_S	10		/* without any progress writing a reply or events */
 #define CONTROL_MONITOR_MAX_OUT	(1024 * 1024)	/* unsent event bytes before a monitor is dropped */
 #define CONTROL_STICKY_LIST_MAX	100000		/* entries in one `sticky list` reply */
@@ -33,7 +34,7 @@
 #define CONTROL_ECHO_MAX	64		/* bytes of user input quoted back in an error */
 #define CONTROL_ACCEPT_PAUSE_MS	1000		/* accept() back-off when out of descriptors */
 #define CONTROL_LIST_MAX	512		/* bytes of a "backends: A, B" hint */
-#define CONTROL_REFUSE_LOG_MS	10000		/* at most one "refusing" log line per this */
+#define CONTROL_REFUSE_LOG_MS	10000		/* at most one log line per kind (full, monitors, timeout) per this */
 #define CONTROL_DRAIN_READS	16		/* 4 KiB reads of unread input before a close */
 
 /* The command list quoted in "unknown command" errors. */
@@ -54,6 +55,12 @@ struct control {
 	int		 nclients;		/* length of clients */
 	int		 nstreams;		/* clients with a stream */
 	uint64_t	 refuse_logged_ms;	/* last "too many clients" log line (rate limit) */
+	int		 nmonitors;		/* clients with monitor set */
+	uint64_t	 refused;		/* connections turned away at CONTROL_MAX_CLIENTS */
+	uint64_t	 monitors_refused;	/* `monitor` requests turned away at CONTROL_MAX_MONITORS */
+	uint64_t	 timeouts;		/* clients closed at their request deadline */
+	uint64_t	 monitor_logged_ms;	/* last "too many monitors" log line (rate limit) */
+	uint64_t	 timeout_logged_ms;	/* last "timed out" log line (rate limit) */
 };
 
 /* One connection: a request line in, a JSON line out (or an event stream). */
@@ -61,6 +68,7 @@ struct control_client {
 	TAILQ_ENTRY(control_client) entry;	/* in control->clients */
 	struct control	*control;		/* owner */
 	struct bufferevent *bev;		/* the socket, buffered both ways */
+	struct event	*ev_deadline;		/* the request line is due: absolute, from accept */
 	bool		 replied;		/* reply queued: close once written */
 	bool		 monitor;		/* streaming events until the client closes */
 	struct control_stream *stream;		/* `sticky list` reply being written, or NULL */
@@ -94,6 +102,7 @@ struct control_stream {
 static void	 control_accept(evutil_socket_t, short, void *);
 static void	 control_resume_accept(evutil_socket_t, short, void *);
 static void	 control_client_read(struct bufferevent *, void *);
+static void	 control_client_deadline(evutil_socket_t, short, void *);
 static void	 control_client_write(struct bufferevent *, void *);
 static void	 control_client_event(struct bufferevent *, short, void *);
 static void	 control_client_free(struct control_client *);
@@ -368,6 +377,40 @@ control_sync_json(struct lbd *lbd)
 	return replica_status(lbd);
 }
 
+/* The control socket's clients and refusals: struct control_status. */
+static json_t *
+control_clients_json(struct lbd *lbd)
+{
+	struct control_status	 cs;
+
+	control_get_status(lbd->control, &cs);
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+	    "clients", (json_int_t)cs.clients, "monitors", (json_int_t)cs.monitors,
+	    "max_clients", (json_int_t)cs.max_clients,
+	    "max_monitors", (json_int_t)cs.max_monitors,
+	    "request_timeout_ms", (json_int_t)cs.request_timeout_ms,
+	    "refused", (json_int_t)cs.refused,
+	    "monitors_refused", (json_int_t)cs.monitors_refused,
+	    "timeouts", (json_int_t)cs.timeouts);
+}
+
+/* The metrics endpoint's connections (struct metrics_status); null when it is off. */
+static json_t *
+control_metrics_json(struct lbd *lbd)
+{
+	struct metrics_status	 ms;
+
+	if (lbd->metrics == NULL)
+		return json_null();
+	metrics_get_status(lbd->metrics, &ms);
+	return json_pack("{s:I,s:I,s:I,s:I,s:I}",
+	    "connections", (json_int_t)ms.connections,
+	    "max_connections", (json_int_t)ms.max_connections,
+	    "request_timeout_ms", (json_int_t)ms.request_timeout_ms,
+	    "cap_reached", (json_int_t)ms.cap_reached,
+	    "timeouts", (json_int_t)ms.timeouts);
+}
+
 json_t *
 control_status(struct lbd *lbd)
 {
@@ -404,6 +447,8 @@ control_status(struct lbd *lbd)
 			json_array_append_new(services,
 			    control_service_json(&lbd->services[i], now));
 	control_set(o, "services", services);
+	control_set(o, "control", control_clients_json(lbd));
+	control_set(o, "metrics", control_metrics_json(lbd));
 	return o;
 }
 
@@ -1127,6 +1172,20 @@ control_client_error(struct control_client *cl, const char *msg)
 	control_client_reply(cl, control_error("%s", msg));
 }
 
+/* Counts and logs (rate-limited) a `monitor` request turned away. */
+static void
+control_refused_monitor(struct control *c)
+{
+	uint64_t	 now = now_ms();
+
+	c->monitors_refused++;
+	if (now - c->monitor_logged_ms >= CONTROL_REFUSE_LOG_MS) {
+		c->monitor_logged_ms = now;
+		log_warnx("control: %d monitors open, refusing more (%" PRIu64 " so far)",
+		    c->nmonitors, c->monitors_refused);
+	}
+}
+
 /* Runs one complete request line of len bytes (not NUL-terminated inside). */
 static void
 control_client_request(struct control_client *cl, const char *line, size_t len)
@@ -1144,6 +1203,16 @@ control_client_request(struct control_client *cl, const char *line, size_t len)
 		control_client_stream(cl, stream);
 		return;
 	}
+	if (monitor && cl->control->nmonitors >= CONTROL_MAX_MONITORS) {
+		/* Monitors never take the slots commands need. */
+		json_decref(reply);
+		reply = control_error("too many monitors (%d open); stop one or try "
+		    "again later", cl->control->nmonitors);
+		control_refused_monitor(cl->control);
+		monitor = false;
+	}
+	if (monitor)
+		cl->control->nmonitors++;
 	cl->monitor = monitor;
 	control_client_reply(cl, reply);
 }
@@ -1293,12 +1362,24 @@ control_client_free(struct control_client *cl)
 
 	TAILQ_REMOVE(&c->clients, cl, entry);
 	c->nclients--;
+	if (cl->monitor)
+		c->nmonitors--;
+	if (cl->ev_deadline != NULL)
+		event_free(cl->ev_deadline);
 	if (cl->stream != NULL) {
 		control_stream_free(cl->stream);
 		c->nstreams--;
 	}
 	bufferevent_free(cl->bev);
 	free(cl);
+}
+
+/* A client's time from accept to its request line: control.request_timeout_ms. */
+static int
+control_request_timeout_ms(const struct control *c)
+{
+	return c->lbd->conf->control_request_timeout_ms > 0 ?
+	    c->lbd->conf->control_request_timeout_ms : LBD_DEF_REQUEST_TIMEOUT_MS;
 }
 
 /* Turns a connection away when CONTROL_MAX_CLIENTS are open. */
@@ -1318,7 +1399,8 @@ control_accept(evutil_socket_t lfd, short what, void *arg)
 {
 	struct control		*c = arg;
 	struct control_client	*cl;
-	struct timeval		 rtv = { CONTROL_REQUEST_TIMEOUT_S, 0 };
+	int			 ms = control_request_timeout_ms(c);
+	struct timeval		 rtv = { ms / 1000, (ms % 1000) * 1000 };
 	struct timeval		 wtv = { CONTROL_WRITE_TIMEOUT_S, 0 };
 	struct timeval		 pause = { CONTROL_ACCEPT_PAUSE_MS / 1000,
 				    (CONTROL_ACCEPT_PAUSE_MS % 1000) * 1000 };
@@ -1336,9 +1418,11 @@ control_accept(evutil_socket_t lfd, short what, void *arg)
 		return;
 	}
 	if (c->nclients >= CONTROL_MAX_CLIENTS) {
+		c->refused++;
 		if (now_ms() - c->refuse_logged_ms >= CONTROL_REFUSE_LOG_MS) {
 			c->refuse_logged_ms = now_ms();
-			log_warnx("control: %d clients open, refusing more", c->nclients);
+			log_warnx("control: %d clients open, refusing more (%" PRIu64 " so far)",
+			    c->nclients, c->refused);
 		}
 		control_refuse(fd);
 		return;
@@ -1361,11 +1445,52 @@ control_accept(evutil_socket_t lfd, short what, void *arg)
 	    control_client_event, cl);
 	/* Read at most one line plus its terminator before judging it. */
 	bufferevent_setwatermark(cl->bev, EV_READ, 0, LBD_CONTROL_LINE_MAX + 2);
-	bufferevent_set_timeouts(cl->bev, &rtv, &wtv);
-	if (bufferevent_enable(cl->bev, EV_READ | EV_WRITE) == -1) {
+	/*
+	 * A read timeout would restart on every byte: a client trickling a
+	 * byte a second would hold its slot for ever. The deadline is absolute.
+	 */
+	bufferevent_set_timeouts(cl->bev, NULL, &wtv);
+	if ((cl->ev_deadline = evtimer_new(c->lbd->base, control_client_deadline, cl)) == NULL ||
+	    evtimer_add(cl->ev_deadline, &rtv) == -1 ||
+	    bufferevent_enable(cl->bev, EV_READ | EV_WRITE) == -1) {
 		log_warnx("control: cannot enable a client");
 		control_client_free(cl);
 	}
+}
+
+/* The request deadline: a client still without a complete request line goes. */
+static void
+control_client_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct control_client *cl = arg;
+	struct control	*c = cl->control;
+	uint64_t	 now = now_ms();
+
+	if (cl->replied)
+		return;
+	c->timeouts++;
+	if (now - c->timeout_logged_ms >= CONTROL_REFUSE_LOG_MS) {
+		c->timeout_logged_ms = now;
+		log_warnx("control: closing a client that sent no request line in time "
+		    "(%" PRIu64 " so far)", c->timeouts);
+	}
+	control_client_error(cl, "timed out waiting for a request line");
+}
+
+void
+control_get_status(const struct control *c, struct control_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->max_clients = CONTROL_MAX_CLIENTS;
+	st->max_monitors = CONTROL_MAX_MONITORS;
+	if (c == NULL)
+		return;
+	st->clients = (uint64_t)c->nclients;
+	st->monitors = (uint64_t)c->nmonitors;
+	st->request_timeout_ms = (uint64_t)control_request_timeout_ms(c);
+	st->refused = c->refused;
+	st->monitors_refused = c->monitors_refused;
+	st->timeouts = c->timeouts;
 }
 
 static void

@@ -168,7 +168,7 @@ usage(FILE *f)
 	    "                                connections or sticky entries; refused (old config kept)\n"
 	    "                                on an error or a change that needs a restart\n"
 	    "  monitor                       print events (role, backend, sync, handover) until\n"
-	    "                                interrupted\n"
+	    "                                interrupted; at most 16 at once\n"
 	    "  help                          this text\n"
 	    "\n"
 	    "options:\n"

@@ -28,6 +28,7 @@ struct event;
 #define LBD_MAX_RANGES		32	/* port entries ("21", "1025-1052") per service */
 #define LBD_MAX_PEER_PATHS	4	/* addresses the peer can be reached at */
 #define LBD_CONTROL_LINE_MAX	1024	/* longest control request line */
+#define LBD_DEF_REQUEST_TIMEOUT_MS 5000	/* control/metrics.request_timeout_ms: a request's deadline */
 #define LBD_MAX_RELAY_THREADS	64	/* node.relay_threads upper bound */
 #define LBD_RELAY_THREADS_AUTO	(-1)	/* node.relay_threads unset: CPUs online - 1 (<= 64); 0 on <= 2 CPUs */
 
@@ -136,10 +137,12 @@ struct lbd_config {
 
 	/* control = { ... } */
 	char		 control_socket[LBD_PATH_MAX];
+	int		 control_request_timeout_ms;	/* from accept to the request line; default 5000 */
 
 	/* metrics = { ... }; absent: no metrics endpoint */
 	bool		 metrics_on;		/* the Prometheus endpoint is configured */
 	struct sockaddr_storage metrics_addr;	/* where it listens, with its port */
+	int		 metrics_request_timeout_ms;	/* from accept (or a reply) to a request; default 5000 */
 
 	enum log_level	 log_level;		/* log_level = "..."; default info */
 
@@ -233,6 +236,7 @@ struct lbd {
 	struct service	 services[LBD_MAX_SERVICES];
 	int		 nservices;
 	struct control	*control;	/* control socket, control.c */
+	struct metrics	*metrics;	/* Prometheus endpoint, metrics.c; NULL when off */
 	struct hasync	*ha;		/* heartbeat, role and VIP, hasync/heartbeat.c */
 	uint64_t	 started_ms;	/* monotonic start time */
 	bool		 stopping;	/* SIGTERM/SIGINT received */
@@ -426,12 +430,35 @@ json_t		*control_backends(struct lbd *);
 /* Sends an event to every `monitor` client: {"event": type, ...obj}. Steals obj. */
 void		 control_event(struct lbd *, const char *type, json_t *obj);
 
+/* The control socket's clients and what it turned away (status "control", metrics). */
+struct control_status {
+	uint64_t	 clients;		/* connections open now, monitors included */
+	uint64_t	 monitors;		/* of which `monitor` streams */
+	uint64_t	 max_clients;		/* connections served at once */
+	uint64_t	 max_monitors;		/* `monitor` streams at once */
+	uint64_t	 request_timeout_ms;	/* from accept to the request line */
+	uint64_t	 refused;		/* connections turned away: max_clients open */
+	uint64_t	 monitors_refused;	/* `monitor` requests turned away: max_monitors open */
+	uint64_t	 timeouts;		/* clients that sent no request line in time */
+};
+void		 control_get_status(const struct control *, struct control_status *);
+
 /* metrics.c */
 struct metrics;
 /* The Prometheus endpoint (HTTP GET /metrics) on conf->metrics_addr. NULL on error, logged. */
 struct metrics	*metrics_open(struct lbd *);
 void		 metrics_close(struct metrics *);
 uint16_t	 metrics_port(const struct metrics *);	/* port bound (tests ask for port 0) */
+
+/* The endpoint's connections and deadlines (status "metrics", metrics). */
+struct metrics_status {
+	uint64_t	 connections;		/* open now, counted from accept */
+	uint64_t	 max_connections;	/* open at once; more wait in the backlog */
+	uint64_t	 request_timeout_ms;	/* from accept (or the last reply) to a request */
+	uint64_t	 cap_reached;		/* times accepting paused at max_connections */
+	uint64_t	 timeouts;		/* connections closed at their deadline */
+};
+void		 metrics_get_status(const struct metrics *, struct metrics_status *);
 /* lbd's state now in the text exposition format 0.0.4; malloc'ed, NULL when out of memory. */
 char		*metrics_render(struct lbd *);
 

@@ -380,7 +380,7 @@ main(int argc, char *argv[])
 	/* Control first: a second lbd then says "another lbd is running". */
 	if ((lbd->control = control_open(lbd)) == NULL)
 		goto done;
-	if (lbd->conf->metrics_on && (metrics = metrics_open(lbd)) == NULL) {
+	if (lbd->conf->metrics_on && (lbd->metrics = metrics = metrics_open(lbd)) == NULL) {
 		log_warnx("cannot start the metrics endpoint (metrics.listen); not starting");
 		goto done;
 	}
@@ -407,6 +407,7 @@ done:
 	replica_close(lbd);	/* then the channel closes (peer sees EOF) */
 	listener_close_all(lbd);
 	relay_shutdown(lbd);
+	lbd->metrics = NULL;
 	metrics_close(metrics);
 	if (lbd->control != NULL)
 		control_close(lbd->control);

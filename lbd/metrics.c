@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
@@ -22,21 +23,41 @@
 
 #define METRICS_PATH		"/metrics"	/* the only resource served */
 #define METRICS_CONTENT_TYPE	"text/plain; version=0.0.4; charset=utf-8" /* exposition format */
-#define METRICS_TIMEOUT_S	5		/* to send a request, or to take a reply's next bytes */
+#define METRICS_TIMEOUT_S	5		/* without progress reading a request or writing a reply */
 #define METRICS_MAX_HEADERS	8192		/* bytes of request line and headers */
 #define METRICS_MAX_BODY	1024		/* bytes of a request body (GET has none) */
-#define METRICS_MAX_CONNS	32		/* connections that sent a request, at once */
-#define METRICS_BACKLOG		16		/* listen(2) backlog */
+#define METRICS_MAX_CONNS	32		/* connections open at once, counted from accept */
+#define METRICS_BACKLOG		128		/* listen(2) backlog: connections waiting past the cap */
+#define METRICS_LOG_MS		10000		/* at most one "cap reached"/"timed out" line per this */
+
+struct metrics_conn;
 
 /* The endpoint. */
 struct metrics {
 	struct lbd	*lbd;			/* owner */
 	struct evhttp	*http;			/* libevent's HTTP server */
 	struct evhttp_bound_socket *bound;	/* the listening socket, owned by http */
-	struct evhttp_connection *conns[METRICS_MAX_CONNS]; /* connections that sent a request */
-	int		 nconns;		/* used entries of conns */
+	TAILQ_HEAD(, metrics_conn) conns;	/* every accepted connection still open */
+	int		 nconns;		/* length of conns */
 	bool		 paused;		/* accept stopped: conns is full */
 	bool		 closing;		/* in metrics_close: the listener is going */
+	uint64_t	 cap_reached;		/* times accepting paused at METRICS_MAX_CONNS */
+	uint64_t	 timeouts;		/* connections closed at their deadline */
+	uint64_t	 cap_logged_ms;		/* last "cap reached" log line (rate limit) */
+	uint64_t	 timeout_logged_ms;	/* last "timed out" log line (rate limit) */
+};
+
+/*
+ * One accepted connection, from accept until evhttp frees it. evhttp's own
+ * timeout restarts on every byte, so a client trickling its request would
+ * hold a slot for ever: this adds an absolute deadline.
+ */
+struct metrics_conn {
+	TAILQ_ENTRY(metrics_conn) entry;	/* in metrics->conns */
+	struct metrics	*m;			/* owner */
+	struct bufferevent *bev;		/* made for evhttp in metrics_conn_new */
+	struct evhttp_connection *evcon;	/* evhttp's connection; NULL until adopted */
+	struct event	*ev;			/* adoption (at once), then the deadline */
 };
 
 /* A uint64_t field of struct backend or struct service, exported as one family. */
@@ -340,6 +361,37 @@ metrics_sticky(FILE *f, struct lbd *lbd)
 	}
 }
 
+/* The control socket and this endpoint: who is connected, who was turned away. */
+static void
+metrics_clients(FILE *f, struct lbd *lbd)
+{
+	const char	*full[] = { "reason", "clients", NULL };
+	const char	*mon[] = { "reason", "monitors", NULL };
+	struct control_status cs;
+	struct metrics_status ms;
+
+	control_get_status(lbd->control, &cs);
+	metrics_get_status(lbd->metrics, &ms);
+	metrics_one(f, "lbd_control_clients", "gauge",
+	    "Control socket connections open now, monitors included.", cs.clients);
+	metrics_one(f, "lbd_control_monitors", "gauge",
+	    "lbctl monitor streams open now.", cs.monitors);
+	metrics_family(f, "lbd_control_refused_total", "counter",
+	    "Control clients turned away: every slot, or every monitor slot, taken.");
+	metrics_u64(f, "lbd_control_refused_total", full, cs.refused);
+	metrics_u64(f, "lbd_control_refused_total", mon, cs.monitors_refused);
+	metrics_one(f, "lbd_control_timeouts_total", "counter",
+	    "Control clients that sent no request line before their deadline.", cs.timeouts);
+	metrics_one(f, "lbd_metrics_connections", "gauge",
+	    "Metrics endpoint connections open now, counted from accept.", ms.connections);
+	metrics_one(f, "lbd_metrics_cap_reached_total", "counter",
+	    "Times the metrics endpoint was full and left new connections in the backlog.",
+	    ms.cap_reached);
+	metrics_one(f, "lbd_metrics_timeouts_total", "counter",
+	    "Metrics connections closed at their deadline: request or reply not done in time.",
+	    ms.timeouts);
+}
+
 char *
 metrics_render(struct lbd *lbd)
 {
@@ -360,6 +412,7 @@ metrics_render(struct lbd *lbd)
 	metrics_sync(f, lbd, &hs);
 	metrics_backends(f, lbd);
 	metrics_sticky(f, lbd);
+	metrics_clients(f, lbd);
 	if (ferror(f)) {
 		fclose(f);
 		free(text);
@@ -374,47 +427,160 @@ metrics_render(struct lbd *lbd)
 
 /* ---------------------------------------------------------------- HTTP */
 
-/* A counted connection closed: forget it, and accept again if that was paused. */
-static void
-metrics_conn_closed(struct evhttp_connection *evcon, void *arg)
+/* The request deadline of a connection, in ms: metrics.request_timeout_ms. */
+static int
+metrics_deadline_ms(const struct metrics *m)
 {
-	struct metrics	*m = arg;
-	int		 i;
+	return m->lbd->conf->metrics_request_timeout_ms > 0 ?
+	    m->lbd->conf->metrics_request_timeout_ms : LBD_DEF_REQUEST_TIMEOUT_MS;
+}
 
-	for (i = 0; i < m->nconns; i++)
-		if (m->conns[i] == evcon) {
-			m->conns[i] = m->conns[--m->nconns];
-			break;
-		}
+/* (Re)arms mc's deadline: metrics_deadline_ms() from now. */
+static void
+metrics_conn_arm(struct metrics_conn *mc)
+{
+	int		 ms = metrics_deadline_ms(mc->m);
+	struct timeval	 tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	evtimer_add(mc->ev, &tv);
+}
+
+/* Forgets mc, and accepts again if that was paused. */
+static void
+metrics_conn_free(struct metrics_conn *mc)
+{
+	struct metrics	*m = mc->m;
+
+	TAILQ_REMOVE(&m->conns, mc, entry);
+	m->nconns--;
+	event_free(mc->ev);
+	free(mc);
 	if (m->paused && !m->closing && m->nconns < METRICS_MAX_CONNS) {
 		evconnlistener_enable(evhttp_bound_socket_get_listener(m->bound));
 		m->paused = false;
 	}
 }
 
-/*
- * Counts evcon until it closes. Connections that never send a request are
- * not counted: evhttp's timeout closes them.
- * Returns: true counted (now or before), false over METRICS_MAX_CONNS.
- */
-static bool
-metrics_conn_track(struct metrics *m, struct evhttp_connection *evcon)
+/* evhttp freed the connection (closed by either side, timed out, or metrics_close). */
+static void
+metrics_conn_closed(struct evhttp_connection *evcon, void *arg)
 {
-	int	 i;
+	metrics_conn_free(arg);
+}
 
-	for (i = 0; i < m->nconns; i++)
-		if (m->conns[i] == evcon)
-			return true;
-	if (m->nconns == METRICS_MAX_CONNS)
-		return false;
-	m->conns[m->nconns++] = evcon;
-	evhttp_connection_set_closecb(evcon, metrics_conn_closed, m);
-	if (m->nconns == METRICS_MAX_CONNS && !m->paused) {
-		/* Full: new connections wait in the kernel backlog. */
+/*
+ * mc's timer. First run, right after accept: evhttp has set up its
+ * connection on mc->bev by now, with the connection as the callbacks'
+ * argument (http.c, evhttp_connection_base_bufferevent_new), which is the
+ * only way libevent 2.1 gives it to us before a whole request arrives.
+ * Later runs: the deadline passed without a complete request (or the
+ * client did not take its reply in time), so the connection goes.
+ */
+static void
+metrics_conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct metrics_conn *mc = arg;
+	struct metrics	*m = mc->m;
+	struct bufferevent *bev = mc->bev;
+	bufferevent_data_cb readcb;
+	void		*cbarg;
+	uint64_t	 now = now_ms();
+
+	if (mc->evcon == NULL) {
+		bufferevent_getcb(bev, &readcb, NULL, NULL, &cbarg);
+		if (readcb == NULL || cbarg == NULL) {
+			/* evhttp gave up on it already (bufferevent_free clears the callbacks). */
+			metrics_conn_free(mc);
+		} else {
+			mc->evcon = cbarg;
+			evhttp_connection_set_closecb(mc->evcon, metrics_conn_closed, mc);
+			metrics_conn_arm(mc);
+		}
+		bufferevent_decref(bev);	/* the reference taken in metrics_conn_new */
+		return;
+	}
+	m->timeouts++;
+	if (now - m->timeout_logged_ms >= METRICS_LOG_MS) {
+		m->timeout_logged_ms = now;
+		log_warnx("metrics: closing a client that did not send its request (or "
+		    "take the reply) within %d ms (%" PRIu64 " so far)",
+		    metrics_deadline_ms(m), m->timeouts);
+	}
+	/* What evhttp_free does for each connection; closecb frees mc. */
+	evhttp_connection_free(mc->evcon);
+}
+
+/*
+ * evhttp's bufferevent factory, called once per accepted connection before
+ * it reads a byte: the place to count connections from accept on. At
+ * METRICS_MAX_CONNS accepting pauses, and new connections wait in the
+ * kernel backlog until one of these closes.
+ */
+static struct bufferevent *
+metrics_conn_new(struct event_base *base, void *arg)
+{
+	struct metrics	*m = arg;
+	struct metrics_conn *mc;
+	uint64_t	 now = now_ms();
+
+	if ((mc = calloc(1, sizeof(*mc))) == NULL) {
+		log_warn("metrics: calloc");
+		return NULL;	/* evhttp makes its own; only its timeout applies */
+	}
+	mc->m = m;
+	/* Options 0, as evhttp's own: evhttp_connection_free closes the fd itself. */
+	if ((mc->bev = bufferevent_socket_new(base, -1, 0)) == NULL ||
+	    (mc->ev = evtimer_new(base, metrics_conn_timer, mc)) == NULL) {
+		log_warnx("metrics: cannot make a buffered event for a client");
+		if (mc->bev != NULL)
+			bufferevent_free(mc->bev);
+		free(mc);
+		return NULL;
+	}
+	/* Held until the first timer run, so mc->bev is valid whatever evhttp does. */
+	bufferevent_incref(mc->bev);
+	/* Runs in this loop turn, before any byte is read: the deadline starts then. */
+	event_active(mc->ev, EV_TIMEOUT, 1);
+	TAILQ_INSERT_TAIL(&m->conns, mc, entry);
+	m->nconns++;
+	if (m->nconns >= METRICS_MAX_CONNS && !m->paused) {
+		/* The listener checks this after each accept: no more in this turn. */
 		evconnlistener_disable(evhttp_bound_socket_get_listener(m->bound));
 		m->paused = true;
+		m->cap_reached++;
+		if (now - m->cap_logged_ms >= METRICS_LOG_MS) {
+			m->cap_logged_ms = now;
+			log_warnx("metrics: %d connections open, new ones wait (%" PRIu64
+			    " times so far)", m->nconns, m->cap_reached);
+		}
 	}
-	return true;
+	return mc->bev;
+}
+
+/* A request was answered: the connection's next request gets a fresh deadline. */
+static void
+metrics_conn_answered(struct metrics *m, struct evhttp_connection *evcon)
+{
+	struct metrics_conn *mc;
+
+	TAILQ_FOREACH(mc, &m->conns, entry)
+		if (mc->evcon == evcon) {
+			metrics_conn_arm(mc);
+			return;
+		}
+}
+
+void
+metrics_get_status(const struct metrics *m, struct metrics_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (m == NULL)
+		return;
+	st->connections = (uint64_t)m->nconns;
+	st->max_connections = METRICS_MAX_CONNS;
+	st->request_timeout_ms = (uint64_t)metrics_deadline_ms(m);
+	st->cap_reached = m->cap_reached;
+	st->timeouts = m->timeouts;
 }
 
 /* A short text/plain reply (errors). */
@@ -446,11 +612,8 @@ metrics_request(struct evhttp_request *req, void *arg)
 	struct evbuffer		*body;
 	char			*text;
 
-	if (evcon != NULL && !metrics_conn_track(m, evcon)) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-		metrics_reply_text(req, 503, "Service Unavailable", "too many connections");
-		return;
-	}
+	if (evcon != NULL)
+		metrics_conn_answered(m, evcon);
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
 		metrics_reply_text(req, 405, "Method Not Allowed", "only GET is allowed");
@@ -501,6 +664,11 @@ metrics_listen(const struct sockaddr_storage *addr)
 		log_warn("metrics: cannot listen on %s (metrics.listen)", buf);
 		goto fail;
 	}
+	/*
+	 * Past METRICS_MAX_CONNS accept pauses and the kernel queues new
+	 * connections here; a full queue drops SYNs, and a client's retry
+	 * (1 s, 3 s, 7 s later) can miss the moment slots free up again.
+	 */
 	if (listen(fd, METRICS_BACKLOG) == -1) {
 		log_warn("metrics: listen %s", buf);
 		goto fail;
@@ -524,6 +692,7 @@ metrics_open(struct lbd *lbd)
 		return NULL;
 	}
 	m->lbd = lbd;
+	TAILQ_INIT(&m->conns);
 	if ((m->http = evhttp_new(lbd->base)) == NULL) {
 		log_warnx("metrics: cannot create the HTTP server");
 		goto fail;
@@ -536,6 +705,7 @@ metrics_open(struct lbd *lbd)
 	evhttp_set_max_headers_size(m->http, METRICS_MAX_HEADERS);
 	evhttp_set_max_body_size(m->http, METRICS_MAX_BODY);
 	evhttp_set_gencb(m->http, metrics_request, m);
+	evhttp_set_bevcb(m->http, metrics_conn_new, m);
 	if ((fd = metrics_listen(&lbd->conf->metrics_addr)) == -1)
 		goto fail;
 	if ((m->bound = evhttp_accept_socket_with_handle(m->http, fd)) == NULL) {
@@ -559,10 +729,20 @@ fail:
 void
 metrics_close(struct metrics *m)
 {
+	struct metrics_conn *mc;
+	struct bufferevent *bev;
+
 	if (m == NULL)
 		return;
 	m->closing = true;
-	evhttp_free(m->http);	/* closes the socket and every connection */
+	evhttp_free(m->http);	/* closes the socket and every connection (closecb frees each) */
+	/* Accepted in this very turn, not adopted yet: the first timer run never comes. */
+	while ((mc = TAILQ_FIRST(&m->conns)) != NULL) {
+		bev = mc->evcon == NULL ? mc->bev : NULL;
+		metrics_conn_free(mc);
+		if (bev != NULL)
+			bufferevent_decref(bev);
+	}
 	free(m);
 }
 

@@ -1,10 +1,60 @@
 # drill-metrics.sh - GET /metrics on lb1's own loopback (the rig's config
 # enables metrics on $RIG_METRICS_LISTEN) agrees with `lbctl --json status`:
-# role, VIP, each backend's up and connections_total, sticky entries.
+# role, VIP, each backend's up and connections_total, sticky entries. Then
+# slow and greedy clients (slowclients.py): 60 metrics clients trickling a
+# byte a second hold at most 32 slots, are closed at the 5 s deadline, and a
+# scrape that comes once they hold every slot is served; 20 monitors leave `status` answering; a control client trickling
+# "status" without a newline is closed at its deadline.
 
 # Value of the series NAME{LABELS} (exact label text) in the scrape $1.
 _metrics_val() {
 	awk -v k="$2" 'index($0, k " ") == 1 { print substr($0, length(k) + 2); exit }' <<<"$1"
+}
+
+# Value of KEY in slowclients.py's "key value" output $1.
+_slow_val() { awk -v k="$2" '$1 == k { print $2; exit }' <<<"$1"; }
+
+_metrics_slow() {
+	local out flat v
+	# 60 x (5 s, then the backlog's 5 s) plus slack; bounded by LIMIT_S 16 and timeout.
+	out=$(rig_exec lb1 timeout 40 python3 "$RIG_SRC/slowclients.py" "$RIG_METRICS_LISTEN" \
+		"$(rig_sock lb1)" 60 20 1 16) || { rig_fail "slowclients.py failed"; return 1; }
+	sed 's/^/  figure: /' <<<"$out"
+	v=$(_slow_val "$out" metrics_slow_closed)
+	rig_assert "60 slow metrics clients all closed (got $v)" [ "$v" = 60 ] || return 1
+	v=$(_slow_val "$out" metrics_slow_first_close_s)
+	rig_assert "first slow metrics client closed at its 5 s deadline (${v} s, 4.5-7)" \
+		awk -v v="$v" 'BEGIN { exit !(v >= 4.5 && v < 7) }' || return 1
+	v=$(_slow_val "$out" metrics_slow_replied)
+	rig_assert "no reply to a request never finished (got $v)" [ "$v" = 0 ] || return 1
+	v=$(_slow_val "$out" metrics_full_connections)
+	rig_assert "the slow clients held all 32 slots, no more (status metrics.connections $v)" \
+		[ "$v" = 32 ] || return 1
+	v=$(_slow_val "$out" metrics_normal_status)
+	rig_assert "a normal scrape behind them -> $v in $(_slow_val "$out" metrics_normal_s) s" \
+		[ "$v" = 200 ] || return 1
+	v=$(_slow_val "$out" control_monitors_started)
+	rig_assert "16 of 20 monitors started (got $v)" [ "$v" = 16 ] || return 1
+	v=$(_slow_val "$out" control_monitors_refused)
+	rig_assert "4 of 20 monitors refused with an error (got $v)" [ "$v" = 4 ] || return 1
+	v=$(_slow_val "$out" control_status_answered)
+	rig_assert "status answers with 16 monitors open (in $(_slow_val "$out" control_status_s) s)" \
+		[ "$v" = 1 ] || return 1
+	v=$(_slow_val "$out" control_slow_closed_s)
+	rig_assert "a control client trickling a byte a second is closed at 5 s ($v s, 4.5-7)" \
+		eval '[ "$(_slow_val "$out" control_slow_timed_out)" = 1 ] &&
+		awk -v v="$v" "BEGIN { exit !(v >= 4.5 && v < 7) }"' || return 1
+	flat=$(rig_status lb1)
+	echo "  figure: status metrics.timeouts $(rig_sval "$flat" metrics.timeouts)," \
+		"metrics.cap_reached $(rig_sval "$flat" metrics.cap_reached)," \
+		"control.timeouts $(rig_sval "$flat" control.timeouts)," \
+		"control.monitors_refused $(rig_sval "$flat" control.monitors_refused)"
+	rig_assert "status metrics.timeouts >= 60, control.timeouts >= 1, control.monitors_refused >= 4" \
+		eval '[ "$(rig_sval "$flat" metrics.timeouts)" -ge 60 ] &&
+		[ "$(rig_sval "$flat" control.timeouts)" -ge 1 ] &&
+		[ "$(rig_sval "$flat" control.monitors_refused)" -ge 4 ] &&
+		[ "$(rig_sval "$flat" control.monitors)" = 0 ]' || return 1
+	return 0
 }
 
 drill_metrics() {
@@ -54,5 +104,6 @@ drill_metrics() {
 	rig_assert "lbd_sticky_entries $v == status sticky_entries $st (2 clients)" \
 		eval '[ "$v" = "$st" ] && [ "$st" = 2 ]' || return 1
 	rm -f "$RIG_DIR/metrics.out"
+	_metrics_slow || return 1
 	return 0
 }

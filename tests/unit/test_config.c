@@ -1020,12 +1020,46 @@ test_metrics_unknown_key(void **state)
 	struct fixture	*f = *state;
 
 	load_err(f, NODE_VIP "metrics = { listen = \"127.0.0.1:9187\";\n  path = \"/m\"; };\n"
-	    METRICS_SERVICE, 4, "metrics: unknown key \"path\"; valid keys: listen");
+	    METRICS_SERVICE, 4, "metrics: unknown key \"path\"; valid keys: listen, "
+	    "request_timeout_ms");
 	unlink(f->path);
 	/* The top-level list of valid keys names it. */
 	load_err(f, NODE_VIP "metric = { listen = \"127.0.0.1:9187\"; };\n" METRICS_SERVICE,
 	    3, "unknown top-level key \"metric\"; valid keys: node, peer, cluster, vip, "
 	    "control, metrics, log_level, services");
+}
+
+/* control/metrics.request_timeout_ms: 5000 by default, 100-60000. */
+static void
+test_request_timeouts(void **state)
+{
+	struct fixture		*f = *state;
+	struct lbd_config	*c;
+
+	c = load_ok(f, NODE_VIP "metrics = { listen = \"127.0.0.1:9187\"; };\n" METRICS_SERVICE);
+	assert_int_equal(c->metrics_request_timeout_ms, 5000);
+	assert_int_equal(c->control_request_timeout_ms, 5000);
+	unlink(f->path);
+	c = load_ok(f, NODE_VIP "metrics = { listen = \"127.0.0.1:9187\"; "
+	    "request_timeout_ms = 100; };\n" METRICS_SERVICE);
+	assert_int_equal(c->metrics_request_timeout_ms, 100);
+	unlink(f->path);
+	c = load_ok(f, NODE_VIP "control = { request_timeout_ms = 60000; };\n" METRICS_SERVICE);
+	assert_int_equal(c->control_request_timeout_ms, 60000);
+	assert_string_equal(c->control_socket, "/run/lbd/lbd.sock");
+	unlink(f->path);
+	load_err(f, NODE_VIP "metrics = { listen = \"127.0.0.1:9187\"; "
+	    "request_timeout_ms = 99; };\n" METRICS_SERVICE,
+	    3, "metrics.request_timeout_ms: 99 is out of range; use 100-60000");
+	unlink(f->path);
+	load_err(f, NODE_VIP "control = { request_timeout_ms = 60001; };\n" METRICS_SERVICE,
+	    3, "control.request_timeout_ms: 60001 is out of range; use 100-60000");
+	unlink(f->path);
+	load_err(f, NODE_VIP "control = { request_timeout_ms = \"5s\"; };\n" METRICS_SERVICE,
+	    3, "control.request_timeout_ms: expected an integer");
+	unlink(f->path);
+	load_err(f, NODE_VIP "control = { timeout = 1; };\n" METRICS_SERVICE,
+	    3, "control: unknown key \"timeout\"; valid keys: socket, request_timeout_ms");
 }
 
 /* log_level = "...";: info by default, each valid value, the enum's names. */
@@ -1138,6 +1172,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_metrics_bad_address, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_bad_port, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_unknown_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_timeouts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_level, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_level_bad, setup, teardown),
 	};

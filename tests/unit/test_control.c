@@ -1,7 +1,8 @@
 /*
  * test_control.c - unit tests of the control socket: the JSON shape of every
  * command, sticky and admin round trips, bad input, and the real UNIX
- * socket (mode, request/reply, garbage, monitor, stale and live sockets).
+ * socket (mode, request/reply, garbage, monitor, the monitor cap, a slow
+ * client's deadline, stale and live sockets).
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1136,6 +1137,134 @@ test_socket_slow_monitor(void **state)
 	close_socket(f);
 }
 
+/*
+ * 65 `lbctl monitor` clients (one more than every control slot): 16 stream,
+ * the others get an error and are closed, and `status` still answers.
+ */
+static void
+test_socket_monitor_cap(void **state)
+{
+	struct fixture	*f = *state;
+	struct control_status cs;
+	char		 buf[4096];
+	json_t		*r, *c;
+	bool		 eof;
+	int		 fds[65], i, started = 0, refused = 0;
+
+	open_socket(f);
+	for (i = 0; i < 65; i++) {
+		fds[i] = client_connect(f);
+		assert_int_equal(write(fds[i], "monitor\n", 8), 8);
+		client_read(f, fds[i], buf, sizeof(buf), 1, &eof);
+		if (strcmp(buf, "{\"monitor\":\"started\"}\n") == 0) {
+			assert_false(eof);
+			started++;
+		} else {
+			r = json_loads(buf, 0, NULL);
+			assert_non_null(r);
+			assert_non_null(strstr(json_string_value(json_object_get(r, "error")),
+			    "too many monitors"));
+			json_decref(r);
+			/* Refused monitors are closed, so they free their slot. */
+			if (!eof)
+				client_read(f, fds[i], buf, sizeof(buf), 0, &eof);
+			assert_true(eof);
+			refused++;
+		}
+	}
+	assert_int_equal(started, 16);
+	assert_int_equal(refused, 65 - 16);
+
+	/* Commands still have their slots. */
+	r = client_request(f, "status\n", 7, false);
+	assert_string_equal(json_string_value(json_object_get(r, "node")), "lb1");
+	c = json_object_get(r, "control");
+	assert_non_null(c);
+	assert_int_equal(json_integer_value(json_object_get(c, "monitors")), 16);
+	assert_int_equal(json_integer_value(json_object_get(c, "max_monitors")), 16);
+	assert_int_equal(json_integer_value(json_object_get(c, "max_clients")), 64);
+	assert_int_equal(json_integer_value(json_object_get(c, "monitors_refused")), 49);
+	assert_int_equal(json_integer_value(json_object_get(c, "refused")), 0);
+	json_decref(r);
+
+	/* Events still reach the 16. */
+	control_event(&f->lbd, "role", json_pack("{s:s}", "role", "BACKUP"));
+	for (i = 0; i < 65; i++) {
+		client_read(f, fds[i], buf, sizeof(buf), 1, &eof);
+		if (!eof)
+			assert_non_null(strstr(buf, "\"event\":\"role\""));
+	}
+	/* A monitor that leaves gives its slot to the next one. */
+	for (i = 0; i < 65; i++)
+		close(fds[i]);
+	for (i = 0; i < 10; i++)
+		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
+	control_get_status(f->lbd.control, &cs);
+	assert_int_equal(cs.monitors, 0);
+	assert_int_equal(cs.clients, 0);
+	fds[0] = client_connect(f);
+	assert_int_equal(write(fds[0], "monitor\n", 8), 8);
+	client_read(f, fds[0], buf, sizeof(buf), 1, &eof);
+	assert_string_equal(buf, "{\"monitor\":\"started\"}\n");
+	close(fds[0]);
+	close_socket(f);
+}
+
+/*
+ * A client that sends a byte every 100 ms and never a newline is closed at
+ * the deadline from accept (500 ms here), not kept alive by each byte.
+ */
+static void
+test_socket_slow_client(void **state)
+{
+	struct fixture	*f = *state;
+	static const char trickle[] = "statusstatusstatusstatus";
+	struct control_status cs;
+	char		 buf[256];
+	size_t		 n = 0, sent = 0;
+	uint64_t	 start, next, closed_ms = 0;
+	ssize_t		 r;
+	json_t		*reply;
+	int		 fd;
+
+	f->conf.control_request_timeout_ms = 500;
+	open_socket(f);
+	fd = client_connect(f);
+	start = now_ms();
+	next = start;
+	while (now_ms() < start + 2000 && closed_ms == 0) {
+		if (now_ms() >= next && sent < sizeof(trickle) - 1) {
+			/* The server may have closed already: EPIPE is fine. */
+			(void)send(fd, trickle + sent++, 1, MSG_NOSIGNAL);
+			next += 100;
+		}
+		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
+		r = read(fd, buf + n, sizeof(buf) - 1 - n);
+		if (r == 0 || (r == -1 && errno == ECONNRESET))
+			closed_ms = now_ms();
+		else if (r > 0)
+			n += (size_t)r;
+		else
+			poll(NULL, 0, 5);
+	}
+	buf[n] = '\0';
+	assert_int_not_equal(closed_ms, 0);
+	/* At the deadline, not before and not much after (loaded machine: slack). */
+	assert_true(closed_ms - start >= 450);
+	assert_true(closed_ms - start < 1200);
+	assert_true(sent >= 4);
+	reply = json_loads(buf, 0, NULL);
+	assert_non_null(reply);
+	assert_string_equal(json_string_value(json_object_get(reply, "error")),
+	    "timed out waiting for a request line");
+	json_decref(reply);
+	close(fd);
+	control_get_status(f->lbd.control, &cs);
+	assert_int_equal(cs.timeouts, 1);
+	assert_int_equal(cs.request_timeout_ms, 500);
+	close_socket(f);
+}
+
 /* A live socket is another lbd's; a dead one is a leftover and goes. */
 static void
 test_socket_stale_and_live(void **state)
@@ -1208,6 +1337,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_socket_monitor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_sticky_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_slow_monitor, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_socket_monitor_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_socket_slow_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_stale_and_live, setup, teardown),
 	};
 

@@ -2,13 +2,15 @@
  * test_metrics.c - unit tests of the Prometheus endpoint: the exposition's
  * format, its values against control_status()'s JSON for the same lbd, label
  * escaping, replication figures, and real HTTP on 127.0.0.1 (GET, 404, 405,
- * garbage, oversized headers, the connection cap, a port already in use).
+ * garbage, oversized headers, the connection cap, slow clients' deadline, a
+ * port already in use).
  */
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <math.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -786,6 +788,165 @@ test_http_connection_cap(void **state)
 		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
 }
 
+/* Descriptors open in this process. */
+static int
+count_fds(void)
+{
+	int	 fd, n = 0;
+
+	for (fd = 0; fd < 4096; fd++)
+		if (fcntl(fd, F_GETFD) != -1)
+			n++;
+	return n;
+}
+
+/* A non-blocking TCP connect to the endpoint, possibly still in progress. */
+static int
+http_connect_nb(struct fixture *f)
+{
+	struct sockaddr_in sin;
+	int		 fd;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(metrics_port(f->metrics));
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_int_not_equal(fd, -1);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1)
+		assert_int_equal(errno, EINPROGRESS);
+	return fd;
+}
+
+/*
+ * SLOW_CLIENTS clients trickle a request a byte every 200 ms and never end
+ * it. Counted from accept, at most CAP_CONNS are open at once (the rest wait
+ * in the backlog); each is closed at its deadline from accept (1 s here)
+ * whatever it sends; a normal scrape that arrives meanwhile is served.
+ */
+#define SLOW_CLIENTS	60		/* slowloris clients */
+#define SLOW_DEADLINE_MS 1000		/* metrics_request_timeout_ms for this test */
+static void
+test_http_slow_clients(void **state)
+{
+	struct fixture	*f = *state;
+	static const char head[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	struct metrics_status ms;
+	int		 fds[SLOW_CLIENTS], sent[SLOW_CLIENTS], i, nclosed = 0, early = 0;
+	int		 closed_first = 0, normal, normal_sent = 0, max_open = 0, fds_before;
+	uint64_t	 closed_at[SLOW_CLIENTS], start, next, normal_done = 0, normal_at = 0;
+	char		 c, *reply = calloc(1, HTTP_REPLY_MAX + 1);
+	size_t		 rlen = 0;
+	ssize_t		 n;
+	char		*text;
+
+	assert_non_null(reply);
+	f->conf.metrics_request_timeout_ms = SLOW_DEADLINE_MS;
+	open_endpoint(f);
+	fds_before = count_fds();
+	for (i = 0; i < SLOW_CLIENTS; i++) {
+		fds[i] = http_connect_nb(f);
+		sent[i] = 0;
+		closed_at[i] = 0;
+		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
+	}
+	start = now_ms();
+	next = start;
+	normal = -1;
+	while (now_ms() < start + 6000 && (nclosed < SLOW_CLIENTS || normal_done == 0)) {
+		uint64_t now = now_ms();
+
+		/* The normal scrape comes once the slow clients hold every slot. */
+		metrics_get_status(f->metrics, &ms);
+		if (normal == -1 && ms.connections == CAP_CONNS) {
+			normal = http_connect_nb(f);
+			normal_at = now;
+		}
+		if (now >= next) {
+			/* One byte more from every slow client still open. */
+			for (i = 0; i < SLOW_CLIENTS; i++) {
+				if (closed_at[i] != 0)
+					continue;
+				c = sent[i] < (int)sizeof(head) - 1 ? head[sent[i]] : 'a';
+				if (send(fds[i], &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
+					sent[i]++;
+			}
+			next += 200;
+		}
+		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
+		metrics_get_status(f->metrics, &ms);
+		if ((int)ms.connections > max_open)
+			max_open = (int)ms.connections;
+		for (i = 0; i < SLOW_CLIENTS; i++) {
+			if (closed_at[i] != 0)
+				continue;
+			n = recv(fds[i], &c, 1, MSG_DONTWAIT);
+			if (n == 0 || (n == -1 && (errno == ECONNRESET || errno == EPIPE))) {
+				closed_at[i] = now_ms();
+				nclosed++;
+				if (closed_at[i] - start < SLOW_DEADLINE_MS - 100)
+					early++;
+				if (closed_at[i] - start < SLOW_DEADLINE_MS + 600)
+					closed_first++;
+			} else
+				assert_int_equal(n, -1);	/* no reply to a request never finished */
+		}
+		if (normal != -1 && normal_done == 0) {
+			if (!normal_sent && send(normal, req, sizeof(req) - 1,
+			    MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof(req) - 1)
+				normal_sent = 1;
+			n = recv(normal, reply + rlen, HTTP_REPLY_MAX - rlen, MSG_DONTWAIT);
+			if (n > 0)
+				rlen += (size_t)n;
+			else if (n == 0)
+				normal_done = now_ms();
+		}
+		usleep(2000);
+	}
+	/* Never more than the cap open, counted from accept. */
+	assert_true(max_open <= CAP_CONNS);
+	assert_int_equal(max_open, CAP_CONNS);
+	/* The first CAP_CONNS went at their deadline, although each kept sending. */
+	assert_int_equal(early, 0);
+	assert_true(closed_first >= CAP_CONNS);
+	assert_int_equal(nclosed, SLOW_CLIENTS);
+	/* The scrape that queued behind them got its reply. */
+	assert_int_not_equal(normal, -1);
+	assert_int_not_equal(normal_done, 0);
+	/* It waited in the backlog for a slot: the cap held. */
+	assert_true(normal_done - start >= SLOW_DEADLINE_MS - 100);
+	print_message("slow clients: all %d slots held at %" PRIu64 " ms, the scrape behind "
+	    "them served at %" PRIu64 " ms, the last slow client closed at %" PRIu64 " ms\n",
+	    CAP_CONNS, normal_at - start, normal_done - start, now_ms() - start);
+	reply[rlen] = '\0';
+	assert_int_equal(http_status(reply), 200);
+	assert_non_null(strstr(reply, "lbd_metrics_timeouts_total "));
+	metrics_get_status(f->metrics, &ms);
+	assert_int_equal(ms.timeouts, SLOW_CLIENTS);
+	assert_true(ms.cap_reached >= 1);
+	assert_int_equal(ms.max_connections, CAP_CONNS);
+	assert_int_equal(ms.request_timeout_ms, SLOW_DEADLINE_MS);
+	free(reply);
+	close(normal);
+	for (i = 0; i < SLOW_CLIENTS; i++)
+		close(fds[i]);
+	for (i = 0; i < 10; i++)
+		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
+	metrics_get_status(f->metrics, &ms);
+	assert_int_equal(ms.connections, 0);
+	/* Every server-side descriptor was closed too. */
+	assert_int_equal(count_fds(), fds_before);
+	/* The counters in the exposition and in status. */
+	f->lbd.metrics = f->metrics;
+	text = metrics_render(&f->lbd);
+	assert_non_null(text);
+	assert_int_equal(value(text, "lbd_metrics_timeouts_total"), SLOW_CLIENTS);
+	assert_int_equal(value(text, "lbd_metrics_connections"), 0);
+	free(text);
+	f->lbd.metrics = NULL;
+}
+
 /* A port in use: metrics_open fails (lbd then refuses to start). */
 static void
 test_port_in_use(void **state)
@@ -841,6 +1002,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_http_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_http_connection_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_http_slow_clients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_port_in_use, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6, setup, teardown),
 	};
