@@ -256,6 +256,7 @@ control_backend_json(struct backend *b, uint64_t now)
 	else
 		control_set(o, "last_check_age_ms", json_null());
 	control_set_int(o, "weight", (uint64_t)b->conf.weight);
+	control_set_int(o, "checks_skipped", b->checks_skipped);
 	return o;
 }
 

@@ -159,7 +159,9 @@ enum check_result {
 	CHECK_RESULT_READ_TIMEOUT,	/* connected, no greeting in time */
 	CHECK_RESULT_BAD_GREETING,	/* connected, greeting is not 220 */
 	CHECK_RESULT_CLOSED,		/* connected, closed before a greeting */
-	CHECK_RESULT_INTERNAL		/* could not even start (socket(), bind()) */
+	CHECK_RESULT_INTERNAL,		/* could not even start (socket(), bind()) */
+	CHECK_RESULT_SKIPPED_FDS,	/* not run: lbd out of descriptors (EMFILE, ENFILE); no verdict */
+	CHECK_RESULT_SKIPPED_MEMORY	/* not run: kernel or lbd out of memory (ENOBUFS, ENOMEM); no verdict */
 };
 
 enum backend_admin {
@@ -183,6 +185,7 @@ struct backend {
 	int		 fall_count;	/* consecutive failures while up */
 	enum check_result last_result;	/* last check's outcome */
 	uint64_t	 last_check_ms;	/* monotonic time of that outcome */
+	uint64_t	 checks_skipped; /* checks not run for a local shortage (CHECK_RESULT_SKIPPED_*) */
 	struct check	*check;		/* running check state, check.c */
 
 	int		 rr_current;	/* smooth weighted round robin state */
@@ -368,10 +371,12 @@ const char	*backend_state_str(const struct backend *);	/* up/down/drain/disabled
 /* check.c */
 const char	*check_result_str(enum check_result);
 /*
- * Feeds one result into backend b's rise/fall counters.
+ * Feeds one result into backend b's rise/fall counters; a skipped check
+ * (CHECK_RESULT_SKIPPED_*) is recorded and counted but is no verdict.
  * Returns: 1 if b->up changed, 0 otherwise.
  */
 int		 check_account(struct backend *b, enum check_result r, uint64_t now);
+bool		 check_result_skipped(enum check_result);	/* SKIPPED_*: no verdict */
 int		 check_start(struct lbd *, struct backend *);	/* schedules periodic checks */
 void		 check_stop(struct backend *);
 

@@ -58,6 +58,9 @@ static const struct metrics_field metrics_backend_fields[] = {
 	    "Bytes from the backend to clients.", offsetof(struct backend, bytes_out) },
 	{ "lbd_backend_connect_failures_total", "counter",
 	    "Connections to the backend that failed.", offsetof(struct backend, connect_failures) },
+	{ "lbd_backend_checks_skipped_total", "counter",
+	    "Health checks not run for lbd's own shortage of descriptors or memory (no verdict).",
+	    offsetof(struct backend, checks_skipped) },
 };
 
 static const struct metrics_field metrics_service_fields[] = {
