@@ -295,6 +295,7 @@ control_service_json(struct service *svc, uint64_t now)
 	control_set_int(o, "active", svc->active);
 	control_set_int(o, "total", svc->total);
 	control_set_int(o, "refused", svc->refused);
+	control_set_int(o, "fd_reserve_pauses", svc->fd_reserve_pauses);
 	control_set_int(o, "sticky_entries", svc->sticky ? sticky_count(svc->sticky) : 0);
 	control_set_int(o, "sticky_evictions", svc->sticky ? sticky_evictions(svc->sticky) : 0);
 	if ((backends = json_array()) != NULL)

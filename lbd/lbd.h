@@ -220,6 +220,7 @@ struct service {
 	uint64_t	 active;	/* open proxied connections */
 	uint64_t	 total;		/* accepted, ever */
 	uint64_t	 refused;	/* no usable backend */
+	uint64_t	 fd_reserve_pauses; /* accepting paused: only the fd reserve was left */
 	uint64_t	 rr_next;	/* leastconn tie-break rotation */
 };
 
@@ -263,7 +264,6 @@ uint64_t	 now_ms(void);			/* CLOCK_MONOTONIC in ms */
 uint32_t	 now_s(void);			/* CLOCK_MONOTONIC in s */
 int		 fd_set_nonblock(int fd);
 int		 fd_count_open(void);		/* entries in /proc/self/fd */
-void		 rlimit_raise_nofile(void);
 void		 sd_notify_ready(void);		/* systemd Type=notify: READY=1 */
 struct service	*lbd_service_by_name(struct lbd *, const char *name);
 
@@ -290,6 +290,33 @@ int		 config_load(const char *path, struct lbd_config *conf, char *err, size_t e
 const char	*sched_type_str(enum sched_type);
 const char	*check_type_str(enum check_type);
 const char	*source_mode_str(enum source_mode);
+
+/* fds.c */
+/* What a configuration asks of RLIMIT_NOFILE (fds_plan). */
+struct fds_plan {
+	uint64_t	 connections;	/* max_connections summed over the services */
+	uint64_t	 listeners;	/* listening sockets: every port of every service */
+	uint64_t	 reserve;	/* kept free for checks (one per backend), control and sync */
+	uint64_t	 need;		/* descriptors the configuration can use at once */
+	uint64_t	 soft;		/* the soft limit to set: the hard one */
+	bool		 enough;	/* soft >= need */
+	uint64_t	 fit;		/* max_connections in all that soft allows */
+};
+/* The plan for conf under the limits cur (soft) and max (hard); pure. */
+void		 fds_plan(const struct lbd_config *, uint64_t cur, uint64_t max, struct fds_plan *);
+/*
+ * Raises the soft RLIMIT_NOFILE to the hard one and, when conf can use
+ * more, logs one line saying what to change.
+ * Returns: 0 enough, 1 not enough (logged), -1 getrlimit failed (logged).
+ */
+int		 fds_setup(const struct lbd_config *);
+/* Start-up done: measures lbd's own descriptors and turns the budget on. */
+void		 fds_start(const struct lbd_config *);
+void		 fds_budget_set(uint64_t limit, uint64_t base, uint64_t reserve);	/* limit 0: off */
+uint64_t	 fds_reserve(void);		/* descriptors kept free */
+uint64_t	 fds_limit_now(void);		/* the limit the budget uses; 0: off */
+/* May the data plane open n more descriptors and leave the reserve free? */
+bool		 fds_room(unsigned int n);
 
 /* sticky.c */
 struct sticky_table *sticky_new(uint32_t max_entries, uint32_t timeout_s);
@@ -387,6 +414,7 @@ void		 listener_pause(struct service *);		/* max_connections reached */
 void		 listener_resume(struct service *);
 
 /* relay.c */
+#define RELAY_FDS_PER_CONN	6	/* descriptors of a connection: 2 sockets, a pipe (2 ends) per direction */
 int		 relay_init(struct lbd *);
 void		 relay_shutdown(struct lbd *);		/* closes every connection */
 /* Takes an accepted client fd of svc: picks a backend and connects. */
@@ -398,6 +426,7 @@ void		 relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
  */
 int		 relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd);
 uint64_t	 relay_active(void);			/* open connections (main thread's count) */
+uint64_t	 relay_pipe_fds(void);			/* pipe ends open, pooled ones included */
 int		 relay_threads(void);			/* worker threads running; 0: relay in the main loop */
 void		 relay_set_splice(bool on);	/* false: new connections copy with recv/send */
 size_t		 relay_conn_size(void);		/* bytes of one connection record */

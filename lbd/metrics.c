@@ -70,6 +70,9 @@ static const struct metrics_field metrics_service_fields[] = {
 	    "Client connections accepted by the service.", offsetof(struct service, total) },
 	{ "lbd_service_refused_total", "counter",
 	    "Client connections refused: no usable backend.", offsetof(struct service, refused) },
+	{ "lbd_service_fd_reserve_pauses_total", "counter",
+	    "Times accepting paused because only the descriptors kept for checks, control and sync were left.",
+	    offsetof(struct service, fd_reserve_pauses) },
 };
 
 /* Values of the one-hot families, in the order they are written. */

@@ -216,7 +216,8 @@ static int		 relay_nthreads;	/* of them threaded; 0: the one runs inline */
 static unsigned int	 relay_rr;		/* next worker to hand a connection to */
 static bool		 relay_splice_on = true; /* false: copy mode for new connections */
 static bool		 relay_stopping;	/* relay_shutdown: do not resume listeners */
-static uint64_t		 relay_nactive;		/* open connections, all services */
+static uint64_t		 relay_nactive;		/* open connections, all services; atomic: fds_room in workers */
+static uint64_t		 relay_npipe_fds;	/* pipe ends open, all workers; atomic */
 static struct hasync_rlimit relay_main_limit;	/* the main thread's rate-limited lines */
 static pthread_mutex_t	 relay_done_lock = PTHREAD_MUTEX_INITIALIZER; /* guards relay_done */
 static struct conn_list	 relay_done = TAILQ_HEAD_INITIALIZER(relay_done); /* ended in workers */
@@ -236,8 +237,14 @@ relay_pipe_new(struct relay_pipe *p)
 	static bool	 warned;	/* any worker: relaxed atomic */
 	int		 fds[2];
 
+	/* Past the budget the direction copies: the reserve stays for checks. */
+	if (!fds_room(2)) {
+		errno = EMFILE;
+		return -1;
+	}
 	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1)
 		return -1;
+	__atomic_add_fetch(&relay_npipe_fds, 2, __ATOMIC_RELAXED);
 	/*
 	 * Ask for 1 MiB (the default 64 KiB pipe caps each splice at 16 pages).
 	 * A lower /proc/sys/fs/pipe-max-size, or an unprivileged process past
@@ -282,6 +289,7 @@ relay_pipe_put(struct relay_worker *w, struct conn_dir *d)
 	} else {
 		close(d->pipe_r);
 		close(d->pipe_w);
+		__atomic_sub_fetch(&relay_npipe_fds, 2, __ATOMIC_RELAXED);
 	}
 	d->pipe_r = d->pipe_w = -1;
 }
@@ -397,7 +405,7 @@ relay_finish(struct conn *c, const char *detail)
 	TAILQ_REMOVE(&svc->conns, c, entry);
 	be->active--;
 	svc->active--;
-	relay_nactive--;
+	__atomic_sub_fetch(&relay_nactive, 1, __ATOMIC_RELAXED);
 	free(c);
 	if (!relay_stopping && svc->active < (uint64_t)svc->conf.max_connections)
 		listener_resume(svc);
@@ -1060,6 +1068,7 @@ relay_worker_free(struct relay_worker *w)
 		w->npool--;
 		close(w->pool[w->npool].r);
 		close(w->pool[w->npool].w);
+		__atomic_sub_fetch(&relay_npipe_fds, 2, __ATOMIC_RELAXED);
 	}
 	if (w->epev != NULL)
 		event_free(w->epev);
@@ -1219,7 +1228,7 @@ relay_conn_new(struct service *svc, struct backend *be, int cfd)
 	be->total++;
 	svc->active++;
 	svc->total++;
-	relay_nactive++;
+	__atomic_add_fetch(&relay_nactive, 1, __ATOMIC_RELAXED);
 	if (svc->conf.max_connections > 0 &&
 	    svc->active >= (uint64_t)svc->conf.max_connections)
 		listener_pause(svc);	/* more clients wait in the kernel backlog */
@@ -1550,7 +1559,13 @@ relay_shutdown(struct lbd *lbd)
 uint64_t
 relay_active(void)
 {
-	return relay_nactive;
+	return __atomic_load_n(&relay_nactive, __ATOMIC_RELAXED);
+}
+
+uint64_t
+relay_pipe_fds(void)
+{
+	return __atomic_load_n(&relay_npipe_fds, __ATOMIC_RELAXED);
 }
 
 int

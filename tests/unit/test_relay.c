@@ -685,6 +685,58 @@ test_emfile_backoff(void **state)
 	env_close(&e);
 }
 
+/*
+ * The descriptor reserve (fds.c): with room for one connection beyond
+ * lbd's own descriptors and the reserve, a second client waits in the
+ * kernel backlog (counted), and is taken as soon as the first closes,
+ * without waiting for the backoff timer.
+ */
+static void
+test_fd_reserve(void **state)
+{
+	struct env	 e;
+	char		 buf[4];
+	int		 c1, b1, c2, b2;
+	uint64_t	 t0;
+
+	env_open(&e, SOURCE_NODE, 100, 60, 2000);
+	/* lbd holds 100, 10 are kept: 112 leaves room for one client and its backend. */
+	fds_budget_set(112, 100, 10);
+	assert_true(fds_room(2));
+	c1 = client_connect();
+	b1 = backend_accept(&e, NULL);
+	assert_int_equal(e.svc->active, 1);
+	assert_false(fds_room(2));
+
+	c2 = client_connect();		/* completes in the kernel backlog */
+	loop_for(&e, 200);
+	assert_int_equal(e.svc->total, 1);
+	assert_true(e.svc->listeners[0].paused);
+	assert_int_equal(e.svc->fd_reserve_pauses, 1);
+	assert_false(fd_readable(&e.bl));
+	/* The first connection still relays (no pipe past the budget: copies). */
+	assert_int_equal(send(c1, "ab", 2, 0), 2);
+	read_exact(&e, b1, buf, 2);
+	assert_memory_equal(buf, "ab", 2);
+
+	t0 = now_ms();
+	close(c1);
+	close(b1);
+	b2 = backend_accept(&e, NULL);
+	printf("fd reserve: second client taken %llu ms after the first closed\n",
+	    (unsigned long long)(now_ms() - t0));
+	assert_true(now_ms() - t0 < 90);	/* on the close, not on the 100 ms timer */
+	assert_int_equal(e.svc->total, 2);
+	assert_int_equal(send(c2, "ok", 2, 0), 2);
+	read_exact(&e, b2, buf, 2);
+	assert_memory_equal(buf, "ok", 2);
+	close(c2);
+	close(b2);
+	assert_true(loop_until(&e, svc_idle, e.svc, WAIT_MS));
+	fds_budget_set(0, 0, 0);
+	env_close(&e);
+}
+
 /* No usable backend: the client is closed and counted as refused. */
 static void
 test_no_backend(void **state)
@@ -1121,6 +1173,7 @@ main(void)
 		cmocka_unit_test(test_idle_timeout),
 		cmocka_unit_test(test_max_connections),
 		cmocka_unit_test(test_emfile_backoff),
+		cmocka_unit_test(test_fd_reserve),
 		cmocka_unit_test(test_no_backend),
 		cmocka_unit_test(test_reset_passed_on),
 		cmocka_unit_test(test_adopt),
