@@ -99,6 +99,7 @@ struct service_config {
 	int		 connect_timeout_ms;	/* backend connect deadline */
 	int		 idle_timeout_s;	/* no byte either way for this long: close */
 	int		 max_connections;	/* concurrent proxied connections */
+	int		 max_connections_per_client; /* ... from one client IP, all ports; 0: no cap */
 	enum source_mode source;		/* where backend connections leave from */
 	struct check_config check;		/* health check */
 	struct backend_config backends[LBD_MAX_BACKENDS];
@@ -205,6 +206,7 @@ struct listener {
 };
 
 struct sticky_table;
+struct client_table;
 struct conn;
 TAILQ_HEAD(conn_list, conn);
 
@@ -221,6 +223,8 @@ struct service {
 	uint64_t	 total;		/* accepted, ever */
 	uint64_t	 refused;	/* no usable backend */
 	uint64_t	 fd_reserve_pauses; /* accepting paused: only the fd reserve was left */
+	uint64_t	 refused_per_client; /* closed at accept: the client had max_connections_per_client open */
+	struct client_table *clients;	/* open connections per client IP (clients.c); NULL: none yet */
 	uint64_t	 rr_next;	/* leastconn tie-break rotation */
 };
 
@@ -317,6 +321,15 @@ uint64_t	 fds_reserve(void);		/* descriptors kept free */
 uint64_t	 fds_limit_now(void);		/* the limit the budget uses; 0: off */
 /* May the data plane open n more descriptors and leave the reserve free? */
 bool		 fds_room(unsigned int n);
+
+/* clients.c */
+struct client_table *clients_new(void);			/* NULL when out of memory */
+void		 clients_free(struct client_table *);
+uint32_t	 clients_count(const struct client_table *, const struct lbd_ip *ip);	/* NULL: 0 */
+int		 clients_add(struct client_table *, const struct lbd_ip *ip);	/* Returns: 0, -1 no memory */
+void		 clients_del(struct client_table *, const struct lbd_ip *ip);	/* one that clients_add counted */
+uint32_t	 clients_size(const struct client_table *);		/* clients with connections open */
+size_t		 clients_memory(const struct client_table *);		/* bytes the table holds */
 
 /* sticky.c */
 struct sticky_table *sticky_new(uint32_t max_entries, uint32_t timeout_s);

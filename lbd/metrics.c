@@ -73,6 +73,9 @@ static const struct metrics_field metrics_service_fields[] = {
 	{ "lbd_service_fd_reserve_pauses_total", "counter",
 	    "Times accepting paused because only the descriptors kept for checks, control and sync were left.",
 	    offsetof(struct service, fd_reserve_pauses) },
+	{ "lbd_service_refused_per_client_total", "counter",
+	    "Client connections refused: the client had max_connections_per_client open.",
+	    offsetof(struct service, refused_per_client) },
 };
 
 /* Values of the one-hot families, in the order they are written. */

@@ -111,6 +111,7 @@
 #define CONN_WATCH_B	0x02		/* bfd is in the worker's epoll set */
 #define CONN_ADOPTED	0x04		/* fds came from elsewhere: EPOLL_CTL_DEL before close */
 #define CONN_READY	0x08		/* connected before the handoff: relay_start at once */
+#define CONN_COUNTED	0x10		/* front.src is counted in svc->clients (main thread's bit) */
 
 enum conn_state {
 	CONN_CONNECTING = 0,		/* backend connect in progress */
@@ -219,6 +220,7 @@ static bool		 relay_stopping;	/* relay_shutdown: do not resume listeners */
 static uint64_t		 relay_nactive;		/* open connections, all services; atomic: fds_room in workers */
 static uint64_t		 relay_npipe_fds;	/* pipe ends open, all workers; atomic */
 static struct hasync_rlimit relay_main_limit;	/* the main thread's rate-limited lines */
+static struct hasync_rlimit relay_cap_limit;	/* the "over max_connections_per_client" lines */
 static pthread_mutex_t	 relay_done_lock = PTHREAD_MUTEX_INITIALIZER; /* guards relay_done */
 static struct conn_list	 relay_done = TAILQ_HEAD_INITIALIZER(relay_done); /* ended in workers */
 static int		 relay_done_fd = -1;	/* eventfd: relay_done became non-empty */
@@ -402,6 +404,8 @@ relay_finish(struct conn *c, const char *detail)
 		close(c->cfd);
 	if (c->bfd != -1)
 		close(c->bfd);
+	if (c->watch & CONN_COUNTED)
+		clients_del(svc->clients, &c->front.src);
 	TAILQ_REMOVE(&svc->conns, c, entry);
 	be->active--;
 	svc->active--;
@@ -1235,6 +1239,50 @@ relay_conn_new(struct service *svc, struct backend *be, int cfd)
 	return c;
 }
 
+/*
+ * Main thread: counts c for its client (c->front.src) in the service's
+ * table, made on the first connection. Every connection that gets here is
+ * uncounted again by relay_finish, the one end of every connection, so the
+ * count is exact. Out of memory, c is not counted (and not refused).
+ */
+static void
+relay_client_hold(struct conn *c)
+{
+	struct service	*svc = c->svc;
+
+	if (svc->clients == NULL && (svc->clients = clients_new()) == NULL) {
+		relay_log_limited(&relay_main_limit, "%s: no memory for the per-client "
+		    "connection count", svc->conf.name);
+		return;
+	}
+	if (clients_add(svc->clients, &c->front.src) == -1) {
+		relay_log_limited(&relay_main_limit, "%s: no memory for the per-client "
+		    "connection count", svc->conf.name);
+		return;
+	}
+	c->watch |= CONN_COUNTED;
+}
+
+/*
+ * Main thread: may client ip open one more connection to svc?
+ * Returns: true, or false with the refusal counted and logged (rate-limited).
+ */
+static bool
+relay_client_allowed(struct service *svc, const struct lbd_ip *ip)
+{
+	int		 cap = svc->conf.max_connections_per_client;
+	uint32_t	 n;
+	char		 a[ADDR_STRLEN];
+
+	if (cap <= 0 || (n = clients_count(svc->clients, ip)) < (uint32_t)cap)
+		return true;
+	svc->refused_per_client++;
+	relay_log_limited(&relay_cap_limit, "%s: client %s already has %u connections "
+	    "open (max_connections_per_client %d): connection refused", svc->conf.name,
+	    ip_str(ip, a, sizeof(a)), n, cap);
+	return false;
+}
+
 /* Puts both directions of c in copy mode when splice is turned off. */
 static void
 relay_conn_mode(struct conn *c)
@@ -1375,6 +1423,11 @@ relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
 	char			 a[ADDR_STRLEN], reason[128];
 
 	ip_from_sockaddr(&ip, client);
+	/* Before the pick: a refused connection refreshes no sticky entry. */
+	if (!relay_client_allowed(svc, &ip)) {
+		close(cfd);
+		return;
+	}
 	if ((be = sched_select(svc, &ip, now_s())) == NULL) {
 		svc->refused++;
 		log_debug("%s: no usable backend for %s, connection refused",
@@ -1390,6 +1443,7 @@ relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
 	dst = be->conf.addr;
 	addr_set_port(&dst, addr_port(local));
 	relay_tuple(&c->front, client, local);
+	relay_client_hold(c);
 	relay_tuple(&c->back, NULL, (struct sockaddr *)&dst);
 	relay_conn_mode(c);
 	if ((c->bfd = relay_backend_socket(svc, be, &why)) == -1) {
@@ -1423,9 +1477,12 @@ relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd)
 	c->bfd = bfd;
 	alen = sizeof(a);
 	blen = sizeof(b);
+	/* Counted for its client (an existing session, never refused by the cap). */
 	if (getpeername(cfd, (struct sockaddr *)&a, &alen) == 0 &&
-	    getsockname(cfd, (struct sockaddr *)&b, &blen) == 0)
+	    getsockname(cfd, (struct sockaddr *)&b, &blen) == 0) {
 		relay_tuple(&c->front, (struct sockaddr *)&a, (struct sockaddr *)&b);
+		relay_client_hold(c);
+	}
 	alen = sizeof(a);
 	blen = sizeof(b);
 	if (getsockname(bfd, (struct sockaddr *)&a, &alen) == 0 &&
@@ -1539,6 +1596,11 @@ relay_shutdown(struct lbd *lbd)
 		}
 	}
 	relay_done_cb(-1, 0, NULL);	/* what the workers posted, last ones included */
+	/* Every connection is finished: the per-client tables are empty. */
+	for (i = 0; i < lbd->nservices; i++) {
+		clients_free(lbd->services[i].clients);
+		lbd->services[i].clients = NULL;
+	}
 	for (i = 0; i < relay_nworkers; i++)
 		relay_worker_free(relay_workers[i]);
 	free(relay_workers);
