@@ -27,6 +27,7 @@
 #define FDS_RESERVE_FIXED	32	/* control clients, metrics, sync channel, libraries' transient sockets */
 #define FDS_BASE_FIXED		64	/* stdio, event loops, eventfds, epoll sets, heartbeat, netlink, ARP */
 
+/* Written by the main thread, read by relay workers too (pipes): relaxed atomics. */
 static uint64_t	 fds_limit;	/* soft RLIMIT_NOFILE in force; 0: no budget (not started) */
 static uint64_t	 fds_base;	/* descriptors open with no client connection */
 static uint64_t	 fds_reserve_n;	/* kept free for checks, control and sync */
@@ -75,8 +76,8 @@ fds_setup(const struct lbd_config *conf)
 			fds_plan(conf, (uint64_t)rl.rlim_cur, (uint64_t)rl.rlim_cur, &p);
 		}
 	}
-	if (fds_limit != 0)
-		fds_limit = p.soft;
+	if (fds_limit_now() != 0)
+		__atomic_store_n(&fds_limit, p.soft, __ATOMIC_RELAXED);
 	if (p.enough)
 		return 0;
 	log_warnx("open files limit %" PRIu64 " is below the %" PRIu64 " descriptors this "
@@ -110,30 +111,31 @@ fds_start(const struct lbd_config *conf)
 void
 fds_budget_set(uint64_t limit, uint64_t base, uint64_t reserve)
 {
-	fds_limit = limit;
-	fds_base = base;
-	fds_reserve_n = reserve;
+	__atomic_store_n(&fds_base, base, __ATOMIC_RELAXED);
+	__atomic_store_n(&fds_reserve_n, reserve, __ATOMIC_RELAXED);
+	__atomic_store_n(&fds_limit, limit, __ATOMIC_RELAXED);
 }
 
 uint64_t
 fds_reserve(void)
 {
-	return fds_reserve_n;
+	return __atomic_load_n(&fds_reserve_n, __ATOMIC_RELAXED);
 }
 
 uint64_t
 fds_limit_now(void)
 {
-	return fds_limit;
+	return __atomic_load_n(&fds_limit, __ATOMIC_RELAXED);
 }
 
 bool
 fds_room(unsigned int n)
 {
-	uint64_t	 used;
+	uint64_t	 limit = fds_limit_now(), used;
 
-	if (fds_limit == 0)
+	if (limit == 0)
 		return true;
-	used = fds_base + 2 * relay_active() + relay_pipe_fds();
-	return used + n + fds_reserve_n <= fds_limit;
+	used = __atomic_load_n(&fds_base, __ATOMIC_RELAXED) + 2 * relay_active() +
+	    relay_pipe_fds();
+	return used + n + fds_reserve() <= limit;
 }
