@@ -561,6 +561,7 @@ test_connect_refused(void **state)
 	assert_int_equal(be->active, 0);
 	assert_int_equal(be->total, 1);
 	assert_int_equal(e.svc->total, 1);
+	assert_int_equal(clients_size(e.svc->clients), 0);	/* counted, then given back */
 	close(c);
 	env_close(&e);
 }
@@ -891,10 +892,13 @@ test_adopt(void **state)
 	    errno == EINPROGRESS);
 	b_peer = backend_accept(&e, NULL);
 
+	/* An adopted session is counted for its client, never refused by the cap. */
+	e.svc->conf.max_connections_per_client = 1;
 	assert_int_equal(relay_adopt(e.svc, be, c_ours, b_ours), 0);
 	assert_int_equal(e.svc->active, 1);
 	assert_int_equal(be->active, 1);
 	assert_int_equal(relay_active(), 1);
+	assert_int_equal(clients_size(e.svc->clients), 1);
 	assert_int_equal(send(b_peer, "220\r\n", 5, 0), 5);
 	read_exact(&e, c_peer, buf, 5);
 	assert_memory_equal(buf, "220\r\n", 5);
@@ -905,6 +909,7 @@ test_adopt(void **state)
 	close(b_peer);
 	assert_true(loop_until(&e, svc_idle, e.svc, WAIT_MS));
 	assert_int_equal(be->active, 0);
+	assert_int_equal(clients_size(e.svc->clients), 0);
 	listener_resume(e.svc);
 	env_close(&e);
 }
