@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,10 +14,12 @@
 #include <jansson.h>
 
 #include "lbd.h"
+#include "hasync.h"
 
 #define CHECK_LINE_MAX		512	/* greeting line bytes kept; the rest is skipped */
 #define CHECK_READ_CHUNK	512	/* bytes read from the socket at a time */
 #define CHECK_QUIT		"QUIT\r\n"	/* sent after a good ftp greeting */
+#define CHECK_SKIP_LOG_MS	5000	/* at most one "check skipped" line per this, all backends */
 
 /* The running check of one backend; backend->check points to it. */
 struct check {
@@ -39,11 +42,14 @@ static void	 check_on_connect(evutil_socket_t, short, void *);
 static void	 check_on_read(evutil_socket_t, short, void *);
 static void	 check_run(struct check *);
 static void	 check_done(struct check *, enum check_result);
+static void	 check_skipped(struct check *, enum check_result, const char *what);
 static void	 check_connected(struct check *);
 static int	 check_line(struct check *);
 static void	 check_reset(struct check *);
 static void	 check_notify(struct check *, enum check_result, int count);
 static struct timeval check_tv(int ms);
+
+static struct hasync_rlimit check_skip_limit;	/* the "check of X skipped" lines */
 
 const char *
 check_result_str(enum check_result r)
@@ -67,8 +73,40 @@ check_result_str(enum check_result r)
 		return "closed before greeting";
 	case CHECK_RESULT_INTERNAL:
 		return "internal error";
+	case CHECK_RESULT_SKIPPED_FDS:
+		return "skipped: lbd out of file descriptors";
+	case CHECK_RESULT_SKIPPED_MEMORY:
+		return "skipped: out of memory";
 	}
 	return "unknown";
+}
+
+bool
+check_result_skipped(enum check_result r)
+{
+	return r == CHECK_RESULT_SKIPPED_FDS || r == CHECK_RESULT_SKIPPED_MEMORY;
+}
+
+/*
+ * Returns: the skipped result when err says lbd itself (or the kernel) is
+ * short of a resource, CHECK_RESULT_INTERNAL otherwise. A check that could
+ * not get a socket says nothing about the backend: with 30 clients under
+ * nofile=40, counting it as a failure marked every backend down and
+ * refused every client until rise checks passed.
+ */
+static enum check_result
+check_local_error(int err)
+{
+	switch (err) {
+	case EMFILE:
+	case ENFILE:
+		return CHECK_RESULT_SKIPPED_FDS;
+	case ENOBUFS:
+	case ENOMEM:
+		return CHECK_RESULT_SKIPPED_MEMORY;
+	default:
+		return CHECK_RESULT_INTERNAL;
+	}
 }
 
 int
@@ -81,6 +119,11 @@ check_account(struct backend *b, enum check_result r, uint64_t now)
 	b->last_result = r;
 	b->last_check_ms = now;
 
+	if (check_result_skipped(r)) {
+		/* No verdict: state, first-check flag and counts stay as they are. */
+		b->checks_skipped++;
+		return 0;
+	}
 	if (!b->checked) {
 		/* The first result decides at once: no waiting for rise/fall. */
 		b->checked = true;
@@ -215,6 +258,7 @@ check_run(struct check *c)
 	struct timeval		 tv = check_tv(cc->timeout_ms);
 	int			 family = b->conf.addr.ss_family, on = 1;
 	const char		*what;
+	enum check_result	 r;
 
 	c->started_ms = now_ms();
 	c->connected = false;
@@ -263,6 +307,9 @@ check_run(struct check *c)
 				goto internal;
 			return;
 		}
+		what = "connect";
+		if (check_result_skipped(check_local_error(errno)))
+			goto internal;
 		check_done(c, errno == ECONNREFUSED ?
 		    CHECK_RESULT_CONNECT_REFUSED : CHECK_RESULT_CONNECT_ERROR);
 		return;
@@ -271,11 +318,50 @@ check_run(struct check *c)
 	return;
 
 internal:
+	/* libevent's failures are allocations: errno may be stale, say ENOMEM. */
+	if (strncmp(what, "ev", 2) == 0)
+		errno = ENOMEM;
+	r = check_local_error(errno);
+	if (check_result_skipped(r)) {
+		check_skipped(c, r, what);
+		return;
+	}
 	/* Warn when the backend enters this state, not at every interval. */
 	if (b->last_result != CHECK_RESULT_INTERNAL)
 		log_warn("check %s/%s: %s", b->service->conf.name,
 		    b->conf.name, what);
 	check_done(c, CHECK_RESULT_INTERNAL);
+}
+
+/* log_warnx, at most once per CHECK_SKIP_LOG_MS over all backends. */
+static void __attribute__((format(printf, 1, 2)))
+check_log_limited(const char *fmt, ...)
+{
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	hasync_vlog_limited(log_hasync, NULL, &check_skip_limit, CHECK_SKIP_LOG_MS, 0,
+	    fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * A check lbd could not run for want of descriptors or memory: logged
+ * (rate-limited over all backends), counted, no verdict (check_account).
+ */
+static void
+check_skipped(struct check *c, enum check_result r, const char *what)
+{
+	struct backend	*b = c->backend;
+	int		 err = errno;
+
+	check_reset(c);
+	check_log_limited("check of %s/%s skipped: lbd is out of %s (%s: %s); the backend stays %s "
+	    "until a check can run%s", b->service->conf.name, b->conf.name,
+	    r == CHECK_RESULT_SKIPPED_FDS ? "file descriptors" : "memory", what,
+	    strerror(err), backend_state_str(b),
+	    r == CHECK_RESULT_SKIPPED_FDS ? " (raise LimitNOFILE or lower max_connections)" : "");
+	(void)check_account(b, r, now_ms());
 }
 
 /* The whole check's deadline passed. */
@@ -320,10 +406,9 @@ check_connected(struct check *c)
 	event_free(c->ev);
 	if ((c->ev = event_new(c->lbd->base, c->fd, EV_READ | EV_PERSIST,
 	    check_on_read, c)) == NULL || event_add(c->ev, NULL) == -1) {
-		if (c->backend->last_result != CHECK_RESULT_INTERNAL)
-			log_warnx("check %s/%s: cannot wait for the greeting",
-			    c->backend->service->conf.name, c->backend->conf.name);
-		check_done(c, CHECK_RESULT_INTERNAL);
+		/* libevent could not allocate: lbd's shortage, not the backend's. */
+		errno = ENOMEM;
+		check_skipped(c, CHECK_RESULT_SKIPPED_MEMORY, "waiting for the greeting");
 	}
 }
 

@@ -35,6 +35,7 @@
 #define CONFIG_DEF_CONNECT_MS		3000	/* service.connect_timeout_ms */
 #define CONFIG_DEF_IDLE_S		1800	/* service.idle_timeout_s */
 #define CONFIG_DEF_MAX_CONN		4096	/* service.max_connections */
+#define CONFIG_DEF_MAX_CONN_CLIENT	128	/* service.max_connections_per_client */
 #define CONFIG_DEF_CHECK_INTERVAL_MS	1000	/* check.interval_ms */
 #define CONFIG_DEF_CHECK_TIMEOUT_MS	1000	/* check.timeout_ms (capped at interval_ms) */
 #define CONFIG_DEF_RISE			2	/* check.rise */
@@ -77,8 +78,8 @@ static const char *const config_keys_metrics[] = {
 };
 static const char *const config_keys_service[] = {
 	"name", "ports", "scheduler", "sticky_timeout_s", "sticky_size",
-	"connect_timeout_ms", "idle_timeout_s", "max_connections", "source",
-	"check", "backends", NULL
+	"connect_timeout_ms", "idle_timeout_s", "max_connections",
+	"max_connections_per_client", "source", "check", "backends", NULL
 };
 static const char *const config_keys_check[] = {
 	"type", "port", "interval_ms", "timeout_ms", "rise", "fall", NULL
@@ -1130,6 +1131,7 @@ config_parse_service(struct config_ctx *ctx, const config_setting_t *g, int si)
 	svc->connect_timeout_ms = CONFIG_DEF_CONNECT_MS;
 	svc->idle_timeout_s = CONFIG_DEF_IDLE_S;
 	svc->max_connections = CONFIG_DEF_MAX_CONN;
+	svc->max_connections_per_client = CONFIG_DEF_MAX_CONN_CLIENT;
 	if (config_get_int(ctx, g, where, "sticky_timeout_s", 1, 604800,
 	    &svc->sticky_timeout_s) == -1 ||
 	    config_get_int(ctx, g, where, "sticky_size", 16, 16777216,
@@ -1139,7 +1141,9 @@ config_parse_service(struct config_ctx *ctx, const config_setting_t *g, int si)
 	    config_get_int(ctx, g, where, "idle_timeout_s", 1, 604800,
 	    &svc->idle_timeout_s) == -1 ||
 	    config_get_int(ctx, g, where, "max_connections", 1, 1000000,
-	    &svc->max_connections) == -1)
+	    &svc->max_connections) == -1 ||
+	    config_get_int(ctx, g, where, "max_connections_per_client", 0, 1000000,
+	    &svc->max_connections_per_client) == -1)
 		return -1;
 	if (config_parse_check(ctx, g, where, svc) == -1)
 		return -1;

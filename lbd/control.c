@@ -265,6 +265,7 @@ control_backend_json(struct backend *b, uint64_t now)
 	else
 		control_set(o, "last_check_age_ms", json_null());
 	control_set_int(o, "weight", (uint64_t)b->conf.weight);
+	control_set_int(o, "checks_skipped", b->checks_skipped);
 	return o;
 }
 
@@ -303,6 +304,11 @@ control_service_json(struct service *svc, uint64_t now)
 	control_set_int(o, "active", svc->active);
 	control_set_int(o, "total", svc->total);
 	control_set_int(o, "refused", svc->refused);
+	control_set_int(o, "fd_reserve_pauses", svc->fd_reserve_pauses);
+	control_set_int(o, "refused_per_client", svc->refused_per_client);
+	control_set_int(o, "clients", clients_size(svc->clients));
+	control_set_int(o, "max_connections_per_client",
+	    (uint64_t)svc->conf.max_connections_per_client);
 	control_set_int(o, "sticky_entries", svc->sticky ? sticky_count(svc->sticky) : 0);
 	control_set_int(o, "sticky_evictions", svc->sticky ? sticky_evictions(svc->sticky) : 0);
 	if ((backends = json_array()) != NULL)

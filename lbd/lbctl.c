@@ -712,7 +712,7 @@ print_status(const json_t *r)
 			n += (size_t)snprintf(ports + n, n < sizeof(ports) ? sizeof(ports) - n : 0,
 			    "%s%s", j > 0 ? "," : "", jfmt(v, c[0], sizeof(c[0])));
 		printf("\nservice %s: ports %s, %s, %s active, %s total, %s refused, "
-		    "%s sticky entries (%s evicted)\n",
+		    "%s sticky entries (%s evicted)",
 		    jget(svc, "name", c[0], sizeof(c[0])), ports,
 		    jget(svc, "scheduler", c[1], sizeof(c[1])),
 		    jget(svc, "active", c[2], sizeof(c[2])),
@@ -720,6 +720,12 @@ print_status(const json_t *r)
 		    jget(svc, "refused", c[4], sizeof(c[4])),
 		    jget(svc, "sticky_entries", c[5], sizeof(c[5])),
 		    jget(svc, "sticky_evictions", c[6], sizeof(c[6])));
+		/* Only when it happened: the usual line stays as it was. */
+		v = json_object_get(svc, "refused_per_client");
+		if (json_is_integer(v) && json_integer_value(v) > 0)
+			printf(", %lld refused over max_connections_per_client",
+			    (long long)json_integer_value(v));
+		printf("\n");
 		table_init(&t, NCOLS(status_cols), status_cols);
 		json_array_foreach(json_object_get(svc, "backends"), k, b) {
 			const char *keys[] = { "name", "state", "admin", "active", "total",

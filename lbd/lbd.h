@@ -100,6 +100,7 @@ struct service_config {
 	int		 connect_timeout_ms;	/* backend connect deadline */
 	int		 idle_timeout_s;	/* no byte either way for this long: close */
 	int		 max_connections;	/* concurrent proxied connections */
+	int		 max_connections_per_client; /* ... from one client IP, all ports; 0: no cap */
 	enum source_mode source;		/* where backend connections leave from */
 	struct check_config check;		/* health check */
 	struct backend_config backends[LBD_MAX_BACKENDS];
@@ -162,7 +163,9 @@ enum check_result {
 	CHECK_RESULT_READ_TIMEOUT,	/* connected, no greeting in time */
 	CHECK_RESULT_BAD_GREETING,	/* connected, greeting is not 220 */
 	CHECK_RESULT_CLOSED,		/* connected, closed before a greeting */
-	CHECK_RESULT_INTERNAL		/* could not even start (socket(), bind()) */
+	CHECK_RESULT_INTERNAL,		/* could not even start (socket(), bind()) */
+	CHECK_RESULT_SKIPPED_FDS,	/* not run: lbd out of descriptors (EMFILE, ENFILE); no verdict */
+	CHECK_RESULT_SKIPPED_MEMORY	/* not run: kernel or lbd out of memory (ENOBUFS, ENOMEM); no verdict */
 };
 
 enum backend_admin {
@@ -186,6 +189,7 @@ struct backend {
 	int		 fall_count;	/* consecutive failures while up */
 	enum check_result last_result;	/* last check's outcome */
 	uint64_t	 last_check_ms;	/* monotonic time of that outcome */
+	uint64_t	 checks_skipped; /* checks not run for a local shortage (CHECK_RESULT_SKIPPED_*) */
 	struct check	*check;		/* running check state, check.c */
 
 	int		 rr_current;	/* smooth weighted round robin state */
@@ -205,6 +209,7 @@ struct listener {
 };
 
 struct sticky_table;
+struct client_table;
 struct conn;
 TAILQ_HEAD(conn_list, conn);
 
@@ -220,6 +225,9 @@ struct service {
 	uint64_t	 active;	/* open proxied connections */
 	uint64_t	 total;		/* accepted, ever */
 	uint64_t	 refused;	/* no usable backend */
+	uint64_t	 fd_reserve_pauses; /* accepting paused: only the fd reserve was left */
+	uint64_t	 refused_per_client; /* closed at accept: the client had max_connections_per_client open */
+	struct client_table *clients;	/* open connections per client IP (clients.c); NULL: none yet */
 	uint64_t	 rr_next;	/* leastconn tie-break rotation */
 };
 
@@ -264,7 +272,6 @@ uint64_t	 now_ms(void);			/* CLOCK_MONOTONIC in ms */
 uint32_t	 now_s(void);			/* CLOCK_MONOTONIC in s */
 int		 fd_set_nonblock(int fd);
 int		 fd_count_open(void);		/* entries in /proc/self/fd */
-void		 rlimit_raise_nofile(void);
 void		 sd_notify_ready(void);		/* systemd Type=notify: READY=1 */
 struct service	*lbd_service_by_name(struct lbd *, const char *name);
 
@@ -291,6 +298,42 @@ int		 config_load(const char *path, struct lbd_config *conf, char *err, size_t e
 const char	*sched_type_str(enum sched_type);
 const char	*check_type_str(enum check_type);
 const char	*source_mode_str(enum source_mode);
+
+/* fds.c */
+/* What a configuration asks of RLIMIT_NOFILE (fds_plan). */
+struct fds_plan {
+	uint64_t	 connections;	/* max_connections summed over the services */
+	uint64_t	 listeners;	/* listening sockets: every port of every service */
+	uint64_t	 reserve;	/* kept free for checks (one per backend), control and sync */
+	uint64_t	 need;		/* descriptors the configuration can use at once */
+	uint64_t	 soft;		/* the soft limit to set: the hard one */
+	bool		 enough;	/* soft >= need */
+	uint64_t	 fit;		/* max_connections in all that soft allows */
+};
+/* The plan for conf under the limits cur (soft) and max (hard); pure. */
+void		 fds_plan(const struct lbd_config *, uint64_t cur, uint64_t max, struct fds_plan *);
+/*
+ * Raises the soft RLIMIT_NOFILE to the hard one and, when conf can use
+ * more, logs one line saying what to change.
+ * Returns: 0 enough, 1 not enough (logged), -1 getrlimit failed (logged).
+ */
+int		 fds_setup(const struct lbd_config *);
+/* Start-up done: measures lbd's own descriptors and turns the budget on. */
+void		 fds_start(const struct lbd_config *);
+void		 fds_budget_set(uint64_t limit, uint64_t base, uint64_t reserve);	/* limit 0: off */
+uint64_t	 fds_reserve(void);		/* descriptors kept free */
+uint64_t	 fds_limit_now(void);		/* the limit the budget uses; 0: off */
+/* May the data plane open n more descriptors and leave the reserve free? */
+bool		 fds_room(unsigned int n);
+
+/* clients.c */
+struct client_table *clients_new(void);			/* NULL when out of memory */
+void		 clients_free(struct client_table *);
+uint32_t	 clients_count(const struct client_table *, const struct lbd_ip *ip);	/* NULL: 0 */
+int		 clients_add(struct client_table *, const struct lbd_ip *ip);	/* Returns: 0, -1 no memory */
+void		 clients_del(struct client_table *, const struct lbd_ip *ip);	/* one that clients_add counted */
+uint32_t	 clients_size(const struct client_table *);		/* clients with connections open */
+size_t		 clients_memory(const struct client_table *);		/* bytes the table holds */
 
 /* sticky.c */
 struct sticky_table *sticky_new(uint32_t max_entries, uint32_t timeout_s);
@@ -372,10 +415,12 @@ const char	*backend_state_str(const struct backend *);	/* up/down/drain/disabled
 /* check.c */
 const char	*check_result_str(enum check_result);
 /*
- * Feeds one result into backend b's rise/fall counters.
+ * Feeds one result into backend b's rise/fall counters; a skipped check
+ * (CHECK_RESULT_SKIPPED_*) is recorded and counted but is no verdict.
  * Returns: 1 if b->up changed, 0 otherwise.
  */
 int		 check_account(struct backend *b, enum check_result r, uint64_t now);
+bool		 check_result_skipped(enum check_result);	/* SKIPPED_*: no verdict */
 int		 check_start(struct lbd *, struct backend *);	/* schedules periodic checks */
 void		 check_stop(struct backend *);
 
@@ -386,6 +431,7 @@ void		 listener_pause(struct service *);		/* max_connections reached */
 void		 listener_resume(struct service *);
 
 /* relay.c */
+#define RELAY_FDS_PER_CONN	6	/* descriptors of a connection: 2 sockets, a pipe (2 ends) per direction */
 int		 relay_init(struct lbd *);
 void		 relay_shutdown(struct lbd *);		/* closes every connection */
 /* Takes an accepted client fd of svc: picks a backend and connects. */
@@ -397,6 +443,7 @@ void		 relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
  */
 int		 relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd);
 uint64_t	 relay_active(void);			/* open connections (main thread's count) */
+uint64_t	 relay_pipe_fds(void);			/* pipe ends open, pooled ones included */
 int		 relay_threads(void);			/* worker threads running; 0: relay in the main loop */
 void		 relay_set_splice(bool on);	/* false: new connections copy with recv/send */
 size_t		 relay_conn_size(void);		/* bytes of one connection record */

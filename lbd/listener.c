@@ -17,11 +17,13 @@
 #define LISTENER_BATCH		64	/* accepts per wakeup before other events run */
 #define LISTENER_BACKOFF_MS	100	/* accept pause when out of file descriptors */
 #define LISTENER_WARN_MS	5000	/* at most one "out of descriptors" line per this */
+#define LISTENER_CLIENT_FDS	2	/* an accepted client and its backend socket */
 
-/* Per service (by index): the pause after EMFILE/ENFILE. */
+/* Per service (by index): the pause after EMFILE/ENFILE, or at the fd reserve. */
 struct listener_backoff {
 	struct event	*ev;		/* timer that ends the pause */
 	bool		 active;	/* paused for lack of descriptors */
+	bool		 reserve;	/* ... because only the reserve is left (fds.c) */
 	uint64_t	 warned_ms;	/* when it was last logged */
 };
 
@@ -174,13 +176,20 @@ listener_pause(struct service *svc)
 void
 listener_resume(struct service *svc)
 {
-	int	 i;
+	struct listener_backoff	*b;
+	int			 i;
 
 	/* Called on every close: the common case must cost nothing. */
 	if (svc->nlisteners == 0 || !svc->listeners[0].paused)
 		return;
-	if (listener_backoff[svc - svc->lbd->services].active)
-		return;		/* the backoff timer resumes */
+	b = &listener_backoff[svc - svc->lbd->services];
+	if (b->active) {
+		/* At the reserve, a close may have made room: no need to wait for the timer. */
+		if (!b->reserve || !fds_room(LISTENER_CLIENT_FDS))
+			return;		/* the backoff timer resumes */
+		evtimer_del(b->ev);
+		b->active = b->reserve = false;
+	}
 	for (i = 0; i < svc->nlisteners; i++) {
 		if (!svc->listeners[i].paused || svc->listeners[i].ev == NULL)
 			continue;
@@ -197,13 +206,26 @@ static void
 listener_backoff_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct service		*svc = arg;
+	struct listener_backoff	*b = listener_backoff_of(svc);
+	struct timeval		 tv = { 0, LISTENER_BACKOFF_MS * 1000 };
 
-	listener_backoff_of(svc)->active = false;
+	/* Still at the reserve (a close of another service frees none here): wait on. */
+	if (b->reserve && !fds_room(LISTENER_CLIENT_FDS)) {
+		evtimer_add(b->ev, &tv);
+		return;
+	}
+	b->active = b->reserve = false;
 	if (svc->active < (uint64_t)svc->conf.max_connections)
 		listener_resume(svc);
 }
 
-/* Out of descriptors: stop accepting for a while instead of spinning. */
+/*
+ * Out of descriptors (err: accept's errno), or at the reserve (err 0):
+ * stop accepting instead of spinning; clients wait in the kernel backlog.
+ * The timer ends an EMFILE pause after LISTENER_BACKOFF_MS; a reserve
+ * pause ends as soon as a connection of svc closes with room made, else
+ * at the first timer tick with room.
+ */
 static void
 listener_backoff_start(struct service *svc, int err)
 {
@@ -216,15 +238,26 @@ listener_backoff_start(struct service *svc, int err)
 		log_warnx("%s: cannot allocate the accept backoff timer", svc->conf.name);
 		return;
 	}
+	if (err == 0)
+		svc->fd_reserve_pauses++;
 	if (b->warned_ms == 0 || now - b->warned_ms >= LISTENER_WARN_MS) {
 		b->warned_ms = now;
 		errno = err;
-		log_warn("%s: accept: out of file descriptors, pausing accepts for %d ms "
-		    "(raise LimitNOFILE or lower max_connections)", svc->conf.name,
-		    LISTENER_BACKOFF_MS);
+		if (err == 0)
+			log_warnx("%s: only the %llu descriptors kept for health checks, "
+			    "control and sync are left (open files limit %llu): new clients "
+			    "wait in the backlog until connections close (raise LimitNOFILE "
+			    "or lower max_connections)", svc->conf.name,
+			    (unsigned long long)fds_reserve(),
+			    (unsigned long long)fds_limit_now());
+		else
+			log_warn("%s: accept: out of file descriptors, pausing accepts for "
+			    "%d ms (raise LimitNOFILE or lower max_connections)",
+			    svc->conf.name, LISTENER_BACKOFF_MS);
 	}
 	listener_pause(svc);
 	b->active = true;
+	b->reserve = err == 0;
 	evtimer_add(b->ev, &tv);
 }
 
@@ -241,6 +274,10 @@ listener_accept_cb(evutil_socket_t fd, short what, void *arg)
 	local = svc->lbd->conf->vip_addr;
 	addr_set_port(&local, l->port);
 	for (i = 0; i < LISTENER_BATCH && !l->paused; i++) {
+		if (!fds_room(LISTENER_CLIENT_FDS)) {
+			listener_backoff_start(svc, 0);
+			return;
+		}
 		len = sizeof(client);
 		cfd = accept4(fd, (struct sockaddr *)&client, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -345,7 +345,8 @@ main(int argc, char *argv[])
 	lbd->started_ms = now_ms();
 
 	signal(SIGPIPE, SIG_IGN);
-	rlimit_raise_nofile();
+	/* Before anything is open: the limit and, if too low, what to change. */
+	(void)fds_setup(lbd->conf);
 	/*
 	 * Precise timers: libevent's default coarse clock fires a 1 ms timer
 	 * 4-10 ms late, which shows up as replication lag and advert jitter.
@@ -396,6 +397,7 @@ main(int argc, char *argv[])
 	if (replica_open(lbd) == -1)
 		goto done;
 
+	fds_start(lbd->conf);
 	log_info("lbd started: node %s, %d service(s), control %s", lbd->conf->node_name,
 	    lbd->nservices, lbd->conf->control_socket);
 	sd_notify_ready();

@@ -79,6 +79,9 @@ static const struct metrics_field metrics_backend_fields[] = {
 	    "Bytes from the backend to clients.", offsetof(struct backend, bytes_out) },
 	{ "lbd_backend_connect_failures_total", "counter",
 	    "Connections to the backend that failed.", offsetof(struct backend, connect_failures) },
+	{ "lbd_backend_checks_skipped_total", "counter",
+	    "Health checks not run for lbd's own shortage of descriptors or memory (no verdict).",
+	    offsetof(struct backend, checks_skipped) },
 };
 
 static const struct metrics_field metrics_service_fields[] = {
@@ -88,6 +91,12 @@ static const struct metrics_field metrics_service_fields[] = {
 	    "Client connections accepted by the service.", offsetof(struct service, total) },
 	{ "lbd_service_refused_total", "counter",
 	    "Client connections refused: no usable backend.", offsetof(struct service, refused) },
+	{ "lbd_service_fd_reserve_pauses_total", "counter",
+	    "Times accepting paused because only the descriptors kept for checks, control and sync were left.",
+	    offsetof(struct service, fd_reserve_pauses) },
+	{ "lbd_service_refused_per_client_total", "counter",
+	    "Client connections refused: the client had max_connections_per_client open.",
+	    offsetof(struct service, refused_per_client) },
 };
 
 /* Values of the one-hot families, in the order they are written. */

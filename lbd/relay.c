@@ -111,6 +111,7 @@
 #define CONN_WATCH_B	0x02		/* bfd is in the worker's epoll set */
 #define CONN_ADOPTED	0x04		/* fds came from elsewhere: EPOLL_CTL_DEL before close */
 #define CONN_READY	0x08		/* connected before the handoff: relay_start at once */
+#define CONN_COUNTED	0x10		/* front.src is counted in svc->clients (main thread's bit) */
 
 enum conn_state {
 	CONN_CONNECTING = 0,		/* backend connect in progress */
@@ -216,8 +217,10 @@ static int		 relay_nthreads;	/* of them threaded; 0: the one runs inline */
 static unsigned int	 relay_rr;		/* next worker to hand a connection to */
 static bool		 relay_splice_on = true; /* false: copy mode for new connections */
 static bool		 relay_stopping;	/* relay_shutdown: do not resume listeners */
-static uint64_t		 relay_nactive;		/* open connections, all services */
+static uint64_t		 relay_nactive;		/* open connections, all services; atomic: fds_room in workers */
+static uint64_t		 relay_npipe_fds;	/* pipe ends open, all workers; atomic */
 static struct hasync_rlimit relay_main_limit;	/* the main thread's rate-limited lines */
+static struct hasync_rlimit relay_cap_limit;	/* the "over max_connections_per_client" lines */
 static pthread_mutex_t	 relay_done_lock = PTHREAD_MUTEX_INITIALIZER; /* guards relay_done */
 static struct conn_list	 relay_done = TAILQ_HEAD_INITIALIZER(relay_done); /* ended in workers */
 static int		 relay_done_fd = -1;	/* eventfd: relay_done became non-empty */
@@ -236,8 +239,14 @@ relay_pipe_new(struct relay_pipe *p)
 	static bool	 warned;	/* any worker: relaxed atomic */
 	int		 fds[2];
 
+	/* Past the budget the direction copies: the reserve stays for checks. */
+	if (!fds_room(2)) {
+		errno = EMFILE;
+		return -1;
+	}
 	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1)
 		return -1;
+	__atomic_add_fetch(&relay_npipe_fds, 2, __ATOMIC_RELAXED);
 	/*
 	 * Ask for 1 MiB (the default 64 KiB pipe caps each splice at 16 pages).
 	 * A lower /proc/sys/fs/pipe-max-size, or an unprivileged process past
@@ -282,6 +291,7 @@ relay_pipe_put(struct relay_worker *w, struct conn_dir *d)
 	} else {
 		close(d->pipe_r);
 		close(d->pipe_w);
+		__atomic_sub_fetch(&relay_npipe_fds, 2, __ATOMIC_RELAXED);
 	}
 	d->pipe_r = d->pipe_w = -1;
 }
@@ -394,10 +404,12 @@ relay_finish(struct conn *c, const char *detail)
 		close(c->cfd);
 	if (c->bfd != -1)
 		close(c->bfd);
+	if (c->watch & CONN_COUNTED)
+		clients_del(svc->clients, &c->front.src);
 	TAILQ_REMOVE(&svc->conns, c, entry);
 	be->active--;
 	svc->active--;
-	relay_nactive--;
+	__atomic_sub_fetch(&relay_nactive, 1, __ATOMIC_RELAXED);
 	free(c);
 	if (!relay_stopping && svc->active < (uint64_t)svc->conf.max_connections)
 		listener_resume(svc);
@@ -1060,6 +1072,7 @@ relay_worker_free(struct relay_worker *w)
 		w->npool--;
 		close(w->pool[w->npool].r);
 		close(w->pool[w->npool].w);
+		__atomic_sub_fetch(&relay_npipe_fds, 2, __ATOMIC_RELAXED);
 	}
 	if (w->epev != NULL)
 		event_free(w->epev);
@@ -1219,11 +1232,55 @@ relay_conn_new(struct service *svc, struct backend *be, int cfd)
 	be->total++;
 	svc->active++;
 	svc->total++;
-	relay_nactive++;
+	__atomic_add_fetch(&relay_nactive, 1, __ATOMIC_RELAXED);
 	if (svc->conf.max_connections > 0 &&
 	    svc->active >= (uint64_t)svc->conf.max_connections)
 		listener_pause(svc);	/* more clients wait in the kernel backlog */
 	return c;
+}
+
+/*
+ * Main thread: counts c for its client (c->front.src) in the service's
+ * table, made on the first connection. Every connection that gets here is
+ * uncounted again by relay_finish, the one end of every connection, so the
+ * count is exact. Out of memory, c is not counted (and not refused).
+ */
+static void
+relay_client_hold(struct conn *c)
+{
+	struct service	*svc = c->svc;
+
+	if (svc->clients == NULL && (svc->clients = clients_new()) == NULL) {
+		relay_log_limited(&relay_main_limit, "%s: no memory for the per-client "
+		    "connection count", svc->conf.name);
+		return;
+	}
+	if (clients_add(svc->clients, &c->front.src) == -1) {
+		relay_log_limited(&relay_main_limit, "%s: no memory for the per-client "
+		    "connection count", svc->conf.name);
+		return;
+	}
+	c->watch |= CONN_COUNTED;
+}
+
+/*
+ * Main thread: may client ip open one more connection to svc?
+ * Returns: true, or false with the refusal counted and logged (rate-limited).
+ */
+static bool
+relay_client_allowed(struct service *svc, const struct lbd_ip *ip)
+{
+	int		 cap = svc->conf.max_connections_per_client;
+	uint32_t	 n;
+	char		 a[ADDR_STRLEN];
+
+	if (cap <= 0 || (n = clients_count(svc->clients, ip)) < (uint32_t)cap)
+		return true;
+	svc->refused_per_client++;
+	relay_log_limited(&relay_cap_limit, "%s: client %s already has %u connections "
+	    "open (max_connections_per_client %d): connection refused", svc->conf.name,
+	    ip_str(ip, a, sizeof(a)), n, cap);
+	return false;
 }
 
 /* Puts both directions of c in copy mode when splice is turned off. */
@@ -1366,6 +1423,11 @@ relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
 	char			 a[ADDR_STRLEN], reason[128];
 
 	ip_from_sockaddr(&ip, client);
+	/* Before the pick: a refused connection refreshes no sticky entry. */
+	if (!relay_client_allowed(svc, &ip)) {
+		close(cfd);
+		return;
+	}
 	if ((be = sched_select(svc, &ip, now_s())) == NULL) {
 		svc->refused++;
 		log_debug("%s: no usable backend for %s, connection refused",
@@ -1381,6 +1443,7 @@ relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
 	dst = be->conf.addr;
 	addr_set_port(&dst, addr_port(local));
 	relay_tuple(&c->front, client, local);
+	relay_client_hold(c);
 	relay_tuple(&c->back, NULL, (struct sockaddr *)&dst);
 	relay_conn_mode(c);
 	if ((c->bfd = relay_backend_socket(svc, be, &why)) == -1) {
@@ -1414,9 +1477,12 @@ relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd)
 	c->bfd = bfd;
 	alen = sizeof(a);
 	blen = sizeof(b);
+	/* Counted for its client (an existing session, never refused by the cap). */
 	if (getpeername(cfd, (struct sockaddr *)&a, &alen) == 0 &&
-	    getsockname(cfd, (struct sockaddr *)&b, &blen) == 0)
+	    getsockname(cfd, (struct sockaddr *)&b, &blen) == 0) {
 		relay_tuple(&c->front, (struct sockaddr *)&a, (struct sockaddr *)&b);
+		relay_client_hold(c);
+	}
 	alen = sizeof(a);
 	blen = sizeof(b);
 	if (getsockname(bfd, (struct sockaddr *)&a, &alen) == 0 &&
@@ -1530,6 +1596,11 @@ relay_shutdown(struct lbd *lbd)
 		}
 	}
 	relay_done_cb(-1, 0, NULL);	/* what the workers posted, last ones included */
+	/* Every connection is finished: the per-client tables are empty. */
+	for (i = 0; i < lbd->nservices; i++) {
+		clients_free(lbd->services[i].clients);
+		lbd->services[i].clients = NULL;
+	}
 	for (i = 0; i < relay_nworkers; i++)
 		relay_worker_free(relay_workers[i]);
 	free(relay_workers);
@@ -1550,7 +1621,13 @@ relay_shutdown(struct lbd *lbd)
 uint64_t
 relay_active(void)
 {
-	return relay_nactive;
+	return __atomic_load_n(&relay_nactive, __ATOMIC_RELAXED);
+}
+
+uint64_t
+relay_pipe_fds(void)
+{
+	return __atomic_load_n(&relay_npipe_fds, __ATOMIC_RELAXED);
 }
 
 int

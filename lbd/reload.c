@@ -372,6 +372,7 @@ reload_apply(struct lbd *lbd, char *err, size_t errlen)
 	}
 	free(lbd->conf);
 	lbd->conf = conf;
+	(void)fds_setup(conf);		/* max_connections may have grown past the limit */
 	log_info("configuration reloaded from %s", conf->path);
 	return 0;
 

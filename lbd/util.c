@@ -1,8 +1,7 @@
 /*
- * util.c - small helpers shared by the modules: monotonic clock, fd flags,
- * fd accounting and the open-files limit.
+ * util.c - small helpers shared by the modules: monotonic clock, fd flags
+ * and fd accounting.
  */
-#include <sys/resource.h>
 #include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,26 +58,6 @@ fd_count_open(void)
 			n++;
 	closedir(d);
 	return n - 1;	/* the directory stream's own descriptor */
-}
-
-/*
- * Each proxied connection needs two sockets and, while bytes are in flight,
- * two pipe ends: lift the soft open-files limit to the hard one.
- */
-void
-rlimit_raise_nofile(void)
-{
-	struct rlimit	 rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
-		log_warn("getrlimit(RLIMIT_NOFILE)");
-		return;
-	}
-	if (rl.rlim_cur == rl.rlim_max)
-		return;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
-		log_warn("setrlimit(RLIMIT_NOFILE, %llu)", (unsigned long long)rl.rlim_max);
 }
 
 /*

@@ -35,6 +35,8 @@
 PROF_HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../rig/lib.sh
 . "$PROF_HERE/../rig/lib.sh"
+# loadgen stands for many clients from one address: no per-client cap.
+RIG_MAX_CONN_PER_CLIENT=${RIG_MAX_CONN_PER_CLIENT:-0}
 
 PROF_ROUNDS=${PROF_ROUNDS:-3}		# rounds (median over them)
 PROF_SECS=${PROF_SECS:-5}		# seconds of rr -c PROF_CONC per run

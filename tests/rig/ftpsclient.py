@@ -223,6 +223,35 @@ def cmd_idle(args):
     return {"opened": len(socks), "failed": failed, "ok": failed == 0}
 
 
+def cmd_greet(args):
+    """Opens --count TCP connections one after another, keeping each, and
+    reads each one's first line (--timeout s): counts "220" greetings,
+    connections closed or reset before one, and silent ones; holds them all
+    --hold seconds, then closes them."""
+    socks = []
+    greeted = closed = silent = 0
+    for _ in range(args.count):
+        s = socket.create_connection((args.host, args.port), 5)
+        socks.append(s)
+        s.settimeout(args.timeout)
+        try:
+            line = s.recv(512)
+        except socket.timeout:
+            silent += 1
+            continue
+        except OSError:
+            closed += 1
+            continue
+        if line.startswith(b"220"):
+            greeted += 1
+        else:
+            closed += 1
+    time.sleep(min(args.hold, 60.0))
+    for s in socks:
+        s.close()
+    return {"greeted": greeted, "closed": closed, "silent": silent, "ok": True}
+
+
 def cmd_garbage(args):
     """Sends --bytes random bytes, reads whatever comes back until the peer
     closes or TIMEOUT passes."""
@@ -290,6 +319,12 @@ def main():
     sp.add_argument("port", type=int)
     sp.add_argument("--count", type=int, default=50)
     sp.add_argument("--hold", type=float, default=0.0)
+    sp = sub.add_parser("greet")
+    sp.add_argument("host")
+    sp.add_argument("port", type=int)
+    sp.add_argument("--count", type=int, default=5)
+    sp.add_argument("--hold", type=float, default=0.0)
+    sp.add_argument("--timeout", type=float, default=3.0)
     sp = sub.add_parser("garbage")
     sp.add_argument("host")
     sp.add_argument("port", type=int)
@@ -297,7 +332,7 @@ def main():
     args = p.parse_args()
 
     fn = {"session": cmd_session, "hold": cmd_hold, "get": cmd_get, "put": cmd_put,
-          "reset": cmd_reset, "idle": cmd_idle,
+          "reset": cmd_reset, "idle": cmd_idle, "greet": cmd_greet,
           "garbage": cmd_garbage}[args.cmd]
     try:
         out = fn(args)

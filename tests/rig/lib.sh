@@ -477,6 +477,7 @@ services = (
     sticky_timeout_s = 1800;
     connect_timeout_ms = 3000;
     idle_timeout_s = $RIG_IDLE_TIMEOUT_S;
+$([ -z "${RIG_MAX_CONN_PER_CLIENT:-}" ] || echo "    max_connections_per_client = $RIG_MAX_CONN_PER_CLIENT;")
     source = "vip";
     check = { type = "ftp"; port = 21; interval_ms = $RIG_CHECK_INTERVAL_MS; timeout_ms = 500; rise = $RIG_CHECK_RISE; fall = $RIG_CHECK_FALL; };
     backends = (

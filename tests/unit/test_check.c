@@ -348,6 +348,12 @@ is_refused(struct fixture *fx, struct fake_server *srv)
 }
 
 static bool
+is_ok(struct fixture *fx, struct fake_server *srv)
+{
+	return fx->b->last_result == CHECK_RESULT_OK;
+}
+
+static bool
 is_up(struct fixture *fx, struct fake_server *srv)
 {
 	return fx->b->checked && fx->b->up;
@@ -524,13 +530,52 @@ test_account_first_result(void **state)
 	assert_true(b.up);
 }
 
+/* A skipped check is recorded and counted, and is no verdict either way. */
+static void
+test_account_skipped(void **state)
+{
+	static struct service svc;
+	struct backend	 b;
+	int		 i;
+
+	/* Before the first check: still unchecked, still up. */
+	account_setup(&svc, &b, 2, 2);
+	assert_int_equal(check_account(&b, CHECK_RESULT_SKIPPED_FDS, 1), 0);
+	assert_false(b.checked);
+	assert_true(b.up);
+	assert_int_equal(b.last_result, CHECK_RESULT_SKIPPED_FDS);
+	assert_int_equal(b.last_check_ms, 1);
+
+	/* Up with one failure counted: the skips neither add to it nor clear it. */
+	assert_int_equal(check_account(&b, CHECK_RESULT_OK, 2), 0);
+	assert_int_equal(check_account(&b, CHECK_RESULT_CONNECT_REFUSED, 3), 0);
+	for (i = 0; i < 10; i++)
+		assert_int_equal(check_account(&b, i % 2 ? CHECK_RESULT_SKIPPED_FDS :
+		    CHECK_RESULT_SKIPPED_MEMORY, 4 + i), 0);
+	assert_true(b.up);
+	assert_int_equal(b.fall_count, 1);
+	assert_int_equal(check_account(&b, CHECK_RESULT_CONNECT_REFUSED, 20), 1);
+	assert_false(b.up);
+
+	/* Down with one success counted: the same. */
+	assert_int_equal(check_account(&b, CHECK_RESULT_OK, 21), 0);
+	assert_int_equal(check_account(&b, CHECK_RESULT_SKIPPED_FDS, 22), 0);
+	assert_false(b.up);
+	assert_int_equal(b.rise_count, 1);
+	assert_int_equal(check_account(&b, CHECK_RESULT_OK, 23), 1);
+	assert_true(b.up);
+	assert_int_equal(b.checks_skipped, 12);
+	assert_true(check_result_skipped(CHECK_RESULT_SKIPPED_MEMORY));
+	assert_false(check_result_skipped(CHECK_RESULT_INTERNAL));
+}
+
 static void
 test_result_str(void **state)
 {
-	const char	*s[CHECK_RESULT_INTERNAL + 1];
+	const char	*s[CHECK_RESULT_SKIPPED_MEMORY + 1];
 	int		 i, j;
 
-	for (i = CHECK_RESULT_NONE; i <= CHECK_RESULT_INTERNAL; i++) {
+	for (i = CHECK_RESULT_NONE; i <= CHECK_RESULT_SKIPPED_MEMORY; i++) {
 		s[i] = check_result_str((enum check_result)i);
 		assert_non_null(s[i]);
 		assert_true(strlen(s[i]) > 0);
@@ -834,32 +879,105 @@ test_connect_timeout(void **state)
 	fake_close(&srv);
 }
 
+/* Forbids every new descriptor: the lowest free one becomes the limit. */
+static void
+fds_forbid(struct rlimit *saved)
+{
+	struct rlimit	 low;
+	int		 next;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, saved), 0);
+	next = dup(0);
+	assert_int_not_equal(next, -1);
+	close(next);
+	low = *saved;
+	low.rlim_cur = (rlim_t)next;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+}
+
+/*
+ * No fd left for socket() before the first check: no verdict. The backend
+ * stays up (as main starts it) and unchecked, the skips are counted; the
+ * first check that can run decides.
+ */
 static void
 test_internal(void **state)
 {
 	struct fixture	*fx = *state;
-	struct rlimit	 saved, low;
-	int		 next;
+	struct rlimit	 saved;
 
-	/* No fd left for socket(): the check cannot even start. */
 	start_checks(fx, CHECK_TCP, 1);
-	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
-	next = dup(0);
-	assert_int_not_equal(next, -1);
-	close(next);
-	low = saved;
-	low.rlim_cur = next;
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-	/* Several intervals: the warning is logged once, not every time. */
+	fds_forbid(&saved);
+	/* Several intervals: logged once, counted every time. */
 	run_for(fx, 3 * TEST_INTERVAL);
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
-	assert_true(fx->b->checked);
-	assert_false(fx->b->up);
-	assert_int_equal(fx->b->last_result, CHECK_RESULT_INTERNAL);
+	assert_false(fx->b->checked);
+	assert_true(fx->b->up);
+	assert_int_equal(fx->b->last_result, CHECK_RESULT_SKIPPED_FDS);
+	assert_true(fx->b->checks_skipped >= 2);
 
 	/* Fds again: the next check runs (nothing listens on port 1). */
 	assert_true(run_until(fx, NULL, is_refused, TEST_MAX_MS));
+	assert_true(fx->b->checked);
+	assert_false(fx->b->up);
 	check_stop(fx->b);
+}
+
+/*
+ * EMFILE in a check changes no backend state (issue 13): an up backend
+ * with a fall under way stays up with its count, a down one half-way up
+ * keeps its rise count, through several intervals without descriptors.
+ */
+static void
+test_emfile_keeps_state(void **state)
+{
+	struct fixture	*fx = *state;
+	struct fake_server srv;
+	struct rlimit	 saved;
+	uint64_t	 skipped;
+
+	fake_open(&srv, fx->base, "127.0.0.1", 0, 16, true);
+	srv.greeting = "220 ready\r\n";
+	fx->svc->conf.check.fall = 3;
+	start_checks(fx, CHECK_FTP, srv.port);
+	assert_true(run_until(fx, &srv, is_checked, TEST_MAX_MS));
+	assert_true(fx->b->up);
+	fx->b->fall_count = 1;	/* one failure already counted */
+
+	fds_forbid(&saved);
+	run_for(fx, 4 * TEST_INTERVAL);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	assert_true(fx->b->up);
+	assert_true(fx->b->checked);
+	assert_int_equal(fx->b->fall_count, 1);
+	assert_int_equal(fx->b->rise_count, 0);
+	assert_int_equal(fx->b->last_result, CHECK_RESULT_SKIPPED_FDS);
+	assert_true(fx->b->checks_skipped >= 3);
+	assert_int_equal(strcmp(check_result_str(fx->b->last_result),
+	    "skipped: lbd out of file descriptors"), 0);
+	/* Fds again: the next check runs and is good. */
+	assert_true(run_until(fx, &srv, is_ok, TEST_MAX_MS));
+	assert_true(fx->b->up);
+	assert_int_equal(fx->b->fall_count, 0);
+	check_stop(fx->b);
+
+	/* Down and one good check into rise = 2: the skips keep that count. */
+	start_checks(fx, CHECK_FTP, srv.port);
+	fx->b->checked = true;
+	fx->b->up = false;
+	fx->b->rise_count = 1;
+	skipped = fx->b->checks_skipped;
+	fds_forbid(&saved);
+	run_for(fx, 4 * TEST_INTERVAL);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	assert_false(fx->b->up);
+	assert_int_equal(fx->b->rise_count, 1);
+	assert_true(fx->b->checks_skipped >= skipped + 3);
+	/* One good check completes the rise. */
+	assert_true(run_until(fx, &srv, is_up, TEST_MAX_MS));
+	assert_true(srv.accepted <= 4);
+	check_stop(fx->b);
+	fake_close(&srv);
 }
 
 static void
@@ -919,6 +1037,7 @@ main(void)
 		cmocka_unit_test(test_account_rise2_fall2),
 		cmocka_unit_test(test_account_rise3_fall1),
 		cmocka_unit_test(test_account_first_result),
+		cmocka_unit_test(test_account_skipped),
 		cmocka_unit_test(test_result_str),
 		cmocka_unit_test_setup_teardown(test_none, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_ftp_ok, fixture_setup, fixture_teardown),
@@ -938,6 +1057,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_tcp_ipv6, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_connect_timeout, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_internal, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_emfile_keeps_state, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_skip_while_running, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_fall_and_rise, fixture_setup, fixture_teardown),
 	};

@@ -238,6 +238,7 @@ test_minimal_defaults(void **state)
 	assert_int_equal(s->connect_timeout_ms, 3000);
 	assert_int_equal(s->idle_timeout_s, 1800);
 	assert_int_equal(s->max_connections, 4096);
+	assert_int_equal(s->max_connections_per_client, 128);
 	assert_int_equal(s->source, SOURCE_VIP);
 	assert_int_equal(s->check.type, CHECK_TCP);
 	assert_int_equal(s->check.port, 2121);	/* the first port as written */
@@ -680,6 +681,45 @@ test_priority_out_of_range(void **state)
 	unlink(f->path);
 	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
 	    "  priority = 0; };\n", 2, "node.priority: 0 is out of range");
+}
+
+/* max_connections_per_client: 0 (no cap) to 1000000, FILE:LINE otherwise. */
+static void
+test_max_connections_per_client(void **state)
+{
+	struct fixture	*f = *state;
+	struct lbd_config *c;
+
+	c = load_ok(f, NODE_VIP
+	    "services = ( { name = \"S1\"; ports = [ \"21\" ];\n"
+	    "  max_connections_per_client = 2;\n" ONE_BACKEND " } );\n");
+	assert_int_equal(c->services[0].max_connections_per_client, 2);
+	unlink(f->path);
+	c = load_ok(f, NODE_VIP
+	    "services = ( { name = \"S1\"; ports = [ \"21\" ];\n"
+	    "  max_connections_per_client = 0;\n" ONE_BACKEND " } );\n");
+	assert_int_equal(c->services[0].max_connections_per_client, 0);
+	unlink(f->path);
+	load_err(f, NODE_VIP
+	    "services = ( { name = \"S1\"; ports = [ \"21\" ];\n"
+	    "  max_connections_per_client = -1;\n" ONE_BACKEND " } );\n", 4,
+	    "services[0].max_connections_per_client: -1 is out of range; use 0-1000000");
+	unlink(f->path);
+	load_err(f, NODE_VIP
+	    "services = ( { name = \"S1\"; ports = [ \"21\" ];\n"
+	    "  max_connections_per_client = 1000001;\n" ONE_BACKEND " } );\n", 4,
+	    "out of range; use 0-1000000");
+	unlink(f->path);
+	load_err(f, NODE_VIP
+	    "services = ( { name = \"S1\"; ports = [ \"21\" ];\n"
+	    "  max_connections_per_client = \"64\";\n" ONE_BACKEND " } );\n", 4,
+	    "max_connections_per_client");
+	unlink(f->path);
+	/* A misspelt key is an error, not ignored. */
+	load_err(f, NODE_VIP
+	    "services = ( { name = \"S1\"; ports = [ \"21\" ];\n"
+	    "  max_connection_per_client = 64;\n" ONE_BACKEND " } );\n", 4,
+	    "max_connection_per_client");
 }
 
 /*
@@ -1159,6 +1199,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_duplicate_service, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_required, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_priority_out_of_range, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_connections_per_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_int_literal_wrap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relay_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_scheduler, setup, teardown),

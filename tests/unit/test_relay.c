@@ -207,6 +207,12 @@ svc_idle(void *arg)
 }
 
 static int
+svc_two(void *arg)
+{
+	return ((struct service *)arg)->active == 2;
+}
+
+static int
 xfers_done(void *arg)
 {
 	struct xfer	**x = arg;
@@ -240,6 +246,24 @@ client_connect(void)
 
 	sin_set(&ss, "127.0.0.1", test_port);
 	assert_int_not_equal(fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), -1);
+	assert_int_equal(connect(fd, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* The same from source address src (127.0.0.0/8 is all local). */
+static int
+client_connect_from(const char *src)
+{
+	struct sockaddr_storage	 ss, from;
+	struct timeval		 tv = { IO_TIMEOUT_S, 0 };
+	int			 fd;
+
+	sin_set(&ss, "127.0.0.1", test_port);
+	sin_set(&from, src, 0);
+	assert_int_not_equal(fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), -1);
+	assert_int_equal(bind(fd, (struct sockaddr *)&from, sizeof(struct sockaddr_in)), 0);
 	assert_int_equal(connect(fd, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -537,6 +561,7 @@ test_connect_refused(void **state)
 	assert_int_equal(be->active, 0);
 	assert_int_equal(be->total, 1);
 	assert_int_equal(e.svc->total, 1);
+	assert_int_equal(clients_size(e.svc->clients), 0);	/* counted, then given back */
 	close(c);
 	env_close(&e);
 }
@@ -685,6 +710,124 @@ test_emfile_backoff(void **state)
 	env_close(&e);
 }
 
+/*
+ * The descriptor reserve (fds.c): with room for one connection beyond
+ * lbd's own descriptors and the reserve, a second client waits in the
+ * kernel backlog (counted), and is taken as soon as the first closes,
+ * without waiting for the backoff timer.
+ */
+static void
+test_fd_reserve(void **state)
+{
+	struct env	 e;
+	char		 buf[4];
+	int		 c1, b1, c2, b2;
+	uint64_t	 t0;
+
+	env_open(&e, SOURCE_NODE, 100, 60, 2000);
+	/* lbd holds 100, 10 are kept: 112 leaves room for one client and its backend. */
+	fds_budget_set(112, 100, 10);
+	assert_true(fds_room(2));
+	c1 = client_connect();
+	b1 = backend_accept(&e, NULL);
+	assert_int_equal(e.svc->active, 1);
+	assert_false(fds_room(2));
+
+	c2 = client_connect();		/* completes in the kernel backlog */
+	loop_for(&e, 200);
+	assert_int_equal(e.svc->total, 1);
+	assert_true(e.svc->listeners[0].paused);
+	assert_int_equal(e.svc->fd_reserve_pauses, 1);
+	assert_false(fd_readable(&e.bl));
+	/* The first connection still relays (no pipe past the budget: copies). */
+	assert_int_equal(send(c1, "ab", 2, 0), 2);
+	read_exact(&e, b1, buf, 2);
+	assert_memory_equal(buf, "ab", 2);
+
+	t0 = now_ms();
+	close(c1);
+	close(b1);
+	b2 = backend_accept(&e, NULL);
+	printf("fd reserve: second client taken %llu ms after the first closed\n",
+	    (unsigned long long)(now_ms() - t0));
+	assert_true(now_ms() - t0 < 90);	/* on the close, not on the 100 ms timer */
+	assert_int_equal(e.svc->total, 2);
+	assert_int_equal(send(c2, "ok", 2, 0), 2);
+	read_exact(&e, b2, buf, 2);
+	assert_memory_equal(buf, "ok", 2);
+	close(c2);
+	close(b2);
+	assert_true(loop_until(&e, svc_idle, e.svc, WAIT_MS));
+	fds_budget_set(0, 0, 0);
+	env_close(&e);
+}
+
+/*
+ * max_connections_per_client 2: a client's third connection is closed at
+ * once and counted while another client is served; once one of its
+ * connections ends (the count is exact), the first client gets a slot again.
+ */
+static void
+test_per_client_cap(void **state)
+{
+	struct env	 e;
+	struct lbd_ip	 a;
+	char		 buf[4];
+	int		 c[3], b[3], o, ob;
+
+	env_open(&e, SOURCE_NODE, 100, 60, 2000);
+	e.svc->conf.max_connections_per_client = 2;
+	assert_int_equal(ip_parse("127.0.0.1", &a), 0);
+	c[0] = client_connect();
+	b[0] = backend_accept(&e, NULL);
+	c[1] = client_connect();
+	b[1] = backend_accept(&e, NULL);
+	assert_int_equal(clients_count(e.svc->clients, &a), 2);
+
+	c[2] = client_connect();	/* the kernel completes it; lbd closes it */
+	assert_int_equal(read_eof(&e, c[2]), 0);
+	close(c[2]);
+	assert_int_equal(e.svc->refused_per_client, 1);
+	assert_int_equal(e.svc->refused, 0);
+	assert_int_equal(e.svc->total, 2);
+	assert_false(fd_readable(&e.bl));	/* no backend connection for it */
+
+	/* Another client is served meanwhile. */
+	o = client_connect_from("127.0.0.5");
+	ob = backend_accept(&e, NULL);
+	assert_int_equal(send(o, "hi", 2, 0), 2);
+	read_exact(&e, ob, buf, 2);
+	assert_memory_equal(buf, "hi", 2);
+	assert_int_equal(clients_size(e.svc->clients), 2);
+
+	/* One of the first client's connections ends: it may open one again. */
+	close(c[0]);
+	close(b[0]);
+	assert_true(loop_until(&e, svc_two, e.svc, WAIT_MS));
+	assert_int_equal(clients_count(e.svc->clients, &a), 1);
+	c[0] = client_connect();
+	b[0] = backend_accept(&e, NULL);
+	assert_int_equal(send(c[0], "ok", 2, 0), 2);
+	read_exact(&e, b[0], buf, 2);
+	assert_memory_equal(buf, "ok", 2);
+	assert_int_equal(e.svc->refused_per_client, 1);
+
+	/* 0: no cap. */
+	e.svc->conf.max_connections_per_client = 0;
+	c[2] = client_connect();
+	b[2] = backend_accept(&e, NULL);
+	assert_int_equal(clients_count(e.svc->clients, &a), 3);
+	for (int i = 0; i < 3; i++) {
+		close(c[i]);
+		close(b[i]);
+	}
+	close(o);
+	close(ob);
+	assert_true(loop_until(&e, svc_idle, e.svc, WAIT_MS));
+	assert_int_equal(clients_size(e.svc->clients), 0);
+	env_close(&e);
+}
+
 /* No usable backend: the client is closed and counted as refused. */
 static void
 test_no_backend(void **state)
@@ -749,10 +892,13 @@ test_adopt(void **state)
 	    errno == EINPROGRESS);
 	b_peer = backend_accept(&e, NULL);
 
+	/* An adopted session is counted for its client, never refused by the cap. */
+	e.svc->conf.max_connections_per_client = 1;
 	assert_int_equal(relay_adopt(e.svc, be, c_ours, b_ours), 0);
 	assert_int_equal(e.svc->active, 1);
 	assert_int_equal(be->active, 1);
 	assert_int_equal(relay_active(), 1);
+	assert_int_equal(clients_size(e.svc->clients), 1);
 	assert_int_equal(send(b_peer, "220\r\n", 5, 0), 5);
 	read_exact(&e, c_peer, buf, 5);
 	assert_memory_equal(buf, "220\r\n", 5);
@@ -763,6 +909,7 @@ test_adopt(void **state)
 	close(b_peer);
 	assert_true(loop_until(&e, svc_idle, e.svc, WAIT_MS));
 	assert_int_equal(be->active, 0);
+	assert_int_equal(clients_size(e.svc->clients), 0);
 	listener_resume(e.svc);
 	env_close(&e);
 }
@@ -1121,6 +1268,8 @@ main(void)
 		cmocka_unit_test(test_idle_timeout),
 		cmocka_unit_test(test_max_connections),
 		cmocka_unit_test(test_emfile_backoff),
+		cmocka_unit_test(test_fd_reserve),
+		cmocka_unit_test(test_per_client_cap),
 		cmocka_unit_test(test_no_backend),
 		cmocka_unit_test(test_reset_passed_on),
 		cmocka_unit_test(test_adopt),
