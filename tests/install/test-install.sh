@@ -199,7 +199,7 @@ check "stop hook: absent interface exits 0" test $? -eq 0
 # ------------------------------------------------------------ the unit's privilege model
 # lbd as an unprivileged user with exactly the unit's three capabilities,
 # in a network namespace of our own: it must bind 21/990, add the VIP and
-# read a root:GROUP 0640 key; after SIGKILL the stop hook, with only
+# read its own 0600 key; after SIGKILL the stop hook, with only
 # CAP_NET_ADMIN, must remove the VIP.
 CAPS=+net_admin,+net_raw,+net_bind_service
 if [ "$(id -u)" -ne 0 ]; then
@@ -222,8 +222,8 @@ else
 	chown "$RUN_UID:$RUN_GID" "$T/cap/run"
 	chmod 0755 "$T"
 	"$D/usr/sbin/lbd" --genkey >"$T/cap/cluster.key"
-	chown "0:$RUN_GID" "$T/cap/cluster.key"
-	chmod 0640 "$T/cap/cluster.key"
+	chown "$RUN_UID:$RUN_GID" "$T/cap/cluster.key"
+	chmod 0600 "$T/cap/cluster.key"
 	sed -e "s|\"eth0\"|\"lbdt0\"|" -e "s|/run/lbd/lbd.sock|$T/cap/run/lbd.sock|" \
 		-e "s|/etc/lbd/cluster.key|$T/cap/cluster.key|" \
 		-e "s|advert_interval_ms = 100;|advert_interval_ms = 50;|" \
@@ -254,7 +254,7 @@ else
 	check "... listens on VIP:21" listening 21
 	check "... listens on VIP:990" listening 990
 	check "... listens on VIP:1052" listening 1052
-	check "... reads the cluster key (root:group 0640)" \
+	check "... reads the cluster key (its own, mode 0600)" \
 		bash -c "! grep -q 'cluster key' '$T/cap/lbd.log'"
 	out=$(drop "" "$D/usr/sbin/lbctl" -s "$T/cap/run/lbd.sock" status 2>&1)
 	check "... lbctl as the same user (no capabilities) gets its status" \
