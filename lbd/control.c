@@ -1607,15 +1607,23 @@ control_lookup_group(const char *key, const char *name, bool required, gid_t *gi
 
 /*
  * Gives the bound socket its group and mode. lbd may chgrp only to a
- * group it is in (no CAP_CHOWN): the unit runs it with Group=lbdctl.
+ * group it is in (no CAP_CHOWN): the unit runs it with Group=lbdctl, so
+ * bind() made the socket lbdctl's already and no chown is called (the
+ * unit's SystemCallFilter refuses it).
  * Returns: 0, or -1 logged.
  */
 static int
 control_set_owner(struct control *c, const struct lbd_config *conf)
 {
-	mode_t	 mode = c->has_ro_group ? CONTROL_MODE_READONLY : CONTROL_MODE;
+	mode_t		 mode = c->has_ro_group ? CONTROL_MODE_READONLY : CONTROL_MODE;
+	struct stat	 st;
 
-	if (c->has_group && chown(c->path, (uid_t)-1, c->group) == -1) {
+	if (stat(c->path, &st) == -1) {
+		log_warn("control: stat %s", c->path);
+		return -1;
+	}
+	if (c->has_group && st.st_gid != c->group &&
+	    chown(c->path, (uid_t)-1, c->group) == -1) {
 		if (errno != EPERM || conf->control_group_set) {
 			log_warn("control: cannot give %s to group %s; lbd must run in that group "
 			    "(Group= or SupplementaryGroups= in the unit: systemctl edit lbd)",
