@@ -1008,16 +1008,22 @@ static json_t *
 control_check_access(struct lbd *lbd, char **argv, int argc, enum control_access access)
 {
 	const struct lbd_config *conf = lbd->conf;
-	char	 echo[CONTROL_ECHO_MAX + 8];
+	char	 echo[CONTROL_ECHO_MAX + 8], cmd[2 * CONTROL_ECHO_MAX + 8];
 
 	if (access == CONTROL_ACCESS_FULL ||
 	    (access == CONTROL_ACCESS_READONLY && control_readonly_command(argv, argc)))
 		return NULL;
-	if (access == CONTROL_ACCESS_READONLY)
+	if (access == CONTROL_ACCESS_READONLY) {
+		/* "sticky flush", not just "sticky": the subcommand is what is refused. */
+		snprintf(cmd, sizeof(cmd), "%s", control_echo(argv[0], echo, sizeof(echo)));
+		if (strcmp(argv[0], "sticky") == 0 && argc > 1) {
+			control_append(cmd, " ", sizeof(cmd));
+			control_append(cmd, control_echo(argv[1], echo, sizeof(echo)), sizeof(cmd));
+		}
 		return control_error("permission denied: \"%s\" needs group %s; group %s "
-		    "may run only " CONTROL_READONLY_COMMANDS,
-		    control_echo(argv[0], echo, sizeof(echo)), conf->control_group,
+		    "may run only " CONTROL_READONLY_COMMANDS, cmd, conf->control_group,
 		    conf->control_readonly_group);
+	}
 	if (conf->control_readonly_group[0] != '\0')
 		return control_error("permission denied: lbctl needs group %s (every command) "
 		    "or %s (" CONTROL_READONLY_COMMANDS "); root can add you: usermod -aG %s NAME",

@@ -356,7 +356,13 @@ else
 
 	# The unit's SystemCallFilter (systemd applies it; we cannot here):
 	# every call lbd makes from its exec to its exit, under strace, must
-	# be in the set the unit's SystemCallFilter= lines allow.
+	# be in the set the unit's SystemCallFilter= lines allow.  This run
+	# also has a control.readonly_group (RO_GROUP, any other group here).
+	RO_GROUP=$(getent group | awk -F: -v g="$RUN_GID" '$3 != 0 && $3 != g { print $1; exit }')
+	RO_GID=$(getent group "$RO_GROUP" | cut -d: -f3)
+	sed -e "s|^\( *group = \"$CTL_GROUP\";\)|\1 readonly_group = \"$RO_GROUP\";|" \
+		"$T/cap/lbd.conf" >"$T/cap/lbd-ro.conf"
+	chmod 0644 "$T/cap/lbd-ro.conf"
 	if have strace && have systemd-analyze; then
 		: >"$T/allowed"
 		while IFS= read -r v; do
@@ -373,7 +379,7 @@ else
 		ip netns exec "$NS" strace -f -qq -o "$T/strace" setpriv --reuid=$RUN_UID \
 			--regid="$RUN_GID" --clear-groups --inh-caps=-all,$CAPS \
 			--ambient-caps=-all,$CAPS --bounding-set=-all,$CAPS --no-new-privs \
-			"$D/usr/sbin/lbd" -c "$T/cap/lbd.conf" >"$T/cap/lbd-strace.log" 2>&1 &
+			"$D/usr/sbin/lbd" -c "$T/cap/lbd-ro.conf" >"$T/cap/lbd-strace.log" 2>&1 &
 		STRACE_PID=$!
 		umask 022
 		wait_for 10000 vip_on
@@ -381,6 +387,18 @@ else
 		check "lbd under strace adds the VIP and answers lbctl status" \
 			bash -c "grep -q '^role: *MASTER' <<<\"\$1\"" _ "$out"
 		drop "" "$D/usr/sbin/lbctl" -s "$T/cap/run/lbd.sock" sticky list >/dev/null 2>&1
+		out=$(stat -c '%a %G' "$T/cap/run/lbd.sock" 2>&1)
+		check "... with readonly_group the socket is 0666, group $CTL_GROUP: $out" \
+			test "$out" = "666 $CTL_GROUP"
+		out=$(as_other "$RO_GID" "$D/usr/sbin/lbctl" -s "$T/cap/run/lbd.sock" status 2>&1)
+		check "... a readonly_group ($RO_GROUP) member gets the status" \
+			grep -q '^role: *MASTER' <<<"$out"
+		out=$(as_other "$RO_GID" "$D/usr/sbin/lbctl" -s "$T/cap/run/lbd.sock" sticky flush 2>&1)
+		check "... but not sticky flush: $out" \
+			grep -qF "\"sticky flush\" needs group $CTL_GROUP; group $RO_GROUP may run only" <<<"$out"
+		out=$(as_other "" "$D/usr/sbin/lbctl" -s "$T/cap/run/lbd.sock" status 2>&1)
+		check "... a user in neither group gets nothing: $out" \
+			grep -qF "permission denied: lbctl needs group $CTL_GROUP (every command) or $RO_GROUP" <<<"$out"
 		# lbd is strace's child (setpriv execs it): SIGTERM, the normal stop.
 		pid=$(ps -o pid= --ppid "$STRACE_PID" | tr -d ' ')
 		[ -n "$pid" ] && kill -TERM "$pid"
