@@ -30,7 +30,7 @@ UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
 DEB_BUILD = build-essential pkg-config libevent-dev libnl-3-dev libnl-route-3-dev \
 	    libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libconfig-dev \
 	    libsodium-dev libjansson-dev libnftables-dev
-DEB_TEST  = vsftpd curl lftp python3 iproute2 openssl socat procps psmisc iputils-arping tcpdump nftables groff-base man-db
+DEB_TEST  = vsftpd curl lftp python3 iproute2 openssl socat procps psmisc iputils-arping tcpdump nftables groff-base man-db strace
 DEB_BENCH = haproxy keepalived iperf3
 DEB_ALL	  = $(DEB_BUILD) $(DEB_TEST) $(DEB_BENCH)
 
@@ -190,8 +190,9 @@ install: all
 		fi; \
 	done
 	@echo "install: done; nothing enabled or started.  Next (README, \"Deploying on two VMs\"):"
-	@echo "  systemd-sysusers; cp $(CONFDIR)/lb1.conf $(CONFDIR)/lbd.conf (lb2.conf on node B);"
-	@echo "  lbd --genkey > $(CONFDIR)/cluster.key; chown root:lbd + chmod 0640 it; systemctl daemon-reload"
+	@echo "  systemd-sysusers (user lbd, group lbdctl); cp $(CONFDIR)/lb1.conf $(CONFDIR)/lbd.conf (lb2.conf on node B);"
+	@echo "  (umask 077; lbd --genkey > $(CONFDIR)/cluster.key); chown lbd: $(CONFDIR)/cluster.key (lbd alone reads it);"
+	@echo "  systemctl daemon-reload; usermod -aG lbdctl NAME lets NAME run lbctl"
 
 # Removes what install put in place, except /etc/lbd files that differ
 # from the examples (an operator's configs and key stay), and the lbd user.

@@ -1,6 +1,7 @@
 /*
  * key.c - the cluster key shared by the two nodes: made by `lbd --genkey`
- * (32 random bytes, base64) and loaded from a file only its owner can read.
+ * (32 random bytes, base64) and loaded from a file only lbd's user (or
+ * root) owns and only its owner can read.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -8,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,7 +21,8 @@
 
 #define KEY_B64_VARIANT	sodium_base64_VARIANT_ORIGINAL	/* "+/" alphabet, "=" padding */
 #define KEY_FILE_MAX	4096	/* a key file is ~45 bytes; anything bigger is not one */
-#define KEY_BAD_MODES	(S_IRWXO | S_IWGRP)	/* world anything, group write */
+#define KEY_BAD_MODES	(S_IRWXG | S_IRWXO)	/* any group or world permission */
+#define KEY_USER_MAX	64	/* room for a user name in a message */
 
 _Static_assert(HASYNC_KEY_B64_LEN ==
     sodium_base64_ENCODED_LEN(HASYNC_KEY_LEN, KEY_B64_VARIANT),
@@ -41,6 +44,20 @@ key_generate(char *buf, size_t len)
 	return 0;
 }
 
+/* The name of uid for a message ("lbd"), or its number when it has none. */
+static const char *
+key_user_name(uid_t uid, char *buf, size_t len)
+{
+	struct passwd	 pw, *res = NULL;
+	char		 pwbuf[1024];
+
+	if (getpwuid_r(uid, &pw, pwbuf, sizeof(pwbuf), &res) == 0 && res != NULL)
+		snprintf(buf, len, "%s", pw.pw_name);
+	else
+		snprintf(buf, len, "%u", (unsigned int)uid);
+	return buf;
+}
+
 int
 key_load(const char *path, uint8_t key[HASYNC_KEY_LEN], char *err, size_t errlen)
 {
@@ -48,8 +65,10 @@ key_load(const char *path, uint8_t key[HASYNC_KEY_LEN], char *err, size_t errlen
 	uint8_t bin[HASYNC_KEY_LEN];
 	const char *b64, *end = NULL;
 	size_t used = 0, len, binlen = 0;
+	char user[KEY_USER_MAX];
 	struct stat st;
 	ssize_t n;
+	uid_t me = geteuid();
 	int fd = -1, rc = -1;
 
 	if (sodium_init() == -1) {
@@ -57,7 +76,12 @@ key_load(const char *path, uint8_t key[HASYNC_KEY_LEN], char *err, size_t errlen
 		return -1;
 	}
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
-		hasync_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		if (errno == EACCES && me != 0)
+			hasync_errf(err, errlen, "%s: cannot open: %s; lbd runs as user %s, "
+			    "which must own the key: run `chown %s: %s && chmod 600 %s`", path,
+			    strerror(EACCES), key_user_name(me, user, sizeof(user)), user, path, path);
+		else
+			hasync_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		goto fail;
 	}
 	/* fstat on the open descriptor: no window to swap the file after the check. */
@@ -71,12 +95,26 @@ key_load(const char *path, uint8_t key[HASYNC_KEY_LEN], char *err, size_t errlen
 	}
 	/*
 	 * Whoever can read the key can forge adverts and read the replicated
-	 * client IPs; whoever can write it can split the cluster.
+	 * client IPs; whoever can write it can split the cluster.  So only
+	 * lbd's own user reads it: not a group (the control socket's group
+	 * must not get it), not another user who could rewrite or chmod it.
 	 */
+	if (st.st_uid != 0 && st.st_uid != me) {
+		char owner[KEY_USER_MAX];
+
+		key_user_name(st.st_uid, owner, sizeof(owner));
+		key_user_name(me, user, sizeof(user));
+		hasync_errf(err, errlen, "%s: owned by user %s, who could change the cluster "
+		    "key; it must belong to %s (lbd's user) or root: run `chown %s: %s && "
+		    "chmod 600 %s`", path, owner, user, user, path, path);
+		goto fail;
+	}
 	if (st.st_mode & KEY_BAD_MODES) {
-		hasync_errf(err, errlen, "%s: mode %04o lets other users read or change the "
-		    "cluster key; run `chmod 600 %s` (or 640 with group lbd when lbd runs as user lbd)", path,
-		    (unsigned int)(st.st_mode & 07777), path);
+		key_user_name(me, user, sizeof(user));
+		hasync_errf(err, errlen, "%s: mode %04o lets %s read or change the cluster "
+		    "key; only lbd's user may: run `chown %s: %s && chmod 600 %s`", path,
+		    (unsigned int)(st.st_mode & 07777),
+		    (st.st_mode & S_IRWXO) ? "every user" : "its group", user, path, path);
 		goto fail;
 	}
 	for (;;) {

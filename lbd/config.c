@@ -71,7 +71,7 @@ static const char *const config_keys_vip[] = {
 	"address", "interface", NULL
 };
 static const char *const config_keys_control[] = {
-	"socket", "request_timeout_ms", NULL
+	"socket", "request_timeout_ms", "group", "readonly_group", NULL
 };
 static const char *const config_keys_metrics[] = {
 	"listen", "request_timeout_ms", NULL
@@ -718,6 +718,10 @@ config_parse_control(struct config_ctx *ctx, const config_setting_t *root)
 	snprintf(conf->control_socket, sizeof(conf->control_socket), "%s",
 	    LBD_DEFAULT_SOCKET);
 	conf->control_request_timeout_ms = LBD_DEF_REQUEST_TIMEOUT_MS;
+	snprintf(conf->control_group, sizeof(conf->control_group), "%s",
+	    LBD_DEFAULT_CONTROL_GROUP);
+	conf->control_group_set = false;
+	conf->control_readonly_group[0] = '\0';
 	if ((rc = config_get_group(ctx, root, "", "control", &g)) != 1)
 		return rc;
 	if (config_check_keys(ctx, g, "control", config_keys_control) == -1)
@@ -725,10 +729,28 @@ config_parse_control(struct config_ctx *ctx, const config_setting_t *root)
 	if (config_get_int(ctx, g, "control", "request_timeout_ms", CONFIG_MIN_REQUEST_MS,
 	    CONFIG_MAX_REQUEST_MS, &conf->control_request_timeout_ms) == -1)
 		return -1;
-	if ((rc = config_get_string(ctx, g, "control", "socket", false, &v, &s)) != 1)
+	if ((rc = config_get_string(ctx, g, "control", "socket", false, &v, &s)) == -1)
+		return -1;
+	if (rc == 1 && config_copy(ctx, s, "control.socket", v, conf->control_socket,
+	    sizeof(conf->control_socket)) == -1)
+		return -1;
+	/* Group names: the same characters as lbd's names, which useradd accepts too. */
+	if ((rc = config_get_string(ctx, g, "control", "group", false, &v, &s)) == -1)
+		return -1;
+	if (rc == 1) {
+		if (config_copy_name(ctx, s, "control.group", v, conf->control_group) == -1)
+			return -1;
+		conf->control_group_set = true;
+	}
+	if ((rc = config_get_string(ctx, g, "control", "readonly_group", false, &v, &s)) != 1)
 		return rc;
-	return config_copy(ctx, s, "control.socket", v, conf->control_socket,
-	    sizeof(conf->control_socket));
+	if (config_copy_name(ctx, s, "control.readonly_group", v,
+	    conf->control_readonly_group) == -1)
+		return -1;
+	if (strcmp(conf->control_readonly_group, conf->control_group) == 0)
+		return config_error(ctx, s, "control.readonly_group: \"%s\" is control.group "
+		    "already (every command); name another group, or drop this key", v);
+	return 0;
 }
 
 /*

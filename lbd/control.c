@@ -3,12 +3,14 @@
  * (status, backends, sticky table, admin states), and the `monitor` event
  * stream.
  */
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 
 #include <errno.h>
 #include <inttypes.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,19 @@
 #define CONTROL_LIST_MAX	512		/* bytes of a "backends: A, B" hint */
 #define CONTROL_REFUSE_LOG_MS	10000		/* at most one log line per kind (full, monitors, timeout) per this */
 #define CONTROL_DRAIN_READS	16		/* 4 KiB reads of unread input before a close */
+#define CONTROL_MODE		0660		/* socket mode: owner and control.group */
+#define CONTROL_MODE_READONLY	0666		/* with control.readonly_group: SO_PEERCRED decides */
+#define CONTROL_PEER_GROUPS	64		/* supplementary groups read at first; more: realloc */
+
+/* What a connected peer may run, from its SO_PEERCRED/SO_PEERGROUPS. */
+enum control_access {
+	CONTROL_ACCESS_NONE = 0,		/* nothing: not root, lbd's user nor a group member */
+	CONTROL_ACCESS_READONLY,		/* control.readonly_group: commands that change nothing */
+	CONTROL_ACCESS_FULL,			/* root, lbd's own user, control.group */
+};
+
+/* Commands a control.readonly_group member may run, quoted in its errors. */
+#define CONTROL_READONLY_COMMANDS "status, backends, sticky list|get, monitor, help"
 
 /* The command list quoted in "unknown command" errors. */
 #define CONTROL_VALID_COMMANDS \
@@ -61,6 +76,10 @@ struct control {
 	uint64_t	 timeouts;		/* clients closed at their request deadline */
 	uint64_t	 monitor_logged_ms;	/* last "too many monitors" log line (rate limit) */
 	uint64_t	 timeout_logged_ms;	/* last "timed out" log line (rate limit) */
+	bool		 has_group;		/* control.group exists: group is valid */
+	gid_t		 group;			/* its gid: every command */
+	bool		 has_ro_group;		/* control.readonly_group is set */
+	gid_t		 ro_group;		/* its gid: read-only commands */
 };
 
 /* One connection: a request line in, a JSON line out (or an event stream). */
@@ -71,6 +90,7 @@ struct control_client {
 	struct event	*ev_deadline;		/* the request line is due: absolute, from accept */
 	bool		 replied;		/* reply queued: close once written */
 	bool		 monitor;		/* streaming events until the client closes */
+	enum control_access access;		/* from the peer's credentials at accept */
 	struct control_stream *stream;		/* `sticky list` reply being written, or NULL */
 };
 
@@ -111,7 +131,8 @@ static void	 control_client_request(struct control_client *, const char *, size_
 static void	 control_client_reply(struct control_client *, json_t *);
 static void	 control_client_error(struct control_client *, const char *);
 static int	 control_send(struct control_client *, json_t *);
-static json_t	*control_run(struct lbd *, const char *, bool *, struct control_stream **);
+static json_t	*control_run(struct lbd *, const char *, enum control_access, bool *,
+		    struct control_stream **);
 static void	 control_client_stream(struct control_client *, struct control_stream *);
 static void	 control_client_stream_more(struct control_client *);
 
@@ -1013,7 +1034,55 @@ control_noargs(int argc, char **argv)
 json_t *
 control_handle(struct lbd *lbd, const char *line, bool *monitor)
 {
-	return control_run(lbd, line, monitor, NULL);
+	return control_run(lbd, line, CONTROL_ACCESS_FULL, monitor, NULL);
+}
+
+/* True when argv changes nothing: what control.readonly_group may run. */
+static bool
+control_readonly_command(char **argv, int argc)
+{
+	static const char *const plain[] = { "status", "backends", "monitor", "help", NULL };
+	int	 i;
+
+	for (i = 0; plain[i] != NULL; i++)
+		if (strcmp(argv[0], plain[i]) == 0)
+			return true;
+	return strcmp(argv[0], "sticky") == 0 && (argc == 1 ||
+	    strcmp(argv[1], "list") == 0 || strcmp(argv[1], "get") == 0);
+}
+
+/*
+ * The refusal for a peer whose access does not cover argv, naming the
+ * group it needs. Returns: NULL when access suffices, else the error reply.
+ */
+static json_t *
+control_check_access(struct lbd *lbd, char **argv, int argc, enum control_access access)
+{
+	const struct lbd_config *conf = lbd->conf;
+	char	 echo[CONTROL_ECHO_MAX + 8], cmd[2 * CONTROL_ECHO_MAX + 8];
+
+	if (access == CONTROL_ACCESS_FULL ||
+	    (access == CONTROL_ACCESS_READONLY && control_readonly_command(argv, argc)))
+		return NULL;
+	if (access == CONTROL_ACCESS_READONLY) {
+		/* "sticky flush", not just "sticky": the subcommand is what is refused. */
+		snprintf(cmd, sizeof(cmd), "%s", control_echo(argv[0], echo, sizeof(echo)));
+		if (strcmp(argv[0], "sticky") == 0 && argc > 1) {
+			control_append(cmd, " ", sizeof(cmd));
+			control_append(cmd, control_echo(argv[1], echo, sizeof(echo)), sizeof(cmd));
+		}
+		return control_error("permission denied: \"%s\" needs group %s; group %s "
+		    "may run only " CONTROL_READONLY_COMMANDS, cmd, conf->control_group,
+		    conf->control_readonly_group);
+	}
+	if (conf->control_readonly_group[0] != '\0')
+		return control_error("permission denied: lbctl needs group %s (every command) "
+		    "or %s (" CONTROL_READONLY_COMMANDS "); root can add you: usermod -aG %s NAME",
+		    conf->control_group, conf->control_readonly_group, conf->control_group);
+	return control_error("permission denied: lbctl needs root or group %s; root can "
+	    "add you: usermod -aG %s NAME", conf->control_group[0] != '\0' ?
+	    conf->control_group : LBD_DEFAULT_CONTROL_GROUP,
+	    conf->control_group[0] != '\0' ? conf->control_group : LBD_DEFAULT_CONTROL_GROUP);
 }
 
 /*
@@ -1022,7 +1091,8 @@ control_handle(struct lbd *lbd, const char *line, bool *monitor)
  * Returns: the reply, or NULL with *stream set.
  */
 static json_t *
-control_run(struct lbd *lbd, const char *line, bool *monitor, struct control_stream **stream)
+control_run(struct lbd *lbd, const char *line, enum control_access access, bool *monitor,
+    struct control_stream **stream)
 {
 	char	 buf[LBD_CONTROL_LINE_MAX + 1], echo[CONTROL_ECHO_MAX + 8];
 	char	*argv[CONTROL_MAX_TOKENS + 1], *p, *save = NULL;
@@ -1052,6 +1122,8 @@ control_run(struct lbd *lbd, const char *line, bool *monitor, struct control_str
 
 	if (argc == 0)
 		return control_error("empty request; valid commands: " CONTROL_VALID_COMMANDS);
+	if ((err = control_check_access(lbd, argv, argc, access)) != NULL)
+		return err;
 	if (strcmp(argv[0], "status") == 0)
 		return (err = control_noargs(argc, argv)) ? err : control_status(lbd);
 	if (strcmp(argv[0], "backends") == 0)
@@ -1204,7 +1276,7 @@ control_client_request(struct control_client *cl, const char *line, size_t len)
 		control_client_error(cl, "request contains control characters");
 		return;
 	}
-	reply = control_run(cl->control->lbd, line, &monitor, &stream);
+	reply = control_run(cl->control->lbd, line, cl->access, &monitor, &stream);
 	if (reply == NULL && stream != NULL) {
 		control_client_stream(cl, stream);
 		return;
@@ -1400,6 +1472,52 @@ control_refuse(int fd)
 	close(fd);
 }
 
+/*
+ * What the peer on fd may run: root and lbd's own user everything, then
+ * by group (its gid or one of its supplementary groups, as they were at
+ * connect()). The file mode only keeps strangers out when no read-only
+ * group needs the socket open to all; this check is what decides.
+ */
+static enum control_access
+control_peer_access(struct control *c, int fd)
+{
+	struct ucred	 cred;
+	socklen_t	 len = sizeof(cred);
+	gid_t		 small[CONTROL_PEER_GROUPS], *groups = small;
+	enum control_access access = CONTROL_ACCESS_NONE;
+	size_t		 i, n;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+		log_warn("control: SO_PEERCRED");
+		return CONTROL_ACCESS_NONE;
+	}
+	if (cred.uid == 0 || cred.uid == geteuid())
+		return CONTROL_ACCESS_FULL;
+	len = sizeof(small);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == -1) {
+		/* ERANGE: len is the size needed. */
+		if (errno != ERANGE || (groups = malloc(len)) == NULL ||
+		    getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == -1) {
+			log_warn("control: SO_PEERGROUPS");
+			len = 0;
+		}
+	}
+	n = len / sizeof(gid_t);
+	for (i = 0; i <= n; i++) {
+		gid_t	 g = i < n ? groups[i] : cred.gid;
+
+		if (c->has_group && g == c->group) {
+			access = CONTROL_ACCESS_FULL;
+			break;
+		}
+		if (c->has_ro_group && g == c->ro_group)
+			access = CONTROL_ACCESS_READONLY;
+	}
+	if (groups != small)
+		free(groups);
+	return access;
+}
+
 static void
 control_accept(evutil_socket_t lfd, short what, void *arg)
 {
@@ -1445,6 +1563,7 @@ control_accept(evutil_socket_t lfd, short what, void *arg)
 		return;
 	}
 	cl->control = c;
+	cl->access = control_peer_access(c, fd);
 	TAILQ_INSERT_TAIL(&c->clients, cl, entry);
 	c->nclients++;
 	bufferevent_setcb(cl->bev, control_client_read, control_client_write,
@@ -1587,6 +1706,79 @@ control_clear_stale(const struct sockaddr_un *sun)
 	return 0;
 }
 
+/*
+ * The gid of group name into *gid. A missing group is an error when
+ * required, else a warning and *has = false.
+ * Returns: 0, or -1 logged.
+ */
+static int
+control_lookup_group(const char *key, const char *name, bool required, gid_t *gid, bool *has)
+{
+	struct group	 gr, *res = NULL;
+	char		 buf[4096];
+	int		 rc;
+
+	*has = false;
+	if (name[0] == '\0')
+		return 0;
+	if ((rc = getgrnam_r(name, &gr, buf, sizeof(buf), &res)) != 0) {
+		errno = rc;
+		log_warn("control: cannot look up group %s (%s)", name, key);
+		return -1;
+	}
+	if (res == NULL) {
+		if (required) {
+			log_warnx("control: %s \"%s\": no such group; create it "
+			    "(groupadd --system %s) or set %s to an existing group", key, name,
+			    name, key);
+			return -1;
+		}
+		log_warnx("control: group %s does not exist (systemd-sysusers creates it): "
+		    "only root and lbd's own user can use lbctl", name);
+		return 0;
+	}
+	*gid = gr.gr_gid;
+	*has = true;
+	return 0;
+}
+
+/*
+ * Gives the bound socket its group and mode. lbd may chgrp only to a
+ * group it is in (no CAP_CHOWN): the unit runs it with Group=lbdctl, so
+ * bind() made the socket lbdctl's already and no chown is called (the
+ * unit's SystemCallFilter refuses it).
+ * Returns: 0, or -1 logged.
+ */
+static int
+control_set_owner(struct control *c, const struct lbd_config *conf)
+{
+	mode_t		 mode = c->has_ro_group ? CONTROL_MODE_READONLY : CONTROL_MODE;
+	struct stat	 st;
+
+	if (stat(c->path, &st) == -1) {
+		log_warn("control: stat %s", c->path);
+		return -1;
+	}
+	if (c->has_group && st.st_gid != c->group &&
+	    chown(c->path, (uid_t)-1, c->group) == -1) {
+		if (errno != EPERM || conf->control_group_set) {
+			log_warn("control: cannot give %s to group %s; lbd must run in that group "
+			    "(Group= or SupplementaryGroups= in the unit: systemctl edit lbd)",
+			    c->path, conf->control_group);
+			return -1;
+		}
+		/* The default group, lbd started by hand: SO_PEERCRED still decides. */
+		log_warnx("control: cannot give %s to group %s (lbd is not in it): only root "
+		    "and lbd's own user can use lbctl", c->path, conf->control_group);
+		c->has_group = false;
+	}
+	if (chmod(c->path, mode) == -1) {
+		log_warn("control: chmod %s", c->path);
+		return -1;
+	}
+	return 0;
+}
+
 struct control *
 control_open(struct lbd *lbd)
 {
@@ -1617,6 +1809,11 @@ control_open(struct lbd *lbd)
 	memcpy(sun.sun_path, path, strlen(path) + 1);
 	snprintf(c->path, sizeof(c->path), "%s", path);
 
+	if (control_lookup_group("control.group", lbd->conf->control_group,
+	    lbd->conf->control_group_set, &c->group, &c->has_group) == -1 ||
+	    control_lookup_group("control.readonly_group", lbd->conf->control_readonly_group,
+	    true, &c->ro_group, &c->has_ro_group) == -1)
+		goto fail;
 	if (control_mkdir_parent(path) == -1 || control_clear_stale(&sun) == -1)
 		goto fail;
 	if ((c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1) {
@@ -1628,10 +1825,8 @@ control_open(struct lbd *lbd)
 		goto fail;
 	}
 	bound = true;
-	if (chmod(path, 0660) == -1) {
-		log_warn("control: chmod %s", path);
+	if (control_set_owner(c, lbd->conf) == -1)
 		goto fail;
-	}
 	if (listen(c->fd, 16) == -1) {
 		log_warn("control: listen %s", path);
 		goto fail;

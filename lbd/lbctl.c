@@ -380,7 +380,8 @@ lbctl_connect(const char *path)
 		saved = errno;
 		if (saved == EACCES || saved == EPERM)
 			lbctl_warnx("cannot connect to %s: %s (run as root or as a member of "
-			    "the socket's group)", path, strerror(saved));
+			    "the socket's group, lbdctl by default: usermod -aG lbdctl NAME)",
+			    path, strerror(saved));
 		else
 			lbctl_warnx("cannot connect to %s: %s (is lbd running?)", path,
 			    strerror(saved));

@@ -34,6 +34,7 @@ struct event;
 
 #define LBD_DEFAULT_CONFIG	"/etc/lbd/lbd.conf"
 #define LBD_DEFAULT_SOCKET	"/run/lbd/lbd.sock"
+#define LBD_DEFAULT_CONTROL_GROUP "lbdctl"	/* control.group: lbctl users (sysusers.d/lbd.conf) */
 #define LBD_DEFAULT_KEY_FILE	"/etc/lbd/cluster.key"
 
 /*
@@ -139,6 +140,9 @@ struct lbd_config {
 	/* control = { ... } */
 	char		 control_socket[LBD_PATH_MAX];
 	int		 control_request_timeout_ms;	/* from accept to the request line; default 5000 */
+	char		 control_group[LBD_NAME_MAX];	/* socket's group: every command; default "lbdctl" */
+	bool		 control_group_set;		/* control.group given: a missing group is an error */
+	char		 control_readonly_group[LBD_NAME_MAX]; /* read-only commands; "" = none */
 
 	/* metrics = { ... }; absent: no metrics endpoint */
 	bool		 metrics_on;		/* the Prometheus endpoint is configured */

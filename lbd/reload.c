@@ -154,7 +154,9 @@ reload_global_change(const struct lbd_config *o, const struct lbd_config *n)
 	    o->vip_prefixlen != n->vip_prefixlen ||
 	    strcmp(o->vip_interface, n->vip_interface) != 0)
 		return "vip";
-	if (strcmp(o->control_socket, n->control_socket) != 0)
+	if (strcmp(o->control_socket, n->control_socket) != 0 ||
+	    strcmp(o->control_group, n->control_group) != 0 ||
+	    strcmp(o->control_readonly_group, n->control_readonly_group) != 0)
 		return "control";
 	if (o->metrics_on != n->metrics_on || (o->metrics_on &&
 	    !reload_addr_same(&o->metrics_addr, &n->metrics_addr)))

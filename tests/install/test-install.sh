@@ -2,14 +2,16 @@
 # test-install.sh - runs `make install` into a scratch DESTDIR and checks
 # what an administrator gets: every file, the installed lbd accepting the
 # installed example configs, man pages that render cleanly, a unit that
-# systemd-analyze accepts, the sysusers entry, no clobbered configs, the
-# VIP stop hook, and (as root, in a network namespace of its own) lbd
-# running with exactly the unit's user model and capabilities.
+# systemd-analyze accepts and scores <= 2.0 (`systemd-analyze security`),
+# the sysusers entry, no clobbered configs, the VIP stop hook, and (as
+# root, in a network namespace of its own) lbd running with exactly the
+# unit's user model and capabilities, its key and socket permissions, and
+# only system calls the unit's SystemCallFilter allows (strace).
 #
 # Usage: tests/install/test-install.sh      (from anywhere; `make test-install`)
 # Prints ok:/FAIL:/skip: lines and "N passed, M failed"; exits 1 on failure.
 # Parts needing a tool that is absent (groff, man, systemd-analyze,
-# systemd-sysusers, nft, setpriv, vsftpd) or root are skipped, not failed.
+# systemd-sysusers, nft, setpriv, strace, vsftpd) or root are skipped, not failed.
 
 set -u
 
@@ -22,11 +24,17 @@ T=$(mktemp -d /tmp/lbd-install.XXXXXX)
 D=$T/root			# the DESTDIR
 NS=""				# network namespace, when created
 LBD_PID=""			# lbd started by the capability test
+STRACE_PID=""			# strace of the system-call test
+SECURITY_MAX=2.0		# highest `systemd-analyze security` exposure accepted
 
 cleanup() {
 	if [ -n "$LBD_PID" ]; then
 		kill -9 "$LBD_PID" 2>/dev/null
 		wait "$LBD_PID" 2>/dev/null
+	fi
+	if [ -n "$STRACE_PID" ]; then
+		kill -9 "$STRACE_PID" 2>/dev/null
+		wait "$STRACE_PID" 2>/dev/null
 	fi
 	[ -n "$NS" ] && ip netns del "$NS" 2>/dev/null
 	rm -rf "$T"
@@ -54,6 +62,22 @@ wait_for() {
 		sleep 0.05
 	done
 	"$@"
+}
+
+# syscalls NAME...: the system calls named, @groups expanded (nested too),
+# one a line, as systemd-analyze syscall-filter lists them.
+syscalls() {
+	local n m
+	for n in "$@"; do
+		case $n in
+		@*)
+			for m in $(systemd-analyze syscall-filter "$n" | sed -e '1d' -e '/^ *#/d'); do
+				syscalls "$m"
+			done
+			;;
+		*) echo "$n" ;;
+		esac
+	done
 }
 
 # ------------------------------------------------------------ make install
@@ -110,8 +134,11 @@ check "unit paths rewritten for PREFIX=/usr" \
 check "unit: no /usr/local left outside comments" bash -c "! grep -v '^#' '$U' | grep -q /usr/local"
 check "unit: ExecStopPost is the installed stop hook" \
 	grep -q '^ExecStopPost=/usr/libexec/lbd/lbd-release-vip -c /etc/lbd/lbd.conf$' "$U"
-for kv in Type=notify Restart=always User=lbd Group=lbd NoNewPrivileges=yes \
-    ProtectSystem=strict RuntimeDirectory=lbd LimitNOFILE=65536 LimitRTPRIO=10 \
+for kv in Type=notify Restart=always User=lbd Group=lbdctl NoNewPrivileges=yes \
+    ProtectSystem=strict RuntimeDirectory=lbd RuntimeDirectoryMode=0755 \
+    StateDirectory=lbd StateDirectoryMode=0700 UMask=0077 ProtectProc=invisible \
+    SystemCallFilter=@system-service SystemCallFilter=~@privileged \
+    LimitNOFILE=65536 LimitRTPRIO=10 \
     'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE' \
     'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE' \
     'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET'; do
@@ -127,6 +154,18 @@ if have systemd-analyze; then
 	rc=$?
 	[ -n "$out" ] && echo "$out"
 	check "systemd-analyze verify lbd.service (exit 0, no output)" test $rc -eq 0 -a -z "$out"
+	# --offline (systemd 250+) reads the unit file, not a running manager.
+	out=$(systemd-analyze security --offline=yes "$T/verify/lbd.service" 2>&1)
+	score=$(sed -n 's/.*Overall exposure level for lbd.service: \([0-9][0-9]*\.[0-9]\).*/\1/p' <<<"$out")
+	if [ -z "$score" ]; then
+		echo "$out" | tail -5
+		bad "systemd-analyze security --offline=yes gives an exposure level"
+	elif awk -v s="$score" -v m="$SECURITY_MAX" 'BEGIN { exit !(s + 0 <= m + 0) }'; then
+		ok "systemd-analyze security lbd.service: exposure $score <= $SECURITY_MAX"
+	else
+		grep '✗' <<<"$out"
+		bad "systemd-analyze security lbd.service: exposure $score <= $SECURITY_MAX"
+	fi
 else
 	skip "systemd-analyze not installed"
 fi
@@ -139,6 +178,8 @@ if have systemd-sysusers; then
 	systemd-sysusers --root="$T/sysroot" "$D/usr/lib/sysusers.d/lbd.conf" >/dev/null 2>&1
 	check "systemd-sysusers creates user and group lbd" \
 		bash -c "grep -q '^lbd:' '$T/sysroot/etc/passwd' && grep -q '^lbd:' '$T/sysroot/etc/group'"
+	check "systemd-sysusers creates group lbdctl (the control socket's)" \
+		grep -q '^lbdctl:' "$T/sysroot/etc/group"
 else
 	skip "systemd-sysusers not installed"
 fi
@@ -199,8 +240,11 @@ check "stop hook: absent interface exits 0" test $? -eq 0
 # ------------------------------------------------------------ the unit's privilege model
 # lbd as an unprivileged user with exactly the unit's three capabilities,
 # in a network namespace of our own: it must bind 21/990, add the VIP and
-# read a root:GROUP 0640 key; after SIGKILL the stop hook, with only
-# CAP_NET_ADMIN, must remove the VIP.
+# read its own 0600 key (and refuse a group-readable one), give the control
+# socket to its group (the unit's Group=lbdctl, stood in for by RUN_GID)
+# and no one else; after SIGKILL the stop hook, with only CAP_NET_ADMIN,
+# must remove the VIP.  Then, under strace, lbd must make no system call
+# that the unit's SystemCallFilter refuses.
 CAPS=+net_admin,+net_raw,+net_bind_service
 if [ "$(id -u)" -ne 0 ]; then
 	skip "not root: privilege-model test"
@@ -216,17 +260,20 @@ else
 	ip -n "$NS" link set lbdt1 up
 	RUN_UID=65534
 	RUN_GID=$(id -g nobody 2>/dev/null || echo 65534)
-	# /run/lbd as RuntimeDirectory=lbd makes it: owned by the user, 0750.
+	CTL_GROUP=$(getent group "$RUN_GID" | cut -d: -f1)	# as lbdctl
+	OTHER_UID=65533			# an lbctl user that is not lbd
+	# /run/lbd as RuntimeDirectory=lbd makes it: owned by user:group, 0755.
 	mkdir -m 0755 "$T/cap"
-	mkdir -m 0750 "$T/cap/run"
+	mkdir -m 0755 "$T/cap/run"
 	chown "$RUN_UID:$RUN_GID" "$T/cap/run"
 	chmod 0755 "$T"
 	"$D/usr/sbin/lbd" --genkey >"$T/cap/cluster.key"
-	chown "0:$RUN_GID" "$T/cap/cluster.key"
-	chmod 0640 "$T/cap/cluster.key"
+	chown "$RUN_UID:$RUN_GID" "$T/cap/cluster.key"
+	chmod 0600 "$T/cap/cluster.key"
 	sed -e "s|\"eth0\"|\"lbdt0\"|" -e "s|/run/lbd/lbd.sock|$T/cap/run/lbd.sock|" \
 		-e "s|/etc/lbd/cluster.key|$T/cap/cluster.key|" \
 		-e "s|advert_interval_ms = 100;|advert_interval_ms = 50;|" \
+		-e "s|# group          = \"lbdctl\";|group = \"$CTL_GROUP\";|" \
 		"$D/usr/share/doc/lbd/examples/lb1.conf" >"$T/cap/lbd.conf"
 	chmod 0644 "$T/cap/lbd.conf"
 	# drop CAPS CMD...: runs CMD in the namespace as RUN_UID with only
@@ -243,22 +290,56 @@ else
 	listening() { ip netns exec "$NS" ss -ltnH | grep -q "192.168.86.87:$1 "; }
 	lbd_alive() { kill -0 "$LBD_PID" 2>/dev/null; }
 
+	# as_other GROUPS CMD...: runs CMD as OTHER_UID in GROUPS ("" none).
+	as_other() {
+		local g=--clear-groups
+		[ -n "$1" ] && g=--groups=$1
+		shift
+		ip netns exec "$NS" setpriv --reuid=$OTHER_UID --regid=$OTHER_UID "$g" \
+			--no-new-privs "$@"
+	}
+
+	# The documented root:lbd 0640 of earlier versions: refused, with the fix.
+	chmod 0640 "$T/cap/cluster.key"
+	out=$(cd / && umask 077 && drop $CAPS timeout 20 "$D/usr/sbin/lbd" -c "$T/cap/lbd.conf" 2>&1)
+	rc=$?
+	want="run \`chown $(id -un $RUN_UID): $T/cap/cluster.key && chmod 600 $T/cap/cluster.key\`"
+	if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -qF "mode 0640 lets its group read" <<<"$out" &&
+	    grep -qF "$want" <<<"$out"; then
+		ok "lbd refuses a group-readable key (exit $rc) and says: $want"
+	else
+		echo "$out" | tail -5
+		bad "lbd refuses a group-readable key (exit $rc) and says: $want"
+	fi
+	chmod 0600 "$T/cap/cluster.key"
+
 	# Not through drop(): $! must be lbd itself (ip netns exec and setpriv
-	# exec it), not a subshell, so that kill -9 reaches it.
+	# exec it), not a subshell, so that kill -9 reaches it.  umask as UMask=.
+	umask 077
 	ip netns exec "$NS" setpriv --reuid=$RUN_UID --regid="$RUN_GID" --clear-groups \
 		--inh-caps=-all,$CAPS --ambient-caps=-all,$CAPS --bounding-set=-all,$CAPS \
 		--no-new-privs "$D/usr/sbin/lbd" -c "$T/cap/lbd.conf" >"$T/cap/lbd.log" 2>&1 &
 	LBD_PID=$!
+	umask 022
 	wait_for 5000 vip_on
 	check "lbd as uid $RUN_UID with the unit's 3 capabilities adds the VIP" vip_on
 	check "... listens on VIP:21" listening 21
 	check "... listens on VIP:990" listening 990
 	check "... listens on VIP:1052" listening 1052
-	check "... reads the cluster key (root:group 0640)" \
+	check "... reads the cluster key (its own, mode 0600)" \
 		bash -c "! grep -q 'cluster key' '$T/cap/lbd.log'"
 	out=$(drop "" "$D/usr/sbin/lbctl" -s "$T/cap/run/lbd.sock" status 2>&1)
 	check "... lbctl as the same user (no capabilities) gets its status" \
 		grep -q '^role: *MASTER' <<<"$out"
+	out=$(stat -c '%a %U %G' "$T/cap/run/lbd.sock" 2>&1)
+	check "... control socket is 0660, lbd's user, group $CTL_GROUP (under umask 077): $out" \
+		test "$out" = "660 $(id -un $RUN_UID) $CTL_GROUP"
+	out=$(as_other "$RUN_GID" "$D/usr/sbin/lbctl" -s "$T/cap/run/lbd.sock" status 2>&1)
+	check "... lbctl as another user in group $CTL_GROUP gets its status" \
+		grep -q '^role: *MASTER' <<<"$out"
+	out=$(as_other "" "$D/usr/sbin/lbctl" -s "$T/cap/run/lbd.sock" status 2>&1)
+	check "... lbctl as another user in no group is refused, told usermod -aG lbdctl: $out" \
+		grep -q 'Permission denied.*usermod -aG lbdctl' <<<"$out"
 	check "... lbd is still running" lbd_alive
 	check "... and it is the capability-limited process" \
 		grep -q "^CapEff:[[:space:]]*0000000000003400$" "/proc/$LBD_PID/status"
@@ -272,6 +353,74 @@ else
 		bash -c "[ $rc -eq 0 ] && ! ip -n '$NS' -o -4 addr show dev lbdt0 | grep -q ' 192.168.86.87/'"
 	out=$(drop +net_admin "$H" -c "$T/cap/lbd.conf" 2>&1)
 	check "stop hook again (VIP absent): exit 0, silent" test $? -eq 0 -a -z "$out"
+
+	# The unit's SystemCallFilter (systemd applies it; we cannot here):
+	# every call lbd makes from its exec to its exit, under strace, must
+	# be in the set the unit's SystemCallFilter= lines allow.  This run
+	# also has a control.readonly_group (RO_GROUP, any other group here).
+	RO_GROUP=$(getent group | awk -F: -v g="$RUN_GID" '$3 != 0 && $3 != g { print $1; exit }')
+	RO_GID=$(getent group "$RO_GROUP" | cut -d: -f3)
+	sed -e "s|^\( *group = \"$CTL_GROUP\";\)|\1 readonly_group = \"$RO_GROUP\";|" \
+		"$T/cap/lbd.conf" >"$T/cap/lbd-ro.conf"
+	chmod 0644 "$T/cap/lbd-ro.conf"
+	if have strace && have systemd-analyze; then
+		: >"$T/allowed"
+		while IFS= read -r v; do
+			v=${v#SystemCallFilter=}
+			if [ "${v#\~}" != "$v" ]; then
+				syscalls ${v#\~} | sort -u >"$T/drop"
+				sort -u "$T/allowed" | comm -23 - "$T/drop" >"$T/allowed.new"
+			else
+				{ cat "$T/allowed"; syscalls $v; } | sort -u >"$T/allowed.new"
+			fi
+			mv "$T/allowed.new" "$T/allowed"
+		done < <(grep '^SystemCallFilter=' "$U")
+		umask 077
+		ip netns exec "$NS" strace -f -qq -o "$T/strace" setpriv --reuid=$RUN_UID \
+			--regid="$RUN_GID" --clear-groups --inh-caps=-all,$CAPS \
+			--ambient-caps=-all,$CAPS --bounding-set=-all,$CAPS --no-new-privs \
+			"$D/usr/sbin/lbd" -c "$T/cap/lbd-ro.conf" >"$T/cap/lbd-strace.log" 2>&1 &
+		STRACE_PID=$!
+		umask 022
+		wait_for 10000 vip_on
+		out=$(drop "" "$D/usr/sbin/lbctl" -s "$T/cap/run/lbd.sock" status 2>&1)
+		check "lbd under strace adds the VIP and answers lbctl status" \
+			bash -c "grep -q '^role: *MASTER' <<<\"\$1\"" _ "$out"
+		drop "" "$D/usr/sbin/lbctl" -s "$T/cap/run/lbd.sock" sticky list >/dev/null 2>&1
+		out=$(stat -c '%a %G' "$T/cap/run/lbd.sock" 2>&1)
+		check "... with readonly_group the socket is 0666, group $CTL_GROUP: $out" \
+			test "$out" = "666 $CTL_GROUP"
+		out=$(as_other "$RO_GID" "$D/usr/sbin/lbctl" -s "$T/cap/run/lbd.sock" status 2>&1)
+		check "... a readonly_group ($RO_GROUP) member gets the status" \
+			grep -q '^role: *MASTER' <<<"$out"
+		out=$(as_other "$RO_GID" "$D/usr/sbin/lbctl" -s "$T/cap/run/lbd.sock" sticky flush 2>&1)
+		check "... but not sticky flush: $out" \
+			grep -qF "\"sticky flush\" needs group $CTL_GROUP; group $RO_GROUP may run only" <<<"$out"
+		out=$(as_other "" "$D/usr/sbin/lbctl" -s "$T/cap/run/lbd.sock" status 2>&1)
+		check "... a user in neither group gets nothing: $out" \
+			grep -qF "permission denied: lbctl needs group $CTL_GROUP (every command) or $RO_GROUP" <<<"$out"
+		# lbd is strace's child (setpriv execs it): SIGTERM, the normal stop.
+		pid=$(ps -o pid= --ppid "$STRACE_PID" | tr -d ' ')
+		[ -n "$pid" ] && kill -TERM "$pid"
+		for ((i = 0; i < 200; i++)); do
+			kill -0 "$STRACE_PID" 2>/dev/null || break
+			sleep 0.05
+		done
+		wait "$STRACE_PID" 2>/dev/null
+		STRACE_PID=""
+		# Calls after lbd's execve, any thread; "<... x resumed>" lines name a call begun before.
+		awk -v lbd="$D/usr/sbin/lbd" 'index($0, "execve(\"" lbd "\"") { on = 1; next }
+			on && match($0, /^[0-9]+ +[a-z_0-9]+\(/) {
+				s = substr($0, RSTART, RLENGTH - 1); sub(/^[0-9]+ +/, "", s); print s }' \
+			"$T/strace" | sort -u >"$T/used"
+		n=$(wc -l <"$T/used")
+		denied=$(comm -23 "$T/used" "$T/allowed" | tr '\n' ' ')
+		check "lbd made $n distinct system calls, none outside the unit's SystemCallFilter: ${denied:-none}" \
+			test "$n" -gt 20 -a -z "$denied"
+		check "... and exited on SIGTERM with the VIP removed" bash -c "! ip -n '$NS' -o -4 addr show dev lbdt0 | grep -q ' 192.168.86.87/'"
+	else
+		skip "strace or systemd-analyze missing: SystemCallFilter not checked"
+	fi
 	if [ "$FAIL" -gt 0 ]; then
 		echo "--- lbd log"
 		cat "$T/cap/lbd.log"

@@ -229,6 +229,9 @@ test_minimal_defaults(void **state)
 	assert_true(c->preempt);
 	assert_int_equal(c->handover_drain_s, 60);
 	assert_string_equal(c->control_socket, "/run/lbd/lbd.sock");
+	assert_string_equal(c->control_group, "lbdctl");
+	assert_false(c->control_group_set);
+	assert_string_equal(c->control_readonly_group, "");
 	assert_int_equal(c->nservices, 1);
 	assert_int_equal(s->line, 3);
 	assert_int_equal(s->nranges, 2);
@@ -1147,6 +1150,38 @@ test_log_level_bad(void **state)
 	    "log_level: expected a string in double quotes");
 }
 
+/* control.group and control.readonly_group: names, and not the same group. */
+static void
+test_control_groups(void **state)
+{
+	struct fixture		*f = *state;
+	struct lbd_config	*c;
+
+	c = load_ok(f, NODE_VIP "control = { group = \"ops\"; readonly_group = \"noc\"; };\n"
+	    METRICS_SERVICE);
+	assert_string_equal(c->control_group, "ops");
+	assert_true(c->control_group_set);
+	assert_string_equal(c->control_readonly_group, "noc");
+	unlink(f->path);
+	c = load_ok(f, NODE_VIP "control = { readonly_group = \"lbdview\"; };\n" METRICS_SERVICE);
+	assert_string_equal(c->control_group, "lbdctl");
+	assert_false(c->control_group_set);
+	assert_string_equal(c->control_readonly_group, "lbdview");
+	unlink(f->path);
+	load_err(f, NODE_VIP "control = { readonly_group = \"lbdctl\"; };\n" METRICS_SERVICE, 3,
+	    "control.readonly_group: \"lbdctl\" is control.group already (every command); "
+	    "name another group, or drop this key");
+	unlink(f->path);
+	load_err(f, NODE_VIP "control = { group = \"a b\"; };\n" METRICS_SERVICE, 3,
+	    "control.group: \"a b\" has a bad character ' '");
+	unlink(f->path);
+	load_err(f, NODE_VIP "control = { readonly_group = \"\"; };\n" METRICS_SERVICE, 3,
+	    "control.readonly_group: must not be empty");
+	unlink(f->path);
+	load_err(f, NODE_VIP "control = { group = 5; };\n" METRICS_SERVICE, 3,
+	    "control.group: expected a string in double quotes");
+}
+
 /* A failed load followed by a good one leaves no trace of the first. */
 static void
 test_reload_after_error(void **state)
@@ -1209,6 +1244,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enum_strings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_after_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_control_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_listen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_bad_address, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_bad_port, setup, teardown),

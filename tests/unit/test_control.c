@@ -7,9 +7,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -29,6 +31,7 @@
 
 #define REPLY_MAX	(1 << 20)	/* largest reply a socket test reads */
 #define LOOP_DEADLINE_MS 3000		/* a socket test gives up after this */
+#define PEER_UID	65534		/* the forked clients of the access test (nobody) */
 
 /* The daemon under test: built by hand, no sockets unless a test opens them. */
 struct fixture {
@@ -1318,6 +1321,212 @@ test_socket_stale_and_live(void **state)
 	assert_null(control_open(&f->lbd));
 }
 
+/* Two groups of this machine (not root's, not nobody's) for the access test. */
+static void
+pick_groups(struct group *a, struct group *b, char *na, char *nb, size_t len)
+{
+	struct group	*g;
+	int		 found = 0;
+
+	setgrent();
+	while (found < 2 && (g = getgrent()) != NULL) {
+		if (g->gr_gid == 0 || g->gr_gid == PEER_UID || strlen(g->gr_name) >= len)
+			continue;
+		snprintf(found == 0 ? na : nb, len, "%s", g->gr_name);
+		(found == 0 ? a : b)->gr_gid = g->gr_gid;
+		found++;
+	}
+	endgrent();
+	assert_int_equal(found, 2);
+	a->gr_name = na;
+	b->gr_name = nb;
+}
+
+/*
+ * Sends request from a forked child that is user PEER_UID in exactly the
+ * groups given, while this process runs lbd's loop; the child's
+ * SO_PEERCRED/SO_PEERGROUPS are what lbd judges. Returns: the reply.
+ */
+static json_t *
+peer_request(struct fixture *f, const gid_t *groups, size_t ngroups, const char *request)
+{
+	char		 buf[65536];
+	json_error_t	 jerr;
+	uint64_t	 deadline = now_ms() + LOOP_DEADLINE_MS;
+	json_t		*r;
+	ssize_t		 n;
+	size_t		 got = 0;
+	pid_t		 pid;
+	int		 p[2], status, done = 0;
+
+	assert_int_equal(pipe(p), 0);
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		struct sockaddr_un sun;
+		int	 fd;
+
+		close(p[0]);
+		if (setgroups(ngroups, groups) == -1 || setgid(PEER_UID) == -1 ||
+		    setuid(PEER_UID) == -1)
+			_exit(2);
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", f->conf.control_socket);
+		if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1 ||
+		    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
+			_exit(3);
+		if (write(fd, request, strlen(request)) != (ssize_t)strlen(request) ||
+		    write(fd, "\n", 1) != 1)
+			_exit(4);
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			if (write(p[1], buf, (size_t)n) != n)
+				_exit(5);
+		_exit(n == 0 ? 0 : 6);
+	}
+	assert_true(pid > 0);
+	close(p[1]);
+	while (!done && now_ms() < deadline) {
+		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			done = 1;
+		else
+			poll(NULL, 0, 1);
+	}
+	if (!done) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		fail_msg("the client (%s) got no reply in time", request);
+	}
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	while ((n = read(p[0], buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += (size_t)n;
+	close(p[0]);
+	buf[got] = '\0';
+	if ((r = json_loads(buf, 0, &jerr)) == NULL)
+		fail_msg("reply to %s is not JSON (%s): %s", request, jerr.text, buf);
+	return r;
+}
+
+/* The "error" of r, or NULL when r is no error. */
+static const char *
+error_of(json_t *r)
+{
+	return json_string_value(json_object_get(r, "error"));
+}
+
+/*
+ * Who may run what, from the peer's credentials: control.group every
+ * command, control.readonly_group only commands that change nothing,
+ * anyone else nothing; each refusal names the group needed. As root: the
+ * children need setgroups/setuid.
+ */
+static void
+test_socket_access(void **state)
+{
+	static const char *const readonly_ok[] = {
+		"status", "backends", "sticky list", "sticky get 10.0.0.1", "help",
+	};
+	static const char *const mutating[] = {
+		"failover", "reload", "sticky flush", "sticky clear 10.0.0.1",
+		"sticky set 10.0.0.1 FTP_SVR1", "backend FTP_SVR1 disable",
+	};
+	struct fixture	*f = *state;
+	struct group	 full, ro;
+	struct stat	 st;
+	char		 nfull[LBD_NAME_MAX], nro[LBD_NAME_MAX], want[512];
+	json_t		*r;
+	size_t		 i;
+
+	if (geteuid() != 0)
+		skip();
+	pick_groups(&full, &ro, nfull, nro, sizeof(nfull));
+	snprintf(f->conf.control_group, sizeof(f->conf.control_group), "%s", nfull);
+	f->conf.control_group_set = true;
+	snprintf(f->conf.control_readonly_group, sizeof(f->conf.control_readonly_group),
+	    "%s", nro);
+	open_socket(f);
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	assert_int_equal(stat(f->conf.control_socket, &st), 0);
+	assert_int_equal(st.st_gid, full.gr_gid);
+	/* Open to all: readonly_group members must connect; credentials decide. */
+	assert_int_equal(st.st_mode & 07777, 0666);
+
+	for (i = 0; i < sizeof(readonly_ok) / sizeof(readonly_ok[0]); i++) {
+		r = peer_request(f, &ro.gr_gid, 1, readonly_ok[i]);
+		if (error_of(r) != NULL && strstr(error_of(r), "permission denied") != NULL)
+			fail_msg("read-only peer refused %s: %s", readonly_ok[i], error_of(r));
+		json_decref(r);
+	}
+	for (i = 0; i < sizeof(mutating) / sizeof(mutating[0]); i++) {
+		char	 cmd[32];
+
+		/* The command as refused: "failover", "sticky flush", "backend". */
+		snprintf(cmd, sizeof(cmd), "%s", mutating[i]);
+		*strchrnul(strncmp(cmd, "sticky ", 7) == 0 ? cmd + 7 : cmd, ' ') = '\0';
+		snprintf(want, sizeof(want), "permission denied: \"%s\" needs group %s; group %s "
+		    "may run only status, backends, sticky list|get, monitor, help", cmd, nfull, nro);
+		r = peer_request(f, &ro.gr_gid, 1, mutating[i]);
+		assert_non_null(error_of(r));
+		assert_string_equal(error_of(r), want);
+		json_decref(r);
+	}
+	/* The flush never ran: the entry is still there. */
+	{
+		struct lbd_ip	 a = ip("10.0.0.1");
+
+		sticky_set(f->lbd.services[0].sticky, &a, 0, now_s());
+	}
+	r = peer_request(f, &ro.gr_gid, 1, "sticky flush");
+	assert_non_null(error_of(r));
+	json_decref(r);
+	assert_int_equal(sticky_count(f->lbd.services[0].sticky), 1);
+
+	/* A control.group member (among other groups) may change things. */
+	{
+		gid_t	 both[2] = { ro.gr_gid, full.gr_gid };
+
+		r = peer_request(f, both, 2, "sticky flush");
+		assert_null(error_of(r));
+		json_decref(r);
+		assert_int_equal(sticky_count(f->lbd.services[0].sticky), 0);
+	}
+
+	/* Neither group: nothing, and told which groups would do. */
+	snprintf(want, sizeof(want), "permission denied: lbctl needs group %s (every command) "
+	    "or %s (status, backends, sticky list|get, monitor, help); root can add you: "
+	    "usermod -aG %s NAME", nfull, nro, nfull);
+	r = peer_request(f, NULL, 0, "status");
+	assert_non_null(error_of(r));
+	assert_string_equal(error_of(r), want);
+	json_decref(r);
+	close_socket(f);
+
+	/* Without a read-only group the socket is 0660, group control.group. */
+	f->conf.control_readonly_group[0] = '\0';
+	open_socket(f);
+	assert_int_equal(stat(f->conf.control_socket, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0660);
+	assert_int_equal(st.st_gid, full.gr_gid);
+	close_socket(f);
+	rmdir(f->dir);
+
+	/* A group that does not exist, when configured, stops lbd. */
+	snprintf(f->conf.control_group, sizeof(f->conf.control_group), "no-such-group-lbd");
+	snprintf(f->dir, sizeof(f->dir), "/tmp/lbdtest-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->conf.control_socket, sizeof(f->conf.control_socket), "%s/run/s", f->dir);
+	assert_null(control_open(&f->lbd));
+	/* The default group missing only warns: root and lbd's user still get in. */
+	f->conf.control_group_set = false;
+	f->lbd.control = control_open(&f->lbd);
+	assert_non_null(f->lbd.control);
+	r = client_request(f, "status\n", 7, false);
+	assert_null(error_of(r));
+	json_decref(r);
+	close_socket(f);
+}
+
 int
 main(void)
 {
@@ -1340,6 +1549,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_socket_monitor_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_slow_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_stale_and_live, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_socket_access, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);	/* as lbd does: a client that leaves is an EPIPE */

@@ -220,6 +220,17 @@ test_reload_node(void **state)
 	fclose(f);
 	assert_int_equal(reload_apply(&fx->lbd, err, sizeof(err)), -1);
 	assert_string_equal(err, "needs a restart: node settings changed");
+
+	/* The socket's groups are set when it is made: a restart too. */
+	assert_non_null(f = fopen(fx->path, "w"));
+	fprintf(f, "node = { name = \"lb1\"; address = \"127.0.0.1\"; };\n"
+	    "vip = { address = \"127.0.0.87/8\"; interface = \"lo\"; };\n"
+	    "control = { socket = \"/tmp/test_reload.sock\"; readonly_group = \"lbdview\"; };\n"
+	    "services = ( { name = \"S\"; ports = [ \"2121\" ]; sticky_timeout_s = 600;\n"
+	    "  backends = ( { name = \"A\"; address = \"127.0.0.50\"; } ); } );\n");
+	fclose(f);
+	assert_int_equal(reload_apply(&fx->lbd, err, sizeof(err)), -1);
+	assert_string_equal(err, "needs a restart: control settings changed");
 }
 
 /* log_level changes live, both ways; everything else stays. */
