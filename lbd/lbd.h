@@ -310,6 +310,8 @@ void		 sticky_foreach(struct sticky_table *, uint32_t now,
 		    void (*fn)(const struct lbd_ip *ip, int backend, uint32_t expires_in_s, void *arg),
 		    void *arg);
 size_t		 sticky_entry_size(void);
+/* Runs examined by inserts sorted by expiry (the peer's entries) so far: their cost. */
+uint64_t	 sticky_insert_steps(const struct sticky_table *);
 /*
  * Replication (SPEC 7, driven by replica.c). Versions come from this node's
  * hybrid logical clock: max(CLOCK_REALTIME ms << 16, last + 1), and every

@@ -7,9 +7,13 @@
  * expire `timeout` after now, the latest possible, so they go to the head;
  * entries from the peer carry a shorter remaining lifetime and are inserted
  * where their expiry belongs, found through `runs` (per expiry second, the
- * head-most entry dying at that second). So the tail is always the next to
- * die, sticky_expire stays O(expired) and eviction takes the entry closest
- * to its end. This needs callers to pass a monotonic `now`.
+ * head-most entry dying at that second) and `occ`, a 64-ary bitmap tree of
+ * the seconds that have a run: the latest occupied second at or before an
+ * expiry is a few word scans away (4 levels for a week of seconds), so an
+ * insert costs the same whatever the lifetime and the order entries come
+ * in. So the tail is always the next to die, sticky_expire stays
+ * O(expired) and eviction takes the entry closest to its end. This needs
+ * callers to pass a monotonic `now`.
  *
  * Replication: once sticky_replicate() is on, every local change gets a
  * version from the node's hybrid logical clock and a dirty mark: an
@@ -41,6 +45,7 @@
 #define STICKY_F_USED		0x01		/* slot holds an entry (or tombstone) */
 #define STICKY_F_TOMB		0x02		/* deleted: kept only to carry the delete's version */
 #define STICKY_F_DIRTY		0x04		/* on the dirty list: to be replicated */
+#define STICKY_OCC_LEVELS	6		/* bitmap tree levels: 64^6 covers any nruns */
 
 /*
  * One client. 56 bytes: links are uint32 indices, not pointers, so a
@@ -75,6 +80,10 @@ struct sticky_table {
 	uint32_t	 fresh;		/* entries[fresh..] never used yet: zero, not on the free list */
 	uint32_t	*runs;		/* nruns: per expiry second % nruns, its head-most entry */
 	uint32_t	 nruns;		/* timeout_s + 2: no two live seconds share a slot */
+	uint64_t	*occ;		/* bitmap tree: level 0 bit i set iff runs[i] is set */
+	uint32_t	 occ_off[STICKY_OCC_LEVELS]; /* first word of each level in occ */
+	int		 occ_levels;	/* levels in use; the last one is one word */
+	uint64_t	 insert_steps;	/* runs examined by sorted inserts (a cost counter) */
 	uint64_t	 evictions;	/* live entries dropped because the table was full */
 	bool		 replicate;	/* track changes for replication */
 	void		(*notify)(void *); /* the dirty list became non-empty */
@@ -155,6 +164,65 @@ sticky_newer(uint64_t va, int oa, uint64_t vb, int ob, int name_cmp)
 	return va > vb || (va == vb && sticky_origin_wins(oa, ob, name_cmp));
 }
 
+/* ---------------------------------------------------------------- occupancy */
+
+/* Marks run slot i occupied, and its words' bits up the tree. */
+static void
+sticky_occ_set(struct sticky_table *t, uint32_t i)
+{
+	uint64_t	*w;
+	int		 lv;
+
+	for (lv = 0; lv < t->occ_levels; lv++, i /= 64) {
+		w = &t->occ[t->occ_off[lv] + i / 64];
+		if (*w & (1ULL << (i % 64)))
+			return;
+		*w |= 1ULL << (i % 64);
+		if (*w != 1ULL << (i % 64))
+			return;		/* the word had bits: the levels above know */
+	}
+}
+
+/* Marks run slot i empty; a word left empty clears its bit a level up. */
+static void
+sticky_occ_clear(struct sticky_table *t, uint32_t i)
+{
+	uint64_t	*w;
+	int		 lv;
+
+	for (lv = 0; lv < t->occ_levels; lv++, i /= 64) {
+		w = &t->occ[t->occ_off[lv] + i / 64];
+		*w &= ~(1ULL << (i % 64));
+		if (*w != 0)
+			return;
+	}
+}
+
+/* Returns: the greatest occupied run slot <= i, or -1. O(levels). */
+static int64_t
+sticky_occ_prev(const struct sticky_table *t, uint32_t i)
+{
+	uint64_t	 w, idx = i;
+	int		 lv = 0, b;
+
+	for (;;) {
+		b = (int)(idx % 64);
+		w = t->occ[t->occ_off[lv] + idx / 64] & (b == 63 ? ~0ULL : (1ULL << (b + 1)) - 1);
+		if (w != 0) {
+			idx = idx / 64 * 64 + (uint64_t)(63 - __builtin_clzll(w));
+			break;
+		}
+		if (idx < 64)
+			return -1;	/* no earlier word at this level */
+		idx = idx / 64 - 1;	/* the words before, one level up */
+		lv++;
+	}
+	/* Down again: the highest bit of each word leads to the latest slot. */
+	while (lv-- > 0)
+		idx = idx * 64 + (uint64_t)(63 - __builtin_clzll(t->occ[t->occ_off[lv] + idx]));
+	return (int64_t)idx;
+}
+
 /* ---------------------------------------------------------------- lists */
 
 /* Drops e from runs if it is the head-most entry of its expiry second. */
@@ -167,8 +235,10 @@ sticky_run_leave(struct sticky_table *t, struct sticky_entry *e)
 		return;
 	if (e->lru_next != STICKY_NONE && sticky_at(t, e->lru_next)->expires == e->expires)
 		*r = e->lru_next;
-	else
+	else {
 		*r = STICKY_NONE;
+		sticky_occ_clear(t, e->expires % t->nruns);
+	}
 }
 
 static void
@@ -204,6 +274,7 @@ sticky_lru_insert_before(struct sticky_table *t, struct sticky_entry *e, uint32_
 	else
 		t->lru_tail = l;
 	t->runs[e->expires % t->nruns] = l;
+	sticky_occ_set(t, e->expires % t->nruns);
 }
 
 /* A local use: the latest expiry there is, so the head. */
@@ -215,21 +286,35 @@ sticky_lru_push_head(struct sticky_table *t, struct sticky_entry *e)
 
 /*
  * Links e where its expiry belongs: before the head-most entry of the
- * latest second <= e->expires that has entries. Seconds past now only:
- * sticky_apply has swept the dead ones. O(seconds skipped) <= timeout.
+ * latest second in (now, e->expires] that has entries, found in the
+ * occupancy tree (the seconds wrap around runs, so the search may go on
+ * from its top). Seconds past now only: sticky_apply has swept the dead
+ * ones, so a run found is that second's; one left by an entry that died
+ * without a sweep is passed over. O(levels) per run examined.
  */
 static void
 sticky_lru_insert_sorted(struct sticky_table *t, struct sticky_entry *e, uint32_t now)
 {
-	uint32_t	 s, l, steps;
+	uint32_t	 s = e->expires, slot, back, l;
+	int64_t		 p;
 
-	for (s = e->expires, steps = 0; s > now && steps < t->nruns; s--, steps++) {
-		l = t->runs[s % t->nruns];
-		if (l != STICKY_NONE && sticky_at(t, l)->expires == s &&
-		    (sticky_at(t, l)->flags & STICKY_F_USED)) {
+	while (s > now) {
+		t->insert_steps++;
+		slot = s % t->nruns;
+		if ((p = sticky_occ_prev(t, slot)) == -1 &&
+		    (p = sticky_occ_prev(t, t->nruns - 1)) == -1)
+			break;		/* no run at all */
+		/* Slot p is this many seconds before s (behind slot 0 when p > slot). */
+		back = (uint32_t)(((int64_t)slot - p + t->nruns) % t->nruns);
+		if (back >= s - now)
+			break;		/* the nearest run is not live: e goes to the tail */
+		s -= back;
+		l = t->runs[p];
+		if (sticky_at(t, l)->expires == s && (sticky_at(t, l)->flags & STICKY_F_USED)) {
 			sticky_lru_insert_before(t, e, l);
 			return;
 		}
+		s--;
 	}
 	sticky_lru_insert_before(t, e, STICKY_NONE);
 }
@@ -381,6 +466,8 @@ sticky_reset(struct sticky_table *t)
 	if (t->fresh > 0) {
 		memset(t->buckets, 0, (size_t)t->nbuckets * sizeof(*t->buckets));
 		memset(t->runs, 0, (size_t)t->nruns * sizeof(*t->runs));
+		memset(t->occ, 0, (size_t)t->occ_off[t->occ_levels - 1] * sizeof(*t->occ) +
+		    sizeof(*t->occ));
 		memset(t->entries, 0, (size_t)t->fresh * sizeof(*t->entries));
 	}
 	t->fresh = 0;
@@ -396,6 +483,7 @@ struct sticky_table *
 sticky_new(uint32_t max_entries, uint32_t timeout_s)
 {
 	struct sticky_table *t = NULL;
+	uint64_t	 words, bits;
 	ssize_t		 n;
 
 	if (max_entries == 0 || max_entries > STICKY_MAX_ENTRIES) {
@@ -414,11 +502,19 @@ sticky_new(uint32_t max_entries, uint32_t timeout_s)
 	t->max_entries = max_entries;
 	t->timeout_s = timeout_s;
 	t->nruns = timeout_s + 2;
+	/* Level sizes: 64 bits per word, up to the level of one word. */
+	for (words = 0, bits = t->nruns; t->occ_levels == 0 || bits > 1; bits = (bits + 63) / 64) {
+		if (t->occ_levels == STICKY_OCC_LEVELS)
+			fatalx("%s: %u run slots need more bitmap levels", __func__, t->nruns);
+		t->occ_off[t->occ_levels++] = words;
+		words += (bits + 63) / 64;
+	}
 	for (t->nbuckets = 1; t->nbuckets < max_entries; t->nbuckets <<= 1)
 		;
 	if ((t->entries = calloc(max_entries, sizeof(*t->entries))) == NULL ||
 	    (t->buckets = calloc(t->nbuckets, sizeof(*t->buckets))) == NULL ||
-	    (t->runs = calloc(t->nruns, sizeof(*t->runs))) == NULL) {
+	    (t->runs = calloc(t->nruns, sizeof(*t->runs))) == NULL ||
+	    (t->occ = calloc(words, sizeof(*t->occ))) == NULL) {
 		log_warn("sticky table of %u entries", max_entries);
 		goto fail;
 	}
@@ -449,6 +545,7 @@ sticky_free(struct sticky_table *t)
 	free(t->entries);
 	free(t->buckets);
 	free(t->runs);
+	free(t->occ);
 	free(t);
 }
 
@@ -605,6 +702,12 @@ sticky_foreach(struct sticky_table *t, uint32_t now,
 		if (sticky_live(e, now) && !(e->flags & STICKY_F_TOMB))
 			fn(&e->ip, e->backend, e->expires - now, arg);
 	}
+}
+
+uint64_t
+sticky_insert_steps(const struct sticky_table *t)
+{
+	return t->insert_steps;
 }
 
 size_t
