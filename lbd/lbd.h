@@ -309,6 +309,20 @@ int64_t		 sticky_expires_in(struct sticky_table *, const struct lbd_ip *ip, uint
 void		 sticky_foreach(struct sticky_table *, uint32_t now,
 		    void (*fn)(const struct lbd_ip *ip, int backend, uint32_t expires_in_s, void *arg),
 		    void *arg);
+/*
+ * Calls fn for live entries in slot order from *cursor on (0 to start):
+ * at most max_entries calls and max_slots slots visited, so a big table
+ * is walked a bounded step at a time. An entry stays in its slot while it
+ * lives, refreshed or not: one present through the whole walk is seen
+ * exactly once; one added meanwhile may or may not be.
+ * Returns: true once the end was reached (*cursor: where to go on).
+ */
+bool		 sticky_foreach_slots(struct sticky_table *, uint32_t *cursor, uint32_t now,
+		    uint32_t max_entries, uint32_t max_slots,
+		    void (*fn)(const struct lbd_ip *ip, int backend, uint32_t expires_in_s, void *arg),
+		    void *arg);
+/* Slots in use: live entries, tombstones, dead ones not swept yet (what sticky_foreach walks). */
+uint32_t	 sticky_used(const struct sticky_table *);
 size_t		 sticky_entry_size(void);
 /* Runs examined by inserts sorted by expiry (the peer's entries) so far: their cost. */
 uint64_t	 sticky_insert_steps(const struct sticky_table *);

@@ -704,6 +704,33 @@ sticky_foreach(struct sticky_table *t, uint32_t now,
 	}
 }
 
+bool
+sticky_foreach_slots(struct sticky_table *t, uint32_t *cursor, uint32_t now,
+    uint32_t max_entries, uint32_t max_slots,
+    void (*fn)(const struct lbd_ip *ip, int backend, uint32_t expires_in_s, void *arg),
+    void *arg)
+{
+	uint32_t	 i, n = 0, end;
+
+	end = *cursor < t->fresh && t->fresh - *cursor > max_slots ? *cursor + max_slots : t->fresh;
+	for (i = *cursor; i < end && n < max_entries; i++) {
+		struct sticky_entry *e = &t->entries[i];
+
+		if (!(e->flags & STICKY_F_USED) || (e->flags & STICKY_F_TOMB) || !sticky_live(e, now))
+			continue;
+		fn(&e->ip, e->backend, e->expires - now, arg);
+		n++;
+	}
+	*cursor = i;
+	return i >= t->fresh;
+}
+
+uint32_t
+sticky_used(const struct sticky_table *t)
+{
+	return t->count;
+}
+
 uint64_t
 sticky_insert_steps(const struct sticky_table *t)
 {
