@@ -364,8 +364,17 @@ uint32_t	 sticky_scan(struct sticky_table *, uint32_t *cursor, uint32_t now,
 /* Merges a change from the peer. Returns: 1 applied, 0 not newer than ours (or cleared since). */
 int		 sticky_apply(struct sticky_table *, const struct sticky_change *, int name_cmp,
 		    uint32_t now);
-/* Removes every entry older than version and refuses older ones later. Returns entries removed. */
+/*
+ * Removes every entry older than version and refuses older ones later.
+ * At once when every entry is older; else a sweep of STICKY_CLEAR_SLOTS
+ * slots now and the rest by sticky_clear_step (the covered entries count
+ * as gone meanwhile, but sticky_count still has them).
+ * Returns: entries removed so far.
+ */
 uint32_t	 sticky_clear(struct sticky_table *, uint64_t version, int origin, int name_cmp);
+/* Goes on with a clear's sweep over at most max_slots slots. Returns entries removed. */
+uint32_t	 sticky_clear_step(struct sticky_table *, uint32_t max_slots);
+bool		 sticky_clear_pending(const struct sticky_table *);	/* a sweep is left */
 
 /* sched.c */
 bool		 backend_usable_new(const struct backend *);	/* may take a new client */

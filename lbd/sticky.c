@@ -25,6 +25,13 @@
  * copy of the entry arriving later cannot bring it back; a clear leaves a
  * version floor for the same reason. Expiry is not replicated: the peer's
  * copy carries the remaining lifetime and dies on its own.
+ *
+ * A clear newer than every version in the table empties it at once (a
+ * reset: memsets, 20-100 ms for 16M entries). Otherwise some entries
+ * outlive it, and removing the rest one by one (8 s for 16M, once in one
+ * loop turn) goes in steps of STICKY_CLEAR_SLOTS slots, sticky_clear_step,
+ * driven by replica.c a loop turn at a time; until then an entry the
+ * clear covers counts as gone: found, it is dropped; walks skip it.
  */
 #include <sys/random.h>
 
@@ -42,6 +49,7 @@
 #define STICKY_RESEND_MAX_S	30		/* a refresh is replicated at least this often */
 #define STICKY_SCAN_SLOTS	65536		/* slots sticky_scan visits per call at most */
 #define STICKY_EVICT_SKIP	8		/* unsent changes eviction passes over, at most */
+#define STICKY_CLEAR_SLOTS	2048		/* slots sticky_clear sweeps before it returns (~3 ms at most) */
 #define STICKY_F_USED		0x01		/* slot holds an entry (or tombstone) */
 #define STICKY_F_TOMB		0x02		/* deleted: kept only to carry the delete's version */
 #define STICKY_F_DIRTY		0x04		/* on the dirty list: to be replicated */
@@ -93,6 +101,10 @@ struct sticky_table {
 	uint32_t	 ndirty;	/* entries on the dirty list */
 	uint64_t	 floor_version;	/* last clear: older remote entries are refused */
 	uint8_t		 floor_origin;	/* who wrote that clear */
+	int8_t		 floor_name_cmp; /* the name_cmp it came with: for sticky_floored */
+	uint64_t	 max_version;	/* greatest version given to an entry since the last reset */
+	uint32_t	 clear_next;	/* a clear's sweep: next slot to look at */
+	uint32_t	 clear_end;	/* ... up to here (fresh at the clear); == clear_next: none */
 	unsigned char	 hash_key[crypto_shorthash_KEYBYTES]; /* random SipHash key: no forced collisions */
 };
 
@@ -357,17 +369,45 @@ sticky_dirty_mark(struct sticky_table *t, struct sticky_entry *e)
 		t->notify(t->notify_arg);
 }
 
-/* Returns: the entry for ip (live, expired or tombstone), or NULL. */
+/* Is e covered by a clear whose sweep has not reached it yet (so gone in all but memory)? */
+static bool
+sticky_floored(const struct sticky_table *t, const struct sticky_entry *e)
+{
+	return t->clear_next < t->clear_end &&
+	    !sticky_newer(e->version, e->origin, t->floor_version, t->floor_origin,
+	    t->floor_name_cmp);
+}
+
+/* Gives e a version (and notes the table's greatest). */
+static void
+sticky_stamp(struct sticky_table *t, struct sticky_entry *e, uint64_t version, int origin)
+{
+	e->version = version;
+	e->origin = (uint8_t)origin;
+	if (version > t->max_version)
+		t->max_version = version;
+}
+
+static void	sticky_remove(struct sticky_table *, struct sticky_entry *);
+
+/*
+ * Returns: the entry for ip (live, expired or tombstone), or NULL. One a
+ * pending clear covers is removed on the way: NULL.
+ */
 static struct sticky_entry *
-sticky_find(const struct sticky_table *t, const struct lbd_ip *ip)
+sticky_find(struct sticky_table *t, const struct lbd_ip *ip)
 {
 	uint32_t	 l;
 
 	for (l = t->buckets[sticky_bucket(t, ip)]; l != STICKY_NONE; l = sticky_at(t, l)->hnext) {
 		struct sticky_entry *e = sticky_at(t, l);
 
-		if (memcmp(e->ip.bytes, ip->bytes, sizeof(ip->bytes)) == 0)
-			return e;
+		if (memcmp(e->ip.bytes, ip->bytes, sizeof(ip->bytes)) == 0) {
+			if (!sticky_floored(t, e))
+				return e;
+			sticky_remove(t, e);
+			return NULL;
+		}
 	}
 	return NULL;
 }
@@ -437,7 +477,7 @@ sticky_alloc(struct sticky_table *t, const struct lbd_ip *ip, uint32_t now)
 		if (t->free_head == STICKY_NONE) {
 			/* Full: the LRU tail goes; only a live entry counts as evicted. */
 			e = sticky_evictee(t, now);
-			if (sticky_live(e, now) && !(e->flags & STICKY_F_TOMB))
+			if (sticky_live(e, now) && !(e->flags & STICKY_F_TOMB) && !sticky_floored(t, e))
 				t->evictions++;
 			sticky_remove(t, e);
 		}
@@ -471,6 +511,8 @@ sticky_reset(struct sticky_table *t)
 		memset(t->entries, 0, (size_t)t->fresh * sizeof(*t->entries));
 	}
 	t->fresh = 0;
+	t->clear_next = t->clear_end = 0;
+	t->max_version = 0;
 	t->free_head = STICKY_NONE;
 	t->lru_head = t->lru_tail = STICKY_NONE;
 	t->dirty_head = t->dirty_tail = STICKY_NONE;
@@ -603,8 +645,7 @@ sticky_set(struct sticky_table *t, const struct lbd_ip *ip, int backend, uint32_
 	if (t->replicate &&
 	    (changed || e->expires - e->sent_expires >= sticky_resend_s(t) ||
 	    e->sent_expires > e->expires)) {
-		e->version = sticky_version_next();
-		e->origin = STICKY_ORIGIN_SELF;
+		sticky_stamp(t, e, sticky_version_next(), STICKY_ORIGIN_SELF);
 		sticky_dirty_mark(t, e);
 	}
 }
@@ -623,8 +664,7 @@ sticky_delete(struct sticky_table *t, const struct lbd_ip *ip)
 	/* The tombstone dies when the entry would have: no older copy outlives it. */
 	e->flags |= STICKY_F_TOMB;
 	t->ntombs++;
-	e->version = sticky_version_next();
-	e->origin = STICKY_ORIGIN_SELF;
+	sticky_stamp(t, e, sticky_version_next(), STICKY_ORIGIN_SELF);
 	sticky_dirty_mark(t, e);
 	return 1;
 }
@@ -699,7 +739,7 @@ sticky_foreach(struct sticky_table *t, uint32_t now,
 		struct sticky_entry *e = sticky_at(t, l);
 
 		next = e->lru_next;
-		if (sticky_live(e, now) && !(e->flags & STICKY_F_TOMB))
+		if (sticky_live(e, now) && !(e->flags & STICKY_F_TOMB) && !sticky_floored(t, e))
 			fn(&e->ip, e->backend, e->expires - now, arg);
 	}
 }
@@ -716,7 +756,8 @@ sticky_foreach_slots(struct sticky_table *t, uint32_t *cursor, uint32_t now,
 	for (i = *cursor; i < end && n < max_entries; i++) {
 		struct sticky_entry *e = &t->entries[i];
 
-		if (!(e->flags & STICKY_F_USED) || (e->flags & STICKY_F_TOMB) || !sticky_live(e, now))
+		if (!(e->flags & STICKY_F_USED) || (e->flags & STICKY_F_TOMB) || !sticky_live(e, now) ||
+		    sticky_floored(t, e))
 			continue;
 		fn(&e->ip, e->backend, e->expires - now, arg);
 		n++;
@@ -754,7 +795,8 @@ sticky_replicate(struct sticky_table *t, void (*notify)(void *arg), void *arg)
 	if (!t->replicate)
 		for (i = 0; i < t->fresh; i++)
 			if ((t->entries[i].flags & STICKY_F_USED) && t->entries[i].version == 0)
-				t->entries[i].version = sticky_version_next();
+				sticky_stamp(t, &t->entries[i], sticky_version_next(),
+				    STICKY_ORIGIN_SELF);
 	t->replicate = true;
 	t->notify = notify;
 	t->notify_arg = arg;
@@ -781,8 +823,8 @@ sticky_take_dirty(struct sticky_table *t, uint32_t now, struct sticky_change *ou
 	while (n < max && t->dirty_head != STICKY_NONE) {
 		e = sticky_at(t, t->dirty_head);
 		sticky_dirty_unlink(t, e);
-		if (!sticky_live(e, now))
-			continue;	/* the peer's copy dies on its own */
+		if (!sticky_live(e, now) || sticky_floored(t, e))
+			continue;	/* the peer's copy dies on its own, or was cleared too */
 		sticky_change_of(e, now, &out[n++]);
 		e->sent_expires = e->expires;
 	}
@@ -816,7 +858,7 @@ sticky_scan(struct sticky_table *t, uint32_t *cursor, uint32_t now,
 	    i++, visited++) {
 		struct sticky_entry *e = &t->entries[i];
 
-		if (!(e->flags & STICKY_F_USED) || !sticky_live(e, now))
+		if (!(e->flags & STICKY_F_USED) || !sticky_live(e, now) || sticky_floored(t, e))
 			continue;
 		sticky_change_of(e, now, &out[n++]);
 	}
@@ -856,8 +898,7 @@ sticky_apply(struct sticky_table *t, const struct sticky_change *c, int name_cmp
 	}
 	/* Newer than anything we had: our own pending change is moot. */
 	sticky_dirty_unlink(t, e);
-	e->version = c->version;
-	e->origin = (uint8_t)c->origin;
+	sticky_stamp(t, e, c->version, c->origin);
 	if (c->backend < 0) {
 		if (!(e->flags & STICKY_F_TOMB)) {
 			e->flags |= STICKY_F_TOMB;
@@ -882,22 +923,51 @@ sticky_apply(struct sticky_table *t, const struct sticky_change *c, int name_cmp
 uint32_t
 sticky_clear(struct sticky_table *t, uint64_t version, int origin, int name_cmp)
 {
-	uint32_t	 i, n = 0;
+	uint32_t	 n;
 
 	sticky_version_seen(version);
-	if (sticky_newer(version, origin, t->floor_version, t->floor_origin, name_cmp)) {
-		t->floor_version = version;
-		t->floor_origin = (uint8_t)origin;
+	if (!sticky_newer(version, origin, t->floor_version, t->floor_origin, name_cmp))
+		return 0;	/* the floor covers it: what it removes is gone or going */
+	t->floor_version = version;
+	t->floor_origin = (uint8_t)origin;
+	t->floor_name_cmp = (int8_t)name_cmp;
+	if (t->count == 0)
+		return 0;
+	if (version > t->max_version) {
+		/* Newer than every entry: all go, in one memset. */
+		n = sticky_count(t);
+		sticky_reset(t);
+		return n;
 	}
-	for (i = 0; i < t->fresh && t->count > 0; i++) {
+	/* Some outlive it: a sweep, from the start again if one was under way. */
+	t->clear_next = 0;
+	t->clear_end = t->fresh;
+	return sticky_clear_step(t, STICKY_CLEAR_SLOTS);
+}
+
+uint32_t
+sticky_clear_step(struct sticky_table *t, uint32_t max_slots)
+{
+	uint32_t	 i, end, n = 0;
+
+	end = t->clear_end - t->clear_next > max_slots ? t->clear_next + max_slots : t->clear_end;
+	for (i = t->clear_next; i < end; i++) {
 		struct sticky_entry *e = &t->entries[i];
 
-		if (!(e->flags & STICKY_F_USED) ||
-		    !sticky_newer(version, origin, e->version, e->origin, name_cmp))
+		if (!(e->flags & STICKY_F_USED) || !sticky_floored(t, e))
 			continue;
 		if (!(e->flags & STICKY_F_TOMB))
 			n++;
 		sticky_remove(t, e);
 	}
+	t->clear_next = i;
+	if (t->clear_next >= t->clear_end)
+		t->clear_next = t->clear_end = 0;
 	return n;
+}
+
+bool
+sticky_clear_pending(const struct sticky_table *t)
+{
+	return t->clear_next < t->clear_end;
 }

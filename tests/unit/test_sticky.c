@@ -832,6 +832,88 @@ test_expiry_mixed_lifetimes(void **state)
 	sticky_free(t);
 }
 
+#define SWEEP_N		50000	/* entries older than the clear in the sweep test */
+#define SWEEP_SLOTS	2048	/* STICKY_CLEAR_SLOTS: slots sticky_clear sweeps itself */
+
+/* Counts what a walk reports, for the sweep test. */
+static void
+count_one(const struct lbd_ip *ip, int backend, uint32_t expires_in_s, void *arg)
+{
+	(*(uint32_t *)arg)++;
+}
+
+/*
+ * A clear that some entries outlive (written after it) does not remove
+ * 50000 entries in one go: one bounded step now, the rest by
+ * sticky_clear_step; meanwhile the entries it covers are gone to every
+ * lookup, walk, replication and merge. A clear newer than everything
+ * empties the table at once.
+ */
+static void
+test_clear_sweep(void **state)
+{
+	struct sticky_table *t = repl_new(SWEEP_N + 10, 100);
+	struct lbd_ip	 late = ip4(10, 9, 9, 9), old = ip6(40000);
+	struct sticky_change c, out[16];
+	uint32_t	 i, n, seen = 0, cursor = 0, steps = 0, removed;
+	uint64_t	 v, v_old;
+	bool		 done;
+
+	for (i = 0; i < SWEEP_N; i++) {
+		struct lbd_ip ip = ip6(i);
+
+		sticky_set(t, &ip, 1, T0);
+	}
+	v_old = sticky_version_next();
+	v = sticky_version_next();
+	sticky_set(t, &late, 2, T0);		/* newer than the clear: stays */
+	removed = sticky_clear(t, v, STICKY_ORIGIN_PEER, 1);
+	assert_true(removed <= SWEEP_SLOTS);
+	assert_true(sticky_clear_pending(t));
+
+	/* Not swept yet, gone all the same. */
+	assert_int_equal(sticky_lookup(t, &old, T0), -1);
+	old = ip6(40001);
+	assert_int_equal(sticky_expires_in(t, &old, T0), -1);
+	sticky_foreach(t, T0, count_one, &seen);
+	assert_int_equal(seen, 1);
+	seen = 0;
+	done = sticky_foreach_slots(t, &cursor, T0, UINT32_MAX, UINT32_MAX, count_one, &seen);
+	assert_true(done);
+	assert_int_equal(seen, 1);
+	n = sticky_take_dirty(t, T0, out, 16);
+	assert_int_equal(n, 1);
+	assert_memory_equal(out[0].ip.bytes, late.bytes, sizeof(late.bytes));
+	/* The peer's copy older than the clear stays out; a newer one goes in. */
+	old = ip6(40002);
+	c = remote(old, 1, 10000, v_old, STICKY_ORIGIN_PEER);
+	assert_int_equal(sticky_apply(t, &c, 1, T0), 0);
+	old = ip6(40003);
+	c = remote(old, 1, 10000, v + 1, STICKY_ORIGIN_PEER);
+	assert_int_equal(sticky_apply(t, &c, 1, T0), 1);
+	/* A local set brings a covered client back as a new entry. */
+	old = ip6(40004);
+	sticky_set(t, &old, 0, T0);
+	assert_int_equal(sticky_lookup(t, &old, T0), 0);
+
+	while (sticky_clear_pending(t)) {
+		removed += sticky_clear_step(t, SWEEP_SLOTS);
+		assert_true(++steps < 100);	/* 50000 / 2048: 25 */
+	}
+	/* The rest in bounded steps; the 5 met above had gone already. */
+	assert_true(steps >= (SWEEP_N - SWEEP_SLOTS) / SWEEP_SLOTS);
+	assert_int_equal(removed, SWEEP_N - 5);
+	assert_int_equal(sticky_count(t), 3);	/* late, ip6(40003), ip6(40004) */
+	assert_int_equal(sticky_lookup(t, &late, T0), 2);
+	assert_int_equal(sticky_evictions(t), 0);
+
+	/* Newer than every entry: all at once, nothing left to sweep. */
+	assert_int_equal(sticky_clear(t, sticky_version_next(), STICKY_ORIGIN_SELF, 1), 3);
+	assert_false(sticky_clear_pending(t));
+	assert_int_equal(sticky_count(t), 0);
+	sticky_free(t);
+}
+
 #define LONG_TIMEOUT_S	604800	/* the largest sticky_timeout_s: a week */
 #define LONG_N		2000	/* applies in the long-lifetime test */
 #define LONG_WALL_NS	1000000000ULL	/* generous: about 10 ms now, seconds before */
@@ -987,6 +1069,7 @@ main(void)
 		cmocka_unit_test(test_scan),
 		cmocka_unit_test(test_expiry_mixed_lifetimes),
 		cmocka_unit_test(test_apply_long_lifetimes),
+		cmocka_unit_test(test_clear_sweep),
 		cmocka_unit_test(test_apply_random_order),
 	};
 
