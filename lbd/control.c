@@ -26,7 +26,7 @@
 #define CONTROL_WRITE_TIMEOUT_S	10		/* without any progress writing a reply or events */
 #define CONTROL_MONITOR_MAX_OUT	(1024 * 1024)	/* unsent event bytes before a monitor is dropped */
 #define CONTROL_STICKY_PAGE	10000		/* entries in one `sticky list` reply (a page) */
-#define CONTROL_STICKY_PAGE_SLOTS 65536		/* table slots one page visits at most (< 1 ms) */
+#define CONTROL_STICKY_PAGE_SLOTS 65536		/* table slots one page visits at most (~1 ms) */
 #define CONTROL_CURSOR_MAX	32		/* bytes of a `sticky list` cursor, "SERVICE.SLOT" */
 #define CONTROL_STREAM_SLICE	2000		/* entries written per loop turn (about 1 ms) */
 #define CONTROL_STREAM_LOW	(64 * 1024)	/* unsent bytes below which the next slice goes */
