@@ -104,7 +104,8 @@ bench: deps
 	tests/bench/run
 
 # The benchmark's load tools (tests/bench/*.c); stickysize links lbd's own sticky table.
-BENCH_BIN = $(BUILD)/bench/loadgen $(BUILD)/bench/stickysize $(BUILD)/bench/stickyfill
+BENCH_BIN = $(BUILD)/bench/loadgen $(BUILD)/bench/stickysize $(BUILD)/bench/stickyfill \
+	    $(BUILD)/bench/stickyapply
 bench-tools: $(BENCH_BIN)
 
 $(BUILD)/bench/loadgen: tests/bench/loadgen.c
@@ -116,6 +117,10 @@ $(BUILD)/bench/stickyfill: tests/bench/stickyfill.c
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -o $@ $<
 
 $(BUILD)/bench/stickysize: tests/bench/stickysize.c $(BUILD)/obj/lbd/sticky.o $(BUILD)/obj/lbd/log.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/bench/stickyapply: tests/bench/stickyapply.c $(BUILD)/obj/lbd/sticky.o $(BUILD)/obj/lbd/log.o
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(PKG_LIBS)
 

@@ -28,7 +28,9 @@
 #define CONTROL_MAX_MONITORS	16		/* of which `monitor` streams: 48 slots stay for commands */
 #define CONTROL_WRITE_TIMEOUT_S	10		/* without any progress writing a reply or events */
 #define CONTROL_MONITOR_MAX_OUT	(1024 * 1024)	/* unsent event bytes before a monitor is dropped */
-#define CONTROL_STICKY_LIST_MAX	100000		/* entries in one `sticky list` reply */
+#define CONTROL_STICKY_PAGE	10000		/* entries in one `sticky list` reply (a page) */
+#define CONTROL_STICKY_PAGE_SLOTS 65536		/* table slots one page visits at most (~1 ms) */
+#define CONTROL_CURSOR_MAX	32		/* bytes of a `sticky list` cursor, "SERVICE.SLOT" */
 #define CONTROL_STREAM_SLICE	2000		/* entries written per loop turn (about 1 ms) */
 #define CONTROL_STREAM_LOW	(64 * 1024)	/* unsent bytes below which the next slice goes */
 #define CONTROL_MAX_STREAMS	4		/* `sticky list` replies in progress at once */
@@ -103,9 +105,13 @@ struct control_sticky_item {
 };
 
 /*
- * A `sticky list` reply: a snapshot of the table(s), written as JSON text
- * in slices so that a big table never holds up the event loop (heartbeats
- * run on it).
+ * A `sticky list` reply: a snapshot of one page of the table(s), written
+ * as JSON text in slices so that a big table never holds up the event
+ * loop (heartbeats run on it). Tables that fit one page are listed whole,
+ * most recently used first; bigger ones page by page in slot order (a
+ * stable order: an entry keeps its slot while it lives), the reply's
+ * "next" naming where the next page starts, so no loop turn walks more
+ * than CONTROL_STICKY_PAGE_SLOTS slots.
  */
 struct control_stream {
 	struct control_sticky_item *items;	/* the snapshot */
@@ -114,6 +120,8 @@ struct control_stream {
 	size_t		 next;			/* first item not written yet */
 	size_t		 total;			/* live entries seen, listed or not */
 	int16_t		 service;		/* service being walked */
+	bool		 paged;			/* in pages: total from the tables' counts */
+	char		 cursor[CONTROL_CURSOR_MAX];	/* the next page's start, or "" for none */
 	int		 nbackends[LBD_MAX_SERVICES];	/* backends per service at snapshot */
 	char		*names[LBD_MAX_SERVICES][LBD_MAX_BACKENDS + 1];
 						/* JSON-quoted: [s][0] service, [s][1 + b] backend b */
@@ -541,8 +549,7 @@ control_snapshot_one(const struct lbd_ip *ip, int backend, uint32_t expires_in_s
 	struct control_sticky_item *it, *p;
 	size_t		 cap;
 
-	if (st->total++ >= CONTROL_STICKY_LIST_MAX)
-		return;
+	st->total++;
 	if (st->nitems == st->cap) {
 		cap = st->cap ? st->cap * 2 : 1024;
 		if ((p = reallocarray(st->items, cap, sizeof(*p))) == NULL)
@@ -557,39 +564,137 @@ control_snapshot_one(const struct lbd_ip *ip, int backend, uint32_t expires_in_s
 	it->backend = (int16_t)(backend >= 0 && backend < LBD_MAX_BACKENDS ? backend : -1);
 }
 
+/* A page's order: by service, then latest expiry (most recently used) first. */
+static int
+control_item_cmp(const void *a, const void *b)
+{
+	const struct control_sticky_item *x = a, *y = b;
+
+	if (x->service != y->service)
+		return x->service < y->service ? -1 : 1;
+	if (x->expires_in_s != y->expires_in_s)
+		return x->expires_in_s > y->expires_in_s ? -1 : 1;
+	return memcmp(x->ip.bytes, y->ip.bytes, sizeof(x->ip.bytes));
+}
+
+/* Is svc listed by a `sticky list` of only (NULL: every service)? */
+static bool
+control_sticky_listed(const struct service *svc, const struct service *only)
+{
+	return (only == NULL || svc == only) && svc->sticky != NULL;
+}
+
 /*
- * Copies the live entries of one service (only != NULL) or all into a new
- * stream, most recently used first, at most CONTROL_STICKY_LIST_MAX.
- * Returns: the stream, or NULL (logged) when out of memory.
+ * The cursor of a `sticky list ... from CURSOR`: "SERVICE.SLOT", the
+ * service's index and the table slot to go on from, as a reply's "next"
+ * gave it. Returns: 0, or -1 and *err set.
+ */
+static int
+control_cursor_parse(struct lbd *lbd, const struct service *only, const char *s,
+    int *service, uint32_t *slot, json_t **err)
+{
+	char		 buf[CONTROL_ECHO_MAX + 8], *end;
+	unsigned long	 a, b;
+
+	errno = 0;
+	a = strtoul(s, &end, 10);
+	if (end != s && *end == '.' && end[1] >= '0' && end[1] <= '9') {
+		b = strtoul(end + 1, &end, 10);
+		if (errno == 0 && *end == '\0' && s[0] >= '0' && s[0] <= '9' &&
+		    a < (unsigned long)lbd->nservices && b <= UINT32_MAX &&
+		    (only == NULL || &lbd->services[a] == only)) {
+			*service = (int)a;
+			*slot = (uint32_t)b;
+			return 0;
+		}
+	}
+	*err = control_error("bad sticky list cursor \"%s\": give the \"next\" of the page "
+	    "before, with the same SERVICE", control_echo(s, buf, sizeof(buf)));
+	return -1;
+}
+
+/*
+ * Copies one page of the live entries of one service (only != NULL) or all
+ * into a new stream: the whole listing, most recently used first, when the
+ * tables hold at most CONTROL_STICKY_PAGE slots in use and no cursor is
+ * given; else the page from cursor on (NULL: the first), at most
+ * CONTROL_STICKY_PAGE entries and CONTROL_STICKY_PAGE_SLOTS slots visited,
+ * with the next page's cursor.
+ * Returns: the stream, or NULL with *err set (a bad cursor; out of memory, logged).
  */
 static struct control_stream *
-control_sticky_snapshot(struct lbd *lbd, struct service *only)
+control_sticky_snapshot(struct lbd *lbd, struct service *only, const char *cursor, json_t **err)
 {
 	struct control_stream *st;
 	struct service	*svc;
-	uint32_t	 now = now_s();
-	int		 i, j;
+	uint32_t	 now = now_s(), used = 0, slot = 0, before, budget = CONTROL_STICKY_PAGE_SLOTS;
+	int		 i, j, first = 0;
+	bool		 done;
 
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		goto fail;
 	for (i = 0; i < lbd->nservices; i++) {
 		svc = &lbd->services[i];
-		if ((only != NULL && svc != only) || svc->sticky == NULL)
+		if (!control_sticky_listed(svc, only))
 			continue;
+		used += sticky_used(svc->sticky);
 		st->nbackends[i] = svc->nbackends;
 		if ((st->names[i][0] = control_quote(svc->conf.name)) == NULL)
 			goto fail;
 		for (j = 0; j < svc->nbackends; j++)
 			if ((st->names[i][1 + j] = control_quote(svc->backends[j].conf.name)) == NULL)
 				goto fail;
-		st->service = (int16_t)i;
-		sticky_foreach(svc->sticky, now, control_snapshot_one, st);
 	}
+	if (cursor != NULL && control_cursor_parse(lbd, only, cursor, &first, &slot, err) == -1) {
+		control_stream_free(st);
+		return NULL;
+	}
+	st->paged = cursor != NULL || used > CONTROL_STICKY_PAGE;
+	if (!st->paged) {
+		/* Bounded: the lists hold at most CONTROL_STICKY_PAGE entries in all. */
+		for (i = 0; i < lbd->nservices; i++) {
+			if (!control_sticky_listed(&lbd->services[i], only))
+				continue;
+			st->service = (int16_t)i;
+			sticky_foreach(lbd->services[i].sticky, now, control_snapshot_one, st);
+		}
+		return st;
+	}
+	/* A whole page's room up front: no entry of a page is dropped. */
+	if ((st->items = calloc(CONTROL_STICKY_PAGE, sizeof(*st->items))) == NULL)
+		goto fail;
+	st->cap = CONTROL_STICKY_PAGE;
+	for (i = first; i < lbd->nservices; i++, slot = 0) {
+		svc = &lbd->services[i];
+		if (!control_sticky_listed(svc, only))
+			continue;
+		if (st->nitems >= CONTROL_STICKY_PAGE || budget == 0) {
+			/* This page is full: the next one starts with this service. */
+			snprintf(st->cursor, sizeof(st->cursor), "%d.0", i);
+			break;
+		}
+		st->service = (int16_t)i;
+		before = slot;
+		done = sticky_foreach_slots(svc->sticky, &slot, now,
+		    CONTROL_STICKY_PAGE - (uint32_t)st->nitems, budget, control_snapshot_one, st);
+		budget -= slot - before;	/* it visits at most budget slots */
+		if (!done) {
+			snprintf(st->cursor, sizeof(st->cursor), "%d.%u", i, slot);
+			break;
+		}
+	}
+	/* Counting the live entries would walk the tables: their counts stand in. */
+	for (i = 0, st->total = 0; i < lbd->nservices; i++)
+		if (control_sticky_listed(&lbd->services[i], only))
+			st->total += sticky_count(lbd->services[i].sticky);
+	if (st->nitems > 1)
+		qsort(st->items, st->nitems, sizeof(*st->items), control_item_cmp);
 	return st;
 
 fail:
 	log_warnx("control: out of memory for a sticky list");
 	control_stream_free(st);
+	*err = control_error("out of memory");
 	return NULL;
 }
 
@@ -621,27 +726,30 @@ control_stream_write(struct control_stream *st, struct evbuffer *out, size_t sli
 	}
 	if (st->next < st->nitems)
 		return 1;
-	if (evbuffer_add_printf(out, "],\"total\":%zu,\"truncated\":%s}\n", st->total,
-	    st->total > st->nitems ? "true" : "false") == -1)
+	/* truncated: this reply does not hold the rest (a page before the last, or out of memory). */
+	if (evbuffer_add_printf(out, "],\"total\":%zu,\"truncated\":%s", st->total,
+	    st->cursor[0] != '\0' || (!st->paged && st->total > st->nitems) ? "true" : "false") == -1 ||
+	    (st->cursor[0] != '\0' && evbuffer_add_printf(out, ",\"next\":\"%s\"", st->cursor) == -1) ||
+	    evbuffer_add_printf(out, "}\n") == -1)
 		return -1;
 	return 0;
 }
 
 /*
- * sticky list [SERVICE], all at once: the same text the socket streams,
- * parsed back. For callers in the process (tests); clients get
- * control_client_stream.
+ * sticky list [SERVICE] [from CURSOR], all at once: the same text the
+ * socket streams, parsed back. For callers in the process (tests); clients
+ * get control_client_stream.
  */
 static json_t *
-control_sticky_list(struct lbd *lbd, struct service *only)
+control_sticky_list(struct lbd *lbd, struct service *only, const char *cursor)
 {
 	struct control_stream *st;
 	struct evbuffer	*buf;
-	json_t		*o = NULL;
+	json_t		*o = NULL, *err = NULL;
 	size_t		 len;
 
-	if ((st = control_sticky_snapshot(lbd, only)) == NULL)
-		return NULL;
+	if ((st = control_sticky_snapshot(lbd, only, cursor, &err)) == NULL)
+		return err;
 	if ((buf = evbuffer_new()) != NULL &&
 	    control_stream_write(st, buf, SIZE_MAX) == 0 &&
 	    (len = evbuffer_get_length(buf)) > 0)
@@ -850,21 +958,35 @@ control_sticky_flush(struct lbd *lbd, const char *service)
 	return json_pack("{s:I}", "flushed", (json_int_t)n);
 }
 
-/* sticky list: a stream to write when the caller can take one, else the whole reply. */
+/*
+ * sticky list [SERVICE] [from CURSOR]: a stream to write when the caller
+ * can take one, else the whole reply.
+ */
 static json_t *
-control_sticky_list_cmd(struct lbd *lbd, const char *service, struct control_stream **stream)
+control_sticky_list_cmd(struct lbd *lbd, char **argv, int argc, struct control_stream **stream)
 {
 	struct service	*only;
-	json_t		*err;
+	const char	*service = NULL, *cursor = NULL;
+	json_t		*err = NULL;
 
+	if (argc == 3)
+		service = argv[2];
+	else if (argc == 4 && strcmp(argv[2], "from") == 0)
+		cursor = argv[3];
+	else if (argc == 5 && strcmp(argv[3], "from") == 0) {
+		service = argv[2];
+		cursor = argv[4];
+	} else if (argc > 3)
+		return control_error("too many arguments for sticky list; usage: "
+		    "sticky list [SERVICE] [from CURSOR]");
 	if (control_service_arg(lbd, service, &only, &err) == -1)
 		return err;
 	if (stream == NULL)
-		return control_sticky_list(lbd, only);
+		return control_sticky_list(lbd, only, cursor);
 	if (lbd->control != NULL && lbd->control->nstreams >= CONTROL_MAX_STREAMS)
 		return control_error("too many sticky lists in progress; try again");
-	if ((*stream = control_sticky_snapshot(lbd, only)) == NULL)
-		return control_error("out of memory");
+	if ((*stream = control_sticky_snapshot(lbd, only, cursor, &err)) == NULL)
+		return err;
 	return NULL;
 }
 
@@ -877,8 +999,8 @@ control_sticky(struct lbd *lbd, char **argv, int argc, struct control_stream **s
 		return control_error("sticky needs a subcommand: list [SERVICE], "
 		    "get IP [SERVICE], set IP BACKEND [SERVICE], clear IP [SERVICE], "
 		    "flush [SERVICE]");
-	if (strcmp(argv[1], "list") == 0 && argc <= 3)
-		return control_sticky_list_cmd(lbd, argc == 3 ? argv[2] : NULL, stream);
+	if (strcmp(argv[1], "list") == 0)
+		return control_sticky_list_cmd(lbd, argv, argc, stream);
 	if (strcmp(argv[1], "get") == 0 && argc <= 4)
 		return control_sticky_get(lbd, argc >= 3 ? argv[2] : NULL,
 		    argc == 4 ? argv[3] : NULL);
@@ -890,7 +1012,7 @@ control_sticky(struct lbd *lbd, char **argv, int argc, struct control_stream **s
 		    argc == 4 ? argv[3] : NULL);
 	if (strcmp(argv[1], "flush") == 0 && argc <= 3)
 		return control_sticky_flush(lbd, argc == 3 ? argv[2] : NULL);
-	if (strcmp(argv[1], "list") == 0 || strcmp(argv[1], "get") == 0 ||
+	if (strcmp(argv[1], "get") == 0 ||
 	    strcmp(argv[1], "set") == 0 || strcmp(argv[1], "clear") == 0 ||
 	    strcmp(argv[1], "flush") == 0)
 		return control_error("too many arguments for sticky %s", argv[1]);
@@ -1010,7 +1132,7 @@ control_help(void)
 	return json_pack("{s:[s,s,s,s,s,s,s,s,s,s,s,s]}", "commands",
 	    "status",
 	    "backends",
-	    "sticky list [SERVICE]",
+	    "sticky list [SERVICE] [from CURSOR]",
 	    "sticky get IP [SERVICE]",
 	    "sticky set IP BACKEND [SERVICE]",
 	    "sticky clear IP [SERVICE]",

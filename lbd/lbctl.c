@@ -151,7 +151,9 @@ usage(FILE *f)
 	    "  status                        node, role, VIP, peer, sync and each service's backends\n"
 	    "  backends                      every backend: state, admin state, connections, bytes, checks\n"
 	    "                                (admin \"removed\": reload took it out, its connections finish)\n"
-	    "  sticky list [SERVICE]         sticky entries (client -> backend), most recently used first\n"
+	    "  sticky list [SERVICE]         sticky entries (client -> backend), most recently used first;\n"
+	    "                                over 10000 entries: fetched and printed in pages of 10000,\n"
+	    "                                each by latest expiry first\n"
 	    "  sticky get IP [SERVICE]       one client's entry\n"
 	    "  sticky set IP BACKEND [SERVICE]\n"
 	    "                                pin a client to a backend (replicated to the peer like a\n"
@@ -173,7 +175,8 @@ usage(FILE *f)
 	    "\n"
 	    "options:\n"
 	    "  -s, --socket SOCKET   control socket (default: $LBD_SOCKET, else " LBD_DEFAULT_SOCKET ")\n"
-	    "  -j, --json            print lbd's JSON reply as received, one line per reply or event\n"
+	    "  -j, --json            print lbd's JSON reply as received, one line per reply, event\n"
+	    "                        or page of sticky list\n"
 	    "  -h, --help            this text\n"
 	    "\n"
 	    "exit status: 0 success; 1 the command failed (lbd replied with an error, or bad usage);\n"
@@ -622,23 +625,36 @@ table_print_row(const struct table *t, const char **cells)
 	}
 }
 
-/* Prints the header and every row, then frees the rows. */
+/*
+ * Prints the header (when asked) and the rows added since the last call,
+ * then frees them; widths carry over, so a table printed in parts (the
+ * pages of `sticky list`) lines up while no later cell is wider.
+ */
 static void
-table_print(struct table *t)
+table_print_part(struct table *t, bool header)
 {
 	size_t	 r;
-	int	 i;
 
-	table_print_row(t, t->headers);
+	if (header)
+		table_print_row(t, t->headers);
 	for (r = 0; r < t->nrows; r++)
 		table_print_row(t, (const char **)&t->cells[r * (size_t)t->ncols]);
 	for (r = 0; r < t->nrows * (size_t)t->ncols; r++)
 		free(t->cells[r]);
 	free(t->cells);
-	for (i = 0; i < t->ncols; i++)
-		t->width[i] = 0;
 	t->cells = NULL;
 	t->nrows = t->cap = 0;
+}
+
+/* Prints the header and every row, then frees the rows. */
+static void
+table_print(struct table *t)
+{
+	int	 i;
+
+	table_print_part(t, true);
+	for (i = 0; i < t->ncols; i++)
+		t->width[i] = 0;
 }
 
 /*
@@ -767,26 +783,30 @@ print_backends(const json_t *r)
 	table_print(&t);
 }
 
+/*
+ * One page of `sticky list` into t, printed (the header with the first
+ * page). A reply with "next" is followed by more pages (lbctl_run).
+ */
 static void
-print_sticky_list(const json_t *r)
+print_sticky_page(struct table *t, const json_t *r, bool first)
 {
 	char		 c[4][128], num[64];
 	const char	*row[4];
 	const json_t	*e;
-	struct table	 t;
 	size_t		 i;
 
-	table_init(&t, NCOLS(sticky_cols), sticky_cols);
 	json_array_foreach(json_object_get(r, "entries"), i, e) {
 		row[0] = jget(e, "service", c[0], sizeof(c[0]));
 		row[1] = jget(e, "client", c[1], sizeof(c[1]));
 		row[2] = jget(e, "backend", c[2], sizeof(c[2]));
 		snprintf(c[3], sizeof(c[3]), "%ss", jget(e, "expires_in_s", num, sizeof(num)));
 		row[3] = c[3];
-		table_add(&t, row);
+		table_add(t, row);
 	}
-	table_print(&t);
-	if (json_is_true(json_object_get(r, "truncated")))
+	table_print_part(t, first);
+	/* An lbd without pages caps one reply: say so. */
+	if (json_is_true(json_object_get(r, "truncated")) &&
+	    !json_is_string(json_object_get(r, "next")))
 		lbctl_warnx("only %zu of %s entries listed (one reply is capped); "
 		    "use sticky get IP for a given client",
 		    json_array_size(json_object_get(r, "entries")),
@@ -897,9 +917,6 @@ print_reply(enum lbctl_action action, const json_t *r)
 	case ACT_BACKENDS:
 		print_backends(r);
 		break;
-	case ACT_STICKY_LIST:
-		print_sticky_list(r);
-		break;
 	case ACT_STICKY_GET:
 		print_sticky_get(r);
 		break;
@@ -990,12 +1007,70 @@ monitor_loop(int fd, char **buf, size_t *len, size_t *cap, size_t done, bool jso
 	}
 }
 
+/*
+ * The pages of a `sticky list` after the first, r: each asked for on a
+ * connection of its own with "from NEXT", and printed as it comes into t
+ * (NULL: as received, for --json), so lbctl holds one page at a time
+ * however big the table. Returns: the exit status.
+ */
+static int
+sticky_list_pages(const char *path, const struct request *req, const json_t *r,
+    struct table *t)
+{
+	struct timespec	 ts;
+	char		 line[LBD_CONTROL_LINE_MAX + 2];
+	char		*buf = NULL, *nl;
+	size_t		 len, cap = 0, first;
+	json_t		*page = NULL;
+	const json_t	*next;
+	uint64_t	 deadline;
+	int		 fd, rc, n, status = LBCTL_EXIT_OK;
+
+	while (status == LBCTL_EXIT_OK && json_is_string(next = json_object_get(r, "next"))) {
+		n = snprintf(line, sizeof(line), "%s from %s\n", req->line, json_string_value(next));
+		if (n < 0 || (size_t)n >= sizeof(line) - 1) {
+			lbctl_warnx("the sticky list cursor from lbd is too long");
+			status = LBCTL_EXIT_UNREACHABLE;
+			break;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		deadline = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 +
+		    LBCTL_TIMEOUT_MS;
+		if ((fd = lbctl_connect(path)) == -1) {
+			status = LBCTL_EXIT_UNREACHABLE;
+			break;
+		}
+		len = 0;
+		rc = lbctl_write(fd, line, (size_t)n) == -1 ? -1 :
+		    lbctl_read(fd, &buf, &len, &cap, false, deadline);
+		close(fd);
+		if (rc <= 0) {
+			if (rc == 0)
+				lbctl_warnx("lbd closed the connection without a reply");
+			status = rc == -2 ? LBCTL_EXIT_FAILED : LBCTL_EXIT_UNREACHABLE;
+			break;
+		}
+		first = (nl = memchr(buf, '\n', len)) != NULL ? (size_t)(nl - buf) + 1 : len;
+		json_decref(page);
+		status = reply_parse(buf, first, &page);
+		if (t == NULL && status != LBCTL_EXIT_UNREACHABLE)
+			printf("%.*s%s", (int)first, buf, buf[first - 1] != '\n' ? "\n" : "");
+		else if (status == LBCTL_EXIT_OK)
+			print_sticky_page(t, page, false);
+		r = page;
+	}
+	json_decref(page);
+	free(buf);
+	return status;
+}
+
 /* Sends req to lbd at path and prints the reply. Returns: the exit status. */
 static int
 lbctl_run(const char *path, const struct request *req, bool json)
 {
 	struct timespec	 ts;
 	struct sigaction sa;
+	struct table	 t;
 	char		 line[LBD_CONTROL_LINE_MAX + 2];
 	char		*buf = NULL, *nl;
 	size_t		 len = 0, cap = 0, first;
@@ -1038,8 +1113,17 @@ lbctl_run(const char *path, const struct request *req, bool json)
 		printf("%.*s", (int)first, buf);
 		if (first == 0 || buf[first - 1] != '\n')
 			printf("\n");
+	} else if (status == LBCTL_EXIT_OK && req->action == ACT_STICKY_LIST) {
+		table_init(&t, NCOLS(sticky_cols), sticky_cols);
+		print_sticky_page(&t, r, true);
 	} else if (status == LBCTL_EXIT_OK && !monitor)
 		print_reply(req->action, r);
+	if (status == LBCTL_EXIT_OK && req->action == ACT_STICKY_LIST) {
+		/* The table is walked a page per request; the first page is printed. */
+		close(fd);
+		fd = -1;
+		status = sticky_list_pages(path, req, r, json ? NULL : &t);
+	}
 	if (status == LBCTL_EXIT_OK && monitor) {
 		fflush(stdout);
 		if (!json && isatty(STDERR_FILENO))
@@ -1049,7 +1133,8 @@ lbctl_run(const char *path, const struct request *req, bool json)
 done:
 	json_decref(r);
 	free(buf);
-	close(fd);
+	if (fd != -1)
+		close(fd);
 	return status;
 }
 

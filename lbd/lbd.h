@@ -360,7 +360,23 @@ int64_t		 sticky_expires_in(struct sticky_table *, const struct lbd_ip *ip, uint
 void		 sticky_foreach(struct sticky_table *, uint32_t now,
 		    void (*fn)(const struct lbd_ip *ip, int backend, uint32_t expires_in_s, void *arg),
 		    void *arg);
+/*
+ * Calls fn for live entries in slot order from *cursor on (0 to start):
+ * at most max_entries calls and max_slots slots visited, so a big table
+ * is walked a bounded step at a time. An entry stays in its slot while it
+ * lives, refreshed or not: one present through the whole walk is seen
+ * exactly once; one added meanwhile may or may not be.
+ * Returns: true once the end was reached (*cursor: where to go on).
+ */
+bool		 sticky_foreach_slots(struct sticky_table *, uint32_t *cursor, uint32_t now,
+		    uint32_t max_entries, uint32_t max_slots,
+		    void (*fn)(const struct lbd_ip *ip, int backend, uint32_t expires_in_s, void *arg),
+		    void *arg);
+/* Slots in use: live entries, tombstones, dead ones not swept yet (what sticky_foreach walks). */
+uint32_t	 sticky_used(const struct sticky_table *);
 size_t		 sticky_entry_size(void);
+/* Runs examined by inserts sorted by expiry (the peer's entries) so far: their cost. */
+uint64_t	 sticky_insert_steps(const struct sticky_table *);
 /*
  * Replication (SPEC 7, driven by replica.c). Versions come from this node's
  * hybrid logical clock: max(CLOCK_REALTIME ms << 16, last + 1), and every
@@ -399,8 +415,17 @@ uint32_t	 sticky_scan(struct sticky_table *, uint32_t *cursor, uint32_t now,
 /* Merges a change from the peer. Returns: 1 applied, 0 not newer than ours (or cleared since). */
 int		 sticky_apply(struct sticky_table *, const struct sticky_change *, int name_cmp,
 		    uint32_t now);
-/* Removes every entry older than version and refuses older ones later. Returns entries removed. */
+/*
+ * Removes every entry older than version and refuses older ones later.
+ * At once when every entry is older; else a sweep of STICKY_CLEAR_SLOTS
+ * slots now and the rest by sticky_clear_step (the covered entries count
+ * as gone meanwhile, but sticky_count still has them).
+ * Returns: entries removed so far.
+ */
 uint32_t	 sticky_clear(struct sticky_table *, uint64_t version, int origin, int name_cmp);
+/* Goes on with a clear's sweep over at most max_slots slots. Returns entries removed. */
+uint32_t	 sticky_clear_step(struct sticky_table *, uint32_t max_slots);
+bool		 sticky_clear_pending(const struct sticky_table *);	/* a sweep is left */
 
 /* sched.c */
 bool		 backend_usable_new(const struct backend *);	/* may take a new client */

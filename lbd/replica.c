@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
 #include <sodium.h>
 
 #include "lbd.h"
 #include "hasync.h"
 
 #define REPLICA_SCAN_CALLS	4	/* sticky_scan calls per bulk slice: bounds the work per turn */
+#define REPLICA_CLEAR_SLOTS	2048	/* table slots a clear's sweep visits per loop turn (~3 ms at most) */
 
 struct replica {
 	struct lbd	*lbd;		/* owner */
@@ -21,6 +23,7 @@ struct replica {
 	int		 next_svc;	/* service take_dirty starts with: round robin */
 	struct service	*last_svc;	/* apply: service of the previous entry */
 	struct backend	*last_be;	/* apply: backend of the previous entry */
+	struct event	*ev_clear;	/* goes on with the tables' clear sweeps, a turn at a time */
 	struct sticky_change changes[SYNC_BATCH_MAX]; /* scratch for one batch */
 };
 
@@ -159,6 +162,48 @@ replica_apply(void *arg, const struct sync_entry *e)
 	    SYNC_APPLY_OK : SYNC_APPLY_STALE;
 }
 
+/* Finishes every clear's sweep now: without a loop to spread it over. */
+static void
+replica_clear_finish(struct replica *r)
+{
+	struct sticky_table *t;
+	int		 i;
+
+	for (i = 0; i < r->lbd->nservices; i++)
+		while ((t = r->lbd->services[i].sticky) != NULL && sticky_clear_pending(t))
+			sticky_clear_step(t, UINT32_MAX);
+}
+
+/* The sweeps left go on at the next loop turn, after everything else has been polled. */
+static void
+replica_clear_later(struct replica *r)
+{
+	static const struct timeval next_turn = { 0, 0 };
+
+	if (r->ev_clear == NULL ||
+	    (!evtimer_pending(r->ev_clear, NULL) && evtimer_add(r->ev_clear, &next_turn) == -1))
+		replica_clear_finish(r);
+}
+
+/* Sweeps of clears that did not finish at once: a slice per table per loop turn. */
+static void
+replica_clear_more(evutil_socket_t fd, short what, void *arg)
+{
+	struct replica	*r = arg;
+	struct sticky_table *t;
+	bool		 more = false;
+	int		 i;
+
+	for (i = 0; i < r->lbd->nservices; i++) {
+		if ((t = r->lbd->services[i].sticky) == NULL || !sticky_clear_pending(t))
+			continue;
+		sticky_clear_step(t, REPLICA_CLEAR_SLOTS);
+		more = more || sticky_clear_pending(t);
+	}
+	if (more)
+		replica_clear_later(r);
+}
+
 static int
 replica_clear(void *arg, const char *service, uint64_t version, bool origin_peer)
 {
@@ -176,6 +221,7 @@ replica_clear(void *arg, const char *service, uint64_t version, bool origin_peer
 		sticky_clear(svc->sticky, version,
 		    origin_peer ? STICKY_ORIGIN_PEER : STICKY_ORIGIN_SELF, r->name_cmp);
 	}
+	replica_clear_later(r);
 	return 0;
 }
 
@@ -233,11 +279,19 @@ replica_init(struct lbd *lbd)
 	}
 	r->lbd = lbd;
 	r->name_cmp = replica_sign(strcmp(conf->peer_name, conf->node_name));
+	/* Without a loop (some tests) a clear's sweep finishes at once. */
+	if (lbd->base != NULL && (r->ev_clear = evtimer_new(lbd->base, replica_clear_more, r)) == NULL) {
+		log_warnx("%s: evtimer_new failed", __func__);
+		free(r);
+		return -1;
+	}
 	memset(&sc, 0, sizeof(sc));
 	snprintf(sc.node_name, sizeof(sc.node_name), "%s", conf->node_name);
 	snprintf(sc.peer_name, sizeof(sc.peer_name), "%s", conf->peer_name);
 	if ((r->sync = sync_new(lbd->base, &sc, &cbs, r, err, sizeof(err))) == NULL) {
 		log_warnx("%s", err);
+		if (r->ev_clear != NULL)
+			event_free(r->ev_clear);
 		free(r);
 		return -1;
 	}
@@ -297,6 +351,8 @@ replica_close(struct lbd *lbd)
 		if (lbd->services[i].sticky != NULL)
 			sticky_replicate(lbd->services[i].sticky, NULL, NULL);
 	sync_free(r->sync);
+	if (r->ev_clear != NULL)
+		event_free(r->ev_clear);
 	free(r);
 	lbd->replica = NULL;
 }
@@ -337,6 +393,8 @@ replica_flush(struct lbd *lbd, struct service *only)
 		else
 			sticky_flush(svc->sticky);
 	}
+	if (r != NULL)
+		replica_clear_later(r);
 	if (r != NULL)
 		sync_send_clear(r->sync, only != NULL ? only->conf.name : "", version);
 	return n;

@@ -7,9 +7,13 @@
  * expire `timeout` after now, the latest possible, so they go to the head;
  * entries from the peer carry a shorter remaining lifetime and are inserted
  * where their expiry belongs, found through `runs` (per expiry second, the
- * head-most entry dying at that second). So the tail is always the next to
- * die, sticky_expire stays O(expired) and eviction takes the entry closest
- * to its end. This needs callers to pass a monotonic `now`.
+ * head-most entry dying at that second) and `occ`, a 64-ary bitmap tree of
+ * the seconds that have a run: the latest occupied second at or before an
+ * expiry is a few word scans away (4 levels for a week of seconds), so an
+ * insert costs the same whatever the lifetime and the order entries come
+ * in. So the tail is always the next to die, sticky_expire stays
+ * O(expired) and eviction takes the entry closest to its end. This needs
+ * callers to pass a monotonic `now`.
  *
  * Replication: once sticky_replicate() is on, every local change gets a
  * version from the node's hybrid logical clock and a dirty mark: an
@@ -21,6 +25,13 @@
  * copy of the entry arriving later cannot bring it back; a clear leaves a
  * version floor for the same reason. Expiry is not replicated: the peer's
  * copy carries the remaining lifetime and dies on its own.
+ *
+ * A clear newer than every version in the table empties it at once (a
+ * reset: memsets, 20-100 ms for 16M entries). Otherwise some entries
+ * outlive it, and removing the rest one by one (8 s for 16M, once in one
+ * loop turn) goes in steps of STICKY_CLEAR_SLOTS slots, sticky_clear_step,
+ * driven by replica.c a loop turn at a time; until then an entry the
+ * clear covers counts as gone: found, it is dropped; walks skip it.
  */
 #include <sys/random.h>
 
@@ -38,9 +49,11 @@
 #define STICKY_RESEND_MAX_S	30		/* a refresh is replicated at least this often */
 #define STICKY_SCAN_SLOTS	65536		/* slots sticky_scan visits per call at most */
 #define STICKY_EVICT_SKIP	8		/* unsent changes eviction passes over, at most */
+#define STICKY_CLEAR_SLOTS	2048		/* slots sticky_clear sweeps before it returns (~3 ms at most) */
 #define STICKY_F_USED		0x01		/* slot holds an entry (or tombstone) */
 #define STICKY_F_TOMB		0x02		/* deleted: kept only to carry the delete's version */
 #define STICKY_F_DIRTY		0x04		/* on the dirty list: to be replicated */
+#define STICKY_OCC_LEVELS	6		/* bitmap tree levels: 64^6 covers any nruns */
 
 /*
  * One client. 56 bytes: links are uint32 indices, not pointers, so a
@@ -75,6 +88,10 @@ struct sticky_table {
 	uint32_t	 fresh;		/* entries[fresh..] never used yet: zero, not on the free list */
 	uint32_t	*runs;		/* nruns: per expiry second % nruns, its head-most entry */
 	uint32_t	 nruns;		/* timeout_s + 2: no two live seconds share a slot */
+	uint64_t	*occ;		/* bitmap tree: level 0 bit i set iff runs[i] is set */
+	uint32_t	 occ_off[STICKY_OCC_LEVELS]; /* first word of each level in occ */
+	int		 occ_levels;	/* levels in use; the last one is one word */
+	uint64_t	 insert_steps;	/* runs examined by sorted inserts (a cost counter) */
 	uint64_t	 evictions;	/* live entries dropped because the table was full */
 	bool		 replicate;	/* track changes for replication */
 	void		(*notify)(void *); /* the dirty list became non-empty */
@@ -84,6 +101,10 @@ struct sticky_table {
 	uint32_t	 ndirty;	/* entries on the dirty list */
 	uint64_t	 floor_version;	/* last clear: older remote entries are refused */
 	uint8_t		 floor_origin;	/* who wrote that clear */
+	int8_t		 floor_name_cmp; /* the name_cmp it came with: for sticky_floored */
+	uint64_t	 max_version;	/* greatest version given to an entry since the last reset */
+	uint32_t	 clear_next;	/* a clear's sweep: next slot to look at */
+	uint32_t	 clear_end;	/* ... up to here (fresh at the clear); == clear_next: none */
 	unsigned char	 hash_key[crypto_shorthash_KEYBYTES]; /* random SipHash key: no forced collisions */
 };
 
@@ -155,6 +176,65 @@ sticky_newer(uint64_t va, int oa, uint64_t vb, int ob, int name_cmp)
 	return va > vb || (va == vb && sticky_origin_wins(oa, ob, name_cmp));
 }
 
+/* ---------------------------------------------------------------- occupancy */
+
+/* Marks run slot i occupied, and its words' bits up the tree. */
+static void
+sticky_occ_set(struct sticky_table *t, uint32_t i)
+{
+	uint64_t	*w;
+	int		 lv;
+
+	for (lv = 0; lv < t->occ_levels; lv++, i /= 64) {
+		w = &t->occ[t->occ_off[lv] + i / 64];
+		if (*w & (1ULL << (i % 64)))
+			return;
+		*w |= 1ULL << (i % 64);
+		if (*w != 1ULL << (i % 64))
+			return;		/* the word had bits: the levels above know */
+	}
+}
+
+/* Marks run slot i empty; a word left empty clears its bit a level up. */
+static void
+sticky_occ_clear(struct sticky_table *t, uint32_t i)
+{
+	uint64_t	*w;
+	int		 lv;
+
+	for (lv = 0; lv < t->occ_levels; lv++, i /= 64) {
+		w = &t->occ[t->occ_off[lv] + i / 64];
+		*w &= ~(1ULL << (i % 64));
+		if (*w != 0)
+			return;
+	}
+}
+
+/* Returns: the greatest occupied run slot <= i, or -1. O(levels). */
+static int64_t
+sticky_occ_prev(const struct sticky_table *t, uint32_t i)
+{
+	uint64_t	 w, idx = i;
+	int		 lv = 0, b;
+
+	for (;;) {
+		b = (int)(idx % 64);
+		w = t->occ[t->occ_off[lv] + idx / 64] & (b == 63 ? ~0ULL : (1ULL << (b + 1)) - 1);
+		if (w != 0) {
+			idx = idx / 64 * 64 + (uint64_t)(63 - __builtin_clzll(w));
+			break;
+		}
+		if (idx < 64)
+			return -1;	/* no earlier word at this level */
+		idx = idx / 64 - 1;	/* the words before, one level up */
+		lv++;
+	}
+	/* Down again: the highest bit of each word leads to the latest slot. */
+	while (lv-- > 0)
+		idx = idx * 64 + (uint64_t)(63 - __builtin_clzll(t->occ[t->occ_off[lv] + idx]));
+	return (int64_t)idx;
+}
+
 /* ---------------------------------------------------------------- lists */
 
 /* Drops e from runs if it is the head-most entry of its expiry second. */
@@ -167,8 +247,10 @@ sticky_run_leave(struct sticky_table *t, struct sticky_entry *e)
 		return;
 	if (e->lru_next != STICKY_NONE && sticky_at(t, e->lru_next)->expires == e->expires)
 		*r = e->lru_next;
-	else
+	else {
 		*r = STICKY_NONE;
+		sticky_occ_clear(t, e->expires % t->nruns);
+	}
 }
 
 static void
@@ -204,6 +286,7 @@ sticky_lru_insert_before(struct sticky_table *t, struct sticky_entry *e, uint32_
 	else
 		t->lru_tail = l;
 	t->runs[e->expires % t->nruns] = l;
+	sticky_occ_set(t, e->expires % t->nruns);
 }
 
 /* A local use: the latest expiry there is, so the head. */
@@ -215,21 +298,35 @@ sticky_lru_push_head(struct sticky_table *t, struct sticky_entry *e)
 
 /*
  * Links e where its expiry belongs: before the head-most entry of the
- * latest second <= e->expires that has entries. Seconds past now only:
- * sticky_apply has swept the dead ones. O(seconds skipped) <= timeout.
+ * latest second in (now, e->expires] that has entries, found in the
+ * occupancy tree (the seconds wrap around runs, so the search may go on
+ * from its top). Seconds past now only: sticky_apply has swept the dead
+ * ones, so a run found is that second's; one left by an entry that died
+ * without a sweep is passed over. O(levels) per run examined.
  */
 static void
 sticky_lru_insert_sorted(struct sticky_table *t, struct sticky_entry *e, uint32_t now)
 {
-	uint32_t	 s, l, steps;
+	uint32_t	 s = e->expires, slot, back, l;
+	int64_t		 p;
 
-	for (s = e->expires, steps = 0; s > now && steps < t->nruns; s--, steps++) {
-		l = t->runs[s % t->nruns];
-		if (l != STICKY_NONE && sticky_at(t, l)->expires == s &&
-		    (sticky_at(t, l)->flags & STICKY_F_USED)) {
+	while (s > now) {
+		t->insert_steps++;
+		slot = s % t->nruns;
+		if ((p = sticky_occ_prev(t, slot)) == -1 &&
+		    (p = sticky_occ_prev(t, t->nruns - 1)) == -1)
+			break;		/* no run at all */
+		/* Slot p is this many seconds before s (behind slot 0 when p > slot). */
+		back = (uint32_t)(((int64_t)slot - p + t->nruns) % t->nruns);
+		if (back >= s - now)
+			break;		/* the nearest run is not live: e goes to the tail */
+		s -= back;
+		l = t->runs[p];
+		if (sticky_at(t, l)->expires == s && (sticky_at(t, l)->flags & STICKY_F_USED)) {
 			sticky_lru_insert_before(t, e, l);
 			return;
 		}
+		s--;
 	}
 	sticky_lru_insert_before(t, e, STICKY_NONE);
 }
@@ -272,17 +369,45 @@ sticky_dirty_mark(struct sticky_table *t, struct sticky_entry *e)
 		t->notify(t->notify_arg);
 }
 
-/* Returns: the entry for ip (live, expired or tombstone), or NULL. */
+/* Is e covered by a clear whose sweep has not reached it yet (so gone in all but memory)? */
+static bool
+sticky_floored(const struct sticky_table *t, const struct sticky_entry *e)
+{
+	return t->clear_next < t->clear_end &&
+	    !sticky_newer(e->version, e->origin, t->floor_version, t->floor_origin,
+	    t->floor_name_cmp);
+}
+
+/* Gives e a version (and notes the table's greatest). */
+static void
+sticky_stamp(struct sticky_table *t, struct sticky_entry *e, uint64_t version, int origin)
+{
+	e->version = version;
+	e->origin = (uint8_t)origin;
+	if (version > t->max_version)
+		t->max_version = version;
+}
+
+static void	sticky_remove(struct sticky_table *, struct sticky_entry *);
+
+/*
+ * Returns: the entry for ip (live, expired or tombstone), or NULL. One a
+ * pending clear covers is removed on the way: NULL.
+ */
 static struct sticky_entry *
-sticky_find(const struct sticky_table *t, const struct lbd_ip *ip)
+sticky_find(struct sticky_table *t, const struct lbd_ip *ip)
 {
 	uint32_t	 l;
 
 	for (l = t->buckets[sticky_bucket(t, ip)]; l != STICKY_NONE; l = sticky_at(t, l)->hnext) {
 		struct sticky_entry *e = sticky_at(t, l);
 
-		if (memcmp(e->ip.bytes, ip->bytes, sizeof(ip->bytes)) == 0)
-			return e;
+		if (memcmp(e->ip.bytes, ip->bytes, sizeof(ip->bytes)) == 0) {
+			if (!sticky_floored(t, e))
+				return e;
+			sticky_remove(t, e);
+			return NULL;
+		}
 	}
 	return NULL;
 }
@@ -352,7 +477,7 @@ sticky_alloc(struct sticky_table *t, const struct lbd_ip *ip, uint32_t now)
 		if (t->free_head == STICKY_NONE) {
 			/* Full: the LRU tail goes; only a live entry counts as evicted. */
 			e = sticky_evictee(t, now);
-			if (sticky_live(e, now) && !(e->flags & STICKY_F_TOMB))
+			if (sticky_live(e, now) && !(e->flags & STICKY_F_TOMB) && !sticky_floored(t, e))
 				t->evictions++;
 			sticky_remove(t, e);
 		}
@@ -381,9 +506,13 @@ sticky_reset(struct sticky_table *t)
 	if (t->fresh > 0) {
 		memset(t->buckets, 0, (size_t)t->nbuckets * sizeof(*t->buckets));
 		memset(t->runs, 0, (size_t)t->nruns * sizeof(*t->runs));
+		memset(t->occ, 0, (size_t)t->occ_off[t->occ_levels - 1] * sizeof(*t->occ) +
+		    sizeof(*t->occ));
 		memset(t->entries, 0, (size_t)t->fresh * sizeof(*t->entries));
 	}
 	t->fresh = 0;
+	t->clear_next = t->clear_end = 0;
+	t->max_version = 0;
 	t->free_head = STICKY_NONE;
 	t->lru_head = t->lru_tail = STICKY_NONE;
 	t->dirty_head = t->dirty_tail = STICKY_NONE;
@@ -396,6 +525,7 @@ struct sticky_table *
 sticky_new(uint32_t max_entries, uint32_t timeout_s)
 {
 	struct sticky_table *t = NULL;
+	uint64_t	 words, bits;
 	ssize_t		 n;
 
 	if (max_entries == 0 || max_entries > STICKY_MAX_ENTRIES) {
@@ -414,11 +544,19 @@ sticky_new(uint32_t max_entries, uint32_t timeout_s)
 	t->max_entries = max_entries;
 	t->timeout_s = timeout_s;
 	t->nruns = timeout_s + 2;
+	/* Level sizes: 64 bits per word, up to the level of one word. */
+	for (words = 0, bits = t->nruns; t->occ_levels == 0 || bits > 1; bits = (bits + 63) / 64) {
+		if (t->occ_levels == STICKY_OCC_LEVELS)
+			fatalx("%s: %u run slots need more bitmap levels", __func__, t->nruns);
+		t->occ_off[t->occ_levels++] = words;
+		words += (bits + 63) / 64;
+	}
 	for (t->nbuckets = 1; t->nbuckets < max_entries; t->nbuckets <<= 1)
 		;
 	if ((t->entries = calloc(max_entries, sizeof(*t->entries))) == NULL ||
 	    (t->buckets = calloc(t->nbuckets, sizeof(*t->buckets))) == NULL ||
-	    (t->runs = calloc(t->nruns, sizeof(*t->runs))) == NULL) {
+	    (t->runs = calloc(t->nruns, sizeof(*t->runs))) == NULL ||
+	    (t->occ = calloc(words, sizeof(*t->occ))) == NULL) {
 		log_warn("sticky table of %u entries", max_entries);
 		goto fail;
 	}
@@ -449,6 +587,7 @@ sticky_free(struct sticky_table *t)
 	free(t->entries);
 	free(t->buckets);
 	free(t->runs);
+	free(t->occ);
 	free(t);
 }
 
@@ -506,8 +645,7 @@ sticky_set(struct sticky_table *t, const struct lbd_ip *ip, int backend, uint32_
 	if (t->replicate &&
 	    (changed || e->expires - e->sent_expires >= sticky_resend_s(t) ||
 	    e->sent_expires > e->expires)) {
-		e->version = sticky_version_next();
-		e->origin = STICKY_ORIGIN_SELF;
+		sticky_stamp(t, e, sticky_version_next(), STICKY_ORIGIN_SELF);
 		sticky_dirty_mark(t, e);
 	}
 }
@@ -526,8 +664,7 @@ sticky_delete(struct sticky_table *t, const struct lbd_ip *ip)
 	/* The tombstone dies when the entry would have: no older copy outlives it. */
 	e->flags |= STICKY_F_TOMB;
 	t->ntombs++;
-	e->version = sticky_version_next();
-	e->origin = STICKY_ORIGIN_SELF;
+	sticky_stamp(t, e, sticky_version_next(), STICKY_ORIGIN_SELF);
 	sticky_dirty_mark(t, e);
 	return 1;
 }
@@ -602,9 +739,43 @@ sticky_foreach(struct sticky_table *t, uint32_t now,
 		struct sticky_entry *e = sticky_at(t, l);
 
 		next = e->lru_next;
-		if (sticky_live(e, now) && !(e->flags & STICKY_F_TOMB))
+		if (sticky_live(e, now) && !(e->flags & STICKY_F_TOMB) && !sticky_floored(t, e))
 			fn(&e->ip, e->backend, e->expires - now, arg);
 	}
+}
+
+bool
+sticky_foreach_slots(struct sticky_table *t, uint32_t *cursor, uint32_t now,
+    uint32_t max_entries, uint32_t max_slots,
+    void (*fn)(const struct lbd_ip *ip, int backend, uint32_t expires_in_s, void *arg),
+    void *arg)
+{
+	uint32_t	 i, n = 0, end;
+
+	end = *cursor < t->fresh && t->fresh - *cursor > max_slots ? *cursor + max_slots : t->fresh;
+	for (i = *cursor; i < end && n < max_entries; i++) {
+		struct sticky_entry *e = &t->entries[i];
+
+		if (!(e->flags & STICKY_F_USED) || (e->flags & STICKY_F_TOMB) || !sticky_live(e, now) ||
+		    sticky_floored(t, e))
+			continue;
+		fn(&e->ip, e->backend, e->expires - now, arg);
+		n++;
+	}
+	*cursor = i;
+	return i >= t->fresh;
+}
+
+uint32_t
+sticky_used(const struct sticky_table *t)
+{
+	return t->count;
+}
+
+uint64_t
+sticky_insert_steps(const struct sticky_table *t)
+{
+	return t->insert_steps;
 }
 
 size_t
@@ -624,7 +795,8 @@ sticky_replicate(struct sticky_table *t, void (*notify)(void *arg), void *arg)
 	if (!t->replicate)
 		for (i = 0; i < t->fresh; i++)
 			if ((t->entries[i].flags & STICKY_F_USED) && t->entries[i].version == 0)
-				t->entries[i].version = sticky_version_next();
+				sticky_stamp(t, &t->entries[i], sticky_version_next(),
+				    STICKY_ORIGIN_SELF);
 	t->replicate = true;
 	t->notify = notify;
 	t->notify_arg = arg;
@@ -651,8 +823,8 @@ sticky_take_dirty(struct sticky_table *t, uint32_t now, struct sticky_change *ou
 	while (n < max && t->dirty_head != STICKY_NONE) {
 		e = sticky_at(t, t->dirty_head);
 		sticky_dirty_unlink(t, e);
-		if (!sticky_live(e, now))
-			continue;	/* the peer's copy dies on its own */
+		if (!sticky_live(e, now) || sticky_floored(t, e))
+			continue;	/* the peer's copy dies on its own, or was cleared too */
 		sticky_change_of(e, now, &out[n++]);
 		e->sent_expires = e->expires;
 	}
@@ -686,7 +858,7 @@ sticky_scan(struct sticky_table *t, uint32_t *cursor, uint32_t now,
 	    i++, visited++) {
 		struct sticky_entry *e = &t->entries[i];
 
-		if (!(e->flags & STICKY_F_USED) || !sticky_live(e, now))
+		if (!(e->flags & STICKY_F_USED) || !sticky_live(e, now) || sticky_floored(t, e))
 			continue;
 		sticky_change_of(e, now, &out[n++]);
 	}
@@ -726,8 +898,7 @@ sticky_apply(struct sticky_table *t, const struct sticky_change *c, int name_cmp
 	}
 	/* Newer than anything we had: our own pending change is moot. */
 	sticky_dirty_unlink(t, e);
-	e->version = c->version;
-	e->origin = (uint8_t)c->origin;
+	sticky_stamp(t, e, c->version, c->origin);
 	if (c->backend < 0) {
 		if (!(e->flags & STICKY_F_TOMB)) {
 			e->flags |= STICKY_F_TOMB;
@@ -752,22 +923,51 @@ sticky_apply(struct sticky_table *t, const struct sticky_change *c, int name_cmp
 uint32_t
 sticky_clear(struct sticky_table *t, uint64_t version, int origin, int name_cmp)
 {
-	uint32_t	 i, n = 0;
+	uint32_t	 n;
 
 	sticky_version_seen(version);
-	if (sticky_newer(version, origin, t->floor_version, t->floor_origin, name_cmp)) {
-		t->floor_version = version;
-		t->floor_origin = (uint8_t)origin;
+	if (!sticky_newer(version, origin, t->floor_version, t->floor_origin, name_cmp))
+		return 0;	/* the floor covers it: what it removes is gone or going */
+	t->floor_version = version;
+	t->floor_origin = (uint8_t)origin;
+	t->floor_name_cmp = (int8_t)name_cmp;
+	if (t->count == 0)
+		return 0;
+	if (version > t->max_version) {
+		/* Newer than every entry: all go, in one memset. */
+		n = sticky_count(t);
+		sticky_reset(t);
+		return n;
 	}
-	for (i = 0; i < t->fresh && t->count > 0; i++) {
+	/* Some outlive it: a sweep, from the start again if one was under way. */
+	t->clear_next = 0;
+	t->clear_end = t->fresh;
+	return sticky_clear_step(t, STICKY_CLEAR_SLOTS);
+}
+
+uint32_t
+sticky_clear_step(struct sticky_table *t, uint32_t max_slots)
+{
+	uint32_t	 i, end, n = 0;
+
+	end = t->clear_end - t->clear_next > max_slots ? t->clear_next + max_slots : t->clear_end;
+	for (i = t->clear_next; i < end; i++) {
 		struct sticky_entry *e = &t->entries[i];
 
-		if (!(e->flags & STICKY_F_USED) ||
-		    !sticky_newer(version, origin, e->version, e->origin, name_cmp))
+		if (!(e->flags & STICKY_F_USED) || !sticky_floored(t, e))
 			continue;
 		if (!(e->flags & STICKY_F_TOMB))
 			n++;
 		sticky_remove(t, e);
 	}
+	t->clear_next = i;
+	if (t->clear_next >= t->clear_end)
+		t->clear_next = t->clear_end = 0;
 	return n;
+}
+
+bool
+sticky_clear_pending(const struct sticky_table *t)
+{
+	return t->clear_next < t->clear_end;
 }

@@ -585,9 +585,9 @@ rig_sticky_of() {
 	rig_lbctl "$1" --json sticky get "$2" 2>/dev/null | rig_jval backend
 }
 
-# Number of entries in NODE's sticky list.
+# Number of entries in NODE's sticky list (every page of it: one JSON line each).
 rig_sticky_count() {
-	rig_lbctl "$1" --json sticky list 2>/dev/null | rig_jsplit | grep -c '"client"'
+	rig_lbctl "$1" --json sticky list 2>/dev/null | grep -o '"client"' | wc -l
 }
 
 # ------------------------------------------------------------ clients

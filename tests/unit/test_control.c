@@ -389,6 +389,7 @@ test_sticky_round_trip(void **state)
 	r = run(f, "sticky list");
 	assert_int_equal(json_array_size(json_object_get(r, "entries")), 2);
 	assert_true(json_is_false(json_object_get(r, "truncated")));
+	assert_null(json_object_get(r, "next"));	/* one page */
 	/* Most recently used first. */
 	e = json_array_get(json_object_get(r, "entries"), 0);
 	assert_string_equal(json_string_value(json_object_get(e, "client")), "2001:db8::7");
@@ -589,30 +590,253 @@ test_sticky_set_replicated(void **state)
 	replica_close(&f->lbd);
 }
 
-/* A table larger than one reply may carry is listed in part, flagged. */
+#define PAGE		10000	/* CONTROL_STICKY_PAGE: entries in one reply at most */
+#define PAGE_SLOTS	65536	/* CONTROL_STICKY_PAGE_SLOTS: slots one page visits at most */
+
+/* Client i of the paging tests: 10.x.y.z. */
+static struct lbd_ip
+client_n(uint32_t i)
+{
+	struct lbd_ip	 a = ip("10.0.0.0");
+
+	a.bytes[13] = (uint8_t)(i >> 16);
+	a.bytes[14] = (uint8_t)(i >> 8);
+	a.bytes[15] = (uint8_t)i;
+	return a;
+}
+
+/* Which client a listed entry is: its index, checked against the 10/8 form. */
+static uint32_t
+listed_n(json_t *e)
+{
+	struct lbd_ip	 a = ip(json_string_value(json_object_get(e, "client")));
+
+	assert_int_equal(a.bytes[12], 10);
+	return (uint32_t)a.bytes[13] << 16 | (uint32_t)a.bytes[14] << 8 | a.bytes[15];
+}
+
+/*
+ * Walks every page of `sticky list [SERVICE]` the way lbctl does, counting
+ * how often each client index (< max) is listed into seen; between pages
+ * it calls between(page number). Returns: the number of pages.
+ */
+static int
+walk_pages(struct fixture *f, const char *service, uint32_t max, uint8_t *seen,
+    void (*between)(struct fixture *, int), uint32_t *total)
+{
+	char		 line[128];
+	json_t		*r, *e, *next;
+	size_t		 k;
+	int		 pages = 0;
+
+	snprintf(line, sizeof(line), "sticky list%s%s", service ? " " : "", service ? service : "");
+	for (;;) {
+		r = run(f, line);
+		assert_null(json_object_get(r, "error"));
+		pages++;
+		assert_true(json_array_size(json_object_get(r, "entries")) <= PAGE);
+		json_array_foreach(json_object_get(r, "entries"), k, e) {
+			uint32_t n = listed_n(e);
+
+			assert_true(n < max);
+			assert_true(seen[n] < 255);
+			seen[n]++;
+		}
+		*total = (uint32_t)json_integer_value(json_object_get(r, "total"));
+		next = json_object_get(r, "next");
+		/* truncated: more pages follow; "next" says where. */
+		assert_true(json_is_true(json_object_get(r, "truncated")) == (next != NULL));
+		if (next == NULL) {
+			json_decref(r);
+			return pages;
+		}
+		assert_true(json_is_string(next));
+		snprintf(line, sizeof(line), "sticky list%s%s from %s", service ? " " : "",
+		    service ? service : "", json_string_value(next));
+		json_decref(r);
+		if (between != NULL)
+			between(f, pages);
+		assert_true(pages < 1000);
+	}
+}
+
+#define BIG_N		25005	/* entries in the paging test: three pages */
+#define BIG_GONE	24000	/* clients deleted after the first page: BIG_GONE.. */
+
+/*
+ * Between pages: clients near the end are deleted, some refreshed (an
+ * entry keeps its slot: still listed once), newcomers added.
+ */
 static void
-test_sticky_list_truncated(void **state)
+change_table(struct fixture *f, int page)
+{
+	struct sticky_table *t = f->lbd.services[0].sticky;
+	uint32_t	 i;
+
+	if (page != 1)
+		return;
+	for (i = BIG_GONE; i < BIG_N; i++) {
+		struct lbd_ip a = client_n(i);
+
+		assert_int_equal(sticky_delete(t, &a), 1);
+	}
+	for (i = 20000; i < 20100; i++) {
+		struct lbd_ip a = client_n(i);
+
+		sticky_set(t, &a, 1, now_s());
+	}
+	for (i = BIG_N; i < BIG_N + 10; i++) {
+		struct lbd_ip a = client_n(i);
+
+		sticky_set(t, &a, 0, now_s());
+	}
+}
+
+/*
+ * A table bigger than one page comes back complete through the cursor:
+ * pages of PAGE entries at most, every client once, entries changed
+ * between pages listed once or (deleted) not at all.
+ */
+static void
+test_sticky_list_pages(void **state)
 {
 	struct fixture	*f = *state;
 	struct sticky_table *t;
-	struct lbd_ip	 a = ip("10.0.0.0");
+	uint8_t		*seen = calloc(BIG_N + 10, 1);
+	uint32_t	 i, total = 0, now = now_s(), extra = 0;
 	json_t		*r;
-	uint32_t	 i, n = 100005, now = now_s();
+	int		 pages;
 
+	assert_non_null(seen);
 	sticky_free(f->lbd.services[0].sticky);
-	t = f->lbd.services[0].sticky = sticky_new(n, 1800);
+	t = f->lbd.services[0].sticky = sticky_new(BIG_N + 10, 1800);
 	assert_non_null(t);
-	for (i = 0; i < n; i++) {
-		a.bytes[13] = (uint8_t)(i >> 16);
-		a.bytes[14] = (uint8_t)(i >> 8);
-		a.bytes[15] = (uint8_t)i;
+	for (i = 0; i < BIG_N; i++) {
+		struct lbd_ip a = client_n(i);
+
 		sticky_set(t, &a, (int)(i % 2), now);
 	}
+	/* The first page: PAGE entries, latest expiry first, and where to go on. */
 	r = run(f, "sticky list");
-	assert_int_equal(json_array_size(json_object_get(r, "entries")), 100000);
+	assert_int_equal(json_array_size(json_object_get(r, "entries")), PAGE);
 	assert_true(json_is_true(json_object_get(r, "truncated")));
-	assert_int_equal(json_integer_value(json_object_get(r, "total")), n);
+	assert_int_equal(json_integer_value(json_object_get(r, "total")), BIG_N);
+	assert_string_equal(json_string_value(json_object_get(r, "next")), "0.10000");
 	json_decref(r);
+
+	pages = walk_pages(f, NULL, BIG_N + 10, seen, NULL, &total);
+	assert_int_equal(pages, 3);
+	assert_int_equal(total, BIG_N);
+	for (i = 0; i < BIG_N; i++)
+		if (seen[i] != 1)
+			fail_msg("client %u listed %u times", i, seen[i]);
+
+	/* The same with the table changing between the pages. */
+	memset(seen, 0, BIG_N + 10);
+	pages = walk_pages(f, "FTPS_VIP", BIG_N + 10, seen, change_table, &total);
+	assert_int_equal(pages, 3);
+	for (i = 0; i < BIG_GONE; i++)
+		if (seen[i] != 1)
+			fail_msg("client %u listed %u times", i, seen[i]);
+	for (i = BIG_GONE; i < BIG_N; i++)
+		assert_int_equal(seen[i], 0);	/* deleted before their page */
+	for (i = BIG_N; i < BIG_N + 10; i++) {
+		assert_true(seen[i] <= 1);	/* newcomers: maybe, never twice */
+		extra += seen[i];
+	}
+	print_message("sticky list in %d pages; %u of 10 newcomers listed\n", pages, extra);
+
+	/* Cursors are checked. */
+	expect_error(f, "sticky list from x", "bad sticky list cursor \"x\"");
+	expect_error(f, "sticky list from 1.0", "bad sticky list cursor");
+	expect_error(f, "sticky list from 0.", "bad sticky list cursor");
+	expect_error(f, "sticky list from -1.5", "bad sticky list cursor");
+	expect_error(f, "sticky list from 0.99999999999", "bad sticky list cursor");
+	expect_error(f, "sticky list FTPS_VIP to 0.0", "too many arguments for sticky list");
+	expect_error(f, "sticky list NOPE from 0.0", "no service named NOPE");
+	/* A cursor past the end: an empty last page. */
+	r = run(f, "sticky list from 0.4000000000");
+	assert_int_equal(json_array_size(json_object_get(r, "entries")), 0);
+	assert_null(json_object_get(r, "next"));
+	json_decref(r);
+	free(seen);
+}
+
+#define SPARSE_DEAD	150000	/* dead, unswept entries before the live ones */
+#define SPARSE_LIVE	50	/* live entries after them */
+
+/* Pages visit a bounded number of slots: mostly dead slots take several (empty) pages. */
+static void
+test_sticky_list_sparse(void **state)
+{
+	struct fixture	*f = *state;
+	struct sticky_table *t;
+	uint8_t		*seen = calloc(SPARSE_DEAD + SPARSE_LIVE, 1);
+	uint32_t	 i, total = 0, now = now_s();
+	int		 pages;
+
+	assert_non_null(seen);
+	sticky_free(f->lbd.services[0].sticky);
+	t = f->lbd.services[0].sticky = sticky_new(SPARSE_DEAD + SPARSE_LIVE, 100);
+	assert_non_null(t);
+	for (i = 0; i < SPARSE_DEAD + SPARSE_LIVE; i++) {
+		struct lbd_ip a = client_n(i);
+
+		sticky_set(t, &a, 0, i < SPARSE_DEAD ? now - 200 : now);
+	}
+	pages = walk_pages(f, NULL, SPARSE_DEAD + SPARSE_LIVE, seen, NULL, &total);
+	assert_int_equal(pages, (SPARSE_DEAD + SPARSE_LIVE + PAGE_SLOTS - 1) / PAGE_SLOTS);
+	for (i = 0; i < SPARSE_DEAD + SPARSE_LIVE; i++)
+		assert_int_equal(seen[i], i < SPARSE_DEAD ? 0 : 1);
+	free(seen);
+}
+
+/* Two services: a page ends inside the second one, and SERVICE lists its own. */
+static void
+test_sticky_list_pages_services(void **state)
+{
+	struct fixture	*f = *state;
+	struct service	*svc2 = add_service(f, "FTP_PLAIN", 1);
+	uint8_t		*seen = calloc(12000, 1);
+	uint32_t	 i, total = 0, now = now_s();
+	json_t		*r, *e;
+
+	assert_non_null(seen);
+	sticky_free(f->lbd.services[0].sticky);
+	f->lbd.services[0].sticky = sticky_new(6000, 1800);
+	sticky_free(svc2->sticky);
+	svc2->sticky = sticky_new(6000, 1800);
+	assert_non_null(f->lbd.services[0].sticky);
+	assert_non_null(svc2->sticky);
+	for (i = 0; i < 12000; i++) {
+		struct lbd_ip a = client_n(i);
+
+		sticky_set(i < 6000 ? f->lbd.services[0].sticky : svc2->sticky, &a, 0, now);
+	}
+	r = run(f, "sticky list");
+	assert_int_equal(json_array_size(json_object_get(r, "entries")), PAGE);
+	assert_string_equal(json_string_value(json_object_get(r, "next")), "1.4000");
+	/* Grouped by service in service order. */
+	e = json_array_get(json_object_get(r, "entries"), 0);
+	assert_string_equal(json_string_value(json_object_get(e, "service")), "FTPS_VIP");
+	e = json_array_get(json_object_get(r, "entries"), PAGE - 1);
+	assert_string_equal(json_string_value(json_object_get(e, "service")), "FTP_PLAIN");
+	json_decref(r);
+	assert_int_equal(walk_pages(f, NULL, 12000, seen, NULL, &total), 2);
+	assert_int_equal(total, 12000);
+	for (i = 0; i < 12000; i++)
+		assert_int_equal(seen[i], 1);
+	/* One service of 6000: a single page, most recently used first, no cursor. */
+	r = run(f, "sticky list FTP_PLAIN");
+	assert_int_equal(json_array_size(json_object_get(r, "entries")), 6000);
+	assert_null(json_object_get(r, "next"));
+	assert_true(json_is_false(json_object_get(r, "truncated")));
+	json_decref(r);
+	expect_error(f, "sticky list FTP_PLAIN from 0.0", "bad sticky list cursor");
+	r = run(f, "sticky list FTP_PLAIN from 1.5990");
+	assert_int_equal(json_array_size(json_object_get(r, "entries")), 10);
+	json_decref(r);
+	free(seen);
 }
 
 /* ---------------------------------------------------------------- admin */
@@ -1071,16 +1295,18 @@ test_socket_sticky_stream(void **state)
 	buf[len[0]] = '\0';
 	r = json_loads(buf, 0, NULL);
 	assert_non_null(r);
-	assert_int_equal(json_array_size(json_object_get(r, "entries")), 100000);
+	/* One page of the table, and where the next one starts. */
+	assert_int_equal(json_array_size(json_object_get(r, "entries")), PAGE);
 	assert_int_equal(json_integer_value(json_object_get(r, "total")), n);
 	assert_true(json_is_true(json_object_get(r, "truncated")));
+	assert_string_equal(json_string_value(json_object_get(r, "next")), "0.10000");
 	e = json_array_get(json_object_get(r, "entries"), 0);
 	assert_string_equal(json_string_value(json_object_get(e, "service")), "FTPS_VIP");
 	assert_string_equal(json_string_value(json_object_get(e, "backend")), "FTP_SVR1");
 
 	direct = run(f, "sticky list");
-	assert_true(json_equal(json_object_get(json_array_get(json_object_get(direct, "entries"), 99999), "client"),
-	    json_object_get(json_array_get(json_object_get(r, "entries"), 99999), "client")));
+	assert_true(json_equal(json_object_get(json_array_get(json_object_get(direct, "entries"), PAGE - 1), "client"),
+	    json_object_get(json_array_get(json_object_get(r, "entries"), PAGE - 1), "client")));
 	json_decref(direct);
 	json_decref(r);
 	for (k = 0; k < 6; k++)
@@ -1537,7 +1763,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sticky_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_set, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sticky_set_replicated, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sticky_list_truncated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sticky_list_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sticky_list_sparse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sticky_list_pages_services, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backend_admin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_services, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_misc_commands, setup, teardown),

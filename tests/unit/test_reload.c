@@ -151,6 +151,70 @@ test_reload_remove(void **state)
 	assert_false(reload_backend_removed(a));
 }
 
+/* ",\n { X<i> }" for i in [first, last) except skip, and then extra (may be ""). */
+static void
+extra_backends(char *buf, size_t len, int first, int last, int skip, const char *extra)
+{
+	size_t	 n = 0;
+	int	 i;
+
+	buf[0] = '\0';
+	for (i = first; i < last; i++)
+		if (i != skip)
+			n += (size_t)snprintf(buf + n, len - n,
+			    ",\n    { name = \"X%d\"; address = \"127.0.1.%d\"; }", i, i);
+	snprintf(buf + n, len - n, "%s", extra);
+}
+
+/*
+ * All 64 slots taken and one backend removed: a new backend reuses its
+ * slot, and the removed one's sticky entries go first (reload_forget),
+ * the others stay.
+ */
+static void
+test_reload_reuse_slot(void **state)
+{
+	struct fixture	*fx = *state;
+	struct service	*svc = &fx->lbd.services[0];
+	struct lbd_ip	 ip;
+	char		 err[1024], *more = malloc(8192);
+	int		 i, slot;
+
+	assert_non_null(more);
+	extra_backends(more, 8192, 0, LBD_MAX_BACKENDS - 2, -1, "");
+	write_conf(fx->path, "\"2121\"", 1, more, 3000, true);
+	assert_int_equal(reload_apply(&fx->lbd, err, sizeof(err)), 0);
+	assert_int_equal(svc->nbackends, LBD_MAX_BACKENDS);
+	slot = 2 + 5;		/* X5, after A and B */
+	assert_string_equal(svc->backends[slot].conf.name, "X5");
+	for (i = 0; i < 300; i++) {
+		assert_int_equal(ip_parse("10.1.0.0", &ip), 0);
+		ip.bytes[14] = (uint8_t)(i >> 8);
+		ip.bytes[15] = (uint8_t)i;
+		sticky_set(svc->sticky, &ip, i % 3 == 0 ? slot : 1, now_s());
+	}
+	/* X5 leaves: its slot stays, removed. */
+	extra_backends(more, 8192, 0, LBD_MAX_BACKENDS - 2, 5, "");
+	write_conf(fx->path, "\"2121\"", 1, more, 3000, true);
+	assert_int_equal(reload_apply(&fx->lbd, err, sizeof(err)), 0);
+	assert_true(reload_backend_removed(&svc->backends[slot]));
+	assert_int_equal(sticky_count(svc->sticky), 300);
+	/* Y comes: no free slot but X5's. */
+	extra_backends(more, 8192, 0, LBD_MAX_BACKENDS - 2, 5,
+	    ",\n    { name = \"Y\"; address = \"127.0.2.1\"; }");
+	write_conf(fx->path, "\"2121\"", 1, more, 3000, true);
+	assert_int_equal(reload_apply(&fx->lbd, err, sizeof(err)), 0);
+	assert_string_equal(svc->backends[slot].conf.name, "Y");
+	assert_int_equal(sticky_count(svc->sticky), 200);
+	for (i = 0; i < 300; i++) {
+		assert_int_equal(ip_parse("10.1.0.0", &ip), 0);
+		ip.bytes[14] = (uint8_t)(i >> 8);
+		ip.bytes[15] = (uint8_t)i;
+		assert_int_equal(sticky_lookup(svc->sticky, &ip, now_s()), i % 3 == 0 ? -1 : 1);
+	}
+	free(more);
+}
+
 /* A syntax error: FILE:LINE in err, the old config keeps running. */
 static void
 test_reload_invalid(void **state)
@@ -261,6 +325,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_reload_live, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_remove, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload_reuse_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_invalid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_ports, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_node, setup, teardown),

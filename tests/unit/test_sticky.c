@@ -832,6 +832,216 @@ test_expiry_mixed_lifetimes(void **state)
 	sticky_free(t);
 }
 
+#define SWEEP_N		50000	/* entries older than the clear in the sweep test */
+#define SWEEP_SLOTS	2048	/* STICKY_CLEAR_SLOTS: slots sticky_clear sweeps itself */
+
+/* Counts what a walk reports, for the sweep test. */
+static void
+count_one(const struct lbd_ip *ip, int backend, uint32_t expires_in_s, void *arg)
+{
+	(*(uint32_t *)arg)++;
+}
+
+/*
+ * A clear that some entries outlive (written after it) does not remove
+ * 50000 entries in one go: one bounded step now, the rest by
+ * sticky_clear_step; meanwhile the entries it covers are gone to every
+ * lookup, walk, replication and merge. A clear newer than everything
+ * empties the table at once.
+ */
+static void
+test_clear_sweep(void **state)
+{
+	struct sticky_table *t = repl_new(SWEEP_N + 10, 100);
+	struct lbd_ip	 late = ip4(10, 9, 9, 9), old = ip6(40000);
+	struct sticky_change c, out[16];
+	uint32_t	 i, n, seen = 0, cursor = 0, steps = 0, removed;
+	uint64_t	 v, v_old;
+	bool		 done;
+
+	for (i = 0; i < SWEEP_N; i++) {
+		struct lbd_ip ip = ip6(i);
+
+		sticky_set(t, &ip, 1, T0);
+	}
+	v_old = sticky_version_next();
+	v = sticky_version_next();
+	sticky_set(t, &late, 2, T0);		/* newer than the clear: stays */
+	removed = sticky_clear(t, v, STICKY_ORIGIN_PEER, 1);
+	assert_true(removed <= SWEEP_SLOTS);
+	assert_true(sticky_clear_pending(t));
+
+	/* Not swept yet, gone all the same. */
+	assert_int_equal(sticky_lookup(t, &old, T0), -1);
+	old = ip6(40001);
+	assert_int_equal(sticky_expires_in(t, &old, T0), -1);
+	sticky_foreach(t, T0, count_one, &seen);
+	assert_int_equal(seen, 1);
+	seen = 0;
+	done = sticky_foreach_slots(t, &cursor, T0, UINT32_MAX, UINT32_MAX, count_one, &seen);
+	assert_true(done);
+	assert_int_equal(seen, 1);
+	n = sticky_take_dirty(t, T0, out, 16);
+	assert_int_equal(n, 1);
+	assert_memory_equal(out[0].ip.bytes, late.bytes, sizeof(late.bytes));
+	/* The peer's copy older than the clear stays out; a newer one goes in. */
+	old = ip6(40002);
+	c = remote(old, 1, 10000, v_old, STICKY_ORIGIN_PEER);
+	assert_int_equal(sticky_apply(t, &c, 1, T0), 0);
+	old = ip6(40003);
+	c = remote(old, 1, 10000, v + 1, STICKY_ORIGIN_PEER);
+	assert_int_equal(sticky_apply(t, &c, 1, T0), 1);
+	/* A local set brings a covered client back as a new entry. */
+	old = ip6(40004);
+	sticky_set(t, &old, 0, T0);
+	assert_int_equal(sticky_lookup(t, &old, T0), 0);
+
+	while (sticky_clear_pending(t)) {
+		removed += sticky_clear_step(t, SWEEP_SLOTS);
+		assert_true(++steps < 100);	/* 50000 / 2048: 25 */
+	}
+	/* The rest in bounded steps; the 5 met above had gone already. */
+	assert_true(steps >= (SWEEP_N - SWEEP_SLOTS) / SWEEP_SLOTS);
+	assert_int_equal(removed, SWEEP_N - 5);
+	assert_int_equal(sticky_count(t), 3);	/* late, ip6(40003), ip6(40004) */
+	assert_int_equal(sticky_lookup(t, &late, T0), 2);
+	assert_int_equal(sticky_evictions(t), 0);
+
+	/* Newer than every entry: all at once, nothing left to sweep. */
+	assert_int_equal(sticky_clear(t, sticky_version_next(), STICKY_ORIGIN_SELF, 1), 3);
+	assert_false(sticky_clear_pending(t));
+	assert_int_equal(sticky_count(t), 0);
+	sticky_free(t);
+}
+
+#define LONG_TIMEOUT_S	604800	/* the largest sticky_timeout_s: a week */
+#define LONG_N		2000	/* applies in the long-lifetime test */
+#define LONG_WALL_NS	1000000000ULL	/* generous: about 10 ms now, seconds before */
+
+/*
+ * The peer's entries with a week to live, latest first: each one dies
+ * before all the others, so each was sorted in past every second of its
+ * lifetime (one step per second: 2000 x 604800). Now a few steps each,
+ * and expiry and LRU eviction still go by the exact second.
+ */
+static void
+test_apply_long_lifetimes(void **state)
+{
+	struct sticky_table *t = repl_new(LONG_N, LONG_TIMEOUT_S);
+	uint64_t	 v = sticky_version_next() + 1, t0, ns;
+	uint32_t	 i, first_death = T0 + LONG_TIMEOUT_S - LONG_N + 1;
+
+	t0 = mono_ns();
+	for (i = 0; i < LONG_N; i++) {
+		struct sticky_change c = remote(ip6(i), 1, (LONG_TIMEOUT_S - i) * 1000, v++,
+		    STICKY_ORIGIN_PEER);
+
+		assert_int_equal(sticky_apply(t, &c, 1, T0), 1);
+	}
+	ns = mono_ns() - t0;
+	printf("sticky: %d descending applies at %d s: %.1f ms, %llu insert steps\n", LONG_N,
+	    LONG_TIMEOUT_S, (double)ns / 1e6, (unsigned long long)sticky_insert_steps(t));
+	assert_true(sticky_insert_steps(t) <= 2 * LONG_N);
+	assert_true(ns < LONG_WALL_NS);
+	assert_int_equal(sticky_count(t), LONG_N);
+	for (i = 0; i < LONG_N; i += 97) {
+		struct lbd_ip ip = ip6(i);
+
+		assert_int_equal(sticky_expires_in(t, &ip, T0), LONG_TIMEOUT_S - i);
+	}
+
+	/* Each dies at its second: the last applied first, one per second. */
+	assert_int_equal(sticky_expire(t, first_death - 1), 0);
+	assert_int_equal(sticky_expire(t, first_death), 1);
+	assert_int_equal(sticky_expire(t, first_death + 9), 9);
+	{
+		struct lbd_ip gone = ip6(LONG_N - 10), kept = ip6(LONG_N - 11);
+
+		assert_int_equal(sticky_lookup(t, &gone, first_death + 9), -1);
+		assert_int_equal(sticky_expires_in(t, &kept, first_death + 9), 1);
+	}
+
+	/* Full again with local sets; one more evicts the entry closest to its end. */
+	for (i = 0; i < 10; i++) {
+		struct lbd_ip ip = ip4(10, 9, 0, (uint8_t)i);
+
+		sticky_set(t, &ip, 2, first_death + 9);
+	}
+	sticky_dirty_clear(t);		/* sent: no longer spared by eviction */
+	assert_int_equal(sticky_count(t), LONG_N);
+	assert_int_equal(sticky_evictions(t), 0);
+	{
+		struct lbd_ip extra = ip4(10, 9, 1, 0), next = ip6(LONG_N - 11);
+		struct lbd_ip after = ip6(LONG_N - 12);
+
+		sticky_set(t, &extra, 3, first_death + 9);
+		assert_int_equal(sticky_evictions(t), 1);
+		assert_int_equal(sticky_lookup(t, &next, first_death + 9), -1);
+		assert_int_equal(sticky_lookup(t, &after, first_death + 9), 1);
+		assert_int_equal(sticky_lookup(t, &extra, first_death + 9), 3);
+	}
+	sticky_free(t);
+}
+
+#define WRAP_N		3000	/* entries in the wrap-around test */
+#define WRAP_TIMEOUT_S	100000	/* its timeout */
+#define WRAP_STEP_S	50	/* now moves this much per apply: 1.5 timeouts in all */
+
+/* The model's expiry seconds, for qsort. */
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t	 x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Applies with random lifetimes while now moves far ahead, so expiry
+ * seconds wrap around the run slots many times; then every second that
+ * holds an expiry is swept in turn: the table must give up exactly the
+ * entries the model says die by then, so the list was sorted throughout.
+ */
+static void
+test_apply_random_order(void **state)
+{
+	struct sticky_table *t = repl_new(WRAP_N, WRAP_TIMEOUT_S);
+	uint32_t	*exp = calloc(WRAP_N, sizeof(*exp));
+	uint32_t	 now = T0, i, k, n, live = 0;
+	uint64_t	 v = sticky_version_next() + 1;
+
+	assert_non_null(exp);
+	srandom(13);
+	for (i = 0; i < WRAP_N; i++) {
+		uint32_t	 life = 1 + (uint32_t)random() % WRAP_TIMEOUT_S;
+		struct sticky_change c = remote(ip6(i), 1, life * 1000, v++, STICKY_ORIGIN_PEER);
+
+		now += WRAP_STEP_S;
+		assert_int_equal(sticky_apply(t, &c, 1, now), 1);
+		exp[i] = now + life;
+	}
+	assert_true(now - T0 > WRAP_TIMEOUT_S + 2);	/* the run slots wrapped */
+	assert_true(sticky_insert_steps(t) <= 2 * WRAP_N);
+	/* Entries applied before a jump may be dead already (applies sweep them). */
+	qsort(exp, WRAP_N, sizeof(*exp), cmp_u32);
+	for (i = 0; i < WRAP_N && exp[i] <= now; i++)
+		;
+	sticky_expire(t, now);
+	live = WRAP_N - i;
+	assert_true(live > WRAP_N / 4);
+	assert_int_equal(sticky_count(t), live);
+	while (i < WRAP_N) {
+		for (k = i; k < WRAP_N && exp[k] == exp[i]; k++)
+			;
+		n = sticky_expire(t, exp[i]);
+		assert_int_equal(n, k - i);
+		i = k;
+	}
+	assert_int_equal(sticky_count(t), 0);
+	free(exp);
+	sticky_free(t);
+}
+
 int
 main(void)
 {
@@ -858,6 +1068,9 @@ main(void)
 		cmocka_unit_test(test_clear_floor),
 		cmocka_unit_test(test_scan),
 		cmocka_unit_test(test_expiry_mixed_lifetimes),
+		cmocka_unit_test(test_apply_long_lifetimes),
+		cmocka_unit_test(test_clear_sweep),
+		cmocka_unit_test(test_apply_random_order),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
