@@ -967,7 +967,7 @@ test_many_short(void **state)
 }
 
 #define BUDGET_CONNS	6		/* connections of pipe_budget, each moving BUDGET_BYTES */
-#define BUDGET_BYTES	(4 * MIB)	/* backend -> client per connection */
+#define BUDGET_BYTES	(8 * MIB)	/* backend -> client per connection */
 
 static int
 pipe_bytes_are(void *arg)
@@ -994,6 +994,7 @@ pipe_budget(int mb, int want_big)
 	struct relay_pipe_stats	 st;
 	uint64_t		 want = (uint64_t)want_big * MIB, zero = 0;
 	int			 c[BUDGET_CONNS], b[BUDGET_CONNS], i;
+	int			 rcvbuf = 64 * 1024, sndbuf = 4 * MIB;
 
 	test_pipe_mb = mb;
 	env_open(&e, SOURCE_NODE, 100, 60, 2000);
@@ -1005,6 +1006,17 @@ pipe_budget(int mb, int want_big)
 	for (i = 0; i < BUDGET_CONNS; i++) {
 		c[i] = client_connect();
 		b[i] = backend_accept(&e, NULL);
+		/*
+		 * A fixed small client buffer (no autotuning) fills fast; a big
+		 * backend send buffer sends full segments from the start, so the
+		 * relay's first read fills its bounce buffer and it splices: a
+		 * trickle of small segments (tcp_wmem's 16 KiB start) would keep
+		 * it on recv/send, blocked with its bytes in a buffer, no pipe.
+		 */
+		assert_int_equal(setsockopt(c[i], SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+		    sizeof(rcvbuf)), 0);
+		assert_int_equal(setsockopt(b[i], SOL_SOCKET, SO_SNDBUF, &sndbuf,
+		    sizeof(sndbuf)), 0);
 		xfer_start(&x[i], b[i], 1, BUDGET_BYTES, (uint8_t)(10 + i), 1);
 	}
 	/* Every direction blocks on its client with its pipe full. */
