@@ -58,7 +58,7 @@ static const char *const config_keys_root[] = {
 	"services", NULL
 };
 static const char *const config_keys_node[] = {
-	"name", "address", "priority", "relay_threads", NULL
+	"name", "address", "priority", "relay_threads", "pipe_memory_max_mb", NULL
 };
 static const char *const config_keys_peer[] = {
 	"name", "address", NULL
@@ -546,6 +546,11 @@ config_parse_node(struct config_ctx *ctx, const config_setting_t *root)
 	conf->relay_threads = LBD_RELAY_THREADS_AUTO;
 	if (config_get_int(ctx, g, "node", "relay_threads", 0, LBD_MAX_RELAY_THREADS,
 	    &conf->relay_threads) == -1)
+		return -1;
+	/* Unset: relay_pipe_budget sizes it from the RAM of the host it runs on. */
+	conf->pipe_memory_max_mb = LBD_PIPE_MEMORY_AUTO;
+	if (config_get_int(ctx, g, "node", "pipe_memory_max_mb", 0, LBD_PIPE_MEMORY_MAX_MB,
+	    &conf->pipe_memory_max_mb) == -1)
 		return -1;
 	return 0;
 }

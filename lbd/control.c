@@ -405,6 +405,22 @@ control_ha_json(const struct hasync_status *hs)
 	    "advert_realtime", hs->advert_realtime);		/* pacer runs SCHED_RR */
 }
 
+/* The pipe memory budget (node.pipe_memory_max_mb) and its use: relay.c. */
+static json_t *
+control_pipes_json(void)
+{
+	struct relay_pipe_stats	 st;
+
+	relay_pipe_stats(&st);
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "bytes", (json_int_t)st.bytes,		/* enlarged pipes held by connections */
+	    "max", (json_int_t)st.max,
+	    "peak", (json_int_t)st.peak,
+	    "fallbacks", (json_int_t)st.fallbacks,	/* default-size pipes handed out */
+	    "refused", (json_int_t)st.refused,		/* F_SETPIPE_SZ refused */
+	    "pipe_size", (json_int_t)st.pipe_size);
+}
+
 /* state, entries, lag_ms (SPEC 8), then replication counters: replica.c. */
 static json_t *
 control_sync_json(struct lbd *lbd)
@@ -477,6 +493,7 @@ control_status(struct lbd *lbd)
 	control_set(o, "ha", control_ha_json(hs));
 	control_set_int(o, "uptime_s", now >= lbd->started_ms ? (now - lbd->started_ms) / 1000 : 0);
 	control_set_int(o, "relay_threads", (uint64_t)relay_threads());	/* 0: in the main loop */
+	control_set(o, "pipes", control_pipes_json());
 	if ((services = json_array()) != NULL)
 		for (i = 0; i < lbd->nservices; i++)
 			json_array_append_new(services,

@@ -148,7 +148,7 @@ usage(FILE *f)
 	    "usage: lbctl [-s SOCKET] [--json] COMMAND [ARGS]\n"
 	    "\n"
 	    "commands (a unique prefix of a keyword is enough: \"lbctl sta\", \"lbctl sticky l\"):\n"
-	    "  status                        node, role, VIP, peer, sync and each service's backends\n"
+	    "  status                        node, role, VIP, peer, sync, pipe memory and each service's backends\n"
 	    "  backends                      every backend: state, admin state, connections, bytes, checks\n"
 	    "                                (admin \"removed\": reload took it out, its connections finish)\n"
 	    "  sticky list [SERVICE]         sticky entries (client -> backend), most recently used first;\n"
@@ -541,6 +541,21 @@ fmt_s(json_int_t s, char *buf, size_t len)
 }
 
 /* "350ms", "12s", "3m05s", "2h03m", "4d05h": an age or duration in ms for people. */
+/* Byte count v in MiB ("12 MiB", "0.5 MiB"); "-" when v is no integer. */
+static const char *
+fmt_mib(const json_t *v, char *buf, size_t len)
+{
+	double	 mib;
+
+	if (!json_is_integer(v)) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	mib = (double)json_integer_value(v) / (1024 * 1024);
+	snprintf(buf, len, mib == (double)(long long)mib ? "%.0f MiB" : "%.1f MiB", mib);
+	return buf;
+}
+
 static const char *
 fmt_ms(const json_t *v, char *buf, size_t len)
 {
@@ -721,6 +736,15 @@ print_status(const json_t *r)
 	else if (json_is_integer(v))
 		printf("relay:     %lld worker thread%s\n", (long long)json_integer_value(v),
 		    json_integer_value(v) == 1 ? "" : "s");
+	v = json_object_get(r, "pipes");
+	if (json_is_object(v))
+		printf("pipes:     %s of %s in enlarged pipes (peak %s), %s fallbacks to "
+		    "default-size pipes, %s resizes refused\n",
+		    fmt_mib(json_object_get(v, "bytes"), c[0], sizeof(c[0])),
+		    fmt_mib(json_object_get(v, "max"), c[1], sizeof(c[1])),
+		    fmt_mib(json_object_get(v, "peak"), c[2], sizeof(c[2])),
+		    jget(v, "fallbacks", c[3], sizeof(c[3])),
+		    jget(v, "refused", c[4], sizeof(c[4])));
 
 	json_array_foreach(json_object_get(r, "services"), i, svc) {
 		n = 0;

@@ -31,6 +31,9 @@ struct event;
 #define LBD_DEF_REQUEST_TIMEOUT_MS 5000	/* control/metrics.request_timeout_ms: a request's deadline */
 #define LBD_MAX_RELAY_THREADS	64	/* node.relay_threads upper bound */
 #define LBD_RELAY_THREADS_AUTO	(-1)	/* node.relay_threads unset: CPUs online - 1 (<= 64); 0 on <= 2 CPUs */
+#define LBD_PIPE_MEMORY_AUTO	(-1)	/* node.pipe_memory_max_mb unset: 256, at most RAM / 8 */
+#define LBD_PIPE_MEMORY_DEF_MB	256	/* its value on a host with 2 GiB of RAM or more */
+#define LBD_PIPE_MEMORY_MAX_MB	1048576	/* node.pipe_memory_max_mb upper bound: 1 TiB */
 
 #define LBD_DEFAULT_CONFIG	"/etc/lbd/lbd.conf"
 #define LBD_DEFAULT_SOCKET	"/run/lbd/lbd.sock"
@@ -117,6 +120,7 @@ struct lbd_config {
 	struct sockaddr_storage node_addr;	/* health checks and heartbeats leave from it */
 	int		 node_priority;		/* 1-254, default 100 */
 	int		 relay_threads;		/* 0: relay in the main loop; 1-64; LBD_RELAY_THREADS_AUTO */
+	int		 pipe_memory_max_mb;	/* budget of enlarged pipes, MiB; LBD_PIPE_MEMORY_AUTO */
 
 	/* peer = { ... }; absent: standalone node */
 	bool		 has_peer;
@@ -476,6 +480,17 @@ uint64_t	 relay_pipe_fds(void);			/* pipe ends open, pooled ones included */
 int		 relay_threads(void);			/* worker threads running; 0: relay in the main loop */
 void		 relay_set_splice(bool on);	/* false: new connections copy with recv/send */
 size_t		 relay_conn_size(void);		/* bytes of one connection record */
+/* The node's pipe memory budget (node.pipe_memory_max_mb) and its use. */
+struct relay_pipe_stats {
+	uint64_t	 bytes;		/* capacity of the enlarged pipes connections hold now */
+	uint64_t	 max;		/* the budget, bytes */
+	uint64_t	 peak;		/* most bytes held at once since start */
+	uint64_t	 fallbacks;	/* pipes handed out at the default size (budget spent or refused) */
+	uint64_t	 refused;	/* F_SETPIPE_SZ refused by the kernel (EPERM...) */
+	uint64_t	 pipe_size;	/* bytes of one enlarged pipe */
+};
+void		 relay_pipe_stats(struct relay_pipe_stats *);
+void		 relay_pipe_budget(const struct lbd_config *);	/* at start and on reload */
 
 /* replica.c */
 /*

@@ -401,6 +401,27 @@ metrics_clients(FILE *f, struct lbd *lbd)
 	    ms.timeouts);
 }
 
+/* The relay's pipe memory budget, as in status "pipes". */
+static void
+metrics_pipes(FILE *f)
+{
+	struct relay_pipe_stats	 st;
+
+	relay_pipe_stats(&st);
+	metrics_one(f, "lbd_pipe_memory_bytes", "gauge",
+	    "Bytes of enlarged splice pipes that connections hold now.", st.bytes);
+	metrics_one(f, "lbd_pipe_memory_max_bytes", "gauge",
+	    "The budget of enlarged pipe bytes (node.pipe_memory_max_mb).", st.max);
+	metrics_one(f, "lbd_pipe_memory_peak_bytes", "gauge",
+	    "Most enlarged pipe bytes held at once since start.", st.peak);
+	metrics_one(f, "lbd_pipe_fallbacks_total", "counter",
+	    "Pipes handed out at the default size: budget spent or resize refused.",
+	    st.fallbacks);
+	metrics_one(f, "lbd_pipe_resize_refused_total", "counter",
+	    "F_SETPIPE_SZ calls the kernel refused (EPERM past fs.pipe-user-pages-soft).",
+	    st.refused);
+}
+
 char *
 metrics_render(struct lbd *lbd)
 {
@@ -422,6 +443,7 @@ metrics_render(struct lbd *lbd)
 	metrics_backends(f, lbd);
 	metrics_sticky(f, lbd);
 	metrics_clients(f, lbd);
+	metrics_pipes(f);
 	if (ferror(f)) {
 		fclose(f);
 		free(text);

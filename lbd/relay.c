@@ -44,6 +44,15 @@
  * - A direction takes a pipe from a LIFO pool only while bytes are in
  *   flight and gives it back as soon as the pipe is empty, so an idle
  *   connection holds no pipe; the events are embedded in struct conn.
+ * - Pipe memory is bounded for the whole node, not per connection: a
+ *   direction holding a pipe grown to RELAY_PIPE_SIZE holds that many
+ *   bytes of node.pipe_memory_max_mb (relay_pipe_bytes, an atomic shared by
+ *   all workers, taken with compare-and-swap so it never passes the
+ *   budget, given back when the pipe goes back to the pool or is closed).
+ *   An empty pooled pipe holds no data pages and is not counted. When the
+ *   budget is spent, or the kernel refuses F_SETPIPE_SZ (EPERM past
+ *   fs.pipe-user-pages-soft), a direction splices through a default-size
+ *   pipe (64 KiB): slower, never refused. Both are counted.
  * - A source is read only into an empty pipe (or buffer). Then EAGAIN from
  *   a read can only mean "socket empty", never "pipe full", and
  *   backpressure is simple: while the pipe holds bytes the destination has
@@ -85,7 +94,10 @@
 #define IP_LOCAL_PORT_RANGE	51	/* Linux 6.3+: a socket's own ephemeral port range (linux/in.h) */
 #endif
 #define RELAY_PORTS_FILE	"/proc/sys/net/ipv4/ip_local_port_range" /* the kernel's ephemeral ports */
-#define RELAY_PIPE_SIZE		(1024 * 1024)	/* pipe capacity asked with F_SETPIPE_SZ */
+#define RELAY_PIPE_SIZE		(1024 * 1024)	/* pipe capacity asked with F_SETPIPE_SZ: a power of two */
+#define RELAY_PIPE_SMALL	(64 * 1024)	/* a pipe shrunk back to the kernel's default size */
+#define RELAY_PIPE_RAM_SHARE	8		/* unset node.pipe_memory_max_mb: at most RAM / this */
+#define RELAY_GROW_RETRY_MS	1000		/* after a refused F_SETPIPE_SZ a worker's pipes stay small this long */
 #define RELAY_POOL_MAX		256		/* spare empty pipes kept for reuse, per worker */
 #define RELAY_BOUNCE_SIZE	16384		/* a worker's recv buffer; a read filling it means bulk: splice */
 #define RELAY_ROUNDS		16		/* read+write rounds per wakeup, then yield */
@@ -141,6 +153,7 @@ struct conn_dir {
 	char		*buf;		/* bytes the destination did not take yet; NULL: none */
 	uint64_t	 bytes;		/* bytes written to the destination */
 	uint8_t		 flags;		/* DIR_* */
+	uint32_t	 pipe_size;	/* budget bytes its pipe holds (enlarged size); 0: default size */
 };
 
 /* A TCP 4-tuple; IPv4 addresses are v4-mapped like sticky keys. */
@@ -181,6 +194,7 @@ struct conn {
 struct relay_pipe {
 	int		 r;		/* read end */
 	int		 w;		/* write end */
+	uint32_t	 size;		/* its capacity when enlarged (not counted while pooled), 0 default */
 };
 
 /* A thread (or, with node.relay_threads = 0, the main loop) moving bytes. */
@@ -199,6 +213,8 @@ struct relay_worker {
 	struct relay_pipe pool[RELAY_POOL_MAX]; /* LIFO free list of empty pipes */
 	int		 npool;		/* pipes in pool */
 	struct hasync_rlimit limit;	/* its rate-limited lines */
+	struct hasync_rlimit pipe_limit; /* its "pipe budget spent" lines */
+	uint64_t	 grow_after_ms;	/* F_SETPIPE_SZ was refused: no new try before; 0 none */
 	struct conn_list outbox;	/* main thread: handed to it, not yet in inbox */
 	struct conn_list ended;		/* ended here, not yet in relay_done */
 	struct event	*flush_ev;	/* activated by relay_close: moves ended to relay_done */
@@ -226,17 +242,121 @@ static struct conn_list	 relay_done = TAILQ_HEAD_INITIALIZER(relay_done); /* end
 static int		 relay_done_fd = -1;	/* eventfd: relay_done became non-empty */
 static struct event	*relay_done_ev;		/* the main loop's read event on it */
 static struct event	*relay_hand_ev;		/* activated by relay_hand: moves outboxes to inboxes */
+/* The pipe budget; every worker reads and writes these with atomics. */
+static uint64_t		 relay_pipe_max;	/* node.pipe_memory_max_mb in bytes */
+static uint64_t		 relay_pipe_bytes;	/* enlarged pipe bytes directions hold now */
+static uint64_t		 relay_pipe_peak;	/* most relay_pipe_bytes ever, since relay_init */
+static uint64_t		 relay_pipe_fallbacks;	/* pipes handed out at the default size */
+static uint64_t		 relay_pipe_refused;	/* F_SETPIPE_SZ failures */
 
 static void	relay_io(struct conn *, int, uint32_t);
+static void	relay_log_limited(struct hasync_rlimit *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
 static void	relay_timer_cb(evutil_socket_t, short, void *);
 
 /* ---------------------------------------------------------------- pipes */
 
-/* A new pipe sized to RELAY_PIPE_SIZE, or the kernel's limit. Returns 0 or -1. */
+/*
+ * Takes n bytes of the pipe budget, never passing relay_pipe_max (also
+ * with several workers taking at once). Returns the bytes held with
+ * these, or 0 when the budget has less than n left.
+ */
+static uint64_t
+relay_budget_take(uint64_t n)
+{
+	uint64_t	 cur;
+
+	cur = __atomic_load_n(&relay_pipe_bytes, __ATOMIC_RELAXED);
+	do {
+		if (cur + n > __atomic_load_n(&relay_pipe_max, __ATOMIC_RELAXED))
+			return 0;
+	} while (!__atomic_compare_exchange_n(&relay_pipe_bytes, &cur, cur + n, true,
+	    __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	return cur + n;
+}
+
+/* A pipe is held with held bytes in all (relay_budget_take's): the peak follows. */
+static void
+relay_budget_peak(uint64_t held)
+{
+	uint64_t	 peak = __atomic_load_n(&relay_pipe_peak, __ATOMIC_RELAXED);
+
+	while (held > peak && !__atomic_compare_exchange_n(&relay_pipe_peak, &peak, held,
+	    true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+/* Gives n bytes back to the pipe budget. */
+static void
+relay_budget_give(uint64_t n)
+{
+	__atomic_fetch_sub(&relay_pipe_bytes, n, __ATOMIC_RELAXED);
+}
+
+/* A direction got a default-size pipe: counted, and said once a second per worker. */
+static void
+relay_pipe_fallback(struct relay_worker *w, bool refused)
+{
+	__atomic_fetch_add(&relay_pipe_fallbacks, 1, __ATOMIC_RELAXED);
+	if (!refused && __atomic_load_n(&relay_pipe_max, __ATOMIC_RELAXED) > 0)
+		relay_log_limited(&w->pipe_limit, "relay: pipe memory budget spent "
+		    "(%llu MiB, node.pipe_memory_max_mb): transfers use %d KiB pipes "
+		    "until others end",
+		    (unsigned long long)(__atomic_load_n(&relay_pipe_max, __ATOMIC_RELAXED) /
+		    (1024 * 1024)), RELAY_PIPE_SMALL / 1024);
+}
+
+/*
+ * Grows p, a default-size pipe, to RELAY_PIPE_SIZE when the budget has
+ * room and the kernel agrees; p->size says which. A refusal (EPERM: a
+ * lower fs.pipe-max-size, or an unprivileged lbd past
+ * fs.pipe-user-pages-soft) leaves the default pipe, which still works,
+ * each splice just moves less; the worker then asks no more for
+ * RELAY_GROW_RETRY_MS, not once per burst.
+ */
+static void
+relay_pipe_grow(struct relay_worker *w, struct relay_pipe *p)
+{
+	static bool	 warned;	/* any worker: relaxed atomic */
+	uint64_t	 held;
+	int		 n;
+
+	if (w->grow_after_ms != 0) {
+		if (now_ms() < w->grow_after_ms) {
+			relay_pipe_fallback(w, true);
+			return;
+		}
+		w->grow_after_ms = 0;
+	}
+	if ((held = relay_budget_take(RELAY_PIPE_SIZE)) == 0) {
+		relay_pipe_fallback(w, false);
+		return;
+	}
+	/* The default 64 KiB pipe caps each splice at 16 pages: ask for 1 MiB. */
+	if ((n = fcntl(p->r, F_SETPIPE_SZ, RELAY_PIPE_SIZE)) == -1) {
+		if (!__atomic_exchange_n(&warned, true, __ATOMIC_RELAXED))
+			log_warn("relay: cannot grow pipes to %d bytes: throughput will "
+			    "suffer; as a non-root user set fs.pipe-user-pages-soft=0 "
+			    "(deploy/lbd.sysctl.conf)", RELAY_PIPE_SIZE);
+		relay_budget_give(RELAY_PIPE_SIZE);
+		__atomic_fetch_add(&relay_pipe_refused, 1, __ATOMIC_RELAXED);
+		relay_pipe_fallback(w, true);
+		w->grow_after_ms = now_ms() + RELAY_GROW_RETRY_MS;
+		return;
+	}
+	/* RELAY_PIPE_SIZE is a power of two pages: the kernel sets exactly that. */
+	if ((uint32_t)n < RELAY_PIPE_SIZE) {
+		relay_budget_give(RELAY_PIPE_SIZE - (uint32_t)n);
+		held -= RELAY_PIPE_SIZE - (uint32_t)n;
+	}
+	p->size = (uint32_t)n < RELAY_PIPE_SIZE ? (uint32_t)n : RELAY_PIPE_SIZE;
+	relay_budget_peak(held);
+}
+
+/* A new default-size pipe. Returns 0 or -1. */
 static int
 relay_pipe_new(struct relay_pipe *p)
 {
-	static bool	 warned;	/* any worker: relaxed atomic */
 	int		 fds[2];
 
 	/* Past the budget the direction copies: the reserve stays for checks. */
@@ -247,46 +367,65 @@ relay_pipe_new(struct relay_pipe *p)
 	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1)
 		return -1;
 	__atomic_add_fetch(&relay_npipe_fds, 2, __ATOMIC_RELAXED);
-	/*
-	 * Ask for 1 MiB (the default 64 KiB pipe caps each splice at 16 pages).
-	 * A lower /proc/sys/fs/pipe-max-size, or an unprivileged process past
-	 * pipe-user-pages-soft, gets EPERM: the default pipe still works, each
-	 * splice just moves less.
-	 */
-	if (fcntl(fds[0], F_SETPIPE_SZ, RELAY_PIPE_SIZE) == -1 &&
-	    !__atomic_exchange_n(&warned, true, __ATOMIC_RELAXED))
-		log_warnx("relay: cannot grow pipes to %d bytes (%s): throughput "
-		    "will suffer; as a non-root user set fs.pipe-user-pages-soft=0 "
-		    "(deploy/lbd.sysctl.conf)", RELAY_PIPE_SIZE, strerror(errno));
 	p->r = fds[0];
 	p->w = fds[1];
+	p->size = 0;
 	return 0;
 }
 
-/* Gives d an empty pipe from w's pool. Returns 0, or -1 when none can be made. */
+/*
+ * Gives d an empty pipe from w's pool (or a new one), enlarged while the
+ * budget allows: an enlarged pooled pipe takes its size from the budget,
+ * or, the budget spent, is shrunk back to the default; a default one is
+ * grown when the budget has room. Returns 0, or -1 when none can be made.
+ */
 static int
 relay_pipe_get(struct relay_worker *w, struct conn_dir *d)
 {
 	struct relay_pipe	 p;
+	uint64_t		 held;
 
 	if (w->npool > 0)
 		p = w->pool[--w->npool];
 	else if (relay_pipe_new(&p) == -1)
 		return -1;
+	if (p.size == 0)
+		relay_pipe_grow(w, &p);
+	else if ((held = relay_budget_take(p.size)) != 0)
+		relay_budget_peak(held);
+	else {
+		relay_pipe_fallback(w, false);
+		/* Shrinking an empty pipe cannot fail but for a kernel bug: then a new one. */
+		if (fcntl(p.r, F_SETPIPE_SZ, RELAY_PIPE_SMALL) == -1) {
+			close(p.r);
+			close(p.w);
+			__atomic_sub_fetch(&relay_npipe_fds, 2, __ATOMIC_RELAXED);
+			if (relay_pipe_new(&p) == -1)
+				return -1;
+		}
+		p.size = 0;
+	}
 	d->pipe_r = p.r;
 	d->pipe_w = p.w;
+	d->pipe_size = p.size;
 	return 0;
 }
 
-/* Takes d's pipe back: pooled in w when empty and there is room, else closed. */
+/*
+ * Takes d's pipe back, and its bytes back to the budget: pooled in w when
+ * empty and there is room, else closed.
+ */
 static void
 relay_pipe_put(struct relay_worker *w, struct conn_dir *d)
 {
 	if (d->pipe_r == -1)
 		return;
+	if (d->pipe_size != 0)
+		relay_budget_give(d->pipe_size);
 	if (d->pending == 0 && w->npool < RELAY_POOL_MAX) {
 		w->pool[w->npool].r = d->pipe_r;
 		w->pool[w->npool].w = d->pipe_w;
+		w->pool[w->npool].size = d->pipe_size;
 		w->npool++;
 	} else {
 		close(d->pipe_r);
@@ -294,6 +433,7 @@ relay_pipe_put(struct relay_worker *w, struct conn_dir *d)
 		__atomic_sub_fetch(&relay_npipe_fds, 2, __ATOMIC_RELAXED);
 	}
 	d->pipe_r = d->pipe_w = -1;
+	d->pipe_size = 0;
 }
 
 /* d is empty: its pipe goes back to the pool, its copy buffer is freed. */
@@ -313,7 +453,7 @@ relay_dir_release(struct relay_worker *w, struct conn_dir *d)
  * backend or a full fd table must not turn every connection into a log
  * line.
  */
-static void __attribute__((format(printf, 2, 3)))
+static void
 relay_log_limited(struct hasync_rlimit *l, const char *fmt, ...)
 {
 	va_list		 ap;
@@ -1515,6 +1655,57 @@ relay_threads_wanted(const struct lbd_config *conf)
 	return n - 1 > LBD_MAX_RELAY_THREADS ? LBD_MAX_RELAY_THREADS : (int)(n - 1);
 }
 
+/*
+ * Sets the pipe budget from node.pipe_memory_max_mb; at start and on every
+ * reload (a lower budget applies to pipes taken from then on). Unset: 256
+ * MiB, so 256 one-way transfers (an FTP data connection is one way) at a
+ * time get 1 MiB pipes, far more than a link needs to be full, but at most
+ * an eighth of the RAM, so a small VM's pipes cannot take its memory.
+ */
+static void
+relay_pipe_budget_set(const struct lbd_config *conf, bool say)
+{
+	uint64_t	 max, ram, old;
+	long		 pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+
+	if (conf->pipe_memory_max_mb != LBD_PIPE_MEMORY_AUTO)
+		max = (uint64_t)conf->pipe_memory_max_mb * 1024 * 1024;
+	else {
+		max = (uint64_t)LBD_PIPE_MEMORY_DEF_MB * 1024 * 1024;
+		ram = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : 0;
+		if (ram > 0 && ram / RELAY_PIPE_RAM_SHARE < max)
+			max = ram / RELAY_PIPE_RAM_SHARE;
+	}
+	old = __atomic_exchange_n(&relay_pipe_max, max, __ATOMIC_RELAXED);
+	if ((old != max || say) && max == 0)
+		log_info("relay: pipe memory budget 0 (node.pipe_memory_max_mb): pipes keep "
+		    "the default %d KiB", RELAY_PIPE_SMALL / 1024);
+	else if (old != max || say)
+		log_info("relay: pipe memory budget %llu MiB%s: %llu pipes of %d KiB at a "
+		    "time, then %d KiB pipes", (unsigned long long)(max / (1024 * 1024)),
+		    conf->pipe_memory_max_mb == LBD_PIPE_MEMORY_AUTO ?
+		    " (node.pipe_memory_max_mb unset: 256 MiB, at most RAM / 8)" : "",
+		    (unsigned long long)(max / RELAY_PIPE_SIZE), RELAY_PIPE_SIZE / 1024,
+		    RELAY_PIPE_SMALL / 1024);
+}
+
+void
+relay_pipe_budget(const struct lbd_config *conf)
+{
+	relay_pipe_budget_set(conf, false);
+}
+
+void
+relay_pipe_stats(struct relay_pipe_stats *st)
+{
+	st->bytes = __atomic_load_n(&relay_pipe_bytes, __ATOMIC_RELAXED);
+	st->max = __atomic_load_n(&relay_pipe_max, __ATOMIC_RELAXED);
+	st->peak = __atomic_load_n(&relay_pipe_peak, __ATOMIC_RELAXED);
+	st->fallbacks = __atomic_load_n(&relay_pipe_fallbacks, __ATOMIC_RELAXED);
+	st->refused = __atomic_load_n(&relay_pipe_refused, __ATOMIC_RELAXED);
+	st->pipe_size = RELAY_PIPE_SIZE;
+}
+
 int
 relay_init(struct lbd *lbd)
 {
@@ -1524,6 +1715,12 @@ relay_init(struct lbd *lbd)
 		relay_shutdown(lbd);
 	n = relay_threads_wanted(lbd->conf);
 	relay_ports_split(lbd->conf);
+	/* Counters start over; relay_pipe_bytes is 0 here (every pipe was given back). */
+	__atomic_store_n(&relay_pipe_peak, __atomic_load_n(&relay_pipe_bytes,
+	    __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+	__atomic_store_n(&relay_pipe_fallbacks, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&relay_pipe_refused, 0, __ATOMIC_RELAXED);
+	relay_pipe_budget_set(lbd->conf, true);
 	if ((relay_workers = calloc(n > 0 ? (size_t)n : 1, sizeof(*relay_workers))) == NULL) {
 		log_warn("relay: cannot allocate the workers");
 		return -1;

@@ -9,10 +9,10 @@
  * connections finish (its sticky clients re-pick); a new backend takes a
  * new slot at the end, or, when all LBD_MAX_BACKENDS are taken, a removed
  * slot with no connection left (its sticky entries are deleted first).
- * What cannot change live (node, node.relay_threads included, peer,
- * cluster, vip, control, metrics, the set of services, a service's ports,
- * sticky_size, sticky_timeout_s) makes the reload refuse with
- * "needs a restart: ...".
+ * node.pipe_memory_max_mb applies live too. What cannot change live (the
+ * rest of node, node.relay_threads included, peer, cluster, vip, control,
+ * metrics, the set of services, a service's ports, sticky_size,
+ * sticky_timeout_s) makes the reload refuse with "needs a restart: ...".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,6 +376,7 @@ reload_apply(struct lbd *lbd, char *err, size_t errlen)
 		    log_level_str(conf->log_level));
 		log_setlevel(conf->log_level);	/* -d keeps debug */
 	}
+	relay_pipe_budget(conf);	/* node.pipe_memory_max_mb applies live */
 	free(lbd->conf);
 	lbd->conf = conf;
 	(void)fds_setup(conf);		/* max_connections may have grown past the limit */

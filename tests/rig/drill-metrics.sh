@@ -1,10 +1,11 @@
 # drill-metrics.sh - GET /metrics on lb1's own loopback (the rig's config
 # enables metrics on $RIG_METRICS_LISTEN) agrees with `lbctl --json status`:
-# role, VIP, each backend's up and connections_total, sticky entries. Then
-# slow and greedy clients (slowclients.py): 60 metrics clients trickling a
-# byte a second hold at most 32 slots, are closed at the 5 s deadline, and a
-# scrape that comes once they hold every slot is served; 20 monitors leave `status` answering; a control client trickling
-# "status" without a newline is closed at its deadline.
+# role, VIP, each backend's up and connections_total, sticky entries, the
+# pipe memory budget. Then slow and greedy clients (slowclients.py): 60
+# metrics clients trickling a byte a second hold at most 32 slots, are
+# closed at the 5 s deadline, and a scrape that comes once they hold every
+# slot is served; 20 monitors leave `status` answering; a control client
+# trickling "status" without a newline is closed at its deadline.
 
 # Value of the series NAME{LABELS} (exact label text) in the scrape $1.
 _metrics_val() {
@@ -103,6 +104,18 @@ drill_metrics() {
 	v=$(_metrics_val "$body" "lbd_sticky_entries{service=\"$RIG_SERVICE\"}")
 	rig_assert "lbd_sticky_entries $v == status sticky_entries $st (2 clients)" \
 		eval '[ "$v" = "$st" ] && [ "$st" = 2 ]' || return 1
+	# The pipe memory budget (node.pipe_memory_max_mb): a few transfers stay
+	# well inside the default, and the metrics say what status says.
+	local pmax pbytes pfall
+	pmax=$(rig_sval "$flat" pipes.max)
+	pbytes=$(rig_sval "$flat" pipes.bytes)
+	pfall=$(rig_sval "$flat" pipes.fallbacks)
+	echo "  figure: pipes: $pbytes of $pmax bytes held, peak $(rig_sval "$flat" pipes.peak), $pfall fallbacks, $(rig_sval "$flat" pipes.refused) refused"
+	rig_assert "lbd_pipe_memory_max_bytes $(_metrics_val "$body" lbd_pipe_memory_max_bytes) == status pipes.max $pmax (> 0)" \
+		eval '[ "$(_metrics_val "$body" lbd_pipe_memory_max_bytes)" = "$pmax" ] && [ "$pmax" -gt 0 ]' || return 1
+	rig_assert "lbd_pipe_fallbacks_total $(_metrics_val "$body" lbd_pipe_fallbacks_total) == status pipes.fallbacks $pfall" \
+		[ "$(_metrics_val "$body" lbd_pipe_fallbacks_total)" = "$pfall" ] || return 1
+	rig_assert "status pipes.bytes $pbytes <= pipes.max $pmax" [ "$pbytes" -le "$pmax" ] || return 1
 	rm -f "$RIG_DIR/metrics.out"
 	_metrics_slow || return 1
 	return 0

@@ -219,6 +219,7 @@ test_minimal_defaults(void **state)
 	s = &c->services[0];
 	assert_int_equal(c->node_priority, 100);
 	assert_int_equal(c->relay_threads, LBD_RELAY_THREADS_AUTO);	/* relay_init picks */
+	assert_int_equal(c->pipe_memory_max_mb, LBD_PIPE_MEMORY_AUTO);	/* 256, <= RAM / 8 */
 	assert_false(c->has_peer);
 	assert_int_equal(c->npeer_addr, 0);
 	assert_string_equal(c->peer_name, "");
@@ -813,6 +814,47 @@ test_relay_threads(void **state)
 	    "node.relay_threads: expected an integer");
 }
 
+/* node.pipe_memory_max_mb: 0 (pipes never grown) to 1048576 MiB; no other type. */
+static void
+test_pipe_memory_max(void **state)
+{
+	struct fixture		*f = *state;
+	struct lbd_config	*c;
+	static const int	 ok[] = { 0, 1, 64, LBD_PIPE_MEMORY_MAX_MB };
+	char			 text[512];
+	size_t			 i;
+
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(text, sizeof(text), "node = { name = \"lb1\"; address = "
+		    "\"192.168.86.2\";\n  pipe_memory_max_mb = %d; };\n"
+		    "vip = { address = \"192.168.86.87/24\"; interface = \"eth0\"; };\n"
+		    "services = ( { name = \"S1\"; ports = [ \"21\" ]; " ONE_BACKEND
+		    " } );\n", ok[i]);
+		c = load_ok(f, text);
+		assert_int_equal(c->pipe_memory_max_mb, ok[i]);
+		unlink(f->path);
+	}
+	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
+	    "  pipe_memory_max_mb = 1048577; };\n", 2,
+	    "node.pipe_memory_max_mb: 1048577 is out of range; use 0-1048576");
+	unlink(f->path);
+	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
+	    "  pipe_memory_max_mb = -1; };\n", 2,
+	    "node.pipe_memory_max_mb: -1 is out of range; use 0-1048576");
+	unlink(f->path);
+	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
+	    "  pipe_memory_max_mb = \"256M\"; };\n", 2,
+	    "node.pipe_memory_max_mb: expected an integer");
+	unlink(f->path);
+	/* 2^32 + 256 would read as 256 without the literal check. */
+	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
+	    "  pipe_memory_max_mb = 4294967552; };\n", 2,
+	    "node.pipe_memory_max_mb: 4294967552 does not fit in 32 bits");
+	unlink(f->path);
+	load_err(f, "node = { name = \"lb1\"; address = \"192.168.86.2\";\n"
+	    "  pipe_memory_max = 256; };\n", 2, "node: unknown key \"pipe_memory_max\"");
+}
+
 static void
 test_bad_scheduler(void **state)
 {
@@ -1237,6 +1279,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_max_connections_per_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_int_literal_wrap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_relay_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pipe_memory_max, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_scheduler, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout_over_interval, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_ranges, setup, teardown),

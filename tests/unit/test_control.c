@@ -229,6 +229,17 @@ test_status_shape(void **state)
 	expect_type(r, "uptime_s", JSON_INTEGER);
 	expect_type(r, "relay_threads", JSON_INTEGER);	/* no relay_init here: 0 */
 	assert_int_equal(json_integer_value(json_object_get(r, "relay_threads")), 0);
+	expect_type(r, "pipes", JSON_OBJECT);	/* the pipe memory budget */
+	{
+		const char *keys[] = { "bytes", "max", "peak", "fallbacks", "refused",
+		    "pipe_size" };
+		size_t	 k;
+
+		for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+			expect_type(json_object_get(r, "pipes"), keys[k], JSON_INTEGER);
+	}
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "pipes"),
+	    "pipe_size")), 1024 * 1024);
 
 	expect_type(r, "vip", JSON_OBJECT);
 	vip = json_object_get(r, "vip");

@@ -339,6 +339,15 @@ test_render_matches_status(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_object_get(st, "sync"),
 	    "state")), "none");
 	assert_int_equal(value(text, "lbd_info{node=\"lb1\"}"), 1);
+	/* The pipe memory budget, as status "pipes" says. */
+	assert_int_equal(value(text, "lbd_pipe_memory_bytes"), jint(st, "pipes", "bytes", NULL));
+	assert_int_equal(value(text, "lbd_pipe_memory_max_bytes"), jint(st, "pipes", "max", NULL));
+	assert_int_equal(value(text, "lbd_pipe_memory_peak_bytes"),
+	    jint(st, "pipes", "peak", NULL));
+	assert_int_equal(value(text, "lbd_pipe_fallbacks_total"),
+	    jint(st, "pipes", "fallbacks", NULL));
+	assert_int_equal(value(text, "lbd_pipe_resize_refused_total"),
+	    jint(st, "pipes", "refused", NULL));
 
 	/* Every backend of every service against the JSON, field by field. */
 	bes = json_object_get(st, "services");

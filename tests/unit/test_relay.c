@@ -2,7 +2,9 @@
  * test_relay.c - unit tests of listener.c and relay.c with real sockets on
  * loopback: bytes both ways, half-close, connect failure and timeout, idle
  * timeout, max_connections, EMFILE backoff, resets, adoption, copy mode,
- * no fd leaks, and the throughput of a 256 MiB transfer (printed).
+ * no fd leaks, the pipe memory budget (its fallback to default-size pipes,
+ * and a kernel refusing to grow them), and the throughput of a 256 MiB
+ * transfer (printed).
  *
  * VIP 127.0.0.1:P, node address 127.0.0.3, one backend 127.0.0.2:P. The
  * relay's event loop runs in the test thread; peers that move many bytes
@@ -13,6 +15,8 @@
  * accepts and finishes; the workers move bytes).
  */
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <dirent.h>
 #include <sys/socket.h>
@@ -68,6 +72,7 @@ struct xfer {
 static uint16_t	 test_port;		/* P: service port == backend port */
 static int	 test_threads;		/* node.relay_threads of this run */
 static const char *test_peer;		/* peer.address for env_open; NULL: standalone */
+static int	 test_pipe_mb = LBD_PIPE_MEMORY_AUTO; /* node.pipe_memory_max_mb for env_open */
 
 static void
 tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -130,6 +135,8 @@ env_open(struct env *e, enum source_mode source, int max_conn, int idle_s, int c
 	sc->backends[0].weight = 1;
 
 	e->conf.relay_threads = test_threads;
+	e->conf.pipe_memory_max_mb = test_pipe_mb;
+	test_pipe_mb = LBD_PIPE_MEMORY_AUTO;	/* one env only, even when an assert stops its test */
 	if (test_peer != NULL) {
 		e->conf.has_peer = true;
 		snprintf(e->conf.peer_name, sizeof(e->conf.peer_name), "peer");
@@ -164,10 +171,15 @@ env_open(struct env *e, enum source_mode source, int max_conn, int idle_s, int c
 static void
 env_close(struct env *e)
 {
+	struct relay_pipe_stats	 st;
+
 	if (e->bl != -1)
 		close(e->bl);
 	listener_close_all(&e->lbd);
 	relay_shutdown(&e->lbd);
+	/* Every pipe a connection held gave its bytes back to the budget. */
+	relay_pipe_stats(&st);
+	assert_int_equal(st.bytes, 0);
 	assert_int_equal(e->svc->active, 0);
 	assert_int_equal(relay_active(), 0);
 	assert_true(TAILQ_EMPTY(&e->svc->conns));
@@ -1101,6 +1113,218 @@ test_many_short(void **state)
 	env_close(&e);
 }
 
+#define BUDGET_CONNS	6		/* connections of pipe_budget, each moving BUDGET_BYTES */
+#define BUDGET_BYTES	(8 * MIB)	/* backend -> client per connection */
+
+static int
+pipe_bytes_are(void *arg)
+{
+	struct relay_pipe_stats	 st;
+
+	relay_pipe_stats(&st);
+	return st.bytes == *(uint64_t *)arg;
+}
+
+/*
+ * BUDGET_CONNS backends each send BUDGET_BYTES to a client that does not
+ * read yet, so every backend->client direction holds a full pipe. With a
+ * budget of mb MiB (LBD_PIPE_MEMORY_AUTO: the default), want_big of them
+ * hold 1 MiB pipes and the budget is never passed; the others got
+ * default-size pipes (counted). Then the clients read: every byte arrives,
+ * checked, and with all connections closed the budget is whole again.
+ */
+static void
+pipe_budget(int mb, int want_big)
+{
+	struct env		 e;
+	struct xfer		 x[2 * BUDGET_CONNS], *all[2 * BUDGET_CONNS + 1];
+	struct relay_pipe_stats	 st;
+	uint64_t		 want = (uint64_t)want_big * MIB, zero = 0;
+	int			 c[BUDGET_CONNS], b[BUDGET_CONNS], i;
+	int			 rcvbuf = 64 * 1024, sndbuf = 4 * MIB;
+
+	test_pipe_mb = mb;
+	env_open(&e, SOURCE_NODE, 100, 60, 2000);
+	relay_pipe_stats(&st);
+	if (mb != LBD_PIPE_MEMORY_AUTO)
+		assert_int_equal(st.max, (uint64_t)mb * MIB);
+	assert_int_equal(st.bytes, 0);
+	assert_int_equal(st.pipe_size, MIB);
+	for (i = 0; i < BUDGET_CONNS; i++) {
+		c[i] = client_connect();
+		b[i] = backend_accept(&e, NULL);
+		/*
+		 * A fixed small client buffer (no autotuning) fills fast; a big
+		 * backend send buffer sends full segments from the start, so the
+		 * relay's first read fills its bounce buffer and it splices: a
+		 * trickle of small segments (tcp_wmem's 16 KiB start) would keep
+		 * it on recv/send, blocked with its bytes in a buffer, no pipe.
+		 */
+		assert_int_equal(setsockopt(c[i], SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+		    sizeof(rcvbuf)), 0);
+		assert_int_equal(setsockopt(b[i], SOL_SOCKET, SO_SNDBUF, &sndbuf,
+		    sizeof(sndbuf)), 0);
+		xfer_start(&x[i], b[i], 1, BUDGET_BYTES, (uint8_t)(10 + i), 1);
+	}
+	/* Every direction blocks on its client with its pipe full. */
+	assert_true(loop_until(&e, pipe_bytes_are, &want, WAIT_MS));
+	loop_for(&e, 100);
+	relay_pipe_stats(&st);
+	assert_int_equal(st.bytes, want);
+	assert_true(st.peak <= st.max);
+	assert_int_equal(st.peak, want);
+	if (want_big < BUDGET_CONNS)
+		assert_true(st.fallbacks >= (uint64_t)(BUDGET_CONNS - want_big));
+	else
+		assert_int_equal(st.fallbacks, 0);
+	assert_int_equal(st.refused, 0);
+	assert_int_equal(e.svc->active, BUDGET_CONNS);
+
+	for (i = 0; i < BUDGET_CONNS; i++) {
+		xfer_start(&x[BUDGET_CONNS + i], c[i], 0, BUDGET_BYTES, (uint8_t)(10 + i), 1);
+		all[i] = &x[i];
+		all[BUDGET_CONNS + i] = &x[BUDGET_CONNS + i];
+	}
+	all[2 * BUDGET_CONNS] = NULL;
+	assert_true(loop_until(&e, xfers_done, all, 4 * WAIT_MS));
+	for (i = 0; i < 2 * BUDGET_CONNS; i++) {
+		pthread_join(x[i].tid, NULL);
+		assert_true(x[i].ok);
+	}
+	relay_pipe_stats(&st);
+	assert_true(st.peak <= st.max);
+	assert_int_equal(e.svc->backends[0].bytes_out, (uint64_t)BUDGET_CONNS * BUDGET_BYTES);
+	for (i = 0; i < BUDGET_CONNS; i++) {
+		close(c[i]);
+		close(b[i]);
+	}
+	assert_true(loop_until(&e, svc_idle, e.svc, WAIT_MS));
+	/* Pooled pipes are empty: they hold nothing of the budget. */
+	assert_true(loop_until(&e, pipe_bytes_are, &zero, WAIT_MS));
+	env_close(&e);
+}
+
+/* A 2 MiB budget: two transfers get 1 MiB pipes, four default-size ones. */
+static void
+test_pipe_budget_small(void **state)
+{
+	pipe_budget(2, 2);
+}
+
+/* No budget: every pipe keeps the default size, and bytes still flow. */
+static void
+test_pipe_budget_zero(void **state)
+{
+	pipe_budget(0, 0);
+}
+
+/* The default budget: a normal number of transfers all get 1 MiB pipes, as before. */
+static void
+test_pipe_budget_default(void **state)
+{
+	pipe_budget(LBD_PIPE_MEMORY_AUTO, BUDGET_CONNS);
+}
+
+#define HOG_MAX		1024		/* pipes test_pipe_refused grows to use up the soft limit */
+#define HOG_UID		65534		/* nobody: the unprivileged user it runs as */
+
+static int	 hog[HOG_MAX][2];	/* those pipes */
+static int	 nhog;			/* open entries of hog */
+static bool	 hog_setuid;		/* the test thread runs as HOG_UID */
+static struct env hog_env;		/* test_pipe_refused's world */
+static bool	 hog_env_open;		/* not closed yet: a failed assert left it */
+
+/*
+ * Teardown of test_pipe_refused, also after a failed assert: root again,
+ * hogs closed, and its world gone, so that later tests can still listen.
+ */
+static int
+pipe_refused_restore(void **state)
+{
+	if (hog_setuid && syscall(SYS_setresuid, 0, 0, 0) == 0)
+		hog_setuid = false;
+	while (nhog > 0) {
+		nhog--;
+		close(hog[nhog][0]);
+		close(hog[nhog][1]);
+	}
+	if (hog_env_open) {
+		hog_env_open = false;
+		close(hog_env.bl);
+		listener_close_all(&hog_env.lbd);
+		relay_shutdown(&hog_env.lbd);
+		sticky_free(hog_env.svc->sticky);
+		event_free(hog_env.tick);
+		event_base_free(hog_env.lbd.base);
+	}
+	return hog_setuid ? -1 : 0;
+}
+
+/*
+ * An unprivileged lbd past fs.pipe-user-pages-soft: F_SETPIPE_SZ fails
+ * with EPERM. The relay falls back to the default pipe, counts it, holds
+ * nothing of the budget, and the bytes still all arrive. Root is made
+ * unprivileged for this thread only (setresuid(2) itself, not glibc's,
+ * which would change every thread), and pipes of its own use up the soft
+ * limit first. Inline only: the test thread is the one that grows pipes.
+ */
+static void
+test_pipe_refused(void **state)
+{
+	struct env		*ep = &hog_env;
+	struct xfer		 x[2], *all[3] = { &x[0], &x[1], NULL };
+	struct relay_pipe_stats	 st;
+	long			 soft = 0;
+	FILE			*f;
+	int			 c, b;
+
+	if (test_threads != 0)
+		skip();
+	if ((f = fopen("/proc/sys/fs/pipe-user-pages-soft", "r")) != NULL) {
+		if (fscanf(f, "%ld", &soft) != 1)
+			soft = 0;
+		fclose(f);
+	}
+	if (soft == 0)
+		skip();		/* no soft limit (the sysctl lbd ships lifts it): nothing refuses */
+	env_open(ep, SOURCE_NODE, 100, 60, 2000);
+	hog_env_open = true;
+	if (geteuid() == 0) {
+		/* Saved uid 0: the teardown can come back; effective caps are dropped. */
+		assert_int_equal(syscall(SYS_setresuid, HOG_UID, HOG_UID, 0), 0);
+		hog_setuid = true;
+	}
+	for (nhog = 0; nhog < HOG_MAX; ) {
+		assert_int_equal(pipe2(hog[nhog], O_CLOEXEC), 0);
+		nhog++;
+		if (fcntl(hog[nhog - 1][0], F_SETPIPE_SZ, MIB) == -1) {
+			assert_int_equal(errno, EPERM);
+			break;
+		}
+	}
+	assert_true(nhog < HOG_MAX);	/* the kernel refused one */
+
+	c = client_connect();
+	b = backend_accept(ep, NULL);
+	xfer_start(&x[0], b, 1, BUDGET_BYTES, 7, 1);
+	xfer_start(&x[1], c, 0, BUDGET_BYTES, 7, 1);
+	assert_true(loop_until(ep, xfers_done, all, 4 * WAIT_MS));
+	pthread_join(x[0].tid, NULL);
+	pthread_join(x[1].tid, NULL);
+	assert_true(x[0].ok && x[1].ok);
+	relay_pipe_stats(&st);
+	assert_true(st.refused >= 1);
+	assert_true(st.fallbacks >= st.refused);
+	assert_int_equal(st.peak, 0);		/* no pipe was counted as enlarged */
+	assert_int_equal(st.bytes, 0);
+	close(c);
+	close(b);
+	assert_true(loop_until(ep, svc_idle, ep->svc, WAIT_MS));
+	hog_env_open = false;
+	assert_int_equal(pipe_refused_restore(NULL), 0);
+	env_close(ep);
+}
+
 /* Informational: 256 MiB client -> backend through the relay. */
 static void
 test_throughput(void **state)
@@ -1275,6 +1499,10 @@ main(void)
 		cmocka_unit_test(test_adopt),
 		cmocka_unit_test(test_shutdown_closes),
 		cmocka_unit_test(test_many_short),
+		cmocka_unit_test(test_pipe_budget_small),
+		cmocka_unit_test(test_pipe_budget_zero),
+		cmocka_unit_test(test_pipe_budget_default),
+		cmocka_unit_test_teardown(test_pipe_refused, pipe_refused_restore),
 		cmocka_unit_test(test_throughput),
 		cmocka_unit_test(test_ports_lower_half),
 		cmocka_unit_test(test_ports_upper_half),

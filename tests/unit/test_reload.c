@@ -319,6 +319,44 @@ test_reload_log_level(void **state)
 	assert_int_equal(log_getlevel(), LOG_LEVEL_INFO);
 }
 
+/*
+ * node.pipe_memory_max_mb changes live, unlike the rest of node: the
+ * relay's budget follows at once, and unset again means the default.
+ */
+static void
+test_reload_pipe_memory(void **state)
+{
+	struct fixture		*fx = *state;
+	struct relay_pipe_stats	 st;
+	char			 err[1024];
+	uint64_t		 def;
+	FILE			*f;
+
+	relay_pipe_budget(fx->lbd.conf);
+	relay_pipe_stats(&st);
+	def = st.max;
+	assert_true(def > 0 && def <= 256ull * 1024 * 1024);
+	assert_non_null(f = fopen(fx->path, "w"));
+	fprintf(f, "node = { name = \"lb1\"; address = \"127.0.0.1\";\n"
+	    "  pipe_memory_max_mb = 7; };\n"
+	    "vip = { address = \"127.0.0.87/8\"; interface = \"lo\"; };\n"
+	    "control = { socket = \"/tmp/test_reload.sock\"; };\n"
+	    "services = ( { name = \"S\"; ports = [ \"2121\" ]; sticky_timeout_s = 600;\n"
+	    "  connect_timeout_ms = 3000; check = { type = \"none\"; };\n"
+	    "  backends = ( { name = \"A\"; address = \"127.0.0.50\"; },\n"
+	    "    { name = \"B\"; address = \"127.0.0.51\"; } ); } );\n");
+	fclose(f);
+	if (reload_apply(&fx->lbd, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_int_equal(fx->lbd.conf->pipe_memory_max_mb, 7);
+	relay_pipe_stats(&st);
+	assert_int_equal(st.max, 7ull * 1024 * 1024);
+	write_conf(fx->path, "\"2121\"", 1, "", 3000, true);
+	assert_int_equal(reload_apply(&fx->lbd, err, sizeof(err)), 0);
+	relay_pipe_stats(&st);
+	assert_int_equal(st.max, def);
+}
+
 int
 main(void)
 {
@@ -330,6 +368,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reload_ports, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_node, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_log_level, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload_pipe_memory, setup, teardown),
 	};
 
 	log_init(0, "test_reload");
