@@ -15,13 +15,23 @@
  * each way repeats the hello: it proves the sender holds the key for THIS
  * session, so a recorded session replayed into a new one fails.
  *
- * Why peer_died is trustworthy: once the connection is authenticated, an
- * EOF at a frame boundary or a reset comes from the peer's kernel, which
- * closes every socket of a process that exits or is killed. The one
- * ambiguity: a graceful stop closes the same way; lbd sends the
+ * Why peer_died is trustworthy: every segment of the connection is signed
+ * by the kernels with TCP_MD5SIG (RFC 2385), under a key derived from the
+ * cluster key and set on the listening socket for each peer address and
+ * on each outbound socket before connect(); a segment without the right
+ * signature is dropped before TCP looks at it. So a FIN or RST that
+ * reaches the socket was sent by the peer's kernel, which closes every
+ * socket of a process that exits or is killed: an EOF at a frame boundary
+ * or a reset of an up connection is the peer's lbd gone, and a forged RST
+ * or FIN (a blind attacker who guessed or sniffed the sequence numbers)
+ * is not seen at all. (The payload's own AEAD cannot vouch for the close:
+ * FIN and RST carry no frame.) Where the kernel refuses TCP_MD5SIG (built
+ * without CONFIG_TCP_MD5SIG) the channel still runs, unsigned, but its
+ * close is never taken for a death: takeover then waits for Master_Down.
+ * The ambiguity left: a graceful stop closes the same way; lbd sends the
  * heartbeat's priority-0 advert first, so the peer has taken over already
  * and the extra peer_lost changes nothing. A middlebox resetting an idle
- * flow would look the same; keepalives keep the flow busy.
+ * flow would sign nothing, so it can only make the channel look silent.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -61,6 +71,9 @@
 #define CHAN_KDF_CONTEXT	"lbdsynch"	/* crypto_kdf context: 8 bytes */
 #define CHAN_KDF_HELLO		1	/* subkey id: hello MAC key */
 #define CHAN_KDF_SESSION	2	/* subkey id: key of the per-direction BLAKE2b */
+#define CHAN_MD5_CONTEXT	"lbdtcpmd"	/* crypto_kdf context of the TCP_MD5SIG key */
+#define CHAN_MD5_ID		1	/* subkey id within that context */
+#define CHAN_MD5_KEY_BYTES	32	/* TCP_MD5SIG key length (kernel max 80) */
 #define CHAN_BACKOFF_MIN_MS	100	/* first reconnect delay */
 #define CHAN_BACKOFF_MAX_MS	5000	/* longest reconnect delay */
 #define CHAN_READ_CHUNK		(256 * 1024)	/* bytes read per wake-up */
@@ -75,6 +88,7 @@
 #define CHAN_BACKLOG		16	/* listen backlog */
 #define CHAN_LOG_INTERVAL_MS	1000	/* at most one line per kind per second */
 #define CHAN_ADDR_MAX		(INET6_ADDRSTRLEN + 8)	/* "[addr]:port" */
+#define CHAN_UNSIGNED_NOTE	" - unsigned TCP (no TCP_MD5SIG), so not taken for its death"
 
 /* How far a connection got. */
 enum chan_conn_state {
@@ -109,6 +123,7 @@ struct chan_conn {
 	int		 fd;		/* the socket */
 	enum chan_conn_state state;	/* handshake progress */
 	bool		 outbound;	/* we connected */
+	bool		 md5;		/* its segments are TCP_MD5SIG-signed: its close is the peer's */
 	int		 path;		/* outbound: index into peer_addr */
 	char		 text[CHAN_ADDR_MAX]; /* peer address:port, for messages */
 	struct event	*ev_read;	/* socket readable */
@@ -139,6 +154,8 @@ struct channel {
 	void		*arg;		/* for the callbacks */
 	uint8_t		 hello_key[crypto_auth_KEYBYTES]; /* hello MAC subkey */
 	uint8_t		 session_key[crypto_generichash_KEYBYTES]; /* per-direction KDF subkey */
+	uint8_t		 md5_key[CHAN_MD5_KEY_BYTES]; /* TCP_MD5SIG key of every socket */
+	bool		 md5;		/* the listener took the TCP_MD5SIG keys */
 	uint64_t	 boot_id;	/* ours: CLOCK_REALTIME ns at channel_new */
 	int		 family;	/* AF_INET or AF_INET6 */
 	socklen_t	 salen;		/* sockaddr length of that family */
@@ -177,6 +194,7 @@ static bool	chan_same_host(const struct sockaddr_storage *, const struct sockadd
 static bool	chan_is_peer(const struct channel *, const struct sockaddr_storage *);
 static void	chan_set_port(struct sockaddr_storage *, uint16_t);
 static void	chan_tv(struct timeval *, int);
+static int	chan_md5_set(struct channel *, int, const struct sockaddr_storage *);
 static int	chan_check_config(const struct channel_config *, char *, size_t);
 static void	chan_connect(struct channel *);
 static void	chan_retry(struct channel *, int, bool);
@@ -186,7 +204,7 @@ static void	chan_on_accept_pause(evutil_socket_t, short, void *);
 static void	chan_on_tick(evutil_socket_t, short, void *);
 static bool	chan_nonce_seen(struct channel *, const uint8_t *);
 static struct chan_conn *conn_new(struct channel *, int, bool, int,
-		    const struct sockaddr_storage *);
+		    const struct sockaddr_storage *, bool);
 static void	conn_free(struct chan_conn *);
 static void	conn_close(struct chan_conn *, bool, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
@@ -297,6 +315,36 @@ chan_tv(struct timeval *tv, int ms)
 {
 	tv->tv_sec = ms / 1000;
 	tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
+}
+
+/*
+ * Signs fd's segments to and from peer (any port) with the channel's
+ * TCP_MD5SIG key. On a listening socket the key is inherited by the
+ * connections it accepts from that address; a SYN from it without the
+ * signature is dropped, as is any unsigned segment on a keyed connection.
+ * The key is matched on the full address of the socket's own family (the
+ * IPv6 socket is V6ONLY, so no v4-mapped addresses reach it).
+ * Returns: 0 set, -1 refused (errno set).
+ */
+static int
+chan_md5_set(struct channel *ch, int fd, const struct sockaddr_storage *peer)
+{
+	struct tcp_md5sig m;
+	int rc, saved;
+
+	memset(&m, 0, sizeof(m));
+	memcpy(&m.tcpm_addr, peer, ch->salen);
+	if (ch->family == AF_INET)
+		((struct sockaddr_in *)&m.tcpm_addr)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)&m.tcpm_addr)->sin6_port = 0;
+	m.tcpm_keylen = CHAN_MD5_KEY_BYTES;
+	memcpy(m.tcpm_key, ch->md5_key, CHAN_MD5_KEY_BYTES);
+	rc = setsockopt(fd, IPPROTO_TCP, TCP_MD5SIG, &m, sizeof(m));
+	saved = errno;
+	sodium_memzero(&m, sizeof(m));
+	errno = saved;
+	return rc;
 }
 
 static void
@@ -481,6 +529,8 @@ channel_new(struct event_base *base, const struct channel_config *conf,
 	    CHAN_KDF_CONTEXT, conf->key);
 	crypto_kdf_derive_from_key(ch->session_key, sizeof(ch->session_key),
 	    CHAN_KDF_SESSION, CHAN_KDF_CONTEXT, conf->key);
+	crypto_kdf_derive_from_key(ch->md5_key, sizeof(ch->md5_key), CHAN_MD5_ID,
+	    CHAN_MD5_CONTEXT, conf->key);
 	sodium_memzero(ch->conf.key, sizeof(ch->conf.key));	/* only the subkeys stay */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ch->boot_id = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -503,7 +553,7 @@ channel_start(struct channel *ch)
 	struct sockaddr_storage local;
 	struct timeval tv;
 	char a[CHAN_ADDR_MAX];
-	int on = 1;
+	int i, on = 1;
 
 	if (ch->started)
 		return 0;
@@ -530,6 +580,23 @@ channel_start(struct channel *ch)
 	    setsockopt(ch->lfd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == -1)) {
 		chan_log(ch, 0, "sync channel: setsockopt: %s", strerror(errno));
 		goto fail;
+	}
+	/*
+	 * Sign before listen(): a SYN from a peer address must already be
+	 * checked. If the kernel cannot, run unsigned (the peer must then be
+	 * unsigned too) and never take the channel's close for a death.
+	 */
+	ch->md5 = true;
+	for (i = 0; i < ch->conf.npeer_addr && ch->md5; i++) {
+		if (chan_md5_set(ch, ch->lfd, &ch->conf.peer_addr[i]) == -1) {
+			chan_log(ch, 0, "sync channel: cannot sign TCP segments with TCP_MD5SIG: "
+			    "%s%s; running unsigned: a forged reset could not be told from the "
+			    "peer's death, so the channel's close will not cause a takeover "
+			    "(Master_Down will), and a peer that signs cannot connect",
+			    strerror(errno), errno == ENOPROTOOPT || errno == EINVAL ?
+			    " (kernel built without CONFIG_TCP_MD5SIG?)" : "");
+			ch->md5 = false;
+		}
 	}
 	if (bind(ch->lfd, (struct sockaddr *)&local, ch->salen) == -1) {
 		chan_log(ch, 0, "cannot bind sync channel to %s: %s%s", a, strerror(errno),
@@ -591,6 +658,7 @@ channel_free(struct channel *ch)
 	free(ch->rx_plain);
 	sodium_memzero(ch->hello_key, sizeof(ch->hello_key));
 	sodium_memzero(ch->session_key, sizeof(ch->session_key));
+	sodium_memzero(ch->md5_key, sizeof(ch->md5_key));
 	free(ch);
 }
 
@@ -603,6 +671,7 @@ chan_connect(struct channel *ch)
 	struct sockaddr_storage to, local;
 	char a[CHAN_ADDR_MAX];
 	int s, on = 1, path = ch->next_path;
+	bool md5;
 
 	to = ch->conf.peer_addr[path];
 	chan_set_port(&to, ch->conf.sync_port);
@@ -633,6 +702,11 @@ chan_connect(struct channel *ch)
 			return;
 		}
 	}
+	/* Signed from the SYN on, as the peer's listener requires (see the top). */
+	md5 = ch->md5 && chan_md5_set(ch, s, &to) == 0;
+	if (ch->md5 && !md5)
+		chan_log_limited(ch, CHAN_LOG_CONNECT, 0, "sync connection to %s: TCP_MD5SIG: "
+		    "%s; connecting unsigned (the peer will drop it)", a, strerror(errno));
 	if (connect(s, (struct sockaddr *)&to, ch->salen) == -1 && errno != EINPROGRESS) {
 		chan_log_limited(ch, CHAN_LOG_CONNECT, 1, "cannot connect to peer %s at %s: %s",
 		    ch->conf.peer_name, a, strerror(errno));
@@ -640,7 +714,7 @@ chan_connect(struct channel *ch)
 		chan_retry(ch, path, true);
 		return;
 	}
-	if (conn_new(ch, s, true, path, &to) == NULL)
+	if (conn_new(ch, s, true, path, &to, md5) == NULL)
 		chan_retry(ch, path, true);
 }
 
@@ -678,13 +752,25 @@ chan_retry(struct channel *ch, int path, bool failed)
 /*
  * A restarted peer is listening again long before a backoff of up to
  * CHAN_BACKOFF_MAX_MS runs out: its first advert is the cue to connect,
- * which starts the bulk sync that preemption waits for.
+ * which starts the bulk sync that preemption waits for. A connect still
+ * waiting for its SYN-ACK is dropped for a new one: while no lbd listened
+ * there, the peer's kernel could not answer our signed SYN (it signs a
+ * reset only with a listener's key), so that attempt would wait for
+ * TCP's SYN retransmission (1 s, then 3 s).
  */
 void
 channel_kick(struct channel *ch)
 {
-	if (ch == NULL || !ch->connector || !ch->started || ch->up != NULL || ch->npending > 0)
+	int i;
+
+	if (ch == NULL || !ch->connector || !ch->started || ch->up != NULL)
 		return;
+	for (i = ch->npending - 1; i >= 0; i--)
+		if (ch->pending[i]->state == CHAN_CONN_CONNECTING)
+			conn_close(ch->pending[i], false, "superseded: the peer is back, "
+			    "connecting anew");
+	if (ch->npending > 0)
+		return;		/* a handshake is under way */
 	evtimer_del(ch->ev_retry);
 	ch->backoff_ms = CHAN_BACKOFF_MIN_MS;
 	ch->next_path = 0;
@@ -743,7 +829,8 @@ chan_on_accept(evutil_socket_t lfd, short what, void *arg)
 			close(s);
 			continue;
 		}
-		conn_new(ch, s, false, -1, &from);
+		/* Keyed for every peer address: a connection accepted from one is signed. */
+		conn_new(ch, s, false, -1, &from, ch->md5);
 	}
 }
 
@@ -767,9 +854,12 @@ chan_on_tick(evutil_socket_t fd, short what, void *arg)
 	for (i = ch->npending - 1; i >= 0; i--) {
 		c = ch->pending[i];
 		if (now - c->started_ms >= dead)
-			conn_fail(c, CHAN_LOG_CONNECT, "%s not finished within %d ms",
+			conn_fail(c, CHAN_LOG_CONNECT, "%s not finished within %d ms%s",
 			    c->state == CHAN_CONN_CONNECTING ? "connect" : "handshake",
-			    ch->conf.dead_ms);
+			    ch->conf.dead_ms, c->state == CHAN_CONN_CONNECTING ?
+			    " (peer down, or it drops our TCP_MD5SIG signature: different "
+			    "cluster keys, or one kernel without CONFIG_TCP_MD5SIG; the kernel "
+			    "counts TcpExtTCPMD5Failure in nstat)" : "");
 	}
 	if ((c = ch->up) == NULL)
 		return;
@@ -790,7 +880,7 @@ chan_on_tick(evutil_socket_t fd, short what, void *arg)
  */
 static struct chan_conn *
 conn_new(struct channel *ch, int fd, bool outbound, int path,
-    const struct sockaddr_storage *addr)
+    const struct sockaddr_storage *addr, bool md5)
 {
 	struct chan_conn *c;
 	int on = 1;
@@ -804,6 +894,7 @@ conn_new(struct channel *ch, int fd, bool outbound, int path,
 	c->ch = ch;
 	c->fd = fd;
 	c->outbound = outbound;
+	c->md5 = md5;
 	c->path = path;
 	c->state = outbound ? CHAN_CONN_CONNECTING : CHAN_CONN_HELLO;
 	chan_addr_str(addr, c->text, sizeof(c->text));
@@ -943,8 +1034,8 @@ conn_on_write(evutil_socket_t fd, short what, void *arg)
 	if (conn_write(c) == 0)
 		return;
 	if (errno == EPIPE || errno == ECONNRESET)
-		conn_close(c, c->state == CHAN_CONN_UP, "connection reset by the peer (its lbd "
-		    "stopped or died)");
+		conn_close(c, c->state == CHAN_CONN_UP && c->md5, "connection reset by the peer "
+		    "(its lbd stopped or died)%s", c->md5 ? "" : CHAN_UNSIGNED_NOTE);
 	else
 		conn_fail(c, CHAN_LOG_IO, "write: %s", strerror(errno));
 }
@@ -1213,8 +1304,8 @@ conn_process(struct chan_conn *c)
 
 	/* The read side ended; complete frames before it were taken above. */
 	if (c->rd_errno == ECONNRESET) {
-		conn_close(c, c->state == CHAN_CONN_UP, "connection reset by the peer (its "
-		    "lbd stopped or died)");
+		conn_close(c, c->state == CHAN_CONN_UP && c->md5, "connection reset by the "
+		    "peer (its lbd stopped or died)%s", c->md5 ? "" : CHAN_UNSIGNED_NOTE);
 	} else if (c->rd_errno != 0) {
 		conn_fail(c, CHAN_LOG_IO, "read: %s", strerror(c->rd_errno));
 	} else if (evbuffer_get_length(c->in) > 0) {
@@ -1222,7 +1313,8 @@ conn_process(struct chan_conn *c)
 		conn_fail(c, CHAN_LOG_MALFORMED, "connection closed in the middle of a frame "
 		    "(%zu bytes of it): truncated", evbuffer_get_length(c->in));
 	} else if (c->state == CHAN_CONN_UP) {
-		conn_close(c, true, "peer closed the connection (its lbd stopped or died)");
+		conn_close(c, c->md5, "peer closed the connection (its lbd stopped or died)%s",
+		    c->md5 ? "" : CHAN_UNSIGNED_NOTE);
 	} else {
 		conn_fail(c, CHAN_LOG_AUTH, "peer closed the connection during the handshake "
 		    "(it refused us: see its log; wrong cluster key or node name?)");

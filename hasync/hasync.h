@@ -258,11 +258,12 @@ const char	*ha_role_name(enum hasync_role);
  * events use priority 0 and then run before relay traffic under load.
  *
  * Peer death detection, fastest first:
- * - hasync_peer_lost() from the sync channel (TCP reset/EOF): at once;
- * - ICMP port unreachable: the peer's kernel answers our next advert when
- *   no lbd listens, so a BACKUP takes over within one advert interval (+1
- *   RTT) of the peer process dying (all paths must refuse);
- * - Master_Down (3 x interval + skew) when the peer host goes silent.
+ * - hasync_peer_lost() from the sync channel (reset/EOF of a connection
+ *   whose segments are TCP_MD5SIG-signed, so only the peer's kernel can
+ *   close it): at once;
+ * - Master_Down (3 x interval + skew) when the peer goes silent.
+ * ICMP port unreachable for an advert is only counted (peer_unreachable)
+ * and logged: it is not authenticated, so it never causes a takeover.
  */
 #define HASYNC_INTERVAL_MIN	10	/* shortest advert_interval_ms, as in the config */
 #define HASYNC_INTERVAL_MAX	10000	/* longest advert_interval_ms */

@@ -11,8 +11,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -44,6 +47,8 @@
 #define RAW_BUF		(1 << 16)	/* raw peer's receive buffer */
 #define RAW_REC		(1 << 14)	/* raw peer's record of what it sent */
 #define KDF_CONTEXT	"lbdsynch"	/* as in proto/README.md */
+#define MD5_CONTEXT	"lbdtcpmd"	/* TCP_MD5SIG key, as in proto/README.md */
+#define REFUSED_MS	300		/* a dropped SYN: no connection within this */
 
 /* One channel under test and what its callbacks saw. */
 struct tnode {
@@ -317,22 +322,78 @@ make_batch(Lbd__SyncFrame *f, Lbd__EntryBatch *b, Lbd__StickyEntry *e,
 	f->entries = b;
 }
 
-/* A plain TCP socket from `from` to addr:port, connected (blocking connect). */
+/*
+ * A TCP socket from `from` to addr:port, its segments signed with
+ * TCP_MD5SIG under key's subkey as proto/README.md says (key NULL:
+ * unsigned), connected within timeout_ms.
+ * Returns: the socket, or -1 (not connected: the SYN went unanswered).
+ */
 static int
-tcp_from(const char *from, const char *addr, uint16_t port, int rcvbuf)
+tcp_connect(const char *from, const char *addr, uint16_t port, int rcvbuf,
+    const uint8_t *key, int timeout_ms)
 {
 	struct sockaddr_storage l, r;
-	int s;
+	struct tcp_md5sig m;
+	struct pollfd pfd;
+	socklen_t elen = sizeof(int);
+	int s, e = 0, fam = strchr(addr, ':') != NULL ? AF_INET6 : AF_INET;
+	socklen_t salen = fam == AF_INET ? sizeof(struct sockaddr_in) :
+	    sizeof(struct sockaddr_in6);
 
-	s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	s = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	assert_true(s != -1);
 	if (rcvbuf > 0)
 		assert_int_equal(setsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
 		    sizeof(rcvbuf)), 0);
 	set_addr(&l, from, 0);
 	set_addr(&r, addr, port);
-	assert_int_equal(bind(s, (struct sockaddr *)&l, sizeof(struct sockaddr_in)), 0);
-	assert_int_equal(connect(s, (struct sockaddr *)&r, sizeof(struct sockaddr_in)), 0);
+	if (key != NULL) {
+		memset(&m, 0, sizeof(m));
+		set_addr(&m.tcpm_addr, addr, 0);
+		m.tcpm_keylen = 32;
+		crypto_kdf_derive_from_key(m.tcpm_key, 32, 1, MD5_CONTEXT, key);
+		assert_int_equal(setsockopt(s, IPPROTO_TCP, TCP_MD5SIG, &m, sizeof(m)), 0);
+	}
+	assert_int_equal(bind(s, (struct sockaddr *)&l, salen), 0);
+	if (connect(s, (struct sockaddr *)&r, salen) == -1)
+		assert_int_equal(errno, EINPROGRESS);
+	/* The loop runs meanwhile: the channel under test accepts in it. */
+	pfd.fd = s;
+	pfd.events = POLLOUT;
+	{
+		uint64_t start = now_us();
+
+		while (poll(&pfd, 1, 0) == 0) {
+			if (now_us() - start > (uint64_t)timeout_ms * 1000) {
+				close(s);
+				return -1;
+			}
+			event_base_loop(base, EVLOOP_ONCE);
+		}
+	}
+	assert_int_equal(getsockopt(s, SOL_SOCKET, SO_ERROR, &e, &elen), 0);
+	if (e != 0) {
+		close(s);
+		return -1;
+	}
+	/* Blocking again, as the tests' sends expect. */
+	assert_int_equal(fcntl(s, F_SETFL, 0), 0);
+	return s;
+}
+
+/*
+ * A TCP socket from `from` to addr:port, connected, signed with the
+ * cluster key's TCP_MD5SIG subkey as a real peer's are (unsigned from the
+ * stranger's address, for which the channel has no key).
+ */
+static int
+tcp_from(const char *from, const char *addr, uint16_t port, int rcvbuf)
+{
+	int s;
+
+	s = tcp_connect(from, addr, port, rcvbuf,
+	    strcmp(from, ADDR_STRANGER) == 0 ? NULL : cluster_key, WAIT_MS);
+	assert_true(s != -1);
 	return s;
 }
 
@@ -488,7 +549,9 @@ raw_handshake(struct raw *r, const char *from, uint16_t port, const char *name,
 
 	memset(r, 0, sizeof(*r));
 	randombytes_buf(r->nonce, sizeof(r->nonce));
-	r->fd = tcp_from(from, ADDR_B, port, rcvbuf);
+	/* The TCP_MD5SIG signature comes from the same key as the hello's MAC. */
+	if ((r->fd = tcp_connect(from, ADDR_B, port, rcvbuf, key, REFUSED_MS)) == -1)
+		return -1;
 	raw_send_hello(r, name, key);
 	n = raw_read(r, body, sizeof(body), WAIT_MS);
 	if (n <= 0)
@@ -761,14 +824,17 @@ test_wrong_key(void **state)
 	randombytes_buf(cb.key, sizeof(cb.key));
 	node_new(&nb, &cb);
 	node_new(&na, &ca);
-	pump(400);	/* several attempts (100, 200 ms backoff) */
+	pump(400);
 	assert_int_equal(na.ups + nb.ups, 0);
 	assert_int_equal(na.downs + nb.downs, 0);
 	channel_get_status(na.c, &sa);
 	channel_get_status(nb.c, &sb);
-	assert_true(sa.auth_failures + sb.auth_failures >= 2);
-	assert_true(sb.auth_failures >= 1);
-	assert_string_not_equal(sa.state, "up");
+	/*
+	 * The TCP_MD5SIG keys differ too: lb2's kernel drops lb1's SYN, so
+	 * the connection never even reaches the hello (no auth_failures).
+	 */
+	assert_int_equal(sa.auth_failures + sb.auth_failures, 0);
+	assert_string_equal(sa.state, "connecting");
 	assert_string_not_equal(sb.state, "up");
 	node_free(&na);
 	node_free(&nb);
@@ -837,11 +903,13 @@ test_attackers(void **state)
 	assert_true(wait_counter(&nb, off, 1, WAIT_MS));
 	raw_close(&r);
 
-	/* Wrong key. */
+	/* Wrong key: its TCP_MD5SIG signature is wrong, the SYN dropped, nothing counted. */
+	frames = (int)counter(&nb, off);
 	randombytes_buf(junk, 32);
 	assert_int_equal(raw_handshake(&r, ADDR_A, port, "lb1", junk, 0), -1);
-	assert_true(wait_counter(&nb, off, 2, WAIT_MS));
+	assert_int_equal(counter(&nb, off), (uint64_t)frames);
 	raw_close(&r);
+	frames = 0;
 
 	/* Connections that never speak: dropped after dead_ms (3 s) - not waited for. */
 	pump(20);
@@ -855,6 +923,68 @@ test_attackers(void **state)
 	assert_string_equal(st.state, "up");
 	node_free(&na);
 	node_free(&nb);
+}
+
+/*
+ * TCP_MD5SIG on the listener (getsockopt cannot read it back, so by its
+ * effect): from a peer address, a connection without the signature, or
+ * with one under another key, is never established - the kernel drops
+ * its SYN, so nothing reaches the channel - while a signed one is. So a
+ * forged FIN or RST, which is unsigned too, cannot close the channel.
+ */
+static void
+test_md5_required(void **state)
+{
+	struct channel_status st0, st;
+	uint8_t other[HASYNC_KEY_LEN];
+	uint16_t port;
+	int s;
+
+	pair_up(&port);
+	channel_get_status(nb.c, &st0);
+	s = tcp_connect(ADDR_A, ADDR_B, port, 0, NULL, REFUSED_MS);
+	assert_int_equal(s, -1);
+	randombytes_buf(other, sizeof(other));
+	s = tcp_connect(ADDR_A, ADDR_B, port, 0, other, REFUSED_MS);
+	assert_int_equal(s, -1);
+	/* The control: signed with the cluster key's subkey, it connects. */
+	s = tcp_connect(ADDR_A, ADDR_B, port, 0, cluster_key, REFUSED_MS);
+	assert_true(s != -1);
+	close(s);
+	pump(20);
+	channel_get_status(nb.c, &st);
+	/* The dropped ones never got as far as accept(): nothing counted. */
+	assert_int_equal(st.rejected + st.auth_failures + st.malformed + st.replays,
+	    st0.rejected + st0.auth_failures + st0.malformed + st0.replays);
+	assert_string_equal(st.state, "up");
+	assert_int_equal(na.downs + nb.downs, 0);
+	assert_int_equal(nb.ups, 1);
+	node_free(&na);
+	node_free(&nb);
+
+	/* The accepting side signs too: lb1 cannot reach a listener without the key. */
+	{
+		struct sockaddr_storage ss;
+		struct channel_config ca;
+		int l, on = 1;
+
+		port = next_port++;
+		l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(l != -1);
+		assert_int_equal(setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)), 0);
+		set_addr(&ss, ADDR_B, port);
+		assert_int_equal(bind(l, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
+		assert_int_equal(listen(l, 4), 0);
+		make_conf(&ca, "lb1", ADDR_A, "lb2", ADDR_B, port);
+		node_new(&na, &ca);
+		pump(REFUSED_MS);
+		channel_get_status(na.c, &st);
+		/* Its SYN-ACK is unsigned: lb1's kernel drops it, the connect hangs. */
+		assert_string_equal(st.state, "connecting");
+		assert_int_equal(na.ups, 0);
+		node_free(&na);
+		close(l);
+	}
 }
 
 static void
@@ -1219,6 +1349,7 @@ main(void)
 		cmocka_unit_test(test_kick),
 		cmocka_unit_test(test_wrong_key),
 		cmocka_unit_test(test_attackers),
+		cmocka_unit_test(test_md5_required),
 		cmocka_unit_test(test_replays),
 		cmocka_unit_test(test_bye_replace_and_queue_cap),
 		cmocka_unit_test(test_throughput),
