@@ -7,9 +7,13 @@
  * every frame is a 4-byte big-endian body length and a body whose first
  * byte is its kind. Each side first sends a hello (kind 1: a packed
  * SyncFrame{hello} with a fresh 32-byte nonce, then an HMAC-SHA-512-256
- * under a subkey of the cluster key). Both then derive one key per
- * direction, BLAKE2b(key = session subkey, sender nonce || receiver nonce),
- * and send only sealed frames (kind 2: a 64-bit counter, then the
+ * under a subkey of the cluster key) and a fresh ephemeral crypto_kx
+ * public key. Both then derive one key per direction, BLAKE2b(key =
+ * session subkey, crypto_kx key of that direction || sender nonce ||
+ * receiver nonce), the connecting side as the kx client, wipe the
+ * ephemeral secret (forward secrecy: the cluster key and a recording of
+ * the session are not enough to open it later), and send only sealed
+ * frames (kind 2: a 64-bit counter, then the
  * XChaCha20-Poly1305 ciphertext of a packed SyncFrame; the counter is the
  * nonce, the clear header is the additional data). The first sealed frame
  * each way repeats the hello: it proves the sender holds the key for THIS
@@ -54,7 +58,7 @@
 #include "hasync.pb-c.h"
 #include "hasync.h"
 
-#define CHAN_PROTOCOL		1	/* Hello.protocol we speak */
+#define CHAN_PROTOCOL		2	/* Hello.protocol we speak (2: kx_public, forward secrecy) */
 #define CHAN_KIND_HELLO		1	/* body kind: MACed hello in clear */
 #define CHAN_KIND_SEALED	2	/* body kind: counter + AEAD-sealed SyncFrame */
 #define CHAN_LEN_BYTES		4	/* big-endian body length before every body */
@@ -139,6 +143,8 @@ struct chan_conn {
 	uint64_t	 last_ka_ms;	/* last keepalive queued */
 	uint8_t		 nonce[CHAN_NONCE_BYTES]; /* ours, fresh */
 	uint8_t		 peer_nonce[CHAN_NONCE_BYTES]; /* from the peer's hello */
+	uint8_t		 kx_pk[crypto_kx_PUBLICKEYBYTES]; /* our ephemeral public key, in the hello */
+	uint8_t		 kx_sk[crypto_kx_SECRETKEYBYTES]; /* its secret: wiped once the keys are made */
 	uint8_t		 tx_key[CHAN_SESSION_KEY]; /* seals our frames */
 	uint8_t		 rx_key[CHAN_SESSION_KEY]; /* opens the peer's */
 	uint64_t	 tx_ctr;	/* counter of the last frame sealed */
@@ -219,6 +225,7 @@ static enum chan_rx_result conn_process(struct chan_conn *);
 static int	conn_rx_hello(struct chan_conn *, const uint8_t *, size_t);
 static int	conn_rx_sealed(struct chan_conn *, const uint8_t *, size_t);
 static int	conn_send_hello(struct chan_conn *);
+static int	conn_make_keys(struct chan_conn *, const uint8_t *);
 static int	conn_send(struct chan_conn *, const Lbd__SyncFrame *, size_t);
 static void	conn_send_keepalive(struct chan_conn *, uint64_t);
 static void	conn_become_up(struct chan_conn *);
@@ -900,6 +907,7 @@ conn_new(struct channel *ch, int fd, bool outbound, int path,
 	chan_addr_str(addr, c->text, sizeof(c->text));
 	c->started_ms = c->last_rx_ms = c->last_ka_ms = hasync_now_ms();
 	randombytes_buf(c->nonce, sizeof(c->nonce));
+	crypto_kx_keypair(c->kx_pk, c->kx_sk);
 	if ((c->in = evbuffer_new()) == NULL || (c->out = evbuffer_new()) == NULL ||
 	    (c->ev_read = event_new(ch->base, fd, EV_READ | EV_PERSIST, conn_on_read, c)) ==
 	    NULL || (c->ev_write = event_new(ch->base, fd, EV_WRITE | EV_PERSIST,
@@ -1103,6 +1111,8 @@ conn_send_hello(struct chan_conn *c)
 	h.boot_id = ch->boot_id;
 	h.nonce.data = c->nonce;
 	h.nonce.len = sizeof(c->nonce);
+	h.kx_public.data = c->kx_pk;
+	h.kx_public.len = sizeof(c->kx_pk);
 	f.body_case = LBD__SYNC_FRAME__BODY_HELLO;
 	f.hello = &h;
 	plen = lbd__sync_frame__get_packed_size(&f);
@@ -1325,7 +1335,7 @@ conn_process(struct chan_conn *c)
 /*
  * A hello body (kind, packed SyncFrame, MAC): checks the MAC, the peer's
  * name and protocol, and that the nonce is fresh; then derives the session
- * keys and sends our confirmation, the first sealed frame.
+ * keys (conn_make_keys) and sends our confirmation, the first sealed frame.
  * Returns: 0 taken, -1 the connection was closed.
  */
 static int
@@ -1334,7 +1344,7 @@ conn_rx_hello(struct chan_conn *c, const uint8_t *body, size_t len)
 	struct channel *ch = c->ch;
 	Lbd__SyncFrame *f = NULL, cf = LBD__SYNC_FRAME__INIT;
 	Lbd__Hello *h, ch_hello = LBD__HELLO__INIT;
-	uint8_t in[2 * CHAN_NONCE_BYTES];
+	uint8_t peer_pk[crypto_kx_PUBLICKEYBYTES];
 	size_t plen;
 
 	if (c->state != CHAN_CONN_HELLO) {
@@ -1368,6 +1378,13 @@ conn_rx_hello(struct chan_conn *c, const uint8_t *body, size_t len)
 		    "run the same lbd version on both nodes", h->protocol, CHAN_PROTOCOL);
 		goto fail;
 	}
+	if (h->kx_public.len != sizeof(peer_pk)) {
+		ch->st.malformed++;
+		conn_fail(c, CHAN_LOG_MALFORMED, "hello carries no ephemeral key (kx_public, %zu "
+		    "bytes instead of %zu): no forward secrecy without it; run the same lbd "
+		    "version on both nodes", h->kx_public.len, sizeof(peer_pk));
+		goto fail;
+	}
 	if (strcmp(h->node, ch->conf.peer_name) != 0) {
 		ch->st.auth_failures++;
 		conn_fail(c, CHAN_LOG_AUTH, "hello names node \"%.64s\", not our peer \"%s\"%s",
@@ -1382,18 +1399,15 @@ conn_rx_hello(struct chan_conn *c, const uint8_t *body, size_t len)
 		goto fail;
 	}
 	memcpy(c->peer_nonce, h->nonce.data, CHAN_NONCE_BYTES);
+	memcpy(peer_pk, h->kx_public.data, sizeof(peer_pk));
 	c->peer_boot = h->boot_id;
 	lbd__sync_frame__free_unpacked(f, NULL);
-
-	/* One key per direction, bound to both nonces: sender's first. */
-	memcpy(in, c->nonce, CHAN_NONCE_BYTES);
-	memcpy(in + CHAN_NONCE_BYTES, c->peer_nonce, CHAN_NONCE_BYTES);
-	crypto_generichash(c->tx_key, sizeof(c->tx_key), in, sizeof(in), ch->session_key,
-	    sizeof(ch->session_key));
-	memcpy(in, c->peer_nonce, CHAN_NONCE_BYTES);
-	memcpy(in + CHAN_NONCE_BYTES, c->nonce, CHAN_NONCE_BYTES);
-	crypto_generichash(c->rx_key, sizeof(c->rx_key), in, sizeof(in), ch->session_key,
-	    sizeof(ch->session_key));
+	if (conn_make_keys(c, peer_pk) == -1) {
+		ch->st.malformed++;
+		conn_fail(c, CHAN_LOG_MALFORMED, "authentic hello with an unusable ephemeral key "
+		    "(not an X25519 public key)");
+		return -1;
+	}
 	c->state = CHAN_CONN_CONFIRM;
 
 	/* Confirmation: our hello again, sealed, proves we hold this session's key. */
@@ -1411,6 +1425,49 @@ fail:
 	if (f != NULL)
 		lbd__sync_frame__free_unpacked(f, NULL);
 	return -1;
+}
+
+/*
+ * The session keys, one per direction:
+ *   K = BLAKE2b-256(key = session subkey, kx key || sender nonce || receiver nonce)
+ * where the kx key of that direction comes from crypto_kx between our
+ * ephemeral key pair and the peer's public key (the connecting side is
+ * the kx client, so both sides agree on the roles). The ephemeral secret
+ * is wiped here, used or not: once both sides have done so, nothing that
+ * survives the connection, the cluster key included, yields its keys.
+ * Returns: 0 made, -1 the peer's public key is unusable.
+ */
+static int
+conn_make_keys(struct chan_conn *c, const uint8_t *peer_pk)
+{
+	struct channel *ch = c->ch;
+	uint8_t kx_rx[crypto_kx_SESSIONKEYBYTES], kx_tx[crypto_kx_SESSIONKEYBYTES];
+	uint8_t in[crypto_kx_SESSIONKEYBYTES + 2 * CHAN_NONCE_BYTES];
+	int rc;
+
+	if (c->outbound)
+		rc = crypto_kx_client_session_keys(kx_rx, kx_tx, c->kx_pk, c->kx_sk, peer_pk);
+	else
+		rc = crypto_kx_server_session_keys(kx_rx, kx_tx, c->kx_pk, c->kx_sk, peer_pk);
+	sodium_memzero(c->kx_sk, sizeof(c->kx_sk));
+	if (rc != 0)
+		goto done;
+	/* Sender's nonce first, so each direction has its own key. */
+	memcpy(in, kx_tx, sizeof(kx_tx));
+	memcpy(in + sizeof(kx_tx), c->nonce, CHAN_NONCE_BYTES);
+	memcpy(in + sizeof(kx_tx) + CHAN_NONCE_BYTES, c->peer_nonce, CHAN_NONCE_BYTES);
+	crypto_generichash(c->tx_key, sizeof(c->tx_key), in, sizeof(in), ch->session_key,
+	    sizeof(ch->session_key));
+	memcpy(in, kx_rx, sizeof(kx_rx));
+	memcpy(in + sizeof(kx_rx), c->peer_nonce, CHAN_NONCE_BYTES);
+	memcpy(in + sizeof(kx_rx) + CHAN_NONCE_BYTES, c->nonce, CHAN_NONCE_BYTES);
+	crypto_generichash(c->rx_key, sizeof(c->rx_key), in, sizeof(in), ch->session_key,
+	    sizeof(ch->session_key));
+done:
+	sodium_memzero(kx_rx, sizeof(kx_rx));
+	sodium_memzero(kx_tx, sizeof(kx_tx));
+	sodium_memzero(in, sizeof(in));
+	return rc == 0 ? 0 : -1;
 }
 
 /*

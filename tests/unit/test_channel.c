@@ -71,6 +71,9 @@ struct raw {
 	int		 fd;		/* connected socket */
 	uint8_t		 nonce[32];	/* ours */
 	uint8_t		 peer_nonce[32]; /* from the channel's hello */
+	uint8_t		 kx_pk[32];	/* our ephemeral crypto_kx key pair (we are the client) */
+	uint8_t		 kx_sk[32];
+	uint8_t		 static_tx[32];	/* what the keys would be without the kx part */
 	uint8_t		 tx[32];	/* sealing key */
 	uint8_t		 rx[32];	/* opening key */
 	uint64_t	 tx_ctr;	/* last counter sent */
@@ -87,6 +90,7 @@ static uint16_t		 next_port;	/* each test takes fresh ports */
 static uint8_t		 cluster_key[HASYNC_KEY_LEN]; /* both nodes' key */
 static struct tnode	 na, nb;	/* lb1 and lb2 */
 static bool		 netns_ok;	/* private namespace with lo up and the IPv6 pair */
+static char		 last_log[512];	/* the channels' last log line */
 
 /* struct in6_ifreq of <linux/ipv6.h>, which clashes with <netinet/in.h>. */
 struct test_in6_ifreq {
@@ -210,6 +214,7 @@ on_log(void *arg, int level, const char *msg)
 {
 	struct tnode *n = arg;
 
+	snprintf(last_log, sizeof(last_log), "%s", msg);
 	if (getenv("TEST_VERBOSE") != NULL)
 		fprintf(stderr, "  [%s %d] %s\n", n->name, level, msg);
 }
@@ -434,9 +439,13 @@ raw_write(struct raw *r, const uint8_t *buf, size_t len)
 	}
 }
 
-/* The clear hello of proto/README.md, naming `name`, MACed with key's subkey. */
+/*
+ * The clear hello of proto/README.md, naming `name`, MACed with key's
+ * subkey, of the given protocol version, with or without kx_public.
+ */
 static void
-raw_send_hello(struct raw *r, const char *name, const uint8_t *key)
+raw_send_hello_v(struct raw *r, const char *name, const uint8_t *key, uint32_t protocol,
+    bool kx)
 {
 	Lbd__SyncFrame f = LBD__SYNC_FRAME__INIT;
 	Lbd__Hello h = LBD__HELLO__INIT;
@@ -444,11 +453,15 @@ raw_send_hello(struct raw *r, const char *name, const uint8_t *key)
 	size_t plen;
 
 	crypto_kdf_derive_from_key(hk, sizeof(hk), 1, KDF_CONTEXT, key);
-	h.protocol = 1;
+	h.protocol = protocol;
 	h.node = (char *)name;
 	h.boot_id = 7;
 	h.nonce.data = r->nonce;
 	h.nonce.len = 32;
+	if (kx) {
+		h.kx_public.data = r->kx_pk;
+		h.kx_public.len = 32;
+	}
 	f.body_case = LBD__SYNC_FRAME__BODY_HELLO;
 	f.hello = &h;
 	plen = lbd__sync_frame__get_packed_size(&f);
@@ -457,6 +470,13 @@ raw_send_hello(struct raw *r, const char *name, const uint8_t *key)
 	lbd__sync_frame__pack(&f, frame + 5);
 	crypto_auth(frame + 5 + plen, frame + 4, 1 + plen, hk);
 	raw_write(r, frame, 4 + 1 + plen + 32);
+}
+
+/* The hello lbd sends: protocol 2, with our ephemeral key. */
+static void
+raw_send_hello(struct raw *r, const char *name, const uint8_t *key)
+{
+	raw_send_hello_v(r, name, key, 2, true);
 }
 
 /*
@@ -544,11 +564,12 @@ raw_handshake(struct raw *r, const char *from, uint16_t port, const char *name,
 {
 	Lbd__SyncFrame *pf, cf = LBD__SYNC_FRAME__INIT;
 	Lbd__Hello h = LBD__HELLO__INIT;
-	uint8_t body[512], hk[crypto_auth_KEYBYTES], sk[32], in[64];
+	uint8_t body[512], hk[crypto_auth_KEYBYTES], sk[32], in[96], ppk[32], krx[32], ktx[32];
 	ssize_t n;
 
 	memset(r, 0, sizeof(*r));
 	randombytes_buf(r->nonce, sizeof(r->nonce));
+	crypto_kx_keypair(r->kx_pk, r->kx_sk);
 	/* The TCP_MD5SIG signature comes from the same key as the hello's MAC. */
 	if ((r->fd = tcp_connect(from, ADDR_B, port, rcvbuf, key, REFUSED_MS)) == -1)
 		return -1;
@@ -565,19 +586,31 @@ raw_handshake(struct raw *r, const char *from, uint16_t port, const char *name,
 	assert_non_null(pf);
 	assert_int_equal(pf->body_case, LBD__SYNC_FRAME__BODY_HELLO);
 	assert_int_equal(pf->hello->nonce.len, 32);
-	assert_int_equal(pf->hello->protocol, 1);
+	assert_int_equal(pf->hello->protocol, 2);
+	assert_int_equal(pf->hello->kx_public.len, 32);
 	memcpy(r->peer_nonce, pf->hello->nonce.data, 32);
+	memcpy(ppk, pf->hello->kx_public.data, 32);
 	lbd__sync_frame__free_unpacked(pf, NULL);
-	/* Keys: BLAKE2b-256 keyed with subkey 2 over sender nonce || receiver nonce. */
+	/*
+	 * Keys: BLAKE2b-256 keyed with subkey 2 over the crypto_kx key of the
+	 * direction || sender nonce || receiver nonce; we connected: kx client.
+	 */
+	assert_int_equal(crypto_kx_client_session_keys(krx, ktx, r->kx_pk, r->kx_sk, ppk), 0);
 	crypto_kdf_derive_from_key(sk, sizeof(sk), 2, KDF_CONTEXT, key);
-	memcpy(in, r->nonce, 32);
+	memcpy(in, ktx, 32);
+	memcpy(in + 32, r->nonce, 32);
+	memcpy(in + 64, r->peer_nonce, 32);
+	crypto_generichash(r->tx, 32, in, 96, sk, 32);
+	memcpy(in, krx, 32);
 	memcpy(in + 32, r->peer_nonce, 32);
-	crypto_generichash(r->tx, 32, in, 64, sk, 32);
+	memcpy(in + 64, r->nonce, 32);
+	crypto_generichash(r->rx, 32, in, 96, sk, 32);
+	/* What a recording plus the cluster key gives (protocol 1's keys): must not open. */
 	memcpy(in, r->peer_nonce, 32);
 	memcpy(in + 32, r->nonce, 32);
-	crypto_generichash(r->rx, 32, in, 64, sk, 32);
+	crypto_generichash(r->static_tx, 32, in, 64, sk, 32);
 	/* Confirmation: our hello again, sealed, counter 1. */
-	h.protocol = 1;
+	h.protocol = 2;
 	h.node = (char *)name;
 	cf.body_case = LBD__SYNC_FRAME__BODY_HELLO;
 	cf.hello = &h;
@@ -586,6 +619,12 @@ raw_handshake(struct raw *r, const char *from, uint16_t port, const char *name,
 	n = raw_read(r, body, sizeof(body), WAIT_MS);
 	if (n <= 0)
 		return -1;
+	{
+		struct raw old = *r;
+
+		memcpy(old.rx, r->static_tx, 32);
+		assert_null(raw_open(&old, body, (size_t)n));
+	}
 	pf = raw_open(r, body, (size_t)n);
 	assert_non_null(pf);
 	assert_int_equal(pf->body_case, LBD__SYNC_FRAME__BODY_HELLO);
@@ -987,6 +1026,61 @@ test_md5_required(void **state)
 	}
 }
 
+/*
+ * Forward secrecy (protocol 2): the session keys mix an ephemeral
+ * crypto_kx exchange into the cluster-key derivation. raw_handshake checks
+ * that the channel's confirmation does not open under the key the cluster
+ * key and both recorded nonces give (protocol 1's); here two connections
+ * with the same cluster key get different keys, and a hello without the
+ * ephemeral key, or of protocol 1, is refused saying why.
+ */
+static void
+test_forward_secrecy(void **state)
+{
+	struct channel_config cb;
+	struct raw r1, r2;
+	uint8_t body[512];
+	uint16_t port = next_port++;
+	size_t off = offsetof(struct channel_status, malformed);
+
+	make_conf(&cb, "lb2", ADDR_B, "lb1", ADDR_A, port);
+	node_new(&nb, &cb);
+	assert_int_equal(raw_handshake(&r1, ADDR_A, port, "lb1", cluster_key, 0), 0);
+	assert_true(wait_int(&nb.ups, 1, UP_MS) >= 0);
+	assert_int_equal(raw_handshake(&r2, ADDR_A, port, "lb1", cluster_key, 0), 0);
+	assert_true(wait_int(&nb.ups, 2, UP_MS) >= 0);
+	assert_memory_not_equal(r1.tx, r2.tx, 32);
+	assert_memory_not_equal(r1.rx, r2.rx, 32);
+	assert_memory_not_equal(r1.tx, r1.rx, 32);
+	raw_close(&r1);
+	raw_close(&r2);
+	pump(10);
+
+	/* Protocol 2 but no kx_public: refused, and the log says what is missing. */
+	memset(&r1, 0, sizeof(r1));
+	randombytes_buf(r1.nonce, sizeof(r1.nonce));
+	r1.fd = tcp_from(ADDR_A, ADDR_B, port, 0);
+	raw_send_hello_v(&r1, "lb1", cluster_key, 2, false);
+	assert_true(wait_counter(&nb, off, 0, WAIT_MS));
+	assert_non_null(strstr(last_log, "no ephemeral key"));
+	/* Our hello came, then the close: no sealed frame. */
+	assert_true(raw_read(&r1, body, sizeof(body), WAIT_MS) > 0);
+	assert_int_equal(body[0], 1);
+	assert_int_equal(raw_read(&r1, body, sizeof(body), WAIT_MS), 0);
+	raw_close(&r1);
+
+	/* An lbd of protocol 1: refused with both versions named. */
+	memset(&r1, 0, sizeof(r1));
+	randombytes_buf(r1.nonce, sizeof(r1.nonce));
+	r1.fd = tcp_from(ADDR_A, ADDR_B, port, 0);
+	raw_send_hello_v(&r1, "lb1", cluster_key, 1, false);
+	assert_true(wait_counter(&nb, off, 1, WAIT_MS));
+	assert_non_null(strstr(last_log, "protocol 1, we speak 2"));
+	raw_close(&r1);
+	assert_int_equal(nb.ups, 2);
+	node_free(&nb);
+}
+
 static void
 test_replays(void **state)
 {
@@ -1350,6 +1444,7 @@ main(void)
 		cmocka_unit_test(test_wrong_key),
 		cmocka_unit_test(test_attackers),
 		cmocka_unit_test(test_md5_required),
+		cmocka_unit_test(test_forward_secrecy),
 		cmocka_unit_test(test_replays),
 		cmocka_unit_test(test_bye_replace_and_queue_cap),
 		cmocka_unit_test(test_throughput),
