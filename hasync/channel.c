@@ -79,6 +79,8 @@
 #define CHAN_MD5_ID		1	/* subkey id within that context */
 #define CHAN_MD5_KEY_BYTES	32	/* TCP_MD5SIG key length (kernel max 80) */
 #define CHAN_BACKOFF_MIN_MS	100	/* first reconnect delay */
+#define CHAN_CONNECT_MS		500	/* an unanswered connect is given up (and retried) after this */
+#define CHAN_KICK_DELAY_MS	20	/* channel_kick: connect this long after the peer's advert */
 #define CHAN_BACKOFF_MAX_MS	5000	/* longest reconnect delay */
 #define CHAN_READ_CHUNK		(256 * 1024)	/* bytes read per wake-up */
 #define CHAN_RX_FRAMES		64	/* frames taken per wake-up */
@@ -768,6 +770,7 @@ chan_retry(struct channel *ch, int path, bool failed)
 void
 channel_kick(struct channel *ch)
 {
+	struct timeval tv;
 	int i;
 
 	if (ch == NULL || !ch->connector || !ch->started || ch->up != NULL)
@@ -778,10 +781,15 @@ channel_kick(struct channel *ch)
 			    "connecting anew");
 	if (ch->npending > 0)
 		return;		/* a handshake is under way */
-	evtimer_del(ch->ev_retry);
+	/*
+	 * Not at once: lbd starts advertising a moment before its channel
+	 * listens, and a SYN that arrives before listen() is dropped
+	 * unanswered, costing CHAN_CONNECT_MS.
+	 */
 	ch->backoff_ms = CHAN_BACKOFF_MIN_MS;
 	ch->next_path = 0;
-	chan_connect(ch);
+	chan_tv(&tv, CHAN_KICK_DELAY_MS);
+	evtimer_add(ch->ev_retry, &tv);
 }
 
 static void
@@ -858,15 +866,24 @@ chan_on_tick(evutil_socket_t fd, short what, void *arg)
 	uint64_t now = hasync_now_ms(), dead = (uint64_t)ch->conf.dead_ms;
 	int i;
 
+	/*
+	 * A connect gets no answer at all while no lbd listens at the peer
+	 * (its kernel cannot sign a reset without a listener's key): give up
+	 * after CHAN_CONNECT_MS and retry, rather than wait for TCP's SYN
+	 * retransmissions; any sane RTT between the nodes is far below it.
+	 */
 	for (i = ch->npending - 1; i >= 0; i--) {
 		c = ch->pending[i];
-		if (now - c->started_ms >= dead)
-			conn_fail(c, CHAN_LOG_CONNECT, "%s not finished within %d ms%s",
-			    c->state == CHAN_CONN_CONNECTING ? "connect" : "handshake",
-			    ch->conf.dead_ms, c->state == CHAN_CONN_CONNECTING ?
-			    " (peer down, or it drops our TCP_MD5SIG signature: different "
+		if (c->state == CHAN_CONN_CONNECTING && now - c->started_ms >=
+		    (uint64_t)(ch->conf.dead_ms < CHAN_CONNECT_MS ? ch->conf.dead_ms :
+		    CHAN_CONNECT_MS))
+			conn_fail(c, CHAN_LOG_CONNECT, "connect: no answer within %d ms (peer "
+			    "lbd not running, or it drops our TCP_MD5SIG signature: different "
 			    "cluster keys, or one kernel without CONFIG_TCP_MD5SIG; the kernel "
-			    "counts TcpExtTCPMD5Failure in nstat)" : "");
+			    "counts TcpExtTCPMD5Failure in nstat)", CHAN_CONNECT_MS);
+		else if (now - c->started_ms >= dead)
+			conn_fail(c, CHAN_LOG_CONNECT, "handshake not finished within %d ms",
+			    ch->conf.dead_ms);
 	}
 	if ((c = ch->up) == NULL)
 		return;

