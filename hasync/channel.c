@@ -1667,6 +1667,7 @@ channel_get_status(struct channel *ch, struct channel_status *st)
 	int i;
 
 	*st = ch->st;
+	st->tcp_md5 = ch->md5;
 	st->up_since_ms = -1;
 	if (ch->up != NULL) {
 		st->state = "up";

@@ -456,7 +456,8 @@ void		 pacer_get_counts(struct pacer *, uint64_t *sent, uint64_t *paced,
  * sync_port, authenticated and encrypted with keys derived from the cluster
  * key and both sides' fresh nonces (wire format: proto/README.md). It
  * carries Lbd__SyncFrame messages, sends keepalives, and reports the peer's
- * process death at once (its kernel closes the socket: EOF or reset).
+ * process death at once (its kernel closes the socket: EOF or reset; the
+ * segments are TCP_MD5SIG-signed, so no other host can fake that close).
  *
  * The node whose node address is the lower one connects (peer paths in
  * turn, exponential backoff), the other only accepts; peer_addr[0] must be
@@ -521,6 +522,7 @@ struct channel_status {
 	uint64_t	 rejected;	/* connections refused: not from a peer address, or wrong side */
 	uint64_t	 queue_full;	/* channel_send refused: output queue at max_queue_bytes */
 	uint64_t	 peer_boot_id;	/* peer's Hello.boot_id, 0 before the first handshake */
+	bool		 tcp_md5;	/* segments TCP_MD5SIG-signed: a close is taken for a death */
 };
 
 /*

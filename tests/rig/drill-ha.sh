@@ -792,6 +792,10 @@ drill_ha_forged_close() {
 	local n out r=0 lb1ip=${RIG_ADDR[lb1]} lb2ip=${RIG_ADDR[lb2]} b a
 	rig_wait 5000 eval '[ "$(rig_sval "$(rig_status lb2)" sync.state)" = synced ]' ||
 		{ rig_fail "the sync channel is not up before the drill"; return 1; }
+	for n in lb1 lb2; do
+		b=$(rig_sval "$(rig_status "$n")" sync.channel.tcp_md5)
+		rig_assert "$n: sync connection signed (sync.channel.tcp_md5 '$b')" [ "$b" = true ] || r=1
+	done
 	for n in lb1 lb2; do before[$n]=$(_ha_close_snap "$n"); done
 	echo "  start: lb1 ${before[lb1]}; lb2 ${before[lb2]} (role role_changes peer_unreachable sync reconnects md5_notfound)"
 

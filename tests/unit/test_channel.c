@@ -661,6 +661,7 @@ test_up_and_frames(void **state)
 	channel_get_status(na.c, &sa);
 	assert_string_equal(sa.state, "up");
 	assert_true(sa.up_since_ms >= 0);
+	assert_true(sa.tcp_md5);	/* this kernel has CONFIG_TCP_MD5SIG */
 	assert_true(sa.peer_boot_id != 0);
 
 	/* lb1 -> lb2: a keepalive and a batch of 3. */
