@@ -309,9 +309,10 @@ hb_open_socket(struct hasync *h, char *err, size_t errlen)
 	}
 	/*
 	 * IP_RECVERR: an unconnected UDP socket hears nothing of ICMP errors
-	 * otherwise. With it, the peer kernel's "port unreachable" (its lbd
-	 * is dead) arrives on our error queue naming the path, one advert
-	 * interval after the death instead of Master_Down.
+	 * otherwise. With it, a "port unreachable" (the peer's lbd is not
+	 * running, or someone forged it) arrives on our error queue naming
+	 * the path, and is counted and logged (hb_path_refused), never acted
+	 * on: the count tells an operator the peer's lbd is not running.
 	 */
 	if (h->family == AF_INET)
 		rc = setsockopt(h->fd, IPPROTO_IP, IP_RECVERR, &on, sizeof(on));
@@ -642,7 +643,7 @@ hb_on_read(evutil_socket_t fd, short what, void *arg)
 
 /*
  * Drains the socket's error queue (bounded): port unreachable from a peer
- * path means no lbd listens there; other errors are only logged.
+ * path is counted (hb_path_refused); other errors are only logged.
  */
 static void
 hb_read_errqueue(struct hasync *h)

@@ -784,7 +784,7 @@ test_reconnect(void **state)
 	pair_up(&port);
 	node_free(&nb);
 	assert_true(wait_int(&na.downs, 1, DEATH_MS) >= 0);
-	/* lb1 keeps trying (refused) until lb2 is back. */
+	/* lb1 keeps trying (its signed SYNs go unanswered) until lb2 is back. */
 	pump(150);
 	make_conf(&cb, "lb2", ADDR_B, "lb1", ADDR_A, port);
 	node_new(&nb, &cb);
