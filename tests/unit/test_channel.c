@@ -3,7 +3,8 @@
  * nodes (127.0.0.1 lb1, the connecting side, and 127.0.0.2 lb2) in one
  * event loop handshake and exchange frames; peer death, wrong key,
  * attackers (garbage, truncated, oversized, replayed sessions and frames),
- * reconnection and the queue cap. A "raw peer" speaks the wire protocol of
+ * reconnection, the queue cap, TCP_MD5SIG (unsigned or forged TCP dropped)
+ * and forward secrecy. A "raw peer" speaks the wire protocol of
  * proto/README.md by hand, independently of channel.c. Runs in a private
  * network namespace when it can (root).
  */
@@ -1083,6 +1084,151 @@ test_forward_secrecy(void **state)
 	node_free(&nb);
 }
 
+/* The Internet checksum of the buffers a and b, one after the other. */
+static uint16_t
+inet_csum(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	uint32_t sum = 0;
+	size_t i;
+
+	for (i = 0; i + 1 < alen; i += 2)
+		sum += (uint32_t)a[i] << 8 | a[i + 1];
+	for (i = 0; i + 1 < blen; i += 2)
+		sum += (uint32_t)b[i] << 8 | b[i + 1];
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/*
+ * Sends, with a raw socket, the RST that fd's peer would take as fd's
+ * own: fd's address and port, exactly the sequence number the peer
+ * expects next (read in TCP_REPAIR mode, so it needs CAP_NET_ADMIN).
+ * Returns: 0 sent, -1 not possible here.
+ */
+static int
+forge_rst(int fd)
+{
+	struct sockaddr_in l, r;
+	socklen_t len = sizeof(l);
+	uint8_t pkt[40], pseudo[12];
+	uint32_t seq = 0, ack = 0;
+	int on = 1, off = 0, q, raw;
+
+	if (getsockname(fd, (struct sockaddr *)&l, &len) == -1 ||
+	    getpeername(fd, (struct sockaddr *)&r, &len) == -1)
+		return -1;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) == -1)
+		return -1;
+	q = TCP_SEND_QUEUE;
+	len = sizeof(seq);
+	assert_int_equal(setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q)), 0);
+	assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, &seq, &len), 0);
+	q = TCP_RECV_QUEUE;
+	assert_int_equal(setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q)), 0);
+	assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, &ack, &len), 0);
+	assert_int_equal(setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off)), 0);
+	if ((raw = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW)) == -1)
+		return -1;
+	memset(pkt, 0, sizeof(pkt));
+	pkt[0] = 0x45;
+	pkt[3] = sizeof(pkt);
+	pkt[8] = 64;
+	pkt[9] = IPPROTO_TCP;
+	memcpy(pkt + 12, &l.sin_addr, 4);
+	memcpy(pkt + 16, &r.sin_addr, 4);
+	memcpy(pkt + 20, &l.sin_port, 2);
+	memcpy(pkt + 22, &r.sin_port, 2);
+	be32(pkt + 24, seq);
+	be32(pkt + 28, ack);
+	pkt[32] = 5 << 4;
+	pkt[33] = 0x14;			/* RST + ACK */
+	memcpy(pseudo, pkt + 12, 8);
+	pseudo[8] = 0;
+	pseudo[9] = IPPROTO_TCP;
+	pseudo[10] = 0;
+	pseudo[11] = 20;
+	q = inet_csum(pseudo, sizeof(pseudo), pkt + 20, 20);
+	pkt[36] = (uint8_t)(q >> 8);
+	pkt[37] = (uint8_t)q;
+	q = inet_csum(pkt, 20, NULL, 0);
+	pkt[10] = (uint8_t)(q >> 8);
+	pkt[11] = (uint8_t)q;
+	assert_int_equal(sendto(raw, pkt, sizeof(pkt), 0, (struct sockaddr *)&r, sizeof(r)),
+	    (ssize_t)sizeof(pkt));
+	close(raw);
+	return 0;
+}
+
+/*
+ * A forged in-window RST, as from the peer's address and port with the
+ * exact next sequence number: it resets an unsigned connection (the
+ * control: the forgery is right), but the channel's kernel drops it for
+ * lacking the TCP_MD5SIG signature, so no down(peer_died) and no takeover.
+ */
+static void
+test_forged_rst(void **state)
+{
+	struct sockaddr_storage ss;
+	struct channel_config cb;
+	struct raw r;
+	uint8_t b;
+	uint16_t port = next_port++;
+	int l, c, a, on = 1;
+
+	if (!netns_ok || geteuid() != 0) {
+		fprintf(stderr, "  forged RST: skipped (needs root in a private namespace)\n");
+		skip();
+	}
+	/* Control: a plain connection is reset by the forgery. */
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(l != -1);
+	assert_int_equal(setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)), 0);
+	set_addr(&ss, ADDR_B, port);
+	assert_int_equal(bind(l, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
+	assert_int_equal(listen(l, 4), 0);
+	c = tcp_connect(ADDR_A, ADDR_B, port, 0, NULL, WAIT_MS);
+	assert_true(c != -1);
+	a = accept(l, NULL, NULL);
+	assert_true(a != -1);
+	if (forge_rst(c) == -1) {
+		close(a);
+		close(c);
+		close(l);
+		fprintf(stderr, "  forged RST: skipped (no TCP_REPAIR or raw socket: %s)\n",
+		    strerror(errno));
+		skip();
+	}
+	pump(20);
+	assert_int_equal(recv(a, &b, 1, MSG_DONTWAIT), -1);
+	assert_int_equal(errno, ECONNRESET);
+	close(a);
+	close(c);
+	close(l);
+
+	/* The channel: its kernel drops the same forgery. */
+	port = next_port++;
+	make_conf(&cb, "lb2", ADDR_B, "lb1", ADDR_A, port);
+	node_new(&nb, &cb);
+	assert_int_equal(raw_handshake(&r, ADDR_A, port, "lb1", cluster_key, 0), 0);
+	assert_true(wait_int(&nb.ups, 1, UP_MS) >= 0);
+	pump(5);
+	assert_int_equal(forge_rst(r.fd), 0);
+	pump(50);
+	assert_int_equal(nb.downs, 0);
+	{
+		struct channel_status st;
+
+		channel_get_status(nb.c, &st);
+		assert_string_equal(st.state, "up");
+	}
+	/* The real close still counts: the raw peer's kernel signs its FIN. */
+	raw_close(&r);
+	assert_true(wait_int(&nb.downs, 1, DEATH_MS) >= 0);
+	assert_true(nb.peer_died);
+	node_free(&nb);
+}
+
 static void
 test_replays(void **state)
 {
@@ -1447,6 +1593,7 @@ main(void)
 		cmocka_unit_test(test_attackers),
 		cmocka_unit_test(test_md5_required),
 		cmocka_unit_test(test_forward_secrecy),
+		cmocka_unit_test(test_forged_rst),
 		cmocka_unit_test(test_replays),
 		cmocka_unit_test(test_bye_replace_and_queue_cap),
 		cmocka_unit_test(test_throughput),
