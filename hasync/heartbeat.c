@@ -708,7 +708,8 @@ hb_path_refused(struct hasync *h, const struct sockaddr_storage *dst)
 	char a[INET6_ADDRSTRLEN];
 
 	h->unreachable++;
-	hb_log_limited(h, HB_LOG_ICMP, 1, "ICMP port unreachable for our advert to %s "
+	/* While the peer's adverts arrive it is forged or stale: worth a line; else expected. */
+	hb_log_limited(h, HB_LOG_ICMP, hb_peer_alive(h) ? 1 : 2, "ICMP port unreachable for our advert to %s "
 	    "(%llu so far): no lbd listening there, or forged; not acted on (a takeover "
 	    "needs the sync channel's signed close or Master_Down)",
 	    hb_addr_str((const struct sockaddr *)dst, a, sizeof(a)),
