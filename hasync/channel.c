@@ -7,21 +7,35 @@
  * every frame is a 4-byte big-endian body length and a body whose first
  * byte is its kind. Each side first sends a hello (kind 1: a packed
  * SyncFrame{hello} with a fresh 32-byte nonce, then an HMAC-SHA-512-256
- * under a subkey of the cluster key). Both then derive one key per
- * direction, BLAKE2b(key = session subkey, sender nonce || receiver nonce),
- * and send only sealed frames (kind 2: a 64-bit counter, then the
+ * under a subkey of the cluster key) and a fresh ephemeral crypto_kx
+ * public key. Both then derive one key per direction, BLAKE2b(key =
+ * session subkey, crypto_kx key of that direction || sender nonce ||
+ * receiver nonce), the connecting side as the kx client, wipe the
+ * ephemeral secret (forward secrecy: the cluster key and a recording of
+ * the session are not enough to open it later), and send only sealed
+ * frames (kind 2: a 64-bit counter, then the
  * XChaCha20-Poly1305 ciphertext of a packed SyncFrame; the counter is the
  * nonce, the clear header is the additional data). The first sealed frame
  * each way repeats the hello: it proves the sender holds the key for THIS
  * session, so a recorded session replayed into a new one fails.
  *
- * Why peer_died is trustworthy: once the connection is authenticated, an
- * EOF at a frame boundary or a reset comes from the peer's kernel, which
- * closes every socket of a process that exits or is killed. The one
- * ambiguity: a graceful stop closes the same way; lbd sends the
+ * Why peer_died is trustworthy: every segment of the connection is signed
+ * by the kernels with TCP_MD5SIG (RFC 2385), under a key derived from the
+ * cluster key and set on the listening socket for each peer address and
+ * on each outbound socket before connect(); a segment without the right
+ * signature is dropped before TCP looks at it. So a FIN or RST that
+ * reaches the socket was sent by the peer's kernel, which closes every
+ * socket of a process that exits or is killed: an EOF at a frame boundary
+ * or a reset of an up connection is the peer's lbd gone, and a forged RST
+ * or FIN (a blind attacker who guessed or sniffed the sequence numbers)
+ * is not seen at all. (The payload's own AEAD cannot vouch for the close:
+ * FIN and RST carry no frame.) Where the kernel refuses TCP_MD5SIG (built
+ * without CONFIG_TCP_MD5SIG) the channel still runs, unsigned, but its
+ * close is never taken for a death: takeover then waits for Master_Down.
+ * The ambiguity left: a graceful stop closes the same way; lbd sends the
  * heartbeat's priority-0 advert first, so the peer has taken over already
  * and the extra peer_lost changes nothing. A middlebox resetting an idle
- * flow would look the same; keepalives keep the flow busy.
+ * flow would sign nothing, so it can only make the channel look silent.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -44,7 +58,7 @@
 #include "hasync.pb-c.h"
 #include "hasync.h"
 
-#define CHAN_PROTOCOL		1	/* Hello.protocol we speak */
+#define CHAN_PROTOCOL		2	/* Hello.protocol we speak (2: kx_public, forward secrecy) */
 #define CHAN_KIND_HELLO		1	/* body kind: MACed hello in clear */
 #define CHAN_KIND_SEALED	2	/* body kind: counter + AEAD-sealed SyncFrame */
 #define CHAN_LEN_BYTES		4	/* big-endian body length before every body */
@@ -61,7 +75,12 @@
 #define CHAN_KDF_CONTEXT	"lbdsynch"	/* crypto_kdf context: 8 bytes */
 #define CHAN_KDF_HELLO		1	/* subkey id: hello MAC key */
 #define CHAN_KDF_SESSION	2	/* subkey id: key of the per-direction BLAKE2b */
+#define CHAN_MD5_CONTEXT	"lbdtcpmd"	/* crypto_kdf context of the TCP_MD5SIG key */
+#define CHAN_MD5_ID		1	/* subkey id within that context */
+#define CHAN_MD5_KEY_BYTES	32	/* TCP_MD5SIG key length (kernel max 80) */
 #define CHAN_BACKOFF_MIN_MS	100	/* first reconnect delay */
+#define CHAN_CONNECT_MS		500	/* an unanswered connect is given up (and retried) after this */
+#define CHAN_KICK_DELAY_MS	20	/* channel_kick: connect this long after the peer's advert */
 #define CHAN_BACKOFF_MAX_MS	5000	/* longest reconnect delay */
 #define CHAN_READ_CHUNK		(256 * 1024)	/* bytes read per wake-up */
 #define CHAN_RX_FRAMES		64	/* frames taken per wake-up */
@@ -75,6 +94,7 @@
 #define CHAN_BACKLOG		16	/* listen backlog */
 #define CHAN_LOG_INTERVAL_MS	1000	/* at most one line per kind per second */
 #define CHAN_ADDR_MAX		(INET6_ADDRSTRLEN + 8)	/* "[addr]:port" */
+#define CHAN_UNSIGNED_NOTE	" - unsigned TCP (no TCP_MD5SIG), so not taken for its death"
 
 /* How far a connection got. */
 enum chan_conn_state {
@@ -109,6 +129,7 @@ struct chan_conn {
 	int		 fd;		/* the socket */
 	enum chan_conn_state state;	/* handshake progress */
 	bool		 outbound;	/* we connected */
+	bool		 md5;		/* its segments are TCP_MD5SIG-signed: its close is the peer's */
 	int		 path;		/* outbound: index into peer_addr */
 	char		 text[CHAN_ADDR_MAX]; /* peer address:port, for messages */
 	struct event	*ev_read;	/* socket readable */
@@ -124,6 +145,8 @@ struct chan_conn {
 	uint64_t	 last_ka_ms;	/* last keepalive queued */
 	uint8_t		 nonce[CHAN_NONCE_BYTES]; /* ours, fresh */
 	uint8_t		 peer_nonce[CHAN_NONCE_BYTES]; /* from the peer's hello */
+	uint8_t		 kx_pk[crypto_kx_PUBLICKEYBYTES]; /* our ephemeral public key, in the hello */
+	uint8_t		 kx_sk[crypto_kx_SECRETKEYBYTES]; /* its secret: wiped once the keys are made */
 	uint8_t		 tx_key[CHAN_SESSION_KEY]; /* seals our frames */
 	uint8_t		 rx_key[CHAN_SESSION_KEY]; /* opens the peer's */
 	uint64_t	 tx_ctr;	/* counter of the last frame sealed */
@@ -139,6 +162,8 @@ struct channel {
 	void		*arg;		/* for the callbacks */
 	uint8_t		 hello_key[crypto_auth_KEYBYTES]; /* hello MAC subkey */
 	uint8_t		 session_key[crypto_generichash_KEYBYTES]; /* per-direction KDF subkey */
+	uint8_t		 md5_key[CHAN_MD5_KEY_BYTES]; /* TCP_MD5SIG key of every socket */
+	bool		 md5;		/* the listener took the TCP_MD5SIG keys */
 	uint64_t	 boot_id;	/* ours: CLOCK_REALTIME ns at channel_new */
 	int		 family;	/* AF_INET or AF_INET6 */
 	socklen_t	 salen;		/* sockaddr length of that family */
@@ -177,6 +202,7 @@ static bool	chan_same_host(const struct sockaddr_storage *, const struct sockadd
 static bool	chan_is_peer(const struct channel *, const struct sockaddr_storage *);
 static void	chan_set_port(struct sockaddr_storage *, uint16_t);
 static void	chan_tv(struct timeval *, int);
+static int	chan_md5_set(struct channel *, int, const struct sockaddr_storage *);
 static int	chan_check_config(const struct channel_config *, char *, size_t);
 static void	chan_connect(struct channel *);
 static void	chan_retry(struct channel *, int, bool);
@@ -186,7 +212,7 @@ static void	chan_on_accept_pause(evutil_socket_t, short, void *);
 static void	chan_on_tick(evutil_socket_t, short, void *);
 static bool	chan_nonce_seen(struct channel *, const uint8_t *);
 static struct chan_conn *conn_new(struct channel *, int, bool, int,
-		    const struct sockaddr_storage *);
+		    const struct sockaddr_storage *, bool);
 static void	conn_free(struct chan_conn *);
 static void	conn_close(struct chan_conn *, bool, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
@@ -201,6 +227,7 @@ static enum chan_rx_result conn_process(struct chan_conn *);
 static int	conn_rx_hello(struct chan_conn *, const uint8_t *, size_t);
 static int	conn_rx_sealed(struct chan_conn *, const uint8_t *, size_t);
 static int	conn_send_hello(struct chan_conn *);
+static int	conn_make_keys(struct chan_conn *, const uint8_t *);
 static int	conn_send(struct chan_conn *, const Lbd__SyncFrame *, size_t);
 static void	conn_send_keepalive(struct chan_conn *, uint64_t);
 static void	conn_become_up(struct chan_conn *);
@@ -297,6 +324,36 @@ chan_tv(struct timeval *tv, int ms)
 {
 	tv->tv_sec = ms / 1000;
 	tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
+}
+
+/*
+ * Signs fd's segments to and from peer (any port) with the channel's
+ * TCP_MD5SIG key. On a listening socket the key is inherited by the
+ * connections it accepts from that address; a SYN from it without the
+ * signature is dropped, as is any unsigned segment on a keyed connection.
+ * The key is matched on the full address of the socket's own family (the
+ * IPv6 socket is V6ONLY, so no v4-mapped addresses reach it).
+ * Returns: 0 set, -1 refused (errno set).
+ */
+static int
+chan_md5_set(struct channel *ch, int fd, const struct sockaddr_storage *peer)
+{
+	struct tcp_md5sig m;
+	int rc, saved;
+
+	memset(&m, 0, sizeof(m));
+	memcpy(&m.tcpm_addr, peer, ch->salen);
+	if (ch->family == AF_INET)
+		((struct sockaddr_in *)&m.tcpm_addr)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)&m.tcpm_addr)->sin6_port = 0;
+	m.tcpm_keylen = CHAN_MD5_KEY_BYTES;
+	memcpy(m.tcpm_key, ch->md5_key, CHAN_MD5_KEY_BYTES);
+	rc = setsockopt(fd, IPPROTO_TCP, TCP_MD5SIG, &m, sizeof(m));
+	saved = errno;
+	sodium_memzero(&m, sizeof(m));
+	errno = saved;
+	return rc;
 }
 
 static void
@@ -481,6 +538,8 @@ channel_new(struct event_base *base, const struct channel_config *conf,
 	    CHAN_KDF_CONTEXT, conf->key);
 	crypto_kdf_derive_from_key(ch->session_key, sizeof(ch->session_key),
 	    CHAN_KDF_SESSION, CHAN_KDF_CONTEXT, conf->key);
+	crypto_kdf_derive_from_key(ch->md5_key, sizeof(ch->md5_key), CHAN_MD5_ID,
+	    CHAN_MD5_CONTEXT, conf->key);
 	sodium_memzero(ch->conf.key, sizeof(ch->conf.key));	/* only the subkeys stay */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ch->boot_id = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -503,7 +562,7 @@ channel_start(struct channel *ch)
 	struct sockaddr_storage local;
 	struct timeval tv;
 	char a[CHAN_ADDR_MAX];
-	int on = 1;
+	int i, on = 1;
 
 	if (ch->started)
 		return 0;
@@ -530,6 +589,23 @@ channel_start(struct channel *ch)
 	    setsockopt(ch->lfd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == -1)) {
 		chan_log(ch, 0, "sync channel: setsockopt: %s", strerror(errno));
 		goto fail;
+	}
+	/*
+	 * Sign before listen(): a SYN from a peer address must already be
+	 * checked. If the kernel cannot, run unsigned (the peer must then be
+	 * unsigned too) and never take the channel's close for a death.
+	 */
+	ch->md5 = true;
+	for (i = 0; i < ch->conf.npeer_addr && ch->md5; i++) {
+		if (chan_md5_set(ch, ch->lfd, &ch->conf.peer_addr[i]) == -1) {
+			chan_log(ch, 0, "sync channel: cannot sign TCP segments with TCP_MD5SIG: "
+			    "%s%s; running unsigned: a forged reset could not be told from the "
+			    "peer's death, so the channel's close will not cause a takeover "
+			    "(Master_Down will), and a peer that signs cannot connect",
+			    strerror(errno), errno == ENOPROTOOPT || errno == EINVAL ?
+			    " (kernel built without CONFIG_TCP_MD5SIG?)" : "");
+			ch->md5 = false;
+		}
 	}
 	if (bind(ch->lfd, (struct sockaddr *)&local, ch->salen) == -1) {
 		chan_log(ch, 0, "cannot bind sync channel to %s: %s%s", a, strerror(errno),
@@ -591,6 +667,7 @@ channel_free(struct channel *ch)
 	free(ch->rx_plain);
 	sodium_memzero(ch->hello_key, sizeof(ch->hello_key));
 	sodium_memzero(ch->session_key, sizeof(ch->session_key));
+	sodium_memzero(ch->md5_key, sizeof(ch->md5_key));
 	free(ch);
 }
 
@@ -603,6 +680,7 @@ chan_connect(struct channel *ch)
 	struct sockaddr_storage to, local;
 	char a[CHAN_ADDR_MAX];
 	int s, on = 1, path = ch->next_path;
+	bool md5;
 
 	to = ch->conf.peer_addr[path];
 	chan_set_port(&to, ch->conf.sync_port);
@@ -633,6 +711,11 @@ chan_connect(struct channel *ch)
 			return;
 		}
 	}
+	/* Signed from the SYN on, as the peer's listener requires (see the top). */
+	md5 = ch->md5 && chan_md5_set(ch, s, &to) == 0;
+	if (ch->md5 && !md5)
+		chan_log_limited(ch, CHAN_LOG_CONNECT, 0, "sync connection to %s: TCP_MD5SIG: "
+		    "%s; connecting unsigned (the peer will drop it)", a, strerror(errno));
 	if (connect(s, (struct sockaddr *)&to, ch->salen) == -1 && errno != EINPROGRESS) {
 		chan_log_limited(ch, CHAN_LOG_CONNECT, 1, "cannot connect to peer %s at %s: %s",
 		    ch->conf.peer_name, a, strerror(errno));
@@ -640,7 +723,7 @@ chan_connect(struct channel *ch)
 		chan_retry(ch, path, true);
 		return;
 	}
-	if (conn_new(ch, s, true, path, &to) == NULL)
+	if (conn_new(ch, s, true, path, &to, md5) == NULL)
 		chan_retry(ch, path, true);
 }
 
@@ -678,17 +761,35 @@ chan_retry(struct channel *ch, int path, bool failed)
 /*
  * A restarted peer is listening again long before a backoff of up to
  * CHAN_BACKOFF_MAX_MS runs out: its first advert is the cue to connect,
- * which starts the bulk sync that preemption waits for.
+ * which starts the bulk sync that preemption waits for. A connect still
+ * waiting for its SYN-ACK is dropped for a new one: while no lbd listened
+ * there, the peer's kernel could not answer our signed SYN (it signs a
+ * reset only with a listener's key), so that attempt would wait for
+ * TCP's SYN retransmission (1 s, then 3 s).
  */
 void
 channel_kick(struct channel *ch)
 {
-	if (ch == NULL || !ch->connector || !ch->started || ch->up != NULL || ch->npending > 0)
+	struct timeval tv;
+	int i;
+
+	if (ch == NULL || !ch->connector || !ch->started || ch->up != NULL)
 		return;
-	evtimer_del(ch->ev_retry);
+	for (i = ch->npending - 1; i >= 0; i--)
+		if (ch->pending[i]->state == CHAN_CONN_CONNECTING)
+			conn_close(ch->pending[i], false, "superseded: the peer is back, "
+			    "connecting anew");
+	if (ch->npending > 0)
+		return;		/* a handshake is under way */
+	/*
+	 * Not at once: lbd starts advertising a moment before its channel
+	 * listens, and a SYN that arrives before listen() is dropped
+	 * unanswered, costing CHAN_CONNECT_MS.
+	 */
 	ch->backoff_ms = CHAN_BACKOFF_MIN_MS;
 	ch->next_path = 0;
-	chan_connect(ch);
+	chan_tv(&tv, CHAN_KICK_DELAY_MS);
+	evtimer_add(ch->ev_retry, &tv);
 }
 
 static void
@@ -743,7 +844,8 @@ chan_on_accept(evutil_socket_t lfd, short what, void *arg)
 			close(s);
 			continue;
 		}
-		conn_new(ch, s, false, -1, &from);
+		/* Keyed for every peer address: a connection accepted from one is signed. */
+		conn_new(ch, s, false, -1, &from, ch->md5);
 	}
 }
 
@@ -764,11 +866,23 @@ chan_on_tick(evutil_socket_t fd, short what, void *arg)
 	uint64_t now = hasync_now_ms(), dead = (uint64_t)ch->conf.dead_ms;
 	int i;
 
+	/*
+	 * A connect gets no answer at all while no lbd listens at the peer
+	 * (its kernel cannot sign a reset without a listener's key): give up
+	 * after CHAN_CONNECT_MS and retry, rather than wait for TCP's SYN
+	 * retransmissions; any sane RTT between the nodes is far below it.
+	 */
 	for (i = ch->npending - 1; i >= 0; i--) {
 		c = ch->pending[i];
-		if (now - c->started_ms >= dead)
-			conn_fail(c, CHAN_LOG_CONNECT, "%s not finished within %d ms",
-			    c->state == CHAN_CONN_CONNECTING ? "connect" : "handshake",
+		if (c->state == CHAN_CONN_CONNECTING && now - c->started_ms >=
+		    (uint64_t)(ch->conf.dead_ms < CHAN_CONNECT_MS ? ch->conf.dead_ms :
+		    CHAN_CONNECT_MS))
+			conn_fail(c, CHAN_LOG_CONNECT, "connect: no answer within %d ms (peer "
+			    "lbd not running, or it drops our TCP_MD5SIG signature: different "
+			    "cluster keys, or one kernel without CONFIG_TCP_MD5SIG; the kernel "
+			    "counts TcpExtTCPMD5Failure in nstat)", CHAN_CONNECT_MS);
+		else if (now - c->started_ms >= dead)
+			conn_fail(c, CHAN_LOG_CONNECT, "handshake not finished within %d ms",
 			    ch->conf.dead_ms);
 	}
 	if ((c = ch->up) == NULL)
@@ -790,7 +904,7 @@ chan_on_tick(evutil_socket_t fd, short what, void *arg)
  */
 static struct chan_conn *
 conn_new(struct channel *ch, int fd, bool outbound, int path,
-    const struct sockaddr_storage *addr)
+    const struct sockaddr_storage *addr, bool md5)
 {
 	struct chan_conn *c;
 	int on = 1;
@@ -804,11 +918,13 @@ conn_new(struct channel *ch, int fd, bool outbound, int path,
 	c->ch = ch;
 	c->fd = fd;
 	c->outbound = outbound;
+	c->md5 = md5;
 	c->path = path;
 	c->state = outbound ? CHAN_CONN_CONNECTING : CHAN_CONN_HELLO;
 	chan_addr_str(addr, c->text, sizeof(c->text));
 	c->started_ms = c->last_rx_ms = c->last_ka_ms = hasync_now_ms();
 	randombytes_buf(c->nonce, sizeof(c->nonce));
+	crypto_kx_keypair(c->kx_pk, c->kx_sk);
 	if ((c->in = evbuffer_new()) == NULL || (c->out = evbuffer_new()) == NULL ||
 	    (c->ev_read = event_new(ch->base, fd, EV_READ | EV_PERSIST, conn_on_read, c)) ==
 	    NULL || (c->ev_write = event_new(ch->base, fd, EV_WRITE | EV_PERSIST,
@@ -943,8 +1059,8 @@ conn_on_write(evutil_socket_t fd, short what, void *arg)
 	if (conn_write(c) == 0)
 		return;
 	if (errno == EPIPE || errno == ECONNRESET)
-		conn_close(c, c->state == CHAN_CONN_UP, "connection reset by the peer (its lbd "
-		    "stopped or died)");
+		conn_close(c, c->state == CHAN_CONN_UP && c->md5, "connection reset by the peer "
+		    "(its lbd stopped or died)%s", c->md5 ? "" : CHAN_UNSIGNED_NOTE);
 	else
 		conn_fail(c, CHAN_LOG_IO, "write: %s", strerror(errno));
 }
@@ -1012,6 +1128,8 @@ conn_send_hello(struct chan_conn *c)
 	h.boot_id = ch->boot_id;
 	h.nonce.data = c->nonce;
 	h.nonce.len = sizeof(c->nonce);
+	h.kx_public.data = c->kx_pk;
+	h.kx_public.len = sizeof(c->kx_pk);
 	f.body_case = LBD__SYNC_FRAME__BODY_HELLO;
 	f.hello = &h;
 	plen = lbd__sync_frame__get_packed_size(&f);
@@ -1213,8 +1331,8 @@ conn_process(struct chan_conn *c)
 
 	/* The read side ended; complete frames before it were taken above. */
 	if (c->rd_errno == ECONNRESET) {
-		conn_close(c, c->state == CHAN_CONN_UP, "connection reset by the peer (its "
-		    "lbd stopped or died)");
+		conn_close(c, c->state == CHAN_CONN_UP && c->md5, "connection reset by the "
+		    "peer (its lbd stopped or died)%s", c->md5 ? "" : CHAN_UNSIGNED_NOTE);
 	} else if (c->rd_errno != 0) {
 		conn_fail(c, CHAN_LOG_IO, "read: %s", strerror(c->rd_errno));
 	} else if (evbuffer_get_length(c->in) > 0) {
@@ -1222,7 +1340,8 @@ conn_process(struct chan_conn *c)
 		conn_fail(c, CHAN_LOG_MALFORMED, "connection closed in the middle of a frame "
 		    "(%zu bytes of it): truncated", evbuffer_get_length(c->in));
 	} else if (c->state == CHAN_CONN_UP) {
-		conn_close(c, true, "peer closed the connection (its lbd stopped or died)");
+		conn_close(c, c->md5, "peer closed the connection (its lbd stopped or died)%s",
+		    c->md5 ? "" : CHAN_UNSIGNED_NOTE);
 	} else {
 		conn_fail(c, CHAN_LOG_AUTH, "peer closed the connection during the handshake "
 		    "(it refused us: see its log; wrong cluster key or node name?)");
@@ -1233,7 +1352,7 @@ conn_process(struct chan_conn *c)
 /*
  * A hello body (kind, packed SyncFrame, MAC): checks the MAC, the peer's
  * name and protocol, and that the nonce is fresh; then derives the session
- * keys and sends our confirmation, the first sealed frame.
+ * keys (conn_make_keys) and sends our confirmation, the first sealed frame.
  * Returns: 0 taken, -1 the connection was closed.
  */
 static int
@@ -1242,7 +1361,7 @@ conn_rx_hello(struct chan_conn *c, const uint8_t *body, size_t len)
 	struct channel *ch = c->ch;
 	Lbd__SyncFrame *f = NULL, cf = LBD__SYNC_FRAME__INIT;
 	Lbd__Hello *h, ch_hello = LBD__HELLO__INIT;
-	uint8_t in[2 * CHAN_NONCE_BYTES];
+	uint8_t peer_pk[crypto_kx_PUBLICKEYBYTES];
 	size_t plen;
 
 	if (c->state != CHAN_CONN_HELLO) {
@@ -1276,6 +1395,13 @@ conn_rx_hello(struct chan_conn *c, const uint8_t *body, size_t len)
 		    "run the same lbd version on both nodes", h->protocol, CHAN_PROTOCOL);
 		goto fail;
 	}
+	if (h->kx_public.len != sizeof(peer_pk)) {
+		ch->st.malformed++;
+		conn_fail(c, CHAN_LOG_MALFORMED, "hello carries no ephemeral key (kx_public, %zu "
+		    "bytes instead of %zu): no forward secrecy without it; run the same lbd "
+		    "version on both nodes", h->kx_public.len, sizeof(peer_pk));
+		goto fail;
+	}
 	if (strcmp(h->node, ch->conf.peer_name) != 0) {
 		ch->st.auth_failures++;
 		conn_fail(c, CHAN_LOG_AUTH, "hello names node \"%.64s\", not our peer \"%s\"%s",
@@ -1290,18 +1416,15 @@ conn_rx_hello(struct chan_conn *c, const uint8_t *body, size_t len)
 		goto fail;
 	}
 	memcpy(c->peer_nonce, h->nonce.data, CHAN_NONCE_BYTES);
+	memcpy(peer_pk, h->kx_public.data, sizeof(peer_pk));
 	c->peer_boot = h->boot_id;
 	lbd__sync_frame__free_unpacked(f, NULL);
-
-	/* One key per direction, bound to both nonces: sender's first. */
-	memcpy(in, c->nonce, CHAN_NONCE_BYTES);
-	memcpy(in + CHAN_NONCE_BYTES, c->peer_nonce, CHAN_NONCE_BYTES);
-	crypto_generichash(c->tx_key, sizeof(c->tx_key), in, sizeof(in), ch->session_key,
-	    sizeof(ch->session_key));
-	memcpy(in, c->peer_nonce, CHAN_NONCE_BYTES);
-	memcpy(in + CHAN_NONCE_BYTES, c->nonce, CHAN_NONCE_BYTES);
-	crypto_generichash(c->rx_key, sizeof(c->rx_key), in, sizeof(in), ch->session_key,
-	    sizeof(ch->session_key));
+	if (conn_make_keys(c, peer_pk) == -1) {
+		ch->st.malformed++;
+		conn_fail(c, CHAN_LOG_MALFORMED, "authentic hello with an unusable ephemeral key "
+		    "(not an X25519 public key)");
+		return -1;
+	}
 	c->state = CHAN_CONN_CONFIRM;
 
 	/* Confirmation: our hello again, sealed, proves we hold this session's key. */
@@ -1319,6 +1442,49 @@ fail:
 	if (f != NULL)
 		lbd__sync_frame__free_unpacked(f, NULL);
 	return -1;
+}
+
+/*
+ * The session keys, one per direction:
+ *   K = BLAKE2b-256(key = session subkey, kx key || sender nonce || receiver nonce)
+ * where the kx key of that direction comes from crypto_kx between our
+ * ephemeral key pair and the peer's public key (the connecting side is
+ * the kx client, so both sides agree on the roles). The ephemeral secret
+ * is wiped here, used or not: once both sides have done so, nothing that
+ * survives the connection, the cluster key included, yields its keys.
+ * Returns: 0 made, -1 the peer's public key is unusable.
+ */
+static int
+conn_make_keys(struct chan_conn *c, const uint8_t *peer_pk)
+{
+	struct channel *ch = c->ch;
+	uint8_t kx_rx[crypto_kx_SESSIONKEYBYTES], kx_tx[crypto_kx_SESSIONKEYBYTES];
+	uint8_t in[crypto_kx_SESSIONKEYBYTES + 2 * CHAN_NONCE_BYTES];
+	int rc;
+
+	if (c->outbound)
+		rc = crypto_kx_client_session_keys(kx_rx, kx_tx, c->kx_pk, c->kx_sk, peer_pk);
+	else
+		rc = crypto_kx_server_session_keys(kx_rx, kx_tx, c->kx_pk, c->kx_sk, peer_pk);
+	sodium_memzero(c->kx_sk, sizeof(c->kx_sk));
+	if (rc != 0)
+		goto done;
+	/* Sender's nonce first, so each direction has its own key. */
+	memcpy(in, kx_tx, sizeof(kx_tx));
+	memcpy(in + sizeof(kx_tx), c->nonce, CHAN_NONCE_BYTES);
+	memcpy(in + sizeof(kx_tx) + CHAN_NONCE_BYTES, c->peer_nonce, CHAN_NONCE_BYTES);
+	crypto_generichash(c->tx_key, sizeof(c->tx_key), in, sizeof(in), ch->session_key,
+	    sizeof(ch->session_key));
+	memcpy(in, kx_rx, sizeof(kx_rx));
+	memcpy(in + sizeof(kx_rx), c->peer_nonce, CHAN_NONCE_BYTES);
+	memcpy(in + sizeof(kx_rx) + CHAN_NONCE_BYTES, c->nonce, CHAN_NONCE_BYTES);
+	crypto_generichash(c->rx_key, sizeof(c->rx_key), in, sizeof(in), ch->session_key,
+	    sizeof(ch->session_key));
+done:
+	sodium_memzero(kx_rx, sizeof(kx_rx));
+	sodium_memzero(kx_tx, sizeof(kx_tx));
+	sodium_memzero(in, sizeof(in));
+	return rc == 0 ? 0 : -1;
 }
 
 /*
@@ -1501,6 +1667,7 @@ channel_get_status(struct channel *ch, struct channel_status *st)
 	int i;
 
 	*st = ch->st;
+	st->tcp_md5 = ch->md5;
 	st->up_since_ms = -1;
 	if (ch->up != NULL) {
 		st->state = "up";

@@ -258,11 +258,12 @@ const char	*ha_role_name(enum hasync_role);
  * events use priority 0 and then run before relay traffic under load.
  *
  * Peer death detection, fastest first:
- * - hasync_peer_lost() from the sync channel (TCP reset/EOF): at once;
- * - ICMP port unreachable: the peer's kernel answers our next advert when
- *   no lbd listens, so a BACKUP takes over within one advert interval (+1
- *   RTT) of the peer process dying (all paths must refuse);
- * - Master_Down (3 x interval + skew) when the peer host goes silent.
+ * - hasync_peer_lost() from the sync channel (reset/EOF of a connection
+ *   whose segments are TCP_MD5SIG-signed, so only the peer's kernel can
+ *   close it): at once;
+ * - Master_Down (3 x interval + skew) when the peer goes silent.
+ * ICMP port unreachable for an advert is only counted (peer_unreachable)
+ * and logged: it is not authenticated, so it never causes a takeover.
  */
 #define HASYNC_INTERVAL_MIN	10	/* shortest advert_interval_ms, as in the config */
 #define HASYNC_INTERVAL_MAX	10000	/* longest advert_interval_ms */
@@ -455,7 +456,8 @@ void		 pacer_get_counts(struct pacer *, uint64_t *sent, uint64_t *paced,
  * sync_port, authenticated and encrypted with keys derived from the cluster
  * key and both sides' fresh nonces (wire format: proto/README.md). It
  * carries Lbd__SyncFrame messages, sends keepalives, and reports the peer's
- * process death at once (its kernel closes the socket: EOF or reset).
+ * process death at once (its kernel closes the socket: EOF or reset; the
+ * segments are TCP_MD5SIG-signed, so no other host can fake that close).
  *
  * The node whose node address is the lower one connects (peer paths in
  * turn, exponential backoff), the other only accepts; peer_addr[0] must be
@@ -520,6 +522,7 @@ struct channel_status {
 	uint64_t	 rejected;	/* connections refused: not from a peer address, or wrong side */
 	uint64_t	 queue_full;	/* channel_send refused: output queue at max_queue_bytes */
 	uint64_t	 peer_boot_id;	/* peer's Hello.boot_id, 0 before the first handshake */
+	bool		 tcp_md5;	/* segments TCP_MD5SIG-signed: a close is taken for a death */
 };
 
 /*

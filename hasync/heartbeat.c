@@ -1,7 +1,8 @@
 /*
  * heartbeat.c - the HA heartbeat on lbd's event loop: sealed UDP adverts to
- * the peer, ICMP-unreachable peer death detection, the VIP (add, remove,
- * GARP), and a netlink watch of the VIP and its link, all driven by ha.c.
+ * the peer, the VIP (add, remove, GARP), and a netlink watch of the VIP
+ * and its link, all driven by ha.c. ICMP errors about adverts are counted
+ * and logged, never acted on: anyone on the path can forge them.
  *
  * Adverts are sealed and sent by pacer.c (hasync.h has the frame layout),
  * which also keeps them on time when this loop is late.
@@ -79,7 +80,6 @@ struct hb_path {
 	struct sockaddr_storage addr;	/* peer address, heartbeat port */
 	socklen_t	 len;		/* of addr */
 	char		 text[INET6_ADDRSTRLEN]; /* for messages */
-	bool		 refused;	/* ICMP port unreachable since the peer last spoke */
 };
 
 /* The heartbeat of one node. */
@@ -113,7 +113,6 @@ struct hasync {
 	bool		 peer_seen;	/* peer_boot/peer_counter are valid */
 	uint64_t	 peer_boot;	/* last taken advert's boot_id */
 	uint64_t	 peer_counter;	/* last taken advert's counter */
-	bool		 lost_reported;	/* peer_lost already called for this silence */
 	bool		 started;	/* between hasync_start and hasync_stop */
 	struct vip	*vip;		/* NULL: no VIP management */
 	struct nl_sock	*nl_event;	/* subscribed to link and address events */
@@ -310,9 +309,10 @@ hb_open_socket(struct hasync *h, char *err, size_t errlen)
 	}
 	/*
 	 * IP_RECVERR: an unconnected UDP socket hears nothing of ICMP errors
-	 * otherwise. With it, the peer kernel's "port unreachable" (its lbd
-	 * is dead) arrives on our error queue naming the path, one advert
-	 * interval after the death instead of Master_Down.
+	 * otherwise. With it, a "port unreachable" (the peer's lbd is not
+	 * running, or someone forged it) arrives on our error queue naming
+	 * the path, and is counted and logged (hb_path_refused), never acted
+	 * on: the count tells an operator the peer's lbd is not running.
 	 */
 	if (h->family == AF_INET)
 		rc = setsockopt(h->fd, IPPROTO_IP, IP_RECVERR, &on, sizeof(on));
@@ -643,7 +643,7 @@ hb_on_read(evutil_socket_t fd, short what, void *arg)
 
 /*
  * Drains the socket's error queue (bounded): port unreachable from a peer
- * path means no lbd listens there; other errors are only logged.
+ * path is counted (hb_path_refused); other errors are only logged.
  */
 static void
 hb_read_errqueue(struct hasync *h)
@@ -695,33 +695,25 @@ hb_read_errqueue(struct hasync *h)
 }
 
 /*
- * A path answered ICMP port unreachable. Once every path has, since the
- * peer last spoke, its lbd is not running: take over now rather than at
- * Master_Down. Requiring all paths keeps one misconfigured path from
- * causing a failover.
+ * A path answered ICMP port unreachable. Only counted and logged: the
+ * message is not authenticated, and any host that can guess the 4-tuple
+ * can send one, so it must not move the VIP (a forged one took over from
+ * a live MASTER). A dead peer lbd is told by the sync channel, whose
+ * TCP_MD5SIG-signed FIN or reset only the peer's kernel can send, or by
+ * Master_Down.
  */
 static void
 hb_path_refused(struct hasync *h, const struct sockaddr_storage *dst)
 {
-	struct hb_path *p;
-	int i, refused = 0;
-	char reason[128];
+	char a[INET6_ADDRSTRLEN];
 
 	h->unreachable++;
-	for (i = 0; i < h->npaths; i++) {
-		p = &h->paths[i];
-		if (p->addr.ss_family == dst->ss_family &&
-		    memcmp(&p->addr, dst, p->len) == 0)
-			p->refused = true;
-		if (p->refused)
-			refused++;
-	}
-	if (refused < h->npaths || h->lost_reported)
-		return;
-	h->lost_reported = true;
-	snprintf(reason, sizeof(reason), "peer heartbeat port unreachable (ICMP port "
-	    "unreachable from %s: no lbd listening)", h->paths[0].text);
-	hasync_peer_lost(h, reason);
+	/* While the peer's adverts arrive it is forged or stale: worth a line; else expected. */
+	hb_log_limited(h, HB_LOG_ICMP, hb_peer_alive(h) ? 1 : 2, "ICMP port unreachable for our advert to %s "
+	    "(%llu so far): no lbd listening there, or forged; not acted on (a takeover "
+	    "needs the sync channel's signed close or Master_Down)",
+	    hb_addr_str((const struct sockaddr *)dst, a, sizeof(a)),
+	    (unsigned long long)h->unreachable);
 }
 
 /* One datagram from the socket: check, open, decode, and feed to ha.c. */
@@ -734,7 +726,7 @@ hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
 	Lbd__Advert *adv = NULL;
 	struct ha_advert in;
 	char a[INET6_ADDRSTRLEN];
-	int cmp, i;
+	int cmp;
 	bool heard_anew;
 
 	hb_addr_str(from, a, sizeof(a));
@@ -794,9 +786,6 @@ hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
 	h->peer_boot = adv->boot_id;
 	h->peer_counter = adv->counter;
 	h->received++;
-	h->lost_reported = false;
-	for (i = 0; i < h->npaths; i++)
-		h->paths[i].refused = false;
 
 	/* VRRP tie-break: the higher node address; names if addresses are equal. */
 	cmp = 0;

@@ -470,6 +470,8 @@ replica_status(struct lbd *lbd)
 		    "up_since_ms", (json_int_t)cs.up_since_ms,
 		    "rejected", (json_int_t)cs.rejected,
 		    "queue_full", (json_int_t)cs.queue_full);
+		if (ch != NULL)
+			json_object_set_new(ch, "tcp_md5", json_boolean(cs.tcp_md5));
 		json_object_set_new(o, "channel", ch != NULL ? ch : json_null());
 	}
 	return o;

@@ -748,6 +748,92 @@ drill_ha_forged() {
 	return $r
 }
 
+# "role role_changes peer_unreachable sync_state reconnects md5_notfound"
+# of NODE; md5_notfound is the kernel's TcpExtTCPMD5NotFound in its
+# namespace: segments dropped for lacking the signature their socket expects.
+_ha_close_snap() {
+	local -A st
+	local nf
+	rig_status_into "$1" st || { echo down; return 1; }
+	nf=$(rig_exec "$1" nstat -asz TcpExtTCPMD5NotFound 2>/dev/null | awk '$1 == "TcpExtTCPMD5NotFound" { print $2 }')
+	echo "${st[role]:--} ${st[ha.role_changes]:--} ${st[ha.peer_unreachable]:--}" \
+		"${st[sync.state]:--} ${st[sync.channel.reconnects]:--} ${nf:--}"
+}
+
+# Runs the forger (tcpforge.py) in the switch namespace.
+_ha_forge() { rig_exec sw timeout 20 python3 "$RIG_SRC/tcpforge.py" "$@"; }
+
+# Asserts that neither node changed role nor lost its sync channel since
+# the snapshots in the caller's before[] (after "what").
+_ha_close_unchanged() {
+	local what=$1 n b a r=0
+	sleep 0.6	# 6 advert intervals: a takeover would be done by now
+	for n in lb1 lb2; do
+		b=${before[$n]}
+		a=$(_ha_close_snap "$n")
+		rig_assert "after $what: $n role $(_ha_f "$a" 1) (was $(_ha_f "$b" 1)), role_changes $(_ha_f "$b" 2)->$(_ha_f "$a" 2), sync $(_ha_f "$a" 4), channel reconnects $(_ha_f "$b" 5)->$(_ha_f "$a" 5)" \
+			eval '_ha_num "$(_ha_f "$a" 2)" && [ "$(_ha_f "$b" 1)/$(_ha_f "$b" 2)/$(_ha_f "$b" 5)" = "$(_ha_f "$a" 1)/$(_ha_f "$a" 2)/$(_ha_f "$a" 5)" ] && [ "$(_ha_f "$a" 4)" = synced ]' || r=1
+	done
+	return $r
+}
+
+# Forged "peer died" evidence during steady adverts (issue 13, point 1),
+# sent by tcpforge.py from the switch namespace as any host on the segment
+# could: (a) 3 ICMP port unreachable to lb2 (BACKUP) from c2's address,
+# quoting lb2's own advert to lb1; (b) an RST and (c) a FIN+ACK to lb2 on
+# the established sync connection, from lb1's address and port, with
+# exactly the sequence number lb2 expects next (sniffed off the bridge);
+# (d) an RST to lb1 (MASTER) the same way.  Asserts after each: no role
+# change on either node, the sync channel still up (no reconnect); the
+# ICMP counted in ha.peer_unreachable; the forged segments dropped by the
+# kernel for lacking the TCP_MD5SIG signature (TcpExtTCPMD5NotFound).
+drill_ha_forged_close() {
+	local -A before
+	local n out r=0 lb1ip=${RIG_ADDR[lb1]} lb2ip=${RIG_ADDR[lb2]} b a
+	rig_wait 5000 eval '[ "$(rig_sval "$(rig_status lb2)" sync.state)" = synced ]' ||
+		{ rig_fail "the sync channel is not up before the drill"; return 1; }
+	for n in lb1 lb2; do
+		b=$(rig_sval "$(rig_status "$n")" sync.channel.tcp_md5)
+		rig_assert "$n: sync connection signed (sync.channel.tcp_md5 '$b')" [ "$b" = true ] || r=1
+	done
+	for n in lb1 lb2; do before[$n]=$(_ha_close_snap "$n"); done
+	echo "  start: lb1 ${before[lb1]}; lb2 ${before[lb2]} (role role_changes peer_unreachable sync reconnects md5_notfound)"
+
+	out=$(_ha_forge icmp --victim "$lb2ip" --peer "$lb1ip" --src "$(rig_client_ip 2)" --count 3)
+	echo "  -> lb2: forged ICMP port unreachable: $out"
+	rig_assert "3 forged ICMP sent" eval '[ "$(rig_jval sent <<<"$out")" = 3 ]' || return 1
+	_ha_close_unchanged "the forged ICMP" || r=1
+	a=$(_ha_close_snap lb2)
+	rig_assert "lb2 counted the ICMP: ha.peer_unreachable $(_ha_f "${before[lb2]}" 3)->$(_ha_f "$a" 3)" \
+		eval '_ha_num "$(_ha_f "$a" 3)" && [ "$(_ha_f "$a" 3)" -gt "$(_ha_f "${before[lb2]}" 3)" ]' || r=1
+
+	out=$(_ha_forge tcp --victim "$lb2ip" --peer "$lb1ip" --flags R)
+	echo "  -> lb2: forged in-window RST: $out"
+	rig_assert "forged RST sent" eval '[ "$(rig_jval sent <<<"$out")" = 1 ]' || return 1
+	_ha_close_unchanged "the forged RST to lb2" || r=1
+
+	out=$(_ha_forge tcp --victim "$lb2ip" --peer "$lb1ip" --flags F)
+	echo "  -> lb2: forged in-window FIN: $out"
+	rig_assert "forged FIN sent" eval '[ "$(rig_jval sent <<<"$out")" = 1 ]' || return 1
+	_ha_close_unchanged "the forged FIN to lb2" || r=1
+
+	out=$(_ha_forge tcp --victim "$lb1ip" --peer "$lb2ip" --flags R)
+	echo "  -> lb1: forged in-window RST: $out"
+	rig_assert "forged RST sent" eval '[ "$(rig_jval sent <<<"$out")" = 1 ]' || return 1
+	_ha_close_unchanged "the forged RST to lb1" || r=1
+
+	for n in lb1 lb2; do
+		b=${before[$n]}
+		a=$(_ha_close_snap "$n")
+		echo "  figure: $n TcpExtTCPMD5NotFound $(_ha_f "$b" 6)->$(_ha_f "$a" 6)"
+	done
+	b=${before[lb2]}; a=$(_ha_close_snap lb2)
+	rig_assert "lb2's kernel dropped the forged RST and FIN for lacking the signature (TCPMD5NotFound +$(( $(_ha_f "$a" 6) - $(_ha_f "$b" 6) )))" \
+		eval '_ha_num "$(_ha_f "$a" 6)" && [ $(( $(_ha_f "$a" 6) - $(_ha_f "$b" 6) )) -ge 2 ]' || r=1
+	rig_assert "settled as before: MASTER $(rig_ha_master 2>/dev/null)" rig_ha_master_is lb1 || r=1
+	return $r
+}
+
 # One client's transfer loop: big.bin through the VIP, again and again,
 # until END_MS (bounded by count and curl --max-time); prints bytes and
 # the number of transfers, then failures.

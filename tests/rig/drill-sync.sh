@@ -658,16 +658,21 @@ object.  Every connection and read is bounded.
       the A -> B:P byte stream of the connection (of those whose SYN the
       capture holds) that carried most, reassembled by sequence, as hex.
   send --host H --port P [--bind A] --mode M [--count N] [--key F]
-      [--node NAME] [--stream HEX]; M is one of
+      [--node NAME] [--stream HEX] [--md5-key F]; M is one of
       garbage    N connections of 16-600 random bytes
       huge       a length of 0xfffffff0 and some bytes
       truncated  a 200-byte hello announced, 40 bytes sent, then EOF
       forge      a fresh hello of NODE MACed with F's cluster key
       replay     the captured stream, sent again as it was
+      --md5-key F signs the connections' TCP segments (TCP_MD5SIG) with
+      F's cluster key, as lbd does: without it a node drops the SYN from
+      its peer's address (the connect times out, nothing is counted).
 """
 import argparse, base64, hashlib, hmac, json, os, random, socket, struct, sys, time
 
 KDF_CONTEXT = b"lbdsynch"	# channel.c: hello MAC and session keys
+MD5_CONTEXT = b"lbdtcpmd"	# channel.c: the TCP_MD5SIG key, subkey id 1
+TCP_MD5SIG = 14			# <netinet/tcp.h>
 HELLO_KEY_ID = 1		# crypto_kdf subkey id of the hello MAC
 KIND_HELLO, KIND_SEALED = 1, 2	# frame kinds
 MAX_CONN = 200			# bound on connections per run
@@ -702,8 +707,10 @@ def fld_b(num, b):
 
 def hello(keyfile, node):
     key = base64.b64decode(open(keyfile).read().strip())
-    h = (fld_v(1, 1) + fld_b(2, node.encode()) + fld_v(3, time.time_ns())
-         + fld_b(4, os.urandom(32)))
+    # Protocol 2; kx_public random bytes: any 32 are an X25519 point, and
+    # the node's confirmation comes before our (absent) key would be used.
+    h = (fld_v(1, 2) + fld_b(2, node.encode()) + fld_v(3, time.time_ns())
+         + fld_b(4, os.urandom(32)) + fld_b(5, os.urandom(32)))
     body = bytes([KIND_HELLO]) + fld_b(1, h)	# SyncFrame{hello}
     mac = hmac.new(kdf(key, HELLO_KEY_ID, KDF_CONTEXT), body, hashlib.sha512).digest()[:32]
     body += mac
@@ -722,11 +729,21 @@ def kinds(buf):
     return out
 
 
-def one(host, port, bind, data, wait_sealed=False):
+def md5_sign(s, host, keyfile):
+    """TCP_MD5SIG on s for host, keyed as channel.c keys it."""
+    key = kdf(base64.b64decode(open(keyfile).read().strip()), 1, MD5_CONTEXT)
+    sa = struct.pack("=HH4s", socket.AF_INET, 0, socket.inet_aton(host)).ljust(128, b"\0")
+    s.setsockopt(socket.IPPROTO_TCP, TCP_MD5SIG,
+                 sa + struct.pack("=BBHi", 0, 0, len(key), 0) + key.ljust(80, b"\0"))
+
+
+def one(host, port, bind, data, wait_sealed=False, md5_key=None):
     """Connects, sends data, half-closes (unless waiting for a sealed
     answer) and reads until the node closes or READ_S passes."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(READ_S)
+    if md5_key:
+        md5_sign(s, host, md5_key)
     if bind:
         s.bind((bind, 0))
     got, closed, err = b"", False, None
@@ -768,7 +785,7 @@ def cmd_send(a):
             data, wait = hello(a.key, a.node), True
         elif a.mode == "replay":
             data = bytes.fromhex(open(a.stream).read().strip())
-        res.append(one(a.host, a.port, a.bind, data, wait))
+        res.append(one(a.host, a.port, a.bind, data, wait, a.md5_key))
     return {"mode": a.mode, "sent": len(res),
             "closed_by_node": sum(r["closed"] for r in res),
             "sealed_answers": sum(KIND_SEALED in r["kinds"] for r in res),
@@ -859,6 +876,7 @@ def main():
     s.add_argument("--key")
     s.add_argument("--node", default="lb1")
     s.add_argument("--stream")
+    s.add_argument("--md5-key")
     a = p.parse_args()
     out = cmd_stream(a) if a.cmd == "stream" else cmd_send(a)
     print(json.dumps(out))
@@ -895,7 +913,10 @@ sync_cf() { awk -v n="$2" '{ print $n }' <<<"$1"; }
 # Garbage, wrong-key, truncated, oversized and replayed frames at lb2's
 # sync port from lb1's address (the only source lb2 accepts), and random
 # bytes from a client namespace to both nodes: tables, roles and the real
-# channel unchanged; each kind counted.
+# channel unchanged; each kind counted.  The attacks from lb1's address
+# sign their TCP segments with the real TCP_MD5SIG key (else lb2's kernel
+# drops their SYN and the hello layer is never reached: one unsigned
+# attempt checks that), so they test the layers above it.
 drill_sync_forged() {
 	local ips out cap=$RIG_DIR/sync7412.pcap hex=$RIG_DIR/sync-stream.hex r=0 i n
 	local lb1ip=${RIG_ADDR[lb1]} lb2ip=${RIG_ADDR[lb2]}
@@ -930,28 +951,33 @@ drill_sync_forged() {
 	for n in lb1 lb2; do before[$n]=$(sync_chan_snap "$n"); done
 
 	local -A sent
-	out=$(sync_py lb1 send --host "$lb2ip" --bind "$lb1ip" --mode garbage --count 20)
+	out=$(sync_py lb1 send --host "$lb2ip" --bind "$lb1ip" --md5-key "$RIG_DIR/cluster.key" --mode garbage --count 20)
 	echo "  -> lb2 from lb1's address, random bytes: $out"
 	sent[garbage]=$(rig_jval sent <<<"$out")
-	out=$(sync_py lb1 send --host "$lb2ip" --bind "$lb1ip" --mode huge --count 5)
+	out=$(sync_py lb1 send --host "$lb2ip" --bind "$lb1ip" --md5-key "$RIG_DIR/cluster.key" --mode huge --count 5)
 	echo "  -> lb2 from lb1's address, length 0xfffffff0: $out"
 	sent[huge]=$(rig_jval sent <<<"$out")
-	out=$(sync_py lb1 send --host "$lb2ip" --bind "$lb1ip" --mode truncated --count 5)
+	out=$(sync_py lb1 send --host "$lb2ip" --bind "$lb1ip" --md5-key "$RIG_DIR/cluster.key" --mode truncated --count 5)
 	echo "  -> lb2 from lb1's address, 200-byte frame cut after 40 bytes: $out"
 	sent[truncated]=$(rig_jval sent <<<"$out")
-	out=$(sync_py lb1 send --host "$lb2ip" --bind "$lb1ip" --mode forge --key "$RIG_DIR/sync-wrong.key" --count 10)
+	out=$(sync_py lb1 send --host "$lb2ip" --bind "$lb1ip" --md5-key "$RIG_DIR/cluster.key" --mode forge --key "$RIG_DIR/sync-wrong.key" --count 10)
 	echo "  -> lb2 from lb1's address, lb1's hello MACed with another key: $out"
 	sent[wrongkey]=$(rig_jval sent <<<"$out")
 	local wk_sealed
 	wk_sealed=$(rig_jval sealed_answers <<<"$out")
-	out=$(sync_py lb1 send --host "$lb2ip" --bind "$lb1ip" --mode replay --stream "$hex" --count 5)
+	out=$(sync_py lb1 send --host "$lb2ip" --bind "$lb1ip" --md5-key "$RIG_DIR/cluster.key" --mode replay --stream "$hex" --count 5)
 	echo "  -> lb2 from lb1's address, the captured session replayed: $out"
 	sent[replay]=$(rig_jval sent <<<"$out")
 	local rp_sealed
 	rp_sealed=$(rig_jval sealed_answers <<<"$out")
+	# Unsigned from lb1's address, a real-key hello: the SYN is dropped.
+	out=$(sync_py lb1 send --host "$lb2ip" --bind "$lb1ip" --mode forge --key "$RIG_DIR/cluster.key" --count 1)
+	echo "  -> lb2 from lb1's address, unsigned TCP, a real-key hello: $out"
+	local us_hello
+	us_hello=$(rig_jval hello_answers <<<"$out")
 	# Control: a fresh hello with the real key passes (lb2 answers with its
 	# sealed confirmation), which proves the forger frames as lbd does.
-	out=$(sync_py lb1 send --host "$lb2ip" --bind "$lb1ip" --mode forge --key "$RIG_DIR/cluster.key" --count 1)
+	out=$(sync_py lb1 send --host "$lb2ip" --bind "$lb1ip" --md5-key "$RIG_DIR/cluster.key" --mode forge --key "$RIG_DIR/cluster.key" --count 1)
 	echo "  -> lb2 from lb1's address, control: a fresh hello with the cluster key: $out"
 	local ctl_sealed
 	ctl_sealed=$(rig_jval sealed_answers <<<"$out")
@@ -993,6 +1019,8 @@ drill_sync_forged() {
 		[ "$tot" -ge $((sent[garbage] + sent[huge] + sent[truncated] + sent[wrongkey] + sent[replay])) ] || r=1
 	rig_assert "control: the real key's fresh hello was answered with a sealed confirmation ($ctl_sealed)" \
 		[ "$ctl_sealed" = 1 ] || r=1
+	rig_assert "unsigned TCP from lb1's address never reached the hello (hello answers: $us_hello)" \
+		[ "$us_hello" = 0 ] || r=1
 	for n in lb1 lb2; do
 		b=${before[$n]} a=${after[$n]}
 		d=$(_sync_d 5)

@@ -3,7 +3,8 @@
  * nodes (127.0.0.1 lb1, the connecting side, and 127.0.0.2 lb2) in one
  * event loop handshake and exchange frames; peer death, wrong key,
  * attackers (garbage, truncated, oversized, replayed sessions and frames),
- * reconnection and the queue cap. A "raw peer" speaks the wire protocol of
+ * reconnection, the queue cap, TCP_MD5SIG (unsigned or forged TCP dropped)
+ * and forward secrecy. A "raw peer" speaks the wire protocol of
  * proto/README.md by hand, independently of channel.c. Runs in a private
  * network namespace when it can (root).
  */
@@ -11,8 +12,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -44,6 +48,8 @@
 #define RAW_BUF		(1 << 16)	/* raw peer's receive buffer */
 #define RAW_REC		(1 << 14)	/* raw peer's record of what it sent */
 #define KDF_CONTEXT	"lbdsynch"	/* as in proto/README.md */
+#define MD5_CONTEXT	"lbdtcpmd"	/* TCP_MD5SIG key, as in proto/README.md */
+#define REFUSED_MS	300		/* a dropped SYN: no connection within this */
 
 /* One channel under test and what its callbacks saw. */
 struct tnode {
@@ -66,6 +72,9 @@ struct raw {
 	int		 fd;		/* connected socket */
 	uint8_t		 nonce[32];	/* ours */
 	uint8_t		 peer_nonce[32]; /* from the channel's hello */
+	uint8_t		 kx_pk[32];	/* our ephemeral crypto_kx key pair (we are the client) */
+	uint8_t		 kx_sk[32];
+	uint8_t		 static_tx[32];	/* what the keys would be without the kx part */
 	uint8_t		 tx[32];	/* sealing key */
 	uint8_t		 rx[32];	/* opening key */
 	uint64_t	 tx_ctr;	/* last counter sent */
@@ -82,6 +91,7 @@ static uint16_t		 next_port;	/* each test takes fresh ports */
 static uint8_t		 cluster_key[HASYNC_KEY_LEN]; /* both nodes' key */
 static struct tnode	 na, nb;	/* lb1 and lb2 */
 static bool		 netns_ok;	/* private namespace with lo up and the IPv6 pair */
+static char		 last_log[512];	/* the channels' last log line */
 
 /* struct in6_ifreq of <linux/ipv6.h>, which clashes with <netinet/in.h>. */
 struct test_in6_ifreq {
@@ -205,6 +215,7 @@ on_log(void *arg, int level, const char *msg)
 {
 	struct tnode *n = arg;
 
+	snprintf(last_log, sizeof(last_log), "%s", msg);
 	if (getenv("TEST_VERBOSE") != NULL)
 		fprintf(stderr, "  [%s %d] %s\n", n->name, level, msg);
 }
@@ -317,22 +328,78 @@ make_batch(Lbd__SyncFrame *f, Lbd__EntryBatch *b, Lbd__StickyEntry *e,
 	f->entries = b;
 }
 
-/* A plain TCP socket from `from` to addr:port, connected (blocking connect). */
+/*
+ * A TCP socket from `from` to addr:port, its segments signed with
+ * TCP_MD5SIG under key's subkey as proto/README.md says (key NULL:
+ * unsigned), connected within timeout_ms.
+ * Returns: the socket, or -1 (not connected: the SYN went unanswered).
+ */
 static int
-tcp_from(const char *from, const char *addr, uint16_t port, int rcvbuf)
+tcp_connect(const char *from, const char *addr, uint16_t port, int rcvbuf,
+    const uint8_t *key, int timeout_ms)
 {
 	struct sockaddr_storage l, r;
-	int s;
+	struct tcp_md5sig m;
+	struct pollfd pfd;
+	socklen_t elen = sizeof(int);
+	int s, e = 0, fam = strchr(addr, ':') != NULL ? AF_INET6 : AF_INET;
+	socklen_t salen = fam == AF_INET ? sizeof(struct sockaddr_in) :
+	    sizeof(struct sockaddr_in6);
 
-	s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	s = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	assert_true(s != -1);
 	if (rcvbuf > 0)
 		assert_int_equal(setsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
 		    sizeof(rcvbuf)), 0);
 	set_addr(&l, from, 0);
 	set_addr(&r, addr, port);
-	assert_int_equal(bind(s, (struct sockaddr *)&l, sizeof(struct sockaddr_in)), 0);
-	assert_int_equal(connect(s, (struct sockaddr *)&r, sizeof(struct sockaddr_in)), 0);
+	if (key != NULL) {
+		memset(&m, 0, sizeof(m));
+		set_addr(&m.tcpm_addr, addr, 0);
+		m.tcpm_keylen = 32;
+		crypto_kdf_derive_from_key(m.tcpm_key, 32, 1, MD5_CONTEXT, key);
+		assert_int_equal(setsockopt(s, IPPROTO_TCP, TCP_MD5SIG, &m, sizeof(m)), 0);
+	}
+	assert_int_equal(bind(s, (struct sockaddr *)&l, salen), 0);
+	if (connect(s, (struct sockaddr *)&r, salen) == -1)
+		assert_int_equal(errno, EINPROGRESS);
+	/* The loop runs meanwhile: the channel under test accepts in it. */
+	pfd.fd = s;
+	pfd.events = POLLOUT;
+	{
+		uint64_t start = now_us();
+
+		while (poll(&pfd, 1, 0) == 0) {
+			if (now_us() - start > (uint64_t)timeout_ms * 1000) {
+				close(s);
+				return -1;
+			}
+			event_base_loop(base, EVLOOP_ONCE);
+		}
+	}
+	assert_int_equal(getsockopt(s, SOL_SOCKET, SO_ERROR, &e, &elen), 0);
+	if (e != 0) {
+		close(s);
+		return -1;
+	}
+	/* Blocking again, as the tests' sends expect. */
+	assert_int_equal(fcntl(s, F_SETFL, 0), 0);
+	return s;
+}
+
+/*
+ * A TCP socket from `from` to addr:port, connected, signed with the
+ * cluster key's TCP_MD5SIG subkey as a real peer's are (unsigned from the
+ * stranger's address, for which the channel has no key).
+ */
+static int
+tcp_from(const char *from, const char *addr, uint16_t port, int rcvbuf)
+{
+	int s;
+
+	s = tcp_connect(from, addr, port, rcvbuf,
+	    strcmp(from, ADDR_STRANGER) == 0 ? NULL : cluster_key, WAIT_MS);
+	assert_true(s != -1);
 	return s;
 }
 
@@ -373,9 +440,13 @@ raw_write(struct raw *r, const uint8_t *buf, size_t len)
 	}
 }
 
-/* The clear hello of proto/README.md, naming `name`, MACed with key's subkey. */
+/*
+ * The clear hello of proto/README.md, naming `name`, MACed with key's
+ * subkey, of the given protocol version, with or without kx_public.
+ */
 static void
-raw_send_hello(struct raw *r, const char *name, const uint8_t *key)
+raw_send_hello_v(struct raw *r, const char *name, const uint8_t *key, uint32_t protocol,
+    bool kx)
 {
 	Lbd__SyncFrame f = LBD__SYNC_FRAME__INIT;
 	Lbd__Hello h = LBD__HELLO__INIT;
@@ -383,11 +454,15 @@ raw_send_hello(struct raw *r, const char *name, const uint8_t *key)
 	size_t plen;
 
 	crypto_kdf_derive_from_key(hk, sizeof(hk), 1, KDF_CONTEXT, key);
-	h.protocol = 1;
+	h.protocol = protocol;
 	h.node = (char *)name;
 	h.boot_id = 7;
 	h.nonce.data = r->nonce;
 	h.nonce.len = 32;
+	if (kx) {
+		h.kx_public.data = r->kx_pk;
+		h.kx_public.len = 32;
+	}
 	f.body_case = LBD__SYNC_FRAME__BODY_HELLO;
 	f.hello = &h;
 	plen = lbd__sync_frame__get_packed_size(&f);
@@ -396,6 +471,13 @@ raw_send_hello(struct raw *r, const char *name, const uint8_t *key)
 	lbd__sync_frame__pack(&f, frame + 5);
 	crypto_auth(frame + 5 + plen, frame + 4, 1 + plen, hk);
 	raw_write(r, frame, 4 + 1 + plen + 32);
+}
+
+/* The hello lbd sends: protocol 2, with our ephemeral key. */
+static void
+raw_send_hello(struct raw *r, const char *name, const uint8_t *key)
+{
+	raw_send_hello_v(r, name, key, 2, true);
 }
 
 /*
@@ -483,12 +565,15 @@ raw_handshake(struct raw *r, const char *from, uint16_t port, const char *name,
 {
 	Lbd__SyncFrame *pf, cf = LBD__SYNC_FRAME__INIT;
 	Lbd__Hello h = LBD__HELLO__INIT;
-	uint8_t body[512], hk[crypto_auth_KEYBYTES], sk[32], in[64];
+	uint8_t body[512], hk[crypto_auth_KEYBYTES], sk[32], in[96], ppk[32], krx[32], ktx[32];
 	ssize_t n;
 
 	memset(r, 0, sizeof(*r));
 	randombytes_buf(r->nonce, sizeof(r->nonce));
-	r->fd = tcp_from(from, ADDR_B, port, rcvbuf);
+	crypto_kx_keypair(r->kx_pk, r->kx_sk);
+	/* The TCP_MD5SIG signature comes from the same key as the hello's MAC. */
+	if ((r->fd = tcp_connect(from, ADDR_B, port, rcvbuf, key, REFUSED_MS)) == -1)
+		return -1;
 	raw_send_hello(r, name, key);
 	n = raw_read(r, body, sizeof(body), WAIT_MS);
 	if (n <= 0)
@@ -502,19 +587,31 @@ raw_handshake(struct raw *r, const char *from, uint16_t port, const char *name,
 	assert_non_null(pf);
 	assert_int_equal(pf->body_case, LBD__SYNC_FRAME__BODY_HELLO);
 	assert_int_equal(pf->hello->nonce.len, 32);
-	assert_int_equal(pf->hello->protocol, 1);
+	assert_int_equal(pf->hello->protocol, 2);
+	assert_int_equal(pf->hello->kx_public.len, 32);
 	memcpy(r->peer_nonce, pf->hello->nonce.data, 32);
+	memcpy(ppk, pf->hello->kx_public.data, 32);
 	lbd__sync_frame__free_unpacked(pf, NULL);
-	/* Keys: BLAKE2b-256 keyed with subkey 2 over sender nonce || receiver nonce. */
+	/*
+	 * Keys: BLAKE2b-256 keyed with subkey 2 over the crypto_kx key of the
+	 * direction || sender nonce || receiver nonce; we connected: kx client.
+	 */
+	assert_int_equal(crypto_kx_client_session_keys(krx, ktx, r->kx_pk, r->kx_sk, ppk), 0);
 	crypto_kdf_derive_from_key(sk, sizeof(sk), 2, KDF_CONTEXT, key);
-	memcpy(in, r->nonce, 32);
+	memcpy(in, ktx, 32);
+	memcpy(in + 32, r->nonce, 32);
+	memcpy(in + 64, r->peer_nonce, 32);
+	crypto_generichash(r->tx, 32, in, 96, sk, 32);
+	memcpy(in, krx, 32);
 	memcpy(in + 32, r->peer_nonce, 32);
-	crypto_generichash(r->tx, 32, in, 64, sk, 32);
+	memcpy(in + 64, r->nonce, 32);
+	crypto_generichash(r->rx, 32, in, 96, sk, 32);
+	/* What a recording plus the cluster key gives (protocol 1's keys): must not open. */
 	memcpy(in, r->peer_nonce, 32);
 	memcpy(in + 32, r->nonce, 32);
-	crypto_generichash(r->rx, 32, in, 64, sk, 32);
+	crypto_generichash(r->static_tx, 32, in, 64, sk, 32);
 	/* Confirmation: our hello again, sealed, counter 1. */
-	h.protocol = 1;
+	h.protocol = 2;
 	h.node = (char *)name;
 	cf.body_case = LBD__SYNC_FRAME__BODY_HELLO;
 	cf.hello = &h;
@@ -523,6 +620,12 @@ raw_handshake(struct raw *r, const char *from, uint16_t port, const char *name,
 	n = raw_read(r, body, sizeof(body), WAIT_MS);
 	if (n <= 0)
 		return -1;
+	{
+		struct raw old = *r;
+
+		memcpy(old.rx, r->static_tx, 32);
+		assert_null(raw_open(&old, body, (size_t)n));
+	}
 	pf = raw_open(r, body, (size_t)n);
 	assert_non_null(pf);
 	assert_int_equal(pf->body_case, LBD__SYNC_FRAME__BODY_HELLO);
@@ -559,6 +662,7 @@ test_up_and_frames(void **state)
 	channel_get_status(na.c, &sa);
 	assert_string_equal(sa.state, "up");
 	assert_true(sa.up_since_ms >= 0);
+	assert_true(sa.tcp_md5);	/* this kernel has CONFIG_TCP_MD5SIG */
 	assert_true(sa.peer_boot_id != 0);
 
 	/* lb1 -> lb2: a keepalive and a batch of 3. */
@@ -681,7 +785,7 @@ test_reconnect(void **state)
 	pair_up(&port);
 	node_free(&nb);
 	assert_true(wait_int(&na.downs, 1, DEATH_MS) >= 0);
-	/* lb1 keeps trying (refused) until lb2 is back. */
+	/* lb1 keeps trying (its signed SYNs go unanswered) until lb2 is back. */
 	pump(150);
 	make_conf(&cb, "lb2", ADDR_B, "lb1", ADDR_A, port);
 	node_new(&nb, &cb);
@@ -761,14 +865,18 @@ test_wrong_key(void **state)
 	randombytes_buf(cb.key, sizeof(cb.key));
 	node_new(&nb, &cb);
 	node_new(&na, &ca);
-	pump(400);	/* several attempts (100, 200 ms backoff) */
+	pump(400);
 	assert_int_equal(na.ups + nb.ups, 0);
 	assert_int_equal(na.downs + nb.downs, 0);
 	channel_get_status(na.c, &sa);
 	channel_get_status(nb.c, &sb);
-	assert_true(sa.auth_failures + sb.auth_failures >= 2);
-	assert_true(sb.auth_failures >= 1);
+	/*
+	 * The TCP_MD5SIG keys differ too: lb2's kernel drops lb1's SYN, so
+	 * the connection never even reaches the hello (no auth_failures).
+	 */
+	assert_int_equal(sa.auth_failures + sb.auth_failures, 0);
 	assert_string_not_equal(sa.state, "up");
+	assert_string_not_equal(sb.state, "up");
 	assert_string_not_equal(sb.state, "up");
 	node_free(&na);
 	node_free(&nb);
@@ -837,11 +945,13 @@ test_attackers(void **state)
 	assert_true(wait_counter(&nb, off, 1, WAIT_MS));
 	raw_close(&r);
 
-	/* Wrong key. */
+	/* Wrong key: its TCP_MD5SIG signature is wrong, the SYN dropped, nothing counted. */
+	frames = (int)counter(&nb, off);
 	randombytes_buf(junk, 32);
 	assert_int_equal(raw_handshake(&r, ADDR_A, port, "lb1", junk, 0), -1);
-	assert_true(wait_counter(&nb, off, 2, WAIT_MS));
+	assert_int_equal(counter(&nb, off), (uint64_t)frames);
 	raw_close(&r);
+	frames = 0;
 
 	/* Connections that never speak: dropped after dead_ms (3 s) - not waited for. */
 	pump(20);
@@ -854,6 +964,268 @@ test_attackers(void **state)
 	assert_int_equal(na.downs + nb.downs, 0);
 	assert_string_equal(st.state, "up");
 	node_free(&na);
+	node_free(&nb);
+}
+
+/*
+ * TCP_MD5SIG on the listener (getsockopt cannot read it back, so by its
+ * effect): from a peer address, a connection without the signature, or
+ * with one under another key, is never established - the kernel drops
+ * its SYN, so nothing reaches the channel - while a signed one is. So a
+ * forged FIN or RST, which is unsigned too, cannot close the channel.
+ */
+static void
+test_md5_required(void **state)
+{
+	struct channel_status st0, st;
+	uint8_t other[HASYNC_KEY_LEN];
+	uint16_t port;
+	int s;
+
+	pair_up(&port);
+	channel_get_status(nb.c, &st0);
+	s = tcp_connect(ADDR_A, ADDR_B, port, 0, NULL, REFUSED_MS);
+	assert_int_equal(s, -1);
+	randombytes_buf(other, sizeof(other));
+	s = tcp_connect(ADDR_A, ADDR_B, port, 0, other, REFUSED_MS);
+	assert_int_equal(s, -1);
+	/* The control: signed with the cluster key's subkey, it connects. */
+	s = tcp_connect(ADDR_A, ADDR_B, port, 0, cluster_key, REFUSED_MS);
+	assert_true(s != -1);
+	close(s);
+	pump(20);
+	channel_get_status(nb.c, &st);
+	/* The dropped ones never got as far as accept(): nothing counted. */
+	assert_int_equal(st.rejected + st.auth_failures + st.malformed + st.replays,
+	    st0.rejected + st0.auth_failures + st0.malformed + st0.replays);
+	assert_string_equal(st.state, "up");
+	assert_int_equal(na.downs + nb.downs, 0);
+	assert_int_equal(nb.ups, 1);
+	node_free(&na);
+	node_free(&nb);
+
+	/* The accepting side signs too: lb1 cannot reach a listener without the key. */
+	{
+		struct sockaddr_storage ss;
+		struct channel_config ca;
+		int l, on = 1;
+
+		port = next_port++;
+		l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(l != -1);
+		assert_int_equal(setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)), 0);
+		set_addr(&ss, ADDR_B, port);
+		assert_int_equal(bind(l, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
+		assert_int_equal(listen(l, 4), 0);
+		make_conf(&ca, "lb1", ADDR_A, "lb2", ADDR_B, port);
+		node_new(&na, &ca);
+		pump(REFUSED_MS);
+		channel_get_status(na.c, &st);
+		/* Its SYN-ACK is unsigned: lb1's kernel drops it, the connect hangs. */
+		assert_string_not_equal(st.state, "up");
+		assert_int_equal(na.ups, 0);
+		node_free(&na);
+		close(l);
+	}
+}
+
+/*
+ * Forward secrecy (protocol 2): the session keys mix an ephemeral
+ * crypto_kx exchange into the cluster-key derivation. raw_handshake checks
+ * that the channel's confirmation does not open under the key the cluster
+ * key and both recorded nonces give (protocol 1's); here two connections
+ * with the same cluster key get different keys, and a hello without the
+ * ephemeral key, or of protocol 1, is refused saying why.
+ */
+static void
+test_forward_secrecy(void **state)
+{
+	struct channel_config cb;
+	struct raw r1, r2;
+	uint8_t body[512];
+	uint16_t port = next_port++;
+	size_t off = offsetof(struct channel_status, malformed);
+
+	make_conf(&cb, "lb2", ADDR_B, "lb1", ADDR_A, port);
+	node_new(&nb, &cb);
+	assert_int_equal(raw_handshake(&r1, ADDR_A, port, "lb1", cluster_key, 0), 0);
+	assert_true(wait_int(&nb.ups, 1, UP_MS) >= 0);
+	assert_int_equal(raw_handshake(&r2, ADDR_A, port, "lb1", cluster_key, 0), 0);
+	assert_true(wait_int(&nb.ups, 2, UP_MS) >= 0);
+	assert_memory_not_equal(r1.tx, r2.tx, 32);
+	assert_memory_not_equal(r1.rx, r2.rx, 32);
+	assert_memory_not_equal(r1.tx, r1.rx, 32);
+	raw_close(&r1);
+	raw_close(&r2);
+	pump(10);
+
+	/* Protocol 2 but no kx_public: refused, and the log says what is missing. */
+	memset(&r1, 0, sizeof(r1));
+	randombytes_buf(r1.nonce, sizeof(r1.nonce));
+	r1.fd = tcp_from(ADDR_A, ADDR_B, port, 0);
+	raw_send_hello_v(&r1, "lb1", cluster_key, 2, false);
+	assert_true(wait_counter(&nb, off, 0, WAIT_MS));
+	assert_non_null(strstr(last_log, "no ephemeral key"));
+	/* Our hello came, then the close: no sealed frame. */
+	assert_true(raw_read(&r1, body, sizeof(body), WAIT_MS) > 0);
+	assert_int_equal(body[0], 1);
+	assert_int_equal(raw_read(&r1, body, sizeof(body), WAIT_MS), 0);
+	raw_close(&r1);
+
+	/* An lbd of protocol 1: refused with both versions named. */
+	memset(&r1, 0, sizeof(r1));
+	randombytes_buf(r1.nonce, sizeof(r1.nonce));
+	r1.fd = tcp_from(ADDR_A, ADDR_B, port, 0);
+	raw_send_hello_v(&r1, "lb1", cluster_key, 1, false);
+	assert_true(wait_counter(&nb, off, 1, WAIT_MS));
+	assert_non_null(strstr(last_log, "protocol 1, we speak 2"));
+	raw_close(&r1);
+	assert_int_equal(nb.ups, 2);
+	node_free(&nb);
+}
+
+/* The Internet checksum of the buffers a and b, one after the other. */
+static uint16_t
+inet_csum(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	uint32_t sum = 0;
+	size_t i;
+
+	for (i = 0; i + 1 < alen; i += 2)
+		sum += (uint32_t)a[i] << 8 | a[i + 1];
+	for (i = 0; i + 1 < blen; i += 2)
+		sum += (uint32_t)b[i] << 8 | b[i + 1];
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/*
+ * Sends, with a raw socket, the RST that fd's peer would take as fd's
+ * own: fd's address and port, exactly the sequence number the peer
+ * expects next (read in TCP_REPAIR mode, so it needs CAP_NET_ADMIN).
+ * Returns: 0 sent, -1 not possible here.
+ */
+static int
+forge_rst(int fd)
+{
+	struct sockaddr_in l, r;
+	socklen_t len = sizeof(l);
+	uint8_t pkt[40], pseudo[12];
+	uint32_t seq = 0, ack = 0;
+	int on = 1, off = 0, q, raw;
+
+	if (getsockname(fd, (struct sockaddr *)&l, &len) == -1 ||
+	    getpeername(fd, (struct sockaddr *)&r, &len) == -1)
+		return -1;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) == -1)
+		return -1;
+	q = TCP_SEND_QUEUE;
+	len = sizeof(seq);
+	assert_int_equal(setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q)), 0);
+	assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, &seq, &len), 0);
+	q = TCP_RECV_QUEUE;
+	assert_int_equal(setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q)), 0);
+	assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, &ack, &len), 0);
+	assert_int_equal(setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off)), 0);
+	if ((raw = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW)) == -1)
+		return -1;
+	memset(pkt, 0, sizeof(pkt));
+	pkt[0] = 0x45;
+	pkt[3] = sizeof(pkt);
+	pkt[8] = 64;
+	pkt[9] = IPPROTO_TCP;
+	memcpy(pkt + 12, &l.sin_addr, 4);
+	memcpy(pkt + 16, &r.sin_addr, 4);
+	memcpy(pkt + 20, &l.sin_port, 2);
+	memcpy(pkt + 22, &r.sin_port, 2);
+	be32(pkt + 24, seq);
+	be32(pkt + 28, ack);
+	pkt[32] = 5 << 4;
+	pkt[33] = 0x14;			/* RST + ACK */
+	memcpy(pseudo, pkt + 12, 8);
+	pseudo[8] = 0;
+	pseudo[9] = IPPROTO_TCP;
+	pseudo[10] = 0;
+	pseudo[11] = 20;
+	q = inet_csum(pseudo, sizeof(pseudo), pkt + 20, 20);
+	pkt[36] = (uint8_t)(q >> 8);
+	pkt[37] = (uint8_t)q;
+	q = inet_csum(pkt, 20, NULL, 0);
+	pkt[10] = (uint8_t)(q >> 8);
+	pkt[11] = (uint8_t)q;
+	assert_int_equal(sendto(raw, pkt, sizeof(pkt), 0, (struct sockaddr *)&r, sizeof(r)),
+	    (ssize_t)sizeof(pkt));
+	close(raw);
+	return 0;
+}
+
+/*
+ * A forged in-window RST, as from the peer's address and port with the
+ * exact next sequence number: it resets an unsigned connection (the
+ * control: the forgery is right), but the channel's kernel drops it for
+ * lacking the TCP_MD5SIG signature, so no down(peer_died) and no takeover.
+ */
+static void
+test_forged_rst(void **state)
+{
+	struct sockaddr_storage ss;
+	struct channel_config cb;
+	struct raw r;
+	uint8_t b;
+	uint16_t port = next_port++;
+	int l, c, a, on = 1;
+
+	if (!netns_ok || geteuid() != 0) {
+		fprintf(stderr, "  forged RST: skipped (needs root in a private namespace)\n");
+		skip();
+	}
+	/* Control: a plain connection is reset by the forgery. */
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(l != -1);
+	assert_int_equal(setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)), 0);
+	set_addr(&ss, ADDR_B, port);
+	assert_int_equal(bind(l, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
+	assert_int_equal(listen(l, 4), 0);
+	c = tcp_connect(ADDR_A, ADDR_B, port, 0, NULL, WAIT_MS);
+	assert_true(c != -1);
+	a = accept(l, NULL, NULL);
+	assert_true(a != -1);
+	if (forge_rst(c) == -1) {
+		close(a);
+		close(c);
+		close(l);
+		fprintf(stderr, "  forged RST: skipped (no TCP_REPAIR or raw socket: %s)\n",
+		    strerror(errno));
+		skip();
+	}
+	pump(20);
+	assert_int_equal(recv(a, &b, 1, MSG_DONTWAIT), -1);
+	assert_int_equal(errno, ECONNRESET);
+	close(a);
+	close(c);
+	close(l);
+
+	/* The channel: its kernel drops the same forgery. */
+	port = next_port++;
+	make_conf(&cb, "lb2", ADDR_B, "lb1", ADDR_A, port);
+	node_new(&nb, &cb);
+	assert_int_equal(raw_handshake(&r, ADDR_A, port, "lb1", cluster_key, 0), 0);
+	assert_true(wait_int(&nb.ups, 1, UP_MS) >= 0);
+	pump(5);
+	assert_int_equal(forge_rst(r.fd), 0);
+	pump(50);
+	assert_int_equal(nb.downs, 0);
+	{
+		struct channel_status st;
+
+		channel_get_status(nb.c, &st);
+		assert_string_equal(st.state, "up");
+	}
+	/* The real close still counts: the raw peer's kernel signs its FIN. */
+	raw_close(&r);
+	assert_true(wait_int(&nb.downs, 1, DEATH_MS) >= 0);
+	assert_true(nb.peer_died);
 	node_free(&nb);
 }
 
@@ -1219,6 +1591,9 @@ main(void)
 		cmocka_unit_test(test_kick),
 		cmocka_unit_test(test_wrong_key),
 		cmocka_unit_test(test_attackers),
+		cmocka_unit_test(test_md5_required),
+		cmocka_unit_test(test_forward_secrecy),
+		cmocka_unit_test(test_forged_rst),
 		cmocka_unit_test(test_replays),
 		cmocka_unit_test(test_bye_replace_and_queue_cap),
 		cmocka_unit_test(test_throughput),
