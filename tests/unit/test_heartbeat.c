@@ -643,7 +643,7 @@ test_forged_replayed_garbage(void **state)
 	memcpy(frame, captured[2], captured_len[2]);
 	frame[30] ^= 1;
 	send_raw(ADDR_B, frame, captured_len[2]);
-	/* Right key, but an old boot: a replay from an earlier run. */
+	/* Right key, an old boot and no session: a recording of an older lbd's run. */
 	len = forge(cluster_key, "lb1", 254, HASYNC_MASTER, 1, 99, frame);
 	send_raw(ADDR_B, frame, len);
 	/* Right key, strangers' names: another node, and lb2's own name. */
@@ -670,8 +670,9 @@ test_forged_replayed_garbage(void **state)
 	pump(10 * IV);
 	hasync_get_status(na.h, &sa);
 	hasync_get_status(nb.h, &sb);
-	/* lb2: 3 replays (2 captured + old boot), 2 auth, 1 own name. */
-	assert_int_equal(sb.replays - sb0.replays, 3);
+	/* lb2: 2 replays (captured), 1 stale (old boot), 2 auth, 1 own name. */
+	assert_int_equal(sb.replays - sb0.replays, 2);
+	assert_int_equal(sb.stale - sb0.stale, 1);
 	assert_int_equal(sb.auth_failures - sb0.auth_failures, 2);
 	assert_int_equal(sb.unknown_sender - sb0.unknown_sender, 1);
 	assert_int_equal(sb.malformed - sb0.malformed, 0);
@@ -680,6 +681,7 @@ test_forged_replayed_garbage(void **state)
 	assert_int_equal(sa.malformed - sa0.malformed, 7);
 	assert_int_equal(sa.unknown_sender - sa0.unknown_sender, 1);
 	assert_int_equal(sa.replays - sa0.replays, 0);
+	assert_int_equal(sa.stale - sa0.stale, 0);
 	/* Nothing changed: roles, transitions, and the real adverts still flow. */
 	assert_int_equal(na.role, HASYNC_BACKUP);
 	assert_int_equal(nb.role, HASYNC_MASTER);
