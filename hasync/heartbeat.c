@@ -908,8 +908,7 @@ hb_rx_accept(struct hasync *h, const Lbd__Advert *adv, const char *a, bool *hear
 			new_cand = adv->session != h->cand_session;
 			h->cand_session = adv->session;
 			h->cand_counter = adv->counter;
-			if (!h->peer_confirmed || !hb_peer_alive(h))
-				pacer_set_echo(h->pacer, adv->session, adv->counter);
+			pacer_set_echo(h->pacer, adv->session, adv->counter);
 			if (new_cand)
 				hb_reply(h);
 		}
