@@ -25,18 +25,22 @@
  *   session replaces the confirmed one whatever its boot_id: a peer
  *   restarted with its clock set back is confirmed like any other.
  * - Adverts not fresh (`stale`) never reach ha.c. The latest one we heard
- *   (not of a session replaced earlier, its counter growing) is what we
- *   echo until a session is confirmed, so a live peer that has not heard
- *   us yet can confirm us; each new such session, and each confirmation,
- *   gets one advert at once (at most one per half interval), so a live
- *   peer is confirmed about one round trip after our first advert.
- * - Sessions replaced by a newer confirmed one are retired: their
- *   recordings are never taken again, even if fresh (a restart faster than
- *   the fresh window).
+ *   (its counter growing per session) is what we echo, so a live peer
+ *   that has not heard us yet can confirm us (echoes matter only to a
+ *   peer that has not confirmed us: within a confirmed run nobody looks at
+ *   them); each new such session, and each confirmation, gets one advert
+ *   at once (at most one per half interval), so a live peer is confirmed
+ *   about one round trip after our first advert.
+ * - A session replaced by a newer confirmed one is retired with the last
+ *   counter taken from it: its recordings are never taken again, even if
+ *   fresh (a restart faster than the fresh window). A higher counter,
+ *   fresh, is that run alive after all (a recording confirmed in between,
+ *   which an on-path attacker withheld from us): it is confirmed again,
+ *   so no run is ever locked out for good.
  * What is left to an attacker who replays recordings: for at most the
- *   fresh window after a peer run ends, its last adverts are fresh but
- *   never displace the confirmed run's own (counter rule) nor outlive a
- *   newer confirmed run (retired). Recordings cannot keep two MASTERs:
+ *   fresh window after a peer run ends, its adverts we never took are
+ *   fresh; they cannot displace the confirmed run's own (counter rule)
+ *   except by being withheld first. Recordings cannot keep two MASTERs:
  *   they cannot make us drop a genuine advert of the confirmed run, and a
  *   new run is confirmed one round trip after both hear each other.
  *   Flooding both nodes with recordings of runs older than both current
@@ -159,7 +163,10 @@ struct hasync {
 	uint64_t	 peer_counter;	/* last taken advert's counter */
 	uint64_t	 cand_session;	/* latest unconfirmed session heard (echoed), 0 none */
 	uint64_t	 cand_counter;	/* its highest counter heard */
-	uint64_t	 retired[HB_RETIRED]; /* peer sessions replaced by a newer run */
+	struct {
+		uint64_t session;	/* a peer session replaced by a newer run */
+		uint64_t counter;	/* the last counter taken from it: its floor */
+	}		 retired[HB_RETIRED]; /* recordings of these are never taken again */
 	int		 nretired;	/* sessions retired so far (slots reused round robin) */
 	uint64_t	 last_reply_ms;	/* when we last sent an advert at once to a new session */
 	bool		 legacy_seen;	/* an advert without session was taken (older peer) */
@@ -202,7 +209,7 @@ static void	hb_rx_datagram(struct hasync *, const uint8_t *, size_t, bool,
 		    const struct sockaddr *);
 static bool	hb_rx_accept(struct hasync *, const Lbd__Advert *, const char *, bool *);
 static bool	hb_rx_legacy(struct hasync *, const Lbd__Advert *, const char *, bool *);
-static bool	hb_retired(const struct hasync *, uint64_t);
+static bool	hb_retired(const struct hasync *, uint64_t, uint64_t);
 static void	hb_reply(struct hasync *);
 static void	hb_on_timer(evutil_socket_t, short, void *);
 static void	hb_on_garp(evutil_socket_t, short, void *);
@@ -900,8 +907,8 @@ hb_rx_accept(struct hasync *h, const Lbd__Advert *adv, const char *a, bool *hear
 		return true;
 	}
 	if (adv->echo_session == h->session && pacer_sent_at(h->pacer, adv->echo_counter, &sent))
-		age = now - sent;
-	retired = hb_retired(h, adv->session);
+		age = now > sent ? now - sent : 0;
+	retired = hb_retired(h, adv->session, adv->counter);
 	if (retired || age > (uint64_t)HB_FRESH_INTERVALS * (uint64_t)h->conf.advert_interval_ms) {
 		h->stale++;
 		if (!retired && (adv->session != h->cand_session || adv->counter > h->cand_counter)) {
@@ -927,7 +934,8 @@ hb_rx_accept(struct hasync *h, const Lbd__Advert *adv, const char *a, bool *hear
 		return false;
 	}
 	if (h->peer_confirmed) {
-		h->retired[h->nretired++ % HB_RETIRED] = h->peer_session;
+		h->retired[h->nretired % HB_RETIRED].session = h->peer_session;
+		h->retired[h->nretired++ % HB_RETIRED].counter = h->peer_counter;
 		hb_log(h, 1, "peer %s restarted (a new session, fresh: it heard this node %llu ms "
 		    "ago)", h->conf.peer_name, (unsigned long long)age);
 	} else {
@@ -984,13 +992,19 @@ hb_rx_legacy(struct hasync *h, const Lbd__Advert *adv, const char *a, bool *hear
 	return true;
 }
 
+/*
+ * A session replaced earlier, and counter no higher than the last taken
+ * from it: a recording. A higher counter, fresh, is that run still alive
+ * (a recording of another run confirmed in between, by an attacker that
+ * withheld it): it may be confirmed again, so nothing locks a run out.
+ */
 static bool
-hb_retired(const struct hasync *h, uint64_t session)
+hb_retired(const struct hasync *h, uint64_t session, uint64_t counter)
 {
 	int i, n = h->nretired < HB_RETIRED ? h->nretired : HB_RETIRED;
 
 	for (i = 0; i < n; i++)
-		if (h->retired[i] == session)
+		if (h->retired[i].session == session && counter <= h->retired[i].counter)
 			return true;
 	return false;
 }
