@@ -869,6 +869,108 @@ test_restart_peer_confirmed_fast(void **state)
 	node_free(&nb);
 }
 
+/*
+ * lb2 restarts (a new run): lb1 takes the new run, and the recording of the
+ * old one, played afterwards, is taken by nobody and changes nothing.
+ */
+static void
+test_old_run_replayed_after_peer_restart(void **state)
+{
+	struct hasync_config ca, cb;
+	struct hasync_status sa0, sa;
+	int i, nrec, ca0, cb0;
+
+	relay_to = ADDR_A;
+	relay_open();
+	make_conf(&ca, "lb1", ADDR_A, 100, "lb2", ADDR_B, NULL);
+	make_conf(&cb, "lb2", ADDR_B, 150, "lb1", ADDR_RELAY, NULL);
+	node_new(&na, &ca);
+	node_new(&nb, &cb);
+	assert_int_equal(hasync_start(na.h), 0);
+	assert_int_equal(hasync_start(nb.h), 0);
+	assert_true(wait_role(&nb, HASYNC_MASTER, ELECT_MS) >= 0);
+	pump(20 * IV);
+	node_free(&nb);			/* crash: lb1 takes over */
+	pump(IV);
+	relay_close();
+	nrec = ncaptured;
+	assert_true(wait_role(&na, HASYNC_MASTER, TAKEOVER_MS) >= 0);
+	make_conf(&cb, "lb2", ADDR_B, 150, "lb1", ADDR_A, NULL);
+	node_new(&nb, &cb);
+	assert_int_equal(hasync_start(nb.h), 0);
+	assert_true(wait_role(&na, HASYNC_BACKUP, ELECT_MS) >= 0);
+	pump(5 * IV);
+	assert_int_equal(nb.role, HASYNC_MASTER);
+	hasync_get_status(na.h, &sa0);
+	ca0 = na.changes;
+	cb0 = nb.changes;
+	for (i = 0; i < nrec; i++) {
+		send_raw(ADDR_A, captured[i], captured_len[i]);
+		pump(IV / 4);
+	}
+	pump(5 * IV);
+	hasync_get_status(na.h, &sa);
+	fprintf(stderr, "  old run of lb2 replayed after its restart: %d sent, %llu stale, "
+	    "%llu replays\n", nrec, (unsigned long long)(sa.stale - sa0.stale),
+	    (unsigned long long)(sa.replays - sa0.replays));
+	assert_true(sa.stale - sa0.stale >= (uint64_t)nrec);
+	assert_int_equal(na.changes, ca0);
+	assert_int_equal(nb.changes, cb0);
+	assert_int_equal(na.role, HASYNC_BACKUP);
+	assert_string_equal(sa.peer_state, "alive");
+	assert_true(sa.peer_confirmed);
+	node_free(&na);
+	node_free(&nb);
+	relay_to = ADDR_B;
+}
+
+/*
+ * A peer running an lbd from before sessions (adverts without one, during
+ * an upgrade) is taken under the old rule: boot_id and counter must grow.
+ */
+static void
+test_legacy_peer_old_rule(void **state)
+{
+	struct hasync_config ca;
+	struct sockaddr_storage ss;
+	struct hasync_status sa;
+	uint8_t frame[FRAME_MAX];
+	uint64_t boot = 1000, t0;
+	size_t len;
+	int silent, i, md;
+
+	set_addr(&ss, ADDR_B);
+	((struct sockaddr_in *)&ss)->sin_port = htons(port);
+	silent = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(silent != -1);
+	assert_int_equal(bind(silent, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
+	make_conf(&ca, "lb1", ADDR_A, 100, "lb2", ADDR_B, NULL);
+	node_new(&na, &ca);
+	assert_int_equal(hasync_start(na.h), 0);
+	for (i = 1; i <= 40; i++) {
+		len = forge(cluster_key, "lb2", 150, HASYNC_MASTER, boot, (uint64_t)i, frame);
+		send_raw(ADDR_A, frame, len);
+		pump(IV / 2);
+	}
+	/* The same counter again, and an older boot: replays under the old rule. */
+	send_raw(ADDR_A, frame, len);
+	len = forge(cluster_key, "lb2", 150, HASYNC_MASTER, boot - 1, 99, frame);
+	send_raw(ADDR_A, frame, len);
+	t0 = now_ms_test();
+	pump(2);
+	hasync_get_status(na.h, &sa);
+	assert_int_equal(na.role, HASYNC_BACKUP);
+	assert_int_equal(sa.adverts_received, 40);
+	assert_int_equal(sa.replays, 2);
+	assert_true(sa.peer_confirmed);
+	/* The older peer goes silent: Master_Down as always. */
+	assert_true(wait_role(&na, HASYNC_MASTER, TAKEOVER_MS) >= 0);
+	md = 3 * IV + (256 - 100) * IV / 1024;
+	assert_true(na.role_at - t0 <= (uint64_t)md + 30);
+	close(silent);
+	node_free(&na);
+}
+
 static void
 test_bad_config(void **state)
 {
@@ -1143,6 +1245,8 @@ main(void)
 		cmocka_unit_test(test_peer_restart_clock_back),
 		cmocka_unit_test(test_restart_replayed_adverts),
 		cmocka_unit_test(test_restart_peer_confirmed_fast),
+		cmocka_unit_test(test_old_run_replayed_after_peer_restart),
+		cmocka_unit_test(test_legacy_peer_old_rule),
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_vip_standalone_watch),
 		cmocka_unit_test(test_vip_stale_removed_then_takeover),
