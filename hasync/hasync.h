@@ -327,7 +327,7 @@ struct hasync_status {
 	uint64_t	 adverts_sent;	/* datagrams sent (one per path) */
 	uint64_t	 adverts_received; /* valid adverts from the peer */
 	uint64_t	 auth_failures;	/* wrong key or forged */
-	uint64_t	 replays;	/* old boot_id/counter */
+	uint64_t	 replays;	/* counter not newer than the last taken (same peer run) */
 	uint64_t	 malformed;	/* truncated, oversized, garbage, bad fields */
 	uint64_t	 role_changes;	/* transitions since start */
 	/* Appended after the issue's fields. */
@@ -341,6 +341,8 @@ struct hasync_status {
 	uint64_t	 adverts_paced;	/* sent by the pacer thread because the loop was late */
 	uint64_t	 advert_lapses;	/* times the pacer went quiet for a silent loop */
 	bool		 advert_realtime; /* the pacer thread runs SCHED_RR */
+	uint64_t	 stale;		/* authentic adverts not fresh: recorded, or peer has not heard us */
+	bool		 peer_confirmed; /* a run of the peer was confirmed fresh (or is an older lbd) */
 };
 
 /*
@@ -404,6 +406,7 @@ const char	*hasync_role_str(enum hasync_role);	/* "INIT", "BACKUP", "MASTER", "F
 #define PACER_ADVERT_MAX	256	/* packed Advert bytes accepted (ours: < 150) */
 #define PACER_FRAME_MAX		(PACER_HEADER_LEN + PACER_ADVERT_MAX + PACER_TAG_LEN)
 #define HASYNC_RT_PRIORITY	10	/* SCHED_RR priority of the pacer, as keepalived's */
+#define PACER_SENT_RING		64	/* send times kept of our last adverts (pacer_sent_at) */
 
 struct pacer;
 
@@ -423,6 +426,7 @@ struct pacer_config {
 	char		 node[HASYNC_NAME_MAX]; /* our node name */
 	uint8_t		 node_addr16[16]; /* our node address, v4-mapped (tie-break) */
 	uint64_t	 boot_id;	/* CLOCK_REALTIME ns at start */
+	uint64_t	 session;	/* random per process start, never 0 (freshness) */
 	int		 interval_ms;	/* advert interval */
 	hasync_log_fn	*log;		/* thread-safe log sink; NULL: silent */
 	void		*log_arg;
@@ -446,6 +450,17 @@ void		 pacer_free(struct pacer *);		/* stops it first */
 /* From lbd's loop: send a now, and keep repeating it while the loop is late. */
 void		 pacer_send(struct pacer *, const struct pacer_advert *);
 bool		 pacer_realtime(const struct pacer *);	/* the thread runs SCHED_RR/FIFO */
+/*
+ * From lbd's loop: every advert from now on echoes the peer's advert
+ * (session, counter) that heartbeat.c took last, so the peer can tell
+ * its adverts were heard by this run (freshness, heartbeat.c).
+ */
+void		 pacer_set_echo(struct pacer *, uint64_t session, uint64_t counter);
+/*
+ * When our advert numbered counter was sent (hasync_now_ms), if it is one
+ * of the last PACER_SENT_RING. Returns: true and *ms set, false unknown.
+ */
+bool		 pacer_sent_at(struct pacer *, uint64_t counter, uint64_t *ms);
 /* Datagrams sent; adverts the thread sent for a late loop; times it went quiet. */
 void		 pacer_get_counts(struct pacer *, uint64_t *sent, uint64_t *paced,
 		    uint64_t *lapses);

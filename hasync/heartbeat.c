@@ -9,9 +9,52 @@
  * The key is derived from the cluster key (crypto_kdf, context "lbdadvrt")
  * so adverts and the replication channel never share a key. Random 192-bit
  * nonces cannot repeat in practice, so no nonce state survives restarts.
- * Replay protection is in the plaintext: boot_id (CLOCK_REALTIME ns at
- * start, grows across restarts) and counter (+1 per advert); a peer's
- * advert is taken only if newer than the last one taken.
+ *
+ * Replay protection and freshness, in the plaintext (proto/README.md):
+ * every advert carries the sender's session (random 64 bits per process
+ * start, never 0), its counter (+1 per advert), and an echo: the (session,
+ * counter) of the last advert the sender took from its peer. Wall clocks
+ * play no part, so a clock step cannot lock a peer out.
+ * - Confirmed session: adverts of the peer's run we confirmed are taken
+ *   when their counter is higher than the last taken (else `replays`).
+ * - Any other session is the peer's new run, or a recording. It is
+ *   confirmed by its first fresh advert: one that echoes OUR session with
+ *   one of our adverts sent at most HB_FRESH_INTERVALS intervals ago.
+ *   Nothing recorded before this run can echo our session, so after we
+ *   restart no recording is taken: Master_Down from start stays the only
+ *   deadline and a dead peer is taken over then. A fresh advert of a new
+ *   session replaces the confirmed one whatever its boot_id: a peer
+ *   restarted with its clock set back is confirmed like any other.
+ * - Adverts not fresh (`stale`) never reach ha.c. The latest one we heard
+ *   (its counter growing per session) is what we echo, so a live peer
+ *   that has not heard us yet can confirm us (echoes matter only to a
+ *   peer that has not confirmed us: within a confirmed run nobody looks at
+ *   them); each new such session, and each confirmation, gets one advert
+ *   at once (at most one per half interval), so a live peer is confirmed
+ *   about one round trip after our first advert.
+ * - A session replaced by a newer confirmed one is retired with the last
+ *   counter taken from it: its recordings are never taken again, even if
+ *   fresh (a restart faster than the fresh window). A higher counter,
+ *   fresh, is that run alive after all (a recording confirmed in between,
+ *   which an on-path attacker withheld from us): it is confirmed again,
+ *   so no run is ever locked out for good.
+ * What is left to an attacker who replays recordings: for at most the
+ *   fresh window after a peer run ends, its adverts we never took are
+ *   fresh; they cannot displace the confirmed run's own (counter rule)
+ *   except by being withheld first. Recordings cannot keep two MASTERs:
+ *   they cannot make us drop a genuine advert of the confirmed run, and a
+ *   new run is confirmed one round trip after both hear each other.
+ *   Flooding both nodes with recordings of runs older than both current
+ *   runs, at a rate that follows every genuine advert, can keep them from
+ *   confirming each other, as any flood that drowns the adverts would.
+ * - In-session adverts are not checked for freshness: a pacer covering a
+ *   stalled loop repeats old echoes, and that must not cost the VIP.
+ *   Consequence: a one-way loss (our adverts never reach the peer) looks
+ *   to us like a dead peer once the peer is unconfirmed (after a restart).
+ * - Older peers (no session in their adverts) are taken under the old
+ *   rule, boot_id (CLOCK_REALTIME ns at start) and counter must grow, with
+ *   a warning once; once a session is confirmed, session-less adverts are
+ *   recordings (`stale`). Our boot_id is still sent for such peers.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -62,11 +105,15 @@
 #define HB_DRAIN_MIN_MS		500	/* draining: time for handshakes begun here to complete */
 #define HB_FWD_WAIT_INTERVALS	3	/* forwarding: adverts to wait for the peer's "draining" */
 #define HB_FWD_SLACK_MS		2000	/* forwarding outlives the peer's drain limit by this */
+#define HB_FRESH_INTERVALS	4	/* an echo of our advert at most this many intervals old is fresh */
+#define HB_RETIRED		8	/* replaced peer sessions remembered */
+#define HB_REPLY_DIV		2	/* adverts at once to a new session: one per interval / this */
 
 /* Kinds of rate-limited log lines. */
 enum hb_logkind {
 	HB_LOG_AUTH = 0,		/* wrong key / forged */
 	HB_LOG_REPLAY,			/* old boot_id/counter */
+	HB_LOG_STALE,			/* not fresh: a recording, or the peer has not heard us */
 	HB_LOG_MALFORMED,		/* bad frame or fields */
 	HB_LOG_UNKNOWN,			/* authentic, but another node name */
 	HB_LOG_ICMP,			/* errors from the error queue */
@@ -108,11 +155,24 @@ struct hasync {
 	struct event	*ev_nl;		/* netlink events in */
 	struct hb_path	 paths[HASYNC_MAX_PEER_ADDR]; /* where adverts go */
 	int		 npaths;
-	uint64_t	 boot_id;	/* ours: CLOCK_REALTIME ns at hasync_new */
+	uint64_t	 boot_id;	/* ours: CLOCK_REALTIME ns at hasync_new (older peers) */
+	uint64_t	 session;	/* ours: random per process start, never 0 */
 	struct pacer	*pacer;		/* seals and sends our adverts; NULL standalone */
-	bool		 peer_seen;	/* peer_boot/peer_counter are valid */
-	uint64_t	 peer_boot;	/* last taken advert's boot_id */
+	bool		 peer_confirmed; /* peer_session was confirmed by a fresh advert */
+	uint64_t	 peer_session;	/* the peer's run whose adverts we take */
 	uint64_t	 peer_counter;	/* last taken advert's counter */
+	uint64_t	 cand_session;	/* latest unconfirmed session heard (echoed), 0 none */
+	uint64_t	 cand_counter;	/* its highest counter heard */
+	struct {
+		uint64_t session;	/* a peer session replaced by a newer run */
+		uint64_t counter;	/* the last counter taken from it: its floor */
+	}		 retired[HB_RETIRED]; /* recordings of these are never taken again */
+	int		 nretired;	/* sessions retired so far (slots reused round robin) */
+	uint64_t	 last_reply_ms;	/* when we last sent an advert at once to a new session */
+	bool		 legacy_seen;	/* an advert without session was taken (older peer) */
+	uint64_t	 legacy_boot;	/* its boot_id */
+	uint64_t	 legacy_counter; /* its counter */
+	bool		 legacy_warned;	/* the older-peer warning was logged */
 	bool		 started;	/* between hasync_start and hasync_stop */
 	struct vip	*vip;		/* NULL: no VIP management */
 	struct nl_sock	*nl_event;	/* subscribed to link and address events */
@@ -123,6 +183,7 @@ struct hasync {
 	uint64_t	 received;	/* valid adverts taken */
 	uint64_t	 auth_failures;	/* failed authentication */
 	uint64_t	 replays;	/* not newer than the last taken */
+	uint64_t	 stale;		/* authentic but not fresh: recorded, or peer has not heard us */
 	uint64_t	 malformed;	/* bad frame or fields */
 	uint64_t	 unknown_sender; /* authentic, another node name */
 	uint64_t	 unreachable;	/* ICMP port unreachable from a path */
@@ -145,6 +206,10 @@ static void	hb_read_errqueue(struct hasync *);
 static void	hb_path_refused(struct hasync *, const struct sockaddr_storage *);
 static void	hb_rx_datagram(struct hasync *, const uint8_t *, size_t, bool,
 		    const struct sockaddr *);
+static bool	hb_rx_accept(struct hasync *, const Lbd__Advert *, const char *, bool *);
+static bool	hb_rx_legacy(struct hasync *, const Lbd__Advert *, const char *, bool *);
+static bool	hb_retired(const struct hasync *, uint64_t, uint64_t);
+static void	hb_reply(struct hasync *);
 static void	hb_on_timer(evutil_socket_t, short, void *);
 static void	hb_on_garp(evutil_socket_t, short, void *);
 static void	hb_on_netlink(evutil_socket_t, short, void *);
@@ -425,6 +490,7 @@ hb_pacer_new(struct hasync *h, char *err, size_t errlen)
 	snprintf(pc.node, sizeof(pc.node), "%s", h->conf.node_name);
 	memcpy(pc.node_addr16, h->node_addr16, sizeof(pc.node_addr16));
 	pc.boot_id = h->boot_id;
+	pc.session = h->session;
 	pc.interval_ms = h->conf.advert_interval_ms;
 	pc.log = h->cb.log;
 	pc.log_arg = h->arg;
@@ -475,6 +541,8 @@ hasync_new(struct event_base *base, const struct hasync_config *conf,
 	sodium_memzero(h->conf.key, sizeof(h->conf.key));	/* only the subkey stays */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	h->boot_id = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	while (h->session == 0)		/* 0 means "no session" (older lbd) */
+		randombytes_buf(&h->session, sizeof(h->session));
 
 	if (conf->has_peer) {
 		h->npaths = conf->npeer_addr;
@@ -768,23 +836,8 @@ hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
 			    h->conf.peer_name);
 		goto done;
 	}
-	if (h->peer_seen && (adv->boot_id < h->peer_boot ||
-	    (adv->boot_id == h->peer_boot && adv->counter <= h->peer_counter))) {
-		h->replays++;
-		hb_log_limited(h, HB_LOG_REPLAY, 0, "replayed or stale heartbeat from %s "
-		    "(boot %llu counter %llu, last taken boot %llu counter %llu): dropped; "
-		    "if the peer restarted with its clock set back, restart it once the "
-		    "clock is right", a, (unsigned long long)adv->boot_id,
-		    (unsigned long long)adv->counter, (unsigned long long)h->peer_boot,
-		    (unsigned long long)h->peer_counter);
+	if (!hb_rx_accept(h, adv, a, &heard_anew))
 		goto done;
-	}
-	if (h->peer_seen && adv->boot_id > h->peer_boot)
-		hb_log(h, 1, "peer %s restarted (new boot id)", h->conf.peer_name);
-	heard_anew = !h->peer_seen || adv->boot_id != h->peer_boot || !hb_peer_alive(h);
-	h->peer_seen = true;
-	h->peer_boot = adv->boot_id;
-	h->peer_counter = adv->counter;
 	h->received++;
 
 	/* VRRP tie-break: the higher node address; names if addresses are equal. */
@@ -808,9 +861,158 @@ hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
 		hb_log(h, 1, "handover done: %s is MASTER", adv->node);
 		hb_step_aside(h);
 	}
+	if (heard_anew)
+		hb_reply(h);	/* our echo of it lets the peer confirm us now */
 done:
 	if (adv != NULL)
 		lbd__advert__free_unpacked(adv, NULL);
+}
+
+/*
+ * Replay protection and freshness (the comment at the top says why).
+ * Returns: true take adv (*heard_anew: a new run of the peer, or one not
+ * alive until now), false dropped (counted and logged).
+ */
+static bool
+hb_rx_accept(struct hasync *h, const Lbd__Advert *adv, const char *a, bool *heard_anew)
+{
+	uint64_t now = hasync_now_ms(), sent = 0, age = UINT64_MAX;
+	bool retired, new_cand;
+
+	*heard_anew = !hb_peer_alive(h);
+	if (adv->session == 0)
+		return hb_rx_legacy(h, adv, a, heard_anew);
+	if (h->peer_confirmed && adv->session == h->peer_session) {
+		if (adv->counter <= h->peer_counter) {
+			h->replays++;
+			hb_log_limited(h, HB_LOG_REPLAY, 0, "replayed heartbeat from %s "
+			    "(counter %llu, last taken %llu): dropped", a,
+			    (unsigned long long)adv->counter,
+			    (unsigned long long)h->peer_counter);
+			return false;
+		}
+		h->peer_counter = adv->counter;
+		pacer_set_echo(h->pacer, adv->session, adv->counter);
+		return true;
+	}
+	if (adv->echo_session == h->session && pacer_sent_at(h->pacer, adv->echo_counter, &sent))
+		age = now > sent ? now - sent : 0;
+	retired = hb_retired(h, adv->session, adv->counter);
+	if (retired || age > (uint64_t)HB_FRESH_INTERVALS * (uint64_t)h->conf.advert_interval_ms) {
+		h->stale++;
+		if (!retired && (adv->session != h->cand_session || adv->counter > h->cand_counter)) {
+			new_cand = adv->session != h->cand_session;
+			h->cand_session = adv->session;
+			h->cand_counter = adv->counter;
+			pacer_set_echo(h->pacer, adv->session, adv->counter);
+			if (new_cand)
+				hb_reply(h);
+		}
+		if (retired)
+			hb_log_limited(h, HB_LOG_STALE, 1, "heartbeat from %s of an earlier run of "
+			    "%s (replaced since): a recording, not used", a, h->conf.peer_name);
+		else if (age == UINT64_MAX)
+			hb_log_limited(h, HB_LOG_STALE, 1, "heartbeat from %s does not echo an "
+			    "advert of this run yet (the peer has not heard us, or a recording): "
+			    "not used until it does; takeover stays due at Master_Down", a);
+		else
+			hb_log_limited(h, HB_LOG_STALE, 1, "heartbeat from %s echoes our advert "
+			    "of %llu ms ago (fresh: at most %d ms): not used", a,
+			    (unsigned long long)age,
+			    HB_FRESH_INTERVALS * h->conf.advert_interval_ms);
+		return false;
+	}
+	if (h->peer_confirmed) {
+		h->retired[h->nretired % HB_RETIRED].session = h->peer_session;
+		h->retired[h->nretired++ % HB_RETIRED].counter = h->peer_counter;
+		hb_log(h, 1, "peer %s restarted (a new session, fresh: it heard this node %llu ms "
+		    "ago)", h->conf.peer_name, (unsigned long long)age);
+	} else {
+		hb_log(h, 2, "peer %s confirmed (fresh: it heard this node %llu ms ago)",
+		    h->conf.peer_name, (unsigned long long)age);
+	}
+	h->peer_confirmed = true;
+	h->peer_session = adv->session;
+	h->peer_counter = adv->counter;
+	h->cand_session = 0;
+	h->cand_counter = 0;
+	pacer_set_echo(h->pacer, adv->session, adv->counter);
+	*heard_anew = true;
+	return true;
+}
+
+/* An advert without session, from an lbd older than freshness: the old rule. */
+static bool
+hb_rx_legacy(struct hasync *h, const Lbd__Advert *adv, const char *a, bool *heard_anew)
+{
+	if (h->peer_confirmed) {
+		h->stale++;
+		hb_log_limited(h, HB_LOG_STALE, 1, "heartbeat from %s without a session (an "
+		    "older lbd) while %s sends fresh adverts: a recording, not used", a,
+		    h->conf.peer_name);
+		return false;
+	}
+	if (h->legacy_seen && (adv->boot_id < h->legacy_boot ||
+	    (adv->boot_id == h->legacy_boot && adv->counter <= h->legacy_counter))) {
+		h->replays++;
+		hb_log_limited(h, HB_LOG_REPLAY, 0, "replayed or stale heartbeat from %s "
+		    "(boot %llu counter %llu, last taken boot %llu counter %llu): dropped; "
+		    "the peer runs an older lbd: if it restarted with its clock set back, "
+		    "upgrade it (or restart it once the clock is right)", a,
+		    (unsigned long long)adv->boot_id, (unsigned long long)adv->counter,
+		    (unsigned long long)h->legacy_boot, (unsigned long long)h->legacy_counter);
+		return false;
+	}
+	if (!h->legacy_warned) {
+		h->legacy_warned = true;
+		hb_log(h, 0, "peer %s runs an older lbd (adverts without a session): taking them "
+		    "under the old boot_id/counter rule, which lets recorded adverts replayed "
+		    "after this node restarts delay a takeover, and locks out a peer restarted "
+		    "with its clock set back; upgrade it", h->conf.peer_name);
+	}
+	if (!h->legacy_seen || adv->boot_id > h->legacy_boot) {
+		if (h->legacy_seen)
+			hb_log(h, 1, "peer %s restarted (new boot id)", h->conf.peer_name);
+		*heard_anew = true;
+	}
+	h->legacy_seen = true;
+	h->legacy_boot = adv->boot_id;
+	h->legacy_counter = adv->counter;
+	return true;
+}
+
+/*
+ * A session replaced earlier, and counter no higher than the last taken
+ * from it: a recording. A higher counter, fresh, is that run still alive
+ * (a recording of another run confirmed in between, by an attacker that
+ * withheld it): it may be confirmed again, so nothing locks a run out.
+ */
+static bool
+hb_retired(const struct hasync *h, uint64_t session, uint64_t counter)
+{
+	int i, n = h->nretired < HB_RETIRED ? h->nretired : HB_RETIRED;
+
+	for (i = 0; i < n; i++)
+		if (h->retired[i].session == session && counter <= h->retired[i].counter)
+			return true;
+	return false;
+}
+
+/*
+ * One advert at once, outside the schedule, so that a peer run we just
+ * confirmed or first heard sees our echo of it without waiting an interval.
+ * At most one per interval / HB_REPLY_DIV: recordings cannot make us chatty.
+ */
+static void
+hb_reply(struct hasync *h)
+{
+	uint64_t now = hasync_now_ms();
+
+	if (!h->started || !h->ha.started ||
+	    now - h->last_reply_ms < (uint64_t)(h->conf.advert_interval_ms / HB_REPLY_DIV))
+		return;
+	h->last_reply_ms = now;
+	hb_send_advert(h);
 }
 
 /* ---------------------------------------------------------------- timers */
@@ -1469,6 +1671,8 @@ hasync_get_status(struct hasync *h, struct hasync_status *st)
 	st->adverts_received = h->received;
 	st->auth_failures = h->auth_failures;
 	st->replays = h->replays;
+	st->stale = h->stale;
+	st->peer_confirmed = h->peer_confirmed || h->legacy_seen;
 	st->malformed = h->malformed;
 	st->role_changes = h->ha.role_changes;
 	st->advert_priority = ha_advert_priority(&h->ha);

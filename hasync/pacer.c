@@ -54,6 +54,13 @@ struct pacer {
 	uint8_t		 node_addr16[16]; /* our node address, v4-mapped */
 	uint64_t	 boot_id;	/* replay protection: grows across restarts */
 	uint64_t	 counter;	/* last counter sent, by loop or thread */
+	uint64_t	 session;	/* ours: random per process start */
+	uint64_t	 echo_session;	/* the peer's advert we took last: its session */
+	uint64_t	 echo_counter;	/* ... and its counter */
+	struct {
+		uint64_t counter;	/* our advert's counter, 0 = empty slot */
+		uint64_t ms;		/* when it was sent */
+	}		 sent_at[PACER_SENT_RING]; /* slot counter % PACER_SENT_RING */
 	int		 interval_ms;	/* advert interval */
 	uint64_t	 watchdog_ms;	/* loop silence the pacer covers */
 	bool		 have_last;	/* last holds an advert */
@@ -157,6 +164,7 @@ pacer_new(const struct pacer_config *c, char *err, size_t errlen)
 	snprintf(p->node, sizeof(p->node), "%s", c->node);
 	memcpy(p->node_addr16, c->node_addr16, sizeof(p->node_addr16));
 	p->boot_id = c->boot_id;
+	p->session = c->session;
 	p->interval_ms = c->interval_ms;
 	p->watchdog_ms = (uint64_t)c->interval_ms * PACER_WATCHDOG_IVS;
 	if (p->watchdog_ms < PACER_WATCHDOG_MIN_MS)
@@ -265,6 +273,11 @@ pacer_emit(struct pacer *p, const struct pacer_advert *a, uint64_t now)
 	adv.interval_ms = (uint32_t)p->interval_ms;
 	adv.boot_id = p->boot_id;
 	adv.counter = ++p->counter;
+	adv.session = p->session;
+	adv.echo_session = p->echo_session;
+	adv.echo_counter = p->echo_counter;
+	p->sent_at[adv.counter % PACER_SENT_RING].counter = adv.counter;
+	p->sent_at[adv.counter % PACER_SENT_RING].ms = now;
 	adv.vip_held = a->vip_held;
 	adv.bulk_done = a->bulk_done;
 	adv.draining = a->draining;
@@ -363,6 +376,28 @@ pacer_main(void *arg)
 	}
 	pthread_mutex_unlock(&p->mtx);
 	return NULL;
+}
+
+void
+pacer_set_echo(struct pacer *p, uint64_t session, uint64_t counter)
+{
+	pthread_mutex_lock(&p->mtx);
+	p->echo_session = session;
+	p->echo_counter = counter;
+	pthread_mutex_unlock(&p->mtx);
+}
+
+bool
+pacer_sent_at(struct pacer *p, uint64_t counter, uint64_t *ms)
+{
+	bool found;
+
+	pthread_mutex_lock(&p->mtx);
+	found = counter != 0 && p->sent_at[counter % PACER_SENT_RING].counter == counter;
+	if (found)
+		*ms = p->sent_at[counter % PACER_SENT_RING].ms;
+	pthread_mutex_unlock(&p->mtx);
+	return found;
 }
 
 void

@@ -389,7 +389,7 @@ control_ha_json(const struct hasync_status *hs)
 {
 	if (hs == NULL)
 		return json_null();
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:s, s:I, s:I, s:b}",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:s, s:I, s:I, s:b, s:I, s:b}",
 	    "adverts_sent", (json_int_t)hs->adverts_sent,
 	    "adverts_received", (json_int_t)hs->adverts_received,
 	    "auth_failures", (json_int_t)hs->auth_failures,
@@ -402,7 +402,9 @@ control_ha_json(const struct hasync_status *hs)
 	    "reason", hs->reason != NULL ? hs->reason : "",
 	    "adverts_paced", (json_int_t)hs->adverts_paced,	/* sent for a late loop */
 	    "advert_lapses", (json_int_t)hs->advert_lapses,	/* pacer quiet: loop silent */
-	    "advert_realtime", hs->advert_realtime);		/* pacer runs SCHED_RR */
+	    "advert_realtime", hs->advert_realtime,		/* pacer runs SCHED_RR */
+	    "stale", (json_int_t)hs->stale,			/* not fresh: recorded, or not heard us */
+	    "peer_confirmed", hs->peer_confirmed);		/* a peer run confirmed fresh */
 }
 
 /* The pipe memory budget (node.pipe_memory_max_mb) and its use: relay.c. */

@@ -222,6 +222,9 @@ metrics_ha(FILE *f, struct lbd *lbd, const struct hasync_status *hs)
 	    "Heartbeat adverts sent (one per peer path).", hs->adverts_sent);
 	metrics_one(f, "lbd_heartbeat_adverts_received_total", "counter",
 	    "Valid heartbeat adverts received from the peer.", hs->adverts_received);
+	metrics_one(f, "lbd_heartbeat_adverts_stale_total", "counter",
+	    "Authentic adverts not used: not fresh (recorded, or the peer has not heard us).",
+	    hs->stale);
 	metrics_one(f, "lbd_heartbeat_adverts_paced_total", "counter",
 	    "Adverts the real-time pacer thread sent because the event loop was late.",
 	    hs->adverts_paced);

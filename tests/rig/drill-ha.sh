@@ -834,6 +834,57 @@ drill_ha_forged_close() {
 	return $r
 }
 
+# Issue 13.3: adverts recorded from the MASTER cannot hide its death from
+# a node that restarts. lb1's MASTER adverts are captured on lb2's eth0
+# for 6 s; lb1 powers off (eth0 down, lbd killed: no ICMP, no sync EOF);
+# lb2 restarts while c2 plays the recording to it at its own pace. lb2
+# must take over at Master_Down after its start (+ slack), take none of
+# the recording (ha.adverts_received 0, ha.stale counts it), and stay
+# MASTER to the end of it. Under the old boot_id rule it stayed BACKUP for
+# as long as the recording played.
+drill_ha_replay() {
+	local cap=$RIG_DIR/replay.cap out r=0 iv=$(_ha_iv) md slack t0 tb tm rp st m
+	md=$((3 * iv + (256 - 100) * iv / 1024))
+	slack=$((iv + 100))
+	rig_assert "lb1 MASTER before the recording" rig_ha_master_is lb1 || return 1
+	out=$(rig_hb lb2 capture --iface eth0 --port 7411 --seconds 6 --out "$cap")
+	rig_assert "recorded lb1's adverts on lb2's eth0: $out" \
+		eval 'grep -q "\"${RIG_ADDR[lb1]}\"" <<<"$out"' || return 1
+	t0=$(rig_ms)
+	rig_exec lb1 ip link set eth0 down
+	kill -9 "$(rig_lb_pid lb1)"
+	rig_wait_fast 3000 rig_role_is lb2 MASTER
+	rig_lb_stop lb2
+	# The recording plays from before lb2's start to well past Master_Down.
+	rig_hb c2 replay --host "${RIG_ADDR[lb2]}" --file "$cap" --src "${RIG_ADDR[lb1]}" \
+		--max 60 --gap-ms "$iv" >"$RIG_DIR/replay.out" &
+	rp=$!
+	sleep 0.3
+	rig_lb_start lb2
+	wait "$rp"
+	out=$(cat "$RIG_DIR/replay.out")
+	tm=none
+	tb=$(rig_role_event_ms lb2 BACKUP "$RIG_LB_STARTED_MS") &&
+		m=$(rig_role_event_ms lb2 MASTER "$RIG_LB_STARTED_MS") && tm=$((m - tb))
+	st=$(rig_status lb2)
+	echo "  figure: lb2 restarted while lb1's recorded adverts played ($out): MASTER ${tm} ms" \
+		"after its start as BACKUP (Master_Down $md ms); ha.adverts_received" \
+		"$(rig_sval "$st" ha.adverts_received), ha.stale $(rig_sval "$st" ha.stale)," \
+		"ha.replays $(rig_sval "$st" ha.replays)"
+	rig_assert "lb2 took over within Master_Down + $slack ms of its start (${tm} ms)" \
+		eval '_ha_num "$tm" && [ "$tm" -le $((md + slack)) ]' || r=1
+	rig_assert "lb2 is MASTER after the whole recording, with the VIP (role $(rig_role lb2))" \
+		eval 'rig_role_is lb2 MASTER && _rig_vip_on lb2' || r=1
+	rig_assert "lb2 took none of the recording (adverts_received $(rig_sval "$st" ha.adverts_received), stale $(rig_sval "$st" ha.stale))" \
+		eval '[ "$(rig_sval "$st" ha.adverts_received)" = 0 ] && _ha_num "$(rig_sval "$st" ha.stale)" && [ "$(rig_sval "$st" ha.stale)" -gt 0 ]' || r=1
+	# Power on: lb1 rejoins and, with preempt, is MASTER again.
+	rig_exec lb1 ip link set eth0 up
+	rig_lb_restart_systemd lb1 "$t0"
+	m=$(_ha_settle 15000)
+	rig_assert "lb1 back: the pair settled with one MASTER (${m:-none})" [ -n "$m" ] || r=1
+	return $r
+}
+
 # One client's transfer loop: big.bin through the VIP, again and again,
 # until END_MS (bounded by count and curl --max-time); prints bytes and
 # the number of transfers, then failures.

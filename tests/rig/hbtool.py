@@ -7,9 +7,10 @@ Subcommands (each prints one JSON object on stdout, exits 0 on success):
   capture --iface eth0 --port 7411 --seconds 1.5 --out FILE
       AF_PACKET capture (run inside a node's namespace) of the UDP payloads
       to PORT; FILE gets one line per datagram: "SRC DST HEX".
-  replay --host H --port P --file FILE [--src S] [--truncate N,...]
+  replay --host H --port P --file FILE [--src S] [--truncate N,...] [--gap-ms MS]
       sends each captured payload (only those from SRC if given) to H:P,
-      as is or cut to each length N (negative N: that many bytes less).
+      as is or cut to each length N (negative N: that many bytes less),
+      MS ms apart (default 2; the recording's own pace is the interval).
   garbage --host H --port P --count N
       N random datagrams of 0-1400 bytes whose first byte is not lbd's
       frame version (so every one is malformed), and N random datagrams
@@ -181,7 +182,7 @@ def cmd_replay(a):
             s.sendto(data, (a.host, a.port))
             lengths.append(len(data))
             sent += 1
-            time.sleep(0.002)
+            time.sleep(a.gap_ms / 1000)
     out({"sent": sent, "lengths": sorted(set(lengths))})
 
 
@@ -234,6 +235,7 @@ def main():
     r.add_argument("--src", default="")
     r.add_argument("--truncate", default="")
     r.add_argument("--max", type=int, default=50)
+    r.add_argument("--gap-ms", type=float, default=2.0)
     g = sub.add_parser("garbage")
     g.add_argument("--host", required=True)
     g.add_argument("--port", type=int, default=7411)

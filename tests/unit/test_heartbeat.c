@@ -8,6 +8,7 @@
  * also allows the VIP and link-watch tests on a veth pair there.
  */
 #include <sys/socket.h>
+#include <sys/syscall.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -68,11 +69,28 @@ static struct nl_sock	*tsk;		/* the test's own netlink socket */
 static uint8_t		 cluster_key[HASYNC_KEY_LEN]; /* both nodes' key */
 static struct tnode	 na, nb;	/* lb1 and lb2 */
 
-static int		 relay_fd = -1;	/* 127.0.0.3: lb1 -> relay -> lb2 */
+static int64_t		 realtime_shift_s; /* CLOCK_REALTIME as the code sees it is off by this */
+
+static int		 relay_fd = -1;	/* 127.0.0.3: lb1 -> relay -> lb2 (or relay_to) */
+static const char	*relay_to = ADDR_B; /* where the relay passes datagrams on */
 static struct event	*relay_ev;	/* reads relay_fd */
 static uint8_t		 captured[CAPTURE_MAX][FRAME_MAX]; /* lb1's adverts */
 static size_t		 captured_len[CAPTURE_MAX];
 static int		 ncaptured;
+
+/*
+ * Overrides libc's for this program: a clock step (realtime_shift_s) seen
+ * by the code under test, without touching the host's clock.
+ */
+int
+clock_gettime(clockid_t clk, struct timespec *ts)
+{
+	if (syscall(SYS_clock_gettime, clk, ts) == -1)
+		return -1;
+	if (clk == CLOCK_REALTIME)
+		ts->tv_sec += (time_t)realtime_shift_s;
+	return 0;
+}
 
 static uint64_t
 now_ms_test(void)
@@ -540,7 +558,7 @@ on_relay(evutil_socket_t fd, short what, void *arg)
 			memcpy(captured[ncaptured], buf, (size_t)n);
 			captured_len[ncaptured++] = (size_t)n;
 		}
-		set_addr(&to, ADDR_B);
+		set_addr(&to, relay_to);
 		((struct sockaddr_in *)&to)->sin_port = htons(port);
 		sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&to, sizeof(struct sockaddr_in));
 	}
@@ -656,7 +674,7 @@ test_forged_replayed_garbage(void **state)
 	memcpy(frame, captured[2], captured_len[2]);
 	frame[30] ^= 1;
 	send_raw(ADDR_B, frame, captured_len[2]);
-	/* Right key, but an old boot: a replay from an earlier run. */
+	/* Right key, an old boot and no session: a recording of an older lbd's run. */
 	len = forge(cluster_key, "lb1", 254, HASYNC_MASTER, 1, 99, frame);
 	send_raw(ADDR_B, frame, len);
 	/* Right key, strangers' names: another node, and lb2's own name. */
@@ -683,8 +701,9 @@ test_forged_replayed_garbage(void **state)
 	pump(10 * IV);
 	hasync_get_status(na.h, &sa);
 	hasync_get_status(nb.h, &sb);
-	/* lb2: 3 replays (2 captured + old boot), 2 auth, 1 own name. */
-	assert_int_equal(sb.replays - sb0.replays, 3);
+	/* lb2: 2 replays (captured), 1 stale (old boot), 2 auth, 1 own name. */
+	assert_int_equal(sb.replays - sb0.replays, 2);
+	assert_int_equal(sb.stale - sb0.stale, 1);
 	assert_int_equal(sb.auth_failures - sb0.auth_failures, 2);
 	assert_int_equal(sb.unknown_sender - sb0.unknown_sender, 1);
 	assert_int_equal(sb.malformed - sb0.malformed, 0);
@@ -693,6 +712,7 @@ test_forged_replayed_garbage(void **state)
 	assert_int_equal(sa.malformed - sa0.malformed, 7);
 	assert_int_equal(sa.unknown_sender - sa0.unknown_sender, 1);
 	assert_int_equal(sa.replays - sa0.replays, 0);
+	assert_int_equal(sa.stale - sa0.stale, 0);
 	/* Nothing changed: roles, transitions, and the real adverts still flow. */
 	assert_int_equal(na.role, HASYNC_BACKUP);
 	assert_int_equal(nb.role, HASYNC_MASTER);
@@ -705,6 +725,263 @@ test_forged_replayed_garbage(void **state)
 	node_free(&na);
 	node_free(&nb);
 	relay_close();
+}
+
+/*
+ * Issue 13.2: lb2 restarts with its clock stepped back an hour, so its
+ * boot_id is lower than the one lb1 took last. It must be taken as the
+ * peer's new run: with preempt, lb2 (150) becomes MASTER and lb1 BACKUP;
+ * never both MASTER for good (the old boot_id rule dropped every advert).
+ */
+static void
+test_peer_restart_clock_back(void **state)
+{
+	struct hasync_config cb;
+	struct hasync_status sa0, sa;
+	uint64_t t0;
+	int64_t ms;
+	int ca, cbn;
+
+	elect(ADDR_B);
+	node_free(&nb);			/* lb2 crashes: lb1 takes over */
+	assert_true(wait_role(&na, HASYNC_MASTER, TAKEOVER_MS) >= 0);
+	hasync_get_status(na.h, &sa0);
+	realtime_shift_s = -3600;	/* lb2's clock, stepped back an hour */
+	make_conf(&cb, "lb2", ADDR_B, 150, "lb1", ADDR_A, NULL);
+	node_new(&nb, &cb);
+	realtime_shift_s = 0;
+	t0 = now_ms_test();
+	assert_int_equal(hasync_start(nb.h), 0);
+	ms = wait_role(&na, HASYNC_BACKUP, ELECT_MS);
+	hasync_get_status(na.h, &sa);
+	fprintf(stderr, "  peer restarted with its clock 1 h back: lb1 BACKUP after %lld ms "
+	    "(lb1 took %llu of its adverts, %llu dropped as replays)\n", (long long)ms,
+	    (unsigned long long)(sa.adverts_received - sa0.adverts_received),
+	    (unsigned long long)(sa.replays - sa0.replays));
+	assert_true(ms >= 0);
+	assert_int_equal(nb.role, HASYNC_MASTER);
+	assert_true(na.role_at - t0 <= 3 * 3 * IV);	/* lb2 preempts once it heard lb1 */
+	/* One MASTER, and it stays so. */
+	ca = na.changes;
+	cbn = nb.changes;
+	pump(30 * IV);
+	assert_int_equal(na.role, HASYNC_BACKUP);
+	assert_int_equal(nb.role, HASYNC_MASTER);
+	assert_int_equal(na.changes, ca);
+	assert_int_equal(nb.changes, cbn);
+	hasync_get_status(na.h, &sa);
+	assert_string_equal(sa.peer_state, "alive");
+	node_free(&na);
+	node_free(&nb);
+}
+
+/*
+ * Issue 13.3: lb1 records nothing of its own; an attacker recorded lb2's
+ * MASTER adverts. lb2 dies silently (no ICMP), lb1 restarts, and the
+ * recording is played to it, one advert every half interval, in order.
+ * lb1 must take over at Master_Down from its start, as with no adverts at
+ * all, and the rest of the recording must not make it step down.
+ */
+static void
+test_restart_replayed_adverts(void **state)
+{
+	struct hasync_config ca, cb;
+	struct sockaddr_storage ss;
+	struct hasync_status sa;
+	int silent, md, i, nrec, before;
+	uint64_t t0;
+	int64_t ms;
+
+	/* lb2 -> relay (127.0.0.3) -> lb1: the relay records lb2's adverts. */
+	relay_to = ADDR_A;
+	relay_open();
+	make_conf(&ca, "lb1", ADDR_A, 100, "lb2", ADDR_B, NULL);
+	make_conf(&cb, "lb2", ADDR_B, 150, "lb1", ADDR_RELAY, NULL);
+	node_new(&na, &ca);
+	node_new(&nb, &cb);
+	assert_int_equal(hasync_start(na.h), 0);
+	assert_int_equal(hasync_start(nb.h), 0);
+	assert_true(wait_role(&nb, HASYNC_MASTER, ELECT_MS) >= 0);
+	pump(5 * IV);
+	assert_int_equal(na.role, HASYNC_BACKUP);
+	ncaptured = 0;			/* only MASTER adverts from here */
+	pump(40 * IV);
+
+	/* lb2 dies silently: its address:port taken by a socket that never reads. */
+	node_free(&nb);
+	pump(IV);			/* the relay passes on what was in flight */
+	relay_close();
+	nrec = ncaptured;
+	assert_true(nrec >= 30);
+	set_addr(&ss, ADDR_B);
+	((struct sockaddr_in *)&ss)->sin_port = htons(port);
+	silent = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(silent != -1);
+	assert_int_equal(bind(silent, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
+	/* lb1 restarts and hears the recording. */
+	node_free(&na);
+	node_new(&na, &ca);
+	t0 = now_ms_test();
+	assert_int_equal(hasync_start(na.h), 0);
+	before = -1;
+	for (i = 0; i < nrec; i++) {
+		send_raw(ADDR_A, captured[i], captured_len[i]);
+		pump(IV / 2);
+		if (na.role == HASYNC_MASTER && before == -1)
+			before = i + 1;
+	}
+	md = 3 * IV + (256 - 100) * IV / 1024;
+	hasync_get_status(na.h, &sa);
+	ms = na.role == HASYNC_MASTER ? (int64_t)(na.role_at - t0) : -1;
+	fprintf(stderr, "  restart, %d recorded adverts replayed (%d ms): lb1 MASTER after "
+	    "%lld ms (Master_Down %d ms), %d replayed before; %llu taken\n", nrec,
+	    nrec * IV / 2, (long long)ms, md, before, (unsigned long long)sa.adverts_received);
+	assert_int_equal(na.role, HASYNC_MASTER);
+	assert_true(ms >= 0 && ms <= md + 30);
+	assert_int_equal(na.changes, 2);	/* INIT -> BACKUP -> MASTER, no step down */
+	assert_int_equal(sa.adverts_received, 0);
+	close(silent);
+	node_free(&na);
+	relay_to = ADDR_B;
+}
+
+/* A genuine peer after our restart is taken within about one round trip. */
+static void
+test_restart_peer_confirmed_fast(void **state)
+{
+	struct hasync_config ca;
+	struct hasync_status sa;
+	uint64_t t0, took = 0;
+	int cb;
+
+	elect(ADDR_B);
+	cb = nb.changes;
+	node_free(&na);
+	make_conf(&ca, "lb1", ADDR_A, 100, "lb2", ADDR_B, NULL);
+	node_new(&na, &ca);
+	t0 = now_ms_test();
+	assert_int_equal(hasync_start(na.h), 0);
+	while (now_ms_test() - t0 < (uint64_t)ELECT_MS) {
+		event_base_loop(base, EVLOOP_ONCE);
+		hasync_get_status(na.h, &sa);
+		if (sa.adverts_received > 0) {
+			took = now_ms_test() - t0;
+			break;
+		}
+	}
+	fprintf(stderr, "  restart: first advert of the live peer taken after %llu ms "
+	    "(interval %d ms)\n", (unsigned long long)took, IV);
+	assert_true(sa.adverts_received > 0);
+	assert_true(took <= IV + 10);
+	pump(20 * IV);
+	assert_int_equal(na.role, HASYNC_BACKUP);
+	assert_int_equal(na.changes, 1);	/* INIT -> BACKUP only */
+	assert_int_equal(nb.role, HASYNC_MASTER);
+	assert_int_equal(nb.changes, cb);
+	node_free(&na);
+	node_free(&nb);
+}
+
+/*
+ * lb2 restarts (a new run): lb1 takes the new run, and the recording of the
+ * old one, played afterwards, is taken by nobody and changes nothing.
+ */
+static void
+test_old_run_replayed_after_peer_restart(void **state)
+{
+	struct hasync_config ca, cb;
+	struct hasync_status sa0, sa;
+	int i, nrec, ca0, cb0;
+
+	relay_to = ADDR_A;
+	relay_open();
+	make_conf(&ca, "lb1", ADDR_A, 100, "lb2", ADDR_B, NULL);
+	make_conf(&cb, "lb2", ADDR_B, 150, "lb1", ADDR_RELAY, NULL);
+	node_new(&na, &ca);
+	node_new(&nb, &cb);
+	assert_int_equal(hasync_start(na.h), 0);
+	assert_int_equal(hasync_start(nb.h), 0);
+	assert_true(wait_role(&nb, HASYNC_MASTER, ELECT_MS) >= 0);
+	pump(20 * IV);
+	node_free(&nb);			/* crash: lb1 takes over */
+	pump(IV);
+	relay_close();
+	nrec = ncaptured;
+	assert_true(wait_role(&na, HASYNC_MASTER, TAKEOVER_MS) >= 0);
+	make_conf(&cb, "lb2", ADDR_B, 150, "lb1", ADDR_A, NULL);
+	node_new(&nb, &cb);
+	assert_int_equal(hasync_start(nb.h), 0);
+	assert_true(wait_role(&na, HASYNC_BACKUP, ELECT_MS) >= 0);
+	pump(5 * IV);
+	assert_int_equal(nb.role, HASYNC_MASTER);
+	hasync_get_status(na.h, &sa0);
+	ca0 = na.changes;
+	cb0 = nb.changes;
+	for (i = 0; i < nrec; i++) {
+		send_raw(ADDR_A, captured[i], captured_len[i]);
+		pump(IV / 4);
+	}
+	pump(5 * IV);
+	hasync_get_status(na.h, &sa);
+	fprintf(stderr, "  old run of lb2 replayed after its restart: %d sent, %llu stale, "
+	    "%llu replays\n", nrec, (unsigned long long)(sa.stale - sa0.stale),
+	    (unsigned long long)(sa.replays - sa0.replays));
+	assert_true(sa.stale - sa0.stale >= (uint64_t)nrec);
+	assert_int_equal(na.changes, ca0);
+	assert_int_equal(nb.changes, cb0);
+	assert_int_equal(na.role, HASYNC_BACKUP);
+	assert_string_equal(sa.peer_state, "alive");
+	assert_true(sa.peer_confirmed);
+	node_free(&na);
+	node_free(&nb);
+	relay_to = ADDR_B;
+}
+
+/*
+ * A peer running an lbd from before sessions (adverts without one, during
+ * an upgrade) is taken under the old rule: boot_id and counter must grow.
+ */
+static void
+test_legacy_peer_old_rule(void **state)
+{
+	struct hasync_config ca;
+	struct sockaddr_storage ss;
+	struct hasync_status sa;
+	uint8_t frame[FRAME_MAX];
+	uint64_t boot = 1000, t0;
+	size_t len;
+	int silent, i, md;
+
+	set_addr(&ss, ADDR_B);
+	((struct sockaddr_in *)&ss)->sin_port = htons(port);
+	silent = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(silent != -1);
+	assert_int_equal(bind(silent, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
+	make_conf(&ca, "lb1", ADDR_A, 100, "lb2", ADDR_B, NULL);
+	node_new(&na, &ca);
+	assert_int_equal(hasync_start(na.h), 0);
+	for (i = 1; i <= 40; i++) {
+		len = forge(cluster_key, "lb2", 150, HASYNC_MASTER, boot, (uint64_t)i, frame);
+		send_raw(ADDR_A, frame, len);
+		pump(IV / 2);
+	}
+	/* The same counter again, and an older boot: replays under the old rule. */
+	send_raw(ADDR_A, frame, len);
+	len = forge(cluster_key, "lb2", 150, HASYNC_MASTER, boot - 1, 99, frame);
+	send_raw(ADDR_A, frame, len);
+	t0 = now_ms_test();
+	pump(2);
+	hasync_get_status(na.h, &sa);
+	assert_int_equal(na.role, HASYNC_BACKUP);
+	assert_int_equal(sa.adverts_received, 40);
+	assert_int_equal(sa.replays, 2);
+	assert_true(sa.peer_confirmed);
+	/* The older peer goes silent: Master_Down as always. */
+	assert_true(wait_role(&na, HASYNC_MASTER, TAKEOVER_MS) >= 0);
+	md = 3 * IV + (256 - 100) * IV / 1024;
+	assert_true(na.role_at - t0 <= (uint64_t)md + 30);
+	close(silent);
+	node_free(&na);
 }
 
 static void
@@ -978,6 +1255,11 @@ main(void)
 		cmocka_unit_test(test_leave),
 		cmocka_unit_test(test_peer_lost_api),
 		cmocka_unit_test(test_forged_replayed_garbage),
+		cmocka_unit_test(test_peer_restart_clock_back),
+		cmocka_unit_test(test_restart_replayed_adverts),
+		cmocka_unit_test(test_restart_peer_confirmed_fast),
+		cmocka_unit_test(test_old_run_replayed_after_peer_restart),
+		cmocka_unit_test(test_legacy_peer_old_rule),
 		cmocka_unit_test(test_bad_config),
 		cmocka_unit_test(test_vip_standalone_watch),
 		cmocka_unit_test(test_vip_stale_removed_then_takeover),
