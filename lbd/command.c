@@ -4,9 +4,7 @@
  * table drives the dispatcher, the access check, the "valid commands"
  * hints and `help`.
  */
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "lbd.h"
@@ -124,6 +122,42 @@ command_sticky_get(struct command_req *req, char **argv, int argc)
 }
 
 /*
+ * The backends called name in the services a command acts on (only, or
+ * every service; with sticky set, only those with a sticky table).
+ * Returns: the last one found (NULL: none), their count in *nfound, the
+ * names of all the backends looked at in names and the services holding
+ * one called name in where (both COMMAND_LIST_MAX bytes).
+ */
+static struct backend *
+command_backend_find(struct lbd *lbd, const char *name, struct service *only, bool sticky,
+    char *names, char *where, int *nfound)
+{
+	struct service	*svc;
+	struct backend	*b = NULL;
+	int		 i, j;
+
+	names[0] = where[0] = '\0';
+	*nfound = 0;
+	for (i = 0; i < lbd->nservices; i++) {
+		svc = &lbd->services[i];
+		if ((only != NULL && svc != only) || (sticky && svc->sticky == NULL))
+			continue;
+		for (j = 0; j < svc->nbackends; j++) {
+			if (names[0] != '\0')
+				view_append(names, ", ", COMMAND_LIST_MAX);
+			view_append(names, svc->backends[j].conf.name, COMMAND_LIST_MAX);
+			if (strcmp(svc->backends[j].conf.name, name) != 0)
+				continue;
+			if ((*nfound)++ > 0)
+				view_append(where, ", ", COMMAND_LIST_MAX);
+			view_append(where, svc->conf.name, COMMAND_LIST_MAX);
+			b = &svc->backends[j];
+		}
+	}
+	return b;
+}
+
+/*
  * The backend called name among the services a command acts on (only, or
  * every service with a sticky table when NULL), for `sticky set` of client.
  * Returns: the backend, or NULL and *err set to a new error reply.
@@ -132,28 +166,11 @@ static struct backend *
 command_sticky_backend(struct lbd *lbd, const char *name, struct service *only,
     const char *client, json_t **err)
 {
-	struct service	*svc;
-	struct backend	*b = NULL;
+	struct backend	*b;
 	char		 buf[VIEW_ECHO_MAX + 8], names[COMMAND_LIST_MAX], where[COMMAND_LIST_MAX];
-	int		 i, j, nfound = 0;
+	int		 nfound;
 
-	names[0] = where[0] = '\0';
-	for (i = 0; i < lbd->nservices; i++) {
-		svc = &lbd->services[i];
-		if ((only != NULL && svc != only) || svc->sticky == NULL)
-			continue;
-		for (j = 0; j < svc->nbackends; j++) {
-			if (names[0] != '\0')
-				view_append(names, ", ", sizeof(names));
-			view_append(names, svc->backends[j].conf.name, sizeof(names));
-			if (strcmp(svc->backends[j].conf.name, name) != 0)
-				continue;
-			if (nfound++ > 0)
-				view_append(where, ", ", sizeof(where));
-			view_append(where, svc->conf.name, sizeof(where));
-			b = &svc->backends[j];
-		}
-	}
+	b = command_backend_find(lbd, name, only, true, names, where, &nfound);
 	if (nfound == 1)
 		return b;
 	if (nfound == 0)
@@ -307,12 +324,12 @@ static json_t *
 command_backend_admin(struct command_req *req, char **argv, int argc)
 {
 	struct lbd	*lbd = req->lbd;
-	struct service	*only, *svc;
-	struct backend	*b = NULL;
+	struct service	*only;
+	struct backend	*b;
 	enum backend_admin admin;
 	json_t		*err, *ev;
 	char		 buf[VIEW_ECHO_MAX + 8], names[COMMAND_LIST_MAX], where[COMMAND_LIST_MAX];
-	int		 i, j, nfound = 0;
+	int		 nfound;
 
 	if (argc < 3 || argc > 4)
 		return view_error("usage: backend NAME enable|disable|drain [SERVICE]");
@@ -328,23 +345,7 @@ command_backend_admin(struct command_req *req, char **argv, int argc)
 	if (command_service_arg(lbd, argc == 4 ? argv[3] : NULL, &only, &err) == -1)
 		return err;
 
-	names[0] = where[0] = '\0';
-	for (i = 0; i < lbd->nservices; i++) {
-		svc = &lbd->services[i];
-		if (only != NULL && svc != only)
-			continue;
-		for (j = 0; j < svc->nbackends; j++) {
-			if (names[0] != '\0')
-				view_append(names, ", ", sizeof(names));
-			view_append(names, svc->backends[j].conf.name, sizeof(names));
-			if (strcmp(svc->backends[j].conf.name, argv[1]) != 0)
-				continue;
-			if (nfound++ > 0)
-				view_append(where, ", ", sizeof(where));
-			view_append(where, svc->conf.name, sizeof(where));
-			b = &svc->backends[j];
-		}
-	}
+	b = command_backend_find(lbd, argv[1], only, false, names, where, &nfound);
 	if (nfound == 0)
 		return view_error("no backend named %s; backends: %s",
 		    view_echo(argv[1], buf, sizeof(buf)), names);
