@@ -245,7 +245,6 @@ struct channel;
 struct replica;
 struct sync;
 
-/* The whole daemon. One instance, made in main.c. */
 #define BUS_MAX_SUBSCRIBERS	4	/* listeners on one lbd's event bus (bus.c) */
 
 /*
@@ -261,6 +260,7 @@ struct bus_sub {
 	void		*arg;		/* the listener's own */
 };
 
+/* The whole daemon. One instance, made in main.c. */
 struct lbd {
 	struct lbd_config *conf;	/* current configuration */
 	struct event_base *base;	/* the one event loop */
