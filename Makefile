@@ -77,6 +77,11 @@ $(BUILD)/unit/%: tests/unit/%.c $(SAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN) -O1 -Itests/unit -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 
+# test_lbctl compiles lbctl.c into itself (lbctl has no object in SAN_OBJ).
+$(BUILD)/unit/test_lbctl: tests/unit/test_lbctl.c lbd/lbctl.c $(SAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN) -O1 -Itests/unit -o $@ $(filter-out lbd/lbctl.c,$^) $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+
 # Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do \

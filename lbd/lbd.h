@@ -245,6 +245,21 @@ struct channel;
 struct replica;
 struct sync;
 
+#define BUS_MAX_SUBSCRIBERS	4	/* listeners on one lbd's event bus (bus.c) */
+
+/*
+ * A listener on lbd's event bus: called with the event's type and the
+ * event object (borrowed: copy what is kept), which carries "event",
+ * "time" and "time_ms" besides the publisher's fields.
+ */
+typedef void	 bus_fn(void *arg, const char *type, json_t *event);
+
+/* One slot of the event bus. */
+struct bus_sub {
+	bus_fn		*fn;		/* NULL: a free slot */
+	void		*arg;		/* the listener's own */
+};
+
 /* The whole daemon. One instance, made in main.c. */
 struct lbd {
 	struct lbd_config *conf;	/* current configuration */
@@ -252,6 +267,7 @@ struct lbd {
 	struct service	 services[LBD_MAX_SERVICES];
 	int		 nservices;
 	struct control	*control;	/* control socket, control.c */
+	struct bus_sub	 bus[BUS_MAX_SUBSCRIBERS];	/* event bus listeners, bus.c */
 	struct metrics	*metrics;	/* Prometheus endpoint, metrics.c; NULL when off */
 	struct hasync	*ha;		/* heartbeat, role and VIP, hasync/heartbeat.c */
 	uint64_t	 started_ms;	/* monotonic start time */
@@ -511,15 +527,18 @@ uint64_t	 replica_flush(struct lbd *, struct service *svc);
 /* The "sync" object of `status`: state, entries, lag and counters. */
 json_t		*replica_status(struct lbd *);
 
+/* bus.c */
+int		 bus_subscribe(struct lbd *, bus_fn *, void *arg);	/* -1: BUS_MAX_SUBSCRIBERS listen */
+void		 bus_unsubscribe(struct lbd *, bus_fn *, void *arg);
+/* Publishes an event {"event": type, ...obj} to every listener. Steals obj; NULL lbd or obj is harmless. */
+void		 bus_publish(struct lbd *, const char *type, json_t *obj);
+
 /* control.c */
 struct control	*control_open(struct lbd *);		/* NULL on error, logged */
 void		 control_close(struct control *);
-/* Runs one request line; returns a new JSON reply object (caller decrefs). */
+/* Runs one request line with every right; returns a new JSON reply object (caller decrefs). */
 json_t		*control_handle(struct lbd *, const char *line, bool *monitor);
-json_t		*control_status(struct lbd *);
-json_t		*control_backends(struct lbd *);
-/* Sends an event to every `monitor` client: {"event": type, ...obj}. Steals obj. */
-void		 control_event(struct lbd *, const char *type, json_t *obj);
+json_t		*control_status(struct lbd *);		/* the `status` object */
 
 /* The control socket's clients and what it turned away (status "control", metrics). */
 struct control_status {
@@ -533,6 +552,48 @@ struct control_status {
 	uint64_t	 timeouts;		/* clients that sent no request line in time */
 };
 void		 control_get_status(const struct control *, struct control_status *);
+
+/* view.c */
+#define VIEW_ECHO_MAX		64	/* bytes of user input quoted back in an error */
+struct evbuffer;
+struct view_stream;
+/* s cut for quoting in a message: printable ASCII, at most VIEW_ECHO_MAX bytes and "...". */
+const char	*view_echo(const char *s, char *buf, size_t len);
+json_t		*view_str(const char *s);		/* JSON string; bad UTF-8 replaced, never dropped */
+json_t		*view_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void		 view_set(json_t *obj, const char *key, json_t *value);	/* NULL value: logged */
+void		 view_set_int(json_t *obj, const char *key, uint64_t v);
+void		 view_append(char *buf, const char *s, size_t len);	/* cut to len */
+json_t		*view_status(struct lbd *, const struct control_status *);
+json_t		*view_backends(struct lbd *);
+/* One page of the sticky tables (only: one service, NULL: all) from cursor (NULL: first). NULL: *err set. */
+struct view_stream *view_sticky_snapshot(struct lbd *, struct service *only, const char *cursor,
+		    json_t **err);
+/* Writes up to slice entries of the page. Returns: 1 more to write, 0 finished, -1 out of memory. */
+int		 view_stream_write(struct view_stream *, struct evbuffer *out, size_t slice);
+void		 view_stream_free(struct view_stream *);
+/* The same page as one parsed reply (callers in the process). */
+json_t		*view_sticky_list(struct lbd *, struct service *only, const char *cursor);
+
+/* command.c */
+/* What a connected peer may run, from its SO_PEERCRED/SO_PEERGROUPS. */
+enum command_access {
+	COMMAND_ACCESS_NONE = 0,		/* nothing: not root, lbd's user nor a group member */
+	COMMAND_ACCESS_READONLY,		/* control.readonly_group: commands that change nothing */
+	COMMAND_ACCESS_FULL,			/* root, lbd's own user, control.group */
+};
+
+/* One request line to run, and what it leaves for the control socket. */
+struct command_req {
+	struct lbd	*lbd;			/* the daemon */
+	enum command_access access;		/* what the peer may run */
+	const struct control_status *server;	/* the socket's figures, for `status` */
+	bool		 streams_full;		/* no `sticky list` stream may start now */
+	bool		 monitor;		/* out: the line was `monitor` */
+	struct view_stream **stream;		/* NULL: whole replies; else `sticky list` may set *stream */
+};
+/* Parses and runs one request line. Returns: the reply, or NULL with *req->stream set. */
+json_t		*command_run(struct command_req *, const char *line);
 
 /* metrics.c */
 struct metrics;

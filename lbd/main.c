@@ -67,7 +67,7 @@ ha_role_changed(void *arg, enum hasync_role from, enum hasync_role to, const cha
 
 	sched_for_role(to, false);
 	/* hasync has logged the transition; monitor clients hear of it here. */
-	control_event(lbd, "role", json_pack("{s:s, s:s, s:s}", "from",
+	bus_publish(lbd, "role", json_pack("{s:s, s:s, s:s}", "from",
 	    hasync_role_str(from), "role", hasync_role_str(to), "reason", reason));
 }
 
@@ -90,7 +90,7 @@ ha_handover(void *arg, const char *state, const char *detail)
 		hasync_get_status(lbd->ha, &st);
 		sched_for_role(st.role, strcmp(state, "draining") == 0);
 	}
-	control_event(arg, "handover", json_pack("{s:s, s:s}", "state", state, "reason", detail));
+	bus_publish(arg, "handover", json_pack("{s:s, s:s}", "state", state, "reason", detail));
 }
 
 /* The peer is back: connect the sync channel now rather than after a backoff. */

@@ -230,7 +230,7 @@ replica_state_changed(void *arg, const char *state)
 {
 	struct replica	*r = arg;
 
-	control_event(r->lbd, "sync", json_pack("{s:s, s:s}", "state", state,
+	bus_publish(r->lbd, "sync", json_pack("{s:s, s:s}", "state", state,
 	    "peer", r->lbd->conf->peer_name));
 }
 

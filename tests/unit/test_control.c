@@ -601,8 +601,8 @@ test_sticky_set_replicated(void **state)
 	replica_close(&f->lbd);
 }
 
-#define PAGE		10000	/* CONTROL_STICKY_PAGE: entries in one reply at most */
-#define PAGE_SLOTS	65536	/* CONTROL_STICKY_PAGE_SLOTS: slots one page visits at most */
+#define PAGE		10000	/* VIEW_STICKY_PAGE: entries in one reply at most */
+#define PAGE_SLOTS	65536	/* VIEW_STICKY_PAGE_SLOTS: slots one page visits at most */
 
 /* Client i of the paging tests: 10.x.y.z. */
 static struct lbd_ip
@@ -979,10 +979,10 @@ test_misc_commands(void **state)
 	assert_non_null(json_object_get(r, "node"));
 	json_decref(r);
 
-	/* control_event must be harmless without a socket (and steals obj). */
-	control_event(&f->lbd, "backend", json_pack("{s:s}", "backend", "FTP_SVR1"));
-	control_event(NULL, "backend", json_pack("{s:s}", "backend", "FTP_SVR1"));
-	control_event(&f->lbd, "backend", NULL);
+	/* bus_publish must be harmless without a socket (and steals obj). */
+	bus_publish(&f->lbd, "backend", json_pack("{s:s}", "backend", "FTP_SVR1"));
+	bus_publish(NULL, "backend", json_pack("{s:s}", "backend", "FTP_SVR1"));
+	bus_publish(&f->lbd, "backend", NULL);
 }
 
 static void
@@ -1212,14 +1212,14 @@ test_socket_monitor(void **state)
 	json_decref(r);
 	close(fd2);
 
-	control_event(&f->lbd, "role", json_pack("{s:s}", "role", "BACKUP"));
+	bus_publish(&f->lbd, "role", json_pack("{s:s}", "role", "BACKUP"));
 	client_read(f, fd, buf, sizeof(buf), 1, &eof);
 	assert_non_null(strstr(buf, "\"event\":\"role\""));
 
 	/* The monitor leaves; the next event finds nobody, and close frees all. */
 	close(fd);
 	event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
-	control_event(&f->lbd, "role", json_pack("{s:s}", "role", "MASTER"));
+	bus_publish(&f->lbd, "role", json_pack("{s:s}", "role", "MASTER"));
 
 	/* A second monitor still open at control_close is freed too. */
 	fd = client_connect(f);
@@ -1349,7 +1349,7 @@ test_socket_slow_monitor(void **state)
 	pad[sizeof(pad) - 1] = '\0';
 	/* 4 MB of events against a 1 MiB cap plus the socket buffer. */
 	for (i = 0; i < 4000; i++) {
-		control_event(&f->lbd, "test", json_pack("{s:s}", "pad", pad));
+		bus_publish(&f->lbd, "test", json_pack("{s:s}", "pad", pad));
 		if (i % 100 == 0)
 			event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
 	}
@@ -1428,7 +1428,7 @@ test_socket_monitor_cap(void **state)
 	json_decref(r);
 
 	/* Events still reach the 16. */
-	control_event(&f->lbd, "role", json_pack("{s:s}", "role", "BACKUP"));
+	bus_publish(&f->lbd, "role", json_pack("{s:s}", "role", "BACKUP"));
 	for (i = 0; i < 65; i++) {
 		client_read(f, fds[i], buf, sizeof(buf), 1, &eof);
 		if (!eof)
