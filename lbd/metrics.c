@@ -1,7 +1,8 @@
 /*
  * metrics.c - the optional Prometheus endpoint: lbd's role, VIP, backends,
  * sticky tables, replication and cluster-traffic counters as a text
- * exposition (format 0.0.4) on HTTP GET /metrics, served by libevent's evhttp.
+ * exposition (format 0.0.4) on HTTP GET /metrics, served by libevent's evhttp;
+ * the HA and replication lines are cluster.c's.
  */
 #include <sys/socket.h>
 
@@ -19,7 +20,6 @@
 #include <event2/listener.h>
 
 #include "lbd.h"
-#include "hasync.h"
 
 #define METRICS_PATH		"/metrics"	/* the only resource served */
 #define METRICS_CONTENT_TYPE	"text/plain; version=0.0.4; charset=utf-8" /* exposition format */
@@ -100,17 +100,13 @@ static const struct metrics_field metrics_service_fields[] = {
 };
 
 /* Values of the one-hot families, in the order they are written. */
-static const char *const metrics_roles[] = { "INIT", "BACKUP", "MASTER", "FAULT" };
 static const char *const metrics_backend_states[] = { "up", "down", "drain", "disabled" };
-static const char *const metrics_sync_states[] = {
-	"none", "down", "connecting", "bulk", "synced"
-};
 
 #define METRICS_NELEM(a)	(sizeof(a) / sizeof((a)[0]))	/* entries of a static array */
 
 /* ---------------------------------------------------------------- rendering */
 
-static void
+void
 metrics_family(FILE *f, const char *name, const char *type, const char *help)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -150,14 +146,14 @@ metrics_series(FILE *f, const char *name, const char *const *labels)
 	fputc('}', f);
 }
 
-static void
+void
 metrics_u64(FILE *f, const char *name, const char *const *labels, uint64_t v)
 {
 	metrics_series(f, name, labels);
 	fprintf(f, " %" PRIu64 "\n", v);
 }
 
-static void
+void
 metrics_double(FILE *f, const char *name, const char *const *labels, double v)
 {
 	metrics_series(f, name, labels);
@@ -165,7 +161,7 @@ metrics_double(FILE *f, const char *name, const char *const *labels, double v)
 }
 
 /* A family with one unlabelled sample. */
-static void
+void
 metrics_one(FILE *f, const char *name, const char *type, const char *help, uint64_t v)
 {
 	metrics_family(f, name, type, help);
@@ -173,7 +169,7 @@ metrics_one(FILE *f, const char *name, const char *type, const char *help, uint6
 }
 
 /* One series per value of label key, 1 for current and 0 for the others. */
-static void
+void
 metrics_one_hot(FILE *f, const char *name, const char *const *labels0, const char *key,
     const char *const *values, size_t nvalues, const char *current)
 {
@@ -192,10 +188,10 @@ metrics_one_hot(FILE *f, const char *name, const char *const *labels0, const cha
 	}
 }
 
+/* The process itself: up, name and uptime. */
 static void
-metrics_ha(FILE *f, struct lbd *lbd, const struct hasync_status *hs)
+metrics_process(FILE *f, struct lbd *lbd)
 {
-	const char	*hb[] = { "channel", "heartbeat", NULL };
 	const char	*node[] = { "node", lbd->conf->node_name, NULL };
 
 	metrics_one(f, "lbd_up", "gauge", "1: lbd is running and answering.", 1);
@@ -203,85 +199,6 @@ metrics_ha(FILE *f, struct lbd *lbd, const struct hasync_status *hs)
 	metrics_u64(f, "lbd_info", node, 1);
 	metrics_one(f, "lbd_uptime_seconds", "gauge", "Seconds since lbd started.",
 	    now_ms() >= lbd->started_ms ? (now_ms() - lbd->started_ms) / 1000 : 0);
-	metrics_family(f, "lbd_role", "gauge",
-	    "HA role: 1 for the current one, 0 for the others.");
-	metrics_one_hot(f, "lbd_role", NULL, "role", metrics_roles,
-	    METRICS_NELEM(metrics_roles), hasync_role_str(hs->role));
-	metrics_one(f, "lbd_vip_held", "gauge", "1: the VIP is on this node's interface.",
-	    hs->vip_held);
-	metrics_one(f, "lbd_role_changes_total", "counter",
-	    "HA role transitions (failovers) since start.", hs->role_changes);
-	metrics_one(f, "lbd_peer_up", "gauge",
-	    "1: the peer's adverts arrive (peer state alive).",
-	    strcmp(hs->peer_state, "alive") == 0);
-	metrics_family(f, "lbd_peer_last_advert_ms", "gauge",
-	    "Age of the peer's last valid advert in ms (absent: none yet).");
-	if (hs->last_advert_ms >= 0)
-		metrics_u64(f, "lbd_peer_last_advert_ms", NULL, (uint64_t)hs->last_advert_ms);
-	metrics_one(f, "lbd_heartbeat_adverts_sent_total", "counter",
-	    "Heartbeat adverts sent (one per peer path).", hs->adverts_sent);
-	metrics_one(f, "lbd_heartbeat_adverts_received_total", "counter",
-	    "Valid heartbeat adverts received from the peer.", hs->adverts_received);
-	metrics_one(f, "lbd_heartbeat_adverts_stale_total", "counter",
-	    "Authentic adverts not used: not fresh (recorded, or the peer has not heard us).",
-	    hs->stale);
-	metrics_one(f, "lbd_heartbeat_adverts_paced_total", "counter",
-	    "Adverts the real-time pacer thread sent because the event loop was late.",
-	    hs->adverts_paced);
-	metrics_family(f, "lbd_auth_failures_total", "counter",
-	    "Cluster traffic dropped: wrong key or forged.");
-	metrics_u64(f, "lbd_auth_failures_total", hb, hs->auth_failures);
-}
-
-/* Replication: the sync layer and its channel; zeros and state "none" standalone. */
-static void
-metrics_sync(FILE *f, struct lbd *lbd, const struct hasync_status *hs)
-{
-	const char	*hb[] = { "channel", "heartbeat", NULL };
-	const char	*sy[] = { "channel", "sync", NULL };
-	struct sync	*sync = replica_sync(lbd);
-	struct sync_status st;
-	struct channel_status cs;
-	const char	*state = "none";
-
-	memset(&st, 0, sizeof(st));
-	memset(&cs, 0, sizeof(cs));
-	st.lag_ms = st.lag_p99_ms = -1;
-	if (sync != NULL) {
-		sync_get_status(sync, &st);
-		state = st.state;
-		if (sync_channel(sync) != NULL)
-			channel_get_status(sync_channel(sync), &cs);
-	}
-	metrics_u64(f, "lbd_auth_failures_total", sy, cs.auth_failures);
-	metrics_family(f, "lbd_replays_total", "counter",
-	    "Cluster traffic dropped as replayed, reordered or old.");
-	metrics_u64(f, "lbd_replays_total", hb, hs->replays);
-	metrics_u64(f, "lbd_replays_total", sy, cs.replays);
-	metrics_family(f, "lbd_malformed_total", "counter",
-	    "Cluster traffic dropped as truncated, oversized or garbage.");
-	metrics_u64(f, "lbd_malformed_total", hb, hs->malformed);
-	metrics_u64(f, "lbd_malformed_total", sy, cs.malformed);
-
-	metrics_one(f, "lbd_sync_up", "gauge",
-	    "1: the replication channel is up and both tables are in sync.",
-	    strcmp(state, "synced") == 0);
-	metrics_family(f, "lbd_sync_state", "gauge",
-	    "Replication state: 1 for the current one (none: standalone).");
-	metrics_one_hot(f, "lbd_sync_state", NULL, "state", metrics_sync_states,
-	    METRICS_NELEM(metrics_sync_states), state);
-	metrics_one(f, "lbd_sync_entries_sent_total", "counter",
-	    "Sticky entries sent to the peer, bulk included.", st.entries_sent);
-	metrics_one(f, "lbd_sync_entries_received_total", "counter",
-	    "Sticky entries received from the peer.", st.entries_received);
-	metrics_family(f, "lbd_sync_lag_ms", "gauge",
-	    "Replication lag of the last acknowledged batch in ms (absent: none yet).");
-	if (st.lag_ms >= 0)
-		metrics_double(f, "lbd_sync_lag_ms", NULL, st.lag_ms);
-	metrics_family(f, "lbd_sync_lag_p99_ms", "gauge",
-	    "p99 replication lag over the last 1024 batches in ms (absent: none yet).");
-	if (st.lag_p99_ms >= 0)
-		metrics_double(f, "lbd_sync_lag_p99_ms", NULL, st.lag_p99_ms);
 }
 
 static void
@@ -428,21 +345,14 @@ metrics_pipes(FILE *f)
 char *
 metrics_render(struct lbd *lbd)
 {
-	struct hasync_status hs;
 	FILE		*f;
 	char		*text = NULL;
 	size_t		 len = 0;
 
-	memset(&hs, 0, sizeof(hs));
-	hs.role = HASYNC_INIT;
-	hs.peer_state = lbd->conf->has_peer ? "unknown" : "none";
-	hs.last_advert_ms = -1;
-	if (lbd->ha != NULL)
-		hasync_get_status(lbd->ha, &hs);
 	if ((f = open_memstream(&text, &len)) == NULL)
 		return NULL;
-	metrics_ha(f, lbd, &hs);
-	metrics_sync(f, lbd, &hs);
+	metrics_process(f, lbd);
+	cluster_metrics(f, lbd);	/* HA and replication */
 	metrics_backends(f, lbd);
 	metrics_sticky(f, lbd);
 	metrics_clients(f, lbd);
