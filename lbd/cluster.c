@@ -13,15 +13,13 @@
 #include "lbd.h"
 #include "hasync.h"
 
-#define CLUSTER_NELEM(a)	(sizeof(a) / sizeof((a)[0]))	/* entries of a static array */
-
 /* The limits lbd's config checks are the ones hasync takes: names and paths pass unchanged. */
 _Static_assert(LBD_NAME_MAX == HASYNC_NAME_MAX, "node names: lbd and hasync disagree");
 _Static_assert(LBD_MAX_PEER_PATHS == HASYNC_MAX_PEER_ADDR, "peer paths: lbd and hasync disagree");
 _Static_assert(LBD_ADVERT_INTERVAL_MIN == HASYNC_INTERVAL_MIN &&
     LBD_ADVERT_INTERVAL_MAX == HASYNC_INTERVAL_MAX, "advert_interval_ms: lbd and hasync disagree");
 
-/* Values of the one-hot metric families, in the order they are written. */
+/* Values of the one-hot lbd_role and lbd_sync_state families, in the order they are written. */
 static const char *const cluster_roles[] = { "INIT", "BACKUP", "MASTER", "FAULT" };
 static const char *const cluster_sync_states[] = {
 	"none", "down", "connecting", "bulk", "synced"
@@ -435,34 +433,34 @@ cluster_metrics_ha(FILE *f, const struct hasync_status *hs)
 {
 	const char	*hb[] = { "channel", "heartbeat", NULL };
 
-	metrics_family(f, "lbd_role", "gauge",
+	prom_family(f, "lbd_role", "gauge",
 	    "HA role: 1 for the current one, 0 for the others.");
-	metrics_one_hot(f, "lbd_role", NULL, "role", cluster_roles,
-	    CLUSTER_NELEM(cluster_roles), hasync_role_str(hs->role));
-	metrics_one(f, "lbd_vip_held", "gauge", "1: the VIP is on this node's interface.",
+	prom_one_hot(f, "lbd_role", NULL, "role", cluster_roles,
+	    LBD_NELEM(cluster_roles), hasync_role_str(hs->role));
+	prom_one(f, "lbd_vip_held", "gauge", "1: the VIP is on this node's interface.",
 	    hs->vip_held);
-	metrics_one(f, "lbd_role_changes_total", "counter",
+	prom_one(f, "lbd_role_changes_total", "counter",
 	    "HA role transitions (failovers) since start.", hs->role_changes);
-	metrics_one(f, "lbd_peer_up", "gauge",
+	prom_one(f, "lbd_peer_up", "gauge",
 	    "1: the peer's adverts arrive (peer state alive).",
 	    strcmp(hs->peer_state, "alive") == 0);
-	metrics_family(f, "lbd_peer_last_advert_ms", "gauge",
+	prom_family(f, "lbd_peer_last_advert_ms", "gauge",
 	    "Age of the peer's last valid advert in ms (absent: none yet).");
 	if (hs->last_advert_ms >= 0)
-		metrics_u64(f, "lbd_peer_last_advert_ms", NULL, (uint64_t)hs->last_advert_ms);
-	metrics_one(f, "lbd_heartbeat_adverts_sent_total", "counter",
+		prom_u64(f, "lbd_peer_last_advert_ms", NULL, (uint64_t)hs->last_advert_ms);
+	prom_one(f, "lbd_heartbeat_adverts_sent_total", "counter",
 	    "Heartbeat adverts sent (one per peer path).", hs->adverts_sent);
-	metrics_one(f, "lbd_heartbeat_adverts_received_total", "counter",
+	prom_one(f, "lbd_heartbeat_adverts_received_total", "counter",
 	    "Valid heartbeat adverts received from the peer.", hs->adverts_received);
-	metrics_one(f, "lbd_heartbeat_adverts_stale_total", "counter",
+	prom_one(f, "lbd_heartbeat_adverts_stale_total", "counter",
 	    "Authentic adverts not used: not fresh (recorded, or the peer has not heard us).",
 	    hs->stale);
-	metrics_one(f, "lbd_heartbeat_adverts_paced_total", "counter",
+	prom_one(f, "lbd_heartbeat_adverts_paced_total", "counter",
 	    "Adverts the real-time pacer thread sent because the event loop was late.",
 	    hs->adverts_paced);
-	metrics_family(f, "lbd_auth_failures_total", "counter",
+	prom_family(f, "lbd_auth_failures_total", "counter",
 	    "Cluster traffic dropped: wrong key or forged.");
-	metrics_u64(f, "lbd_auth_failures_total", hb, hs->auth_failures);
+	prom_u64(f, "lbd_auth_failures_total", hb, hs->auth_failures);
 }
 
 /* Replication: the sync layer and its channel; zeros and state "none" standalone. */
@@ -485,35 +483,35 @@ cluster_metrics_sync(FILE *f, struct lbd *lbd, const struct hasync_status *hs)
 		if (sync_channel(sync) != NULL)
 			channel_get_status(sync_channel(sync), &cs);
 	}
-	metrics_u64(f, "lbd_auth_failures_total", sy, cs.auth_failures);
-	metrics_family(f, "lbd_replays_total", "counter",
+	prom_u64(f, "lbd_auth_failures_total", sy, cs.auth_failures);
+	prom_family(f, "lbd_replays_total", "counter",
 	    "Cluster traffic dropped as replayed, reordered or old.");
-	metrics_u64(f, "lbd_replays_total", hb, hs->replays);
-	metrics_u64(f, "lbd_replays_total", sy, cs.replays);
-	metrics_family(f, "lbd_malformed_total", "counter",
+	prom_u64(f, "lbd_replays_total", hb, hs->replays);
+	prom_u64(f, "lbd_replays_total", sy, cs.replays);
+	prom_family(f, "lbd_malformed_total", "counter",
 	    "Cluster traffic dropped as truncated, oversized or garbage.");
-	metrics_u64(f, "lbd_malformed_total", hb, hs->malformed);
-	metrics_u64(f, "lbd_malformed_total", sy, cs.malformed);
+	prom_u64(f, "lbd_malformed_total", hb, hs->malformed);
+	prom_u64(f, "lbd_malformed_total", sy, cs.malformed);
 
-	metrics_one(f, "lbd_sync_up", "gauge",
+	prom_one(f, "lbd_sync_up", "gauge",
 	    "1: the replication channel is up and both tables are in sync.",
 	    strcmp(state, "synced") == 0);
-	metrics_family(f, "lbd_sync_state", "gauge",
+	prom_family(f, "lbd_sync_state", "gauge",
 	    "Replication state: 1 for the current one (none: standalone).");
-	metrics_one_hot(f, "lbd_sync_state", NULL, "state", cluster_sync_states,
-	    CLUSTER_NELEM(cluster_sync_states), state);
-	metrics_one(f, "lbd_sync_entries_sent_total", "counter",
+	prom_one_hot(f, "lbd_sync_state", NULL, "state", cluster_sync_states,
+	    LBD_NELEM(cluster_sync_states), state);
+	prom_one(f, "lbd_sync_entries_sent_total", "counter",
 	    "Sticky entries sent to the peer, bulk included.", st.entries_sent);
-	metrics_one(f, "lbd_sync_entries_received_total", "counter",
+	prom_one(f, "lbd_sync_entries_received_total", "counter",
 	    "Sticky entries received from the peer.", st.entries_received);
-	metrics_family(f, "lbd_sync_lag_ms", "gauge",
+	prom_family(f, "lbd_sync_lag_ms", "gauge",
 	    "Replication lag of the last acknowledged batch in ms (absent: none yet).");
 	if (st.lag_ms >= 0)
-		metrics_double(f, "lbd_sync_lag_ms", NULL, st.lag_ms);
-	metrics_family(f, "lbd_sync_lag_p99_ms", "gauge",
+		prom_double(f, "lbd_sync_lag_ms", NULL, st.lag_ms);
+	prom_family(f, "lbd_sync_lag_p99_ms", "gauge",
 	    "p99 replication lag over the last 1024 batches in ms (absent: none yet).");
 	if (st.lag_p99_ms >= 0)
-		metrics_double(f, "lbd_sync_lag_p99_ms", NULL, st.lag_p99_ms);
+		prom_double(f, "lbd_sync_lag_p99_ms", NULL, st.lag_p99_ms);
 }
 
 void

@@ -37,6 +37,7 @@ struct event;
 #define LBD_PIPE_MEMORY_AUTO	(-1)	/* node.pipe_memory_max_mb unset: 256, at most RAM / 8 */
 #define LBD_PIPE_MEMORY_DEF_MB	256	/* its value on a host with 2 GiB of RAM or more */
 #define LBD_PIPE_MEMORY_MAX_MB	1048576	/* node.pipe_memory_max_mb upper bound: 1 TiB */
+#define LBD_NELEM(a)		(sizeof(a) / sizeof((a)[0]))	/* entries of a static array */
 
 #define LBD_DEFAULT_CONFIG	"/etc/lbd/lbd.conf"
 #define LBD_DEFAULT_SOCKET	"/run/lbd/lbd.sock"
@@ -572,16 +573,17 @@ struct metrics_status {
 void		 metrics_get_status(const struct metrics *, struct metrics_status *);
 /* lbd's state now in the text exposition format 0.0.4; malloc'ed, NULL when out of memory. */
 char		*metrics_render(struct lbd *);
-/* Writing the exposition (cluster.c writes its lines with these). */
-void		 metrics_family(FILE *, const char *name, const char *type, const char *help);
+
+/* prom.c */
+/* A family's HELP and TYPE lines. */
+void		 prom_family(FILE *, const char *name, const char *type, const char *help);
 /* name{k1="v1",...} v with labels = { k1, v1, ..., NULL } (NULL: none). */
-void		 metrics_u64(FILE *, const char *name, const char *const *labels, uint64_t v);
-void		 metrics_double(FILE *, const char *name, const char *const *labels, double v);
+void		 prom_u64(FILE *, const char *name, const char *const *labels, uint64_t v);
+void		 prom_double(FILE *, const char *name, const char *const *labels, double v);
 /* A family with one unlabelled sample. */
-void		 metrics_one(FILE *, const char *name, const char *type, const char *help,
-		    uint64_t v);
+void		 prom_one(FILE *, const char *name, const char *type, const char *help, uint64_t v);
 /* One series per value of label key: 1 for current, 0 for the others. */
-void		 metrics_one_hot(FILE *, const char *name, const char *const *labels, const char *key,
+void		 prom_one_hot(FILE *, const char *name, const char *const *labels, const char *key,
 		    const char *const *values, size_t nvalues, const char *current);
 
 /* reload.c */
