@@ -39,7 +39,7 @@ DEB_ALL	  = $(DEB_BUILD) $(DEB_TEST) $(DEB_BENCH)
 
 all: $(BUILD)/lbd $(BUILD)/lbctl
 
-# Installs the Debian packages of SPEC section 3 when any is missing.
+# Installs the build, test and bench Debian packages (DEB_ALL) when any is missing.
 deps:
 	@missing=$$(for p in $(DEB_ALL); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

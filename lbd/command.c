@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "lbd.h"
-#include "hasync.h"
 
 #define COMMAND_MAX_TOKENS	8		/* words in a request line */
 #define COMMAND_LIST_MAX	512		/* bytes of a "backends: A, B" hint */
@@ -386,7 +385,7 @@ command_failover(struct command_req *req, char **argv, int argc)
 		return view_error("standalone node: there is no peer to hand the VIP to");
 	if (lbd->ha == NULL)
 		return view_error("the heartbeat is not running");
-	if ((why = hasync_failover(lbd->ha)) != NULL)
+	if ((why = cluster_failover(lbd)) != NULL)
 		return view_error("failover refused: %s", why);
 	log_info("failover requested by lbctl: handing the VIP to %s", lbd->conf->peer_name);
 	return json_pack("{s:s, s:s}", "failover", "started", "to", lbd->conf->peer_name);

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -27,6 +28,8 @@ struct event;
 #define LBD_MAX_BACKENDS	64	/* backends per service */
 #define LBD_MAX_RANGES		32	/* port entries ("21", "1025-1052") per service */
 #define LBD_MAX_PEER_PATHS	4	/* addresses the peer can be reached at */
+#define LBD_ADVERT_INTERVAL_MIN	10	/* cluster.advert_interval_ms lower bound, ms */
+#define LBD_ADVERT_INTERVAL_MAX	10000	/* cluster.advert_interval_ms upper bound, ms */
 #define LBD_CONTROL_LINE_MAX	1024	/* longest control request line */
 #define LBD_DEF_REQUEST_TIMEOUT_MS 5000	/* control/metrics.request_timeout_ms: a request's deadline */
 #define LBD_MAX_RELAY_THREADS	64	/* node.relay_threads upper bound */
@@ -34,6 +37,7 @@ struct event;
 #define LBD_PIPE_MEMORY_AUTO	(-1)	/* node.pipe_memory_max_mb unset: 256, at most RAM / 8 */
 #define LBD_PIPE_MEMORY_DEF_MB	256	/* its value on a host with 2 GiB of RAM or more */
 #define LBD_PIPE_MEMORY_MAX_MB	1048576	/* node.pipe_memory_max_mb upper bound: 1 TiB */
+#define LBD_NELEM(a)		(sizeof(a) / sizeof((a)[0]))	/* entries of a static array */
 
 #define LBD_DEFAULT_CONFIG	"/etc/lbd/lbd.conf"
 #define LBD_DEFAULT_SOCKET	"/run/lbd/lbd.sock"
@@ -241,7 +245,6 @@ struct service {
 
 struct control;
 struct hasync;
-struct channel;
 struct replica;
 struct sync;
 
@@ -269,7 +272,7 @@ struct lbd {
 	struct control	*control;	/* control socket, control.c */
 	struct bus_sub	 bus[BUS_MAX_SUBSCRIBERS];	/* event bus listeners, bus.c */
 	struct metrics	*metrics;	/* Prometheus endpoint, metrics.c; NULL when off */
-	struct hasync	*ha;		/* heartbeat, role and VIP, hasync/heartbeat.c */
+	struct hasync	*ha;		/* heartbeat, role and VIP: hasync, opened by cluster.c */
 	uint64_t	 started_ms;	/* monotonic start time */
 	bool		 stopping;	/* SIGTERM/SIGINT received */
 	struct replica	*replica;	/* sticky replication, replica.c; NULL standalone */
@@ -294,7 +297,6 @@ void		 fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn))
 /* util.c */
 uint64_t	 now_ms(void);			/* CLOCK_MONOTONIC in ms */
 uint32_t	 now_s(void);			/* CLOCK_MONOTONIC in s */
-int		 fd_set_nonblock(int fd);
 int		 fd_count_open(void);		/* entries in /proc/self/fd */
 void		 sd_notify_ready(void);		/* systemd Type=notify: READY=1 */
 struct service	*lbd_service_by_name(struct lbd *, const char *name);
@@ -398,7 +400,7 @@ size_t		 sticky_entry_size(void);
 /* Runs examined by inserts sorted by expiry (the peer's entries) so far: their cost. */
 uint64_t	 sticky_insert_steps(const struct sticky_table *);
 /*
- * Replication (SPEC 7, driven by replica.c). Versions come from this node's
+ * Replication (driven by replica.c). Versions come from this node's
  * hybrid logical clock: max(CLOCK_REALTIME ms << 16, last + 1), and every
  * version received moves it forward. name_cmp below is the sign of
  * strcmp(peer name, our name): on equal versions the greater name wins.
@@ -510,13 +512,11 @@ void		 relay_pipe_budget(const struct lbd_config *);	/* at start and on reload *
 
 /* replica.c */
 /*
- * Sticky replication with the peer (SPEC 7) through hasync's sync layer:
- * tracks every table's changes, sends them, applies the peer's. Open it
- * after ha_open (peer death seen by the channel -> hasync_peer_lost).
- * Returns: 0 (also standalone: nothing to do), -1 logged.
+ * The sticky tables as the sync layer's store: tracks every table's
+ * changes, hands them to the sync layer, applies the peer's. Started by
+ * cluster_open, which gives the sync layer its channel; tests attach a
+ * transport to replica_sync() instead. Returns: 0, -1 logged.
  */
-int		 replica_open(struct lbd *);
-/* The same without a channel (tests attach a transport to replica_sync()). */
 int		 replica_init(struct lbd *);
 void		 replica_close(struct lbd *);
 struct sync	*replica_sync(struct lbd *);		/* NULL standalone */
@@ -524,8 +524,29 @@ struct sync	*replica_sync(struct lbd *);		/* NULL standalone */
 bool		 replica_may_preempt(struct lbd *);
 /* `sticky flush`: empties svc's table (NULL: every table), replicated. Returns entries removed. */
 uint64_t	 replica_flush(struct lbd *, struct service *svc);
-/* The "sync" object of `status`: state, entries, lag and counters. */
-json_t		*replica_status(struct lbd *);
+
+/* cluster.c */
+/*
+ * The heartbeat (role, VIP, handover) and, with a peer, the sticky
+ * replication over the channel, from one translation of the config and
+ * one read of the cluster key. Returns: 0, -1 logged (cluster_close cleans up).
+ */
+int		 cluster_open(struct lbd *);
+void		 cluster_close(struct lbd *);	/* priority-0 advert first, then the channel */
+/* Graceful stop: hands the VIP over. Returns: true started (poll cluster_leaving). */
+bool		 cluster_leave(struct lbd *);
+bool		 cluster_leaving(struct lbd *);		/* the handover or the drain goes on */
+/* `lbctl failover` on a running heartbeat. Returns: NULL started, else why not. */
+const char	*cluster_failover(struct lbd *);
+int		 cluster_key_generate(char *buf, size_t len);	/* base64 key for `lbd --genkey`; -1 */
+/* The HA and sync parts of `status`. */
+json_t		*cluster_role_json(struct lbd *);	/* "INIT" while the heartbeat is not running */
+void		 cluster_vip_json(struct lbd *, json_t *vip);	/* adds held, draining, forwarding */
+json_t		*cluster_peer_json(struct lbd *);	/* name, state, priority, last_advert_ms, role */
+json_t		*cluster_ha_json(struct lbd *);		/* heartbeat counters; null when not running */
+json_t		*cluster_sync_json(struct lbd *);	/* state, entries, lag and counters */
+/* The HA and replication lines of the metrics exposition. */
+void		 cluster_metrics(FILE *, struct lbd *);
 
 /* bus.c */
 int		 bus_subscribe(struct lbd *, bus_fn *, void *arg);	/* -1: BUS_MAX_SUBSCRIBERS listen */
@@ -613,6 +634,18 @@ struct metrics_status {
 void		 metrics_get_status(const struct metrics *, struct metrics_status *);
 /* lbd's state now in the text exposition format 0.0.4; malloc'ed, NULL when out of memory. */
 char		*metrics_render(struct lbd *);
+
+/* prom.c */
+/* A family's HELP and TYPE lines. */
+void		 prom_family(FILE *, const char *name, const char *type, const char *help);
+/* name{k1="v1",...} v with labels = { k1, v1, ..., NULL } (NULL: none). */
+void		 prom_u64(FILE *, const char *name, const char *const *labels, uint64_t v);
+void		 prom_double(FILE *, const char *name, const char *const *labels, double v);
+/* A family with one unlabelled sample. */
+void		 prom_one(FILE *, const char *name, const char *type, const char *help, uint64_t v);
+/* One series per value of label key: 1 for current, 0 for the others. */
+void		 prom_one_hot(FILE *, const char *name, const char *const *labels, const char *key,
+		    const char *const *values, size_t nvalues, const char *current);
 
 /* reload.c */
 /* Runtime services from lbd->conf: backends start up until checked. Returns: 0, -1 logged. */

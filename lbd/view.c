@@ -11,7 +11,6 @@
 #include <event2/buffer.h>
 
 #include "lbd.h"
-#include "hasync.h"
 
 #define VIEW_STICKY_PAGE	10000		/* entries in one `sticky list` reply (a page) */
 #define VIEW_STICKY_PAGE_SLOTS	65536		/* table slots one page visits at most (~1 ms) */
@@ -217,51 +216,6 @@ view_vip_address(const struct lbd_config *conf)
 	return json_string(buf);
 }
 
-/*
- * Peer part of `status`, from the heartbeat. A standalone node has no peer:
- * name, priority and last_advert_ms are null and state is "none".
- */
-static json_t *
-control_peer_json(struct lbd *lbd, const struct hasync_status *hs)
-{
-	json_t	*o;
-	bool	 heard = hs != NULL && hs->last_advert_ms >= 0;
-
-	if ((o = json_object()) == NULL)
-		return NULL;
-	view_set(o, "name", lbd->conf->has_peer ? view_str(lbd->conf->peer_name) : json_null());
-	view_set(o, "state", json_string(hs != NULL ? hs->peer_state :
-	    lbd->conf->has_peer ? "unknown" : "none"));
-	view_set(o, "priority", heard ? json_integer(hs->peer_priority) : json_null());
-	view_set(o, "last_advert_ms", heard ? json_integer(hs->last_advert_ms) : json_null());
-	view_set(o, "role", heard ? json_string(hasync_role_str(hs->peer_role)) : json_null());
-	return o;
-}
-
-/* Heartbeat counters: what was sent, received and rejected. */
-static json_t *
-control_ha_json(const struct hasync_status *hs)
-{
-	if (hs == NULL)
-		return json_null();
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:s, s:I, s:I, s:b, s:I, s:b}",
-	    "adverts_sent", (json_int_t)hs->adverts_sent,
-	    "adverts_received", (json_int_t)hs->adverts_received,
-	    "auth_failures", (json_int_t)hs->auth_failures,
-	    "replays", (json_int_t)hs->replays,
-	    "malformed", (json_int_t)hs->malformed,
-	    "unknown_sender", (json_int_t)hs->unknown_sender,
-	    "peer_unreachable", (json_int_t)hs->peer_unreachable,
-	    "role_changes", (json_int_t)hs->role_changes,
-	    "advert_priority", hs->advert_priority,
-	    "reason", hs->reason != NULL ? hs->reason : "",
-	    "adverts_paced", (json_int_t)hs->adverts_paced,	/* sent for a late loop */
-	    "advert_lapses", (json_int_t)hs->advert_lapses,	/* pacer quiet: loop silent */
-	    "advert_realtime", hs->advert_realtime,		/* pacer runs SCHED_RR */
-	    "stale", (json_int_t)hs->stale,			/* not fresh: recorded, or not heard us */
-	    "peer_confirmed", hs->peer_confirmed);		/* a peer run confirmed fresh */
-}
-
 /* The pipe memory budget (node.pipe_memory_max_mb) and its use: relay.c. */
 static json_t *
 view_pipes_json(void)
@@ -276,13 +230,6 @@ view_pipes_json(void)
 	    "fallbacks", (json_int_t)st.fallbacks,	/* default-size pipes handed out */
 	    "refused", (json_int_t)st.refused,		/* F_SETPIPE_SZ refused */
 	    "pipe_size", (json_int_t)st.pipe_size);
-}
-
-/* state, entries, lag_ms (SPEC 8), then replication counters: replica.c. */
-static json_t *
-control_sync_json(struct lbd *lbd)
-{
-	return replica_status(lbd);
 }
 
 /* The control socket's clients and refusals: struct control_status. */
@@ -319,32 +266,24 @@ view_metrics_json(struct lbd *lbd)
 json_t *
 view_status(struct lbd *lbd, const struct control_status *cs)
 {
-	struct hasync_status	 hst, *hs = NULL;
 	json_t			*o, *vip, *services;
 	uint64_t		 now = now_ms();
 	int			 i;
 
-	if (lbd->ha != NULL) {
-		hasync_get_status(lbd->ha, &hst);
-		hs = &hst;
-	}
 	if ((o = json_object()) == NULL)
 		return NULL;
 	view_set(o, "node", view_str(lbd->conf->node_name));
-	view_set(o, "role", json_string(hasync_role_str(hs != NULL ? hs->role : HASYNC_INIT)));
+	view_set(o, "role", cluster_role_json(lbd));
 	view_set_int(o, "priority", (uint64_t)lbd->conf->node_priority);
 	if ((vip = json_object()) != NULL) {
 		view_set(vip, "address", view_vip_address(lbd->conf));
 		view_set(vip, "interface", view_str(lbd->conf->vip_interface));
-		view_set(vip, "held", json_boolean(hs != NULL && hs->vip_held));
-		/* Planned handover (steer.c): the old MASTER drains, the new one forwards. */
-		view_set(vip, "draining", json_boolean(hs != NULL && hs->draining));
-		view_set(vip, "forwarding", json_boolean(hs != NULL && hs->forwarding));
+		cluster_vip_json(lbd, vip);	/* held, draining, forwarding */
 	}
 	view_set(o, "vip", vip);
-	view_set(o, "peer", control_peer_json(lbd, hs));
-	view_set(o, "sync", control_sync_json(lbd));
-	view_set(o, "ha", control_ha_json(hs));
+	view_set(o, "peer", cluster_peer_json(lbd));
+	view_set(o, "sync", cluster_sync_json(lbd));
+	view_set(o, "ha", cluster_ha_json(lbd));
 	view_set_int(o, "uptime_s", now >= lbd->started_ms ? (now - lbd->started_ms) / 1000 : 0);
 	view_set_int(o, "relay_threads", (uint64_t)relay_threads());	/* 0: in the main loop */
 	view_set(o, "pipes", view_pipes_json());

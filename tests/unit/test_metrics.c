@@ -436,7 +436,7 @@ test_render_removed_backend(void **state)
 	svc->conf.nbackends = 2;
 }
 
-/* Without a heartbeat (before ha_open): role INIT, nothing held. */
+/* Without a heartbeat (before cluster_open): role INIT, nothing held. */
 static void
 test_render_without_ha(void **state)
 {

@@ -364,12 +364,17 @@ test_bulk_and_status(void **state)
 	json_t		*js, *bulk;
 	uint32_t	 now = now_s();
 
-	/* Standalone: no replica, "none", may preempt. */
+	/* Standalone: a heartbeat but no replica, "none", may preempt. */
 	f->conf.has_peer = false;
-	assert_int_equal(replica_open(&f->lbd), 0);
+	assert_int_equal(addr_parse("127.0.0.1", &f->conf.node_addr), 0);
+	f->conf.node_priority = 100;
+	f->conf.advert_interval_ms = 100;
+	assert_int_equal(cluster_open(&f->lbd), 0);
+	assert_non_null(f->lbd.ha);
 	assert_null(f->lbd.replica);
+	cluster_close(&f->lbd);
 	assert_true(replica_may_preempt(&f->lbd));
-	js = replica_status(&f->lbd);
+	js = cluster_sync_json(&f->lbd);
 	assert_string_equal(json_string_value(json_object_get(js, "state")), "none");
 	json_decref(js);
 	f->conf.has_peer = true;
@@ -406,7 +411,7 @@ test_bulk_and_status(void **state)
 	assert_int_equal(total, 3010);
 	assert_false(replica_may_preempt(&f->lbd));
 
-	js = replica_status(&f->lbd);
+	js = cluster_sync_json(&f->lbd);
 	assert_non_null(js);
 	assert_string_equal(json_string_value(json_object_get(js, "state")), "bulk");
 	assert_int_equal(json_integer_value(json_object_get(js, "entries")), 3010);
@@ -532,7 +537,7 @@ test_loopback_lbd_pair(void **state)
 		assert_int_equal(sticky_count(b->lbd.services[1].sticky), 1);
 	}
 	{
-		json_t *js = replica_status(&a->lbd);
+		json_t *js = cluster_sync_json(&a->lbd);
 
 		assert_string_equal(json_string_value(json_object_get(js, "state")), "synced");
 		assert_true(json_is_object(json_object_get(js, "channel")));
