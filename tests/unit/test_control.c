@@ -985,38 +985,62 @@ test_misc_commands(void **state)
 	control_event(&f->lbd, "backend", NULL);
 }
 
+/* The command list lbd/control.c quotes after "valid commands: " (CONTROL_VALID_COMMANDS). */
+#define BAD_VALID	"status, backends, sticky list|get|set|clear|flush, " \
+			"backend NAME enable|disable|drain, failover, reload, monitor"
+#define BAD_ECHO_MAX	64	/* control.c's CONTROL_ECHO_MAX: input quoted back, then "..." */
+
+/* Asserts line fails with exactly the error want; frees the reply. */
+static void
+expect_error_exact(struct fixture *f, const char *line, const char *want)
+{
+	json_t		*r = run(f, line);
+	json_t		*e = json_object_get(r, "error");
+
+	assert_true(json_is_string(e));
+	if (strcmp(json_string_value(e), want) != 0)
+		fail_msg("\"%s\": error \"%s\", want \"%s\"", line, json_string_value(e), want);
+	assert_int_equal(json_object_size(r), 1);	/* the error and nothing else */
+	json_decref(r);
+}
+
 static void
 test_bad_input(void **state)
 {
 	struct fixture	*f = *state;
-	char		 junk[256], *big;
+	char		 junk[256], want[256], *big;
 	int		 i;
 
-	expect_error(f, "frobnicate", "unknown command \"frobnicate\"; valid commands: status, backends");
-	expect_error(f, "STATUS", "unknown command \"STATUS\"");
-	expect_error(f, "", "empty request");
-	expect_error(f, "   \t ", "empty request");
-	expect_error(f, "\n", "empty request");
-	expect_error(f, "a b c d e f g h i j", "too many words");
-	expect_error(f, "status\001", "control characters");
+	expect_error_exact(f, "frobnicate",
+	    "unknown command \"frobnicate\"; valid commands: " BAD_VALID);
+	expect_error_exact(f, "STATUS", "unknown command \"STATUS\"; valid commands: " BAD_VALID);
+	expect_error_exact(f, "", "empty request; valid commands: " BAD_VALID);
+	expect_error_exact(f, "   \t ", "empty request; valid commands: " BAD_VALID);
+	expect_error_exact(f, "\n", "empty request; valid commands: " BAD_VALID);
+	expect_error_exact(f, "a b c d e f g h i j", "too many words in request");
+	expect_error_exact(f, "status\001", "request contains control characters");
 
 	/* Bytes that are not UTF-8 are echoed as '?', and the reply still serialises. */
-	expect_error(f, "\xff\xfe\x80zz", "unknown command \"???zz\"");
-	expect_error(f, "sticky get \xc3\x28", "not an IP address: ?(");
+	expect_error_exact(f, "\xff\xfe\x80zz",
+	    "unknown command \"???zz\"; valid commands: " BAD_VALID);
+	expect_error_exact(f, "sticky get \xc3\x28", "not an IP address: ?(");
 
+	/* Every byte value but NUL: the first, 0x01, is a control character. */
 	for (i = 0; i < (int)sizeof(junk) - 1; i++)
 		junk[i] = (char)(1 + (i * 37) % 255);
 	junk[sizeof(junk) - 1] = '\0';
-	expect_error(f, junk, "");
+	expect_error_exact(f, junk, "request contains control characters");
 
 	big = malloc(4 * LBD_CONTROL_LINE_MAX);
 	assert_non_null(big);
 	memset(big, 'a', 4 * LBD_CONTROL_LINE_MAX - 1);
 	big[4 * LBD_CONTROL_LINE_MAX - 1] = '\0';
-	expect_error(f, big, "request too long");
+	expect_error_exact(f, big, "request too long");
 	/* Just short enough: a long unknown command, quoted cut short. */
 	big[LBD_CONTROL_LINE_MAX] = '\0';
-	expect_error(f, big, "...\"");
+	snprintf(want, sizeof(want), "unknown command \"%.*s...\"; valid commands: " BAD_VALID,
+	    BAD_ECHO_MAX, big);
+	expect_error_exact(f, big, want);
 	free(big);
 }
 
