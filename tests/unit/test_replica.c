@@ -1,7 +1,8 @@
 /*
  * test_replica.c - unit tests of the bridge between lbd's sticky tables
  * and the sync layer: a table change becomes a frame with the right names,
- * a remote entry lands in the right service and backend, bad names are
+ * a remote entry lands in the right service and backend, the merge rule
+ * (version, then the greater node name) end to end, bad names are
  * counted, flush and delete replicate, status; then two lbds over real
  * channels on loopback converge, with a 1M-entry bulk of real tables.
  */
@@ -178,10 +179,10 @@ attach(struct fake *f, struct cap *c)
 	cap_reset(c);
 }
 
-/* Feeds one entry from the peer. */
+/* Feeds one entry written by origin (a node name), as the peer sends it. */
 static void
-feed_entry(struct fake *f, const char *service, const char *backend, uint32_t n,
-    uint64_t version, bool deleted)
+feed_origin(struct fake *f, const char *service, const char *backend, uint32_t n,
+    uint64_t version, bool deleted, const char *origin)
 {
 	Lbd__SyncFrame	 fr = LBD__SYNC_FRAME__INIT;
 	Lbd__EntryBatch	 b = LBD__ENTRY_BATCH__INIT;
@@ -196,7 +197,7 @@ feed_entry(struct fake *f, const char *service, const char *backend, uint32_t n,
 	e.backend = (char *)backend;
 	e.expires_in_ms = 600000;
 	e.version = version;
-	e.origin = f->conf.peer_name;
+	e.origin = (char *)origin;
 	e.deleted = deleted;
 	b.n_entries = 1;
 	b.entries = &ep;
@@ -205,6 +206,14 @@ feed_entry(struct fake *f, const char *service, const char *backend, uint32_t n,
 	fr.entries = &b;
 	len = lbd__sync_frame__pack(&fr, buf);
 	assert_int_equal(sync_on_bytes(replica_sync(&f->lbd), buf, len), 0);
+}
+
+/* Feeds one entry the peer wrote. */
+static void
+feed_entry(struct fake *f, const char *service, const char *backend, uint32_t n,
+    uint64_t version, bool deleted)
+{
+	feed_origin(f, service, backend, n, version, deleted, f->conf.peer_name);
 }
 
 static struct sync_status
@@ -353,6 +362,96 @@ test_remote_apply(void **state)
 	assert_int_equal(sticky_count(f->lbd.services[0].sticky), 0);
 	cap_reset(&c);
 	fake_free(f);
+}
+
+/* A local set of client n in FTPS to backend be; returns the version it went out with. */
+static uint64_t
+local_set(struct fake *f, struct cap *c, uint32_t n, int be)
+{
+	struct lbd_ip	 ip = ipn(n);
+	Lbd__SyncFrame	*fr;
+	uint64_t	 v;
+
+	cap_reset(c);	/* acks of what was fed before */
+	sticky_set(f->lbd.services[0].sticky, &ip, be, now_s());
+	pump(10);
+	assert_int_equal(c->n, 1);
+	fr = cap_frame(c, 0);
+	assert_int_equal(fr->body_case, LBD__SYNC_FRAME__BODY_ENTRIES);
+	v = fr->entries->entries[0]->version;
+	lbd__sync_frame__free_unpacked(fr, NULL);
+	cap_reset(c);
+	return v;
+}
+
+/* FTPS's backend for client n: its index, -1 for none. */
+static int
+ftps_backend(struct fake *f, uint32_t n)
+{
+	struct lbd_ip	 ip = ipn(n);
+
+	return sticky_lookup(f->lbd.services[0].sticky, &ip, now_s());
+}
+
+/*
+ * The merge rule end to end, through the real sync layer, replica.c and
+ * sticky.c: the newer version wins; on equal versions the greater node
+ * name wins (whichever side it is); a delete is a version like any other.
+ */
+static void
+test_merge_rules(void **state)
+{
+	struct fake	*lo = fake_new("lb1", "lb2", 64);	/* the peer's name is greater */
+	struct fake	*hi = fake_new("lb2", "lb1", 64);	/* ... smaller */
+	struct cap	 c = { .n = 0 };
+	struct sync_status st;
+	uint64_t	 v;
+
+	attach(lo, &c);
+	v = local_set(lo, &c, 1, 0);
+	/* Older loses. */
+	feed_entry(lo, "FTPS", "FTPS_SVR2", 1, v - 1, false);
+	assert_int_equal(ftps_backend(lo, 1), 0);
+	/* Equal version: the peer lb2 > lb1 wins. */
+	feed_entry(lo, "FTPS", "FTPS_SVR2", 1, v, false);
+	assert_int_equal(ftps_backend(lo, 1), 1);
+	/* Our own name at that version: the change we sent, come back; ignored. */
+	feed_origin(lo, "FTPS", "FTPS_SVR1", 1, v, false, "lb1");
+	assert_int_equal(ftps_backend(lo, 1), 1);
+	/* Newer wins. */
+	feed_entry(lo, "FTPS", "FTPS_SVR1", 1, v + 1, false);
+	assert_int_equal(ftps_backend(lo, 1), 0);
+	/* A delete loses to a newer set, beats an older one; an older set then loses. */
+	feed_entry(lo, "FTPS", "", 1, v - 5, true);
+	assert_int_equal(ftps_backend(lo, 1), 0);
+	feed_entry(lo, "FTPS", "", 1, v + 2, true);
+	assert_int_equal(ftps_backend(lo, 1), -1);
+	feed_entry(lo, "FTPS", "FTPS_SVR2", 1, v + 1, false);
+	assert_int_equal(ftps_backend(lo, 1), -1);
+	st = status(lo);
+	assert_int_equal(st.entries_received, 7);
+	assert_int_equal(st.entries_applied, 3);
+	assert_int_equal(st.entries_stale, 4);
+	cap_reset(&c);
+
+	attach(hi, &c);
+	v = local_set(hi, &c, 1, 0);
+	/* Equal version: ours, lb2 > lb1, stays. */
+	feed_entry(hi, "FTPS", "FTPS_SVR2", 1, v, false);
+	assert_int_equal(ftps_backend(hi, 1), 0);
+	/* Newer from the smaller name still wins. */
+	feed_entry(hi, "FTPS", "FTPS_SVR2", 1, v + 1, false);
+	assert_int_equal(ftps_backend(hi, 1), 1);
+	/* A local change after it gets a newer version, and wins a tie the same way. */
+	v = local_set(hi, &c, 1, 0);
+	feed_entry(hi, "FTPS", "FTPS_SVR2", 1, v, false);
+	assert_int_equal(ftps_backend(hi, 1), 0);
+	st = status(hi);
+	assert_int_equal(st.entries_applied, 1);
+	assert_int_equal(st.entries_stale, 2);
+	cap_reset(&c);
+	fake_free(lo);
+	fake_free(hi);
 }
 
 static void
@@ -548,6 +647,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_change_replicated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remote_apply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_and_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loopback_lbd_pair, setup, teardown),
 	};

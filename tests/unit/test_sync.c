@@ -1,9 +1,9 @@
 /*
  * test_sync.c - unit tests of hasync's sync layer alone, against a small
- * in-memory store: frames, merge decisions, batching, coalescing, bulk in
- * bounded slices, backpressure, lag, bad input, may_preempt; then two
- * nodes over real channels on loopback (127.0.0.1 and 127.0.0.2):
- * convergence, a 1M-entry bulk and the lag at 10k updates/s.
+ * in-memory store: frames, what it hands to apply and counts, batching,
+ * coalescing, bulk in bounded slices, backpressure, lag, bad input,
+ * may_preempt; then two nodes over real channels on loopback (127.0.0.1
+ * and 127.0.0.2): convergence, a 1M-entry bulk and the lag at 10k updates/s.
  */
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -55,6 +55,10 @@ struct mstore {
 	int		 peer_lost;	/* peer_lost callbacks */
 	int		 bulk_starts;	/* bulk_start callbacks */
 	char		 state[16];	/* last state_changed */
+	bool		 scripted;	/* apply answers `verdict` and stores nothing */
+	enum sync_apply	 verdict;	/* ... that answer */
+	int		 applies;	/* apply callbacks */
+	struct sync_entry last;		/* the last entry apply was given (names not kept) */
 };
 
 /* Frames a test transport captured. */
@@ -207,7 +211,10 @@ ms_bulk_start(void *arg)
 	}
 }
 
-/* The merge rule of proto/README.md, as sticky.c has it. */
+/*
+ * The mock store's merge rule, so two mock stores converge. The real rule
+ * is sticky.c's; test_sticky.c and test_replica.c test it.
+ */
 static bool
 ms_newer(const struct mstore *m, uint64_t va, bool pa, uint64_t vb, bool pb)
 {
@@ -226,6 +233,11 @@ ms_apply(void *arg, const struct sync_entry *se)
 	uint32_t	 id;
 	int		 b = 0;
 
+	m->applies++;
+	m->last = *se;
+	m->last.service = m->last.backend = NULL;
+	if (m->scripted)
+		return m->verdict;
 	if (strcmp(se->service, MS_SERVICE) != 0)
 		return SYNC_APPLY_UNKNOWN_SERVICE;
 	if (!se->deleted) {
@@ -668,8 +680,29 @@ one_init(struct one *o, uint32_t id, const char *backend, uint64_t version, cons
 	o->f.entries = &o->b;
 }
 
+/* Feeds one entry to m whose apply answers verdict; asserts apply got it. */
 static void
-test_merge_rules(void **state)
+feed_verdict(struct mstore *m, struct one *o, enum sync_apply verdict)
+{
+	int	 applies = m->applies;
+
+	m->verdict = verdict;
+	feed(m, &o->f);
+	assert_int_equal(m->applies, applies + 1);
+	assert_true(m->last.version == o->e.version);
+	assert_int_equal(m->last.expires_in_ms, o->e.expires_in_ms);
+	assert_memory_equal(m->last.client, o->client, 16);
+	assert_int_equal(m->last.deleted, o->e.deleted);
+}
+
+/*
+ * What the sync layer does with a received entry: hands it to the store's
+ * apply with the origin as "the peer wrote it", counts apply's verdict,
+ * acks every batch and echoes nothing. Which entry wins is the store's
+ * merge rule (tested in test_sticky.c and test_replica.c), not sync.c's.
+ */
+static void
+test_apply_verdicts(void **state)
 {
 	struct mstore	*m = ms_new("lb1", "lb2", 16, NULL);
 	struct cap	 c = { 0 };
@@ -678,50 +711,42 @@ test_merge_rules(void **state)
 
 	cap_attach(m, &c);
 	sync_on_up(m->sync);
-	ms_set(m, 1, 0);
 	pump(5);
 	cap_reset(&c);
-	/* Older loses. */
-	one_init(&o, 1, "b2", m->e[1].version - 1, "lb2");
-	feed(m, &o.f);
-	assert_int_equal(m->e[1].backend, 0);
-	/* Equal version: origin lb2 > lb1 wins. */
-	one_init(&o, 1, "b2", m->e[1].version, "lb2");
-	feed(m, &o.f);
-	assert_int_equal(m->e[1].backend, 2);
-	assert_true(m->e[1].origin_peer);
-	/* Our own name comes back as "not the peer": the same change, ignored. */
-	one_init(&o, 1, "b3", m->e[1].version, "lb1");
-	feed(m, &o.f);
-	assert_int_equal(m->e[1].backend, 2);
-	/* Newer wins. */
-	one_init(&o, 1, "b1", m->e[1].version + 1, "lb2");
-	feed(m, &o.f);
-	assert_int_equal(m->e[1].backend, 1);
-	/* A delete beats an older set, loses to a newer one. */
-	one_init(&o, 1, "", m->e[1].version - 5, "lb2");
+	m->scripted = true;
+	/* The peer's name: origin_peer. */
+	one_init(&o, 1, "b2", 1000, "lb2");
+	feed_verdict(m, &o, SYNC_APPLY_OK);
+	assert_true(m->last.origin_peer);
+	/* Our own name comes back as "not the peer". */
+	one_init(&o, 1, "b3", 1000, "lb1");
+	feed_verdict(m, &o, SYNC_APPLY_STALE);
+	assert_false(m->last.origin_peer);
+	/* A delete is handed on as one, whatever the verdict. */
+	one_init(&o, 1, "", 1001, "lb2");
 	o.e.deleted = true;
-	feed(m, &o.f);
-	assert_false(m->e[1].deleted);
-	one_init(&o, 1, "", m->e[1].version + 1, "lb2");
+	feed_verdict(m, &o, SYNC_APPLY_OK);
+	assert_true(m->last.origin_peer);
+	one_init(&o, 1, "", 999, "lb2");
 	o.e.deleted = true;
-	feed(m, &o.f);
-	assert_true(m->e[1].deleted);
-	one_init(&o, 1, "b0", m->e[1].version - 1, "lb2");
-	feed(m, &o.f);
-	assert_true(m->e[1].deleted);
+	feed_verdict(m, &o, SYNC_APPLY_STALE);
+	one_init(&o, 1, "b0", 998, "lb2");
+	feed_verdict(m, &o, SYNC_APPLY_STALE);
+	/* Nothing in the mock store changed: the verdicts were the script's. */
+	assert_int_equal(ms_count(m), 0);
 	st = status(m);
-	assert_int_equal(st.entries_received, 7);
-	assert_int_equal(st.entries_applied, 3);
-	assert_int_equal(st.entries_stale, 4);
-	assert_int_equal(st.batches_received, 7);
+	assert_int_equal(st.entries_received, 5);
+	assert_int_equal(st.entries_applied, 2);
+	assert_int_equal(st.entries_stale, 3);
+	assert_int_equal(st.batches_received, 5);
+	assert_int_equal(st.bad_entries, 0);
 	/* Every batch was acked with its sequence. */
-	assert_int_equal(c.n, 7);
+	assert_int_equal(c.n, 5);
 	for (int i = 0; i < c.n; i++)
 		assert_int_equal(cap_body(&c, i), LBD__SYNC_FRAME__BODY_ACK);
 	/* Applying is not a local change: nothing is echoed. */
 	pump(5);
-	assert_int_equal(c.n, 7);
+	assert_int_equal(c.n, 5);
 	cap_free(&c);
 	ms_free(m);
 }
@@ -1327,7 +1352,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_encode_decode),
-		cmocka_unit_test_setup_teardown(test_merge_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_apply_verdicts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batching, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coalescing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_bounded, setup, teardown),
