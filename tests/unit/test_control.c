@@ -28,6 +28,7 @@
 
 #include "lbd.h"
 #include "hasync.h"
+#include "testlbd.h"
 
 #define REPLY_MAX	(1 << 20)	/* largest reply a socket test reads */
 #define LOOP_DEADLINE_MS 3000		/* a socket test gives up after this */
@@ -39,72 +40,6 @@ struct fixture {
 	struct lbd_config conf;		/* its configuration */
 	char		 dir[64];	/* temp dir of the socket tests, or "" */
 };
-
-/* Adds a service named name with backends FTP_SVR1.. to f. */
-static struct service *
-add_service(struct fixture *f, const char *name, int nbackends)
-{
-	struct service_config *sc = &f->conf.services[f->conf.nservices++];
-	struct service	*svc = &f->lbd.services[f->lbd.nservices++];
-	int		 i;
-
-	snprintf(sc->name, sizeof(sc->name), "%s", name);
-	sc->ranges[0].first = sc->ranges[0].last = 21;
-	sc->ranges[1].first = sc->ranges[1].last = 990;
-	sc->ranges[2].first = 1025;
-	sc->ranges[2].last = 1052;
-	sc->nranges = 3;
-	sc->sched = SCHED_LEASTCONN;
-	sc->sticky_timeout_s = 1800;
-	sc->sticky_size = 1000;
-	sc->nbackends = nbackends;
-	for (i = 0; i < nbackends; i++) {
-		char	 addr[32];
-
-		snprintf(sc->backends[i].name, sizeof(sc->backends[i].name), "FTP_SVR%d", i + 1);
-		snprintf(addr, sizeof(addr), "192.168.86.%d", 50 + i);
-		assert_int_equal(addr_parse(addr, &sc->backends[i].addr), 0);
-		sc->backends[i].weight = 1;
-	}
-	svc->conf = *sc;
-	svc->lbd = &f->lbd;
-	svc->nbackends = nbackends;
-	for (i = 0; i < nbackends; i++) {
-		struct backend *b = &svc->backends[i];
-
-		b->conf = sc->backends[i];
-		b->service = svc;
-		b->index = i;
-		b->up = true;
-		b->checked = true;
-		b->last_result = CHECK_RESULT_OK;
-		b->last_check_ms = now_ms();
-	}
-	TAILQ_INIT(&svc->conns);
-	svc->sticky = sticky_new((uint32_t)sc->sticky_size, (uint32_t)sc->sticky_timeout_s);
-	assert_non_null(svc->sticky);
-	return svc;
-}
-
-/* A standalone heartbeat without VIP handling (empty interface): MASTER. */
-static void
-start_standalone_ha(struct fixture *f)
-{
-	struct hasync_config	 hc;
-	char			 err[256];
-
-	memset(&hc, 0, sizeof(hc));
-	snprintf(hc.node_name, sizeof(hc.node_name), "lb1");
-	assert_int_equal(addr_parse("127.0.0.1", &hc.node_addr), 0);
-	hc.priority = 150;
-	hc.advert_interval_ms = 100;
-	hc.heartbeat_port = 7411;
-	f->lbd.base = event_base_new();
-	assert_non_null(f->lbd.base);
-	f->lbd.ha = hasync_new(f->lbd.base, &hc, NULL, NULL, err, sizeof(err));
-	assert_non_null(f->lbd.ha);
-	assert_int_equal(hasync_start(f->lbd.ha), 0);
-}
 
 static int
 setup(void **state)
@@ -119,8 +54,10 @@ setup(void **state)
 	    &f->conf.vip_prefixlen), 0);
 	snprintf(f->conf.vip_interface, sizeof(f->conf.vip_interface), "eth0");
 	f->lbd.started_ms = now_ms();
-	start_standalone_ha(f);
-	add_service(f, "FTPS_VIP", 2);
+	f->lbd.base = event_base_new();
+	assert_non_null(f->lbd.base);
+	tl_start_standalone_ha(&f->lbd);
+	tl_add_service(&f->lbd, &f->conf, "FTPS_VIP", 2);
 	*state = f;
 	return 0;
 }
@@ -807,7 +744,7 @@ static void
 test_sticky_list_pages_services(void **state)
 {
 	struct fixture	*f = *state;
-	struct service	*svc2 = add_service(f, "FTP_PLAIN", 1);
+	struct service	*svc2 = tl_add_service(&f->lbd, &f->conf, "FTP_PLAIN", 1);
 	uint8_t		*seen = calloc(12000, 1);
 	uint32_t	 i, total = 0, now = now_s();
 	json_t		*r, *e;
@@ -893,7 +830,7 @@ static void
 test_two_services(void **state)
 {
 	struct fixture	*f = *state;
-	struct service	*s2 = add_service(f, "OTHER", 1);
+	struct service	*s2 = tl_add_service(&f->lbd, &f->conf, "OTHER", 1);
 	struct lbd_ip	 a = ip("10.0.0.1");
 	json_t		*r;
 

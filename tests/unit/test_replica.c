@@ -24,6 +24,8 @@
 #include "lbd.h"
 #include "hasync.pb-c.h"
 #include "hasync.h"
+#include "testutil.h"
+#include "testlbd.h"
 
 #define BIG		200000	/* entries in the loopback bulk (test_sync times 1M) */
 
@@ -42,24 +44,6 @@ struct cap {
 
 static struct event_base *base;
 static uint16_t	 next_port;
-
-static uint64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static void
-pump(int ms)
-{
-	uint64_t end = mono_us() + (uint64_t)ms * 1000;
-
-	while (mono_us() < end)
-		event_base_loop(base, EVLOOP_NONBLOCK);
-}
 
 static void
 svc_init(struct lbd *lbd, struct service *svc, const char *name, int nb, uint32_t size)
@@ -115,15 +99,7 @@ fake_free(struct fake *f)
 static struct lbd_ip
 ipn(uint32_t n)
 {
-	struct lbd_ip ip;
-
-	memset(&ip, 0, sizeof(ip));
-	ip.bytes[10] = ip.bytes[11] = 0xff;
-	ip.bytes[12] = 10;
-	ip.bytes[13] = (uint8_t)(n >> 16);
-	ip.bytes[14] = (uint8_t)(n >> 8);
-	ip.bytes[15] = (uint8_t)n;
-	return ip;
+	return tl_ip4(10, (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n);
 }
 
 static int
@@ -175,7 +151,7 @@ attach(struct fake *f, struct cap *c)
 	assert_non_null(replica_sync(&f->lbd));
 	sync_set_transport(replica_sync(&f->lbd), &t, c);
 	sync_on_up(replica_sync(&f->lbd));
-	pump(5);
+	tu_pump(base, 5, EVLOOP_NONBLOCK);
 	cap_reset(c);
 }
 
@@ -253,7 +229,7 @@ test_change_replicated(void **state)
 	attach(f, &c);
 	/* What sched_select does for a new client. */
 	assert_non_null(sched_select(svc, &ip, now_s()));
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 1);
 	fr = cap_frame(&c, 0);
 	assert_int_equal(fr->body_case, LBD__SYNC_FRAME__BODY_ENTRIES);
@@ -270,10 +246,10 @@ test_change_replicated(void **state)
 	cap_reset(&c);
 	/* A refresh at once is coalesced away; a delete goes. */
 	assert_non_null(sched_select(svc, &ip, now_s()));
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 0);
 	assert_int_equal(sticky_delete(svc->sticky, &ip), 1);
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 1);
 	fr = cap_frame(&c, 0);
 	assert_true(fr->entries->entries[0]->deleted);
@@ -283,7 +259,7 @@ test_change_replicated(void **state)
 	sticky_set(svc->sticky, &ip, 0, now_s());
 	assert_int_equal(replica_flush(&f->lbd, svc), 1);
 	assert_int_equal(sticky_count(svc->sticky), 0);
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 1);	/* the cleared entry is not sent */
 	fr = cap_frame(&c, 0);
 	assert_int_equal(fr->body_case, LBD__SYNC_FRAME__BODY_CLEAR);
@@ -316,7 +292,7 @@ test_remote_apply(void **state)
 	assert_int_equal(sticky_lookup(f->lbd.services[0].sticky, &ip, now_s()), 1);
 	assert_int_equal(sticky_expires_in(f->lbd.services[0].sticky, &ip, now_s()), 600);
 	/* Not echoed. */
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	for (int i = 0; i < c.n; i++) {
 		Lbd__SyncFrame *fr = cap_frame(&c, i);
 
@@ -333,7 +309,7 @@ test_remote_apply(void **state)
 	/* A local use of a remote entry is ours now, and goes back with a newer version. */
 	cap_reset(&c);
 	sticky_set(f->lbd.services[0].sticky, &ip, 0, now_s());
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 1);
 	{
 		Lbd__SyncFrame *fr = cap_frame(&c, 0);
@@ -374,7 +350,7 @@ local_set(struct fake *f, struct cap *c, uint32_t n, int be)
 
 	cap_reset(c);	/* acks of what was fed before */
 	sticky_set(f->lbd.services[0].sticky, &ip, be, now_s());
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c->n, 1);
 	fr = cap_frame(c, 0);
 	assert_int_equal(fr->body_case, LBD__SYNC_FRAME__BODY_ENTRIES);
@@ -488,7 +464,7 @@ test_bulk_and_status(void **state)
 	/* attach() reset the capture; bulk again by reconnecting. */
 	sync_on_down(replica_sync(&f->lbd), "test", false);
 	sync_on_up(replica_sync(&f->lbd));
-	pump(20);
+	tu_pump(base, 20, EVLOOP_NONBLOCK);
 	for (int i = 0; i < c.n; i++) {
 		Lbd__SyncFrame *fr = cap_frame(&c, i);
 
@@ -525,16 +501,6 @@ test_bulk_and_status(void **state)
 /* ---------------------------------------------------------------- loopback */
 
 static void
-set_addr(struct sockaddr_storage *ss, const char *s)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	sin->sin_family = AF_INET;
-	assert_int_equal(inet_pton(AF_INET, s, &sin->sin_addr), 1);
-}
-
-static void
 node_start(struct fake *f, const char *addr, const char *peer_addr, uint16_t port,
     const uint8_t *key)
 {
@@ -544,9 +510,9 @@ node_start(struct fake *f, const char *addr, const char *peer_addr, uint16_t por
 	assert_int_equal(replica_init(&f->lbd), 0);
 	memset(&cc, 0, sizeof(cc));
 	snprintf(cc.node_name, sizeof(cc.node_name), "%s", f->conf.node_name);
-	set_addr(&cc.node_addr, addr);
+	tu_set_addr(&cc.node_addr, addr, 0);
 	snprintf(cc.peer_name, sizeof(cc.peer_name), "%s", f->conf.peer_name);
-	set_addr(&cc.peer_addr[0], peer_addr);
+	tu_set_addr(&cc.peer_addr[0], peer_addr, 0);
 	cc.npeer_addr = 1;
 	cc.sync_port = port;
 	memcpy(cc.key, key, HASYNC_KEY_LEN);
@@ -591,13 +557,13 @@ test_loopback_lbd_pair(void **state)
 	}
 	node_start(b, "127.0.0.2", "127.0.0.1", port, key);
 	node_start(a, "127.0.0.1", "127.0.0.2", port, key);
-	t0 = mono_us();
-	while (!(synced(a) && synced(b)) && mono_us() - t0 < 60000000)
+	t0 = tu_now_us();
+	while (!(synced(a) && synced(b)) && tu_now_us() - t0 < 60000000)
 		event_base_loop(base, EVLOOP_NONBLOCK);
 	sb = status(b);
 	printf("replica: bulk of %llu sticky entries (real tables): %.3f s at the receiver, "
 	    "%.3f s from start\n", (unsigned long long)sb.last_bulk_entries,
-	    sb.last_bulk_ms / 1000.0, (double)(mono_us() - t0) / 1e6);
+	    sb.last_bulk_ms / 1000.0, (double)(tu_now_us() - t0) / 1e6);
 	assert_true(synced(a) && synced(b));
 	assert_int_equal(sticky_count(b->lbd.services[0].sticky), BIG);
 	same_tables(a, b);
@@ -619,14 +585,14 @@ test_loopback_lbd_pair(void **state)
 
 		sticky_set(b->lbd.services[1].sticky, &x, 0, now_s());
 		sticky_set(a->lbd.services[0].sticky, &y, 0, now_s());	/* re-pick: 5 % 2 was 1 */
-		pump(100);
+		tu_pump(base, 100, EVLOOP_NONBLOCK);
 		assert_int_equal(sticky_lookup(a->lbd.services[1].sticky, &x, now_s()), 0);
 		assert_int_equal(sticky_lookup(b->lbd.services[0].sticky, &y, now_s()), 0);
 		assert_int_equal(sticky_delete(b->lbd.services[0].sticky, &y), 1);
-		pump(100);
+		tu_pump(base, 100, EVLOOP_NONBLOCK);
 		assert_int_equal(sticky_lookup(a->lbd.services[0].sticky, &y, now_s()), -1);
 		replica_flush(&a->lbd, &a->lbd.services[0]);
-		pump(300);
+		tu_pump(base, 300, EVLOOP_NONBLOCK);
 		assert_int_equal(sticky_count(b->lbd.services[0].sticky), 0);
 		assert_int_equal(sticky_count(b->lbd.services[1].sticky), 1);
 	}

@@ -22,6 +22,7 @@
 
 #include "hasync.pb-c.h"
 #include "hasync.h"
+#include "testutil.h"
 
 #define MS_SERVICE	"svc"		/* the mock store's one service */
 #define MS_BACKENDS	4		/* its backends: b0..b3 */
@@ -73,25 +74,6 @@ struct cap {
 static struct event_base *base;
 static uint16_t	 next_port;
 static uint8_t	 cluster_key[HASYNC_KEY_LEN];
-
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-/* Runs the loop for ms milliseconds without blocking on an empty loop. */
-static void
-pump(int ms)
-{
-	uint64_t end = now_us() + (uint64_t)ms * 1000;
-
-	while (now_us() < end)
-		event_base_loop(base, EVLOOP_NONBLOCK);
-}
 
 /* ---------------------------------------------------------------- mock store */
 
@@ -711,7 +693,7 @@ test_apply_verdicts(void **state)
 
 	cap_attach(m, &c);
 	sync_on_up(m->sync);
-	pump(5);
+	tu_pump(base, 5, EVLOOP_NONBLOCK);
 	cap_reset(&c);
 	m->scripted = true;
 	/* The peer's name: origin_peer. */
@@ -745,7 +727,7 @@ test_apply_verdicts(void **state)
 	for (int i = 0; i < c.n; i++)
 		assert_int_equal(cap_body(&c, i), LBD__SYNC_FRAME__BODY_ACK);
 	/* Applying is not a local change: nothing is echoed. */
-	pump(5);
+	tu_pump(base, 5, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 5);
 	cap_free(&c);
 	ms_free(m);
@@ -760,7 +742,7 @@ test_batching(void **state)
 
 	cap_attach(m, &c);
 	sync_on_up(m->sync);
-	pump(5);	/* empty bulk: BulkBegin, BulkEnd */
+	tu_pump(base, 5, EVLOOP_NONBLOCK);	/* empty bulk: BulkBegin, BulkEnd */
 	assert_int_equal(c.n, 2);
 	assert_int_equal(cap_body(&c, 0), LBD__SYNC_FRAME__BODY_BULK_BEGIN);
 	assert_int_equal(cap_body(&c, 1), LBD__SYNC_FRAME__BODY_BULK_END);
@@ -768,7 +750,7 @@ test_batching(void **state)
 	for (uint32_t i = 0; i < 2500; i++)
 		ms_set(m, i, (uint8_t)(i % MS_BACKENDS));
 	assert_int_equal(c.n, 0);	/* not in the same turn */
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 3);
 	assert_int_equal(cap_batch_size(&c, 0), 1000);
 	assert_int_equal(cap_batch_size(&c, 1), 1000);
@@ -798,11 +780,11 @@ test_coalescing(void **state)
 
 	cap_attach(m, &c);
 	sync_on_up(m->sync);
-	pump(5);
+	tu_pump(base, 5, EVLOOP_NONBLOCK);
 	cap_reset(&c);
 	for (int i = 0; i < 100; i++)
 		ms_set(m, 5, (uint8_t)(i % MS_BACKENDS));
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 1);
 	f = cap_frame(&c, 0);
 	assert_int_equal(f->entries->n_entries, 1);
@@ -867,21 +849,21 @@ test_backpressure(void **state)
 
 	cap_attach(m, &c);
 	sync_on_up(m->sync);
-	pump(5);
+	tu_pump(base, 5, EVLOOP_NONBLOCK);
 	cap_reset(&c);
 	c.queued = SYNC_QUEUE_HIGH + 1;	/* a slow peer */
 	for (uint32_t i = 0; i < 100000; i++) {
 		ms_set(m, i % 1000, (uint8_t)(i % MS_BACKENDS));
 		assert_true(m->ndirty <= 1000);	/* pending stays bounded by the keys */
 	}
-	pump(20);
+	tu_pump(base, 20, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 0);
 	st = status(m);
 	assert_true(st.held > 0);
 	assert_int_equal(m->ndirty, 1000);
 	/* The queue drains: everything goes, once per key. */
 	c.queued = 0;
-	pump(20);
+	tu_pump(base, 20, EVLOOP_NONBLOCK);
 	assert_int_equal(m->ndirty, 0);
 	st = status(m);
 	assert_int_equal(st.entries_sent, 1000);
@@ -890,10 +872,10 @@ test_backpressure(void **state)
 	sync_on_down(m->sync, "test", false);
 	cap_reset(&c);
 	sync_on_up(m->sync);
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 1);	/* BulkBegin only */
 	c.queued = 0;
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(cap_body(&c, c.n - 1), LBD__SYNC_FRAME__BODY_BULK_END);
 	cap_free(&c);
 	ms_free(m);
@@ -908,15 +890,15 @@ test_send_failure_resync(void **state)
 
 	cap_attach(m, &c);
 	sync_on_up(m->sync);
-	pump(5);
+	tu_pump(base, 5, EVLOOP_NONBLOCK);
 	cap_reset(&c);
 	c.fail = true;		/* queue full */
 	ms_set(m, 3, 1);
-	pump(5);
+	tu_pump(base, 5, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 0);
 	assert_int_equal(m->ndirty, 0);	/* taken, and the send failed... */
 	c.fail = false;
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	/* ... so a full resync carries it. */
 	st = status(m);
 	assert_int_equal(st.resyncs, 1);
@@ -942,7 +924,7 @@ test_lag(void **state)
 	cap_attach(b, &cb);
 	sync_on_up(a->sync);
 	sync_on_up(b->sync);
-	pump(5);
+	tu_pump(base, 5, EVLOOP_NONBLOCK);
 	cap_deliver(&ca, b);
 	cap_deliver(&cb, a);
 	cap_deliver(&ca, b);	/* acks of bulk batches: no lag sample */
@@ -951,10 +933,10 @@ test_lag(void **state)
 	assert_string_equal(a->state, "synced");
 	assert_true(sync_may_preempt(a->sync));
 	for (int round = 0; round < 10; round++) {
-		uint64_t t0 = now_us();
+		uint64_t t0 = tu_now_us();
 
 		ms_set(a, (uint32_t)round, 1);
-		while (ca.n == 0 && now_us() - t0 < 1000000)
+		while (ca.n == 0 && tu_now_us() - t0 < 1000000)
 			event_base_loop(base, EVLOOP_NONBLOCK);
 		assert_int_equal(ca.n, 1);
 		usleep(2000);
@@ -1154,16 +1136,6 @@ test_may_preempt(void **state)
 /* ---------------------------------------------------------------- loopback */
 
 static void
-set_addr(struct sockaddr_storage *ss, const char *s)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	sin->sin_family = AF_INET;
-	assert_int_equal(inet_pton(AF_INET, s, &sin->sin_addr), 1);
-}
-
-static void
 node_start(struct mstore *m, const char *addr, const char *peer, const char *peer_addr,
     uint16_t port)
 {
@@ -1172,9 +1144,9 @@ node_start(struct mstore *m, const char *addr, const char *peer, const char *pee
 
 	memset(&cc, 0, sizeof(cc));
 	snprintf(cc.node_name, sizeof(cc.node_name), "%s", m->name);
-	set_addr(&cc.node_addr, addr);
+	tu_set_addr(&cc.node_addr, addr, 0);
 	snprintf(cc.peer_name, sizeof(cc.peer_name), "%s", peer);
-	set_addr(&cc.peer_addr[0], peer_addr);
+	tu_set_addr(&cc.peer_addr[0], peer_addr, 0);
 	cc.npeer_addr = 1;
 	cc.sync_port = port;
 	memcpy(cc.key, cluster_key, sizeof(cc.key));
@@ -1187,27 +1159,27 @@ node_start(struct mstore *m, const char *addr, const char *peer, const char *pee
 static int64_t
 wait_synced(struct mstore *a, struct mstore *b, int timeout_ms)
 {
-	uint64_t start = now_us();
+	uint64_t start = tu_now_us();
 
 	while (strcmp(a->state, "synced") != 0 || strcmp(b->state, "synced") != 0) {
-		if (now_us() - start > (uint64_t)timeout_ms * 1000)
+		if (tu_now_us() - start > (uint64_t)timeout_ms * 1000)
 			return -1;
 		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 	}
-	return (int64_t)(now_us() - start) / 1000;
+	return (int64_t)(tu_now_us() - start) / 1000;
 }
 
 /* Pumps until neither side has anything pending or unacked, then a bit more. */
 static void
 settle(struct mstore *a, struct mstore *b)
 {
-	uint64_t start = now_us();
+	uint64_t start = tu_now_us();
 
 	do {
-		pump(20);
+		tu_pump(base, 20, EVLOOP_NONBLOCK);
 	} while ((a->ndirty > 0 || b->ndirty > 0 ||
 	    status(a).acks < status(a).batches_sent || status(b).acks < status(b).batches_sent) &&
-	    now_us() - start < 5000000);
+	    tu_now_us() - start < 5000000);
 }
 
 static void
@@ -1248,7 +1220,7 @@ test_loopback_converge(void **state)
 	/* The peer process dies: its kernel closes the channel, we are told. */
 	sync_free(b->sync);
 	b->sync = NULL;
-	pump(200);
+	tu_pump(base, 200, EVLOOP_NONBLOCK);
 	assert_int_equal(a->peer_lost, 1);
 	assert_string_equal(a->state, "connecting");
 	ms_free(a);
@@ -1269,7 +1241,7 @@ test_loopback_bulk_1m(void **state)
 		ms_set(a, i, (uint8_t)(i % MS_BACKENDS));
 	node_start(b, "127.0.0.2", "lb1", "127.0.0.1", port);
 	node_start(a, "127.0.0.1", "lb2", "127.0.0.2", port);
-	t0 = now_us();
+	t0 = tu_now_us();
 	ms = wait_synced(a, b, 60000);
 	assert_true(ms >= 0);
 	sa = status(a);
@@ -1277,7 +1249,7 @@ test_loopback_bulk_1m(void **state)
 	printf("sync: bulk of %llu entries: %.3f s BulkBegin..BulkEnd at the receiver, "
 	    "%.3f s from start (connect included); %llu batches, %.0f entries/frame\n",
 	    (unsigned long long)sb.last_bulk_entries, sb.last_bulk_ms / 1000.0,
-	    (double)(now_us() - t0) / 1e6, (unsigned long long)sa.batches_sent,
+	    (double)(tu_now_us() - t0) / 1e6, (unsigned long long)sa.batches_sent,
 	    (double)sa.entries_sent / (double)sa.batches_sent);
 	assert_int_equal(sb.last_bulk_entries, BIG_BULK);
 	assert_int_equal(ms_count(b), BIG_BULK);
@@ -1300,7 +1272,7 @@ static void
 lag_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct lagrun	*r = arg;
-	uint64_t	 due = (now_us() - r->start_us) * LAG_RATE / 1000;
+	uint64_t	 due = (tu_now_us() - r->start_us) * LAG_RATE / 1000;
 
 	while (r->done < due) {
 		r->rnd ^= r->rnd << 13;
@@ -1326,9 +1298,9 @@ test_loopback_lag(void **state)
 	node_start(a, "127.0.0.1", "lb2", "127.0.0.2", port);
 	assert_true(wait_synced(a, b, 5000) >= 0);
 	ev = event_new(base, -1, EV_PERSIST, lag_tick, &run);
-	run.start_us = now_us();
+	run.start_us = tu_now_us();
 	evtimer_add(ev, &tv);
-	pump(LAG_RUN_MS);
+	tu_pump(base, LAG_RUN_MS, EVLOOP_NONBLOCK);
 	event_free(ev);
 	settle(a, b);
 	st = status(a);
