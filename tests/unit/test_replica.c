@@ -26,6 +26,7 @@
 #include "hasync.h"
 #include "testutil.h"
 #include "testlbd.h"
+#include "testcap.h"
 
 #define BIG		200000	/* entries in the loopback bulk (test_sync times 1M) */
 
@@ -33,13 +34,6 @@
 struct fake {
 	struct lbd	 lbd;		/* the daemon */
 	struct lbd_config conf;		/* its configuration */
-};
-
-/* Frames a test transport captured. */
-struct cap {
-	uint8_t		*buf[256];	/* packed frames */
-	size_t		 len[256];	/* their lengths */
-	int		 n;		/* count */
 };
 
 static struct event_base *base;
@@ -102,57 +96,16 @@ ipn(uint32_t n)
 	return tl_ip4(10, (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n);
 }
 
-static int
-cap_send(void *arg, const Lbd__SyncFrame *f)
-{
-	struct cap	*c = arg;
-	size_t		 len = lbd__sync_frame__get_packed_size(f);
-
-	assert_true(c->n < 256);
-	c->buf[c->n] = malloc(len + 1);
-	assert_non_null(c->buf[c->n]);
-	lbd__sync_frame__pack(f, c->buf[c->n]);
-	c->len[c->n++] = len;
-	return 0;
-}
-
-static size_t
-cap_queued(void *arg)
-{
-	return 0;
-}
-
-static void
-cap_reset(struct cap *c)
-{
-	for (int i = 0; i < c->n; i++)
-		free(c->buf[i]);
-	c->n = 0;
-}
-
-static Lbd__SyncFrame *
-cap_frame(const struct cap *c, int i)
-{
-	Lbd__SyncFrame *f;
-
-	assert_true(i < c->n);
-	f = lbd__sync_frame__unpack(NULL, c->len[i], c->buf[i]);
-	assert_non_null(f);
-	return f;
-}
-
 /* replica_init with frames going to c, channel "up". */
 static void
-attach(struct fake *f, struct cap *c)
+attach(struct fake *f, struct tc_cap *c)
 {
-	struct sync_transport t = { cap_send, cap_queued };
-
 	assert_int_equal(replica_init(&f->lbd), 0);
 	assert_non_null(replica_sync(&f->lbd));
-	sync_set_transport(replica_sync(&f->lbd), &t, c);
+	tc_attach(replica_sync(&f->lbd), c);
 	sync_on_up(replica_sync(&f->lbd));
 	tu_pump(base, 5, EVLOOP_NONBLOCK);
-	cap_reset(c);
+	tc_reset(c);
 }
 
 /* Feeds one entry written by origin (a node name), as the peer sends it. */
@@ -221,7 +174,7 @@ test_change_replicated(void **state)
 {
 	struct fake	*f = fake_new("lb1", "lb2", 1024);
 	struct service	*svc = &f->lbd.services[0];
-	struct cap	 c = { .n = 0 };
+	struct tc_cap	 c = { 0 };
 	struct lbd_ip	 ip = ipn(7);
 	Lbd__SyncFrame	*fr;
 	Lbd__StickyEntry *e;
@@ -231,7 +184,7 @@ test_change_replicated(void **state)
 	assert_non_null(sched_select(svc, &ip, now_s()));
 	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 1);
-	fr = cap_frame(&c, 0);
+	fr = tc_frame(&c, 0);
 	assert_int_equal(fr->body_case, LBD__SYNC_FRAME__BODY_ENTRIES);
 	assert_int_equal(fr->entries->n_entries, 1);
 	e = fr->entries->entries[0];
@@ -243,7 +196,7 @@ test_change_replicated(void **state)
 	assert_false(e->deleted);
 	assert_true(e->expires_in_ms > 1790000 && e->expires_in_ms <= 1800000);
 	lbd__sync_frame__free_unpacked(fr, NULL);
-	cap_reset(&c);
+	tc_reset(&c);
 	/* A refresh at once is coalesced away; a delete goes. */
 	assert_non_null(sched_select(svc, &ip, now_s()));
 	tu_pump(base, 10, EVLOOP_NONBLOCK);
@@ -251,28 +204,28 @@ test_change_replicated(void **state)
 	assert_int_equal(sticky_delete(svc->sticky, &ip), 1);
 	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 1);
-	fr = cap_frame(&c, 0);
+	fr = tc_frame(&c, 0);
 	assert_true(fr->entries->entries[0]->deleted);
 	lbd__sync_frame__free_unpacked(fr, NULL);
-	cap_reset(&c);
+	tc_reset(&c);
 	/* A flush goes as a Clear of that service. */
 	sticky_set(svc->sticky, &ip, 0, now_s());
 	assert_int_equal(replica_flush(&f->lbd, svc), 1);
 	assert_int_equal(sticky_count(svc->sticky), 0);
 	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 1);	/* the cleared entry is not sent */
-	fr = cap_frame(&c, 0);
+	fr = tc_frame(&c, 0);
 	assert_int_equal(fr->body_case, LBD__SYNC_FRAME__BODY_CLEAR);
 	assert_string_equal(fr->clear->service, "FTPS");
 	assert_string_equal(fr->clear->origin, "lb1");
 	lbd__sync_frame__free_unpacked(fr, NULL);
-	cap_reset(&c);
+	tc_reset(&c);
 	/* Flush of everything: service "". */
 	assert_int_equal(replica_flush(&f->lbd, NULL), 0);
-	fr = cap_frame(&c, 0);
+	fr = tc_frame(&c, 0);
 	assert_string_equal(fr->clear->service, "");
 	lbd__sync_frame__free_unpacked(fr, NULL);
-	cap_reset(&c);
+	tc_free(&c);
 	fake_free(f);
 }
 
@@ -280,7 +233,7 @@ static void
 test_remote_apply(void **state)
 {
 	struct fake	*f = fake_new("lb1", "lb2", 1024);
-	struct cap	 c = { .n = 0 };
+	struct tc_cap	 c = { 0 };
 	struct lbd_ip	 ip = ipn(9);
 	uint64_t	 v = sticky_version_next() + 100;
 	struct sync_status st;
@@ -294,7 +247,7 @@ test_remote_apply(void **state)
 	/* Not echoed. */
 	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	for (int i = 0; i < c.n; i++) {
-		Lbd__SyncFrame *fr = cap_frame(&c, i);
+		Lbd__SyncFrame *fr = tc_frame(&c, i);
 
 		assert_int_equal(fr->body_case, LBD__SYNC_FRAME__BODY_ACK);
 		lbd__sync_frame__free_unpacked(fr, NULL);
@@ -307,12 +260,12 @@ test_remote_apply(void **state)
 	assert_int_equal(st.entries_applied, 2);
 	assert_int_equal(sticky_count(f->lbd.services[0].sticky), 1);
 	/* A local use of a remote entry is ours now, and goes back with a newer version. */
-	cap_reset(&c);
+	tc_reset(&c);
 	sticky_set(f->lbd.services[0].sticky, &ip, 0, now_s());
 	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 1);
 	{
-		Lbd__SyncFrame *fr = cap_frame(&c, 0);
+		Lbd__SyncFrame *fr = tc_frame(&c, 0);
 
 		assert_true(fr->entries->entries[0]->version > v);
 		assert_string_equal(fr->entries->entries[0]->backend, "FTPS_SVR1");
@@ -336,27 +289,27 @@ test_remote_apply(void **state)
 		assert_int_equal(sync_on_bytes(replica_sync(&f->lbd), buf, len), 0);
 	}
 	assert_int_equal(sticky_count(f->lbd.services[0].sticky), 0);
-	cap_reset(&c);
+	tc_free(&c);
 	fake_free(f);
 }
 
 /* A local set of client n in FTPS to backend be; returns the version it went out with. */
 static uint64_t
-local_set(struct fake *f, struct cap *c, uint32_t n, int be)
+local_set(struct fake *f, struct tc_cap *c, uint32_t n, int be)
 {
 	struct lbd_ip	 ip = ipn(n);
 	Lbd__SyncFrame	*fr;
 	uint64_t	 v;
 
-	cap_reset(c);	/* acks of what was fed before */
+	tc_reset(c);	/* acks of what was fed before */
 	sticky_set(f->lbd.services[0].sticky, &ip, be, now_s());
 	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c->n, 1);
-	fr = cap_frame(c, 0);
+	fr = tc_frame(c, 0);
 	assert_int_equal(fr->body_case, LBD__SYNC_FRAME__BODY_ENTRIES);
 	v = fr->entries->entries[0]->version;
 	lbd__sync_frame__free_unpacked(fr, NULL);
-	cap_reset(c);
+	tc_reset(c);
 	return v;
 }
 
@@ -379,7 +332,7 @@ test_merge_rules(void **state)
 {
 	struct fake	*lo = fake_new("lb1", "lb2", 64);	/* the peer's name is greater */
 	struct fake	*hi = fake_new("lb2", "lb1", 64);	/* ... smaller */
-	struct cap	 c = { .n = 0 };
+	struct tc_cap	 c = { 0 };
 	struct sync_status st;
 	uint64_t	 v;
 
@@ -408,7 +361,7 @@ test_merge_rules(void **state)
 	assert_int_equal(st.entries_received, 7);
 	assert_int_equal(st.entries_applied, 3);
 	assert_int_equal(st.entries_stale, 4);
-	cap_reset(&c);
+	tc_reset(&c);
 
 	attach(hi, &c);
 	v = local_set(hi, &c, 1, 0);
@@ -425,7 +378,7 @@ test_merge_rules(void **state)
 	st = status(hi);
 	assert_int_equal(st.entries_applied, 1);
 	assert_int_equal(st.entries_stale, 2);
-	cap_reset(&c);
+	tc_free(&c);
 	fake_free(lo);
 	fake_free(hi);
 }
@@ -434,7 +387,7 @@ static void
 test_bulk_and_status(void **state)
 {
 	struct fake	*f = fake_new("lb1", "lb2", 4096);
-	struct cap	 c = { .n = 0 };
+	struct tc_cap	 c = { 0 };
 	size_t		 total = 0;
 	json_t		*js, *bulk;
 	uint32_t	 now = now_s();
@@ -466,7 +419,7 @@ test_bulk_and_status(void **state)
 	sync_on_up(replica_sync(&f->lbd));
 	tu_pump(base, 20, EVLOOP_NONBLOCK);
 	for (int i = 0; i < c.n; i++) {
-		Lbd__SyncFrame *fr = cap_frame(&c, i);
+		Lbd__SyncFrame *fr = tc_frame(&c, i);
 
 		if (fr->body_case == LBD__SYNC_FRAME__BODY_ENTRIES) {
 			assert_true(fr->entries->n_entries <= SYNC_BATCH_MAX);
@@ -494,7 +447,7 @@ test_bulk_and_status(void **state)
 	assert_int_equal(json_integer_value(json_object_get(bulk, "sent")), 2);
 	assert_true(json_is_false(json_object_get(bulk, "done")));
 	json_decref(js);
-	cap_reset(&c);
+	tc_free(&c);
 	fake_free(f);
 }
 

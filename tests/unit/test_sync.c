@@ -23,6 +23,7 @@
 #include "hasync.pb-c.h"
 #include "hasync.h"
 #include "testutil.h"
+#include "testcap.h"
 
 #define MS_SERVICE	"svc"		/* the mock store's one service */
 #define MS_BACKENDS	4		/* its backends: b0..b3 */
@@ -60,15 +61,6 @@ struct mstore {
 	enum sync_apply	 verdict;	/* ... that answer */
 	int		 applies;	/* apply callbacks */
 	struct sync_entry last;		/* the last entry apply was given (names not kept) */
-};
-
-/* Frames a test transport captured. */
-struct cap {
-	uint8_t		**buf;		/* packed frames */
-	size_t		*len;		/* their lengths */
-	int		 n, cap;	/* count, room */
-	size_t		 queued;	/* what queued() answers */
-	bool		 fail;		/* send() refuses */
 };
 
 static struct event_base *base;
@@ -371,77 +363,9 @@ ms_assert_same(const struct mstore *a, const struct mstore *b)
 /* ---------------------------------------------------------------- capture transport */
 
 static int
-cap_send(void *arg, const Lbd__SyncFrame *f)
+cap_body(const struct tc_cap *c, int i)
 {
-	struct cap	*c = arg;
-	size_t		 len;
-
-	if (c->fail)
-		return -1;
-	if (c->n == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 64;
-		c->buf = realloc(c->buf, (size_t)c->cap * sizeof(*c->buf));
-		c->len = realloc(c->len, (size_t)c->cap * sizeof(*c->len));
-		assert_non_null(c->buf);
-		assert_non_null(c->len);
-	}
-	len = lbd__sync_frame__get_packed_size(f);
-	c->buf[c->n] = malloc(len + 1);
-	assert_non_null(c->buf[c->n]);
-	lbd__sync_frame__pack(f, c->buf[c->n]);
-	c->len[c->n++] = len;
-	return 0;
-}
-
-static size_t
-cap_queued(void *arg)
-{
-	struct cap *c = arg;
-
-	return c->queued;
-}
-
-static void
-cap_reset(struct cap *c)
-{
-	for (int i = 0; i < c->n; i++)
-		free(c->buf[i]);
-	c->n = 0;
-}
-
-static void
-cap_free(struct cap *c)
-{
-	cap_reset(c);
-	free(c->buf);
-	free(c->len);
-	memset(c, 0, sizeof(*c));
-}
-
-static void
-cap_attach(struct mstore *m, struct cap *c)
-{
-	struct sync_transport t = { cap_send, cap_queued };
-
-	sync_set_transport(m->sync, &t, c);
-}
-
-/* Frame i, decoded (caller frees). */
-static Lbd__SyncFrame *
-cap_frame(const struct cap *c, int i)
-{
-	Lbd__SyncFrame *f;
-
-	assert_true(i < c->n);
-	f = lbd__sync_frame__unpack(NULL, c->len[i], c->buf[i]);
-	assert_non_null(f);
-	return f;
-}
-
-static int
-cap_body(const struct cap *c, int i)
-{
-	Lbd__SyncFrame	*f = cap_frame(c, i);
+	Lbd__SyncFrame	*f = tc_frame(c, i);
 	int		 b = (int)f->body_case;
 
 	lbd__sync_frame__free_unpacked(f, NULL);
@@ -449,9 +373,9 @@ cap_body(const struct cap *c, int i)
 }
 
 static size_t
-cap_batch_size(const struct cap *c, int i)
+cap_batch_size(const struct tc_cap *c, int i)
 {
-	Lbd__SyncFrame	*f = cap_frame(c, i);
+	Lbd__SyncFrame	*f = tc_frame(c, i);
 	size_t		 n;
 
 	assert_int_equal(f->body_case, LBD__SYNC_FRAME__BODY_ENTRIES);
@@ -462,11 +386,11 @@ cap_batch_size(const struct cap *c, int i)
 
 /* Hands every captured frame to `to`, then forgets them. */
 static void
-cap_deliver(struct cap *c, struct mstore *to)
+cap_deliver(struct tc_cap *c, struct mstore *to)
 {
 	for (int i = 0; i < c->n; i++)
 		assert_int_equal(sync_on_bytes(to->sync, c->buf[i], c->len[i]), 0);
-	cap_reset(c);
+	tc_reset(c);
 }
 
 /* Packs f and feeds it to m. */
@@ -687,14 +611,14 @@ static void
 test_apply_verdicts(void **state)
 {
 	struct mstore	*m = ms_new("lb1", "lb2", 16, NULL);
-	struct cap	 c = { 0 };
+	struct tc_cap	 c = { 0 };
 	struct one	 o;
 	struct sync_status st;
 
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
 	tu_pump(base, 5, EVLOOP_NONBLOCK);
-	cap_reset(&c);
+	tc_reset(&c);
 	m->scripted = true;
 	/* The peer's name: origin_peer. */
 	one_init(&o, 1, "b2", 1000, "lb2");
@@ -729,7 +653,7 @@ test_apply_verdicts(void **state)
 	/* Applying is not a local change: nothing is echoed. */
 	tu_pump(base, 5, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 5);
-	cap_free(&c);
+	tc_free(&c);
 	ms_free(m);
 }
 
@@ -737,16 +661,16 @@ static void
 test_batching(void **state)
 {
 	struct mstore	*m = ms_new("lb1", "lb2", 4096, NULL);
-	struct cap	 c = { 0 };
+	struct tc_cap	 c = { 0 };
 	struct sync_status st;
 
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
 	tu_pump(base, 5, EVLOOP_NONBLOCK);	/* empty bulk: BulkBegin, BulkEnd */
 	assert_int_equal(c.n, 2);
 	assert_int_equal(cap_body(&c, 0), LBD__SYNC_FRAME__BODY_BULK_BEGIN);
 	assert_int_equal(cap_body(&c, 1), LBD__SYNC_FRAME__BODY_BULK_END);
-	cap_reset(&c);
+	tc_reset(&c);
 	for (uint32_t i = 0; i < 2500; i++)
 		ms_set(m, i, (uint8_t)(i % MS_BACKENDS));
 	assert_int_equal(c.n, 0);	/* not in the same turn */
@@ -760,14 +684,14 @@ test_batching(void **state)
 	assert_int_equal(st.entries_sent, 2500);
 	/* Sequences 1, 2, 3; origin is our name. */
 	for (int i = 0; i < 3; i++) {
-		Lbd__SyncFrame *f = cap_frame(&c, i);
+		Lbd__SyncFrame *f = tc_frame(&c, i);
 
 		assert_int_equal(f->entries->sequence, i + 1);
 		assert_string_equal(f->entries->entries[0]->origin, "lb1");
 		assert_string_equal(f->entries->entries[0]->service, MS_SERVICE);
 		lbd__sync_frame__free_unpacked(f, NULL);
 	}
-	cap_free(&c);
+	tc_free(&c);
 	ms_free(m);
 }
 
@@ -775,23 +699,23 @@ static void
 test_coalescing(void **state)
 {
 	struct mstore	*m = ms_new("lb1", "lb2", 64, NULL);
-	struct cap	 c = { 0 };
+	struct tc_cap	 c = { 0 };
 	Lbd__SyncFrame	*f;
 
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
 	tu_pump(base, 5, EVLOOP_NONBLOCK);
-	cap_reset(&c);
+	tc_reset(&c);
 	for (int i = 0; i < 100; i++)
 		ms_set(m, 5, (uint8_t)(i % MS_BACKENDS));
 	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 1);
-	f = cap_frame(&c, 0);
+	f = tc_frame(&c, 0);
 	assert_int_equal(f->entries->n_entries, 1);
 	/* The last write is what goes. */
 	assert_string_equal(f->entries->entries[0]->backend, ms_backend_names[99 % MS_BACKENDS]);
 	lbd__sync_frame__free_unpacked(f, NULL);
-	cap_free(&c);
+	tc_free(&c);
 	ms_free(m);
 }
 
@@ -799,7 +723,7 @@ static void
 test_bulk_bounded(void **state)
 {
 	struct mstore	*m = ms_new("lb1", "lb2", 20000, NULL);
-	struct cap	 c = { 0 };
+	struct tc_cap	 c = { 0 };
 	size_t		 total = 0;
 	int		 turns = 0, prev = 0, batches;
 	Lbd__SyncFrame	*f;
@@ -808,7 +732,7 @@ test_bulk_bounded(void **state)
 		ms_set(m, i, 1);
 	for (uint32_t i = 0; i < 20000; i += 100)
 		ms_delete(m, i);	/* tombstones go in the bulk too */
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
 	assert_int_equal(m->bulk_starts, 1);
 	assert_int_equal(m->ndirty, 0);	/* the bulk carries them */
@@ -830,13 +754,13 @@ test_bulk_bounded(void **state)
 		total += n;
 	}
 	assert_int_equal(total, 20000);
-	f = cap_frame(&c, c.n - 1);
+	f = tc_frame(&c, c.n - 1);
 	assert_int_equal(f->bulk_end->entries, 20000);
 	lbd__sync_frame__free_unpacked(f, NULL);
 	/* Our bulk is out, the peer's is not in: still "bulk". */
 	assert_string_equal(m->state, "bulk");
 	assert_false(sync_may_preempt(m->sync));
-	cap_free(&c);
+	tc_free(&c);
 	ms_free(m);
 }
 
@@ -844,13 +768,13 @@ static void
 test_backpressure(void **state)
 {
 	struct mstore	*m = ms_new("lb1", "lb2", 1000, NULL);
-	struct cap	 c = { 0 };
+	struct tc_cap	 c = { 0 };
 	struct sync_status st;
 
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
 	tu_pump(base, 5, EVLOOP_NONBLOCK);
-	cap_reset(&c);
+	tc_reset(&c);
 	c.queued = SYNC_QUEUE_HIGH + 1;	/* a slow peer */
 	for (uint32_t i = 0; i < 100000; i++) {
 		ms_set(m, i % 1000, (uint8_t)(i % MS_BACKENDS));
@@ -870,14 +794,14 @@ test_backpressure(void **state)
 	/* A bulk also waits for the queue. */
 	c.queued = SYNC_QUEUE_HIGH + 1;
 	sync_on_down(m->sync, "test", false);
-	cap_reset(&c);
+	tc_reset(&c);
 	sync_on_up(m->sync);
 	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 1);	/* BulkBegin only */
 	c.queued = 0;
 	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(cap_body(&c, c.n - 1), LBD__SYNC_FRAME__BODY_BULK_END);
-	cap_free(&c);
+	tc_free(&c);
 	ms_free(m);
 }
 
@@ -885,13 +809,13 @@ static void
 test_send_failure_resync(void **state)
 {
 	struct mstore	*m = ms_new("lb1", "lb2", 100, NULL);
-	struct cap	 c = { 0 };
+	struct tc_cap	 c = { 0 };
 	struct sync_status st;
 
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
 	tu_pump(base, 5, EVLOOP_NONBLOCK);
-	cap_reset(&c);
+	tc_reset(&c);
 	c.fail = true;		/* queue full */
 	ms_set(m, 3, 1);
 	tu_pump(base, 5, EVLOOP_NONBLOCK);
@@ -906,7 +830,7 @@ test_send_failure_resync(void **state)
 	assert_int_equal(cap_body(&c, 0), LBD__SYNC_FRAME__BODY_BULK_BEGIN);
 	assert_int_equal(cap_batch_size(&c, 1), 1);
 	assert_int_equal(cap_body(&c, 2), LBD__SYNC_FRAME__BODY_BULK_END);
-	cap_free(&c);
+	tc_free(&c);
 	ms_free(m);
 }
 
@@ -915,13 +839,13 @@ test_lag(void **state)
 {
 	struct mstore	*a = ms_new("lb1", "lb2", 100, NULL);
 	struct mstore	*b = ms_new("lb2", "lb1", 100, NULL);
-	struct cap	 ca = { 0 }, cb = { 0 };
+	struct tc_cap	 ca = { 0 }, cb = { 0 };
 	struct sync_status st;
 	Lbd__SyncFrame	 f = LBD__SYNC_FRAME__INIT;
 	Lbd__Ack	 ack = LBD__ACK__INIT;
 
-	cap_attach(a, &ca);
-	cap_attach(b, &cb);
+	tc_attach(a->sync, &ca);
+	tc_attach(b->sync, &cb);
 	sync_on_up(a->sync);
 	sync_on_up(b->sync);
 	tu_pump(base, 5, EVLOOP_NONBLOCK);
@@ -959,8 +883,8 @@ test_lag(void **state)
 	feed(a, &f);
 	assert_int_equal(status(a).acks, 10);
 	ms_assert_same(a, b);
-	cap_free(&ca);
-	cap_free(&cb);
+	tc_free(&ca);
+	tc_free(&cb);
 	ms_free(a);
 	ms_free(b);
 }
@@ -969,14 +893,14 @@ static void
 test_bad_input(void **state)
 {
 	struct mstore	*m = ms_new("lb1", "lb2", 16, NULL);
-	struct cap	 c = { 0 };
+	struct tc_cap	 c = { 0 };
 	struct one	 o;
 	struct sync_status st;
 	Lbd__SyncFrame	 f = LBD__SYNC_FRAME__INIT;
 	Lbd__Clear	 cl = LBD__CLEAR__INIT;
 	const uint8_t	 garbage[] = { 0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x80 };
 
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
 	one_init(&o, 1, "b9", 100, "lb2");		/* unknown backend */
 	feed(m, &o.f);
@@ -1033,7 +957,7 @@ test_bad_input(void **state)
 	one_init(&o, 1, "b1", 100, "lb2");
 	feed(m, &o.f);
 	assert_int_equal(ms_count(m), 1);
-	cap_free(&c);
+	tc_free(&c);
 	ms_free(m);
 }
 
@@ -1042,11 +966,11 @@ test_clear(void **state)
 {
 	struct mstore	*a = ms_new("lb1", "lb2", 100, NULL);
 	struct mstore	*b = ms_new("lb2", "lb1", 100, NULL);
-	struct cap	 ca = { 0 }, cb = { 0 };
+	struct tc_cap	 ca = { 0 }, cb = { 0 };
 	Lbd__SyncFrame	*f;
 
-	cap_attach(a, &ca);
-	cap_attach(b, &cb);
+	tc_attach(a->sync, &ca);
+	tc_attach(b->sync, &cb);
 	for (uint32_t i = 0; i < 10; i++)
 		ms_set(b, i, 1);
 	/* Down: the clear waits, coalesced per service, the latest version. */
@@ -1057,13 +981,13 @@ test_clear(void **state)
 	/* BulkBegin, then the clear. */
 	assert_true(ca.n >= 2);
 	assert_int_equal(cap_body(&ca, 0), LBD__SYNC_FRAME__BODY_BULK_BEGIN);
-	f = cap_frame(&ca, 1);
+	f = tc_frame(&ca, 1);
 	assert_int_equal(f->body_case, LBD__SYNC_FRAME__BODY_CLEAR);
 	assert_string_equal(f->clear->service, MS_SERVICE);
 	assert_string_equal(f->clear->origin, "lb1");
 	lbd__sync_frame__free_unpacked(f, NULL);
 	sync_on_up(b->sync);
-	cap_reset(&cb);
+	tc_reset(&cb);
 	cap_deliver(&ca, b);
 	assert_int_equal(b->clears, 1);
 	assert_int_equal(ms_count(b), 0);
@@ -1072,11 +996,11 @@ test_clear(void **state)
 	/* Up: at once. "" covers every service. */
 	sync_send_clear(a->sync, "", 5);
 	assert_int_equal(ca.n, 1);
-	f = cap_frame(&ca, 0);
+	f = tc_frame(&ca, 0);
 	assert_string_equal(f->clear->service, "");
 	lbd__sync_frame__free_unpacked(f, NULL);
-	cap_free(&ca);
-	cap_free(&cb);
+	tc_free(&ca);
+	tc_free(&cb);
 	ms_free(a);
 	ms_free(b);
 }
@@ -1086,21 +1010,21 @@ test_may_preempt(void **state)
 {
 	struct sync_config sc;
 	struct mstore	*m;
-	struct cap	 c = { 0 };
+	struct tc_cap	 c = { 0 };
 
 	memset(&sc, 0, sizeof(sc));
 	sc.connect_wait_ms = 50;
 	sc.bulk_wait_ms = 400;
 	/* Never connected: stop waiting after connect_wait_ms. */
 	m = ms_new("lb1", "lb2", 16, &sc);
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	assert_false(sync_may_preempt(m->sync));
 	usleep(60000);
 	assert_true(sync_may_preempt(m->sync));
 	ms_free(m);
 	/* Connected, but the bulk does not end: after bulk_wait_ms. */
 	m = ms_new("lb1", "lb2", 16, &sc);
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
 	usleep(60000);
 	assert_false(sync_may_preempt(m->sync));
@@ -1109,7 +1033,7 @@ test_may_preempt(void **state)
 	ms_free(m);
 	/* Peer's BulkEnd: at once, and it stays so after a reconnect. */
 	m = ms_new("lb1", "lb2", 16, NULL);
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
 	{
 		Lbd__SyncFrame	 f = LBD__SYNC_FRAME__INIT;
@@ -1129,7 +1053,7 @@ test_may_preempt(void **state)
 	assert_int_equal(m->peer_lost, 1);
 	assert_string_equal(m->state, "connecting");
 	assert_true(sync_may_preempt(m->sync));
-	cap_free(&c);
+	tc_free(&c);
 	ms_free(m);
 }
 
