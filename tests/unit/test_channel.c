@@ -101,11 +101,6 @@ struct test_in6_ifreq {
 	int		 ifindex;	/* interface */
 };
 
-static void
-on_tick(evutil_socket_t fd, short what, void *arg)
-{
-}
-
 /* Runs the loop until *v >= want. Returns: us waited, or -1 timed out. */
 static int64_t
 wait_int(const int *v, int want, int timeout_ms)
@@ -1515,7 +1510,6 @@ lo_add6(const char *addr)
 static int
 group_setup(void **state)
 {
-	struct timeval tv = { 0, 5000 };
 
 	if (sodium_init() == -1)
 		return -1;
@@ -1528,19 +1522,15 @@ group_setup(void **state)
 	} else {
 		netns_ok = lo_add6(ADDR6_A) == 0 && lo_add6(ADDR6_B) == 0;
 	}
-	if ((base = event_base_new()) == NULL)
+	if ((base = tu_loop_new(&tick)) == NULL)
 		return -1;
-	tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
-	event_add(tick, &tv);
 	return 0;
 }
 
 static int
 group_teardown(void **state)
 {
-	event_free(tick);
-	event_base_free(base);
-	libevent_global_shutdown();
+	tu_loop_free(base, tick);
 	return 0;
 }
 

@@ -47,17 +47,7 @@ setup(void **state)
 	struct fixture	*f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	f->lbd.conf = &f->conf;
-	snprintf(f->conf.node_name, sizeof(f->conf.node_name), "lb1");
-	f->conf.node_priority = 150;
-	assert_int_equal(addr_parse_prefix("192.168.86.87/24", &f->conf.vip_addr,
-	    &f->conf.vip_prefixlen), 0);
-	snprintf(f->conf.vip_interface, sizeof(f->conf.vip_interface), "eth0");
-	f->lbd.started_ms = now_ms();
-	f->lbd.base = event_base_new();
-	assert_non_null(f->lbd.base);
-	tl_start_standalone_ha(&f->lbd);
-	tl_add_service(&f->lbd, &f->conf, "FTPS_VIP", 2);
+	tl_node_init(&f->lbd, &f->conf);
 	*state = f;
 	return 0;
 }
@@ -66,18 +56,10 @@ static int
 teardown(void **state)
 {
 	struct fixture	*f = *state;
-	int		 i;
 
 	if (f->lbd.control != NULL)
 		control_close(f->lbd.control);
-	if (f->lbd.replica != NULL)
-		replica_close(&f->lbd);
-	if (f->lbd.ha != NULL)
-		hasync_free(f->lbd.ha);
-	if (f->lbd.base != NULL)
-		event_base_free(f->lbd.base);
-	for (i = 0; i < f->lbd.nservices; i++)
-		sticky_free(f->lbd.services[i].sticky);
+	tl_node_free(&f->lbd);
 	if (f->dir[0] != '\0') {
 		/* Leftovers of a test that failed half-way. */
 		char	 sub[128];

@@ -123,11 +123,6 @@ on_log(void *arg, int level, const char *msg)
 		fprintf(stderr, "  [%s %d] %s\n", n->name, level, msg);
 }
 
-static void
-on_tick(evutil_socket_t fd, short what, void *arg)
-{
-}
-
 /* Runs the loop for ms milliseconds. */
 static void
 pump(int ms)
@@ -1176,7 +1171,6 @@ static int
 group_setup(void **state)
 {
 	struct rtnl_link *lo = NULL, *chg = NULL;
-	struct timeval tv = { 0, 5000 };
 
 	if (sodium_init() == -1)
 		return -1;
@@ -1206,19 +1200,15 @@ group_setup(void **state)
 		link_set_up(VIP_IF, true);
 		link_set_up(VIP_PEER_IF, true);
 	}
-	if ((base = event_base_new()) == NULL)
+	if ((base = tu_loop_new(&tick)) == NULL)
 		return -1;
-	tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
-	event_add(tick, &tv);
 	return 0;
 }
 
 static int
 group_teardown(void **state)
 {
-	event_free(tick);
-	event_base_free(base);
-	libevent_global_shutdown();
+	tu_loop_free(base, tick);
 	/* The namespace, with its links, dies with this process. */
 	if (tsk != NULL)
 		nl_socket_free(tsk);

@@ -46,20 +46,10 @@ setup(void **state)
 	struct fixture	*f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	f->lbd.conf = &f->conf;
-	snprintf(f->conf.node_name, sizeof(f->conf.node_name), "lb1");
-	f->conf.node_priority = 150;
-	assert_int_equal(addr_parse_prefix("192.168.86.87/24", &f->conf.vip_addr,
-	    &f->conf.vip_prefixlen), 0);
-	snprintf(f->conf.vip_interface, sizeof(f->conf.vip_interface), "eth0");
+	tl_node_init(&f->lbd, &f->conf);
 	/* The endpoint on loopback, a port of the kernel's choosing. */
 	f->conf.metrics_on = true;
 	assert_int_equal(addr_parse("127.0.0.1", &f->conf.metrics_addr), 0);
-	f->lbd.started_ms = now_ms();
-	f->lbd.base = event_base_new();
-	assert_non_null(f->lbd.base);
-	tl_start_standalone_ha(&f->lbd);
-	tl_add_service(&f->lbd, &f->conf, "FTPS_VIP", 2);
 	*state = f;
 	return 0;
 }
@@ -68,15 +58,9 @@ static int
 teardown(void **state)
 {
 	struct fixture	*f = *state;
-	int		 i;
 
 	metrics_close(f->metrics);
-	replica_close(&f->lbd);
-	if (f->lbd.ha != NULL)
-		hasync_free(f->lbd.ha);
-	for (i = 0; i < f->lbd.nservices; i++)
-		sticky_free(f->lbd.services[i].sticky);
-	event_base_free(f->lbd.base);
+	tl_node_free(&f->lbd);
 	free(f);
 	return 0;
 }

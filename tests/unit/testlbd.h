@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "lbd.h"
 #include "hasync.h"
 
@@ -105,6 +107,43 @@ tl_start_standalone_ha(struct lbd *lbd)
 	if (lbd->ha == NULL)
 		fail_msg("hasync_new: %s", err);
 	assert_int_equal(hasync_start(lbd->ha), 0);
+}
+
+/*
+ * A standalone node "lb1" in lbd/conf (zeroed by the caller): priority 150,
+ * VIP 192.168.86.87/24 on eth0 (not managed), its own event base, a
+ * started heartbeat (tl_start_standalone_ha) and service FTPS_VIP with two
+ * backends (tl_add_service).
+ */
+static inline void
+tl_node_init(struct lbd *lbd, struct lbd_config *conf)
+{
+	lbd->conf = conf;
+	snprintf(conf->node_name, sizeof(conf->node_name), "lb1");
+	conf->node_priority = 150;
+	assert_int_equal(addr_parse_prefix("192.168.86.87/24", &conf->vip_addr,
+	    &conf->vip_prefixlen), 0);
+	snprintf(conf->vip_interface, sizeof(conf->vip_interface), "eth0");
+	lbd->started_ms = now_ms();
+	lbd->base = event_base_new();
+	assert_non_null(lbd->base);
+	tl_start_standalone_ha(lbd);
+	tl_add_service(lbd, conf, "FTPS_VIP", 2);
+}
+
+/* Undoes tl_node_init and what a test added: the replica, the heartbeat, tables, the base. */
+static inline void
+tl_node_free(struct lbd *lbd)
+{
+	int	 i;
+
+	replica_close(lbd);
+	if (lbd->ha != NULL)
+		hasync_free(lbd->ha);
+	for (i = 0; i < lbd->nservices; i++)
+		sticky_free(lbd->services[i].sticky);
+	if (lbd->base != NULL)
+		event_base_free(lbd->base);
 }
 
 #endif /* TESTLBD_H */

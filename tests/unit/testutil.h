@@ -41,6 +41,41 @@ tu_pump(struct event_base *base, int ms, int flags)
 		event_base_loop(base, flags);
 }
 
+static inline void
+tu_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+/*
+ * A new event base with a persistent 5 ms timer *tick, so tu_pump(...,
+ * EVLOOP_ONCE) and loops on EVLOOP_ONCE come back at least that often.
+ * Returns: the base, or NULL.
+ */
+static inline struct event_base *
+tu_loop_new(struct event **tick)
+{
+	struct timeval	 tv = { 0, 5000 };
+	struct event_base *base;
+
+	if ((base = event_base_new()) == NULL)
+		return NULL;
+	if ((*tick = event_new(base, -1, EV_PERSIST, tu_on_tick, NULL)) == NULL ||
+	    event_add(*tick, &tv) == -1) {
+		event_base_free(base);
+		return NULL;
+	}
+	return base;
+}
+
+/* Frees what tu_loop_new made, and libevent's globals (for the leak checker). */
+static inline void
+tu_loop_free(struct event_base *base, struct event *tick)
+{
+	event_free(tick);
+	event_base_free(base);
+	libevent_global_shutdown();
+}
+
 /* ss = an IPv4 or IPv6 literal s (asserted valid) with port. */
 static inline void
 tu_set_addr(struct sockaddr_storage *ss, const char *s, uint16_t port)
