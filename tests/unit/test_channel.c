@@ -193,8 +193,7 @@ on_log(void *arg, int level, const char *msg)
 	struct tnode *n = arg;
 
 	snprintf(last_log, sizeof(last_log), "%s", msg);
-	if (getenv("TEST_VERBOSE") != NULL)
-		fprintf(stderr, "  [%s %d] %s\n", n->name, level, msg);
+	tu_log(n->name, level, msg);
 }
 
 static void

@@ -119,8 +119,7 @@ on_log(void *arg, int level, const char *msg)
 {
 	struct tnode *n = arg;
 
-	if (getenv("TEST_VERBOSE") != NULL)
-		fprintf(stderr, "  [%s %d] %s\n", n->name, level, msg);
+	tu_log(n->name, level, msg);
 }
 
 /* Runs the loop for ms milliseconds. */

@@ -275,8 +275,7 @@ ms_log(void *arg, int level, const char *msg)
 {
 	struct mstore *m = arg;
 
-	if (getenv("TEST_VERBOSE") != NULL)
-		fprintf(stderr, "  [%s %d] %s\n", m->name, level, msg);
+	tu_log(m->name, level, msg);
 }
 
 static const struct sync_callbacks ms_cbs = {

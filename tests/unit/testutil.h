@@ -12,6 +12,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -93,6 +95,14 @@ tu_set_addr(struct sockaddr_storage *ss, const char *s, uint16_t port)
 	sin->sin_family = AF_INET;
 	sin->sin_port = htons(port);
 	assert_int_equal(inet_pton(AF_INET, s, &sin->sin_addr), 1);
+}
+
+/* A log line of node name, shown only when TEST_VERBOSE is set. */
+static inline void
+tu_log(const char *name, int level, const char *msg)
+{
+	if (getenv("TEST_VERBOSE") != NULL)
+		fprintf(stderr, "  [%s %d] %s\n", name, level, msg);
 }
 
 /* Counts the occurrences of needle in hay. */
