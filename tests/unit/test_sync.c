@@ -413,6 +413,17 @@ status(struct mstore *m)
 	return st;
 }
 
+/* Runs the loop until m has no pending change or timeout_ms passed. Returns: none pending. */
+static bool
+wait_taken(struct mstore *m, int timeout_ms)
+{
+	uint64_t end = tu_now_us() + (uint64_t)timeout_ms * 1000;
+
+	while (m->ndirty > 0 && tu_now_us() < end)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	return m->ndirty == 0;
+}
+
 static int
 setup(void **state)
 {
@@ -616,7 +627,9 @@ test_apply_verdicts(void **state)
 
 	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
-	tu_pump(base, 5, EVLOOP_NONBLOCK);
+	/* The empty store's bulk: BulkBegin, BulkEnd. */
+	assert_true(tc_wait(base, &c, 2, 1000));
+	assert_int_equal(cap_body(&c, 1), LBD__SYNC_FRAME__BODY_BULK_END);
 	tc_reset(&c);
 	m->scripted = true;
 	/* The peer's name: origin_peer. */
@@ -786,8 +799,7 @@ test_backpressure(void **state)
 	assert_int_equal(m->ndirty, 1000);
 	/* The queue drains: everything goes, once per key. */
 	c.queued = 0;
-	tu_pump(base, 20, EVLOOP_NONBLOCK);
-	assert_int_equal(m->ndirty, 0);
+	assert_true(wait_taken(m, 1000));
 	st = status(m);
 	assert_int_equal(st.entries_sent, 1000);
 	/* A bulk also waits for the queue. */
@@ -813,16 +825,15 @@ test_send_failure_resync(void **state)
 
 	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
-	tu_pump(base, 5, EVLOOP_NONBLOCK);
+	assert_true(tc_wait(base, &c, 2, 1000));	/* the empty bulk */
 	tc_reset(&c);
 	c.fail = true;		/* queue full */
 	ms_set(m, 3, 1);
-	tu_pump(base, 5, EVLOOP_NONBLOCK);
+	assert_true(wait_taken(m, 1000));	/* taken, and the send failed... */
 	assert_int_equal(c.n, 0);
-	assert_int_equal(m->ndirty, 0);	/* taken, and the send failed... */
 	c.fail = false;
-	tu_pump(base, 10, EVLOOP_NONBLOCK);
-	/* ... so a full resync carries it. */
+	/* ... so a full resync carries it: BulkBegin, its one entry, BulkEnd. */
+	assert_true(tc_wait(base, &c, 3, 1000));
 	st = status(m);
 	assert_int_equal(st.resyncs, 1);
 	assert_int_equal(m->bulk_starts, 2);

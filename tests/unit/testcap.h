@@ -14,6 +14,7 @@
 
 #include "hasync.pb-c.h"
 #include "hasync.h"
+#include "testutil.h"
 
 /* Frames a test transport captured. */
 struct tc_cap {
@@ -92,6 +93,21 @@ tc_frame(const struct tc_cap *c, int i)
 	f = lbd__sync_frame__unpack(NULL, c->len[i], c->buf[i]);
 	assert_non_null(f);
 	return f;
+}
+
+/*
+ * Runs base's loop (EVLOOP_NONBLOCK) until c holds n frames or timeout_ms
+ * passed: a wait on the outcome, not a guess at how long it takes.
+ * Returns: whether c holds n frames (or more).
+ */
+static inline bool
+tc_wait(struct event_base *base, const struct tc_cap *c, int n, int timeout_ms)
+{
+	uint64_t end = tu_now_us() + (uint64_t)timeout_ms * 1000;
+
+	while (c->n < n && tu_now_us() < end)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	return c->n >= n;
 }
 
 #endif /* TESTCAP_H */
