@@ -272,6 +272,14 @@ void		 log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 log_hasync(void *arg, int level, const char *msg);	/* hasync's log callback */
+/* One rate-limited kind of log line (log_limited); zeroed: nothing logged yet. */
+struct log_limit {
+	uint64_t	 last_ms;	/* when it was last logged */
+	uint64_t	 dropped;	/* lines suppressed since */
+};
+/* At most one line per interval_ms for l at level; the next says how many were dropped. */
+void		 log_limited(struct log_limit *l, uint64_t interval_ms, enum log_level level,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void		 fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 void		 fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 

@@ -78,7 +78,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +87,6 @@
 #include <event2/event_struct.h>
 
 #include "lbd.h"
-#include "hasync.h"
 
 #ifndef IP_LOCAL_PORT_RANGE
 #define IP_LOCAL_PORT_RANGE	51	/* Linux 6.3+: a socket's own ephemeral port range (linux/in.h) */
@@ -212,8 +210,8 @@ struct relay_worker {
 	int		 batch_i;	/* next one to handle */
 	struct relay_pipe pool[RELAY_POOL_MAX]; /* LIFO free list of empty pipes */
 	int		 npool;		/* pipes in pool */
-	struct hasync_rlimit limit;	/* its rate-limited lines */
-	struct hasync_rlimit pipe_limit; /* its "pipe budget spent" lines */
+	struct log_limit limit;	/* its rate-limited lines */
+	struct log_limit pipe_limit; /* its "pipe budget spent" lines */
 	uint64_t	 grow_after_ms;	/* F_SETPIPE_SZ was refused: no new try before; 0 none */
 	struct conn_list outbox;	/* main thread: handed to it, not yet in inbox */
 	struct conn_list ended;		/* ended here, not yet in relay_done */
@@ -235,8 +233,8 @@ static bool		 relay_splice_on = true; /* false: copy mode for new connections */
 static bool		 relay_stopping;	/* relay_shutdown: do not resume listeners */
 static uint64_t		 relay_nactive;		/* open connections, all services; atomic: fds_room in workers */
 static uint64_t		 relay_npipe_fds;	/* pipe ends open, all workers; atomic */
-static struct hasync_rlimit relay_main_limit;	/* the main thread's rate-limited lines */
-static struct hasync_rlimit relay_cap_limit;	/* the "over max_connections_per_client" lines */
+static struct log_limit relay_main_limit;	/* the main thread's rate-limited lines */
+static struct log_limit relay_cap_limit;	/* the "over max_connections_per_client" lines */
 static pthread_mutex_t	 relay_done_lock = PTHREAD_MUTEX_INITIALIZER; /* guards relay_done */
 static struct conn_list	 relay_done = TAILQ_HEAD_INITIALIZER(relay_done); /* ended in workers */
 static int		 relay_done_fd = -1;	/* eventfd: relay_done became non-empty */
@@ -250,8 +248,6 @@ static uint64_t		 relay_pipe_fallbacks;	/* pipes handed out at the default size 
 static uint64_t		 relay_pipe_refused;	/* F_SETPIPE_SZ failures */
 
 static void	relay_io(struct conn *, int, uint32_t);
-static void	relay_log_limited(struct hasync_rlimit *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
 static void	relay_timer_cb(evutil_socket_t, short, void *);
 
 /* ---------------------------------------------------------------- pipes */
@@ -299,7 +295,8 @@ relay_pipe_fallback(struct relay_worker *w, bool refused)
 {
 	__atomic_fetch_add(&relay_pipe_fallbacks, 1, __ATOMIC_RELAXED);
 	if (!refused && __atomic_load_n(&relay_pipe_max, __ATOMIC_RELAXED) > 0)
-		relay_log_limited(&w->pipe_limit, "relay: pipe memory budget spent "
+		log_limited(&w->pipe_limit, RELAY_LOG_INTERVAL_MS, LOG_LEVEL_INFO,
+		    "relay: pipe memory budget spent "
 		    "(%llu MiB, node.pipe_memory_max_mb): transfers use %d KiB pipes "
 		    "until others end",
 		    (unsigned long long)(__atomic_load_n(&relay_pipe_max, __ATOMIC_RELAXED) /
@@ -447,22 +444,6 @@ relay_dir_release(struct relay_worker *w, struct conn_dir *d)
 
 /* ---------------------------------------------------------------- closing */
 
-/*
- * log_info, at most once per RELAY_LOG_INTERVAL_MS per limiter (the main
- * thread's, or a worker's), through the HA layer's limiter: a dead
- * backend or a full fd table must not turn every connection into a log
- * line.
- */
-static void
-relay_log_limited(struct hasync_rlimit *l, const char *fmt, ...)
-{
-	va_list		 ap;
-
-	va_start(ap, fmt);
-	hasync_vlog_limited(log_hasync, NULL, l, RELAY_LOG_INTERVAL_MS, 1, fmt, ap);
-	va_end(ap);
-}
-
 static const char *
 relay_why_str(enum relay_why why)
 {
@@ -519,8 +500,9 @@ relay_finish(struct conn *c, const char *detail)
 		/* FALLTHROUGH */
 	case RELAY_WHY_CONNECT:
 		be->connect_failures++;
-		relay_log_limited(&relay_main_limit, "%s: connect to %s failed: %s",
-		    be->conf.name, ip_str(&c->back.dst, ba, sizeof(ba)),
+		log_limited(&relay_main_limit, RELAY_LOG_INTERVAL_MS, LOG_LEVEL_INFO,
+		    "%s: connect to %s failed: %s", be->conf.name,
+		    ip_str(&c->back.dst, ba, sizeof(ba)),
 		    detail != NULL ? detail : strerror(c->err));
 		log_debug("%s: client %s closed: backend %s unreachable", svc->conf.name,
 		    ip_str(&c->front.src, ca, sizeof(ca)), be->conf.name);
@@ -863,7 +845,8 @@ relay_pump(struct conn *c, int di)
 		if (!(d->flags & DIR_READABLE))
 			return 0;
 		if ((d->flags & DIR_SPLICE) && d->pipe_r == -1 && relay_pipe_get(w, d) == -1) {
-			relay_log_limited(&w->limit, "relay: no pipe for the connection from "
+			log_limited(&w->limit, RELAY_LOG_INTERVAL_MS, LOG_LEVEL_INFO,
+			    "relay: no pipe for the connection from "
 			    "port %u (%s), copying instead: raise LimitNOFILE",
 			    c->front.sport, strerror(errno));
 			if (relay_dir_copy(c, di) == -1)
@@ -1391,12 +1374,14 @@ relay_client_hold(struct conn *c)
 	struct service	*svc = c->svc;
 
 	if (svc->clients == NULL && (svc->clients = clients_new()) == NULL) {
-		relay_log_limited(&relay_main_limit, "%s: no memory for the per-client "
+		log_limited(&relay_main_limit, RELAY_LOG_INTERVAL_MS, LOG_LEVEL_INFO,
+		    "%s: no memory for the per-client "
 		    "connection count", svc->conf.name);
 		return;
 	}
 	if (clients_add(svc->clients, &c->front.src) == -1) {
-		relay_log_limited(&relay_main_limit, "%s: no memory for the per-client "
+		log_limited(&relay_main_limit, RELAY_LOG_INTERVAL_MS, LOG_LEVEL_INFO,
+		    "%s: no memory for the per-client "
 		    "connection count", svc->conf.name);
 		return;
 	}
@@ -1417,7 +1402,8 @@ relay_client_allowed(struct service *svc, const struct lbd_ip *ip)
 	if (cap <= 0 || (n = clients_count(svc->clients, ip)) < (uint32_t)cap)
 		return true;
 	svc->refused_per_client++;
-	relay_log_limited(&relay_cap_limit, "%s: client %s already has %u connections "
+	log_limited(&relay_cap_limit, RELAY_LOG_INTERVAL_MS, LOG_LEVEL_INFO,
+	    "%s: client %s already has %u connections "
 	    "open (max_connections_per_client %d): connection refused", svc->conf.name,
 	    ip_str(ip, a, sizeof(a)), n, cap);
 	return false;
