@@ -468,7 +468,9 @@ void		 check_stop(struct backend *);
 /* listener.c */
 int		 listener_open_all(struct lbd *);		/* Returns: 0, or -1 logged */
 void		 listener_close_all(struct lbd *);
-void		 listener_pause(struct service *);		/* max_connections reached */
+/* Stops accepting on every port of svc (max_connections reached, tests). */
+void		 listener_pause(struct service *);
+/* Accepts again, unless an out-of-descriptors pause still holds (every close, reload). */
 void		 listener_resume(struct service *);
 
 /* relay.c */
@@ -488,6 +490,14 @@ uint64_t	 relay_pipe_fds(void);			/* pipe ends open, pooled ones included */
 int		 relay_threads(void);			/* worker threads running; 0: relay in the main loop */
 void		 relay_set_splice(bool on);	/* false: new connections copy with recv/send */
 size_t		 relay_conn_size(void);		/* bytes of one connection record */
+/*
+ * The accepting side's hook: room false when a new connection of svc
+ * reaches max_connections, true when one ends below it (on every such
+ * close: it must be cheap) and not shutting down. listener.c sets it;
+ * the relay calls no listener function itself.
+ */
+typedef void	 relay_room_fn(struct service *svc, bool room);
+void		 relay_set_room_fn(relay_room_fn *);	/* NULL: nobody to tell */
 /* The node's pipe memory budget (node.pipe_memory_max_mb) and its use. */
 struct relay_pipe_stats {
 	uint64_t	 bytes;		/* capacity of the enlarged pipes connections hold now */

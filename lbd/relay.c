@@ -231,6 +231,7 @@ static int		 relay_nthreads;	/* of them threaded; 0: the one runs inline */
 static unsigned int	 relay_rr;		/* next worker to hand a connection to */
 static bool		 relay_splice_on = true; /* false: copy mode for new connections */
 static bool		 relay_stopping;	/* relay_shutdown: do not resume listeners */
+static relay_room_fn	*relay_room;		/* told of max_connections reached and left; NULL: nobody */
 static uint64_t		 relay_nactive;		/* open connections, all services; atomic: fds_room in workers */
 static uint64_t		 relay_npipe_fds;	/* pipe ends open, all workers; atomic */
 static struct log_limit relay_main_limit;	/* the main thread's rate-limited lines */
@@ -533,8 +534,9 @@ relay_finish(struct conn *c, const char *detail)
 	svc->active--;
 	__atomic_sub_fetch(&relay_nactive, 1, __ATOMIC_RELAXED);
 	free(c);
-	if (!relay_stopping && svc->active < (uint64_t)svc->conf.max_connections)
-		listener_resume(svc);
+	if (!relay_stopping && svc->active < (uint64_t)svc->conf.max_connections &&
+	    relay_room != NULL)
+		relay_room(svc, true);
 }
 
 /* Wakes the loop watching eventfd fd. */
@@ -1357,8 +1359,8 @@ relay_conn_new(struct service *svc, struct backend *be, int cfd)
 	svc->total++;
 	__atomic_add_fetch(&relay_nactive, 1, __ATOMIC_RELAXED);
 	if (svc->conf.max_connections > 0 &&
-	    svc->active >= (uint64_t)svc->conf.max_connections)
-		listener_pause(svc);	/* more clients wait in the kernel backlog */
+	    svc->active >= (uint64_t)svc->conf.max_connections && relay_room != NULL)
+		relay_room(svc, false);	/* more clients wait in the kernel backlog */
 	return c;
 }
 
@@ -1817,6 +1819,12 @@ int
 relay_threads(void)
 {
 	return relay_nthreads;
+}
+
+void
+relay_set_room_fn(relay_room_fn *fn)
+{
+	relay_room = fn;
 }
 
 void
