@@ -481,13 +481,12 @@ void		 relay_shutdown(struct lbd *);		/* closes every connection */
 void		 relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
 		    const struct sockaddr *local);
 /*
- * Adopts an already connected pair (SPEC 11: rebuilt connections).
- * Returns: 0, or -1 and both fds closed.
+ * Adopts an already connected pair (a client and its backend connection
+ * made elsewhere, e.g. rebuilt after a takeover): relayed like an accepted
+ * one. Returns: 0, or -1 and both fds closed.
  */
 int		 relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd);
 uint64_t	 relay_active(void);			/* open connections (main thread's count) */
-uint64_t	 relay_pipe_fds(void);			/* pipe ends open, pooled ones included */
-int		 relay_threads(void);			/* worker threads running; 0: relay in the main loop */
 void		 relay_set_splice(bool on);	/* false: new connections copy with recv/send */
 size_t		 relay_conn_size(void);		/* bytes of one connection record */
 /*
@@ -498,6 +497,12 @@ size_t		 relay_conn_size(void);		/* bytes of one connection record */
  */
 typedef void	 relay_room_fn(struct service *svc, bool room);
 void		 relay_set_room_fn(relay_room_fn *);	/* NULL: nobody to tell */
+
+/* relay_worker.c */
+int		 relay_threads(void);			/* worker threads running; 0: relay in the main loop */
+
+/* relay_pump.c */
+uint64_t	 relay_pipe_fds(void);			/* pipe ends open, pooled ones included */
 /* The node's pipe memory budget (node.pipe_memory_max_mb) and its use. */
 struct relay_pipe_stats {
 	uint64_t	 bytes;		/* capacity of the enlarged pipes connections hold now */
