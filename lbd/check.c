@@ -342,9 +342,9 @@ check_skipped(struct check *c, enum check_result r, const char *what)
 	int		 err = errno;
 
 	check_reset(c);
-	log_limited(&check_skip_limit, CHECK_SKIP_LOG_MS, LOG_LEVEL_WARNING,
-	    "check of %s/%s skipped: lbd is out of %s (%s: %s); the backend stays %s "
-	    "until a check can run%s", b->service->conf.name, b->conf.name,
+	log_limited(&check_skip_limit, now_ms(), CHECK_SKIP_LOG_MS,
+	    LOG_LEVEL_WARNING, "check of %s/%s skipped: lbd is out of %s (%s: %s); "
+	    "the backend stays %s until a check can run%s", b->service->conf.name, b->conf.name,
 	    r == CHECK_RESULT_SKIPPED_FDS ? "file descriptors" : "memory", what,
 	    strerror(err), backend_state_str(b),
 	    r == CHECK_RESULT_SKIPPED_FDS ? " (raise LimitNOFILE or lower max_connections)" : "");

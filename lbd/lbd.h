@@ -277,9 +277,9 @@ struct log_limit {
 	uint64_t	 last_ms;	/* when it was last logged */
 	uint64_t	 dropped;	/* lines suppressed since */
 };
-/* At most one line per interval_ms for l at level; the next says how many were dropped. */
-void		 log_limited(struct log_limit *l, uint64_t interval_ms, enum log_level level,
-		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* At most one line per interval_ms for l at level (now: now_ms()); the next says how many were dropped. */
+void		 log_limited(struct log_limit *l, uint64_t now, uint64_t interval_ms,
+		    enum log_level level, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void		 fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 void		 fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 

@@ -147,16 +147,16 @@ log_at(enum log_level level, const char *fmt, ...)
 }
 
 /*
- * At most one line per interval_ms for l; a line after dropped ones says
- * how many. l is the caller's (one per thread that logs through it). A
- * line below the level in force still counts as logged.
+ * At most one line per interval_ms for l (now: the caller's now_ms(), so
+ * log.c needs no clock); a line after dropped ones says how many. l is the
+ * caller's (one per thread that logs through it). A line below the level
+ * in force still counts as logged.
  */
 void
-log_limited(struct log_limit *l, uint64_t interval_ms, enum log_level level,
+log_limited(struct log_limit *l, uint64_t now, uint64_t interval_ms, enum log_level level,
     const char *fmt, ...)
 {
 	char		 msg[LOG_LINE_MAX];
-	uint64_t	 now = now_ms();
 	va_list		 ap;
 
 	if (l->last_ms != 0 && now - l->last_ms < interval_ms) {

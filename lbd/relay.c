@@ -73,7 +73,7 @@ relay_why_str(enum relay_why why)
  * connect failed before the handoff). Logs it, closes what the worker did
  * not, and the counters forget it; c is freed.
  */
-void
+static void
 relay_finish(struct conn *c, const char *detail)
 {
 	struct service	*svc = c->svc;
@@ -87,8 +87,8 @@ relay_finish(struct conn *c, const char *detail)
 		/* FALLTHROUGH */
 	case RELAY_WHY_CONNECT:
 		be->connect_failures++;
-		log_limited(&relay_main_limit, RELAY_LOG_INTERVAL_MS, LOG_LEVEL_INFO,
-		    "%s: connect to %s failed: %s", be->conf.name,
+		log_limited(&relay_main_limit, now_ms(), RELAY_LOG_INTERVAL_MS,
+		    LOG_LEVEL_INFO, "%s: connect to %s failed: %s", be->conf.name,
 		    ip_str(&c->back.dst, ba, sizeof(ba)),
 		    detail != NULL ? detail : strerror(c->err));
 		log_debug("%s: client %s closed: backend %s unreachable", svc->conf.name,
@@ -188,14 +188,14 @@ relay_client_hold(struct conn *c)
 	struct service	*svc = c->svc;
 
 	if (svc->clients == NULL && (svc->clients = clients_new()) == NULL) {
-		log_limited(&relay_main_limit, RELAY_LOG_INTERVAL_MS, LOG_LEVEL_INFO,
-		    "%s: no memory for the per-client "
+		log_limited(&relay_main_limit, now_ms(), RELAY_LOG_INTERVAL_MS,
+		    LOG_LEVEL_INFO, "%s: no memory for the per-client "
 		    "connection count", svc->conf.name);
 		return;
 	}
 	if (clients_add(svc->clients, &c->front.src) == -1) {
-		log_limited(&relay_main_limit, RELAY_LOG_INTERVAL_MS, LOG_LEVEL_INFO,
-		    "%s: no memory for the per-client "
+		log_limited(&relay_main_limit, now_ms(), RELAY_LOG_INTERVAL_MS,
+		    LOG_LEVEL_INFO, "%s: no memory for the per-client "
 		    "connection count", svc->conf.name);
 		return;
 	}
@@ -216,8 +216,8 @@ relay_client_allowed(struct service *svc, const struct lbd_ip *ip)
 	if (cap <= 0 || (n = clients_count(svc->clients, ip)) < (uint32_t)cap)
 		return true;
 	svc->refused_per_client++;
-	log_limited(&relay_cap_limit, RELAY_LOG_INTERVAL_MS, LOG_LEVEL_INFO,
-	    "%s: client %s already has %u connections "
+	log_limited(&relay_cap_limit, now_ms(), RELAY_LOG_INTERVAL_MS,
+	    LOG_LEVEL_INFO, "%s: client %s already has %u connections "
 	    "open (max_connections_per_client %d): connection refused", svc->conf.name,
 	    ip_str(ip, a, sizeof(a)), n, cap);
 	return false;
@@ -445,7 +445,7 @@ relay_init(struct lbd *lbd)
 	relay_pipe_init(lbd->conf);
 	relay_stopping = false;
 	memset(&relay_main_limit, 0, sizeof(relay_main_limit));
-	if (relay_worker_init(lbd) == -1) {
+	if (relay_worker_init(lbd, relay_finish) == -1) {
 		relay_shutdown(lbd);
 		return -1;
 	}

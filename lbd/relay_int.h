@@ -18,6 +18,7 @@
 #define RELAY_BOUNCE_SIZE	16384		/* a worker's recv buffer; a read filling it means bulk: splice */
 #define RELAY_LOG_INTERVAL_MS	1000		/* at most one rate-limited line of a kind per this */
 #define RELAY_BATCH		32		/* socket events taken per relay_epoll_cb */
+#define RELAY_SIDE_B		0x1		/* low bit of an event's pointer: the backend socket */
 
 #define DIR_C2B		0		/* client -> backend */
 #define DIR_B2C		1		/* backend -> client */
@@ -107,10 +108,14 @@ struct relay_pipe {
 	uint32_t	 size;		/* its capacity when enlarged (not counted while pooled), 0 default */
 };
 
+/* Main thread: c ended (c->why, c->err; detail, when not NULL, says why a connect failed). */
+typedef void	 relay_finish_fn(struct conn *c, const char *detail);
+
 /* A thread (or, with node.relay_threads = 0, the main loop) moving bytes. */
 struct relay_worker {
 	struct event_base *base;	/* its event loop: its own, or lbd->base when inline */
 	bool		 threaded;	/* runs in a thread of its own */
+	relay_finish_fn	*finish;	/* relay.c's end of a connection (main thread) */
 	bool		 started;	/* its thread was created and is not joined yet */
 	pthread_t	 tid;		/* that thread */
 	int		 epfd;		/* every socket it relays, edge-triggered */
@@ -136,24 +141,23 @@ struct relay_worker {
 	char		 bounce[RELAY_BOUNCE_SIZE]; /* recv buffer of every direction not splicing */
 };
 
-/* relay.c */
-/* Main thread: c ended: logged, closed, uncounted, freed. */
-void		 relay_finish(struct conn *c, const char *detail);
-
 /* relay_worker.c */
-/* Starts node.relay_threads workers (or the inline one). Returns: 0, -1 logged. */
-int		 relay_worker_init(struct lbd *);
-/* Ends every connection (each finished, relay_finish), joins and frees the workers. */
+/*
+ * Starts node.relay_threads workers (or the inline one); finish is
+ * relay.c's end of a connection, run in the main thread for every
+ * connection a worker ends. Returns: 0, -1 logged.
+ */
+int		 relay_worker_init(struct lbd *, relay_finish_fn *finish);
+/* Ends every connection (each finished), joins and frees the workers. */
 void		 relay_worker_shutdown(void);
 bool		 relay_worker_up(void);		/* relay_worker_init ran, no shutdown since */
 void		 relay_hand(struct conn *);	/* main thread: c goes to a worker */
-/* Worker: c ended (why, err): sockets closed, pipes given back, c finished. */
-void		 relay_close(struct conn *c, enum relay_why why, int err);
 
 /* relay_pump.c */
 /* Moves bytes of direction di of c. Returns: -1 c was closed, 0 otherwise. */
 int		 relay_pump(struct conn *c, int di);
-void		 relay_dir_release(struct relay_worker *, struct conn_dir *);	/* d is empty */
+/* Worker: c ended (why, err): sockets closed, pipes given back, c to be finished. */
+void		 relay_close(struct conn *c, enum relay_why why, int err);
 void		 relay_pipe_pool_free(struct relay_worker *);	/* closes w's spare pipes */
 /* relay_init: pipe counters start over, the budget is set and said. */
 void		 relay_pipe_init(const struct lbd_config *);

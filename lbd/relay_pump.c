@@ -40,6 +40,7 @@
  *   once its bytes are written; when both ways are done the connection
  *   closes. A reset is passed on as a reset (SO_LINGER 0).
  */
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -110,8 +111,8 @@ relay_pipe_fallback(struct relay_worker *w, bool refused)
 {
 	__atomic_fetch_add(&relay_pipe_fallbacks, 1, __ATOMIC_RELAXED);
 	if (!refused && __atomic_load_n(&relay_pipe_max, __ATOMIC_RELAXED) > 0)
-		log_limited(&w->pipe_limit, RELAY_LOG_INTERVAL_MS, LOG_LEVEL_INFO,
-		    "relay: pipe memory budget spent "
+		log_limited(&w->pipe_limit, now_ms(), RELAY_LOG_INTERVAL_MS,
+		    LOG_LEVEL_INFO, "relay: pipe memory budget spent "
 		    "(%llu MiB, node.pipe_memory_max_mb): transfers use %d KiB pipes "
 		    "until others end",
 		    (unsigned long long)(__atomic_load_n(&relay_pipe_max, __ATOMIC_RELAXED) /
@@ -249,7 +250,7 @@ relay_pipe_put(struct relay_worker *w, struct conn_dir *d)
 }
 
 /* d is empty: its pipe goes back to the pool, its copy buffer is freed. */
-void
+static void
 relay_dir_release(struct relay_worker *w, struct conn_dir *d)
 {
 	relay_pipe_put(w, d);
@@ -476,8 +477,8 @@ relay_pump(struct conn *c, int di)
 		if (!(d->flags & DIR_READABLE))
 			return 0;
 		if ((d->flags & DIR_SPLICE) && d->pipe_r == -1 && relay_pipe_get(w, d) == -1) {
-			log_limited(&w->limit, RELAY_LOG_INTERVAL_MS, LOG_LEVEL_INFO,
-			    "relay: no pipe for the connection from "
+			log_limited(&w->limit, now_ms(), RELAY_LOG_INTERVAL_MS,
+			    LOG_LEVEL_INFO, "relay: no pipe for the connection from "
 			    "port %u (%s), copying instead: raise LimitNOFILE",
 			    c->front.sport, strerror(errno));
 			if (relay_dir_copy(c, di) == -1)
@@ -532,6 +533,51 @@ fail:
 	relay_set_reset(dst);
 	relay_close(c, RELAY_WHY_NOMEM, errno);
 	return -1;
+}
+
+/*
+ * Worker: c ended (why, err): its sockets close (a pipe holding bytes is
+ * closed, not pooled) and the main thread finishes it, at once when the
+ * worker runs inline, else through the done queue.
+ */
+void
+relay_close(struct conn *c, enum relay_why why, int err)
+{
+	struct relay_worker	*w = c->w;
+	int			 i;
+
+	/* close() takes an fd out of the epoll set, unless a copy of it lives on. */
+	if (c->watch & CONN_ADOPTED) {
+		if (c->watch & CONN_WATCH_C)
+			(void)epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->cfd, NULL);
+		if (c->watch & CONN_WATCH_B)
+			(void)epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->bfd, NULL);
+	}
+	/* Events of c still in the batch must not reach the freed c. */
+	for (i = w->batch_i; i < w->batch_n; i++)
+		if ((struct conn *)((uintptr_t)w->batch[i].data.ptr &
+		    ~(uintptr_t)RELAY_SIDE_B) == c)
+			w->batch[i].data.ptr = NULL;
+	if ((c->dir[DIR_C2B].flags | c->dir[DIR_B2C].flags) & DIR_AGAIN)
+		TAILQ_REMOVE(&w->again, c, again);
+	event_del(&c->timer);
+	for (i = 0; i < 2; i++)
+		relay_dir_release(w, &c->dir[i]);
+	if (c->cfd != -1)
+		close(c->cfd);
+	if (c->bfd != -1)
+		close(c->bfd);
+	c->cfd = c->bfd = -1;
+	TAILQ_REMOVE(&w->conns, c, wentry);
+	c->why = (uint8_t)why;
+	c->err = err;
+	if (!w->threaded) {
+		w->finish(c, NULL);
+		return;
+	}
+	/* Posted once this loop iteration's callbacks are done: one lock, one wakeup. */
+	TAILQ_INSERT_TAIL(&w->ended, c, wentry);
+	event_active(w->flush_ev, EV_TIMEOUT, 0);
 }
 
 /* ---------------------------------------------------------------- budget */

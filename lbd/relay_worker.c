@@ -44,7 +44,6 @@
 #include "relay_int.h"
 
 #define RELAY_EPOLL_EVENTS	(EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) /* every socket's interest */
-#define RELAY_SIDE_B		0x1		/* low bit of an event's pointer: the backend socket */
 
 static struct relay_worker **relay_workers;	/* relay_nworkers of them */
 static int		 relay_nworkers;	/* entries of relay_workers */
@@ -108,53 +107,8 @@ relay_done_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&relay_done_lock);
 	while ((c = TAILQ_FIRST(&done)) != NULL) {
 		TAILQ_REMOVE(&done, c, wentry);
-		relay_finish(c, NULL);
+		c->w->finish(c, NULL);
 	}
-}
-
-/*
- * Worker: c ended (why, err): its sockets close (a pipe holding bytes is
- * closed, not pooled) and the main thread finishes it, at once when the
- * worker runs inline, else through the done queue.
- */
-void
-relay_close(struct conn *c, enum relay_why why, int err)
-{
-	struct relay_worker	*w = c->w;
-	int			 i;
-
-	/* close() takes an fd out of the epoll set, unless a copy of it lives on. */
-	if (c->watch & CONN_ADOPTED) {
-		if (c->watch & CONN_WATCH_C)
-			(void)epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->cfd, NULL);
-		if (c->watch & CONN_WATCH_B)
-			(void)epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->bfd, NULL);
-	}
-	/* Events of c still in the batch must not reach the freed c. */
-	for (i = w->batch_i; i < w->batch_n; i++)
-		if ((struct conn *)((uintptr_t)w->batch[i].data.ptr &
-		    ~(uintptr_t)RELAY_SIDE_B) == c)
-			w->batch[i].data.ptr = NULL;
-	if ((c->dir[DIR_C2B].flags | c->dir[DIR_B2C].flags) & DIR_AGAIN)
-		TAILQ_REMOVE(&w->again, c, again);
-	event_del(&c->timer);
-	for (i = 0; i < 2; i++)
-		relay_dir_release(w, &c->dir[i]);
-	if (c->cfd != -1)
-		close(c->cfd);
-	if (c->bfd != -1)
-		close(c->bfd);
-	c->cfd = c->bfd = -1;
-	TAILQ_REMOVE(&w->conns, c, wentry);
-	c->why = (uint8_t)why;
-	c->err = err;
-	if (!w->threaded) {
-		relay_finish(c, NULL);
-		return;
-	}
-	/* Posted once this loop iteration's callbacks are done: one lock, one wakeup. */
-	TAILQ_INSERT_TAIL(&w->ended, c, wentry);
-	event_active(w->flush_ev, EV_TIMEOUT, 0);
 }
 
 /* ---------------------------------------------------------------- events */
@@ -465,12 +419,12 @@ relay_worker_free(struct relay_worker *w)
 }
 
 /*
- * A worker with its epoll set: run by main_base (inline), or, main_base
- * NULL, with an event loop and an inbox of its own, its thread not started
- * yet. Returns it, or NULL logged.
+ * A worker with its epoll set, whose ended connections go to finish: run
+ * by main_base (inline), or, main_base NULL, with an event loop and an
+ * inbox of its own, its thread not started yet. Returns it, or NULL logged.
  */
 static struct relay_worker *
-relay_worker_new(struct event_base *main_base)
+relay_worker_new(struct event_base *main_base, relay_finish_fn *finish)
 {
 	struct relay_worker	*w;
 
@@ -479,6 +433,7 @@ relay_worker_new(struct event_base *main_base)
 		return NULL;
 	}
 	w->epfd = w->efd = -1;
+	w->finish = finish;
 	TAILQ_INIT(&w->conns);
 	TAILQ_INIT(&w->again);
 	TAILQ_INIT(&w->inbox);
@@ -584,7 +539,7 @@ relay_threads_wanted(const struct lbd_config *conf)
 }
 
 int
-relay_worker_init(struct lbd *lbd)
+relay_worker_init(struct lbd *lbd, relay_finish_fn *finish)
 {
 	int	 n, i;
 
@@ -595,7 +550,7 @@ relay_worker_init(struct lbd *lbd)
 	}
 	relay_rr = 0;
 	if (n == 0) {
-		if ((relay_workers[0] = relay_worker_new(lbd->base)) == NULL)
+		if ((relay_workers[0] = relay_worker_new(lbd->base, finish)) == NULL)
 			return -1;
 		relay_nworkers = 1;
 		log_info("relay: in the main thread (node.relay_threads = 0)");
@@ -615,7 +570,7 @@ relay_worker_init(struct lbd *lbd)
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
-		if ((relay_workers[i] = relay_worker_new(NULL)) == NULL)
+		if ((relay_workers[i] = relay_worker_new(NULL, finish)) == NULL)
 			return -1;
 		relay_nworkers++;
 		if (relay_worker_start(relay_workers[i]) == -1)
