@@ -481,9 +481,10 @@ void		 relay_shutdown(struct lbd *);		/* closes every connection */
 void		 relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
 		    const struct sockaddr *local);
 /*
- * Adopts an already connected pair (a client and its backend connection
- * made elsewhere, e.g. rebuilt after a takeover): relayed like an accepted
- * one. Returns: 0, or -1 and both fds closed.
+ * Adopts an already connected pair: a client socket and its backend
+ * socket made elsewhere (a session the new MASTER rebuilt with TCP_REPAIR
+ * after an unplanned failover), relayed like an accepted one.
+ * Returns: 0, or -1 and both fds closed.
  */
 int		 relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd);
 uint64_t	 relay_active(void);			/* open connections (main thread's count) */

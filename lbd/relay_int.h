@@ -115,7 +115,6 @@ typedef void	 relay_finish_fn(struct conn *c, const char *detail);
 struct relay_worker {
 	struct event_base *base;	/* its event loop: its own, or lbd->base when inline */
 	bool		 threaded;	/* runs in a thread of its own */
-	relay_finish_fn	*finish;	/* relay.c's end of a connection (main thread) */
 	bool		 started;	/* its thread was created and is not joined yet */
 	pthread_t	 tid;		/* that thread */
 	int		 epfd;		/* every socket it relays, edge-triggered */
@@ -138,6 +137,7 @@ struct relay_worker {
 	bool		 stop;		/* relay_shutdown: close everything, exit */
 	int		 efd;		/* eventfd: inbox became non-empty, or stop */
 	struct event	*inev;		/* read event on efd */
+	relay_finish_fn	*finish;	/* relay.c's end of a connection (main thread) */
 	char		 bounce[RELAY_BOUNCE_SIZE]; /* recv buffer of every direction not splicing */
 };
 

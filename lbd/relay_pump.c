@@ -535,6 +535,8 @@ fail:
 	return -1;
 }
 
+/* ---------------------------------------------------------------- closing */
+
 /*
  * Worker: c ended (why, err): its sockets close (a pipe holding bytes is
  * closed, not pooled) and the main thread finishes it, at once when the

@@ -55,7 +55,7 @@ static int		 relay_done_fd = -1;	/* eventfd: relay_done became non-empty */
 static struct event	*relay_done_ev;		/* the main loop's read event on it */
 static struct event	*relay_hand_ev;		/* activated by relay_hand: moves outboxes to inboxes */
 
-/* ---------------------------------------------------------------- closing */
+/* ---------------------------------------------------------------- done queue */
 
 /* Wakes the loop watching eventfd fd. */
 static void
