@@ -30,6 +30,7 @@
 /* Written by the main thread, read by relay workers too (pipes): relaxed atomics. */
 static uint64_t	 fds_limit;	/* soft RLIMIT_NOFILE in force; 0: no budget (not started) */
 static uint64_t	 fds_base;	/* descriptors open with no client connection */
+static uint64_t	 fds_used;	/* descriptors the relay holds: sockets and pipe ends; atomic */
 static uint64_t	 fds_reserve_n;	/* kept free for checks, control and sync */
 
 void
@@ -128,6 +129,16 @@ fds_limit_now(void)
 	return __atomic_load_n(&fds_limit, __ATOMIC_RELAXED);
 }
 
+/* The relay opened (delta > 0) or closed descriptors: what fds_room counts. */
+void
+fds_use(int delta)
+{
+	if (delta >= 0)
+		__atomic_add_fetch(&fds_used, (uint64_t)delta, __ATOMIC_RELAXED);
+	else
+		__atomic_sub_fetch(&fds_used, (uint64_t)-delta, __ATOMIC_RELAXED);
+}
+
 bool
 fds_room(unsigned int n)
 {
@@ -135,7 +146,7 @@ fds_room(unsigned int n)
 
 	if (limit == 0)
 		return true;
-	used = __atomic_load_n(&fds_base, __ATOMIC_RELAXED) + 2 * relay_active() +
-	    relay_pipe_fds();
+	used = __atomic_load_n(&fds_base, __ATOMIC_RELAXED) +
+	    __atomic_load_n(&fds_used, __ATOMIC_RELAXED);
 	return used + n + fds_reserve() <= limit;
 }

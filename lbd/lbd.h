@@ -359,6 +359,7 @@ uint64_t	 fds_reserve(void);		/* descriptors kept free */
 uint64_t	 fds_limit_now(void);		/* the limit the budget uses; 0: off */
 /* May the data plane open n more descriptors and leave the reserve free? */
 bool		 fds_room(unsigned int n);
+void		 fds_use(int delta);		/* the relay opened (+) or closed (-) descriptors */
 
 /* clients.c */
 struct client_table *clients_new(void);			/* NULL when out of memory */

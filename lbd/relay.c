@@ -119,6 +119,7 @@ relay_finish(struct conn *c, const char *detail)
 	be->active--;
 	svc->active--;
 	__atomic_sub_fetch(&relay_nactive, 1, __ATOMIC_RELAXED);
+	fds_use(-2);
 	free(c);
 	if (!relay_stopping && svc->active < (uint64_t)svc->conf.max_connections &&
 	    relay_room != NULL)
@@ -170,6 +171,7 @@ relay_conn_new(struct service *svc, struct backend *be, int cfd)
 	svc->active++;
 	svc->total++;
 	__atomic_add_fetch(&relay_nactive, 1, __ATOMIC_RELAXED);
+	fds_use(2);
 	if (svc->conf.max_connections > 0 &&
 	    svc->active >= (uint64_t)svc->conf.max_connections && relay_room != NULL)
 		relay_room(svc, false);	/* more clients wait in the kernel backlog */

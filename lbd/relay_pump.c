@@ -180,6 +180,7 @@ relay_pipe_new(struct relay_pipe *p)
 	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1)
 		return -1;
 	__atomic_add_fetch(&relay_npipe_fds, 2, __ATOMIC_RELAXED);
+	fds_use(2);
 	p->r = fds[0];
 	p->w = fds[1];
 	p->size = 0;
@@ -213,6 +214,7 @@ relay_pipe_get(struct relay_worker *w, struct conn_dir *d)
 			close(p.r);
 			close(p.w);
 			__atomic_sub_fetch(&relay_npipe_fds, 2, __ATOMIC_RELAXED);
+			fds_use(-2);
 			if (relay_pipe_new(&p) == -1)
 				return -1;
 		}
@@ -244,6 +246,7 @@ relay_pipe_put(struct relay_worker *w, struct conn_dir *d)
 		close(d->pipe_r);
 		close(d->pipe_w);
 		__atomic_sub_fetch(&relay_npipe_fds, 2, __ATOMIC_RELAXED);
+		fds_use(-2);
 	}
 	d->pipe_r = d->pipe_w = -1;
 	d->pipe_size = 0;
@@ -650,6 +653,7 @@ relay_pipe_pool_free(struct relay_worker *w)
 		close(w->pool[w->npool].r);
 		close(w->pool[w->npool].w);
 		__atomic_sub_fetch(&relay_npipe_fds, 2, __ATOMIC_RELAXED);
+		fds_use(-2);
 	}
 }
 
