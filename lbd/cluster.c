@@ -364,10 +364,10 @@ cluster_vip_json(struct lbd *lbd, json_t *vip)
 {
 	struct hasync_status	 hst, *hs = cluster_ha_status(lbd, &hst);
 
-	view_set(vip, "held", json_boolean(hs != NULL && hs->vip_held));
+	reply_set(vip, "held", json_boolean(hs != NULL && hs->vip_held));
 	/* Planned handover (steer.c): the old MASTER drains, the new one forwards. */
-	view_set(vip, "draining", json_boolean(hs != NULL && hs->draining));
-	view_set(vip, "forwarding", json_boolean(hs != NULL && hs->forwarding));
+	reply_set(vip, "draining", json_boolean(hs != NULL && hs->draining));
+	reply_set(vip, "forwarding", json_boolean(hs != NULL && hs->forwarding));
 }
 
 /*
@@ -384,12 +384,12 @@ cluster_peer_json(struct lbd *lbd)
 	if ((o = json_object()) == NULL)
 		return NULL;
 	/* Names are A-Z a-z 0-9 _ . - (config.c): always a valid JSON string. */
-	view_set(o, "name", lbd->conf->has_peer ? json_string(lbd->conf->peer_name) : json_null());
-	view_set(o, "state", json_string(hs != NULL ? hs->peer_state :
+	reply_set(o, "name", lbd->conf->has_peer ? json_string(lbd->conf->peer_name) : json_null());
+	reply_set(o, "state", json_string(hs != NULL ? hs->peer_state :
 	    lbd->conf->has_peer ? "unknown" : "none"));
-	view_set(o, "priority", heard ? json_integer(hs->peer_priority) : json_null());
-	view_set(o, "last_advert_ms", heard ? json_integer(hs->last_advert_ms) : json_null());
-	view_set(o, "role", heard ? json_string(hasync_role_str(hs->peer_role)) : json_null());
+	reply_set(o, "priority", heard ? json_integer(hs->peer_priority) : json_null());
+	reply_set(o, "last_advert_ms", heard ? json_integer(hs->last_advert_ms) : json_null());
+	reply_set(o, "role", heard ? json_string(hasync_role_str(hs->peer_role)) : json_null());
 	return o;
 }
 

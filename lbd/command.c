@@ -21,8 +21,8 @@ command_service_names(struct lbd *lbd, char *buf, size_t len)
 	buf[0] = '\0';
 	for (i = 0; i < lbd->nservices; i++) {
 		if (i > 0)
-			view_append(buf, ", ", len);
-		view_append(buf, lbd->services[i].conf.name, len);
+			reply_append(buf, ", ", len);
+		reply_append(buf, lbd->services[i].conf.name, len);
 	}
 	return buf;
 }
@@ -36,15 +36,15 @@ command_service_names(struct lbd *lbd, char *buf, size_t len)
 static int
 command_service_arg(struct lbd *lbd, const char *name, struct service **svc, json_t **err)
 {
-	char	 buf[VIEW_ECHO_MAX + 8], names[COMMAND_LIST_MAX];
+	char	 buf[REPLY_ECHO_MAX + 8], names[COMMAND_LIST_MAX];
 
 	*svc = NULL;
 	if (name == NULL)
 		return 0;
 	if ((*svc = lbd_service_by_name(lbd, name)) != NULL)
 		return 0;
-	*err = view_error("no service named %s; services: %s",
-	    view_echo(name, buf, sizeof(buf)),
+	*err = reply_error("no service named %s; services: %s",
+	    reply_echo(name, buf, sizeof(buf)),
 	    command_service_names(lbd, names, sizeof(names)));
 	return -1;
 }
@@ -62,14 +62,14 @@ command_backend_name(struct service *svc, int i)
 static int
 command_ip_arg(const char *s, struct lbd_ip *ip, json_t **err)
 {
-	char	 buf[VIEW_ECHO_MAX + 8];
+	char	 buf[REPLY_ECHO_MAX + 8];
 
 	if (s == NULL) {
-		*err = view_error("missing IP address");
+		*err = reply_error("missing IP address");
 		return -1;
 	}
 	if (ip_parse(s, ip) == -1) {
-		*err = view_error("not an IP address: %s", view_echo(s, buf, sizeof(buf)));
+		*err = reply_error("not an IP address: %s", reply_echo(s, buf, sizeof(buf)));
 		return -1;
 	}
 	return 0;
@@ -101,23 +101,23 @@ command_sticky_get(struct command_req *req, char **argv, int argc)
 		    (l = sticky_expires_in(svc->sticky, &ip, now)) == -1)
 			continue;
 		if (nfound++ > 0)
-			view_append(names, ", ", sizeof(names));
-		view_append(names, svc->conf.name, sizeof(names));
+			reply_append(names, ", ", sizeof(names));
+		reply_append(names, svc->conf.name, sizeof(names));
 		found = svc;
 		backend = b;
 		left = l;
 	}
 	ip_str(&ip, buf, sizeof(buf));
 	if (nfound == 0)
-		return view_error("no sticky entry for %s", buf);
+		return reply_error("no sticky entry for %s", buf);
 	if (nfound > 1)
-		return view_error("%s has sticky entries in several services (%s); "
+		return reply_error("%s has sticky entries in several services (%s); "
 		    "name one: sticky get %s SERVICE", buf, names, buf);
 	return json_pack("{s:s, s:o, s:I, s:o}",
 	    "client", buf,
-	    "backend", view_str(command_backend_name(found, backend)),
+	    "backend", reply_str(command_backend_name(found, backend)),
 	    "expires_in_s", (json_int_t)left,
-	    "service", view_str(found->conf.name));
+	    "service", reply_str(found->conf.name));
 }
 
 /*
@@ -143,13 +143,13 @@ command_backend_find(struct lbd *lbd, const char *name, struct service *only, bo
 			continue;
 		for (j = 0; j < svc->nbackends; j++) {
 			if (names[0] != '\0')
-				view_append(names, ", ", COMMAND_LIST_MAX);
-			view_append(names, svc->backends[j].conf.name, COMMAND_LIST_MAX);
+				reply_append(names, ", ", COMMAND_LIST_MAX);
+			reply_append(names, svc->backends[j].conf.name, COMMAND_LIST_MAX);
 			if (strcmp(svc->backends[j].conf.name, name) != 0)
 				continue;
 			if ((*nfound)++ > 0)
-				view_append(where, ", ", COMMAND_LIST_MAX);
-			view_append(where, svc->conf.name, COMMAND_LIST_MAX);
+				reply_append(where, ", ", COMMAND_LIST_MAX);
+			reply_append(where, svc->conf.name, COMMAND_LIST_MAX);
 			b = &svc->backends[j];
 		}
 	}
@@ -166,18 +166,18 @@ command_sticky_backend(struct lbd *lbd, const char *name, struct service *only,
     const char *client, json_t **err)
 {
 	struct backend	*b;
-	char		 buf[VIEW_ECHO_MAX + 8], names[COMMAND_LIST_MAX], where[COMMAND_LIST_MAX];
+	char		 buf[REPLY_ECHO_MAX + 8], names[COMMAND_LIST_MAX], where[COMMAND_LIST_MAX];
 	int		 nfound;
 
 	b = command_backend_find(lbd, name, only, true, names, where, &nfound);
 	if (nfound == 1)
 		return b;
 	if (nfound == 0)
-		*err = view_error("no backend named %s%s%s; backends: %s",
-		    view_echo(name, buf, sizeof(buf)), only != NULL ? " in service " : "",
+		*err = reply_error("no backend named %s%s%s; backends: %s",
+		    reply_echo(name, buf, sizeof(buf)), only != NULL ? " in service " : "",
 		    only != NULL ? only->conf.name : "", names[0] != '\0' ? names : "none");
 	else
-		*err = view_error("backend %s exists in several services (%s); "
+		*err = reply_error("backend %s exists in several services (%s); "
 		    "name one: sticky set %s %s SERVICE", b->conf.name, where, client,
 		    b->conf.name);
 	return NULL;
@@ -205,21 +205,21 @@ command_sticky_set(struct command_req *req, char **argv, int argc)
 	if (command_ip_arg(ipstr, &ip, &err) == -1)
 		return err;
 	if (backend == NULL)
-		return view_error("missing backend name; usage: sticky set IP BACKEND [SERVICE]");
+		return reply_error("missing backend name; usage: sticky set IP BACKEND [SERVICE]");
 	if (command_service_arg(lbd, service, &only, &err) == -1)
 		return err;
 	if (only != NULL && only->sticky == NULL)
-		return view_error("service %s has no sticky table", only->conf.name);
+		return reply_error("service %s has no sticky table", only->conf.name);
 	ip_str(&ip, buf, sizeof(buf));
 	if ((b = command_sticky_backend(lbd, backend, only, buf, &err)) == NULL)
 		return err;
 	svc = b->service;
 	if (reload_backend_removed(b))
-		return view_error("backend %s was removed from the configuration by the "
+		return reply_error("backend %s was removed from the configuration by the "
 		    "last reload; pin %s to a backend of the current configuration",
 		    b->conf.name, buf);
 	if (b->admin == BACKEND_DISABLED)
-		return view_error("backend %s is disabled and would not keep the client; "
+		return reply_error("backend %s is disabled and would not keep the client; "
 		    "enable it first (backend %s enable %s) or pick another backend",
 		    b->conf.name, b->conf.name, svc->conf.name);
 	sticky_set(svc->sticky, &ip, b->index, now);
@@ -228,11 +228,11 @@ command_sticky_set(struct command_req *req, char **argv, int argc)
 	    b->conf.name);
 	r = json_pack("{s:s, s:o, s:I, s:o}",
 	    "client", buf,
-	    "backend", view_str(b->conf.name),
+	    "backend", reply_str(b->conf.name),
 	    "expires_in_s", (json_int_t)(left < 0 ? 0 : left),
-	    "service", view_str(svc->conf.name));
+	    "service", reply_str(svc->conf.name));
 	if (r != NULL && !b->up)
-		view_set(r, "warning", json_string("the backend is down: the client's next "
+		reply_set(r, "warning", json_string("the backend is down: the client's next "
 		    "connection picks another backend (and replaces this entry) unless it is "
 		    "up by then"));
 	return r;
@@ -303,14 +303,14 @@ command_sticky_list(struct command_req *req, char **argv, int argc)
 		service = argv[2];
 		cursor = argv[4];
 	} else if (argc > 3)
-		return view_error("too many arguments for sticky list; usage: "
+		return reply_error("too many arguments for sticky list; usage: "
 		    "sticky list [SERVICE] [from CURSOR]");
 	if (command_service_arg(lbd, service, &only, &err) == -1)
 		return err;
 	if (req->stream == NULL)
 		return view_sticky_list(lbd, only, cursor);
 	if (req->streams_full)
-		return view_error("too many sticky lists in progress; try again");
+		return reply_error("too many sticky lists in progress; try again");
 	if ((*req->stream = view_sticky_snapshot(lbd, only, cursor, &err)) == NULL)
 		return err;
 	return NULL;
@@ -327,11 +327,11 @@ command_backend_admin(struct command_req *req, char **argv, int argc)
 	struct backend	*b;
 	enum backend_admin admin;
 	json_t		*err, *ev;
-	char		 buf[VIEW_ECHO_MAX + 8], names[COMMAND_LIST_MAX], where[COMMAND_LIST_MAX];
+	char		 buf[REPLY_ECHO_MAX + 8], names[COMMAND_LIST_MAX], where[COMMAND_LIST_MAX];
 	int		 nfound;
 
 	if (argc < 3 || argc > 4)
-		return view_error("usage: backend NAME enable|disable|drain [SERVICE]");
+		return reply_error("usage: backend NAME enable|disable|drain [SERVICE]");
 	if (strcmp(argv[2], "enable") == 0)
 		admin = BACKEND_ENABLED;
 	else if (strcmp(argv[2], "disable") == 0)
@@ -339,36 +339,36 @@ command_backend_admin(struct command_req *req, char **argv, int argc)
 	else if (strcmp(argv[2], "drain") == 0)
 		admin = BACKEND_DRAIN;
 	else
-		return view_error("unknown admin state \"%s\"; valid: enable, disable, drain",
-		    view_echo(argv[2], buf, sizeof(buf)));
+		return reply_error("unknown admin state \"%s\"; valid: enable, disable, drain",
+		    reply_echo(argv[2], buf, sizeof(buf)));
 	if (command_service_arg(lbd, argc == 4 ? argv[3] : NULL, &only, &err) == -1)
 		return err;
 
 	b = command_backend_find(lbd, argv[1], only, false, names, where, &nfound);
 	if (nfound == 0)
-		return view_error("no backend named %s; backends: %s",
-		    view_echo(argv[1], buf, sizeof(buf)), names);
+		return reply_error("no backend named %s; backends: %s",
+		    reply_echo(argv[1], buf, sizeof(buf)), names);
 	if (nfound > 1)
-		return view_error("backend %s exists in several services (%s); "
+		return reply_error("backend %s exists in several services (%s); "
 		    "name one: backend %s %s SERVICE", b->conf.name, where, b->conf.name, argv[2]);
 
 	if (reload_backend_removed(b) && admin != BACKEND_DISABLED)
-		return view_error("backend %s was removed from the configuration by the "
+		return reply_error("backend %s was removed from the configuration by the "
 		    "last reload; add it back to the file and reload", b->conf.name);
 	b->admin = admin;
 	log_info("backend %s/%s admin state %s (by lbctl)", b->service->conf.name,
 	    b->conf.name, backend_admin_str(admin));
 	if ((ev = json_object()) != NULL) {
-		view_set(ev, "service", view_str(b->service->conf.name));
-		view_set(ev, "backend", view_str(b->conf.name));
-		view_set(ev, "state", json_string(backend_state_str(b)));
-		view_set(ev, "admin", json_string(backend_admin_str(admin)));
+		reply_set(ev, "service", reply_str(b->service->conf.name));
+		reply_set(ev, "backend", reply_str(b->conf.name));
+		reply_set(ev, "state", json_string(backend_state_str(b)));
+		reply_set(ev, "admin", json_string(backend_admin_str(admin)));
 		bus_publish(lbd, "backend", ev);
 	}
 	return json_pack("{s:o, s:s, s:o, s:s}",
-	    "backend", view_str(b->conf.name),
+	    "backend", reply_str(b->conf.name),
 	    "admin", backend_admin_str(admin),
-	    "service", view_str(b->service->conf.name),
+	    "service", reply_str(b->service->conf.name),
 	    "state", backend_state_str(b));
 }
 
@@ -382,11 +382,11 @@ command_failover(struct command_req *req, char **argv, int argc)
 	const char	*why;
 
 	if (!lbd->conf->has_peer)
-		return view_error("standalone node: there is no peer to hand the VIP to");
+		return reply_error("standalone node: there is no peer to hand the VIP to");
 	if (lbd->ha == NULL)
-		return view_error("the heartbeat is not running");
+		return reply_error("the heartbeat is not running");
 	if ((why = cluster_failover(lbd)) != NULL)
-		return view_error("failover refused: %s", why);
+		return reply_error("failover refused: %s", why);
 	log_info("failover requested by lbctl: handing the VIP to %s", lbd->conf->peer_name);
 	return json_pack("{s:s, s:s}", "failover", "started", "to", lbd->conf->peer_name);
 }
@@ -402,8 +402,8 @@ command_reload(struct command_req *req, char **argv, int argc)
 
 	log_info("reload requested by lbctl: %s", lbd->conf->path);
 	if (reload_apply(lbd, err, sizeof(err)) == -1)
-		return view_error("%s", err);
-	return json_pack("{s:o}", "reloaded", view_str(lbd->conf->path));
+		return reply_error("%s", err);
+	return json_pack("{s:o}", "reloaded", reply_str(lbd->conf->path));
 }
 
 /* ---------------------------------------------------------------- status, monitor, help */
@@ -481,22 +481,22 @@ command_list(char *buf, size_t len, bool readonly)
 		if (readonly && !c->readonly)
 			continue;
 		if (c->sub != NULL && prev != NULL && strcmp(prev->name, c->name) == 0) {
-			view_append(buf, "|", len);
-			view_append(buf, c->sub, len);
+			reply_append(buf, "|", len);
+			reply_append(buf, c->sub, len);
 			continue;
 		}
 		if (buf[0] != '\0')
-			view_append(buf, ", ", len);
-		view_append(buf, c->name, len);
+			reply_append(buf, ", ", len);
+		reply_append(buf, c->name, len);
 		if (c->sub != NULL) {
-			view_append(buf, " ", len);
-			view_append(buf, c->sub, len);
+			reply_append(buf, " ", len);
+			reply_append(buf, c->sub, len);
 		} else if ((n = strcspn(c->args, "[")) > 0) {
 			/* The words before the first optional one. */
 			while (n > 0 && c->args[n - 1] == ' ')
 				n--;
 			snprintf(words, sizeof(words), " %.*s", (int)n, c->args);
-			view_append(buf, words, len);
+			reply_append(buf, words, len);
 		}
 		prev = c;
 	}
@@ -514,11 +514,11 @@ command_subs(const char *name, char *buf, size_t len, bool with_args)
 		if (command_table[i].sub == NULL || strcmp(command_table[i].name, name) != 0)
 			continue;
 		if (buf[0] != '\0')
-			view_append(buf, ", ", len);
-		view_append(buf, command_table[i].sub, len);
+			reply_append(buf, ", ", len);
+		reply_append(buf, command_table[i].sub, len);
 		if (with_args && command_table[i].args[0] != '\0') {
-			view_append(buf, " ", len);
-			view_append(buf, command_table[i].args, len);
+			reply_append(buf, " ", len);
+			reply_append(buf, command_table[i].args, len);
 		}
 	}
 	return buf;
@@ -591,7 +591,7 @@ static json_t *
 command_check_access(struct lbd *lbd, char **argv, int argc, enum command_access access)
 {
 	const struct lbd_config *conf = lbd->conf;
-	char	 echo[VIEW_ECHO_MAX + 8], cmd[2 * VIEW_ECHO_MAX + 8], ro[COMMAND_LIST_MAX];
+	char	 echo[REPLY_ECHO_MAX + 8], cmd[2 * REPLY_ECHO_MAX + 8], ro[COMMAND_LIST_MAX];
 	bool	 has_subs;
 
 	if (access == COMMAND_ACCESS_FULL ||
@@ -600,20 +600,20 @@ command_check_access(struct lbd *lbd, char **argv, int argc, enum command_access
 	command_list(ro, sizeof(ro), true);
 	if (access == COMMAND_ACCESS_READONLY) {
 		/* "sticky flush", not just "sticky": the subcommand is what is refused. */
-		snprintf(cmd, sizeof(cmd), "%s", view_echo(argv[0], echo, sizeof(echo)));
+		snprintf(cmd, sizeof(cmd), "%s", reply_echo(argv[0], echo, sizeof(echo)));
 		command_find(argv, argc, &has_subs);
 		if (has_subs && argc > 1) {
-			view_append(cmd, " ", sizeof(cmd));
-			view_append(cmd, view_echo(argv[1], echo, sizeof(echo)), sizeof(cmd));
+			reply_append(cmd, " ", sizeof(cmd));
+			reply_append(cmd, reply_echo(argv[1], echo, sizeof(echo)), sizeof(cmd));
 		}
-		return view_error("permission denied: \"%s\" needs group %s; group %s "
+		return reply_error("permission denied: \"%s\" needs group %s; group %s "
 		    "may run only %s", cmd, conf->control_group, conf->control_readonly_group, ro);
 	}
 	if (conf->control_readonly_group[0] != '\0')
-		return view_error("permission denied: lbctl needs group %s (every command) "
+		return reply_error("permission denied: lbctl needs group %s (every command) "
 		    "or %s (%s); root can add you: usermod -aG %s NAME",
 		    conf->control_group, conf->control_readonly_group, ro, conf->control_group);
-	return view_error("permission denied: lbctl needs root or group %s; root can "
+	return reply_error("permission denied: lbctl needs root or group %s; root can "
 	    "add you: usermod -aG %s NAME", conf->control_group[0] != '\0' ?
 	    conf->control_group : LBD_DEFAULT_CONTROL_GROUP,
 	    conf->control_group[0] != '\0' ? conf->control_group : LBD_DEFAULT_CONTROL_GROUP);
@@ -623,7 +623,7 @@ json_t *
 command_run(struct command_req *req, const char *line)
 {
 	const struct command *c;
-	char	 buf[LBD_CONTROL_LINE_MAX + 1], echo[VIEW_ECHO_MAX + 8], list[COMMAND_LIST_MAX];
+	char	 buf[LBD_CONTROL_LINE_MAX + 1], echo[REPLY_ECHO_MAX + 8], list[COMMAND_LIST_MAX];
 	char	*argv[COMMAND_MAX_TOKENS + 1], *p, *save = NULL;
 	json_t	*err;
 	size_t	 len, i;
@@ -635,43 +635,43 @@ command_run(struct command_req *req, const char *line)
 	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 		len--;
 	if (len > LBD_CONTROL_LINE_MAX)
-		return view_error("request too long");
+		return reply_error("request too long");
 	for (i = 0; i < len; i++)
 		if (((unsigned char)line[i] < 0x20 && line[i] != '\t') ||
 		    (unsigned char)line[i] == 0x7f)
-			return view_error("request contains control characters");
+			return reply_error("request contains control characters");
 	memcpy(buf, line, len);
 	buf[len] = '\0';
 
 	for (p = strtok_r(buf, " \t", &save); p != NULL; p = strtok_r(NULL, " \t", &save)) {
 		if (argc == COMMAND_MAX_TOKENS)
-			return view_error("too many words in request");
+			return reply_error("too many words in request");
 		argv[argc++] = p;
 	}
 	argv[argc] = NULL;
 
 	if (argc == 0)
-		return view_error("empty request; valid commands: %s",
+		return reply_error("empty request; valid commands: %s",
 		    command_list(list, sizeof(list), false));
 	if ((err = command_check_access(req->lbd, argv, argc, req->access)) != NULL)
 		return err;
 	if ((c = command_find(argv, argc, &has_subs)) == NULL) {
 		if (!has_subs)
-			return view_error("unknown command \"%s\"; valid commands: %s",
-			    view_echo(argv[0], echo, sizeof(echo)),
+			return reply_error("unknown command \"%s\"; valid commands: %s",
+			    reply_echo(argv[0], echo, sizeof(echo)),
 			    command_list(list, sizeof(list), false));
 		if (argc < 2)
-			return view_error("%s needs a subcommand: %s", argv[0],
+			return reply_error("%s needs a subcommand: %s", argv[0],
 			    command_subs(argv[0], list, sizeof(list), true));
-		return view_error("unknown %s subcommand \"%s\"; valid: %s", argv[0],
-		    view_echo(argv[1], echo, sizeof(echo)),
+		return reply_error("unknown %s subcommand \"%s\"; valid: %s", argv[0],
+		    reply_echo(argv[1], echo, sizeof(echo)),
 		    command_subs(argv[0], list, sizeof(list), false));
 	}
 	nargs = argc - (c->sub != NULL ? 2 : 1);
 	if (c->maxargs >= 0 && nargs > c->maxargs) {
 		if (c->sub == NULL && c->maxargs == 0)
-			return view_error("%s takes no arguments", c->name);
-		return view_error("too many arguments for %s%s%s", c->name,
+			return reply_error("%s takes no arguments", c->name);
+		return reply_error("too many arguments for %s%s%s", c->name,
 		    c->sub != NULL ? " " : "", c->sub != NULL ? c->sub : "");
 	}
 	return c->run(req, argv, argc);

@@ -107,7 +107,7 @@ control_client_reply(struct control_client *cl, json_t *reply)
 	struct timeval	 wtv = { CONTROL_WRITE_TIMEOUT_S, 0 };
 
 	if (reply == NULL)
-		reply = view_error("internal error: out of memory");
+		reply = reply_error("internal error: out of memory");
 	cl->replied = true;
 	if (reply == NULL || control_send(cl, reply) == -1) {
 		json_decref(reply);
@@ -123,7 +123,7 @@ control_client_reply(struct control_client *cl, json_t *reply)
 static void
 control_client_error(struct control_client *cl, const char *msg)
 {
-	control_client_reply(cl, view_error("%s", msg));
+	control_client_reply(cl, reply_error("%s", msg));
 }
 
 /* Counts and logs (rate-limited) a `monitor` request turned away. */
@@ -166,7 +166,7 @@ control_client_request(struct control_client *cl, const char *line, size_t len)
 	if (monitor && cl->control->nmonitors >= CONTROL_MAX_MONITORS) {
 		/* Monitors never take the slots commands need. */
 		json_decref(reply);
-		reply = view_error("too many monitors (%d open); stop one or try "
+		reply = reply_error("too many monitors (%d open); stop one or try "
 		    "again later", cl->control->nmonitors);
 		control_refused_monitor(cl->control);
 		monitor = false;

@@ -263,6 +263,16 @@ struct bus_sub {
 	void		*arg;		/* the listener's own */
 };
 
+/* The endpoint's connections and deadlines (status "metrics", metrics):
+ * plain data in struct lbd, kept by metrics.c, read by the views. */
+struct metrics_status {
+	uint64_t	 connections;		/* open now, counted from accept */
+	uint64_t	 max_connections;	/* open at once; more wait in the backlog */
+	uint64_t	 request_timeout_ms;	/* from accept (or the last reply) to a request */
+	uint64_t	 cap_reached;		/* times accepting paused at max_connections */
+	uint64_t	 timeouts;		/* connections closed at their deadline */
+};
+
 /* The whole daemon. One instance, made in main.c. */
 struct lbd {
 	struct lbd_config *conf;	/* current configuration */
@@ -272,6 +282,7 @@ struct lbd {
 	struct control	*control;	/* control socket, control.c */
 	struct bus_sub	 bus[BUS_MAX_SUBSCRIBERS];	/* event bus listeners, bus.c */
 	struct metrics	*metrics;	/* Prometheus endpoint, metrics.c; NULL when off */
+	struct metrics_status metrics_stats; /* its figures, kept by metrics.c; zero when off */
 	struct hasync	*ha;		/* heartbeat, role and VIP: hasync, opened by cluster.c */
 	uint64_t	 started_ms;	/* monotonic start time */
 	bool		 stopping;	/* SIGTERM/SIGINT received */
@@ -324,6 +335,13 @@ const char	*ip_str(const struct lbd_ip *ip, char *buf, size_t len);
 #define ADDR_STRLEN	(INET6_ADDRSTRLEN + 8)	/* room for "[v6]:port" */
 
 /* config.c */
+/* metrics.request_timeout_ms, the default when unset (a zeroed config in tests). */
+static inline int
+config_metrics_timeout_ms(const struct lbd_config *conf)
+{
+	return conf->metrics_request_timeout_ms > 0 ? conf->metrics_request_timeout_ms :
+	    LBD_DEF_REQUEST_TIMEOUT_MS;
+}
 /*
  * Returns: 0 and *conf filled, or -1 with "FILE:LINE: message" (or
  * "FILE: message" when no line applies) written to err.
@@ -599,17 +617,19 @@ struct control_status {
 };
 void		 control_get_status(const struct control *, struct control_status *);
 
+/* reply.c */
+#define REPLY_ECHO_MAX		64	/* bytes of user input quoted back in an error */
+/* s cut for quoting in a message: printable ASCII, at most REPLY_ECHO_MAX bytes and "...". */
+const char	*reply_echo(const char *s, char *buf, size_t len);
+json_t		*reply_str(const char *s);		/* JSON string; bad UTF-8 replaced, never dropped */
+json_t		*reply_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void		 reply_set(json_t *obj, const char *key, json_t *value);	/* NULL value: logged */
+void		 reply_set_int(json_t *obj, const char *key, uint64_t v);
+void		 reply_append(char *buf, const char *s, size_t len);	/* cut to len */
+
 /* view.c */
-#define VIEW_ECHO_MAX		64	/* bytes of user input quoted back in an error */
 struct evbuffer;
 struct view_stream;
-/* s cut for quoting in a message: printable ASCII, at most VIEW_ECHO_MAX bytes and "...". */
-const char	*view_echo(const char *s, char *buf, size_t len);
-json_t		*view_str(const char *s);		/* JSON string; bad UTF-8 replaced, never dropped */
-json_t		*view_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void		 view_set(json_t *obj, const char *key, json_t *value);	/* NULL value: logged */
-void		 view_set_int(json_t *obj, const char *key, uint64_t v);
-void		 view_append(char *buf, const char *s, size_t len);	/* cut to len */
 json_t		*view_status(struct lbd *, const struct control_status *);
 json_t		*view_backends(struct lbd *);
 /* One page of the sticky tables (only: one service, NULL: all) from cursor (NULL: first). NULL: *err set. */
@@ -648,14 +668,6 @@ struct metrics	*metrics_open(struct lbd *);
 void		 metrics_close(struct metrics *);
 uint16_t	 metrics_port(const struct metrics *);	/* port bound (tests ask for port 0) */
 
-/* The endpoint's connections and deadlines (status "metrics", metrics). */
-struct metrics_status {
-	uint64_t	 connections;		/* open now, counted from accept */
-	uint64_t	 max_connections;	/* open at once; more wait in the backlog */
-	uint64_t	 request_timeout_ms;	/* from accept (or the last reply) to a request */
-	uint64_t	 cap_reached;		/* times accepting paused at max_connections */
-	uint64_t	 timeouts;		/* connections closed at their deadline */
-};
 void		 metrics_get_status(const struct metrics *, struct metrics_status *);
 /* lbd's state now in the text exposition format 0.0.4; malloc'ed, NULL when out of memory. */
 char		*metrics_render(struct lbd *);

@@ -38,11 +38,9 @@ struct metrics {
 	struct evhttp	*http;			/* libevent's HTTP server */
 	struct evhttp_bound_socket *bound;	/* the listening socket, owned by http */
 	TAILQ_HEAD(, metrics_conn) conns;	/* every accepted connection still open */
-	int		 nconns;		/* length of conns */
+	struct metrics_status *st;		/* &lbd->metrics_stats: connections (length of conns), counters */
 	bool		 paused;		/* accept stopped: conns is full */
 	bool		 closing;		/* in metrics_close: the listener is going */
-	uint64_t	 cap_reached;		/* times accepting paused at METRICS_MAX_CONNS */
-	uint64_t	 timeouts;		/* connections closed at their deadline */
 	uint64_t	 cap_logged_ms;		/* last "cap reached" log line (rate limit) */
 	uint64_t	 timeout_logged_ms;	/* last "timed out" log line (rate limit) */
 };
@@ -289,8 +287,7 @@ metrics_render(struct lbd *lbd)
 static int
 metrics_deadline_ms(const struct metrics *m)
 {
-	return m->lbd->conf->metrics_request_timeout_ms > 0 ?
-	    m->lbd->conf->metrics_request_timeout_ms : LBD_DEF_REQUEST_TIMEOUT_MS;
+	return config_metrics_timeout_ms(m->lbd->conf);
 }
 
 /* (Re)arms mc's deadline: metrics_deadline_ms() from now. */
@@ -310,10 +307,10 @@ metrics_conn_free(struct metrics_conn *mc)
 	struct metrics	*m = mc->m;
 
 	TAILQ_REMOVE(&m->conns, mc, entry);
-	m->nconns--;
+	m->st->connections--;
 	event_free(mc->ev);
 	free(mc);
-	if (m->paused && !m->closing && m->nconns < METRICS_MAX_CONNS) {
+	if (m->paused && !m->closing && m->st->connections < METRICS_MAX_CONNS) {
 		evconnlistener_enable(evhttp_bound_socket_get_listener(m->bound));
 		m->paused = false;
 	}
@@ -357,12 +354,12 @@ metrics_conn_timer(evutil_socket_t fd, short what, void *arg)
 		bufferevent_decref(bev);	/* the reference taken in metrics_conn_new */
 		return;
 	}
-	m->timeouts++;
+	m->st->timeouts++;
 	if (now - m->timeout_logged_ms >= METRICS_LOG_MS) {
 		m->timeout_logged_ms = now;
 		log_warnx("metrics: closing a client that did not send its request (or "
 		    "take the reply) within %d ms (%" PRIu64 " so far)",
-		    metrics_deadline_ms(m), m->timeouts);
+		    metrics_deadline_ms(m), m->st->timeouts);
 	}
 	/* What evhttp_free does for each connection; closecb frees mc. */
 	evhttp_connection_free(mc->evcon);
@@ -400,16 +397,16 @@ metrics_conn_new(struct event_base *base, void *arg)
 	/* Runs in this loop turn, before any byte is read: the deadline starts then. */
 	event_active(mc->ev, EV_TIMEOUT, 1);
 	TAILQ_INSERT_TAIL(&m->conns, mc, entry);
-	m->nconns++;
-	if (m->nconns >= METRICS_MAX_CONNS && !m->paused) {
+	m->st->connections++;
+	if (m->st->connections >= METRICS_MAX_CONNS && !m->paused) {
 		/* The listener checks this after each accept: no more in this turn. */
 		evconnlistener_disable(evhttp_bound_socket_get_listener(m->bound));
 		m->paused = true;
-		m->cap_reached++;
+		m->st->cap_reached++;
 		if (now - m->cap_logged_ms >= METRICS_LOG_MS) {
 			m->cap_logged_ms = now;
-			log_warnx("metrics: %d connections open, new ones wait (%" PRIu64
-			    " times so far)", m->nconns, m->cap_reached);
+			log_warnx("metrics: %" PRIu64 " connections open, new ones wait (%" PRIu64
+			    " times so far)", m->st->connections, m->st->cap_reached);
 		}
 	}
 	return mc->bev;
@@ -434,11 +431,8 @@ metrics_get_status(const struct metrics *m, struct metrics_status *st)
 	memset(st, 0, sizeof(*st));
 	if (m == NULL)
 		return;
-	st->connections = (uint64_t)m->nconns;
-	st->max_connections = METRICS_MAX_CONNS;
+	*st = *m->st;
 	st->request_timeout_ms = (uint64_t)metrics_deadline_ms(m);
-	st->cap_reached = m->cap_reached;
-	st->timeouts = m->timeouts;
 }
 
 /* A short text/plain reply (errors). */
@@ -550,6 +544,9 @@ metrics_open(struct lbd *lbd)
 		return NULL;
 	}
 	m->lbd = lbd;
+	m->st = &lbd->metrics_stats;
+	memset(m->st, 0, sizeof(*m->st));
+	m->st->max_connections = METRICS_MAX_CONNS;
 	TAILQ_INIT(&m->conns);
 	if ((m->http = evhttp_new(lbd->base)) == NULL) {
 		log_warnx("metrics: cannot create the HTTP server");

@@ -1,7 +1,7 @@
 /*
  * view.c - lbd's state as the JSON the control socket replies with: the
- * `status` and `backends` objects, the `sticky list` pages (a snapshot
- * written in slices), and the small JSON helpers replies are built with.
+ * `status` and `backends` objects, and the `sticky list` pages (a snapshot
+ * written in slices).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -47,78 +47,6 @@ struct view_stream {
 						/* JSON-quoted: [s][0] service, [s][1 + b] backend b */
 };
 
-/* ---------------------------------------------------------------- helpers */
-
-/*
- * Copies untrusted s into buf for quoting in a message: printable ASCII
- * only (others become '?'), cut at VIEW_ECHO_MAX bytes with "...".
- */
-const char *
-view_echo(const char *s, char *buf, size_t len)
-{
-	size_t	 i, n = 0;
-
-	for (i = 0; s[i] != '\0' && n + 4 < len; i++) {
-		if (i == VIEW_ECHO_MAX) {
-			memcpy(buf + n, "...", 3);
-			n += 3;
-			break;
-		}
-		buf[n++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	}
-	buf[n] = '\0';
-	return buf;
-}
-
-/* A JSON string of s; bytes that are not valid UTF-8 are replaced, never dropped. */
-json_t *
-view_str(const char *s)
-{
-	char	 buf[VIEW_ECHO_MAX + 8];
-	json_t	*j;
-
-	if ((j = json_string(s)) != NULL)
-		return j;
-	return json_string(view_echo(s, buf, sizeof(buf)));
-}
-
-/* {"error": message}, built with printf formatting. */
-json_t *
-view_error(const char *fmt, ...)
-{
-	char	 msg[1024];
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return json_pack("{s:o}", "error", view_str(msg));
-}
-
-/* Sets key on obj to a new value; a NULL value (out of memory) is logged. */
-void
-view_set(json_t *obj, const char *key, json_t *value)
-{
-	if (value == NULL || json_object_set_new(obj, key, value) == -1)
-		log_warnx("control: cannot add \"%s\" to a reply", key);
-}
-
-void
-view_set_int(json_t *obj, const char *key, uint64_t v)
-{
-	view_set(obj, key, json_integer((json_int_t)v));
-}
-
-/* Appends s to the string in buf (size len), cutting what does not fit. */
-void
-view_append(char *buf, const char *s, size_t len)
-{
-	size_t	 n = strlen(buf);
-
-	if (n + 1 < len)
-		snprintf(buf + n, len - n, "%s", s);
-}
-
 /* ---------------------------------------------------------------- status */
 
 /* One backend as in `status` and `backends`. */
@@ -130,25 +58,25 @@ view_backend_json(struct backend *b, uint64_t now)
 
 	if ((o = json_object()) == NULL)
 		return NULL;
-	view_set(o, "name", view_str(b->conf.name));
-	view_set(o, "address", json_string(addr_str((struct sockaddr *)&b->conf.addr,
+	reply_set(o, "name", reply_str(b->conf.name));
+	reply_set(o, "address", json_string(addr_str((struct sockaddr *)&b->conf.addr,
 	    addr, sizeof(addr))));
-	view_set(o, "state", json_string(backend_state_str(b)));
-	view_set(o, "admin", json_string(backend_admin_str(b->admin)));
-	view_set(o, "removed", json_boolean(reload_backend_removed(b)));
-	view_set_int(o, "active", b->active);
-	view_set_int(o, "total", b->total);
+	reply_set(o, "state", json_string(backend_state_str(b)));
+	reply_set(o, "admin", json_string(backend_admin_str(b->admin)));
+	reply_set(o, "removed", json_boolean(reload_backend_removed(b)));
+	reply_set_int(o, "active", b->active);
+	reply_set_int(o, "total", b->total);
 	/* Relay workers add to these: atomic loads. */
-	view_set_int(o, "bytes_in", __atomic_load_n(&b->bytes_in, __ATOMIC_RELAXED));
-	view_set_int(o, "bytes_out", __atomic_load_n(&b->bytes_out, __ATOMIC_RELAXED));
-	view_set_int(o, "connect_failures", b->connect_failures);
-	view_set(o, "last_check", json_string(check_result_str(b->last_result)));
+	reply_set_int(o, "bytes_in", __atomic_load_n(&b->bytes_in, __ATOMIC_RELAXED));
+	reply_set_int(o, "bytes_out", __atomic_load_n(&b->bytes_out, __ATOMIC_RELAXED));
+	reply_set_int(o, "connect_failures", b->connect_failures);
+	reply_set(o, "last_check", json_string(check_result_str(b->last_result)));
 	if (b->checked && b->last_check_ms != 0 && now >= b->last_check_ms)
-		view_set_int(o, "last_check_age_ms", now - b->last_check_ms);
+		reply_set_int(o, "last_check_age_ms", now - b->last_check_ms);
 	else
-		view_set(o, "last_check_age_ms", json_null());
-	view_set_int(o, "weight", (uint64_t)b->conf.weight);
-	view_set_int(o, "checks_skipped", b->checks_skipped);
+		reply_set(o, "last_check_age_ms", json_null());
+	reply_set_int(o, "weight", (uint64_t)b->conf.weight);
+	reply_set_int(o, "checks_skipped", b->checks_skipped);
 	return o;
 }
 
@@ -181,25 +109,25 @@ view_service_json(struct service *svc, uint64_t now)
 
 	if ((o = json_object()) == NULL)
 		return NULL;
-	view_set(o, "name", view_str(svc->conf.name));
-	view_set(o, "ports", view_ports_json(&svc->conf));
-	view_set(o, "scheduler", json_string(sched_type_str(svc->conf.sched)));
-	view_set_int(o, "active", svc->active);
-	view_set_int(o, "total", svc->total);
-	view_set_int(o, "refused", svc->refused);
-	view_set_int(o, "fd_reserve_pauses", svc->fd_reserve_pauses);
-	view_set_int(o, "refused_per_client", svc->refused_per_client);
-	view_set_int(o, "clients", clients_size(svc->clients));
-	view_set_int(o, "max_connections_per_client",
+	reply_set(o, "name", reply_str(svc->conf.name));
+	reply_set(o, "ports", view_ports_json(&svc->conf));
+	reply_set(o, "scheduler", json_string(sched_type_str(svc->conf.sched)));
+	reply_set_int(o, "active", svc->active);
+	reply_set_int(o, "total", svc->total);
+	reply_set_int(o, "refused", svc->refused);
+	reply_set_int(o, "fd_reserve_pauses", svc->fd_reserve_pauses);
+	reply_set_int(o, "refused_per_client", svc->refused_per_client);
+	reply_set_int(o, "clients", clients_size(svc->clients));
+	reply_set_int(o, "max_connections_per_client",
 	    (uint64_t)svc->conf.max_connections_per_client);
-	view_set_int(o, "sticky_entries", svc->sticky ? sticky_count(svc->sticky) : 0);
-	view_set_int(o, "sticky_evictions", svc->sticky ? sticky_evictions(svc->sticky) : 0);
+	reply_set_int(o, "sticky_entries", svc->sticky ? sticky_count(svc->sticky) : 0);
+	reply_set_int(o, "sticky_evictions", svc->sticky ? sticky_evictions(svc->sticky) : 0);
 	if ((backends = json_array()) != NULL)
 		for (i = 0; i < svc->nbackends; i++)
 			if (reload_backend_listed(&svc->backends[i]))
 				json_array_append_new(backends,
 				    view_backend_json(&svc->backends[i], now));
-	view_set(o, "backends", backends);
+	reply_set(o, "backends", backends);
 	return o;
 }
 
@@ -250,11 +178,11 @@ view_clients_json(const struct control_status *cs)
 static json_t *
 view_metrics_json(struct lbd *lbd)
 {
-	struct metrics_status	 ms;
+	struct metrics_status	 ms = lbd->metrics_stats;	/* kept by metrics.c */
 
 	if (lbd->metrics == NULL)
 		return json_null();
-	metrics_get_status(lbd->metrics, &ms);
+	ms.request_timeout_ms = (uint64_t)config_metrics_timeout_ms(lbd->conf);
 	return json_pack("{s:I,s:I,s:I,s:I,s:I}",
 	    "connections", (json_int_t)ms.connections,
 	    "max_connections", (json_int_t)ms.max_connections,
@@ -272,28 +200,28 @@ view_status(struct lbd *lbd, const struct control_status *cs)
 
 	if ((o = json_object()) == NULL)
 		return NULL;
-	view_set(o, "node", view_str(lbd->conf->node_name));
-	view_set(o, "role", cluster_role_json(lbd));
-	view_set_int(o, "priority", (uint64_t)lbd->conf->node_priority);
+	reply_set(o, "node", reply_str(lbd->conf->node_name));
+	reply_set(o, "role", cluster_role_json(lbd));
+	reply_set_int(o, "priority", (uint64_t)lbd->conf->node_priority);
 	if ((vip = json_object()) != NULL) {
-		view_set(vip, "address", view_vip_address(lbd->conf));
-		view_set(vip, "interface", view_str(lbd->conf->vip_interface));
+		reply_set(vip, "address", view_vip_address(lbd->conf));
+		reply_set(vip, "interface", reply_str(lbd->conf->vip_interface));
 		cluster_vip_json(lbd, vip);	/* held, draining, forwarding */
 	}
-	view_set(o, "vip", vip);
-	view_set(o, "peer", cluster_peer_json(lbd));
-	view_set(o, "sync", cluster_sync_json(lbd));
-	view_set(o, "ha", cluster_ha_json(lbd));
-	view_set_int(o, "uptime_s", now >= lbd->started_ms ? (now - lbd->started_ms) / 1000 : 0);
-	view_set_int(o, "relay_threads", (uint64_t)relay_threads());	/* 0: in the main loop */
-	view_set(o, "pipes", view_pipes_json());
+	reply_set(o, "vip", vip);
+	reply_set(o, "peer", cluster_peer_json(lbd));
+	reply_set(o, "sync", cluster_sync_json(lbd));
+	reply_set(o, "ha", cluster_ha_json(lbd));
+	reply_set_int(o, "uptime_s", now >= lbd->started_ms ? (now - lbd->started_ms) / 1000 : 0);
+	reply_set_int(o, "relay_threads", (uint64_t)relay_threads());	/* 0: in the main loop */
+	reply_set(o, "pipes", view_pipes_json());
 	if ((services = json_array()) != NULL)
 		for (i = 0; i < lbd->nservices; i++)
 			json_array_append_new(services,
 			    view_service_json(&lbd->services[i], now));
-	view_set(o, "services", services);
-	view_set(o, "control", view_clients_json(cs));
-	view_set(o, "metrics", view_metrics_json(lbd));
+	reply_set(o, "services", services);
+	reply_set(o, "control", view_clients_json(cs));
+	reply_set(o, "metrics", view_metrics_json(lbd));
 	return o;
 }
 
@@ -313,7 +241,7 @@ view_backends(struct lbd *lbd)
 			if (!reload_backend_listed(&svc->backends[j]) ||
 			    (b = view_backend_json(&svc->backends[j], now)) == NULL)
 				continue;
-			view_set(b, "service", view_str(svc->conf.name));
+			reply_set(b, "service", reply_str(svc->conf.name));
 			json_array_append_new(list, b);
 		}
 	}
@@ -321,7 +249,7 @@ view_backends(struct lbd *lbd)
 		json_decref(list);
 		return NULL;
 	}
-	view_set(o, "backends", list);
+	reply_set(o, "backends", list);
 	return o;
 }
 
@@ -345,7 +273,7 @@ view_stream_free(struct view_stream *st)
 static char *
 view_quote(const char *name)
 {
-	json_t	*j = view_str(name);
+	json_t	*j = reply_str(name);
 	char	*q = j != NULL ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
 
 	json_decref(j);
@@ -403,7 +331,7 @@ static int
 view_cursor_parse(struct lbd *lbd, const struct service *only, const char *s,
     int *service, uint32_t *slot, json_t **err)
 {
-	char		 buf[VIEW_ECHO_MAX + 8], *end;
+	char		 buf[REPLY_ECHO_MAX + 8], *end;
 	unsigned long	 a, b;
 
 	errno = 0;
@@ -418,8 +346,8 @@ view_cursor_parse(struct lbd *lbd, const struct service *only, const char *s,
 			return 0;
 		}
 	}
-	*err = view_error("bad sticky list cursor \"%s\": give the \"next\" of the page "
-	    "before, with the same SERVICE", view_echo(s, buf, sizeof(buf)));
+	*err = reply_error("bad sticky list cursor \"%s\": give the \"next\" of the page "
+	    "before, with the same SERVICE", reply_echo(s, buf, sizeof(buf)));
 	return -1;
 }
 
@@ -504,7 +432,7 @@ view_sticky_snapshot(struct lbd *lbd, struct service *only, const char *cursor, 
 fail:
 	log_warnx("control: out of memory for a sticky list");
 	view_stream_free(st);
-	*err = view_error("out of memory");
+	*err = reply_error("out of memory");
 	return NULL;
 }
 

@@ -907,7 +907,7 @@ test_misc_commands(void **state)
 /* The command list lbd/command.c quotes after "valid commands: " (from its command table). */
 #define BAD_VALID	"status, backends, sticky list|get|set|clear|flush, " \
 			"backend NAME enable|disable|drain, failover, reload, monitor, help"
-#define BAD_ECHO_MAX	64	/* view.c's VIEW_ECHO_MAX: input quoted back, then "..." */
+#define BAD_ECHO_MAX	64	/* view.c's REPLY_ECHO_MAX: input quoted back, then "..." */
 
 /* Asserts line fails with exactly the error want; frees the reply. */
 static void

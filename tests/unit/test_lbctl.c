@@ -72,8 +72,8 @@ grammar_forms(const struct token *table, const char *prefix, json_t *out)
 				for (u = t + 1; u->type != TOK_END; u++)
 					if (u->type == TOK_KEYWORD && u->action == ACT_NONE &&
 					    u->next == t->next) {
-						view_append(word, "|", sizeof(word));
-						view_append(word, u->word, sizeof(word));
+						reply_append(word, "|", sizeof(word));
+						reply_append(word, u->word, sizeof(word));
 					}
 			}
 			form_add(form, prefix, word, "", "");
