@@ -56,7 +56,7 @@
 #include <sodium.h>
 
 #include "hasync.pb-c.h"
-#include "hasync.h"
+#include "hasync_int.h"
 
 #define CHAN_PROTOCOL		2	/* Hello.protocol we speak (2: kx_public, forward secrecy) */
 #define CHAN_KIND_HELLO		1	/* body kind: MACed hello in clear */
@@ -196,8 +196,6 @@ static void	chan_log(struct channel *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 static void	chan_log_limited(struct channel *, enum chan_logkind, int, const char *, ...)
 		    __attribute__((format(printf, 4, 5)));
-static void	chan_addr_str(const struct sockaddr_storage *, char *, size_t);
-static void	chan_addr16(const struct sockaddr_storage *, uint8_t[16]);
 static bool	chan_same_host(const struct sockaddr_storage *, const struct sockaddr_storage *);
 static bool	chan_is_peer(const struct channel *, const struct sockaddr_storage *);
 static void	chan_set_port(struct sockaddr_storage *, uint16_t);
@@ -256,45 +254,14 @@ chan_log_limited(struct channel *ch, enum chan_logkind kind, int level, const ch
 	va_end(ap);
 }
 
-/* "a.b.c.d:port" or "[v6]:port". */
-static void
-chan_addr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
-{
-	const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
-	char a[INET6_ADDRSTRLEN];
-
-	if (ss->ss_family == AF_INET && inet_ntop(AF_INET, &sin->sin_addr, a, sizeof(a)))
-		snprintf(buf, len, "%s:%u", a, ntohs(sin->sin_port));
-	else if (ss->ss_family == AF_INET6 &&
-	    inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof(a)))
-		snprintf(buf, len, "[%s]:%u", a, ntohs(sin6->sin6_port));
-	else
-		snprintf(buf, len, "(family %d)", ss->ss_family);
-}
-
-/* 16 bytes, IPv4 as ::ffff:a.b.c.d, so both families compare alike (as heartbeat.c). */
-static void
-chan_addr16(const struct sockaddr_storage *ss, uint8_t out[16])
-{
-	memset(out, 0, 16);
-	if (ss->ss_family == AF_INET6) {
-		memcpy(out, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-	} else if (ss->ss_family == AF_INET) {
-		out[10] = 0xff;
-		out[11] = 0xff;
-		memcpy(out + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-	}
-}
-
 /* Same address, ports ignored. */
 static bool
 chan_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
 	uint8_t x[16], y[16];
 
-	chan_addr16(a, x);
-	chan_addr16(b, y);
+	hasync_addr16((const struct sockaddr *)a, x);
+	hasync_addr16((const struct sockaddr *)b, y);
 	return memcmp(x, y, sizeof(x)) == 0;
 }
 
@@ -480,7 +447,6 @@ channel_new(struct event_base *base, const struct channel_config *conf,
     const struct channel_callbacks *cb, void *arg, char *err, size_t errlen)
 {
 	struct channel *ch = NULL;
-	struct timespec ts;
 	uint8_t a[16], b[16];
 
 	if (base == NULL || conf == NULL) {
@@ -519,8 +485,8 @@ channel_new(struct event_base *base, const struct channel_config *conf,
 	ch->salen = ch->family == AF_INET ? sizeof(struct sockaddr_in) :
 	    sizeof(struct sockaddr_in6);
 	/* Who connects: the lower node address, as VRRP's tie-break compares them. */
-	chan_addr16(&conf->node_addr, a);
-	chan_addr16(&conf->peer_addr[0], b);
+	hasync_addr16((const struct sockaddr *)&conf->node_addr, a);
+	hasync_addr16((const struct sockaddr *)&conf->peer_addr[0], b);
 	ch->connector = memcmp(a, b, sizeof(a)) < 0;
 	ch->backoff_ms = CHAN_BACKOFF_MIN_MS;
 	/* Ticks often enough for both the keepalive and the silence check. */
@@ -532,7 +498,7 @@ channel_new(struct event_base *base, const struct channel_config *conf,
 		struct sockaddr_storage p = conf->peer_addr[0];
 
 		chan_set_port(&p, conf->sync_port);
-		chan_addr_str(&p, ch->peer_text, sizeof(ch->peer_text));
+		hasync_addr_port_str((const struct sockaddr *)&p, ch->peer_text, sizeof(ch->peer_text));
 	}
 	crypto_kdf_derive_from_key(ch->hello_key, sizeof(ch->hello_key), CHAN_KDF_HELLO,
 	    CHAN_KDF_CONTEXT, conf->key);
@@ -541,8 +507,7 @@ channel_new(struct event_base *base, const struct channel_config *conf,
 	crypto_kdf_derive_from_key(ch->md5_key, sizeof(ch->md5_key), CHAN_MD5_ID,
 	    CHAN_MD5_CONTEXT, conf->key);
 	sodium_memzero(ch->conf.key, sizeof(ch->conf.key));	/* only the subkeys stay */
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ch->boot_id = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	ch->boot_id = hasync_wall_ns();
 
 	if ((ch->ev_retry = evtimer_new(base, chan_on_retry, ch)) == NULL ||
 	    (ch->ev_tick = event_new(base, -1, EV_PERSIST, chan_on_tick, ch)) == NULL ||
@@ -577,7 +542,7 @@ channel_start(struct channel *ch)
 	else
 		local = ch->conf.node_addr;
 	chan_set_port(&local, ch->conf.sync_port);
-	chan_addr_str(&local, a, sizeof(a));
+	hasync_addr_port_str((const struct sockaddr *)&local, a, sizeof(a));
 	ch->lfd = socket(ch->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (ch->lfd == -1) {
 		chan_log(ch, 0, "sync channel: socket: %s", strerror(errno));
@@ -684,7 +649,7 @@ chan_connect(struct channel *ch)
 
 	to = ch->conf.peer_addr[path];
 	chan_set_port(&to, ch->conf.sync_port);
-	chan_addr_str(&to, a, sizeof(a));
+	hasync_addr_port_str((const struct sockaddr *)&to, a, sizeof(a));
 	s = socket(ch->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s == -1) {
 		chan_log_limited(ch, CHAN_LOG_CONNECT, 0, "sync channel: socket: %s",
@@ -827,7 +792,7 @@ chan_on_accept(evutil_socket_t lfd, short what, void *arg)
 			evtimer_add(ch->ev_accept_pause, &tv);
 			return;
 		}
-		chan_addr_str(&from, a, sizeof(a));
+		hasync_addr_port_str((const struct sockaddr *)&from, a, sizeof(a));
 		if (ch->connector) {
 			ch->st.rejected++;
 			chan_log_limited(ch, CHAN_LOG_REJECTED, 0, "sync connection from %s "
@@ -921,7 +886,7 @@ conn_new(struct channel *ch, int fd, bool outbound, int path,
 	c->md5 = md5;
 	c->path = path;
 	c->state = outbound ? CHAN_CONN_CONNECTING : CHAN_CONN_HELLO;
-	chan_addr_str(addr, c->text, sizeof(c->text));
+	hasync_addr_port_str((const struct sockaddr *)addr, c->text, sizeof(c->text));
 	c->started_ms = c->last_rx_ms = c->last_ka_ms = hasync_now_ms();
 	randombytes_buf(c->nonce, sizeof(c->nonce));
 	crypto_kx_keypair(c->kx_pk, c->kx_sk);
@@ -1214,15 +1179,13 @@ conn_send_keepalive(struct chan_conn *c, uint64_t now)
 	struct channel *ch = c->ch;
 	Lbd__SyncFrame f = LBD__SYNC_FRAME__INIT;
 	Lbd__Keepalive k = LBD__KEEPALIVE__INIT;
-	struct timespec ts;
 
 	c->last_ka_ms = now;
 	/* A full queue is traffic enough: the peer will not think us silent. */
 	if (evbuffer_get_length(c->out) >= ch->conf.max_queue_bytes)
 		return;
 	/* Wall clock, so the peer can estimate replication lag. */
-	clock_gettime(CLOCK_REALTIME, &ts);
-	k.sent_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	k.sent_ms = hasync_wall_ns() / 1000000;
 	f.body_case = LBD__SYNC_FRAME__BODY_KEEPALIVE;
 	f.keepalive = &k;
 	if (conn_send(c, &f, lbd__sync_frame__get_packed_size(&f)) == -1)

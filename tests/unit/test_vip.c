@@ -34,7 +34,7 @@
 #include <netlink/route/link/veth.h>
 #include <netlink/socket.h>
 
-#include "hasync.h"
+#include "hasync_int.h"
 
 #define TEST_VIP4	"192.168.86.87"	/* the seed deployment's VIP */
 #define TEST_VIP6	"2001:db8::87"	/* documentation prefix */
