@@ -159,7 +159,7 @@ $(BUILD)/bench/stickyapply: tests/bench/stickyapply.c $(BUILD)/obj/lbd/sticky.o 
 FUZZ_TIME ?= 60
 FUZZ_SRC   = tests/fuzz/fuzz_frame.c lbd/sticky.c lbd/replica.c lbd/log.c lbd/util.c \
 	     hasync/sync.c hasync/channel.c hasync/report.c hasync/key.c hasync/clock.c \
-	     hasync/addr.c $(PROTO_C)
+	     hasync/addr.c hasync/confcheck.c $(PROTO_C)
 FUZZ_CONF_SRC = tests/fuzz/fuzz_config.c lbd/config.c lbd/addr.c lbd/log.c lbd/util.c
 fuzz: deps
 	@command -v clang >/dev/null || { echo "fuzz: installing clang"; \

@@ -388,39 +388,18 @@ chan_nonce_seen(struct channel *ch, const uint8_t *nonce)
 static int
 chan_check_config(const struct channel_config *c, char *err, size_t errlen)
 {
-	int i, fam = c->node_addr.ss_family;
+	int fam = c->node_addr.ss_family;
 
-	if (c->node_name[0] == '\0' || strnlen(c->node_name, sizeof(c->node_name)) ==
-	    sizeof(c->node_name)) {
-		hasync_errf(err, errlen, "node name must be 1-%d characters", HASYNC_NAME_MAX - 1);
+	if (confcheck_name(c->node_name, "node", err, errlen) == -1)
 		return -1;
-	}
-	if (c->peer_name[0] == '\0' || strnlen(c->peer_name, sizeof(c->peer_name)) ==
-	    sizeof(c->peer_name)) {
-		hasync_errf(err, errlen, "peer name must be 1-%d characters", HASYNC_NAME_MAX - 1);
+	if (confcheck_peer(c->node_name, c->peer_name, err, errlen) == -1)
 		return -1;
-	}
-	if (strcmp(c->peer_name, c->node_name) == 0) {
-		hasync_errf(err, errlen, "peer name \"%s\" equals the node name; give each node "
-		    "its own name", c->peer_name);
-		return -1;
-	}
 	if (fam != AF_INET && fam != AF_INET6) {
 		hasync_errf(err, errlen, "node address must be IPv4 or IPv6");
 		return -1;
 	}
-	if (c->npeer_addr < 1 || c->npeer_addr > HASYNC_MAX_PEER_ADDR) {
-		hasync_errf(err, errlen, "%d peer addresses: need 1-%d", c->npeer_addr,
-		    HASYNC_MAX_PEER_ADDR);
+	if (confcheck_paths(fam, c->peer_addr, c->npeer_addr, err, errlen) == -1)
 		return -1;
-	}
-	for (i = 0; i < c->npeer_addr; i++) {
-		if (c->peer_addr[i].ss_family != fam) {
-			hasync_errf(err, errlen, "peer address %d is not of the node address's "
-			    "family (IPv4/IPv6)", i + 1);
-			return -1;
-		}
-	}
 	if (chan_same_host(&c->node_addr, &c->peer_addr[0])) {
 		hasync_errf(err, errlen, "peer address equals the node address; the sync channel "
 		    "needs two distinct node addresses");

@@ -8,21 +8,19 @@
 #include "hasync_int.h"
 
 uint64_t
-hasync_now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-uint64_t
 hasync_now_us(void)
 {
 	struct timespec	 ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* The same value as tv_sec * 1000 + tv_nsec / 1000000. */
+uint64_t
+hasync_now_ms(void)
+{
+	return hasync_now_us() / 1000;
 }
 
 uint64_t

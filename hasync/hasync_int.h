@@ -27,6 +27,15 @@ uint64_t	 hasync_now_ms(void);		/* CLOCK_MONOTONIC in ms */
 uint64_t	 hasync_now_us(void);		/* CLOCK_MONOTONIC in us */
 uint64_t	 hasync_wall_ns(void);		/* CLOCK_REALTIME in ns */
 
+/* confcheck.c: each returns 0 fine, -1 not (err says what to fix) */
+/* A name of 1 to HASYNC_NAME_MAX - 1 characters; what is "node" or "peer". */
+int		 confcheck_name(const char *name, const char *what, char *err, size_t errlen);
+int		 confcheck_peer(const char *node_name, const char *peer_name, char *err,
+		    size_t errlen);		/* a valid peer name, not ours */
+/* 1 to HASYNC_MAX_PEER_ADDR peer addresses, all of family. */
+int		 confcheck_paths(int family, const struct sockaddr_storage *peer_addr,
+		    int npeer_addr, char *err, size_t errlen);
+
 /* report.c */
 #define HASYNC_MSG_MAX	512	/* one log line */
 

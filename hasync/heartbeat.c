@@ -151,13 +151,10 @@ hasync_role_str(enum hasync_role role)
 static int
 hb_check_config(const struct hasync_config *c, char *err, size_t errlen)
 {
-	int i, fam = c->node_addr.ss_family;
+	int fam = c->node_addr.ss_family;
 
-	if (c->node_name[0] == '\0' || strnlen(c->node_name, sizeof(c->node_name)) ==
-	    sizeof(c->node_name)) {
-		hasync_errf(err, errlen, "node name must be 1-%d characters", HASYNC_NAME_MAX - 1);
+	if (confcheck_name(c->node_name, "node", err, errlen) == -1)
 		return -1;
-	}
 	if (c->priority < 1 || c->priority > 254) {
 		hasync_errf(err, errlen, "priority %d out of range 1-254", c->priority);
 		return -1;
@@ -184,28 +181,10 @@ hb_check_config(const struct hasync_config *c, char *err, size_t errlen)
 		hasync_errf(err, errlen, "heartbeat port must be 1-65535");
 		return -1;
 	}
-	if (c->peer_name[0] == '\0' || strnlen(c->peer_name, sizeof(c->peer_name)) ==
-	    sizeof(c->peer_name)) {
-		hasync_errf(err, errlen, "peer name must be 1-%d characters", HASYNC_NAME_MAX - 1);
+	if (confcheck_peer(c->node_name, c->peer_name, err, errlen) == -1)
 		return -1;
-	}
-	if (strcmp(c->peer_name, c->node_name) == 0) {
-		hasync_errf(err, errlen, "peer name \"%s\" equals the node name; give each node "
-		    "its own name", c->peer_name);
+	if (confcheck_paths(fam, c->peer_addr, c->npeer_addr, err, errlen) == -1)
 		return -1;
-	}
-	if (c->npeer_addr < 1 || c->npeer_addr > HASYNC_MAX_PEER_ADDR) {
-		hasync_errf(err, errlen, "%d peer addresses: need 1-%d", c->npeer_addr,
-		    HASYNC_MAX_PEER_ADDR);
-		return -1;
-	}
-	for (i = 0; i < c->npeer_addr; i++) {
-		if (c->peer_addr[i].ss_family != fam) {
-			hasync_errf(err, errlen, "peer address %d is not of the node address's "
-			    "family (IPv4/IPv6)", i + 1);
-			return -1;
-		}
-	}
 	return 0;
 }
 
