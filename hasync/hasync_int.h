@@ -445,8 +445,6 @@ int		 nlwatch_link_query(struct hasync *, bool *up);
 #define CHANNEL_QUEUE_MAX	(64u << 20)	/* default max_queue_bytes: 64 MiB */
 #define CHANNEL_FRAME_MAX	(1u << 20)	/* largest frame body on the wire */
 
-struct Lbd__SyncFrame;
-
 /* All optional; called from the event loop. They must not call channel_free. */
 struct channel_callbacks {
 	void		(*up)(void *arg);	/* authenticated: send the bulk now */

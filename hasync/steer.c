@@ -1,8 +1,9 @@
 /*
- * steer.c - a planned VIP handover that breaks no connection: the new
- * MASTER forwards packets of connections it does not know to the old one
- * (nftables `dup`, through libnftables), and the old MASTER keeps the VIP
- * hidden on lo to serve them to their end.
+ * steer.c - the kernel objects of a planned VIP handover that breaks no
+ * connection: the new MASTER forwards packets of connections it does not
+ * know to the old one (nftables `dup`, through libnftables), and the old
+ * MASTER keeps the VIP hidden on lo to serve them to their end. When to
+ * turn each on and off is handover.c's.
  */
 #include <sys/socket.h>
 
