@@ -158,8 +158,8 @@ $(BUILD)/bench/stickyapply: tests/bench/stickyapply.c $(BUILD)/obj/lbd/sticky.o 
 # part of `make check`.  FUZZ_TIME=600 make fuzz for longer.
 FUZZ_TIME ?= 60
 FUZZ_SRC   = tests/fuzz/fuzz_frame.c lbd/sticky.c lbd/replica.c lbd/log.c lbd/util.c \
-	     hasync/sync.c hasync/channel.c hasync/report.c hasync/key.c hasync/clock.c \
-	     hasync/addr.c hasync/confcheck.c $(PROTO_C)
+	     hasync/sync.c hasync/channel.c hasync/chancrypt.c hasync/report.c hasync/key.c \
+	     hasync/clock.c hasync/addr.c hasync/confcheck.c $(PROTO_C)
 FUZZ_CONF_SRC = tests/fuzz/fuzz_config.c lbd/config.c lbd/addr.c lbd/log.c lbd/util.c
 fuzz: deps
 	@command -v clang >/dev/null || { echo "fuzz: installing clang"; \

@@ -8,10 +8,12 @@
 #define HASYNC_INT_H
 
 #include <event2/util.h>
+#include <sodium.h>
 
 #include "hasync.h"
 
 struct event;
+struct evbuffer;
 struct nl_sock;
 
 /* addr.c */
@@ -488,5 +490,147 @@ size_t		 channel_queued(const struct channel *);	/* bytes waiting to be written 
 void		 channel_kick(struct channel *);
 /* Closes everything at once (the peer sees EOF: peer_died); calls no callback. */
 void		 channel_free(struct channel *);
+
+/* channel.c, chancrypt.c */
+/*
+ * The channel's state, shared by channel.c (listening, connecting, reading
+ * and writing, keepalives) and chancrypt.c (the handshake and the frame
+ * crypto). Wire format: proto/README.md.
+ */
+#define CHAN_KIND_HELLO		1	/* body kind: MACed hello in clear */
+#define CHAN_KIND_SEALED	2	/* body kind: counter + AEAD-sealed SyncFrame */
+#define CHAN_LEN_BYTES		4	/* big-endian body length before every body */
+#define CHAN_CTR_BYTES		8	/* big-endian frame counter of a sealed body */
+#define CHAN_TAG_BYTES		crypto_aead_xchacha20poly1305_ietf_ABYTES	/* 16 */
+#define CHAN_SEAL_OVERHEAD	(1 + CHAN_CTR_BYTES + CHAN_TAG_BYTES) /* body minus plaintext */
+#define CHAN_NONCE_BYTES	32	/* Hello.nonce */
+#define CHAN_SESSION_KEY	32	/* per-direction key: crypto_aead_..._KEYBYTES */
+#define CHAN_HS_FRAME_MAX	512	/* largest body before authentication */
+#define CHAN_PLAIN_MAX		(CHANNEL_FRAME_MAX - CHAN_SEAL_OVERHEAD) /* largest packed frame */
+#define CHAN_MD5_KEY_BYTES	32	/* TCP_MD5SIG key length (kernel max 80) */
+#define CHAN_PENDING_MAX	4	/* connections in handshake at once */
+#define CHAN_NONCES_KEPT	64	/* recent peer hello nonces: a replayed hello is caught */
+#define CHAN_ADDR_MAX		(INET6_ADDRSTRLEN + 8)	/* "[addr]:port" */
+/* How far a connection got. */
+enum chan_conn_state {
+	CHAN_CONN_CONNECTING = 0,	/* outbound TCP connect in progress */
+	CHAN_CONN_HELLO,		/* our hello sent, waiting for the peer's */
+	CHAN_CONN_CONFIRM,		/* keys derived, waiting for the peer's first sealed frame */
+	CHAN_CONN_UP			/* authenticated: frames flow */
+};
+
+/* What conn_process left behind. */
+enum chan_rx_result {
+	CHAN_RX_DONE = 0,		/* no complete frame left */
+	CHAN_RX_MORE,			/* budget spent: continues from ev_more */
+	CHAN_RX_CLOSED			/* the connection was closed and freed */
+};
+
+/* Kinds of rate-limited log lines. */
+enum chan_logkind {
+	CHAN_LOG_AUTH = 0,		/* wrong key, forged, wrong node name */
+	CHAN_LOG_REPLAY,		/* replayed hello or frame */
+	CHAN_LOG_MALFORMED,		/* garbage, bad fields, truncated */
+	CHAN_LOG_OVERSIZED,		/* length over the limit */
+	CHAN_LOG_REJECTED,		/* connection from a non-peer address */
+	CHAN_LOG_CONNECT,		/* outbound connect failed */
+	CHAN_LOG_IO,			/* accept/read/write/send trouble */
+	CHAN_LOG_KINDS
+};
+
+/* One TCP connection, in handshake or up. */
+struct chan_conn {
+	struct channel	*ch;		/* owner */
+	int		 fd;		/* the socket */
+	enum chan_conn_state state;	/* handshake progress */
+	bool		 outbound;	/* we connected */
+	bool		 md5;		/* its segments are TCP_MD5SIG-signed: its close is the peer's */
+	int		 path;		/* outbound: index into peer_addr */
+	char		 text[CHAN_ADDR_MAX]; /* peer address:port, for messages */
+	struct event	*ev_read;	/* socket readable */
+	struct event	*ev_write;	/* socket writable (connect done, queue to flush) */
+	struct event	*ev_more;	/* activated by hand: frames left after the budget */
+	struct evbuffer	*in;		/* bytes read, not yet taken */
+	struct evbuffer	*out;		/* sealed frames not yet written */
+	bool		 eof;		/* read side ended (EOF or error) */
+	bool		 bye_received;	/* the peer said it is closing on purpose */
+	int		 rd_errno;	/* 0: EOF, else the read error */
+	uint64_t	 started_ms;	/* socket opened or accepted */
+	uint64_t	 last_rx_ms;	/* last authenticated frame (or start) */
+	uint64_t	 last_ka_ms;	/* last keepalive queued */
+	uint8_t		 nonce[CHAN_NONCE_BYTES]; /* ours, fresh */
+	uint8_t		 peer_nonce[CHAN_NONCE_BYTES]; /* from the peer's hello */
+	uint8_t		 kx_pk[crypto_kx_PUBLICKEYBYTES]; /* our ephemeral public key, in the hello */
+	uint8_t		 kx_sk[crypto_kx_SECRETKEYBYTES]; /* its secret: wiped once the keys are made */
+	uint8_t		 tx_key[CHAN_SESSION_KEY]; /* seals our frames */
+	uint8_t		 rx_key[CHAN_SESSION_KEY]; /* opens the peer's */
+	uint64_t	 tx_ctr;	/* counter of the last frame sealed */
+	uint64_t	 rx_ctr;	/* counter of the last frame opened */
+	uint64_t	 peer_boot;	/* the peer's Hello.boot_id */
+};
+
+/* The channel of one node. */
+struct channel {
+	struct event_base *base;	/* lbd's loop */
+	struct channel_config conf;	/* copy, defaults applied, key zeroed */
+	struct channel_callbacks cb;	/* copy */
+	void		*arg;		/* for the callbacks */
+	uint8_t		 hello_key[crypto_auth_KEYBYTES]; /* hello MAC subkey */
+	uint8_t		 session_key[crypto_generichash_KEYBYTES]; /* per-direction KDF subkey */
+	uint8_t		 md5_key[CHAN_MD5_KEY_BYTES]; /* TCP_MD5SIG key of every socket */
+	bool		 md5;		/* the listener took the TCP_MD5SIG keys */
+	uint64_t	 boot_id;	/* ours: CLOCK_REALTIME ns at channel_new */
+	int		 family;	/* AF_INET or AF_INET6 */
+	socklen_t	 salen;		/* sockaddr length of that family */
+	bool		 connector;	/* our node address is the lower: we connect */
+	bool		 started;	/* channel_start succeeded */
+	char		 peer_text[CHAN_ADDR_MAX]; /* peer_addr[0], for messages */
+	int		 lfd;		/* listening socket, -1 none */
+	struct event	*ev_accept;	/* lfd readable */
+	struct event	*ev_accept_pause; /* re-enables ev_accept after EMFILE */
+	struct event	*ev_retry;	/* connector: next connection attempt */
+	struct event	*ev_tick;	/* keepalives and silence checks */
+	int		 tick_ms;	/* ev_tick period */
+	struct chan_conn *up;		/* the authenticated connection, or NULL */
+	struct chan_conn *pending[CHAN_PENDING_MAX]; /* connections in handshake */
+	int		 npending;	/* used slots of pending[] */
+	int		 next_path;	/* connector: path of the next attempt */
+	int		 backoff_ms;	/* connector: delay before the next round */
+	bool		 was_up;	/* has been up before: the next up is a reconnect */
+	uint64_t	 up_at_ms;	/* when the current connection came up */
+	uint8_t		 seen[CHAN_NONCES_KEPT][CHAN_NONCE_BYTES]; /* recent peer hello nonces */
+	int		 nseen;		/* used entries of seen[] */
+	int		 seen_next;	/* ring position of the next one */
+	uint8_t		*tx_plain;	/* packing buffer, CHAN_PLAIN_MAX when allocated */
+	uint8_t		*rx_plain;	/* opening buffer, CHAN_PLAIN_MAX when allocated */
+	struct channel_status st;	/* counters (state, up_since filled on demand) */
+	struct hasync_rlimit rl[CHAN_LOG_KINDS]; /* log rate limit per kind */
+};
+
+/* channel.c */
+void		 chan_log(struct channel *, int level, const char *fmt, ...)
+		    __attribute__((format(printf, 3, 4)));
+/* Logs at most one line per kind per CHAN_LOG_INTERVAL_MS; counts the rest. */
+void		 chan_log_limited(struct channel *, enum chan_logkind, int level, const char *fmt,
+		    ...) __attribute__((format(printf, 4, 5)));
+/* Closes and frees c; an up connection reports down (peer_died as given). */
+void		 conn_close(struct chan_conn *, bool peer_died, const char *fmt, ...)
+		    __attribute__((format(printf, 3, 4)));
+/* Logs why (rate-limited per kind), then closes c. */
+void		 conn_fail(struct chan_conn *, enum chan_logkind, const char *fmt, ...)
+		    __attribute__((format(printf, 3, 4)));
+/* c finished its handshake: it replaces any older connection and is the channel. */
+void		 conn_become_up(struct chan_conn *);
+
+/* chancrypt.c */
+void		 chan_be32(uint8_t *p, uint32_t v);	/* big-endian, as the length prefix */
+uint32_t	 chan_get_be32(const uint8_t *p);
+int		 conn_send_hello(struct chan_conn *);	/* 0 queued, -1 closed */
+/* Seals f (packed size plen) into c's queue. Returns 0, -1 no memory or too big. */
+int		 conn_send(struct chan_conn *, const struct Lbd__SyncFrame *f, size_t plen);
+/* The peer's hello (body after the length). Returns 0 taken, -1 closed. */
+int		 conn_rx_hello(struct chan_conn *, const uint8_t *body, size_t len);
+/* A sealed frame (at its length prefix). Returns 0 taken, -1 closed. */
+int		 conn_rx_sealed(struct chan_conn *, const uint8_t *frame, size_t len);
 
 #endif /* HASYNC_INT_H */
