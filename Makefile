@@ -22,8 +22,8 @@ PROTO_H	 = $(PROTO_C:.c=.h)
 
 PROTO_OBJ = $(patsubst $(BUILD)/proto/%.c,$(BUILD)/obj/proto/%.o,$(PROTO_C))
 
-# The HA layer, a static library (plus the generated protobuf code, which
-# lbd uses too). It sees only its own headers: hasync links alone.
+# The HA layer, a static library; the generated protobuf code, which lbd
+# uses too, is linked beside it. It sees only its own headers: hasync links alone.
 HASYNC_SRC = $(wildcard hasync/*.c)
 HASYNC_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(HASYNC_SRC))
 HASYNC_LIB = $(BUILD)/libhasync.a
