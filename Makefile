@@ -56,7 +56,7 @@ DEB_ALL	  = $(DEB_BUILD) $(DEB_TEST) $(DEB_BENCH)
 
 all: $(BUILD)/lbd $(BUILD)/lbctl
 
-# Installs the Debian packages of SPEC section 3 when any is missing.
+# Installs the build, test and bench Debian packages (DEB_ALL) when any is missing.
 deps:
 	@missing=$$(for p in $(DEB_ALL); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -105,6 +105,11 @@ $(BUILD)/unit/%: tests/unit/%.c $(SAN_OBJ) $(HASYNC_SAN_LIB)
 $(HASYNC_UNIT): $(BUILD)/unit/%: tests/unit/%.c $(HASYNC_SAN_LIB) $(PROTO_SAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN) -O1 -Itests/unit -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+
+# test_lbctl compiles lbctl.c into itself (lbctl has no object in SAN_OBJ).
+$(BUILD)/unit/test_lbctl: tests/unit/test_lbctl.c lbd/lbctl.c $(SAN_OBJ) $(HASYNC_SAN_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN) -O1 -Itests/unit -o $@ $(filter-out lbd/lbctl.c,$^) $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 
 # Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 unit: $(UNIT_BIN)
@@ -157,7 +162,7 @@ $(BUILD)/bench/stickyapply: tests/bench/stickyapply.c $(BUILD)/obj/lbd/sticky.o 
 # and the configuration file; bounded runs (FUZZ_TIME seconds each), not
 # part of `make check`.  FUZZ_TIME=600 make fuzz for longer.
 FUZZ_TIME ?= 60
-FUZZ_SRC   = tests/fuzz/fuzz_frame.c lbd/sticky.c lbd/replica.c lbd/log.c lbd/util.c \
+FUZZ_SRC   = tests/fuzz/fuzz_frame.c lbd/sticky.c lbd/replica.c lbd/bus.c lbd/log.c lbd/util.c \
 	     hasync/sync.c hasync/channel.c hasync/chancrypt.c hasync/report.c hasync/key.c \
 	     hasync/clock.c hasync/addr.c hasync/confcheck.c $(PROTO_C)
 FUZZ_CONF_SRC = tests/fuzz/fuzz_config.c lbd/config.c lbd/addr.c lbd/log.c lbd/util.c

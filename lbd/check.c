@@ -552,5 +552,5 @@ check_notify(struct check *c, enum check_result r, int count)
 		    b->service->conf.name, b->conf.name);
 		return;
 	}
-	control_event(c->lbd, "backend", obj);
+	bus_publish(c->lbd, "backend", obj);
 }

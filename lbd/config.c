@@ -1,6 +1,6 @@
 /*
- * config.c - reads the libconfig file of SPEC section 4 into struct
- * lbd_config, checking every value and reporting mistakes as
+ * config.c - reads lbd.conf (libconfig syntax; keys in lbd.conf(5)) into
+ * struct lbd_config, checking every value and reporting mistakes as
  * "FILE:LINE: where: what is wrong and how to fix it".
  */
 #include <sys/stat.h>
@@ -652,8 +652,8 @@ config_parse_cluster(struct config_ctx *ctx, const config_setting_t *root)
 	if (config_get_port(ctx, g, "cluster", "heartbeat_port",
 	    &conf->heartbeat_port) == -1 ||
 	    config_get_port(ctx, g, "cluster", "sync_port", &conf->sync_port) == -1 ||
-	    config_get_int(ctx, g, "cluster", "advert_interval_ms", 10, 10000,
-	    &conf->advert_interval_ms) == -1 ||
+	    config_get_int(ctx, g, "cluster", "advert_interval_ms", LBD_ADVERT_INTERVAL_MIN,
+	    LBD_ADVERT_INTERVAL_MAX, &conf->advert_interval_ms) == -1 ||
 	    config_get_bool(ctx, g, "cluster", "preempt", &conf->preempt) == -1 ||
 	    config_get_int(ctx, g, "cluster", "handover_drain_s", 0, CONFIG_MAX_DRAIN_S,
 	    &conf->handover_drain_s) == -1)

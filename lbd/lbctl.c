@@ -3,7 +3,9 @@
  * control socket and prints the JSON reply as readable tables, or as JSON.
  *
  * It is built alone from this file and links only jansson; lbd.h is
- * included for shared constants only.
+ * included for shared constants only. Its grammar (t_main) and usage()
+ * follow the daemon's command table (command.c): tests/unit/test_lbctl.c
+ * fails when the two differ.
  */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -299,11 +301,6 @@ request_append(struct request *req, const char *word)
 	return 0;
 }
 
-/*
- * Walks the token tables over argv (prefix matching keywords) and builds
- * the canonical request line.
- * Returns: 0, or -1 with the reason printed.
- */
 /* What a word of table is called in messages. */
 static const char *
 token_context(const struct token *table)
@@ -317,6 +314,11 @@ token_context(const struct token *table)
 	return "argument";
 }
 
+/*
+ * Walks the token tables over argv (prefix matching keywords) and builds
+ * the canonical request line.
+ * Returns: 0, or -1 with the reason printed.
+ */
 static int
 request_parse(int argc, char **argv, struct request *req)
 {

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -27,6 +28,8 @@ struct event;
 #define LBD_MAX_BACKENDS	64	/* backends per service */
 #define LBD_MAX_RANGES		32	/* port entries ("21", "1025-1052") per service */
 #define LBD_MAX_PEER_PATHS	4	/* addresses the peer can be reached at */
+#define LBD_ADVERT_INTERVAL_MIN	10	/* cluster.advert_interval_ms lower bound, ms */
+#define LBD_ADVERT_INTERVAL_MAX	10000	/* cluster.advert_interval_ms upper bound, ms */
 #define LBD_CONTROL_LINE_MAX	1024	/* longest control request line */
 #define LBD_DEF_REQUEST_TIMEOUT_MS 5000	/* control/metrics.request_timeout_ms: a request's deadline */
 #define LBD_MAX_RELAY_THREADS	64	/* node.relay_threads upper bound */
@@ -34,6 +37,7 @@ struct event;
 #define LBD_PIPE_MEMORY_AUTO	(-1)	/* node.pipe_memory_max_mb unset: 256, at most RAM / 8 */
 #define LBD_PIPE_MEMORY_DEF_MB	256	/* its value on a host with 2 GiB of RAM or more */
 #define LBD_PIPE_MEMORY_MAX_MB	1048576	/* node.pipe_memory_max_mb upper bound: 1 TiB */
+#define LBD_NELEM(a)		(sizeof(a) / sizeof((a)[0]))	/* entries of a static array */
 
 #define LBD_DEFAULT_CONFIG	"/etc/lbd/lbd.conf"
 #define LBD_DEFAULT_SOCKET	"/run/lbd/lbd.sock"
@@ -241,9 +245,23 @@ struct service {
 
 struct control;
 struct hasync;
-struct channel;
 struct replica;
 struct sync;
+
+#define BUS_MAX_SUBSCRIBERS	4	/* listeners on one lbd's event bus (bus.c) */
+
+/*
+ * A listener on lbd's event bus: called with the event's type and the
+ * event object (borrowed: copy what is kept), which carries "event",
+ * "time" and "time_ms" besides the publisher's fields.
+ */
+typedef void	 bus_fn(void *arg, const char *type, json_t *event);
+
+/* One slot of the event bus. */
+struct bus_sub {
+	bus_fn		*fn;		/* NULL: a free slot */
+	void		*arg;		/* the listener's own */
+};
 
 /* The whole daemon. One instance, made in main.c. */
 struct lbd {
@@ -252,8 +270,9 @@ struct lbd {
 	struct service	 services[LBD_MAX_SERVICES];
 	int		 nservices;
 	struct control	*control;	/* control socket, control.c */
+	struct bus_sub	 bus[BUS_MAX_SUBSCRIBERS];	/* event bus listeners, bus.c */
 	struct metrics	*metrics;	/* Prometheus endpoint, metrics.c; NULL when off */
-	struct hasync	*ha;		/* heartbeat, role and VIP, hasync/heartbeat.c */
+	struct hasync	*ha;		/* heartbeat, role and VIP: hasync, opened by cluster.c */
 	uint64_t	 started_ms;	/* monotonic start time */
 	bool		 stopping;	/* SIGTERM/SIGINT received */
 	struct replica	*replica;	/* sticky replication, replica.c; NULL standalone */
@@ -278,7 +297,6 @@ void		 fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn))
 /* util.c */
 uint64_t	 now_ms(void);			/* CLOCK_MONOTONIC in ms */
 uint32_t	 now_s(void);			/* CLOCK_MONOTONIC in s */
-int		 fd_set_nonblock(int fd);
 int		 fd_count_open(void);		/* entries in /proc/self/fd */
 void		 sd_notify_ready(void);		/* systemd Type=notify: READY=1 */
 struct service	*lbd_service_by_name(struct lbd *, const char *name);
@@ -382,7 +400,7 @@ size_t		 sticky_entry_size(void);
 /* Runs examined by inserts sorted by expiry (the peer's entries) so far: their cost. */
 uint64_t	 sticky_insert_steps(const struct sticky_table *);
 /*
- * Replication (SPEC 7, driven by replica.c). Versions come from this node's
+ * Replication (driven by replica.c). Versions come from this node's
  * hybrid logical clock: max(CLOCK_REALTIME ms << 16, last + 1), and every
  * version received moves it forward. name_cmp below is the sign of
  * strcmp(peer name, our name): on equal versions the greater name wins.
@@ -494,13 +512,11 @@ void		 relay_pipe_budget(const struct lbd_config *);	/* at start and on reload *
 
 /* replica.c */
 /*
- * Sticky replication with the peer (SPEC 7) through hasync's sync layer:
- * tracks every table's changes, sends them, applies the peer's. Open it
- * after ha_open (peer death seen by the channel -> hasync_peer_lost).
- * Returns: 0 (also standalone: nothing to do), -1 logged.
+ * The sticky tables as the sync layer's store: tracks every table's
+ * changes, hands them to the sync layer, applies the peer's. Started by
+ * cluster_open, which gives the sync layer its channel; tests attach a
+ * transport to replica_sync() instead. Returns: 0, -1 logged.
  */
-int		 replica_open(struct lbd *);
-/* The same without a channel (tests attach a transport to replica_sync()). */
 int		 replica_init(struct lbd *);
 void		 replica_close(struct lbd *);
 struct sync	*replica_sync(struct lbd *);		/* NULL standalone */
@@ -508,18 +524,42 @@ struct sync	*replica_sync(struct lbd *);		/* NULL standalone */
 bool		 replica_may_preempt(struct lbd *);
 /* `sticky flush`: empties svc's table (NULL: every table), replicated. Returns entries removed. */
 uint64_t	 replica_flush(struct lbd *, struct service *svc);
-/* The "sync" object of `status`: state, entries, lag and counters. */
-json_t		*replica_status(struct lbd *);
+
+/* cluster.c */
+/*
+ * The heartbeat (role, VIP, handover) and, with a peer, the sticky
+ * replication over the channel, from one translation of the config and
+ * one read of the cluster key. Returns: 0, -1 logged (cluster_close cleans up).
+ */
+int		 cluster_open(struct lbd *);
+void		 cluster_close(struct lbd *);	/* priority-0 advert first, then the channel */
+/* Graceful stop: hands the VIP over. Returns: true started (poll cluster_leaving). */
+bool		 cluster_leave(struct lbd *);
+bool		 cluster_leaving(struct lbd *);		/* the handover or the drain goes on */
+/* `lbctl failover` on a running heartbeat. Returns: NULL started, else why not. */
+const char	*cluster_failover(struct lbd *);
+int		 cluster_key_generate(char *buf, size_t len);	/* base64 key for `lbd --genkey`; -1 */
+/* The HA and sync parts of `status`. */
+json_t		*cluster_role_json(struct lbd *);	/* "INIT" while the heartbeat is not running */
+void		 cluster_vip_json(struct lbd *, json_t *vip);	/* adds held, draining, forwarding */
+json_t		*cluster_peer_json(struct lbd *);	/* name, state, priority, last_advert_ms, role */
+json_t		*cluster_ha_json(struct lbd *);		/* heartbeat counters; null when not running */
+json_t		*cluster_sync_json(struct lbd *);	/* state, entries, lag and counters */
+/* The HA and replication lines of the metrics exposition. */
+void		 cluster_metrics(FILE *, struct lbd *);
+
+/* bus.c */
+int		 bus_subscribe(struct lbd *, bus_fn *, void *arg);	/* -1: BUS_MAX_SUBSCRIBERS listen */
+void		 bus_unsubscribe(struct lbd *, bus_fn *, void *arg);
+/* Publishes an event {"event": type, ...obj} to every listener. Steals obj; NULL lbd or obj is harmless. */
+void		 bus_publish(struct lbd *, const char *type, json_t *obj);
 
 /* control.c */
 struct control	*control_open(struct lbd *);		/* NULL on error, logged */
 void		 control_close(struct control *);
-/* Runs one request line; returns a new JSON reply object (caller decrefs). */
+/* Runs one request line with every right; returns a new JSON reply object (caller decrefs). */
 json_t		*control_handle(struct lbd *, const char *line, bool *monitor);
-json_t		*control_status(struct lbd *);
-json_t		*control_backends(struct lbd *);
-/* Sends an event to every `monitor` client: {"event": type, ...obj}. Steals obj. */
-void		 control_event(struct lbd *, const char *type, json_t *obj);
+json_t		*control_status(struct lbd *);		/* the `status` object */
 
 /* The control socket's clients and what it turned away (status "control", metrics). */
 struct control_status {
@@ -533,6 +573,48 @@ struct control_status {
 	uint64_t	 timeouts;		/* clients that sent no request line in time */
 };
 void		 control_get_status(const struct control *, struct control_status *);
+
+/* view.c */
+#define VIEW_ECHO_MAX		64	/* bytes of user input quoted back in an error */
+struct evbuffer;
+struct view_stream;
+/* s cut for quoting in a message: printable ASCII, at most VIEW_ECHO_MAX bytes and "...". */
+const char	*view_echo(const char *s, char *buf, size_t len);
+json_t		*view_str(const char *s);		/* JSON string; bad UTF-8 replaced, never dropped */
+json_t		*view_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void		 view_set(json_t *obj, const char *key, json_t *value);	/* NULL value: logged */
+void		 view_set_int(json_t *obj, const char *key, uint64_t v);
+void		 view_append(char *buf, const char *s, size_t len);	/* cut to len */
+json_t		*view_status(struct lbd *, const struct control_status *);
+json_t		*view_backends(struct lbd *);
+/* One page of the sticky tables (only: one service, NULL: all) from cursor (NULL: first). NULL: *err set. */
+struct view_stream *view_sticky_snapshot(struct lbd *, struct service *only, const char *cursor,
+		    json_t **err);
+/* Writes up to slice entries of the page. Returns: 1 more to write, 0 finished, -1 out of memory. */
+int		 view_stream_write(struct view_stream *, struct evbuffer *out, size_t slice);
+void		 view_stream_free(struct view_stream *);
+/* The same page as one parsed reply (callers in the process). */
+json_t		*view_sticky_list(struct lbd *, struct service *only, const char *cursor);
+
+/* command.c */
+/* What a connected peer may run, from its SO_PEERCRED/SO_PEERGROUPS. */
+enum command_access {
+	COMMAND_ACCESS_NONE = 0,		/* nothing: not root, lbd's user nor a group member */
+	COMMAND_ACCESS_READONLY,		/* control.readonly_group: commands that change nothing */
+	COMMAND_ACCESS_FULL,			/* root, lbd's own user, control.group */
+};
+
+/* One request line to run, and what it leaves for the control socket. */
+struct command_req {
+	struct lbd	*lbd;			/* the daemon */
+	enum command_access access;		/* what the peer may run */
+	const struct control_status *server;	/* the socket's figures, for `status` */
+	bool		 streams_full;		/* no `sticky list` stream may start now */
+	bool		 monitor;		/* out: the line was `monitor` */
+	struct view_stream **stream;		/* NULL: whole replies; else `sticky list` may set *stream */
+};
+/* Parses and runs one request line. Returns: the reply, or NULL with *req->stream set. */
+json_t		*command_run(struct command_req *, const char *line);
 
 /* metrics.c */
 struct metrics;
@@ -552,6 +634,18 @@ struct metrics_status {
 void		 metrics_get_status(const struct metrics *, struct metrics_status *);
 /* lbd's state now in the text exposition format 0.0.4; malloc'ed, NULL when out of memory. */
 char		*metrics_render(struct lbd *);
+
+/* prom.c */
+/* A family's HELP and TYPE lines. */
+void		 prom_family(FILE *, const char *name, const char *type, const char *help);
+/* name{k1="v1",...} v with labels = { k1, v1, ..., NULL } (NULL: none). */
+void		 prom_u64(FILE *, const char *name, const char *const *labels, uint64_t v);
+void		 prom_double(FILE *, const char *name, const char *const *labels, double v);
+/* A family with one unlabelled sample. */
+void		 prom_one(FILE *, const char *name, const char *type, const char *help, uint64_t v);
+/* One series per value of label key: 1 for current, 0 for the others. */
+void		 prom_one_hot(FILE *, const char *name, const char *const *labels, const char *key,
+		    const char *const *values, size_t nvalues, const char *current);
 
 /* reload.c */
 /* Runtime services from lbd->conf: backends start up until checked. Returns: 0, -1 logged. */

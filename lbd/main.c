@@ -2,9 +2,7 @@
  * main.c - the lbd process: command line, start-up in dependency order,
  * signals, and an orderly stop that releases the VIP.
  */
-#include <errno.h>
 #include <getopt.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,10 +10,8 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <sodium.h>
 
 #include "lbd.h"
-#include "hasync.h"
 
 #define SWEEP_INTERVAL_MS	1000	/* sticky expiry sweep period */
 #define DISPATCH_MAX_US		2000	/* relay callbacks before the heartbeat gets a look */
@@ -58,120 +54,6 @@ sweep_cb(evutil_socket_t fd, short ev, void *arg)
 		sticky_expire(lbd->services[i].sticky, now);
 }
 
-static void	sched_for_role(enum hasync_role, bool draining);
-
-static void
-ha_role_changed(void *arg, enum hasync_role from, enum hasync_role to, const char *reason)
-{
-	struct lbd	*lbd = arg;
-
-	sched_for_role(to, false);
-	/* hasync has logged the transition; monitor clients hear of it here. */
-	control_event(lbd, "role", json_pack("{s:s, s:s, s:s}", "from",
-	    hasync_role_str(from), "role", hasync_role_str(to), "reason", reason));
-}
-
-/* SPEC 6: no preemption before the peer's bulk sync is in (or timed out). */
-static bool
-ha_may_preempt(void *arg)
-{
-	return replica_may_preempt(arg);
-}
-
-/* Planned-handover steering, for `lbctl monitor`. */
-static void
-ha_handover(void *arg, const char *state, const char *detail)
-{
-	struct lbd		*lbd = arg;
-	struct hasync_status	 st;
-
-	/* A draining old MASTER relays again: ordinary scheduling until it is done. */
-	if (strcmp(state, "draining") == 0 || strcmp(state, "drained") == 0) {
-		hasync_get_status(lbd->ha, &st);
-		sched_for_role(st.role, strcmp(state, "draining") == 0);
-	}
-	control_event(arg, "handover", json_pack("{s:s, s:s}", "state", state, "reason", detail));
-}
-
-/* The peer is back: connect the sync channel now rather than after a backoff. */
-static void
-ha_peer_heard(void *arg)
-{
-	sync_peer_heard(replica_sync(arg));
-}
-
-/* A draining old MASTER waits until its proxied connections are gone. */
-static uint64_t
-ha_connections(void *arg)
-{
-	(void)arg;
-	return relay_active();
-}
-
-/*
- * The HA layer owns the VIP: standalone it becomes MASTER at once, in a pair
- * it elects with the peer. The cluster key is needed only with a peer.
- */
-static int
-ha_open(struct lbd *lbd)
-{
-	static const struct hasync_callbacks cbs = {
-		.role_changed = ha_role_changed,
-		.log = log_hasync,
-		.may_preempt = ha_may_preempt,
-		.connections = ha_connections,
-		.peer_heard = ha_peer_heard,
-		.handover = ha_handover,
-	};
-	struct lbd_config	*conf = lbd->conf;
-	struct hasync_config	 hc;
-	char			 err[512];
-	int			 i;
-
-	memset(&hc, 0, sizeof(hc));
-	snprintf(hc.node_name, sizeof(hc.node_name), "%s", conf->node_name);
-	hc.node_addr = conf->node_addr;
-	hc.priority = conf->node_priority;
-	hc.has_peer = conf->has_peer;
-	snprintf(hc.peer_name, sizeof(hc.peer_name), "%s", conf->peer_name);
-	for (i = 0; i < conf->npeer_addr && i < HASYNC_MAX_PEER_ADDR; i++)
-		hc.peer_addr[i] = conf->peer_addr[i];
-	hc.npeer_addr = i;
-	hc.heartbeat_port = conf->heartbeat_port;
-	hc.advert_interval_ms = conf->advert_interval_ms;
-	hc.preempt = conf->preempt;
-	hc.handover_drain_s = conf->handover_drain_s;
-	snprintf(hc.vip_ifname, sizeof(hc.vip_ifname), "%s", conf->vip_interface);
-	hc.vip_addr = conf->vip_addr;
-	hc.vip_prefixlen = conf->vip_prefixlen;
-	if (conf->has_peer && key_load(conf->key_file, hc.key, err, sizeof(err)) == -1) {
-		log_warnx("cluster key: %s", err);
-		return -1;
-	}
-	lbd->ha = hasync_new(lbd->base, &hc, &cbs, lbd, err, sizeof(err));
-	sodium_memzero(hc.key, sizeof(hc.key));
-	if (lbd->ha == NULL) {
-		log_warnx("ha: %s", err);
-		return -1;
-	}
-	if (hasync_start(lbd->ha) == -1) {
-		log_warnx("ha: cannot start (see above)");
-		return -1;
-	}
-	return 0;
-}
-
-/* Graceful stop: a priority-0 advert hands the VIP over, then it goes. */
-static void
-ha_close(struct lbd *lbd)
-{
-	if (lbd->ha == NULL)
-		return;
-	hasync_stop(lbd->ha);
-	hasync_free(lbd->ha);
-	lbd->ha = NULL;
-}
-
 /* Graceful stop, every LEAVE_POLL_MS: stop once the handover and drain are over. */
 static void
 leave_cb(evutil_socket_t fd, short ev, void *arg)
@@ -181,7 +63,7 @@ leave_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
-	if (lbd->ha != NULL && hasync_leaving(lbd->ha) && now_ms() < leave_deadline_ms) {
+	if (cluster_leaving(lbd) && now_ms() < leave_deadline_ms) {
 		event_add(ev_leave, &tv);
 		return;
 	}
@@ -205,7 +87,7 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 		 * here run to their end; a second signal stops at once.
 		 */
 		if (ev_leave != NULL && !event_pending(ev_leave, EV_TIMEOUT, NULL) &&
-		    lbd->ha != NULL && hasync_leave(lbd->ha)) {
+		    cluster_leave(lbd)) {
 			struct timeval tv = { 0, LEAVE_POLL_MS * 1000 };
 
 			leave_deadline_ms = now_ms() + (uint64_t)lbd->conf->handover_drain_s *
@@ -229,49 +111,12 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 	}
 }
 
-/*
- * The main thread's scheduling follows the role. A MASTER's main thread
- * (and a draining old MASTER's, serving the connections begun there)
- * moves the proxied bytes: as SCHED_RR it cost about 50 % more CPU per
- * byte (every wake-up preempts the load at once, no batching), so a
- * MASTER runs SCHED_OTHER, and its adverts keep their real-time thread in
- * hasync (pacer.c). Every other role has no data plane to speak of and
- * must react at once (take over, hand over, step aside): SCHED_RR, as
- * keepalived's VRRP process. As an ordinary process the node that took
- * over after a crash, or that handed over on SIGTERM, lost one probe in
- * 3-7 of 10 make bench trials; as SCHED_RR none.
- * Raising needs root, CAP_SYS_NICE or RLIMIT_RTPRIO (lbd.service sets
- * LimitRTPRIO); without, lbd says so once and stays ordinary.
- */
-static void
-sched_for_role(enum hasync_role role, bool draining)
-{
-	static bool		 warned;
-	struct sched_param	 sp = { .sched_priority = 0 };
-	int			 want = role == HASYNC_MASTER || draining ? SCHED_OTHER : SCHED_RR;
-
-	if (want == SCHED_RR)
-		sp.sched_priority = HASYNC_RT_PRIORITY;
-	if (sched_getscheduler(0) == want)
-		return;
-	if (sched_setscheduler(0, want, &sp) == -1) {
-		if (!warned)
-			log_info("realtime scheduling not available for the main thread (%s): "
-			    "a BACKUP may take over a few ms later on a busy machine; see "
-			    "LimitRTPRIO in deploy/lbd.service", strerror(errno));
-		warned = true;
-		return;
-	}
-	log_debug("scheduling: main thread %s (%s%s)", want == SCHED_RR ? "SCHED_RR" :
-	    "SCHED_OTHER", hasync_role_str(role), draining ? ", draining" : "");
-}
-
 static int
 genkey(void)
 {
 	char	 key[128];
 
-	if (key_generate(key, sizeof(key)) == -1) {
+	if (cluster_key_generate(key, sizeof(key)) == -1) {
 		fprintf(stderr, "lbd: cannot generate a key\n");
 		return 1;
 	}
@@ -391,10 +236,7 @@ main(int argc, char *argv[])
 		for (j = 0; j < lbd->services[i].nbackends; j++)
 			if (check_start(lbd, &lbd->services[i].backends[j]) == -1)
 				goto done;
-	if (ha_open(lbd) == -1)
-		goto done;
-	/* After ha_open: the channel reports peer death to lbd->ha. */
-	if (replica_open(lbd) == -1)
+	if (cluster_open(lbd) == -1)
 		goto done;
 
 	fds_start(lbd->conf);
@@ -405,8 +247,7 @@ main(int argc, char *argv[])
 	rc = lbd->stopping ? 0 : 1;
 
 done:
-	ha_close(lbd);		/* priority-0 advert first: the peer takes over */
-	replica_close(lbd);	/* then the channel closes (peer sees EOF) */
+	cluster_close(lbd);	/* priority-0 advert first: the peer takes over */
 	listener_close_all(lbd);
 	relay_shutdown(lbd);
 	lbd->metrics = NULL;

@@ -1,7 +1,8 @@
 /*
  * metrics.c - the optional Prometheus endpoint: lbd's role, VIP, backends,
  * sticky tables, replication and cluster-traffic counters as a text
- * exposition (format 0.0.4) on HTTP GET /metrics, served by libevent's evhttp.
+ * exposition (format 0.0.4) on HTTP GET /metrics, served by libevent's evhttp;
+ * the HA and replication lines are cluster.c's.
  */
 #include <sys/socket.h>
 
@@ -19,7 +20,6 @@
 #include <event2/listener.h>
 
 #include "lbd.h"
-#include "hasync.h"
 
 #define METRICS_PATH		"/metrics"	/* the only resource served */
 #define METRICS_CONTENT_TYPE	"text/plain; version=0.0.4; charset=utf-8" /* exposition format */
@@ -99,189 +99,20 @@ static const struct metrics_field metrics_service_fields[] = {
 	    offsetof(struct service, refused_per_client) },
 };
 
-/* Values of the one-hot families, in the order they are written. */
-static const char *const metrics_roles[] = { "INIT", "BACKUP", "MASTER", "FAULT" };
+/* Values of the one-hot lbd_backend_state family, in the order they are written. */
 static const char *const metrics_backend_states[] = { "up", "down", "drain", "disabled" };
-static const char *const metrics_sync_states[] = {
-	"none", "down", "connecting", "bulk", "synced"
-};
 
-#define METRICS_NELEM(a)	(sizeof(a) / sizeof((a)[0]))	/* entries of a static array */
-
-/* ---------------------------------------------------------------- rendering */
-
+/* The process itself: up, name and uptime. */
 static void
-metrics_family(FILE *f, const char *name, const char *type, const char *help)
+metrics_process(FILE *f, struct lbd *lbd)
 {
-	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* A label value with \, " and newline escaped as the exposition format asks. */
-static void
-metrics_escape(FILE *f, const char *v)
-{
-	for (; *v != '\0'; v++) {
-		if (*v == '\\')
-			fputs("\\\\", f);
-		else if (*v == '"')
-			fputs("\\\"", f);
-		else if (*v == '\n')
-			fputs("\\n", f);
-		else
-			fputc(*v, f);
-	}
-}
-
-/* name{k1="v1",k2="v2"} with labels = { k1, v1, k2, v2, NULL }; no braces when empty. */
-static void
-metrics_series(FILE *f, const char *name, const char *const *labels)
-{
-	int	 i;
-
-	fputs(name, f);
-	if (labels == NULL || labels[0] == NULL)
-		return;
-	fputc('{', f);
-	for (i = 0; labels[i] != NULL && labels[i + 1] != NULL; i += 2) {
-		fprintf(f, "%s%s=\"", i > 0 ? "," : "", labels[i]);
-		metrics_escape(f, labels[i + 1]);
-		fputc('"', f);
-	}
-	fputc('}', f);
-}
-
-static void
-metrics_u64(FILE *f, const char *name, const char *const *labels, uint64_t v)
-{
-	metrics_series(f, name, labels);
-	fprintf(f, " %" PRIu64 "\n", v);
-}
-
-static void
-metrics_double(FILE *f, const char *name, const char *const *labels, double v)
-{
-	metrics_series(f, name, labels);
-	fprintf(f, " %.3f\n", v);
-}
-
-/* A family with one unlabelled sample. */
-static void
-metrics_one(FILE *f, const char *name, const char *type, const char *help, uint64_t v)
-{
-	metrics_family(f, name, type, help);
-	metrics_u64(f, name, NULL, v);
-}
-
-/* One series per value of label key, 1 for current and 0 for the others. */
-static void
-metrics_one_hot(FILE *f, const char *name, const char *const *labels0, const char *key,
-    const char *const *values, size_t nvalues, const char *current)
-{
-	const char	*labels[8];
-	size_t		 i, n = 0;
-
-	while (labels0 != NULL && labels0[n] != NULL && n < 4) {
-		labels[n] = labels0[n];
-		n++;
-	}
-	labels[n] = key;
-	labels[n + 2] = NULL;
-	for (i = 0; i < nvalues; i++) {
-		labels[n + 1] = values[i];
-		metrics_u64(f, name, labels, strcmp(values[i], current) == 0);
-	}
-}
-
-static void
-metrics_ha(FILE *f, struct lbd *lbd, const struct hasync_status *hs)
-{
-	const char	*hb[] = { "channel", "heartbeat", NULL };
 	const char	*node[] = { "node", lbd->conf->node_name, NULL };
 
-	metrics_one(f, "lbd_up", "gauge", "1: lbd is running and answering.", 1);
-	metrics_family(f, "lbd_info", "gauge", "This node's name, as a label.");
-	metrics_u64(f, "lbd_info", node, 1);
-	metrics_one(f, "lbd_uptime_seconds", "gauge", "Seconds since lbd started.",
+	prom_one(f, "lbd_up", "gauge", "1: lbd is running and answering.", 1);
+	prom_family(f, "lbd_info", "gauge", "This node's name, as a label.");
+	prom_u64(f, "lbd_info", node, 1);
+	prom_one(f, "lbd_uptime_seconds", "gauge", "Seconds since lbd started.",
 	    now_ms() >= lbd->started_ms ? (now_ms() - lbd->started_ms) / 1000 : 0);
-	metrics_family(f, "lbd_role", "gauge",
-	    "HA role: 1 for the current one, 0 for the others.");
-	metrics_one_hot(f, "lbd_role", NULL, "role", metrics_roles,
-	    METRICS_NELEM(metrics_roles), hasync_role_str(hs->role));
-	metrics_one(f, "lbd_vip_held", "gauge", "1: the VIP is on this node's interface.",
-	    hs->vip_held);
-	metrics_one(f, "lbd_role_changes_total", "counter",
-	    "HA role transitions (failovers) since start.", hs->role_changes);
-	metrics_one(f, "lbd_peer_up", "gauge",
-	    "1: the peer's adverts arrive (peer state alive).",
-	    strcmp(hs->peer_state, "alive") == 0);
-	metrics_family(f, "lbd_peer_last_advert_ms", "gauge",
-	    "Age of the peer's last valid advert in ms (absent: none yet).");
-	if (hs->last_advert_ms >= 0)
-		metrics_u64(f, "lbd_peer_last_advert_ms", NULL, (uint64_t)hs->last_advert_ms);
-	metrics_one(f, "lbd_heartbeat_adverts_sent_total", "counter",
-	    "Heartbeat adverts sent (one per peer path).", hs->adverts_sent);
-	metrics_one(f, "lbd_heartbeat_adverts_received_total", "counter",
-	    "Valid heartbeat adverts received from the peer.", hs->adverts_received);
-	metrics_one(f, "lbd_heartbeat_adverts_stale_total", "counter",
-	    "Authentic adverts not used: not fresh (recorded, or the peer has not heard us).",
-	    hs->stale);
-	metrics_one(f, "lbd_heartbeat_adverts_paced_total", "counter",
-	    "Adverts the real-time pacer thread sent because the event loop was late.",
-	    hs->adverts_paced);
-	metrics_family(f, "lbd_auth_failures_total", "counter",
-	    "Cluster traffic dropped: wrong key or forged.");
-	metrics_u64(f, "lbd_auth_failures_total", hb, hs->auth_failures);
-}
-
-/* Replication: the sync layer and its channel; zeros and state "none" standalone. */
-static void
-metrics_sync(FILE *f, struct lbd *lbd, const struct hasync_status *hs)
-{
-	const char	*hb[] = { "channel", "heartbeat", NULL };
-	const char	*sy[] = { "channel", "sync", NULL };
-	struct sync	*sync = replica_sync(lbd);
-	struct sync_status st;
-	struct channel_status cs;
-	const char	*state = "none";
-
-	memset(&st, 0, sizeof(st));
-	memset(&cs, 0, sizeof(cs));
-	st.lag_ms = st.lag_p99_ms = -1;
-	if (sync != NULL) {
-		sync_get_status(sync, &st);
-		state = st.state;
-		if (sync_channel(sync) != NULL)
-			channel_get_status(sync_channel(sync), &cs);
-	}
-	metrics_u64(f, "lbd_auth_failures_total", sy, cs.auth_failures);
-	metrics_family(f, "lbd_replays_total", "counter",
-	    "Cluster traffic dropped as replayed, reordered or old.");
-	metrics_u64(f, "lbd_replays_total", hb, hs->replays);
-	metrics_u64(f, "lbd_replays_total", sy, cs.replays);
-	metrics_family(f, "lbd_malformed_total", "counter",
-	    "Cluster traffic dropped as truncated, oversized or garbage.");
-	metrics_u64(f, "lbd_malformed_total", hb, hs->malformed);
-	metrics_u64(f, "lbd_malformed_total", sy, cs.malformed);
-
-	metrics_one(f, "lbd_sync_up", "gauge",
-	    "1: the replication channel is up and both tables are in sync.",
-	    strcmp(state, "synced") == 0);
-	metrics_family(f, "lbd_sync_state", "gauge",
-	    "Replication state: 1 for the current one (none: standalone).");
-	metrics_one_hot(f, "lbd_sync_state", NULL, "state", metrics_sync_states,
-	    METRICS_NELEM(metrics_sync_states), state);
-	metrics_one(f, "lbd_sync_entries_sent_total", "counter",
-	    "Sticky entries sent to the peer, bulk included.", st.entries_sent);
-	metrics_one(f, "lbd_sync_entries_received_total", "counter",
-	    "Sticky entries received from the peer.", st.entries_received);
-	metrics_family(f, "lbd_sync_lag_ms", "gauge",
-	    "Replication lag of the last acknowledged batch in ms (absent: none yet).");
-	if (st.lag_ms >= 0)
-		metrics_double(f, "lbd_sync_lag_ms", NULL, st.lag_ms);
-	metrics_family(f, "lbd_sync_lag_p99_ms", "gauge",
-	    "p99 replication lag over the last 1024 batches in ms (absent: none yet).");
-	if (st.lag_p99_ms >= 0)
-		metrics_double(f, "lbd_sync_lag_p99_ms", NULL, st.lag_p99_ms);
 }
 
 static void
@@ -294,7 +125,7 @@ metrics_backends(FILE *f, struct lbd *lbd)
 	size_t		 k;
 	int		 i, j;
 
-	metrics_family(f, "lbd_backend_up", "gauge",
+	prom_family(f, "lbd_backend_up", "gauge",
 	    "1: the backend's health check says up.");
 	for (i = 0; i < lbd->nservices; i++)
 		for (j = 0; j < lbd->services[i].nbackends; j++) {
@@ -303,9 +134,9 @@ metrics_backends(FILE *f, struct lbd *lbd)
 				continue;
 			labels[1] = lbd->services[i].conf.name;
 			labels[3] = b->conf.name;
-			metrics_u64(f, "lbd_backend_up", labels, b->up);
+			prom_u64(f, "lbd_backend_up", labels, b->up);
 		}
-	metrics_family(f, "lbd_backend_state", "gauge",
+	prom_family(f, "lbd_backend_state", "gauge",
 	    "Backend state as lbctl shows it: 1 for the current one.");
 	for (i = 0; i < lbd->nservices; i++)
 		for (j = 0; j < lbd->services[i].nbackends; j++) {
@@ -314,13 +145,13 @@ metrics_backends(FILE *f, struct lbd *lbd)
 				continue;
 			labels[1] = lbd->services[i].conf.name;
 			labels[3] = b->conf.name;
-			metrics_one_hot(f, "lbd_backend_state", labels, "state",
-			    metrics_backend_states, METRICS_NELEM(metrics_backend_states),
+			prom_one_hot(f, "lbd_backend_state", labels, "state",
+			    metrics_backend_states, LBD_NELEM(metrics_backend_states),
 			    backend_state_str(b));
 		}
-	for (k = 0; k < METRICS_NELEM(metrics_backend_fields); k++) {
+	for (k = 0; k < LBD_NELEM(metrics_backend_fields); k++) {
 		fd = &metrics_backend_fields[k];
-		metrics_family(f, fd->name, fd->type, fd->help);
+		prom_family(f, fd->name, fd->type, fd->help);
 		for (i = 0; i < lbd->nservices; i++)
 			for (j = 0; j < lbd->services[i].nbackends; j++) {
 				b = &lbd->services[i].backends[j];
@@ -329,19 +160,19 @@ metrics_backends(FILE *f, struct lbd *lbd)
 				labels[1] = lbd->services[i].conf.name;
 				labels[3] = b->conf.name;
 				/* Relay workers add to the byte counters: atomic load. */
-				metrics_u64(f, fd->name, labels, __atomic_load_n(
+				prom_u64(f, fd->name, labels, __atomic_load_n(
 				    (const uint64_t *)((const char *)b + fd->offset),
 				    __ATOMIC_RELAXED));
 			}
 	}
-	for (k = 0; k < METRICS_NELEM(metrics_service_fields); k++) {
+	for (k = 0; k < LBD_NELEM(metrics_service_fields); k++) {
 		fd = &metrics_service_fields[k];
-		metrics_family(f, fd->name, fd->type, fd->help);
+		prom_family(f, fd->name, fd->type, fd->help);
 		for (i = 0; i < lbd->nservices; i++) {
 			svc = &lbd->services[i];
 			labels[1] = svc->conf.name;
 			labels[2] = NULL;
-			metrics_u64(f, fd->name, labels,
+			prom_u64(f, fd->name, labels,
 			    *(const uint64_t *)((const char *)svc + fd->offset));
 			labels[2] = "backend";
 		}
@@ -356,19 +187,19 @@ metrics_sticky(FILE *f, struct lbd *lbd)
 	struct service	*svc;
 	int		 i;
 
-	metrics_family(f, "lbd_sticky_entries", "gauge", "Live sticky entries.");
+	prom_family(f, "lbd_sticky_entries", "gauge", "Live sticky entries.");
 	for (i = 0; i < lbd->nservices; i++) {
 		svc = &lbd->services[i];
 		labels[1] = svc->conf.name;
-		metrics_u64(f, "lbd_sticky_entries", labels,
+		prom_u64(f, "lbd_sticky_entries", labels,
 		    svc->sticky != NULL ? sticky_count(svc->sticky) : 0);
 	}
-	metrics_family(f, "lbd_sticky_evictions_total", "counter",
+	prom_family(f, "lbd_sticky_evictions_total", "counter",
 	    "Sticky entries evicted because the table was full.");
 	for (i = 0; i < lbd->nservices; i++) {
 		svc = &lbd->services[i];
 		labels[1] = svc->conf.name;
-		metrics_u64(f, "lbd_sticky_evictions_total", labels,
+		prom_u64(f, "lbd_sticky_evictions_total", labels,
 		    svc->sticky != NULL ? sticky_evictions(svc->sticky) : 0);
 	}
 }
@@ -384,22 +215,22 @@ metrics_clients(FILE *f, struct lbd *lbd)
 
 	control_get_status(lbd->control, &cs);
 	metrics_get_status(lbd->metrics, &ms);
-	metrics_one(f, "lbd_control_clients", "gauge",
+	prom_one(f, "lbd_control_clients", "gauge",
 	    "Control socket connections open now, monitors included.", cs.clients);
-	metrics_one(f, "lbd_control_monitors", "gauge",
+	prom_one(f, "lbd_control_monitors", "gauge",
 	    "lbctl monitor streams open now.", cs.monitors);
-	metrics_family(f, "lbd_control_refused_total", "counter",
+	prom_family(f, "lbd_control_refused_total", "counter",
 	    "Control clients turned away: every slot, or every monitor slot, taken.");
-	metrics_u64(f, "lbd_control_refused_total", full, cs.refused);
-	metrics_u64(f, "lbd_control_refused_total", mon, cs.monitors_refused);
-	metrics_one(f, "lbd_control_timeouts_total", "counter",
+	prom_u64(f, "lbd_control_refused_total", full, cs.refused);
+	prom_u64(f, "lbd_control_refused_total", mon, cs.monitors_refused);
+	prom_one(f, "lbd_control_timeouts_total", "counter",
 	    "Control clients that sent no request line before their deadline.", cs.timeouts);
-	metrics_one(f, "lbd_metrics_connections", "gauge",
+	prom_one(f, "lbd_metrics_connections", "gauge",
 	    "Metrics endpoint connections open now, counted from accept.", ms.connections);
-	metrics_one(f, "lbd_metrics_cap_reached_total", "counter",
+	prom_one(f, "lbd_metrics_cap_reached_total", "counter",
 	    "Times the metrics endpoint was full and left new connections in the backlog.",
 	    ms.cap_reached);
-	metrics_one(f, "lbd_metrics_timeouts_total", "counter",
+	prom_one(f, "lbd_metrics_timeouts_total", "counter",
 	    "Metrics connections closed at their deadline: request or reply not done in time.",
 	    ms.timeouts);
 }
@@ -411,16 +242,16 @@ metrics_pipes(FILE *f)
 	struct relay_pipe_stats	 st;
 
 	relay_pipe_stats(&st);
-	metrics_one(f, "lbd_pipe_memory_bytes", "gauge",
+	prom_one(f, "lbd_pipe_memory_bytes", "gauge",
 	    "Bytes of enlarged splice pipes that connections hold now.", st.bytes);
-	metrics_one(f, "lbd_pipe_memory_max_bytes", "gauge",
+	prom_one(f, "lbd_pipe_memory_max_bytes", "gauge",
 	    "The budget of enlarged pipe bytes (node.pipe_memory_max_mb).", st.max);
-	metrics_one(f, "lbd_pipe_memory_peak_bytes", "gauge",
+	prom_one(f, "lbd_pipe_memory_peak_bytes", "gauge",
 	    "Most enlarged pipe bytes held at once since start.", st.peak);
-	metrics_one(f, "lbd_pipe_fallbacks_total", "counter",
+	prom_one(f, "lbd_pipe_fallbacks_total", "counter",
 	    "Pipes handed out at the default size: budget spent or resize refused.",
 	    st.fallbacks);
-	metrics_one(f, "lbd_pipe_resize_refused_total", "counter",
+	prom_one(f, "lbd_pipe_resize_refused_total", "counter",
 	    "F_SETPIPE_SZ calls the kernel refused (EPERM past fs.pipe-user-pages-soft).",
 	    st.refused);
 }
@@ -428,21 +259,14 @@ metrics_pipes(FILE *f)
 char *
 metrics_render(struct lbd *lbd)
 {
-	struct hasync_status hs;
 	FILE		*f;
 	char		*text = NULL;
 	size_t		 len = 0;
 
-	memset(&hs, 0, sizeof(hs));
-	hs.role = HASYNC_INIT;
-	hs.peer_state = lbd->conf->has_peer ? "unknown" : "none";
-	hs.last_advert_ms = -1;
-	if (lbd->ha != NULL)
-		hasync_get_status(lbd->ha, &hs);
 	if ((f = open_memstream(&text, &len)) == NULL)
 		return NULL;
-	metrics_ha(f, lbd, &hs);
-	metrics_sync(f, lbd, &hs);
+	metrics_process(f, lbd);
+	cluster_metrics(f, lbd);	/* HA and replication */
 	metrics_backends(f, lbd);
 	metrics_sticky(f, lbd);
 	metrics_clients(f, lbd);

@@ -1,14 +1,13 @@
 /*
- * replica.c - the bridge between lbd's sticky tables and hasync's sync
- * layer: names on the wire, indices in the tables, the HA hooks (peer
- * death, may_preempt) and the "sync" part of `lbctl status`.
+ * replica.c - lbd's sticky tables as the store of hasync's sync layer:
+ * names on the wire, indices in the tables, clears swept a turn at a time.
+ * cluster.c starts it; the fuzz harness links it with the sync layer alone.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
-#include <sodium.h>
 
 #include "lbd.h"
 #include "hasync.h"
@@ -230,7 +229,7 @@ replica_state_changed(void *arg, const char *state)
 {
 	struct replica	*r = arg;
 
-	control_event(r->lbd, "sync", json_pack("{s:s, s:s}", "state", state,
+	bus_publish(r->lbd, "sync", json_pack("{s:s, s:s}", "state", state,
 	    "peer", r->lbd->conf->peer_name));
 }
 
@@ -302,42 +301,6 @@ replica_init(struct lbd *lbd)
 	return 0;
 }
 
-int
-replica_open(struct lbd *lbd)
-{
-	struct lbd_config *conf = lbd->conf;
-	struct channel_config cc;
-	char		 err[512];
-	int		 i;
-
-	if (!conf->has_peer)
-		return 0;
-	if (replica_init(lbd) == -1)
-		return -1;
-	memset(&cc, 0, sizeof(cc));
-	snprintf(cc.node_name, sizeof(cc.node_name), "%s", conf->node_name);
-	cc.node_addr = conf->node_addr;
-	snprintf(cc.peer_name, sizeof(cc.peer_name), "%s", conf->peer_name);
-	for (i = 0; i < conf->npeer_addr && i < HASYNC_MAX_PEER_ADDR; i++)
-		cc.peer_addr[i] = conf->peer_addr[i];
-	cc.npeer_addr = i;
-	cc.sync_port = conf->sync_port;
-	if (key_load(conf->key_file, cc.key, err, sizeof(err)) == -1) {
-		log_warnx("cluster key: %s", err);
-		goto fail;
-	}
-	i = sync_start(lbd->replica->sync, &cc, err, sizeof(err));
-	sodium_memzero(cc.key, sizeof(cc.key));
-	if (i == -1) {
-		log_warnx("sync: %s", err);
-		goto fail;
-	}
-	return 0;
-fail:
-	replica_close(lbd);
-	return -1;
-}
-
 void
 replica_close(struct lbd *lbd)
 {
@@ -398,81 +361,4 @@ replica_flush(struct lbd *lbd, struct service *only)
 	if (r != NULL)
 		sync_send_clear(r->sync, only != NULL ? only->conf.name : "", version);
 	return n;
-}
-
-/* A lag in ms, or null when there is none yet. */
-static json_t *
-replica_ms(double ms)
-{
-	return ms < 0 ? json_null() : json_real(ms);
-}
-
-json_t *
-replica_status(struct lbd *lbd)
-{
-	struct sync_status st;
-	struct channel_status cs;
-	json_t		*o, *bulk, *ch;
-	uint64_t	 entries = 0, pending = 0;
-	int		 i;
-
-	for (i = 0; i < lbd->nservices; i++)
-		if (lbd->services[i].sticky != NULL) {
-			entries += sticky_count(lbd->services[i].sticky);
-			pending += sticky_dirty_count(lbd->services[i].sticky);
-		}
-	if (lbd->replica == NULL)
-		return json_pack("{s:s, s:I, s:n}", "state", "none", "entries",
-		    (json_int_t)entries, "lag_ms");
-	sync_get_status(lbd->replica->sync, &st);
-	o = json_pack("{s:s, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I, s:I, s:I, s:I}",
-	    "state", st.state,
-	    "entries", (json_int_t)entries,
-	    "lag_ms", replica_ms(st.lag_ms),
-	    "entries_sent", (json_int_t)st.entries_sent,
-	    "entries_received", (json_int_t)st.entries_received,
-	    "entries_applied", (json_int_t)st.entries_applied,
-	    "entries_stale", (json_int_t)st.entries_stale,
-	    "bad_entries", (json_int_t)st.bad_entries,
-	    "malformed", (json_int_t)st.malformed,
-	    "lag_p50_ms", replica_ms(st.lag_p50_ms),
-	    "lag_p99_ms", replica_ms(st.lag_p99_ms),
-	    "pending", (json_int_t)pending,
-	    "held", (json_int_t)st.held,
-	    "resyncs", (json_int_t)st.resyncs,
-	    "clears_sent", (json_int_t)st.clears_sent);
-	if (o == NULL)
-		return NULL;
-	json_object_set_new(o, "clears_received", json_integer((json_int_t)st.clears_received));
-	/* lag_p50_ms/lag_p99_ms cover the last SYNC_LAG_WINDOW acks: acks tells which. */
-	json_object_set_new(o, "batches_sent", json_integer((json_int_t)st.batches_sent));
-	json_object_set_new(o, "acks", json_integer((json_int_t)st.acks));
-	bulk = json_pack("{s:b, s:I, s:I, s:I, s:o}",
-	    "done", st.bulk_done,
-	    "sent", (json_int_t)st.bulks_sent,
-	    "received", (json_int_t)st.bulks_received,
-	    "last_entries", (json_int_t)st.last_bulk_entries,
-	    "last_ms", st.last_bulk_ms < 0 ? json_null() : json_integer(st.last_bulk_ms));
-	json_object_set_new(o, "bulk", bulk != NULL ? bulk : json_null());
-	if (sync_channel(lbd->replica->sync) != NULL) {
-		channel_get_status(sync_channel(lbd->replica->sync), &cs);
-		ch = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-		    "state", cs.state,
-		    "frames_sent", (json_int_t)cs.frames_sent,
-		    "frames_received", (json_int_t)cs.frames_received,
-		    "bytes_sent", (json_int_t)cs.bytes_sent,
-		    "bytes_received", (json_int_t)cs.bytes_received,
-		    "auth_failures", (json_int_t)cs.auth_failures,
-		    "replays", (json_int_t)cs.replays,
-		    "malformed", (json_int_t)cs.malformed,
-		    "oversized", (json_int_t)cs.oversized,
-		    "reconnects", (json_int_t)cs.reconnects,
-		    "up_since_ms", (json_int_t)cs.up_since_ms,
-		    "rejected", (json_int_t)cs.rejected,
-		    "queue_full", (json_int_t)cs.queue_full);
-		if (ch != NULL)
-			json_object_set_new(ch, "tcp_md5", json_boolean(cs.tcp_md5));
-		json_object_set_new(o, "channel", ch != NULL ? ch : json_null());
-	}
-	return o;
 }

@@ -1,13 +1,12 @@
 /*
- * util.c - small helpers shared by the modules: monotonic clock, fd flags
- * and fd accounting.
+ * util.c - small helpers shared by the modules: monotonic clock, fd
+ * accounting, systemd readiness, services by name.
  */
 #include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <dirent.h>
-#include <fcntl.h>
 #include <time.h>
 
 #include "lbd.h"
@@ -29,18 +28,6 @@ now_s(void)
 	/* Coarse is enough for sticky expiry and is cheaper on the accept path. */
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (uint32_t)ts.tv_sec;
-}
-
-int
-fd_set_nonblock(int fd)
-{
-	int	 flags;
-
-	if ((flags = fcntl(fd, F_GETFL)) == -1)
-		return -1;
-	if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
-		return -1;
-	return 0;
 }
 
 /* Returns: open descriptors of this process, or -1 when /proc is missing. */

@@ -20,33 +20,12 @@
 #include <unistd.h>
 
 #include "lbd.h"
+#include "benchutil.h"
 
 #define APPLY_DEFAULT_N		100		/* applies when -n is not given */
 #define APPLY_MAX_N		(1u << 20)	/* largest -n */
 #define APPLY_DEFAULT_TIMEOUT_S	604800		/* the largest sticky_timeout_s lbd accepts */
 #define APPLY_NOW		1000		/* a monotonic second well past zero */
-
-static double
-now_ms_f(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* Client i as a v4-mapped address 10.x.y.z. */
-static void
-client_ip(struct lbd_ip *ip, uint32_t i)
-{
-	memset(ip, 0, sizeof(*ip));
-	ip->bytes[10] = 0xff;
-	ip->bytes[11] = 0xff;
-	ip->bytes[12] = 10;
-	ip->bytes[13] = (uint8_t)(i >> 16);
-	ip->bytes[14] = (uint8_t)(i >> 8);
-	ip->bytes[15] = (uint8_t)i;
-}
 
 int
 main(int argc, char *argv[])
@@ -88,11 +67,11 @@ main(int argc, char *argv[])
 		return 1;
 	sticky_replicate(t, NULL, NULL);
 	v = sticky_version_next() + 1;
-	t0 = now_ms_f();
+	t0 = bench_now_ms();
 	for (i = 0; i < (uint32_t)n; i++) {
 		life = desc ? (uint32_t)timeout - i : (uint32_t)(timeout - n) + i;
 		memset(&c, 0, sizeof(c));
-		client_ip(&c.ip, i);
+		bench_client_ip(&c.ip, i);
 		c.backend = (int)(i & 1);
 		c.expires_in_ms = life * 1000;
 		c.version = v++;
@@ -100,10 +79,10 @@ main(int argc, char *argv[])
 		if (sticky_apply(t, &c, 1, APPLY_NOW) != 1)
 			bad++;
 	}
-	ms = now_ms_f() - t0;
+	ms = bench_now_ms() - t0;
 	for (i = 0; i < (uint32_t)n; i++) {
 		life = desc ? (uint32_t)timeout - i : (uint32_t)(timeout - n) + i;
-		client_ip(&c.ip, i);
+		bench_client_ip(&c.ip, i);
 		if (sticky_expires_in(t, &c.ip, APPLY_NOW) != life)
 			bad++;
 	}

@@ -10,7 +10,7 @@
  * so up to 16M distinct clients in 10/8), pinned to the backends of -b in
  * turn.  CONC connections run at once (default 16; lbd serves 64 control
  * clients at a time and turns the rest away); each carries one request
- * line and reads the one JSON reply before lbd closes it (SPEC 8).  With
+ * line and reads the one JSON reply before lbd closes it.  With
  * -r, request i starts no earlier than i/RATE s after the first (the lag
  * rows); without it, as fast as lbd answers.  A request lbd turned away
  * ("too many control connections") or whose connect found the backlog full

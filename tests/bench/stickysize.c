@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lbd.h"
+#include "benchutil.h"
 
 #define STICKYSIZE_DEFAULT	1000000		/* entries when -n is not given */
 #define STICKYSIZE_MAX		(64u << 20)	/* largest -n */
@@ -35,28 +36,6 @@ rss_kb(void)
 			kb = strtol(line + 6, NULL, 10);
 	fclose(f);
 	return kb;
-}
-
-static double
-now_ms_f(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* Client i as a v4-mapped address 10.x.y.z. */
-static void
-client_ip(struct lbd_ip *ip, uint32_t i)
-{
-	memset(ip, 0, sizeof(*ip));
-	ip->bytes[10] = 0xff;
-	ip->bytes[11] = 0xff;
-	ip->bytes[12] = 10;
-	ip->bytes[13] = (uint8_t)(i >> 16);
-	ip->bytes[14] = (uint8_t)(i >> 8);
-	ip->bytes[15] = (uint8_t)i;
 }
 
 int
@@ -83,19 +62,19 @@ main(int argc, char *argv[])
 	before = rss_kb();
 	if ((t = sticky_new((uint32_t)n, STICKYSIZE_TIMEOUT_S)) == NULL)
 		return 1;
-	t0 = now_ms_f();
+	t0 = bench_now_ms();
 	for (i = 0; i < (uint32_t)n; i++) {
-		client_ip(&ip, i);
+		bench_client_ip(&ip, i);
 		sticky_set(t, &ip, (int)(i & 1), 1);
 	}
-	fill = now_ms_f() - t0;
+	fill = bench_now_ms() - t0;
 	after = rss_kb();
-	t0 = now_ms_f();
+	t0 = bench_now_ms();
 	for (i = 0; i < (uint32_t)n; i++) {
-		client_ip(&ip, i);
+		bench_client_ip(&ip, i);
 		hits += sticky_lookup(t, &ip, 2) >= 0;
 	}
-	look = now_ms_f() - t0;
+	look = bench_now_ms() - t0;
 	if (hits != (uint32_t)n || sticky_count(t) != (uint32_t)n) {
 		fprintf(stderr, "stickysize: %u of %ld entries found, %u counted\n", hits, n,
 		    sticky_count(t));

@@ -1,4 +1,4 @@
-# drill-ha.sh - the HA pair's drills (SPEC 6, 9, 10): steady state, a
+# drill-ha.sh - the HA pair's drills: steady state, a
 # MASTER process crash and its systemd-style restart, node power-off,
 # `lbctl failover`, partition and heal, the MASTER's link down, forged and
 # replayed heartbeats, and no false failover under full load at 20 ms
@@ -227,7 +227,7 @@ drill_ha_crash() {
 		eval 'rig_role_is lb2 MASTER && _rig_vip_on lb2' || rc=1
 	# The probe's figure runs from the last success before the failures to
 	# the first one after: with attempts every I ms, k failed attempts read
-	# (k+1) x I, an upper bound. At SPEC's 10 ms probe that bound fits in
+	# (k+1) x I, an upper bound. At a 10 ms probe that bound fits in
 	# 50 ms; the rig probes at 20 ms (vsftpd forks, lib.sh), so the check
 	# takes the span from the first failed attempt to the first success,
 	# k x I: the killed process's own connections in flight, plus the ~5 ms

@@ -8,7 +8,11 @@ _lim_status() { rig_lbctl lb1 --json status 2>/dev/null | rig_jval "$1" | head -
 
 _lim_active() { [ "$(rig_active_sum lb1)" = "$1" ]; }
 
-_lim_no_clients() { [ "$(_lim_status clients)" = 0 ]; }
+# services[0].clients by path: status also has control.clients (lbctl itself).
+_lim_no_clients() {
+	local -A st
+	rig_status_into lb1 st && [ "${st[services.0.clients]}" = 0 ]
+}
 
 # Puts lb1's config back (no per-client cap line) and reloads it.
 _lim_conf_restore() {

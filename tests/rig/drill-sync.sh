@@ -1,4 +1,4 @@
-# drill-sync.sh - the sticky replication drills (SPEC 7, 9): both nodes'
+# drill-sync.sh - the sticky replication drills: both nodes'
 # tables converge; a MASTER crash loses no sticky client (sessions and an
 # interrupted 64 MiB upload resume on the same real server); a restarted
 # node takes the whole table before it preempts; clear, flush and expiry

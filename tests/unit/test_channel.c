@@ -36,6 +36,7 @@
 
 #include "hasync.pb-c.h"
 #include "hasync_int.h"
+#include "testutil.h"
 
 #define ADDR_A		"127.0.0.1"	/* lb1: lower address, connects */
 #define ADDR_B		"127.0.0.2"	/* lb2: accepts */
@@ -100,42 +101,18 @@ struct test_in6_ifreq {
 	int		 ifindex;	/* interface */
 };
 
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static void
-on_tick(evutil_socket_t fd, short what, void *arg)
-{
-}
-
-/* Runs the loop for ms milliseconds. */
-static void
-pump(int ms)
-{
-	uint64_t end = now_us() + (uint64_t)ms * 1000;
-
-	while (now_us() < end)
-		event_base_loop(base, EVLOOP_ONCE);
-}
-
 /* Runs the loop until *v >= want. Returns: us waited, or -1 timed out. */
 static int64_t
 wait_int(const int *v, int want, int timeout_ms)
 {
-	uint64_t start = now_us();
+	uint64_t start = tu_now_us();
 
 	while (*v < want) {
-		if (now_us() - start > (uint64_t)timeout_ms * 1000)
+		if (tu_now_us() - start > (uint64_t)timeout_ms * 1000)
 			return -1;
 		event_base_loop(base, EVLOOP_ONCE);
 	}
-	return (int64_t)(now_us() - start);
+	return (int64_t)(tu_now_us() - start);
 }
 
 /* Runs the loop until the status counter at offset off grows past was. */
@@ -143,13 +120,13 @@ static bool
 wait_counter(struct tnode *n, size_t off, uint64_t was, int timeout_ms)
 {
 	struct channel_status st;
-	uint64_t start = now_us();
+	uint64_t start = tu_now_us();
 
 	for (;;) {
 		channel_get_status(n->c, &st);
 		if (*(uint64_t *)((char *)&st + off) > was)
 			return true;
-		if (now_us() - start > (uint64_t)timeout_ms * 1000)
+		if (tu_now_us() - start > (uint64_t)timeout_ms * 1000)
 			return false;
 		event_base_loop(base, EVLOOP_ONCE);
 	}
@@ -179,7 +156,7 @@ on_down(void *arg, const char *reason, bool peer_died)
 
 	n->downs++;
 	n->peer_died = peer_died;
-	n->down_us = now_us();
+	n->down_us = tu_now_us();
 	snprintf(n->reason, sizeof(n->reason), "%s", reason);
 	/* Down means down: the queue went with the connection. */
 	assert_int_equal(channel_queued(n->c), 0);
@@ -216,26 +193,7 @@ on_log(void *arg, int level, const char *msg)
 	struct tnode *n = arg;
 
 	snprintf(last_log, sizeof(last_log), "%s", msg);
-	if (getenv("TEST_VERBOSE") != NULL)
-		fprintf(stderr, "  [%s %d] %s\n", n->name, level, msg);
-}
-
-static void
-set_addr(struct sockaddr_storage *ss, const char *s, uint16_t port)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (strchr(s, ':') != NULL) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(port);
-		assert_int_equal(inet_pton(AF_INET6, s, &sin6->sin6_addr), 1);
-		return;
-	}
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons(port);
-	assert_int_equal(inet_pton(AF_INET, s, &sin->sin_addr), 1);
+	tu_log(n->name, level, msg);
 }
 
 static void
@@ -244,9 +202,9 @@ make_conf(struct channel_config *c, const char *name, const char *addr, const ch
 {
 	memset(c, 0, sizeof(*c));
 	snprintf(c->node_name, sizeof(c->node_name), "%s", name);
-	set_addr(&c->node_addr, addr, 0);
+	tu_set_addr(&c->node_addr, addr, 0);
 	snprintf(c->peer_name, sizeof(c->peer_name), "%s", peer);
-	set_addr(&c->peer_addr[0], peer_addr, 0);
+	tu_set_addr(&c->peer_addr[0], peer_addr, 0);
 	c->npeer_addr = 1;
 	c->sync_port = port;
 	memcpy(c->key, cluster_key, sizeof(c->key));
@@ -287,12 +245,12 @@ pair_up(uint16_t *portp)
 	*portp = next_port++;
 	make_conf(&ca, "lb1", ADDR_A, "lb2", ADDR_B, *portp);
 	make_conf(&cb, "lb2", ADDR_B, "lb1", ADDR_A, *portp);
-	t0 = now_us();
+	t0 = tu_now_us();
 	node_new(&nb, &cb);
 	node_new(&na, &ca);
 	assert_true(wait_int(&na.ups, 1, UP_MS) >= 0);
 	assert_true(wait_int(&nb.ups, 1, UP_MS) >= 0);
-	return (double)(now_us() - t0) / 1000.0;
+	return (double)(tu_now_us() - t0) / 1000.0;
 }
 
 /* An EntryBatch of n entries in caller storage (entries[], ptrs[], ip[] of n). */
@@ -351,11 +309,11 @@ tcp_connect(const char *from, const char *addr, uint16_t port, int rcvbuf,
 	if (rcvbuf > 0)
 		assert_int_equal(setsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
 		    sizeof(rcvbuf)), 0);
-	set_addr(&l, from, 0);
-	set_addr(&r, addr, port);
+	tu_set_addr(&l, from, 0);
+	tu_set_addr(&r, addr, port);
 	if (key != NULL) {
 		memset(&m, 0, sizeof(m));
-		set_addr(&m.tcpm_addr, addr, 0);
+		tu_set_addr(&m.tcpm_addr, addr, 0);
 		m.tcpm_keylen = 32;
 		crypto_kdf_derive_from_key(m.tcpm_key, 32, 1, MD5_CONTEXT, key);
 		assert_int_equal(setsockopt(s, IPPROTO_TCP, TCP_MD5SIG, &m, sizeof(m)), 0);
@@ -367,10 +325,10 @@ tcp_connect(const char *from, const char *addr, uint16_t port, int rcvbuf,
 	pfd.fd = s;
 	pfd.events = POLLOUT;
 	{
-		uint64_t start = now_us();
+		uint64_t start = tu_now_us();
 
 		while (poll(&pfd, 1, 0) == 0) {
-			if (now_us() - start > (uint64_t)timeout_ms * 1000) {
+			if (tu_now_us() - start > (uint64_t)timeout_ms * 1000) {
 				close(s);
 				return -1;
 			}
@@ -487,7 +445,7 @@ raw_send_hello(struct raw *r, const char *name, const uint8_t *key)
 static ssize_t
 raw_read(struct raw *r, uint8_t *out, size_t outlen, int timeout_ms)
 {
-	uint64_t start = now_us();
+	uint64_t start = tu_now_us();
 	uint32_t len;
 	ssize_t n;
 
@@ -510,7 +468,7 @@ raw_read(struct raw *r, uint8_t *out, size_t outlen, int timeout_ms)
 			r->len += (size_t)n;
 			continue;
 		}
-		if (now_us() - start > (uint64_t)timeout_ms * 1000)
+		if (tu_now_us() - start > (uint64_t)timeout_ms * 1000)
 			return -1;
 		event_base_loop(base, EVLOOP_ONCE);
 	}
@@ -730,7 +688,7 @@ test_keepalive_and_silence(void **state)
 	node_new(&na, &ca);
 	assert_true(wait_int(&na.ups, 1, UP_MS) >= 0);
 	/* Idle for 10 keepalive periods: keepalives flow, nobody is dropped. */
-	pump(200);
+	tu_pump(base, 200, EVLOOP_ONCE);
 	assert_true(na.keepalives >= 5 && nb.keepalives >= 5);
 	assert_int_equal(na.downs + nb.downs, 0);
 	assert_true(na.last_ka_sent_ms > 1000000000000ull);	/* wall clock ms */
@@ -748,8 +706,8 @@ test_peer_death(void **state)
 
 	/* The accepting side dies: the connecting side hears it. */
 	pair_up(&port);
-	pump(5);
-	t0 = now_us();
+	tu_pump(base, 5, EVLOOP_ONCE);
+	t0 = tu_now_us();
 	node_free(&nb);
 	us = wait_int(&na.downs, 1, DEATH_MS);
 	assert_true(us >= 0);
@@ -764,8 +722,8 @@ test_peer_death(void **state)
 
 	/* And the other way round. */
 	pair_up(&port);
-	pump(5);
-	t0 = now_us();
+	tu_pump(base, 5, EVLOOP_ONCE);
+	t0 = tu_now_us();
 	node_free(&na);
 	assert_true(wait_int(&nb.downs, 1, DEATH_MS) >= 0);
 	fprintf(stderr, "  peer death (connecting side freed): down(peer_died) after %.3f "
@@ -786,7 +744,7 @@ test_reconnect(void **state)
 	node_free(&nb);
 	assert_true(wait_int(&na.downs, 1, DEATH_MS) >= 0);
 	/* lb1 keeps trying (its signed SYNs go unanswered) until lb2 is back. */
-	pump(150);
+	tu_pump(base, 150, EVLOOP_ONCE);
 	make_conf(&cb, "lb2", ADDR_B, "lb1", ADDR_A, port);
 	node_new(&nb, &cb);
 	us = wait_int(&na.ups, 2, 2000);
@@ -831,21 +789,21 @@ test_kick(void **state)
 	pair_up(&port);
 	node_free(&nb);
 	assert_true(wait_int(&na.downs, 1, DEATH_MS) >= 0);
-	pump(1600);	/* refused at 100, 300, 700, 1500 ms: the next wait is 1.6 s */
+	tu_pump(base, 1600, EVLOOP_ONCE);	/* refused at 100, 300, 700, 1500 ms: the next wait is 1.6 s */
 	make_conf(&cb, "lb2", ADDR_B, "lb1", ADDR_A, port);
 	node_new(&nb, &cb);
-	pump(20);
+	tu_pump(base, 20, EVLOOP_ONCE);
 	assert_int_equal(na.ups, 1);	/* still waiting out the backoff */
-	t0 = now_us();
+	t0 = tu_now_us();
 	channel_kick(na.c);
 	channel_kick(nb.c);		/* the accepting side: nothing to do */
 	us = wait_int(&na.ups, 2, UP_MS);
 	assert_true(us >= 0);
 	fprintf(stderr, "  kick: up %.1f ms after channel_kick (the backoff had 1.6 s to go)\n",
-	    (double)(now_us() - t0) / 1000.0);
+	    (double)(tu_now_us() - t0) / 1000.0);
 	assert_true(wait_int(&nb.ups, 1, UP_MS) >= 0);
 	channel_kick(na.c);		/* while up: nothing */
-	pump(20);
+	tu_pump(base, 20, EVLOOP_ONCE);
 	channel_get_status(na.c, &st);
 	assert_int_equal(st.reconnects, 1);
 	assert_string_equal(st.state, "up");
@@ -865,7 +823,7 @@ test_wrong_key(void **state)
 	randombytes_buf(cb.key, sizeof(cb.key));
 	node_new(&nb, &cb);
 	node_new(&na, &ca);
-	pump(400);
+	tu_pump(base, 400, EVLOOP_ONCE);
 	assert_int_equal(na.ups + nb.ups, 0);
 	assert_int_equal(na.downs + nb.downs, 0);
 	channel_get_status(na.c, &sa);
@@ -954,7 +912,7 @@ test_attackers(void **state)
 	frames = 0;
 
 	/* Connections that never speak: dropped after dead_ms (3 s) - not waited for. */
-	pump(20);
+	tu_pump(base, 20, EVLOOP_ONCE);
 	channel_get_status(nb.c, &st);
 	fprintf(stderr, "  attackers: rejected %llu, auth %llu, malformed %llu, oversized "
 	    "%llu\n", (unsigned long long)st.rejected, (unsigned long long)st.auth_failures,
@@ -993,7 +951,7 @@ test_md5_required(void **state)
 	s = tcp_connect(ADDR_A, ADDR_B, port, 0, cluster_key, REFUSED_MS);
 	assert_true(s != -1);
 	close(s);
-	pump(20);
+	tu_pump(base, 20, EVLOOP_ONCE);
 	channel_get_status(nb.c, &st);
 	/* The dropped ones never got as far as accept(): nothing counted. */
 	assert_int_equal(st.rejected + st.auth_failures + st.malformed + st.replays,
@@ -1014,12 +972,12 @@ test_md5_required(void **state)
 		l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		assert_true(l != -1);
 		assert_int_equal(setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)), 0);
-		set_addr(&ss, ADDR_B, port);
+		tu_set_addr(&ss, ADDR_B, port);
 		assert_int_equal(bind(l, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
 		assert_int_equal(listen(l, 4), 0);
 		make_conf(&ca, "lb1", ADDR_A, "lb2", ADDR_B, port);
 		node_new(&na, &ca);
-		pump(REFUSED_MS);
+		tu_pump(base, REFUSED_MS, EVLOOP_ONCE);
 		channel_get_status(na.c, &st);
 		/* Its SYN-ACK is unsigned: lb1's kernel drops it, the connect hangs. */
 		assert_string_not_equal(st.state, "up");
@@ -1057,7 +1015,7 @@ test_forward_secrecy(void **state)
 	assert_memory_not_equal(r1.tx, r1.rx, 32);
 	raw_close(&r1);
 	raw_close(&r2);
-	pump(10);
+	tu_pump(base, 10, EVLOOP_ONCE);
 
 	/* Protocol 2 but no kx_public: refused, and the log says what is missing. */
 	memset(&r1, 0, sizeof(r1));
@@ -1184,7 +1142,7 @@ test_forged_rst(void **state)
 	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(l != -1);
 	assert_int_equal(setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)), 0);
-	set_addr(&ss, ADDR_B, port);
+	tu_set_addr(&ss, ADDR_B, port);
 	assert_int_equal(bind(l, (struct sockaddr *)&ss, sizeof(struct sockaddr_in)), 0);
 	assert_int_equal(listen(l, 4), 0);
 	c = tcp_connect(ADDR_A, ADDR_B, port, 0, NULL, WAIT_MS);
@@ -1199,7 +1157,7 @@ test_forged_rst(void **state)
 		    strerror(errno));
 		skip();
 	}
-	pump(20);
+	tu_pump(base, 20, EVLOOP_ONCE);
 	assert_int_equal(recv(a, &b, 1, MSG_DONTWAIT), -1);
 	assert_int_equal(errno, ECONNRESET);
 	close(a);
@@ -1212,9 +1170,9 @@ test_forged_rst(void **state)
 	node_new(&nb, &cb);
 	assert_int_equal(raw_handshake(&r, ADDR_A, port, "lb1", cluster_key, 0), 0);
 	assert_true(wait_int(&nb.ups, 1, UP_MS) >= 0);
-	pump(5);
+	tu_pump(base, 5, EVLOOP_ONCE);
 	assert_int_equal(forge_rst(r.fd), 0);
-	pump(50);
+	tu_pump(base, 50, EVLOOP_ONCE);
 	assert_int_equal(nb.downs, 0);
 	{
 		struct channel_status st;
@@ -1343,8 +1301,8 @@ test_bye_replace_and_queue_cap(void **state)
 
 	/* Fill: channel_send fails at the cap instead of growing the queue. */
 	make_batch(&fb, &b, e, ptrs, ip, 500);
-	t0 = now_us();
-	for (i = 0; i < 5000 && now_us() - t0 < 1000000; i++) {
+	t0 = tu_now_us();
+	for (i = 0; i < 5000 && tu_now_us() - t0 < 1000000; i++) {
 		if ((rc = channel_send(nb.c, &fb)) == -1)
 			break;
 		if (i % 8 == 0)
@@ -1386,15 +1344,15 @@ test_throughput(void **state)
 	make_batch(&fb, &b, e, ptrs, ip, 1000);
 	pair_up(&port);
 	getrusage(RUSAGE_SELF, &ru0);
-	t0 = now_us();
-	while (nb.frames < want && now_us() - t0 < 1500000) {
+	t0 = tu_now_us();
+	while (nb.frames < want && tu_now_us() - t0 < 1500000) {
 		/* Keep about 4 MiB in flight, as a bulk sync would. */
 		while (sent < want && channel_queued(na.c) < (4u << 20) &&
 		    channel_send(na.c, &fb) == 0)
 			sent++;
 		event_base_loop(base, EVLOOP_ONCE);
 	}
-	us = now_us() - t0;
+	us = tu_now_us() - t0;
 	getrusage(RUSAGE_SELF, &ru1);
 	cpu = (uint64_t)((ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec -
 	    ru0.ru_stime.tv_sec) * 1000000 + ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec +
@@ -1465,7 +1423,7 @@ test_own_frames_refused(void **state)
 	f.bye = &b;
 	assert_int_equal(channel_send(na.c, &f), -1);
 	assert_int_equal(channel_send(na.c, NULL), -1);
-	pump(10);
+	tu_pump(base, 10, EVLOOP_ONCE);
 	assert_int_equal(na.downs + nb.downs, 0);
 	node_free(&na);
 	node_free(&nb);
@@ -1551,7 +1509,6 @@ lo_add6(const char *addr)
 static int
 group_setup(void **state)
 {
-	struct timeval tv = { 0, 5000 };
 
 	if (sodium_init() == -1)
 		return -1;
@@ -1564,19 +1521,15 @@ group_setup(void **state)
 	} else {
 		netns_ok = lo_add6(ADDR6_A) == 0 && lo_add6(ADDR6_B) == 0;
 	}
-	if ((base = event_base_new()) == NULL)
+	if ((base = tu_loop_new(&tick)) == NULL)
 		return -1;
-	tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
-	event_add(tick, &tv);
 	return 0;
 }
 
 static int
 group_teardown(void **state)
 {
-	event_free(tick);
-	event_base_free(base);
-	libevent_global_shutdown();
+	tu_loop_free(base, tick);
 	return 0;
 }
 

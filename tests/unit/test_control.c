@@ -28,6 +28,7 @@
 
 #include "lbd.h"
 #include "hasync.h"
+#include "testlbd.h"
 
 #define REPLY_MAX	(1 << 20)	/* largest reply a socket test reads */
 #define LOOP_DEADLINE_MS 3000		/* a socket test gives up after this */
@@ -40,87 +41,13 @@ struct fixture {
 	char		 dir[64];	/* temp dir of the socket tests, or "" */
 };
 
-/* Adds a service named name with backends FTP_SVR1.. to f. */
-static struct service *
-add_service(struct fixture *f, const char *name, int nbackends)
-{
-	struct service_config *sc = &f->conf.services[f->conf.nservices++];
-	struct service	*svc = &f->lbd.services[f->lbd.nservices++];
-	int		 i;
-
-	snprintf(sc->name, sizeof(sc->name), "%s", name);
-	sc->ranges[0].first = sc->ranges[0].last = 21;
-	sc->ranges[1].first = sc->ranges[1].last = 990;
-	sc->ranges[2].first = 1025;
-	sc->ranges[2].last = 1052;
-	sc->nranges = 3;
-	sc->sched = SCHED_LEASTCONN;
-	sc->sticky_timeout_s = 1800;
-	sc->sticky_size = 1000;
-	sc->nbackends = nbackends;
-	for (i = 0; i < nbackends; i++) {
-		char	 addr[32];
-
-		snprintf(sc->backends[i].name, sizeof(sc->backends[i].name), "FTP_SVR%d", i + 1);
-		snprintf(addr, sizeof(addr), "192.168.86.%d", 50 + i);
-		assert_int_equal(addr_parse(addr, &sc->backends[i].addr), 0);
-		sc->backends[i].weight = 1;
-	}
-	svc->conf = *sc;
-	svc->lbd = &f->lbd;
-	svc->nbackends = nbackends;
-	for (i = 0; i < nbackends; i++) {
-		struct backend *b = &svc->backends[i];
-
-		b->conf = sc->backends[i];
-		b->service = svc;
-		b->index = i;
-		b->up = true;
-		b->checked = true;
-		b->last_result = CHECK_RESULT_OK;
-		b->last_check_ms = now_ms();
-	}
-	TAILQ_INIT(&svc->conns);
-	svc->sticky = sticky_new((uint32_t)sc->sticky_size, (uint32_t)sc->sticky_timeout_s);
-	assert_non_null(svc->sticky);
-	return svc;
-}
-
-/* A standalone heartbeat without VIP handling (empty interface): MASTER. */
-static void
-start_standalone_ha(struct fixture *f)
-{
-	struct hasync_config	 hc;
-	char			 err[256];
-
-	memset(&hc, 0, sizeof(hc));
-	snprintf(hc.node_name, sizeof(hc.node_name), "lb1");
-	assert_int_equal(addr_parse("127.0.0.1", &hc.node_addr), 0);
-	hc.priority = 150;
-	hc.advert_interval_ms = 100;
-	hc.heartbeat_port = 7411;
-	f->lbd.base = event_base_new();
-	assert_non_null(f->lbd.base);
-	f->lbd.ha = hasync_new(f->lbd.base, &hc, NULL, NULL, err, sizeof(err));
-	assert_non_null(f->lbd.ha);
-	assert_int_equal(hasync_start(f->lbd.ha), 0);
-}
-
 static int
 setup(void **state)
 {
 	struct fixture	*f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	f->lbd.conf = &f->conf;
-	snprintf(f->conf.node_name, sizeof(f->conf.node_name), "lb1");
-	f->conf.node_priority = 150;
-	assert_int_equal(addr_parse_prefix("192.168.86.87/24", &f->conf.vip_addr,
-	    &f->conf.vip_prefixlen), 0);
-	snprintf(f->conf.vip_interface, sizeof(f->conf.vip_interface), "eth0");
-	f->lbd.started_ms = now_ms();
-	start_standalone_ha(f);
-	add_service(f, "FTPS_VIP", 2);
+	tl_node_init(&f->lbd, &f->conf);
 	*state = f;
 	return 0;
 }
@@ -129,18 +56,10 @@ static int
 teardown(void **state)
 {
 	struct fixture	*f = *state;
-	int		 i;
 
 	if (f->lbd.control != NULL)
 		control_close(f->lbd.control);
-	if (f->lbd.replica != NULL)
-		replica_close(&f->lbd);
-	if (f->lbd.ha != NULL)
-		hasync_free(f->lbd.ha);
-	if (f->lbd.base != NULL)
-		event_base_free(f->lbd.base);
-	for (i = 0; i < f->lbd.nservices; i++)
-		sticky_free(f->lbd.services[i].sticky);
+	tl_node_free(&f->lbd);
 	if (f->dir[0] != '\0') {
 		/* Leftovers of a test that failed half-way. */
 		char	 sub[128];
@@ -601,8 +520,8 @@ test_sticky_set_replicated(void **state)
 	replica_close(&f->lbd);
 }
 
-#define PAGE		10000	/* CONTROL_STICKY_PAGE: entries in one reply at most */
-#define PAGE_SLOTS	65536	/* CONTROL_STICKY_PAGE_SLOTS: slots one page visits at most */
+#define PAGE		10000	/* VIEW_STICKY_PAGE: entries in one reply at most */
+#define PAGE_SLOTS	65536	/* VIEW_STICKY_PAGE_SLOTS: slots one page visits at most */
 
 /* Client i of the paging tests: 10.x.y.z. */
 static struct lbd_ip
@@ -807,7 +726,7 @@ static void
 test_sticky_list_pages_services(void **state)
 {
 	struct fixture	*f = *state;
-	struct service	*svc2 = add_service(f, "FTP_PLAIN", 1);
+	struct service	*svc2 = tl_add_service(&f->lbd, &f->conf, "FTP_PLAIN", 1);
 	uint8_t		*seen = calloc(12000, 1);
 	uint32_t	 i, total = 0, now = now_s();
 	json_t		*r, *e;
@@ -893,7 +812,7 @@ static void
 test_two_services(void **state)
 {
 	struct fixture	*f = *state;
-	struct service	*s2 = add_service(f, "OTHER", 1);
+	struct service	*s2 = tl_add_service(&f->lbd, &f->conf, "OTHER", 1);
 	struct lbd_ip	 a = ip("10.0.0.1");
 	json_t		*r;
 
@@ -979,44 +898,68 @@ test_misc_commands(void **state)
 	assert_non_null(json_object_get(r, "node"));
 	json_decref(r);
 
-	/* control_event must be harmless without a socket (and steals obj). */
-	control_event(&f->lbd, "backend", json_pack("{s:s}", "backend", "FTP_SVR1"));
-	control_event(NULL, "backend", json_pack("{s:s}", "backend", "FTP_SVR1"));
-	control_event(&f->lbd, "backend", NULL);
+	/* bus_publish must be harmless without a socket (and steals obj). */
+	bus_publish(&f->lbd, "backend", json_pack("{s:s}", "backend", "FTP_SVR1"));
+	bus_publish(NULL, "backend", json_pack("{s:s}", "backend", "FTP_SVR1"));
+	bus_publish(&f->lbd, "backend", NULL);
+}
+
+/* The command list lbd/command.c quotes after "valid commands: " (from its command table). */
+#define BAD_VALID	"status, backends, sticky list|get|set|clear|flush, " \
+			"backend NAME enable|disable|drain, failover, reload, monitor, help"
+#define BAD_ECHO_MAX	64	/* view.c's VIEW_ECHO_MAX: input quoted back, then "..." */
+
+/* Asserts line fails with exactly the error want; frees the reply. */
+static void
+expect_error_exact(struct fixture *f, const char *line, const char *want)
+{
+	json_t		*r = run(f, line);
+	json_t		*e = json_object_get(r, "error");
+
+	assert_true(json_is_string(e));
+	if (strcmp(json_string_value(e), want) != 0)
+		fail_msg("\"%s\": error \"%s\", want \"%s\"", line, json_string_value(e), want);
+	assert_int_equal(json_object_size(r), 1);	/* the error and nothing else */
+	json_decref(r);
 }
 
 static void
 test_bad_input(void **state)
 {
 	struct fixture	*f = *state;
-	char		 junk[256], *big;
+	char		 junk[256], want[256], *big;
 	int		 i;
 
-	expect_error(f, "frobnicate", "unknown command \"frobnicate\"; valid commands: status, backends");
-	expect_error(f, "STATUS", "unknown command \"STATUS\"");
-	expect_error(f, "", "empty request");
-	expect_error(f, "   \t ", "empty request");
-	expect_error(f, "\n", "empty request");
-	expect_error(f, "a b c d e f g h i j", "too many words");
-	expect_error(f, "status\001", "control characters");
+	expect_error_exact(f, "frobnicate",
+	    "unknown command \"frobnicate\"; valid commands: " BAD_VALID);
+	expect_error_exact(f, "STATUS", "unknown command \"STATUS\"; valid commands: " BAD_VALID);
+	expect_error_exact(f, "", "empty request; valid commands: " BAD_VALID);
+	expect_error_exact(f, "   \t ", "empty request; valid commands: " BAD_VALID);
+	expect_error_exact(f, "\n", "empty request; valid commands: " BAD_VALID);
+	expect_error_exact(f, "a b c d e f g h i j", "too many words in request");
+	expect_error_exact(f, "status\001", "request contains control characters");
 
 	/* Bytes that are not UTF-8 are echoed as '?', and the reply still serialises. */
-	expect_error(f, "\xff\xfe\x80zz", "unknown command \"???zz\"");
-	expect_error(f, "sticky get \xc3\x28", "not an IP address: ?(");
+	expect_error_exact(f, "\xff\xfe\x80zz",
+	    "unknown command \"???zz\"; valid commands: " BAD_VALID);
+	expect_error_exact(f, "sticky get \xc3\x28", "not an IP address: ?(");
 
+	/* Every byte value but NUL: the first, 0x01, is a control character. */
 	for (i = 0; i < (int)sizeof(junk) - 1; i++)
 		junk[i] = (char)(1 + (i * 37) % 255);
 	junk[sizeof(junk) - 1] = '\0';
-	expect_error(f, junk, "");
+	expect_error_exact(f, junk, "request contains control characters");
 
 	big = malloc(4 * LBD_CONTROL_LINE_MAX);
 	assert_non_null(big);
 	memset(big, 'a', 4 * LBD_CONTROL_LINE_MAX - 1);
 	big[4 * LBD_CONTROL_LINE_MAX - 1] = '\0';
-	expect_error(f, big, "request too long");
+	expect_error_exact(f, big, "request too long");
 	/* Just short enough: a long unknown command, quoted cut short. */
 	big[LBD_CONTROL_LINE_MAX] = '\0';
-	expect_error(f, big, "...\"");
+	snprintf(want, sizeof(want), "unknown command \"%.*s...\"; valid commands: " BAD_VALID,
+	    BAD_ECHO_MAX, big);
+	expect_error_exact(f, big, want);
 	free(big);
 }
 
@@ -1212,14 +1155,14 @@ test_socket_monitor(void **state)
 	json_decref(r);
 	close(fd2);
 
-	control_event(&f->lbd, "role", json_pack("{s:s}", "role", "BACKUP"));
+	bus_publish(&f->lbd, "role", json_pack("{s:s}", "role", "BACKUP"));
 	client_read(f, fd, buf, sizeof(buf), 1, &eof);
 	assert_non_null(strstr(buf, "\"event\":\"role\""));
 
 	/* The monitor leaves; the next event finds nobody, and close frees all. */
 	close(fd);
 	event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
-	control_event(&f->lbd, "role", json_pack("{s:s}", "role", "MASTER"));
+	bus_publish(&f->lbd, "role", json_pack("{s:s}", "role", "MASTER"));
 
 	/* A second monitor still open at control_close is freed too. */
 	fd = client_connect(f);
@@ -1349,7 +1292,7 @@ test_socket_slow_monitor(void **state)
 	pad[sizeof(pad) - 1] = '\0';
 	/* 4 MB of events against a 1 MiB cap plus the socket buffer. */
 	for (i = 0; i < 4000; i++) {
-		control_event(&f->lbd, "test", json_pack("{s:s}", "pad", pad));
+		bus_publish(&f->lbd, "test", json_pack("{s:s}", "pad", pad));
 		if (i % 100 == 0)
 			event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
 	}
@@ -1428,7 +1371,7 @@ test_socket_monitor_cap(void **state)
 	json_decref(r);
 
 	/* Events still reach the 16. */
-	control_event(&f->lbd, "role", json_pack("{s:s}", "role", "BACKUP"));
+	bus_publish(&f->lbd, "role", json_pack("{s:s}", "role", "BACKUP"));
 	for (i = 0; i < 65; i++) {
 		client_read(f, fds[i], buf, sizeof(buf), 1, &eof);
 		if (!eof)

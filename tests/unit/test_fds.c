@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "lbd.h"
+#include "testlbd.h"
 
 /* conf with one FTPS service: ports 21, 990, 1025-1052 (30), nbackends, max_conn. */
 static void
@@ -23,11 +24,7 @@ conf_ftps(struct lbd_config *conf, int max_conn, int nbackends)
 {
 	struct service_config	*sc = &conf->services[conf->nservices++];
 
-	sc->ranges[0].first = sc->ranges[0].last = 21;
-	sc->ranges[1].first = sc->ranges[1].last = 990;
-	sc->ranges[2].first = 1025;
-	sc->ranges[2].last = 1052;
-	sc->nranges = 3;
+	tl_ftps_ports(sc);
 	sc->max_connections = max_conn;
 	sc->nbackends = nbackends;
 }

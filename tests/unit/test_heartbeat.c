@@ -36,6 +36,7 @@
 
 #include "hasync.pb-c.h"
 #include "hasync_int.h"
+#include "testutil.h"
 
 #define IV		20		/* advert interval, ms: fast, as in the spec's load test */
 #define ADDR_A		"127.0.0.1"	/* node lb1, priority 100 */
@@ -118,13 +119,7 @@ on_log(void *arg, int level, const char *msg)
 {
 	struct tnode *n = arg;
 
-	if (getenv("TEST_VERBOSE") != NULL)
-		fprintf(stderr, "  [%s %d] %s\n", n->name, level, msg);
-}
-
-static void
-on_tick(evutil_socket_t fd, short what, void *arg)
-{
+	tu_log(n->name, level, msg);
 }
 
 /* Runs the loop for ms milliseconds. */
@@ -151,23 +146,6 @@ wait_role(struct tnode *n, enum hasync_role r, int timeout_ms)
 	return (int64_t)(now_ms_test() - start);
 }
 
-/* IPv4 or IPv6 literal, port 0. */
-static void
-set_addr(struct sockaddr_storage *ss, const char *s)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (strchr(s, ':') != NULL) {
-		sin6->sin6_family = AF_INET6;
-		assert_int_equal(inet_pton(AF_INET6, s, &sin6->sin6_addr), 1);
-		return;
-	}
-	sin->sin_family = AF_INET;
-	assert_int_equal(inet_pton(AF_INET, s, &sin->sin_addr), 1);
-}
-
 /* A paired node config; vip_if NULL = no VIP management. */
 static void
 make_conf(struct hasync_config *c, const char *name, const char *addr, int prio,
@@ -175,12 +153,12 @@ make_conf(struct hasync_config *c, const char *name, const char *addr, int prio,
 {
 	memset(c, 0, sizeof(*c));
 	snprintf(c->node_name, sizeof(c->node_name), "%s", name);
-	set_addr(&c->node_addr, addr);
+	tu_set_addr(&c->node_addr, addr, 0);
 	c->priority = prio;
 	c->has_peer = peer != NULL;
 	if (peer != NULL) {
 		snprintf(c->peer_name, sizeof(c->peer_name), "%s", peer);
-		set_addr(&c->peer_addr[0], peer_addr);
+		tu_set_addr(&c->peer_addr[0], peer_addr, 0);
 		c->npeer_addr = 1;
 	}
 	c->heartbeat_port = port;
@@ -189,7 +167,7 @@ make_conf(struct hasync_config *c, const char *name, const char *addr, int prio,
 	memcpy(c->key, cluster_key, sizeof(c->key));
 	if (vip_if != NULL) {
 		snprintf(c->vip_ifname, sizeof(c->vip_ifname), "%s", vip_if);
-		set_addr(&c->vip_addr, VIP_ADDR);
+		tu_set_addr(&c->vip_addr, VIP_ADDR, 0);
 		c->vip_prefixlen = 24;
 		c->garp_interval_ms = 10;
 		c->garp_refresh_ms = 100;
@@ -341,7 +319,7 @@ test_takeover_master_down(void **state)
 	 */
 	node_free(&nb);
 	t0 = now_ms_test();
-	set_addr(&ss, ADDR_B);
+	tu_set_addr(&ss, ADDR_B, 0);
 	((struct sockaddr_in *)&ss)->sin_port = htons(port);
 	silent = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	assert_true(silent != -1);
@@ -558,7 +536,7 @@ on_relay(evutil_socket_t fd, short what, void *arg)
 			memcpy(captured[ncaptured], buf, (size_t)n);
 			captured_len[ncaptured++] = (size_t)n;
 		}
-		set_addr(&to, relay_to);
+		tu_set_addr(&to, relay_to, 0);
 		((struct sockaddr_in *)&to)->sin_port = htons(port);
 		sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&to, sizeof(struct sockaddr_in));
 	}
@@ -569,7 +547,7 @@ relay_open(void)
 {
 	struct sockaddr_storage ss;
 
-	set_addr(&ss, ADDR_RELAY);
+	tu_set_addr(&ss, ADDR_RELAY, 0);
 	((struct sockaddr_in *)&ss)->sin_port = htons(port);
 	relay_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	assert_true(relay_fd != -1);
@@ -595,7 +573,7 @@ send_raw(const char *addr, const void *buf, size_t len)
 	struct sockaddr_storage to;
 	int fd;
 
-	set_addr(&to, addr);
+	tu_set_addr(&to, addr, 0);
 	((struct sockaddr_in *)&to)->sin_port = htons(port);
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	assert_true(fd != -1);
@@ -813,7 +791,7 @@ test_restart_replayed_adverts(void **state)
 	relay_close();
 	nrec = ncaptured;
 	assert_true(nrec >= 30);
-	set_addr(&ss, ADDR_B);
+	tu_set_addr(&ss, ADDR_B, 0);
 	((struct sockaddr_in *)&ss)->sin_port = htons(port);
 	silent = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	assert_true(silent != -1);
@@ -952,7 +930,7 @@ test_legacy_peer_old_rule(void **state)
 	size_t len;
 	int silent, i, md;
 
-	set_addr(&ss, ADDR_B);
+	tu_set_addr(&ss, ADDR_B, 0);
 	((struct sockaddr_in *)&ss)->sin_port = htons(port);
 	silent = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	assert_true(silent != -1);
@@ -1048,7 +1026,7 @@ vip_probe(void)
 	struct vip *v;
 	char err[256];
 
-	set_addr(&ss, VIP_ADDR);
+	tu_set_addr(&ss, VIP_ADDR, 0);
 	v = vip_open(VIP_IF, (struct sockaddr *)&ss, 24, err, sizeof(err));
 	if (v == NULL)
 		fail_msg("vip_open: %s", err);
@@ -1192,7 +1170,6 @@ static int
 group_setup(void **state)
 {
 	struct rtnl_link *lo = NULL, *chg = NULL;
-	struct timeval tv = { 0, 5000 };
 
 	if (sodium_init() == -1)
 		return -1;
@@ -1222,19 +1199,15 @@ group_setup(void **state)
 		link_set_up(VIP_IF, true);
 		link_set_up(VIP_PEER_IF, true);
 	}
-	if ((base = event_base_new()) == NULL)
+	if ((base = tu_loop_new(&tick)) == NULL)
 		return -1;
-	tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
-	event_add(tick, &tv);
 	return 0;
 }
 
 static int
 group_teardown(void **state)
 {
-	event_free(tick);
-	event_base_free(base);
-	libevent_global_shutdown();
+	tu_loop_free(base, tick);
 	/* The namespace, with its links, dies with this process. */
 	if (tsk != NULL)
 		nl_socket_free(tsk);

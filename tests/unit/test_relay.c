@@ -443,13 +443,26 @@ test_bidirectional_vip(void **state)
 	bidirectional(SOURCE_VIP, "127.0.0.1");
 }
 
-/* The same with recv/send copy mode instead of splice. */
+static int
+copy_mode_on(void **state)
+{
+	relay_set_splice(false);
+	return 0;
+}
+
+/* Runs even when the test's asserts fail: later tests splice again. */
+static int
+copy_mode_off(void **state)
+{
+	relay_set_splice(true);
+	return 0;
+}
+
+/* The same with recv/send copy mode instead of splice (setup copy_mode_on). */
 static void
 test_bidirectional_copy(void **state)
 {
-	relay_set_splice(false);
 	bidirectional(SOURCE_NODE, "127.0.0.3");
-	relay_set_splice(true);
 }
 
 /* Client shuts its write side, still receives the backend's reply. */
@@ -1483,7 +1496,8 @@ main(void)
 		cmocka_unit_test(test_conn_size),
 		cmocka_unit_test(test_bidirectional_node),
 		cmocka_unit_test(test_bidirectional_vip),
-		cmocka_unit_test(test_bidirectional_copy),
+		cmocka_unit_test_setup_teardown(test_bidirectional_copy, copy_mode_on,
+		    copy_mode_off),
 		cmocka_unit_test(test_half_close_client),
 		cmocka_unit_test(test_half_close_backend),
 		cmocka_unit_test(test_idle_holds_no_pipe),

@@ -1,7 +1,8 @@
 /*
  * test_replica.c - unit tests of the bridge between lbd's sticky tables
  * and the sync layer: a table change becomes a frame with the right names,
- * a remote entry lands in the right service and backend, bad names are
+ * a remote entry lands in the right service and backend, the merge rule
+ * (version, then the greater node name) end to end, bad names are
  * counted, flush and delete replicate, status; then two lbds over real
  * channels on loopback converge, with a 1M-entry bulk of real tables.
  */
@@ -23,6 +24,9 @@
 #include "lbd.h"
 #include "hasync.pb-c.h"
 #include "hasync.h"
+#include "testutil.h"
+#include "testlbd.h"
+#include "testcap.h"
 
 #define BIG		200000	/* entries in the loopback bulk (test_sync times 1M) */
 
@@ -32,33 +36,8 @@ struct fake {
 	struct lbd_config conf;		/* its configuration */
 };
 
-/* Frames a test transport captured. */
-struct cap {
-	uint8_t		*buf[256];	/* packed frames */
-	size_t		 len[256];	/* their lengths */
-	int		 n;		/* count */
-};
-
 static struct event_base *base;
 static uint16_t	 next_port;
-
-static uint64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static void
-pump(int ms)
-{
-	uint64_t end = mono_us() + (uint64_t)ms * 1000;
-
-	while (mono_us() < end)
-		event_base_loop(base, EVLOOP_NONBLOCK);
-}
 
 static void
 svc_init(struct lbd *lbd, struct service *svc, const char *name, int nb, uint32_t size)
@@ -114,74 +93,25 @@ fake_free(struct fake *f)
 static struct lbd_ip
 ipn(uint32_t n)
 {
-	struct lbd_ip ip;
-
-	memset(&ip, 0, sizeof(ip));
-	ip.bytes[10] = ip.bytes[11] = 0xff;
-	ip.bytes[12] = 10;
-	ip.bytes[13] = (uint8_t)(n >> 16);
-	ip.bytes[14] = (uint8_t)(n >> 8);
-	ip.bytes[15] = (uint8_t)n;
-	return ip;
-}
-
-static int
-cap_send(void *arg, const Lbd__SyncFrame *f)
-{
-	struct cap	*c = arg;
-	size_t		 len = lbd__sync_frame__get_packed_size(f);
-
-	assert_true(c->n < 256);
-	c->buf[c->n] = malloc(len + 1);
-	assert_non_null(c->buf[c->n]);
-	lbd__sync_frame__pack(f, c->buf[c->n]);
-	c->len[c->n++] = len;
-	return 0;
-}
-
-static size_t
-cap_queued(void *arg)
-{
-	return 0;
-}
-
-static void
-cap_reset(struct cap *c)
-{
-	for (int i = 0; i < c->n; i++)
-		free(c->buf[i]);
-	c->n = 0;
-}
-
-static Lbd__SyncFrame *
-cap_frame(const struct cap *c, int i)
-{
-	Lbd__SyncFrame *f;
-
-	assert_true(i < c->n);
-	f = lbd__sync_frame__unpack(NULL, c->len[i], c->buf[i]);
-	assert_non_null(f);
-	return f;
+	return tl_ip4(10, (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n);
 }
 
 /* replica_init with frames going to c, channel "up". */
 static void
-attach(struct fake *f, struct cap *c)
+attach(struct fake *f, struct tc_cap *c)
 {
-	struct sync_transport t = { cap_send, cap_queued };
-
 	assert_int_equal(replica_init(&f->lbd), 0);
 	assert_non_null(replica_sync(&f->lbd));
-	sync_set_transport(replica_sync(&f->lbd), &t, c);
+	tc_attach(replica_sync(&f->lbd), c);
 	sync_on_up(replica_sync(&f->lbd));
-	pump(5);
-	cap_reset(c);
+	tu_pump(base, 5, EVLOOP_NONBLOCK);
+	tc_reset(c);
 }
 
-/* Feeds one entry from the peer. */
+/* Feeds one entry written by origin (a node name), as the peer sends it. */
 static void
-feed_entry(struct fake *f, const char *service, const char *backend, uint32_t n,
-    uint64_t version, bool deleted)
+feed_origin(struct fake *f, const char *service, const char *backend, uint32_t n,
+    uint64_t version, bool deleted, const char *origin)
 {
 	Lbd__SyncFrame	 fr = LBD__SYNC_FRAME__INIT;
 	Lbd__EntryBatch	 b = LBD__ENTRY_BATCH__INIT;
@@ -196,7 +126,7 @@ feed_entry(struct fake *f, const char *service, const char *backend, uint32_t n,
 	e.backend = (char *)backend;
 	e.expires_in_ms = 600000;
 	e.version = version;
-	e.origin = f->conf.peer_name;
+	e.origin = (char *)origin;
 	e.deleted = deleted;
 	b.n_entries = 1;
 	b.entries = &ep;
@@ -205,6 +135,14 @@ feed_entry(struct fake *f, const char *service, const char *backend, uint32_t n,
 	fr.entries = &b;
 	len = lbd__sync_frame__pack(&fr, buf);
 	assert_int_equal(sync_on_bytes(replica_sync(&f->lbd), buf, len), 0);
+}
+
+/* Feeds one entry the peer wrote. */
+static void
+feed_entry(struct fake *f, const char *service, const char *backend, uint32_t n,
+    uint64_t version, bool deleted)
+{
+	feed_origin(f, service, backend, n, version, deleted, f->conf.peer_name);
 }
 
 static struct sync_status
@@ -236,7 +174,7 @@ test_change_replicated(void **state)
 {
 	struct fake	*f = fake_new("lb1", "lb2", 1024);
 	struct service	*svc = &f->lbd.services[0];
-	struct cap	 c = { .n = 0 };
+	struct tc_cap	 c = { 0 };
 	struct lbd_ip	 ip = ipn(7);
 	Lbd__SyncFrame	*fr;
 	Lbd__StickyEntry *e;
@@ -244,9 +182,9 @@ test_change_replicated(void **state)
 	attach(f, &c);
 	/* What sched_select does for a new client. */
 	assert_non_null(sched_select(svc, &ip, now_s()));
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 1);
-	fr = cap_frame(&c, 0);
+	fr = tc_frame(&c, 0);
 	assert_int_equal(fr->body_case, LBD__SYNC_FRAME__BODY_ENTRIES);
 	assert_int_equal(fr->entries->n_entries, 1);
 	e = fr->entries->entries[0];
@@ -258,36 +196,36 @@ test_change_replicated(void **state)
 	assert_false(e->deleted);
 	assert_true(e->expires_in_ms > 1790000 && e->expires_in_ms <= 1800000);
 	lbd__sync_frame__free_unpacked(fr, NULL);
-	cap_reset(&c);
+	tc_reset(&c);
 	/* A refresh at once is coalesced away; a delete goes. */
 	assert_non_null(sched_select(svc, &ip, now_s()));
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 0);
 	assert_int_equal(sticky_delete(svc->sticky, &ip), 1);
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 1);
-	fr = cap_frame(&c, 0);
+	fr = tc_frame(&c, 0);
 	assert_true(fr->entries->entries[0]->deleted);
 	lbd__sync_frame__free_unpacked(fr, NULL);
-	cap_reset(&c);
+	tc_reset(&c);
 	/* A flush goes as a Clear of that service. */
 	sticky_set(svc->sticky, &ip, 0, now_s());
 	assert_int_equal(replica_flush(&f->lbd, svc), 1);
 	assert_int_equal(sticky_count(svc->sticky), 0);
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 1);	/* the cleared entry is not sent */
-	fr = cap_frame(&c, 0);
+	fr = tc_frame(&c, 0);
 	assert_int_equal(fr->body_case, LBD__SYNC_FRAME__BODY_CLEAR);
 	assert_string_equal(fr->clear->service, "FTPS");
 	assert_string_equal(fr->clear->origin, "lb1");
 	lbd__sync_frame__free_unpacked(fr, NULL);
-	cap_reset(&c);
+	tc_reset(&c);
 	/* Flush of everything: service "". */
 	assert_int_equal(replica_flush(&f->lbd, NULL), 0);
-	fr = cap_frame(&c, 0);
+	fr = tc_frame(&c, 0);
 	assert_string_equal(fr->clear->service, "");
 	lbd__sync_frame__free_unpacked(fr, NULL);
-	cap_reset(&c);
+	tc_free(&c);
 	fake_free(f);
 }
 
@@ -295,7 +233,7 @@ static void
 test_remote_apply(void **state)
 {
 	struct fake	*f = fake_new("lb1", "lb2", 1024);
-	struct cap	 c = { .n = 0 };
+	struct tc_cap	 c = { 0 };
 	struct lbd_ip	 ip = ipn(9);
 	uint64_t	 v = sticky_version_next() + 100;
 	struct sync_status st;
@@ -307,9 +245,9 @@ test_remote_apply(void **state)
 	assert_int_equal(sticky_lookup(f->lbd.services[0].sticky, &ip, now_s()), 1);
 	assert_int_equal(sticky_expires_in(f->lbd.services[0].sticky, &ip, now_s()), 600);
 	/* Not echoed. */
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	for (int i = 0; i < c.n; i++) {
-		Lbd__SyncFrame *fr = cap_frame(&c, i);
+		Lbd__SyncFrame *fr = tc_frame(&c, i);
 
 		assert_int_equal(fr->body_case, LBD__SYNC_FRAME__BODY_ACK);
 		lbd__sync_frame__free_unpacked(fr, NULL);
@@ -322,12 +260,12 @@ test_remote_apply(void **state)
 	assert_int_equal(st.entries_applied, 2);
 	assert_int_equal(sticky_count(f->lbd.services[0].sticky), 1);
 	/* A local use of a remote entry is ours now, and goes back with a newer version. */
-	cap_reset(&c);
+	tc_reset(&c);
 	sticky_set(f->lbd.services[0].sticky, &ip, 0, now_s());
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 1);
 	{
-		Lbd__SyncFrame *fr = cap_frame(&c, 0);
+		Lbd__SyncFrame *fr = tc_frame(&c, 0);
 
 		assert_true(fr->entries->entries[0]->version > v);
 		assert_string_equal(fr->entries->entries[0]->backend, "FTPS_SVR1");
@@ -351,25 +289,119 @@ test_remote_apply(void **state)
 		assert_int_equal(sync_on_bytes(replica_sync(&f->lbd), buf, len), 0);
 	}
 	assert_int_equal(sticky_count(f->lbd.services[0].sticky), 0);
-	cap_reset(&c);
+	tc_free(&c);
 	fake_free(f);
+}
+
+/* A local set of client n in FTPS to backend be; returns the version it went out with. */
+static uint64_t
+local_set(struct fake *f, struct tc_cap *c, uint32_t n, int be)
+{
+	struct lbd_ip	 ip = ipn(n);
+	Lbd__SyncFrame	*fr;
+	uint64_t	 v;
+
+	tc_reset(c);	/* acks of what was fed before */
+	sticky_set(f->lbd.services[0].sticky, &ip, be, now_s());
+	assert_true(tc_wait(base, c, 1, 1000));
+	fr = tc_frame(c, 0);
+	assert_int_equal(fr->body_case, LBD__SYNC_FRAME__BODY_ENTRIES);
+	v = fr->entries->entries[0]->version;
+	lbd__sync_frame__free_unpacked(fr, NULL);
+	tc_reset(c);
+	return v;
+}
+
+/* FTPS's backend for client n: its index, -1 for none. */
+static int
+ftps_backend(struct fake *f, uint32_t n)
+{
+	struct lbd_ip	 ip = ipn(n);
+
+	return sticky_lookup(f->lbd.services[0].sticky, &ip, now_s());
+}
+
+/*
+ * The merge rule end to end, through the real sync layer, replica.c and
+ * sticky.c: the newer version wins; on equal versions the greater node
+ * name wins (whichever side it is); a delete is a version like any other.
+ */
+static void
+test_merge_rules(void **state)
+{
+	struct fake	*lo = fake_new("lb1", "lb2", 64);	/* the peer's name is greater */
+	struct fake	*hi = fake_new("lb2", "lb1", 64);	/* ... smaller */
+	struct tc_cap	 c = { 0 };
+	struct sync_status st;
+	uint64_t	 v;
+
+	attach(lo, &c);
+	v = local_set(lo, &c, 1, 0);
+	/* Older loses. */
+	feed_entry(lo, "FTPS", "FTPS_SVR2", 1, v - 1, false);
+	assert_int_equal(ftps_backend(lo, 1), 0);
+	/* Equal version: the peer lb2 > lb1 wins. */
+	feed_entry(lo, "FTPS", "FTPS_SVR2", 1, v, false);
+	assert_int_equal(ftps_backend(lo, 1), 1);
+	/* Our own name at that version: the change we sent, come back; ignored. */
+	feed_origin(lo, "FTPS", "FTPS_SVR1", 1, v, false, "lb1");
+	assert_int_equal(ftps_backend(lo, 1), 1);
+	/* Newer wins. */
+	feed_entry(lo, "FTPS", "FTPS_SVR1", 1, v + 1, false);
+	assert_int_equal(ftps_backend(lo, 1), 0);
+	/* A delete loses to a newer set, beats an older one; an older set then loses. */
+	feed_entry(lo, "FTPS", "", 1, v - 5, true);
+	assert_int_equal(ftps_backend(lo, 1), 0);
+	feed_entry(lo, "FTPS", "", 1, v + 2, true);
+	assert_int_equal(ftps_backend(lo, 1), -1);
+	feed_entry(lo, "FTPS", "FTPS_SVR2", 1, v + 1, false);
+	assert_int_equal(ftps_backend(lo, 1), -1);
+	st = status(lo);
+	assert_int_equal(st.entries_received, 7);
+	assert_int_equal(st.entries_applied, 3);
+	assert_int_equal(st.entries_stale, 4);
+	tc_reset(&c);
+
+	attach(hi, &c);
+	v = local_set(hi, &c, 1, 0);
+	/* Equal version: ours, lb2 > lb1, stays. */
+	feed_entry(hi, "FTPS", "FTPS_SVR2", 1, v, false);
+	assert_int_equal(ftps_backend(hi, 1), 0);
+	/* Newer from the smaller name still wins. */
+	feed_entry(hi, "FTPS", "FTPS_SVR2", 1, v + 1, false);
+	assert_int_equal(ftps_backend(hi, 1), 1);
+	/* A local change after it gets a newer version, and wins a tie the same way. */
+	v = local_set(hi, &c, 1, 0);
+	feed_entry(hi, "FTPS", "FTPS_SVR2", 1, v, false);
+	assert_int_equal(ftps_backend(hi, 1), 0);
+	st = status(hi);
+	assert_int_equal(st.entries_applied, 1);
+	assert_int_equal(st.entries_stale, 2);
+	tc_free(&c);
+	fake_free(lo);
+	fake_free(hi);
 }
 
 static void
 test_bulk_and_status(void **state)
 {
 	struct fake	*f = fake_new("lb1", "lb2", 4096);
-	struct cap	 c = { .n = 0 };
+	struct tc_cap	 c = { 0 };
 	size_t		 total = 0;
 	json_t		*js, *bulk;
 	uint32_t	 now = now_s();
 
-	/* Standalone: no replica, "none", may preempt. */
+	/* Standalone: a heartbeat but no replica, "none", may preempt. */
 	f->conf.has_peer = false;
-	assert_int_equal(replica_open(&f->lbd), 0);
+	assert_int_equal(addr_parse("127.0.0.1", &f->conf.node_addr), 0);
+	f->conf.node_priority = 100;
+	f->conf.advert_interval_ms = 100;
+	assert_int_equal(cluster_open(&f->lbd), 0);
+	assert_non_null(f->lbd.ha);
 	assert_null(f->lbd.replica);
+	cluster_close(&f->lbd);
 	assert_true(replica_may_preempt(&f->lbd));
-	js = replica_status(&f->lbd);
+	js = cluster_sync_json(&f->lbd);
 	assert_string_equal(json_string_value(json_object_get(js, "state")), "none");
 	json_decref(js);
 	f->conf.has_peer = true;
@@ -389,9 +421,9 @@ test_bulk_and_status(void **state)
 	/* attach() reset the capture; bulk again by reconnecting. */
 	sync_on_down(replica_sync(&f->lbd), "test", false);
 	sync_on_up(replica_sync(&f->lbd));
-	pump(20);
+	tu_pump(base, 20, EVLOOP_NONBLOCK);
 	for (int i = 0; i < c.n; i++) {
-		Lbd__SyncFrame *fr = cap_frame(&c, i);
+		Lbd__SyncFrame *fr = tc_frame(&c, i);
 
 		if (fr->body_case == LBD__SYNC_FRAME__BODY_ENTRIES) {
 			assert_true(fr->entries->n_entries <= SYNC_BATCH_MAX);
@@ -406,7 +438,7 @@ test_bulk_and_status(void **state)
 	assert_int_equal(total, 3010);
 	assert_false(replica_may_preempt(&f->lbd));
 
-	js = replica_status(&f->lbd);
+	js = cluster_sync_json(&f->lbd);
 	assert_non_null(js);
 	assert_string_equal(json_string_value(json_object_get(js, "state")), "bulk");
 	assert_int_equal(json_integer_value(json_object_get(js, "entries")), 3010);
@@ -419,21 +451,11 @@ test_bulk_and_status(void **state)
 	assert_int_equal(json_integer_value(json_object_get(bulk, "sent")), 2);
 	assert_true(json_is_false(json_object_get(bulk, "done")));
 	json_decref(js);
-	cap_reset(&c);
+	tc_free(&c);
 	fake_free(f);
 }
 
 /* ---------------------------------------------------------------- loopback */
-
-static void
-set_addr(struct sockaddr_storage *ss, const char *s)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	sin->sin_family = AF_INET;
-	assert_int_equal(inet_pton(AF_INET, s, &sin->sin_addr), 1);
-}
 
 static void
 node_start(struct fake *f, const char *addr, const char *peer_addr, uint16_t port,
@@ -445,9 +467,9 @@ node_start(struct fake *f, const char *addr, const char *peer_addr, uint16_t por
 	assert_int_equal(replica_init(&f->lbd), 0);
 	memset(&cc, 0, sizeof(cc));
 	snprintf(cc.node_name, sizeof(cc.node_name), "%s", f->conf.node_name);
-	set_addr(&cc.node_addr, addr);
+	tu_set_addr(&cc.node_addr, addr, 0);
 	snprintf(cc.peer_name, sizeof(cc.peer_name), "%s", f->conf.peer_name);
-	set_addr(&cc.peer_addr[0], peer_addr);
+	tu_set_addr(&cc.peer_addr[0], peer_addr, 0);
 	cc.npeer_addr = 1;
 	cc.sync_port = port;
 	memcpy(cc.key, key, HASYNC_KEY_LEN);
@@ -492,13 +514,13 @@ test_loopback_lbd_pair(void **state)
 	}
 	node_start(b, "127.0.0.2", "127.0.0.1", port, key);
 	node_start(a, "127.0.0.1", "127.0.0.2", port, key);
-	t0 = mono_us();
-	while (!(synced(a) && synced(b)) && mono_us() - t0 < 60000000)
+	t0 = tu_now_us();
+	while (!(synced(a) && synced(b)) && tu_now_us() - t0 < 60000000)
 		event_base_loop(base, EVLOOP_NONBLOCK);
 	sb = status(b);
 	printf("replica: bulk of %llu sticky entries (real tables): %.3f s at the receiver, "
 	    "%.3f s from start\n", (unsigned long long)sb.last_bulk_entries,
-	    sb.last_bulk_ms / 1000.0, (double)(mono_us() - t0) / 1e6);
+	    sb.last_bulk_ms / 1000.0, (double)(tu_now_us() - t0) / 1e6);
 	assert_true(synced(a) && synced(b));
 	assert_int_equal(sticky_count(b->lbd.services[0].sticky), BIG);
 	same_tables(a, b);
@@ -520,19 +542,19 @@ test_loopback_lbd_pair(void **state)
 
 		sticky_set(b->lbd.services[1].sticky, &x, 0, now_s());
 		sticky_set(a->lbd.services[0].sticky, &y, 0, now_s());	/* re-pick: 5 % 2 was 1 */
-		pump(100);
+		tu_pump(base, 100, EVLOOP_NONBLOCK);
 		assert_int_equal(sticky_lookup(a->lbd.services[1].sticky, &x, now_s()), 0);
 		assert_int_equal(sticky_lookup(b->lbd.services[0].sticky, &y, now_s()), 0);
 		assert_int_equal(sticky_delete(b->lbd.services[0].sticky, &y), 1);
-		pump(100);
+		tu_pump(base, 100, EVLOOP_NONBLOCK);
 		assert_int_equal(sticky_lookup(a->lbd.services[0].sticky, &y, now_s()), -1);
 		replica_flush(&a->lbd, &a->lbd.services[0]);
-		pump(300);
+		tu_pump(base, 300, EVLOOP_NONBLOCK);
 		assert_int_equal(sticky_count(b->lbd.services[0].sticky), 0);
 		assert_int_equal(sticky_count(b->lbd.services[1].sticky), 1);
 	}
 	{
-		json_t *js = replica_status(&a->lbd);
+		json_t *js = cluster_sync_json(&a->lbd);
 
 		assert_string_equal(json_string_value(json_object_get(js, "state")), "synced");
 		assert_true(json_is_object(json_object_get(js, "channel")));
@@ -548,6 +570,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_change_replicated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remote_apply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_and_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loopback_lbd_pair, setup, teardown),
 	};

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "lbd.h"
+#include "testlbd.h"
 
 #define T0	1000	/* a monotonic "now" well past zero */
 
@@ -53,20 +54,6 @@ svc_free(struct service *svc)
 {
 	sticky_free(svc->sticky);
 	free(svc);
-}
-
-static struct lbd_ip
-ip4(uint8_t d)
-{
-	struct lbd_ip ip;
-
-	memset(&ip, 0, sizeof(ip));
-	ip.bytes[10] = ip.bytes[11] = 0xff;
-	ip.bytes[12] = 192;
-	ip.bytes[13] = 168;
-	ip.bytes[14] = 86;
-	ip.bytes[15] = d;
-	return ip;
 }
 
 /* Index of the picked backend, -1 for NULL. */
@@ -244,7 +231,7 @@ static void
 test_select_sticky(void **state)
 {
 	struct service	*svc = svc_new(SCHED_LEASTCONN, 2);
-	struct lbd_ip	 c1 = ip4(100), c2 = ip4(101);
+	struct lbd_ip	 c1 = tl_ip4(192, 168, 86, 100), c2 = tl_ip4(192, 168, 86, 101);
 	struct backend	*b1, *b2;
 
 	/* First client -> FTP_SVR1, the next new client -> FTP_SVR2. */
@@ -273,7 +260,7 @@ static void
 test_select_repick(void **state)
 {
 	struct service	*svc = svc_new(SCHED_LEASTCONN, 2);
-	struct lbd_ip	 c = ip4(100);
+	struct lbd_ip	 c = tl_ip4(192, 168, 86, 100);
 	struct backend	*b;
 
 	b = sched_select(svc, &c, T0);
@@ -284,7 +271,7 @@ test_select_repick(void **state)
 	assert_int_equal(sched_select(svc, &c, T0 + 1)->index, 0);
 	/* ... but a new client goes elsewhere. */
 	{
-		struct lbd_ip n = ip4(200);
+		struct lbd_ip n = tl_ip4(192, 168, 86, 200);
 
 		assert_int_equal(sched_select(svc, &n, T0 + 1)->index, 1);
 	}
@@ -314,7 +301,7 @@ static void
 test_select_none(void **state)
 {
 	struct service	*svc = svc_new(SCHED_ROUNDROBIN, 2);
-	struct lbd_ip	 c = ip4(100);
+	struct lbd_ip	 c = tl_ip4(192, 168, 86, 100);
 
 	assert_non_null(sched_select(svc, &c, T0));
 	svc->backends[0].up = false;
@@ -335,7 +322,7 @@ static void
 test_select_stale_index(void **state)
 {
 	struct service	*svc = svc_new(SCHED_LEASTCONN, 2);
-	struct lbd_ip	 c = ip4(100);
+	struct lbd_ip	 c = tl_ip4(192, 168, 86, 100);
 
 	sticky_set(svc->sticky, &c, 40, T0);
 	assert_int_equal(sched_select(svc, &c, T0 + 1)->index, 0);

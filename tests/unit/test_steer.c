@@ -29,6 +29,7 @@
 #include <nftables/libnftables.h>
 
 #include "hasync_int.h"
+#include "testutil.h"
 
 #define T_VIP4		"192.0.2.10"	/* VIP (TEST-NET-1) */
 #define T_OLD4		"192.0.2.2"	/* the old master's address */
@@ -97,19 +98,6 @@ nft_has(const char *family)
 	char out[T_OUT_MAX];
 
 	return nft_list(family, out, sizeof(out)) == 0;
-}
-
-/* Counts the occurrences of needle in hay. */
-static int
-count(const char *hay, const char *needle)
-{
-	int n = 0;
-
-	while ((hay = strstr(hay, needle)) != NULL) {
-		n++;
-		hay += strlen(needle);
-	}
-	return n;
 }
 
 /* Asks the kernel whether addr is on lo (through vip.c, its own socket). */
@@ -192,21 +180,21 @@ forward_v4(void)
 	CHECK(nft_list("ip", out, sizeof(out)) == 0);
 	CHECK(strstr(out, "hook prerouting") != NULL);
 	CHECK(strstr(out, "priority mangle") != NULL);	/* -150: after conntrack */
-	CHECK(count(out, "ip daddr " T_VIP4 " tcp flags ! syn ct state new counter "
+	CHECK(tu_count(out, "ip daddr " T_VIP4 " tcp flags ! syn ct state new counter "
 	    "packets 0 bytes 0 dup to " T_OLD4 " drop") == 1);
-	CHECK(count(out, "ip daddr " T_VIP4 " tcp flags fin,rst ct state invalid counter "
+	CHECK(tu_count(out, "ip daddr " T_VIP4 " tcp flags fin,rst ct state invalid counter "
 	    "packets 0 bytes 0 dup to " T_OLD4 " drop") == 1);
-	CHECK(count(out, "ip daddr " T_VIP4 " tcp flags syn,ack / syn,ack ct state invalid "
+	CHECK(tu_count(out, "ip daddr " T_VIP4 " tcp flags syn,ack / syn,ack ct state invalid "
 	    "counter packets 0 bytes 0 dup to " T_OLD4 " drop") == 1);
-	CHECK(count(out, "dup to") == T_RULES);
+	CHECK(tu_count(out, "dup to") == T_RULES);
 	CHECK(!nft_has("ip6") && !nft_has("arp"));
 
 	/* Again, to another address: replaced, not added. */
 	CHECK(steer_forward_on(s, sa(&to, T_OTHER4), err, sizeof(err)) == 0);
 	CHECK(nft_list("ip", out, sizeof(out)) == 0);
-	CHECK(count(out, "dup to") == T_RULES);
-	CHECK(count(out, "dup to " T_OTHER4 " drop") == T_RULES);
-	CHECK(count(out, "chain ") == 1);
+	CHECK(tu_count(out, "dup to") == T_RULES);
+	CHECK(tu_count(out, "dup to " T_OTHER4 " drop") == T_RULES);
+	CHECK(tu_count(out, "chain ") == 1);
 
 	CHECK(steer_forward_off(s, err, sizeof(err)) == 0);
 	CHECK(!steer_forwarding(s));
@@ -233,12 +221,12 @@ forward_v6(void)
 	CHECK(steer_forward_on(s, sa(&to, T_OLD6), err, sizeof(err)) == 0);
 	CHECK(steer_forward_on(s, sa(&to, T_OLD6), err, sizeof(err)) == 0);
 	CHECK(nft_list("ip6", out, sizeof(out)) == 0);
-	CHECK(count(out, "ip6 daddr " T_VIP6 " tcp flags ! syn ct state new counter "
+	CHECK(tu_count(out, "ip6 daddr " T_VIP6 " tcp flags ! syn ct state new counter "
 	    "packets 0 bytes 0 dup to " T_OLD6 " drop") == 1);
-	CHECK(count(out, "ip6 daddr " T_VIP6 " tcp flags fin,rst ct state invalid") == 1);
-	CHECK(count(out, "ip6 daddr " T_VIP6 " tcp flags syn,ack / syn,ack ct state "
+	CHECK(tu_count(out, "ip6 daddr " T_VIP6 " tcp flags fin,rst ct state invalid") == 1);
+	CHECK(tu_count(out, "ip6 daddr " T_VIP6 " tcp flags syn,ack / syn,ack ct state "
 	    "invalid") == 1);
-	CHECK(count(out, "dup to " T_OLD6 " drop") == T_RULES);
+	CHECK(tu_count(out, "dup to " T_OLD6 " drop") == T_RULES);
 	CHECK(!nft_has("ip"));
 	CHECK(steer_forward_off(s, err, sizeof(err)) == 0);
 	CHECK(!nft_has("ip6"));
@@ -342,12 +330,12 @@ hide_v4(void)
 	CHECK(system("ip -4 addr show dev lo | grep -q 'inet " T_VIP4 "/32 .*lo:lbd'") == 0);
 	CHECK(nft_list("arp", out, sizeof(out)) == 0);
 	CHECK(strstr(out, "hook input") != NULL);
-	CHECK(count(out, "arp operation request arp daddr ip " T_VIP4
+	CHECK(tu_count(out, "arp operation request arp daddr ip " T_VIP4
 	    " counter packets 0 bytes 0 drop") == 1);
 	/* Again: still one rule, one address. */
 	CHECK(steer_hide_on(s, err, sizeof(err)) == 0);
 	CHECK(nft_list("arp", out, sizeof(out)) == 0);
-	CHECK(count(out, "drop") == 1);
+	CHECK(tu_count(out, "drop") == 1);
 	CHECK(system("test $(ip -4 addr show dev lo | grep -c " T_VIP4 ") = 1") == 0);
 	CHECK(!nft_has("ip"));
 

@@ -16,23 +16,9 @@
 #include <cmocka.h>
 
 #include "lbd.h"
+#include "testlbd.h"
 
 #define T0	1000	/* a monotonic "now" well past zero */
-
-/* a.b.c.d as a v4-mapped key. */
-static struct lbd_ip
-ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
-{
-	struct lbd_ip ip;
-
-	memset(&ip, 0, sizeof(ip));
-	ip.bytes[10] = ip.bytes[11] = 0xff;
-	ip.bytes[12] = a;
-	ip.bytes[13] = b;
-	ip.bytes[14] = c;
-	ip.bytes[15] = d;
-	return ip;
-}
 
 /* 2001:db8::<n> as a key, n in the low 32 bits. */
 static struct lbd_ip
@@ -71,7 +57,7 @@ static void
 test_insert_lookup(void **state)
 {
 	struct sticky_table *t = sticky_new(16, 60);
-	struct lbd_ip	 a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+	struct lbd_ip	 a = tl_ip4(10, 0, 0, 1), b = tl_ip4(10, 0, 0, 2);
 
 	assert_non_null(t);
 	assert_int_equal(sticky_timeout(t), 60);
@@ -92,7 +78,7 @@ static void
 test_refresh_moves_expiry(void **state)
 {
 	struct sticky_table *t = sticky_new(16, 10);
-	struct lbd_ip	 a = ip4(10, 0, 0, 1);
+	struct lbd_ip	 a = tl_ip4(10, 0, 0, 1);
 
 	sticky_set(t, &a, 2, T0);
 	assert_int_equal(sticky_expires_in(t, &a, T0), 10);
@@ -112,7 +98,7 @@ static void
 test_expiry_exact(void **state)
 {
 	struct sticky_table *t = sticky_new(16, 10);
-	struct lbd_ip	 a = ip4(10, 0, 0, 1);
+	struct lbd_ip	 a = tl_ip4(10, 0, 0, 1);
 
 	sticky_set(t, &a, 5, T0);
 	assert_int_equal(sticky_lookup(t, &a, T0 + 9), 5);
@@ -128,8 +114,8 @@ static void
 test_expire_sweep(void **state)
 {
 	struct sticky_table *t = sticky_new(16, 10);
-	struct lbd_ip	 a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
-	struct lbd_ip	 c = ip4(10, 0, 0, 3), d = ip4(10, 0, 0, 4);
+	struct lbd_ip	 a = tl_ip4(10, 0, 0, 1), b = tl_ip4(10, 0, 0, 2);
+	struct lbd_ip	 c = tl_ip4(10, 0, 0, 3), d = tl_ip4(10, 0, 0, 4);
 
 	sticky_set(t, &a, 0, T0);	/* dies at T0+10 */
 	sticky_set(t, &b, 0, T0 + 1);	/* T0+11 */
@@ -158,9 +144,9 @@ static void
 test_lru_eviction(void **state)
 {
 	struct sticky_table *t = sticky_new(3, 100);
-	struct lbd_ip	 a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
-	struct lbd_ip	 c = ip4(10, 0, 0, 3), d = ip4(10, 0, 0, 4);
-	struct lbd_ip	 e = ip4(10, 0, 0, 5);
+	struct lbd_ip	 a = tl_ip4(10, 0, 0, 1), b = tl_ip4(10, 0, 0, 2);
+	struct lbd_ip	 c = tl_ip4(10, 0, 0, 3), d = tl_ip4(10, 0, 0, 4);
+	struct lbd_ip	 e = tl_ip4(10, 0, 0, 5);
 
 	sticky_set(t, &a, 1, T0);
 	sticky_set(t, &b, 2, T0 + 1);
@@ -190,7 +176,7 @@ static void
 test_families_distinct(void **state)
 {
 	struct sticky_table *t = sticky_new(16, 100);
-	struct lbd_ip	 v4 = ip4(1, 2, 3, 4), v6 = ip6(0x01020304), compat;
+	struct lbd_ip	 v4 = tl_ip4(1, 2, 3, 4), v6 = ip6(0x01020304), compat;
 
 	/* ::1.2.3.4 (no ffff) shares the low 4 bytes too. */
 	memset(&compat, 0, sizeof(compat));
@@ -211,7 +197,7 @@ static void
 test_delete(void **state)
 {
 	struct sticky_table *t = sticky_new(4, 100);
-	struct lbd_ip	 a = ip4(10, 0, 0, 1), b = ip6(7);
+	struct lbd_ip	 a = tl_ip4(10, 0, 0, 1), b = ip6(7);
 
 	sticky_set(t, &a, 1, T0);
 	sticky_set(t, &b, 2, T0);
@@ -225,7 +211,7 @@ test_delete(void **state)
 	assert_int_equal(sticky_count(t), 0);
 	/* Deleted slots are reused: fill to capacity with no eviction. */
 	for (uint8_t i = 0; i < 4; i++) {
-		struct lbd_ip ip = ip4(10, 1, 0, i);
+		struct lbd_ip ip = tl_ip4(10, 1, 0, i);
 
 		sticky_set(t, &ip, i, T0);
 	}
@@ -240,7 +226,7 @@ test_flush(void **state)
 	struct sticky_table *t = sticky_new(8, 100);
 
 	for (uint8_t i = 0; i < 8; i++) {
-		struct lbd_ip ip = ip4(10, 2, 0, i);
+		struct lbd_ip ip = tl_ip4(10, 2, 0, i);
 
 		sticky_set(t, &ip, i, T0);
 	}
@@ -248,13 +234,13 @@ test_flush(void **state)
 	sticky_flush(t);
 	assert_int_equal(sticky_count(t), 0);
 	for (uint8_t i = 0; i < 8; i++) {
-		struct lbd_ip ip = ip4(10, 2, 0, i);
+		struct lbd_ip ip = tl_ip4(10, 2, 0, i);
 
 		assert_int_equal(sticky_lookup(t, &ip, T0), -1);
 	}
 	/* Usable after a flush, to full capacity, no eviction. */
 	for (uint8_t i = 0; i < 8; i++) {
-		struct lbd_ip ip = ip4(10, 3, 0, i);
+		struct lbd_ip ip = tl_ip4(10, 3, 0, i);
 
 		sticky_set(t, &ip, 1, T0);
 	}
@@ -287,8 +273,8 @@ static void
 test_foreach(void **state)
 {
 	struct sticky_table *t = sticky_new(8, 10);
-	struct lbd_ip	 a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
-	struct lbd_ip	 c = ip6(3), d = ip4(10, 0, 0, 4);
+	struct lbd_ip	 a = tl_ip4(10, 0, 0, 1), b = tl_ip4(10, 0, 0, 2);
+	struct lbd_ip	 c = ip6(3), d = tl_ip4(10, 0, 0, 4);
 	struct seen	 s;
 
 	sticky_set(t, &d, 9, T0 - 20);	/* expired by T0 */
@@ -343,7 +329,7 @@ test_fill_100k(void **state)
 	assert_non_null(t);
 	t0 = mono_ns();
 	for (uint32_t i = 0; i < BIG; i++) {
-		struct lbd_ip ip = i % 2 ? ip6(i) : ip4(10, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i);
+		struct lbd_ip ip = i % 2 ? ip6(i) : tl_ip4(10, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i);
 
 		sticky_set(t, &ip, (int)(i % 64), T0);
 	}
@@ -355,7 +341,7 @@ test_fill_100k(void **state)
 	t0 = mono_ns();
 	for (int r = 0; r < ROUNDS; r++)
 		for (uint32_t i = 0; i < BIG; i++) {
-			struct lbd_ip ip = i % 2 ? ip6(i) : ip4(10, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i);
+			struct lbd_ip ip = i % 2 ? ip6(i) : tl_ip4(10, (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i);
 
 			if (sticky_lookup(t, &ip, T0 + 1) == (int)(i % 64))
 				hits++;
@@ -367,14 +353,14 @@ test_fill_100k(void **state)
 
 	/* Misses. */
 	for (uint32_t i = 0; i < 1000; i++) {
-		struct lbd_ip ip = ip4(172, 16, (uint8_t)(i >> 8), (uint8_t)i);
+		struct lbd_ip ip = tl_ip4(172, 16, (uint8_t)(i >> 8), (uint8_t)i);
 
 		assert_int_equal(sticky_lookup(t, &ip, T0 + 1), -1);
 	}
 
 	/* One more evicts exactly one, the oldest (i == 0). */
 	{
-		struct lbd_ip extra = ip6(0xffffffff), first = ip4(10, 0, 0, 0);
+		struct lbd_ip extra = ip6(0xffffffff), first = tl_ip4(10, 0, 0, 0);
 
 		sticky_set(t, &extra, 7, T0 + 2);
 		assert_int_equal(sticky_count(t), BIG);
@@ -432,7 +418,7 @@ static void
 test_version_origin_stored(void **state)
 {
 	struct sticky_table *t = repl_new(16, 100);
-	struct lbd_ip	 a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+	struct lbd_ip	 a = tl_ip4(10, 0, 0, 1), b = tl_ip4(10, 0, 0, 2);
 	struct sticky_change out[4];
 	struct timespec	 ts;
 	uint64_t	 v0;
@@ -462,7 +448,7 @@ static void
 test_dirty_coalescing(void **state)
 {
 	struct sticky_table *t = repl_new(16, 1800);
-	struct lbd_ip	 a = ip4(10, 0, 0, 1);
+	struct lbd_ip	 a = tl_ip4(10, 0, 0, 1);
 	struct sticky_change out[4];
 	uint64_t	 v;
 
@@ -526,7 +512,7 @@ static void
 test_no_tracking_by_default(void **state)
 {
 	struct sticky_table *t = sticky_new(16, 100);
-	struct lbd_ip	 a = ip4(10, 0, 0, 1);
+	struct lbd_ip	 a = tl_ip4(10, 0, 0, 1);
 
 	sticky_set(t, &a, 1, T0);
 	assert_int_equal(sticky_dirty_count(t), 0);
@@ -539,7 +525,7 @@ static void
 test_delete_tombstone(void **state)
 {
 	struct sticky_table *t = repl_new(4, 100);
-	struct lbd_ip	 a = ip4(10, 0, 0, 1);
+	struct lbd_ip	 a = tl_ip4(10, 0, 0, 1);
 	struct sticky_change out[4], c;
 	uint64_t	 vset;
 
@@ -587,7 +573,7 @@ test_evict_spares_unsent(void **state)
 
 	(void)state;
 	for (i = 0; i < 6; i++)
-		ip[i] = ip4(10, 0, 1, (uint8_t)i);
+		ip[i] = tl_ip4(10, 0, 1, (uint8_t)i);
 	for (i = 0; i < 4; i++)
 		sticky_set(t, &ip[i], 1, T0 + (uint32_t)i);
 	assert_int_equal(sticky_take_dirty(t, T0 + 4, out, 8), 4);
@@ -613,7 +599,7 @@ static void
 test_merge_rules(void **state)
 {
 	struct sticky_table *t = repl_new(16, 100);
-	struct lbd_ip	 a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+	struct lbd_ip	 a = tl_ip4(10, 0, 0, 1), b = tl_ip4(10, 0, 0, 2);
 	struct sticky_change out[4], c;
 	uint64_t	 v;
 
@@ -670,7 +656,7 @@ static void
 test_clear_floor(void **state)
 {
 	struct sticky_table *t = repl_new(16, 100);
-	struct lbd_ip	 a = ip4(10, 0, 0, 1), b = ip4(10, 0, 0, 2);
+	struct lbd_ip	 a = tl_ip4(10, 0, 0, 1), b = tl_ip4(10, 0, 0, 2);
 	struct sticky_change c;
 	uint64_t	 v;
 
@@ -760,7 +746,7 @@ test_expiry_mixed_lifetimes(void **state)
 	assert_non_null(m);
 	/* A small hand-made case first: remote entries sorted in by expiry. */
 	{
-		struct lbd_ip	 a = ip4(1, 0, 0, 1), b = ip4(1, 0, 0, 2), c = ip4(1, 0, 0, 3);
+		struct lbd_ip	 a = tl_ip4(1, 0, 0, 1), b = tl_ip4(1, 0, 0, 2), c = tl_ip4(1, 0, 0, 3);
 		struct sticky_change ch;
 
 		sticky_set(t, &a, 0, now);		/* dies at now+60 */
@@ -853,7 +839,7 @@ static void
 test_clear_sweep(void **state)
 {
 	struct sticky_table *t = repl_new(SWEEP_N + 10, 100);
-	struct lbd_ip	 late = ip4(10, 9, 9, 9), old = ip6(40000);
+	struct lbd_ip	 late = tl_ip4(10, 9, 9, 9), old = ip6(40000);
 	struct sticky_change c, out[16];
 	uint32_t	 i, n, seen = 0, cursor = 0, steps = 0, removed;
 	uint64_t	 v, v_old;
@@ -963,7 +949,7 @@ test_apply_long_lifetimes(void **state)
 
 	/* Full again with local sets; one more evicts the entry closest to its end. */
 	for (i = 0; i < 10; i++) {
-		struct lbd_ip ip = ip4(10, 9, 0, (uint8_t)i);
+		struct lbd_ip ip = tl_ip4(10, 9, 0, (uint8_t)i);
 
 		sticky_set(t, &ip, 2, first_death + 9);
 	}
@@ -971,7 +957,7 @@ test_apply_long_lifetimes(void **state)
 	assert_int_equal(sticky_count(t), LONG_N);
 	assert_int_equal(sticky_evictions(t), 0);
 	{
-		struct lbd_ip extra = ip4(10, 9, 1, 0), next = ip6(LONG_N - 11);
+		struct lbd_ip extra = tl_ip4(10, 9, 1, 0), next = ip6(LONG_N - 11);
 		struct lbd_ip after = ip6(LONG_N - 12);
 
 		sticky_set(t, &extra, 3, first_death + 9);

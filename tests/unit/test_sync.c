@@ -1,9 +1,9 @@
 /*
  * test_sync.c - unit tests of hasync's sync layer alone, against a small
- * in-memory store: frames, merge decisions, batching, coalescing, bulk in
- * bounded slices, backpressure, lag, bad input, may_preempt; then two
- * nodes over real channels on loopback (127.0.0.1 and 127.0.0.2):
- * convergence, a 1M-entry bulk and the lag at 10k updates/s.
+ * in-memory store: frames, what it hands to apply and counts, batching,
+ * coalescing, bulk in bounded slices, backpressure, lag, bad input,
+ * may_preempt; then two nodes over real channels on loopback (127.0.0.1
+ * and 127.0.0.2): convergence, a 1M-entry bulk and the lag at 10k updates/s.
  */
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -22,6 +22,8 @@
 
 #include "hasync.pb-c.h"
 #include "hasync.h"
+#include "testutil.h"
+#include "testcap.h"
 
 #define MS_SERVICE	"svc"		/* the mock store's one service */
 #define MS_BACKENDS	4		/* its backends: b0..b3 */
@@ -55,39 +57,15 @@ struct mstore {
 	int		 peer_lost;	/* peer_lost callbacks */
 	int		 bulk_starts;	/* bulk_start callbacks */
 	char		 state[16];	/* last state_changed */
-};
-
-/* Frames a test transport captured. */
-struct cap {
-	uint8_t		**buf;		/* packed frames */
-	size_t		*len;		/* their lengths */
-	int		 n, cap;	/* count, room */
-	size_t		 queued;	/* what queued() answers */
-	bool		 fail;		/* send() refuses */
+	bool		 scripted;	/* apply answers `verdict` and stores nothing */
+	enum sync_apply	 verdict;	/* ... that answer */
+	int		 applies;	/* apply callbacks */
+	struct sync_entry last;		/* the last entry apply was given (names not kept) */
 };
 
 static struct event_base *base;
 static uint16_t	 next_port;
 static uint8_t	 cluster_key[HASYNC_KEY_LEN];
-
-static uint64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-/* Runs the loop for ms milliseconds without blocking on an empty loop. */
-static void
-pump(int ms)
-{
-	uint64_t end = now_us() + (uint64_t)ms * 1000;
-
-	while (now_us() < end)
-		event_base_loop(base, EVLOOP_NONBLOCK);
-}
 
 /* ---------------------------------------------------------------- mock store */
 
@@ -207,7 +185,10 @@ ms_bulk_start(void *arg)
 	}
 }
 
-/* The merge rule of proto/README.md, as sticky.c has it. */
+/*
+ * The mock store's merge rule, so two mock stores converge. The real rule
+ * is sticky.c's; test_sticky.c and test_replica.c test it.
+ */
 static bool
 ms_newer(const struct mstore *m, uint64_t va, bool pa, uint64_t vb, bool pb)
 {
@@ -226,6 +207,11 @@ ms_apply(void *arg, const struct sync_entry *se)
 	uint32_t	 id;
 	int		 b = 0;
 
+	m->applies++;
+	m->last = *se;
+	m->last.service = m->last.backend = NULL;
+	if (m->scripted)
+		return m->verdict;
 	if (strcmp(se->service, MS_SERVICE) != 0)
 		return SYNC_APPLY_UNKNOWN_SERVICE;
 	if (!se->deleted) {
@@ -289,8 +275,7 @@ ms_log(void *arg, int level, const char *msg)
 {
 	struct mstore *m = arg;
 
-	if (getenv("TEST_VERBOSE") != NULL)
-		fprintf(stderr, "  [%s %d] %s\n", m->name, level, msg);
+	tu_log(m->name, level, msg);
 }
 
 static const struct sync_callbacks ms_cbs = {
@@ -377,77 +362,9 @@ ms_assert_same(const struct mstore *a, const struct mstore *b)
 /* ---------------------------------------------------------------- capture transport */
 
 static int
-cap_send(void *arg, const Lbd__SyncFrame *f)
+cap_body(const struct tc_cap *c, int i)
 {
-	struct cap	*c = arg;
-	size_t		 len;
-
-	if (c->fail)
-		return -1;
-	if (c->n == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 64;
-		c->buf = realloc(c->buf, (size_t)c->cap * sizeof(*c->buf));
-		c->len = realloc(c->len, (size_t)c->cap * sizeof(*c->len));
-		assert_non_null(c->buf);
-		assert_non_null(c->len);
-	}
-	len = lbd__sync_frame__get_packed_size(f);
-	c->buf[c->n] = malloc(len + 1);
-	assert_non_null(c->buf[c->n]);
-	lbd__sync_frame__pack(f, c->buf[c->n]);
-	c->len[c->n++] = len;
-	return 0;
-}
-
-static size_t
-cap_queued(void *arg)
-{
-	struct cap *c = arg;
-
-	return c->queued;
-}
-
-static void
-cap_reset(struct cap *c)
-{
-	for (int i = 0; i < c->n; i++)
-		free(c->buf[i]);
-	c->n = 0;
-}
-
-static void
-cap_free(struct cap *c)
-{
-	cap_reset(c);
-	free(c->buf);
-	free(c->len);
-	memset(c, 0, sizeof(*c));
-}
-
-static void
-cap_attach(struct mstore *m, struct cap *c)
-{
-	struct sync_transport t = { cap_send, cap_queued };
-
-	sync_set_transport(m->sync, &t, c);
-}
-
-/* Frame i, decoded (caller frees). */
-static Lbd__SyncFrame *
-cap_frame(const struct cap *c, int i)
-{
-	Lbd__SyncFrame *f;
-
-	assert_true(i < c->n);
-	f = lbd__sync_frame__unpack(NULL, c->len[i], c->buf[i]);
-	assert_non_null(f);
-	return f;
-}
-
-static int
-cap_body(const struct cap *c, int i)
-{
-	Lbd__SyncFrame	*f = cap_frame(c, i);
+	Lbd__SyncFrame	*f = tc_frame(c, i);
 	int		 b = (int)f->body_case;
 
 	lbd__sync_frame__free_unpacked(f, NULL);
@@ -455,9 +372,9 @@ cap_body(const struct cap *c, int i)
 }
 
 static size_t
-cap_batch_size(const struct cap *c, int i)
+cap_batch_size(const struct tc_cap *c, int i)
 {
-	Lbd__SyncFrame	*f = cap_frame(c, i);
+	Lbd__SyncFrame	*f = tc_frame(c, i);
 	size_t		 n;
 
 	assert_int_equal(f->body_case, LBD__SYNC_FRAME__BODY_ENTRIES);
@@ -468,11 +385,11 @@ cap_batch_size(const struct cap *c, int i)
 
 /* Hands every captured frame to `to`, then forgets them. */
 static void
-cap_deliver(struct cap *c, struct mstore *to)
+cap_deliver(struct tc_cap *c, struct mstore *to)
 {
 	for (int i = 0; i < c->n; i++)
 		assert_int_equal(sync_on_bytes(to->sync, c->buf[i], c->len[i]), 0);
-	cap_reset(c);
+	tc_reset(c);
 }
 
 /* Packs f and feeds it to m. */
@@ -494,6 +411,17 @@ status(struct mstore *m)
 
 	sync_get_status(m->sync, &st);
 	return st;
+}
+
+/* Runs the loop until m has no pending change or timeout_ms passed. Returns: none pending. */
+static bool
+wait_taken(struct mstore *m, int timeout_ms)
+{
+	uint64_t end = tu_now_us() + (uint64_t)timeout_ms * 1000;
+
+	while (m->ndirty > 0 && tu_now_us() < end)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	return m->ndirty == 0;
 }
 
 static int
@@ -668,61 +596,76 @@ one_init(struct one *o, uint32_t id, const char *backend, uint64_t version, cons
 	o->f.entries = &o->b;
 }
 
+/* Feeds one entry to m whose apply answers verdict; asserts apply got it. */
 static void
-test_merge_rules(void **state)
+feed_verdict(struct mstore *m, struct one *o, enum sync_apply verdict)
+{
+	int	 applies = m->applies;
+
+	m->verdict = verdict;
+	feed(m, &o->f);
+	assert_int_equal(m->applies, applies + 1);
+	assert_true(m->last.version == o->e.version);
+	assert_int_equal(m->last.expires_in_ms, o->e.expires_in_ms);
+	assert_memory_equal(m->last.client, o->client, 16);
+	assert_int_equal(m->last.deleted, o->e.deleted);
+}
+
+/*
+ * What the sync layer does with a received entry: hands it to the store's
+ * apply with the origin as "the peer wrote it", counts apply's verdict,
+ * acks every batch and echoes nothing. Which entry wins is the store's
+ * merge rule (tested in test_sticky.c and test_replica.c), not sync.c's.
+ */
+static void
+test_apply_verdicts(void **state)
 {
 	struct mstore	*m = ms_new("lb1", "lb2", 16, NULL);
-	struct cap	 c = { 0 };
+	struct tc_cap	 c = { 0 };
 	struct one	 o;
 	struct sync_status st;
 
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
-	ms_set(m, 1, 0);
-	pump(5);
-	cap_reset(&c);
-	/* Older loses. */
-	one_init(&o, 1, "b2", m->e[1].version - 1, "lb2");
-	feed(m, &o.f);
-	assert_int_equal(m->e[1].backend, 0);
-	/* Equal version: origin lb2 > lb1 wins. */
-	one_init(&o, 1, "b2", m->e[1].version, "lb2");
-	feed(m, &o.f);
-	assert_int_equal(m->e[1].backend, 2);
-	assert_true(m->e[1].origin_peer);
-	/* Our own name comes back as "not the peer": the same change, ignored. */
-	one_init(&o, 1, "b3", m->e[1].version, "lb1");
-	feed(m, &o.f);
-	assert_int_equal(m->e[1].backend, 2);
-	/* Newer wins. */
-	one_init(&o, 1, "b1", m->e[1].version + 1, "lb2");
-	feed(m, &o.f);
-	assert_int_equal(m->e[1].backend, 1);
-	/* A delete beats an older set, loses to a newer one. */
-	one_init(&o, 1, "", m->e[1].version - 5, "lb2");
+	/* The empty store's bulk: BulkBegin, BulkEnd. */
+	assert_true(tc_wait(base, &c, 2, 1000));
+	assert_int_equal(cap_body(&c, 1), LBD__SYNC_FRAME__BODY_BULK_END);
+	tc_reset(&c);
+	m->scripted = true;
+	/* The peer's name: origin_peer. */
+	one_init(&o, 1, "b2", 1000, "lb2");
+	feed_verdict(m, &o, SYNC_APPLY_OK);
+	assert_true(m->last.origin_peer);
+	/* Our own name comes back as "not the peer". */
+	one_init(&o, 1, "b3", 1000, "lb1");
+	feed_verdict(m, &o, SYNC_APPLY_STALE);
+	assert_false(m->last.origin_peer);
+	/* A delete is handed on as one, whatever the verdict. */
+	one_init(&o, 1, "", 1001, "lb2");
 	o.e.deleted = true;
-	feed(m, &o.f);
-	assert_false(m->e[1].deleted);
-	one_init(&o, 1, "", m->e[1].version + 1, "lb2");
+	feed_verdict(m, &o, SYNC_APPLY_OK);
+	assert_true(m->last.origin_peer);
+	one_init(&o, 1, "", 999, "lb2");
 	o.e.deleted = true;
-	feed(m, &o.f);
-	assert_true(m->e[1].deleted);
-	one_init(&o, 1, "b0", m->e[1].version - 1, "lb2");
-	feed(m, &o.f);
-	assert_true(m->e[1].deleted);
+	feed_verdict(m, &o, SYNC_APPLY_STALE);
+	one_init(&o, 1, "b0", 998, "lb2");
+	feed_verdict(m, &o, SYNC_APPLY_STALE);
+	/* Nothing in the mock store changed: the verdicts were the script's. */
+	assert_int_equal(ms_count(m), 0);
 	st = status(m);
-	assert_int_equal(st.entries_received, 7);
-	assert_int_equal(st.entries_applied, 3);
-	assert_int_equal(st.entries_stale, 4);
-	assert_int_equal(st.batches_received, 7);
+	assert_int_equal(st.entries_received, 5);
+	assert_int_equal(st.entries_applied, 2);
+	assert_int_equal(st.entries_stale, 3);
+	assert_int_equal(st.batches_received, 5);
+	assert_int_equal(st.bad_entries, 0);
 	/* Every batch was acked with its sequence. */
-	assert_int_equal(c.n, 7);
+	assert_int_equal(c.n, 5);
 	for (int i = 0; i < c.n; i++)
 		assert_int_equal(cap_body(&c, i), LBD__SYNC_FRAME__BODY_ACK);
 	/* Applying is not a local change: nothing is echoed. */
-	pump(5);
-	assert_int_equal(c.n, 7);
-	cap_free(&c);
+	tu_pump(base, 5, EVLOOP_NONBLOCK);
+	assert_int_equal(c.n, 5);
+	tc_free(&c);
 	ms_free(m);
 }
 
@@ -730,20 +673,20 @@ static void
 test_batching(void **state)
 {
 	struct mstore	*m = ms_new("lb1", "lb2", 4096, NULL);
-	struct cap	 c = { 0 };
+	struct tc_cap	 c = { 0 };
 	struct sync_status st;
 
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
-	pump(5);	/* empty bulk: BulkBegin, BulkEnd */
+	tu_pump(base, 5, EVLOOP_NONBLOCK);	/* empty bulk: BulkBegin, BulkEnd */
 	assert_int_equal(c.n, 2);
 	assert_int_equal(cap_body(&c, 0), LBD__SYNC_FRAME__BODY_BULK_BEGIN);
 	assert_int_equal(cap_body(&c, 1), LBD__SYNC_FRAME__BODY_BULK_END);
-	cap_reset(&c);
+	tc_reset(&c);
 	for (uint32_t i = 0; i < 2500; i++)
 		ms_set(m, i, (uint8_t)(i % MS_BACKENDS));
 	assert_int_equal(c.n, 0);	/* not in the same turn */
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 3);
 	assert_int_equal(cap_batch_size(&c, 0), 1000);
 	assert_int_equal(cap_batch_size(&c, 1), 1000);
@@ -753,14 +696,14 @@ test_batching(void **state)
 	assert_int_equal(st.entries_sent, 2500);
 	/* Sequences 1, 2, 3; origin is our name. */
 	for (int i = 0; i < 3; i++) {
-		Lbd__SyncFrame *f = cap_frame(&c, i);
+		Lbd__SyncFrame *f = tc_frame(&c, i);
 
 		assert_int_equal(f->entries->sequence, i + 1);
 		assert_string_equal(f->entries->entries[0]->origin, "lb1");
 		assert_string_equal(f->entries->entries[0]->service, MS_SERVICE);
 		lbd__sync_frame__free_unpacked(f, NULL);
 	}
-	cap_free(&c);
+	tc_free(&c);
 	ms_free(m);
 }
 
@@ -768,23 +711,23 @@ static void
 test_coalescing(void **state)
 {
 	struct mstore	*m = ms_new("lb1", "lb2", 64, NULL);
-	struct cap	 c = { 0 };
+	struct tc_cap	 c = { 0 };
 	Lbd__SyncFrame	*f;
 
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
-	pump(5);
-	cap_reset(&c);
+	tu_pump(base, 5, EVLOOP_NONBLOCK);
+	tc_reset(&c);
 	for (int i = 0; i < 100; i++)
 		ms_set(m, 5, (uint8_t)(i % MS_BACKENDS));
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 1);
-	f = cap_frame(&c, 0);
+	f = tc_frame(&c, 0);
 	assert_int_equal(f->entries->n_entries, 1);
 	/* The last write is what goes. */
 	assert_string_equal(f->entries->entries[0]->backend, ms_backend_names[99 % MS_BACKENDS]);
 	lbd__sync_frame__free_unpacked(f, NULL);
-	cap_free(&c);
+	tc_free(&c);
 	ms_free(m);
 }
 
@@ -792,7 +735,7 @@ static void
 test_bulk_bounded(void **state)
 {
 	struct mstore	*m = ms_new("lb1", "lb2", 20000, NULL);
-	struct cap	 c = { 0 };
+	struct tc_cap	 c = { 0 };
 	size_t		 total = 0;
 	int		 turns = 0, prev = 0, batches;
 	Lbd__SyncFrame	*f;
@@ -801,7 +744,7 @@ test_bulk_bounded(void **state)
 		ms_set(m, i, 1);
 	for (uint32_t i = 0; i < 20000; i += 100)
 		ms_delete(m, i);	/* tombstones go in the bulk too */
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
 	assert_int_equal(m->bulk_starts, 1);
 	assert_int_equal(m->ndirty, 0);	/* the bulk carries them */
@@ -823,13 +766,13 @@ test_bulk_bounded(void **state)
 		total += n;
 	}
 	assert_int_equal(total, 20000);
-	f = cap_frame(&c, c.n - 1);
+	f = tc_frame(&c, c.n - 1);
 	assert_int_equal(f->bulk_end->entries, 20000);
 	lbd__sync_frame__free_unpacked(f, NULL);
 	/* Our bulk is out, the peer's is not in: still "bulk". */
 	assert_string_equal(m->state, "bulk");
 	assert_false(sync_may_preempt(m->sync));
-	cap_free(&c);
+	tc_free(&c);
 	ms_free(m);
 }
 
@@ -837,40 +780,39 @@ static void
 test_backpressure(void **state)
 {
 	struct mstore	*m = ms_new("lb1", "lb2", 1000, NULL);
-	struct cap	 c = { 0 };
+	struct tc_cap	 c = { 0 };
 	struct sync_status st;
 
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
-	pump(5);
-	cap_reset(&c);
+	tu_pump(base, 5, EVLOOP_NONBLOCK);
+	tc_reset(&c);
 	c.queued = SYNC_QUEUE_HIGH + 1;	/* a slow peer */
 	for (uint32_t i = 0; i < 100000; i++) {
 		ms_set(m, i % 1000, (uint8_t)(i % MS_BACKENDS));
 		assert_true(m->ndirty <= 1000);	/* pending stays bounded by the keys */
 	}
-	pump(20);
+	tu_pump(base, 20, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 0);
 	st = status(m);
 	assert_true(st.held > 0);
 	assert_int_equal(m->ndirty, 1000);
 	/* The queue drains: everything goes, once per key. */
 	c.queued = 0;
-	pump(20);
-	assert_int_equal(m->ndirty, 0);
+	assert_true(wait_taken(m, 1000));
 	st = status(m);
 	assert_int_equal(st.entries_sent, 1000);
 	/* A bulk also waits for the queue. */
 	c.queued = SYNC_QUEUE_HIGH + 1;
 	sync_on_down(m->sync, "test", false);
-	cap_reset(&c);
+	tc_reset(&c);
 	sync_on_up(m->sync);
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(c.n, 1);	/* BulkBegin only */
 	c.queued = 0;
-	pump(10);
+	tu_pump(base, 10, EVLOOP_NONBLOCK);
 	assert_int_equal(cap_body(&c, c.n - 1), LBD__SYNC_FRAME__BODY_BULK_END);
-	cap_free(&c);
+	tc_free(&c);
 	ms_free(m);
 }
 
@@ -878,28 +820,27 @@ static void
 test_send_failure_resync(void **state)
 {
 	struct mstore	*m = ms_new("lb1", "lb2", 100, NULL);
-	struct cap	 c = { 0 };
+	struct tc_cap	 c = { 0 };
 	struct sync_status st;
 
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
-	pump(5);
-	cap_reset(&c);
+	assert_true(tc_wait(base, &c, 2, 1000));	/* the empty bulk */
+	tc_reset(&c);
 	c.fail = true;		/* queue full */
 	ms_set(m, 3, 1);
-	pump(5);
+	assert_true(wait_taken(m, 1000));	/* taken, and the send failed... */
 	assert_int_equal(c.n, 0);
-	assert_int_equal(m->ndirty, 0);	/* taken, and the send failed... */
 	c.fail = false;
-	pump(10);
-	/* ... so a full resync carries it. */
+	/* ... so a full resync carries it: BulkBegin, its one entry, BulkEnd. */
+	assert_true(tc_wait(base, &c, 3, 1000));
 	st = status(m);
 	assert_int_equal(st.resyncs, 1);
 	assert_int_equal(m->bulk_starts, 2);
 	assert_int_equal(cap_body(&c, 0), LBD__SYNC_FRAME__BODY_BULK_BEGIN);
 	assert_int_equal(cap_batch_size(&c, 1), 1);
 	assert_int_equal(cap_body(&c, 2), LBD__SYNC_FRAME__BODY_BULK_END);
-	cap_free(&c);
+	tc_free(&c);
 	ms_free(m);
 }
 
@@ -908,16 +849,16 @@ test_lag(void **state)
 {
 	struct mstore	*a = ms_new("lb1", "lb2", 100, NULL);
 	struct mstore	*b = ms_new("lb2", "lb1", 100, NULL);
-	struct cap	 ca = { 0 }, cb = { 0 };
+	struct tc_cap	 ca = { 0 }, cb = { 0 };
 	struct sync_status st;
 	Lbd__SyncFrame	 f = LBD__SYNC_FRAME__INIT;
 	Lbd__Ack	 ack = LBD__ACK__INIT;
 
-	cap_attach(a, &ca);
-	cap_attach(b, &cb);
+	tc_attach(a->sync, &ca);
+	tc_attach(b->sync, &cb);
 	sync_on_up(a->sync);
 	sync_on_up(b->sync);
-	pump(5);
+	tu_pump(base, 5, EVLOOP_NONBLOCK);
 	cap_deliver(&ca, b);
 	cap_deliver(&cb, a);
 	cap_deliver(&ca, b);	/* acks of bulk batches: no lag sample */
@@ -926,10 +867,10 @@ test_lag(void **state)
 	assert_string_equal(a->state, "synced");
 	assert_true(sync_may_preempt(a->sync));
 	for (int round = 0; round < 10; round++) {
-		uint64_t t0 = now_us();
+		uint64_t t0 = tu_now_us();
 
 		ms_set(a, (uint32_t)round, 1);
-		while (ca.n == 0 && now_us() - t0 < 1000000)
+		while (ca.n == 0 && tu_now_us() - t0 < 1000000)
 			event_base_loop(base, EVLOOP_NONBLOCK);
 		assert_int_equal(ca.n, 1);
 		usleep(2000);
@@ -952,8 +893,8 @@ test_lag(void **state)
 	feed(a, &f);
 	assert_int_equal(status(a).acks, 10);
 	ms_assert_same(a, b);
-	cap_free(&ca);
-	cap_free(&cb);
+	tc_free(&ca);
+	tc_free(&cb);
 	ms_free(a);
 	ms_free(b);
 }
@@ -962,14 +903,14 @@ static void
 test_bad_input(void **state)
 {
 	struct mstore	*m = ms_new("lb1", "lb2", 16, NULL);
-	struct cap	 c = { 0 };
+	struct tc_cap	 c = { 0 };
 	struct one	 o;
 	struct sync_status st;
 	Lbd__SyncFrame	 f = LBD__SYNC_FRAME__INIT;
 	Lbd__Clear	 cl = LBD__CLEAR__INIT;
 	const uint8_t	 garbage[] = { 0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x80 };
 
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
 	one_init(&o, 1, "b9", 100, "lb2");		/* unknown backend */
 	feed(m, &o.f);
@@ -1026,7 +967,7 @@ test_bad_input(void **state)
 	one_init(&o, 1, "b1", 100, "lb2");
 	feed(m, &o.f);
 	assert_int_equal(ms_count(m), 1);
-	cap_free(&c);
+	tc_free(&c);
 	ms_free(m);
 }
 
@@ -1035,11 +976,11 @@ test_clear(void **state)
 {
 	struct mstore	*a = ms_new("lb1", "lb2", 100, NULL);
 	struct mstore	*b = ms_new("lb2", "lb1", 100, NULL);
-	struct cap	 ca = { 0 }, cb = { 0 };
+	struct tc_cap	 ca = { 0 }, cb = { 0 };
 	Lbd__SyncFrame	*f;
 
-	cap_attach(a, &ca);
-	cap_attach(b, &cb);
+	tc_attach(a->sync, &ca);
+	tc_attach(b->sync, &cb);
 	for (uint32_t i = 0; i < 10; i++)
 		ms_set(b, i, 1);
 	/* Down: the clear waits, coalesced per service, the latest version. */
@@ -1050,13 +991,13 @@ test_clear(void **state)
 	/* BulkBegin, then the clear. */
 	assert_true(ca.n >= 2);
 	assert_int_equal(cap_body(&ca, 0), LBD__SYNC_FRAME__BODY_BULK_BEGIN);
-	f = cap_frame(&ca, 1);
+	f = tc_frame(&ca, 1);
 	assert_int_equal(f->body_case, LBD__SYNC_FRAME__BODY_CLEAR);
 	assert_string_equal(f->clear->service, MS_SERVICE);
 	assert_string_equal(f->clear->origin, "lb1");
 	lbd__sync_frame__free_unpacked(f, NULL);
 	sync_on_up(b->sync);
-	cap_reset(&cb);
+	tc_reset(&cb);
 	cap_deliver(&ca, b);
 	assert_int_equal(b->clears, 1);
 	assert_int_equal(ms_count(b), 0);
@@ -1065,11 +1006,11 @@ test_clear(void **state)
 	/* Up: at once. "" covers every service. */
 	sync_send_clear(a->sync, "", 5);
 	assert_int_equal(ca.n, 1);
-	f = cap_frame(&ca, 0);
+	f = tc_frame(&ca, 0);
 	assert_string_equal(f->clear->service, "");
 	lbd__sync_frame__free_unpacked(f, NULL);
-	cap_free(&ca);
-	cap_free(&cb);
+	tc_free(&ca);
+	tc_free(&cb);
 	ms_free(a);
 	ms_free(b);
 }
@@ -1079,21 +1020,21 @@ test_may_preempt(void **state)
 {
 	struct sync_config sc;
 	struct mstore	*m;
-	struct cap	 c = { 0 };
+	struct tc_cap	 c = { 0 };
 
 	memset(&sc, 0, sizeof(sc));
 	sc.connect_wait_ms = 50;
 	sc.bulk_wait_ms = 400;
 	/* Never connected: stop waiting after connect_wait_ms. */
 	m = ms_new("lb1", "lb2", 16, &sc);
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	assert_false(sync_may_preempt(m->sync));
 	usleep(60000);
 	assert_true(sync_may_preempt(m->sync));
 	ms_free(m);
 	/* Connected, but the bulk does not end: after bulk_wait_ms. */
 	m = ms_new("lb1", "lb2", 16, &sc);
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
 	usleep(60000);
 	assert_false(sync_may_preempt(m->sync));
@@ -1102,7 +1043,7 @@ test_may_preempt(void **state)
 	ms_free(m);
 	/* Peer's BulkEnd: at once, and it stays so after a reconnect. */
 	m = ms_new("lb1", "lb2", 16, NULL);
-	cap_attach(m, &c);
+	tc_attach(m->sync, &c);
 	sync_on_up(m->sync);
 	{
 		Lbd__SyncFrame	 f = LBD__SYNC_FRAME__INIT;
@@ -1122,21 +1063,11 @@ test_may_preempt(void **state)
 	assert_int_equal(m->peer_lost, 1);
 	assert_string_equal(m->state, "connecting");
 	assert_true(sync_may_preempt(m->sync));
-	cap_free(&c);
+	tc_free(&c);
 	ms_free(m);
 }
 
 /* ---------------------------------------------------------------- loopback */
-
-static void
-set_addr(struct sockaddr_storage *ss, const char *s)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	sin->sin_family = AF_INET;
-	assert_int_equal(inet_pton(AF_INET, s, &sin->sin_addr), 1);
-}
 
 static void
 node_start(struct mstore *m, const char *addr, const char *peer, const char *peer_addr,
@@ -1147,9 +1078,9 @@ node_start(struct mstore *m, const char *addr, const char *peer, const char *pee
 
 	memset(&cc, 0, sizeof(cc));
 	snprintf(cc.node_name, sizeof(cc.node_name), "%s", m->name);
-	set_addr(&cc.node_addr, addr);
+	tu_set_addr(&cc.node_addr, addr, 0);
 	snprintf(cc.peer_name, sizeof(cc.peer_name), "%s", peer);
-	set_addr(&cc.peer_addr[0], peer_addr);
+	tu_set_addr(&cc.peer_addr[0], peer_addr, 0);
 	cc.npeer_addr = 1;
 	cc.sync_port = port;
 	memcpy(cc.key, cluster_key, sizeof(cc.key));
@@ -1162,27 +1093,27 @@ node_start(struct mstore *m, const char *addr, const char *peer, const char *pee
 static int64_t
 wait_synced(struct mstore *a, struct mstore *b, int timeout_ms)
 {
-	uint64_t start = now_us();
+	uint64_t start = tu_now_us();
 
 	while (strcmp(a->state, "synced") != 0 || strcmp(b->state, "synced") != 0) {
-		if (now_us() - start > (uint64_t)timeout_ms * 1000)
+		if (tu_now_us() - start > (uint64_t)timeout_ms * 1000)
 			return -1;
 		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 	}
-	return (int64_t)(now_us() - start) / 1000;
+	return (int64_t)(tu_now_us() - start) / 1000;
 }
 
 /* Pumps until neither side has anything pending or unacked, then a bit more. */
 static void
 settle(struct mstore *a, struct mstore *b)
 {
-	uint64_t start = now_us();
+	uint64_t start = tu_now_us();
 
 	do {
-		pump(20);
+		tu_pump(base, 20, EVLOOP_NONBLOCK);
 	} while ((a->ndirty > 0 || b->ndirty > 0 ||
 	    status(a).acks < status(a).batches_sent || status(b).acks < status(b).batches_sent) &&
-	    now_us() - start < 5000000);
+	    tu_now_us() - start < 5000000);
 }
 
 static void
@@ -1223,7 +1154,7 @@ test_loopback_converge(void **state)
 	/* The peer process dies: its kernel closes the channel, we are told. */
 	sync_free(b->sync);
 	b->sync = NULL;
-	pump(200);
+	tu_pump(base, 200, EVLOOP_NONBLOCK);
 	assert_int_equal(a->peer_lost, 1);
 	assert_string_equal(a->state, "connecting");
 	ms_free(a);
@@ -1244,7 +1175,7 @@ test_loopback_bulk_1m(void **state)
 		ms_set(a, i, (uint8_t)(i % MS_BACKENDS));
 	node_start(b, "127.0.0.2", "lb1", "127.0.0.1", port);
 	node_start(a, "127.0.0.1", "lb2", "127.0.0.2", port);
-	t0 = now_us();
+	t0 = tu_now_us();
 	ms = wait_synced(a, b, 60000);
 	assert_true(ms >= 0);
 	sa = status(a);
@@ -1252,7 +1183,7 @@ test_loopback_bulk_1m(void **state)
 	printf("sync: bulk of %llu entries: %.3f s BulkBegin..BulkEnd at the receiver, "
 	    "%.3f s from start (connect included); %llu batches, %.0f entries/frame\n",
 	    (unsigned long long)sb.last_bulk_entries, sb.last_bulk_ms / 1000.0,
-	    (double)(now_us() - t0) / 1e6, (unsigned long long)sa.batches_sent,
+	    (double)(tu_now_us() - t0) / 1e6, (unsigned long long)sa.batches_sent,
 	    (double)sa.entries_sent / (double)sa.batches_sent);
 	assert_int_equal(sb.last_bulk_entries, BIG_BULK);
 	assert_int_equal(ms_count(b), BIG_BULK);
@@ -1275,7 +1206,7 @@ static void
 lag_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct lagrun	*r = arg;
-	uint64_t	 due = (now_us() - r->start_us) * LAG_RATE / 1000;
+	uint64_t	 due = (tu_now_us() - r->start_us) * LAG_RATE / 1000;
 
 	while (r->done < due) {
 		r->rnd ^= r->rnd << 13;
@@ -1301,9 +1232,9 @@ test_loopback_lag(void **state)
 	node_start(a, "127.0.0.1", "lb2", "127.0.0.2", port);
 	assert_true(wait_synced(a, b, 5000) >= 0);
 	ev = event_new(base, -1, EV_PERSIST, lag_tick, &run);
-	run.start_us = now_us();
+	run.start_us = tu_now_us();
 	evtimer_add(ev, &tv);
-	pump(LAG_RUN_MS);
+	tu_pump(base, LAG_RUN_MS, EVLOOP_NONBLOCK);
 	event_free(ev);
 	settle(a, b);
 	st = status(a);
@@ -1327,7 +1258,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_encode_decode),
-		cmocka_unit_test_setup_teardown(test_merge_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_apply_verdicts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batching, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coalescing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_bounded, setup, teardown),

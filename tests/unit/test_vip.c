@@ -35,6 +35,7 @@
 #include <netlink/socket.h>
 
 #include "hasync_int.h"
+#include "testutil.h"
 
 #define TEST_VIP4	"192.168.86.87"	/* the seed deployment's VIP */
 #define TEST_VIP6	"2001:db8::87"	/* documentation prefix */
@@ -135,19 +136,6 @@ run(const char *cmd, char *out, size_t outlen)
 		n += r;
 	out[n] = '\0';
 	assert_int_equal(pclose(p), 0);
-}
-
-/* Counts the occurrences of needle in hay. */
-static int
-count(const char *hay, const char *needle)
-{
-	int n = 0;
-
-	while ((hay = strstr(hay, needle)) != NULL) {
-		n++;
-		hay += strlen(needle);
-	}
-	return n;
 }
 
 /* Cuts out (in place) the line of out that holds needle; NULL if none. */
@@ -364,7 +352,7 @@ test_v4_add_del(void **state)
 	/* Twice is fine and adds nothing. */
 	assert_int_equal(vip_add(v, err, sizeof(err)), 0);
 	run("ip -o -4 addr show dev eth0", out, sizeof(out));
-	assert_int_equal(count(out, "192.168.86.87/"), 1);
+	assert_int_equal(tu_count(out, "192.168.86.87/"), 1);
 
 	assert_int_equal(vip_del(v, err, sizeof(err)), 0);
 	assert_false(vip_held(v));
@@ -399,7 +387,7 @@ test_v4_stale_and_external(void **state)
 	run("ip addr add 192.168.86.87/32 dev eth0", out, sizeof(out));
 	assert_int_equal(vip_add(v, err, sizeof(err)), 0);
 	run("ip -o -4 addr show dev eth0", out, sizeof(out));
-	assert_int_equal(count(out, "192.168.86.87/"), 2);
+	assert_int_equal(tu_count(out, "192.168.86.87/"), 2);
 	assert_int_equal(vip_del(v, err, sizeof(err)), 0);
 	run("ip -o -4 addr show dev eth0", out, sizeof(out));
 	assert_null(strstr(out, "192.168.86.87"));
@@ -502,7 +490,7 @@ test_v6_add_del(void **state)
 
 	assert_int_equal(vip_add(v, err, sizeof(err)), 0);
 	run("ip -o -6 addr show dev eth0", out, sizeof(out));
-	assert_int_equal(count(out, "2001:db8::87/"), 1);
+	assert_int_equal(tu_count(out, "2001:db8::87/"), 1);
 
 	assert_int_equal(vip_del(v, err, sizeof(err)), 0);
 	assert_false(vip_held(v));
