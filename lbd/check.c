@@ -5,7 +5,6 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,7 +13,6 @@
 #include <jansson.h>
 
 #include "lbd.h"
-#include "hasync.h"
 
 #define CHECK_LINE_MAX		512	/* greeting line bytes kept; the rest is skipped */
 #define CHECK_READ_CHUNK	512	/* bytes read from the socket at a time */
@@ -49,7 +47,7 @@ static void	 check_reset(struct check *);
 static void	 check_notify(struct check *, enum check_result, int count);
 static struct timeval check_tv(int ms);
 
-static struct hasync_rlimit check_skip_limit;	/* the "check of X skipped" lines */
+static struct log_limit check_skip_limit;	/* the "check of X skipped" lines */
 
 const char *
 check_result_str(enum check_result r)
@@ -333,18 +331,6 @@ internal:
 	check_done(c, CHECK_RESULT_INTERNAL);
 }
 
-/* log_warnx, at most once per CHECK_SKIP_LOG_MS over all backends. */
-static void __attribute__((format(printf, 1, 2)))
-check_log_limited(const char *fmt, ...)
-{
-	va_list		 ap;
-
-	va_start(ap, fmt);
-	hasync_vlog_limited(log_hasync, NULL, &check_skip_limit, CHECK_SKIP_LOG_MS, 0,
-	    fmt, ap);
-	va_end(ap);
-}
-
 /*
  * A check lbd could not run for want of descriptors or memory: logged
  * (rate-limited over all backends), counted, no verdict (check_account).
@@ -356,8 +342,9 @@ check_skipped(struct check *c, enum check_result r, const char *what)
 	int		 err = errno;
 
 	check_reset(c);
-	check_log_limited("check of %s/%s skipped: lbd is out of %s (%s: %s); the backend stays %s "
-	    "until a check can run%s", b->service->conf.name, b->conf.name,
+	log_limited(&check_skip_limit, now_ms(), CHECK_SKIP_LOG_MS,
+	    LOG_LEVEL_WARNING, "check of %s/%s skipped: lbd is out of %s (%s: %s); "
+	    "the backend stays %s until a check can run%s", b->service->conf.name, b->conf.name,
 	    r == CHECK_RESULT_SKIPPED_FDS ? "file descriptors" : "memory", what,
 	    strerror(err), backend_state_str(b),
 	    r == CHECK_RESULT_SKIPPED_FDS ? " (raise LimitNOFILE or lower max_connections)" : "");

@@ -291,6 +291,14 @@ void		 log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 log_hasync(void *arg, int level, const char *msg);	/* hasync's log callback */
+/* One rate-limited kind of log line (log_limited); zeroed: nothing logged yet. */
+struct log_limit {
+	uint64_t	 last_ms;	/* when it was last logged */
+	uint64_t	 dropped;	/* lines suppressed since */
+};
+/* At most one line per interval_ms for l at level (now: now_ms()); the next says how many were dropped. */
+void		 log_limited(struct log_limit *l, uint64_t now, uint64_t interval_ms,
+		    enum log_level level, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void		 fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 void		 fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 
@@ -478,7 +486,9 @@ void		 check_stop(struct backend *);
 /* listener.c */
 int		 listener_open_all(struct lbd *);		/* Returns: 0, or -1 logged */
 void		 listener_close_all(struct lbd *);
-void		 listener_pause(struct service *);		/* max_connections reached */
+/* Stops accepting on every port of svc (max_connections reached, tests). */
+void		 listener_pause(struct service *);
+/* Accepts again, unless an out-of-descriptors pause still holds (every close, reload). */
 void		 listener_resume(struct service *);
 
 /* relay.c */
@@ -489,15 +499,29 @@ void		 relay_shutdown(struct lbd *);		/* closes every connection */
 void		 relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
 		    const struct sockaddr *local);
 /*
- * Adopts an already connected pair (SPEC 11: rebuilt connections).
+ * Adopts an already connected pair: a client socket and its backend
+ * socket made elsewhere (a session the new MASTER rebuilt with TCP_REPAIR
+ * after an unplanned failover), relayed like an accepted one.
  * Returns: 0, or -1 and both fds closed.
  */
 int		 relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd);
 uint64_t	 relay_active(void);			/* open connections (main thread's count) */
-uint64_t	 relay_pipe_fds(void);			/* pipe ends open, pooled ones included */
-int		 relay_threads(void);			/* worker threads running; 0: relay in the main loop */
 void		 relay_set_splice(bool on);	/* false: new connections copy with recv/send */
 size_t		 relay_conn_size(void);		/* bytes of one connection record */
+/*
+ * The accepting side's hook: room false when a new connection of svc
+ * reaches max_connections, true when one ends below it (on every such
+ * close: it must be cheap) and not shutting down. listener.c sets it;
+ * the relay calls no listener function itself.
+ */
+typedef void	 relay_room_fn(struct service *svc, bool room);
+void		 relay_set_room_fn(relay_room_fn *);	/* NULL: nobody to tell */
+
+/* relay_worker.c */
+int		 relay_threads(void);			/* worker threads running; 0: relay in the main loop */
+
+/* relay_pump.c */
+uint64_t	 relay_pipe_fds(void);			/* pipe ends open, pooled ones included */
 /* The node's pipe memory budget (node.pipe_memory_max_mb) and its use. */
 struct relay_pipe_stats {
 	uint64_t	 bytes;		/* capacity of the enlarged pipes connections hold now */

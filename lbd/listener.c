@@ -98,6 +98,16 @@ listener_open(struct lbd *lbd, struct service *svc, struct listener *l, uint16_t
 	return 0;
 }
 
+/* The relay's word on svc's max_connections: stop accepting, or accept again. */
+static void
+listener_room(struct service *svc, bool room)
+{
+	if (room)
+		listener_resume(svc);
+	else
+		listener_pause(svc);
+}
+
 int
 listener_open_all(struct lbd *lbd)
 {
@@ -106,6 +116,7 @@ listener_open_all(struct lbd *lbd)
 	int		 i, j, n;
 	unsigned int	 p;
 
+	relay_set_room_fn(listener_room);
 	for (i = 0; i < lbd->nservices; i++) {
 		svc = &lbd->services[i];
 		for (n = 0, j = 0; j < svc->conf.nranges; j++)

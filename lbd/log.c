@@ -1,6 +1,7 @@
 /*
  * log.c - one-line log messages to stderr (journald adds the time), with
- * errno text for the _warn variants, and fatal exits for broken invariants.
+ * errno text for the _warn variants, rate-limited lines for what can
+ * repeat per connection, and fatal exits for broken invariants.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include "lbd.h"
+
+#define LOG_LINE_MAX	1024	/* longest message, before the prefixes */
 
 /* Lines below it are dropped; relay worker threads read it: relaxed atomics. */
 static enum log_level log_level = LOG_LEVEL_INFO;
@@ -65,7 +68,7 @@ log_level_str(enum log_level level)
 static void
 log_vwrite(const char *level, int errnum, const char *fmt, va_list ap)
 {
-	char		 msg[1024], stamp[32] = "", ebuf[128];
+	char		 msg[LOG_LINE_MAX], stamp[32] = "", ebuf[128];
 	struct timespec	 ts;
 	struct tm	 tm;
 
@@ -128,6 +131,48 @@ log_debug(const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vwrite("debug: ", 0, fmt, ap);
 	va_end(ap);
+}
+
+/* A line at level: dropped below the level in force, as log_info/log_debug. */
+static void __attribute__((format(printf, 2, 3)))
+log_at(enum log_level level, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (log_getlevel() < level)
+		return;
+	va_start(ap, fmt);
+	log_vwrite(level == LOG_LEVEL_DEBUG ? "debug: " : "", 0, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * At most one line per interval_ms for l (now: the caller's now_ms(), so
+ * log.c needs no clock); a line after dropped ones says how many. l is the
+ * caller's (one per thread that logs through it). A line below the level
+ * in force still counts as logged.
+ */
+void
+log_limited(struct log_limit *l, uint64_t now, uint64_t interval_ms, enum log_level level,
+    const char *fmt, ...)
+{
+	char		 msg[LOG_LINE_MAX];
+	va_list		 ap;
+
+	if (l->last_ms != 0 && now - l->last_ms < interval_ms) {
+		l->dropped++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (l->dropped > 0)
+		log_at(level, "%s (and %llu more like it)", msg,
+		    (unsigned long long)l->dropped);
+	else
+		log_at(level, "%s", msg);
+	l->last_ms = now;
+	l->dropped = 0;
 }
 
 /* The HA layer's log sink (hasync_log_fn): 0 warn, 1 info, 2 debug. */
