@@ -1,7 +1,7 @@
 /*
  * hasync.h - the HA layer's public face, all that lbd uses: the heartbeat
  * (roles, the VIP, failover) with its config and status, the cluster key,
- * log rate limiting, and sticky replication over the sync channel.
+ * the log sink, and sticky replication over the sync channel.
  * It does not include lbd/lbd.h: hasync links alone (its unit tests do).
  * The modules' internals are in hasync_int.h.
  */
@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,20 +21,6 @@
 /* report.c */
 /* lbd's log sink: level 0 warn, 1 info, 2 debug. */
 typedef void	 hasync_log_fn(void *arg, int level, const char *msg);
-
-/* One rate-limited kind of log line. */
-struct hasync_rlimit {
-	uint64_t	 last_ms;	/* when it was last logged */
-	uint64_t	 dropped;	/* lines suppressed since */
-};
-
-/* Formats a line for fn (nothing when fn is NULL). */
-void		 hasync_vlog(hasync_log_fn *fn, void *arg, int level, const char *fmt,
-		    va_list ap) __attribute__((format(printf, 4, 0)));
-/* The same, at most one line per interval_ms for rl; later ones say how many were dropped. */
-void		 hasync_vlog_limited(hasync_log_fn *fn, void *arg, struct hasync_rlimit *rl,
-		    uint64_t interval_ms, int level, const char *fmt, va_list ap)
-		    __attribute__((format(printf, 6, 0)));
 
 /* key.c */
 /*

@@ -7,6 +7,8 @@
 #ifndef HASYNC_INT_H
 #define HASYNC_INT_H
 
+#include <stdarg.h>
+
 #include <event2/util.h>
 #include <sodium.h>
 
@@ -40,6 +42,20 @@ int		 confcheck_paths(int family, const struct sockaddr_storage *peer_addr,
 
 /* report.c */
 #define HASYNC_MSG_MAX	512	/* one log line */
+
+/* One rate-limited kind of log line. */
+struct hasync_rlimit {
+	uint64_t	 last_ms;	/* when it was last logged */
+	uint64_t	 dropped;	/* lines suppressed since */
+};
+
+/* Formats a line for fn (nothing when fn is NULL). */
+void		 hasync_vlog(hasync_log_fn *fn, void *arg, int level, const char *fmt,
+		    va_list ap) __attribute__((format(printf, 4, 0)));
+/* The same, at most one line per interval_ms for rl; later ones say how many were dropped. */
+void		 hasync_vlog_limited(hasync_log_fn *fn, void *arg, struct hasync_rlimit *rl,
+		    uint64_t interval_ms, int level, const char *fmt, va_list ap)
+		    __attribute__((format(printf, 6, 0)));
 
 /* Writes a printf-style message into err (nothing when err is NULL). */
 void		 hasync_errf(char *err, size_t errlen, const char *fmt, ...)
