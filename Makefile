@@ -12,20 +12,37 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 
 WARN	 = -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS	?= -O2 -g
-ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilbd -Ihasync -I$(BUILD)/proto $(PKG_CFLAGS)
+INC	 = -Ilbd -Ihasync -I$(BUILD)/proto
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(INC) $(PKG_CFLAGS)
 SAN	 = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 PROTOS	 = $(wildcard proto/*.proto)
 PROTO_C	 = $(patsubst proto/%.proto,$(BUILD)/proto/%.pb-c.c,$(PROTOS))
 PROTO_H	 = $(PROTO_C:.c=.h)
 
-# Everything but the two programs' main files: linked into lbd and into the unit tests.
-CORE_SRC = $(filter-out lbd/main.c lbd/lbctl.c,$(wildcard lbd/*.c)) $(wildcard hasync/*.c)
-CORE_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC)) $(patsubst $(BUILD)/proto/%.c,$(BUILD)/obj/proto/%.o,$(PROTO_C))
+PROTO_OBJ = $(patsubst $(BUILD)/proto/%.c,$(BUILD)/obj/proto/%.o,$(PROTO_C))
+
+# The HA layer, a static library; the generated protobuf code, which lbd
+# uses too, is linked beside it. It sees only its own headers: hasync links alone.
+HASYNC_SRC = $(wildcard hasync/*.c)
+HASYNC_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(HASYNC_SRC))
+HASYNC_LIB = $(BUILD)/libhasync.a
+HASYNC_INC = -Ihasync -I$(BUILD)/proto
+
+# lbd's files but the two programs' main files: linked into lbd and into lbd's unit tests.
+CORE_SRC = $(filter-out lbd/main.c lbd/lbctl.c,$(wildcard lbd/*.c))
+CORE_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC)) $(PROTO_OBJ)
+
+# Sanitized twins, for the unit tests.
 SAN_OBJ	 = $(patsubst $(BUILD)/obj/%,$(BUILD)/san/%,$(CORE_OBJ))
+HASYNC_SAN_OBJ = $(patsubst $(BUILD)/obj/%,$(BUILD)/san/%,$(HASYNC_OBJ))
+HASYNC_SAN_LIB = $(BUILD)/san/libhasync.a
+PROTO_SAN_OBJ = $(patsubst $(BUILD)/obj/%,$(BUILD)/san/%,$(PROTO_OBJ))
 
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRC))
+# hasync's own unit tests: they link the library alone, no lbd object.
+HASYNC_UNIT = $(patsubst %,$(BUILD)/unit/test_%,heartbeat channel sync ha pacer steer vip key)
 
 DEB_BUILD = build-essential pkg-config libevent-dev libnl-3-dev libnl-route-3-dev \
 	    libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libconfig-dev \
@@ -67,18 +84,30 @@ $(BUILD)/san/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN) -O1 -MMD -c -o $@ $<
 
-$(BUILD)/lbd: $(BUILD)/obj/lbd/main.o $(CORE_OBJ)
+$(HASYNC_OBJ) $(HASYNC_SAN_OBJ) $(HASYNC_UNIT): INC = $(HASYNC_INC)
+
+$(HASYNC_LIB): $(HASYNC_OBJ)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(HASYNC_SAN_LIB): $(HASYNC_SAN_OBJ)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/lbd: $(BUILD)/obj/lbd/main.o $(CORE_OBJ) $(HASYNC_LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/lbctl: $(BUILD)/obj/lbd/lbctl.o
 	$(CC) $(CFLAGS) -o $@ $^ $(shell pkg-config --libs jansson)
 
-$(BUILD)/unit/%: tests/unit/%.c $(SAN_OBJ)
+$(BUILD)/unit/%: tests/unit/%.c $(SAN_OBJ) $(HASYNC_SAN_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN) -O1 -Itests/unit -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+
+$(HASYNC_UNIT): $(BUILD)/unit/%: tests/unit/%.c $(HASYNC_SAN_LIB) $(PROTO_SAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN) -O1 -Itests/unit -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 
 # test_lbctl compiles lbctl.c into itself (lbctl has no object in SAN_OBJ).
-$(BUILD)/unit/test_lbctl: tests/unit/test_lbctl.c lbd/lbctl.c $(SAN_OBJ)
+$(BUILD)/unit/test_lbctl: tests/unit/test_lbctl.c lbd/lbctl.c $(SAN_OBJ) $(HASYNC_SAN_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN) -O1 -Itests/unit -o $@ $(filter-out lbd/lbctl.c,$^) $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 
@@ -133,8 +162,9 @@ $(BUILD)/bench/stickyapply: tests/bench/stickyapply.c $(BUILD)/obj/lbd/sticky.o 
 # and the configuration file; bounded runs (FUZZ_TIME seconds each), not
 # part of `make check`.  FUZZ_TIME=600 make fuzz for longer.
 FUZZ_TIME ?= 60
-FUZZ_SRC   = tests/fuzz/fuzz_frame.c lbd/sticky.c lbd/replica.c lbd/log.c lbd/util.c \
-	     hasync/sync.c hasync/channel.c hasync/report.c hasync/key.c $(PROTO_C)
+FUZZ_SRC   = tests/fuzz/fuzz_frame.c lbd/sticky.c lbd/replica.c lbd/bus.c lbd/log.c lbd/util.c \
+	     hasync/sync.c hasync/channel.c hasync/chancrypt.c hasync/report.c hasync/key.c \
+	     hasync/clock.c hasync/addr.c hasync/confcheck.c $(PROTO_C)
 FUZZ_CONF_SRC = tests/fuzz/fuzz_config.c lbd/config.c lbd/addr.c lbd/log.c lbd/util.c
 fuzz: deps
 	@command -v clang >/dev/null || { echo "fuzz: installing clang"; \
@@ -148,7 +178,7 @@ fuzz-run: $(BUILD)/fuzz/fuzz_frame $(BUILD)/fuzz/fuzz_config
 	ASAN_OPTIONS=detect_leaks=0 $(BUILD)/fuzz/fuzz_config -max_total_time=$(FUZZ_TIME) \
 	    -max_len=4096 -print_final_stats=1 $(BUILD)/fuzz/corpus-config tests/fuzz/seeds-config
 
-$(BUILD)/fuzz/fuzz_frame: $(FUZZ_SRC) $(PROTO_H) lbd/lbd.h hasync/hasync.h
+$(BUILD)/fuzz/fuzz_frame: $(FUZZ_SRC) $(PROTO_H) lbd/lbd.h hasync/hasync.h hasync/hasync_int.h
 	@mkdir -p $(dir $@)
 	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=all -Ilbd -Ihasync -I$(BUILD)/proto $(PKG_CFLAGS) \

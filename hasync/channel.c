@@ -2,22 +2,7 @@
  * channel.c - the replication channel: one authenticated, encrypted TCP
  * connection to the peer that carries SyncFrames, with keepalives, a
  * bounded output queue, and instant notice when the peer's process dies.
- *
- * Wire format and crypto are written down in proto/README.md. In short:
- * every frame is a 4-byte big-endian body length and a body whose first
- * byte is its kind. Each side first sends a hello (kind 1: a packed
- * SyncFrame{hello} with a fresh 32-byte nonce, then an HMAC-SHA-512-256
- * under a subkey of the cluster key) and a fresh ephemeral crypto_kx
- * public key. Both then derive one key per direction, BLAKE2b(key =
- * session subkey, crypto_kx key of that direction || sender nonce ||
- * receiver nonce), the connecting side as the kx client, wipe the
- * ephemeral secret (forward secrecy: the cluster key and a recording of
- * the session are not enough to open it later), and send only sealed
- * frames (kind 2: a 64-bit counter, then the
- * XChaCha20-Poly1305 ciphertext of a packed SyncFrame; the counter is the
- * nonce, the clear header is the additional data). The first sealed frame
- * each way repeats the hello: it proves the sender holds the key for THIS
- * session, so a recorded session replayed into a new one fails.
+ * The handshake and the frame crypto are chancrypt.c's.
  *
  * Why peer_died is trustworthy: every segment of the connection is signed
  * by the kernels with TCP_MD5SIG (RFC 2385), under a key derived from the
@@ -56,28 +41,13 @@
 #include <sodium.h>
 
 #include "hasync.pb-c.h"
-#include "hasync.h"
+#include "hasync_int.h"
 
-#define CHAN_PROTOCOL		2	/* Hello.protocol we speak (2: kx_public, forward secrecy) */
-#define CHAN_KIND_HELLO		1	/* body kind: MACed hello in clear */
-#define CHAN_KIND_SEALED	2	/* body kind: counter + AEAD-sealed SyncFrame */
-#define CHAN_LEN_BYTES		4	/* big-endian body length before every body */
-#define CHAN_CTR_BYTES		8	/* big-endian frame counter of a sealed body */
-#define CHAN_SEAL_HDR		(CHAN_LEN_BYTES + 1 + CHAN_CTR_BYTES) /* clear, authenticated */
-#define CHAN_TAG_BYTES		crypto_aead_xchacha20poly1305_ietf_ABYTES	/* 16 */
-#define CHAN_AEAD_NONCE		crypto_aead_xchacha20poly1305_ietf_NPUBBYTES	/* 24 */
-#define CHAN_SEAL_OVERHEAD	(1 + CHAN_CTR_BYTES + CHAN_TAG_BYTES) /* body minus plaintext */
-#define CHAN_MAC_BYTES		crypto_auth_BYTES	/* 32: HMAC-SHA-512-256 of a hello */
-#define CHAN_NONCE_BYTES	32	/* Hello.nonce */
-#define CHAN_SESSION_KEY	32	/* per-direction key: crypto_aead_..._KEYBYTES */
-#define CHAN_HS_FRAME_MAX	512	/* largest body before authentication */
-#define CHAN_PLAIN_MAX		(CHANNEL_FRAME_MAX - CHAN_SEAL_OVERHEAD) /* largest packed frame */
 #define CHAN_KDF_CONTEXT	"lbdsynch"	/* crypto_kdf context: 8 bytes */
 #define CHAN_KDF_HELLO		1	/* subkey id: hello MAC key */
 #define CHAN_KDF_SESSION	2	/* subkey id: key of the per-direction BLAKE2b */
 #define CHAN_MD5_CONTEXT	"lbdtcpmd"	/* crypto_kdf context of the TCP_MD5SIG key */
 #define CHAN_MD5_ID		1	/* subkey id within that context */
-#define CHAN_MD5_KEY_BYTES	32	/* TCP_MD5SIG key length (kernel max 80) */
 #define CHAN_BACKOFF_MIN_MS	100	/* first reconnect delay */
 #define CHAN_CONNECT_MS		500	/* an unanswered connect is given up (and retried) after this */
 #define CHAN_KICK_DELAY_MS	20	/* channel_kick: connect this long after the peer's advert */
@@ -87,117 +57,12 @@
 #define CHAN_RX_BYTES		(256 * 1024)	/* frame bytes taken per wake-up (>= 1 frame) */
 #define CHAN_TX_BYTES		(1 << 20)	/* bytes written per wake-up */
 #define CHAN_IOV_MAX		64	/* iovecs per sendmsg */
-#define CHAN_PENDING_MAX	4	/* connections in handshake at once */
 #define CHAN_ACCEPT_BUDGET	16	/* accepts per wake-up */
 #define CHAN_ACCEPT_PAUSE_MS	1000	/* out of file descriptors: stop accepting this long */
-#define CHAN_NONCES_KEPT	64	/* recent peer hello nonces: a replayed hello is caught */
 #define CHAN_BACKLOG		16	/* listen backlog */
 #define CHAN_LOG_INTERVAL_MS	1000	/* at most one line per kind per second */
-#define CHAN_ADDR_MAX		(INET6_ADDRSTRLEN + 8)	/* "[addr]:port" */
 #define CHAN_UNSIGNED_NOTE	" - unsigned TCP (no TCP_MD5SIG), so not taken for its death"
 
-/* How far a connection got. */
-enum chan_conn_state {
-	CHAN_CONN_CONNECTING = 0,	/* outbound TCP connect in progress */
-	CHAN_CONN_HELLO,		/* our hello sent, waiting for the peer's */
-	CHAN_CONN_CONFIRM,		/* keys derived, waiting for the peer's first sealed frame */
-	CHAN_CONN_UP			/* authenticated: frames flow */
-};
-
-/* What conn_process left behind. */
-enum chan_rx_result {
-	CHAN_RX_DONE = 0,		/* no complete frame left */
-	CHAN_RX_MORE,			/* budget spent: continues from ev_more */
-	CHAN_RX_CLOSED			/* the connection was closed and freed */
-};
-
-/* Kinds of rate-limited log lines. */
-enum chan_logkind {
-	CHAN_LOG_AUTH = 0,		/* wrong key, forged, wrong node name */
-	CHAN_LOG_REPLAY,		/* replayed hello or frame */
-	CHAN_LOG_MALFORMED,		/* garbage, bad fields, truncated */
-	CHAN_LOG_OVERSIZED,		/* length over the limit */
-	CHAN_LOG_REJECTED,		/* connection from a non-peer address */
-	CHAN_LOG_CONNECT,		/* outbound connect failed */
-	CHAN_LOG_IO,			/* accept/read/write/send trouble */
-	CHAN_LOG_KINDS
-};
-
-/* One TCP connection, in handshake or up. */
-struct chan_conn {
-	struct channel	*ch;		/* owner */
-	int		 fd;		/* the socket */
-	enum chan_conn_state state;	/* handshake progress */
-	bool		 outbound;	/* we connected */
-	bool		 md5;		/* its segments are TCP_MD5SIG-signed: its close is the peer's */
-	int		 path;		/* outbound: index into peer_addr */
-	char		 text[CHAN_ADDR_MAX]; /* peer address:port, for messages */
-	struct event	*ev_read;	/* socket readable */
-	struct event	*ev_write;	/* socket writable (connect done, queue to flush) */
-	struct event	*ev_more;	/* activated by hand: frames left after the budget */
-	struct evbuffer	*in;		/* bytes read, not yet taken */
-	struct evbuffer	*out;		/* sealed frames not yet written */
-	bool		 eof;		/* read side ended (EOF or error) */
-	bool		 bye_received;	/* the peer said it is closing on purpose */
-	int		 rd_errno;	/* 0: EOF, else the read error */
-	uint64_t	 started_ms;	/* socket opened or accepted */
-	uint64_t	 last_rx_ms;	/* last authenticated frame (or start) */
-	uint64_t	 last_ka_ms;	/* last keepalive queued */
-	uint8_t		 nonce[CHAN_NONCE_BYTES]; /* ours, fresh */
-	uint8_t		 peer_nonce[CHAN_NONCE_BYTES]; /* from the peer's hello */
-	uint8_t		 kx_pk[crypto_kx_PUBLICKEYBYTES]; /* our ephemeral public key, in the hello */
-	uint8_t		 kx_sk[crypto_kx_SECRETKEYBYTES]; /* its secret: wiped once the keys are made */
-	uint8_t		 tx_key[CHAN_SESSION_KEY]; /* seals our frames */
-	uint8_t		 rx_key[CHAN_SESSION_KEY]; /* opens the peer's */
-	uint64_t	 tx_ctr;	/* counter of the last frame sealed */
-	uint64_t	 rx_ctr;	/* counter of the last frame opened */
-	uint64_t	 peer_boot;	/* the peer's Hello.boot_id */
-};
-
-/* The channel of one node. */
-struct channel {
-	struct event_base *base;	/* lbd's loop */
-	struct channel_config conf;	/* copy, defaults applied, key zeroed */
-	struct channel_callbacks cb;	/* copy */
-	void		*arg;		/* for the callbacks */
-	uint8_t		 hello_key[crypto_auth_KEYBYTES]; /* hello MAC subkey */
-	uint8_t		 session_key[crypto_generichash_KEYBYTES]; /* per-direction KDF subkey */
-	uint8_t		 md5_key[CHAN_MD5_KEY_BYTES]; /* TCP_MD5SIG key of every socket */
-	bool		 md5;		/* the listener took the TCP_MD5SIG keys */
-	uint64_t	 boot_id;	/* ours: CLOCK_REALTIME ns at channel_new */
-	int		 family;	/* AF_INET or AF_INET6 */
-	socklen_t	 salen;		/* sockaddr length of that family */
-	bool		 connector;	/* our node address is the lower: we connect */
-	bool		 started;	/* channel_start succeeded */
-	char		 peer_text[CHAN_ADDR_MAX]; /* peer_addr[0], for messages */
-	int		 lfd;		/* listening socket, -1 none */
-	struct event	*ev_accept;	/* lfd readable */
-	struct event	*ev_accept_pause; /* re-enables ev_accept after EMFILE */
-	struct event	*ev_retry;	/* connector: next connection attempt */
-	struct event	*ev_tick;	/* keepalives and silence checks */
-	int		 tick_ms;	/* ev_tick period */
-	struct chan_conn *up;		/* the authenticated connection, or NULL */
-	struct chan_conn *pending[CHAN_PENDING_MAX]; /* connections in handshake */
-	int		 npending;	/* used slots of pending[] */
-	int		 next_path;	/* connector: path of the next attempt */
-	int		 backoff_ms;	/* connector: delay before the next round */
-	bool		 was_up;	/* has been up before: the next up is a reconnect */
-	uint64_t	 up_at_ms;	/* when the current connection came up */
-	uint8_t		 seen[CHAN_NONCES_KEPT][CHAN_NONCE_BYTES]; /* recent peer hello nonces */
-	int		 nseen;		/* used entries of seen[] */
-	int		 seen_next;	/* ring position of the next one */
-	uint8_t		*tx_plain;	/* packing buffer, CHAN_PLAIN_MAX when allocated */
-	uint8_t		*rx_plain;	/* opening buffer, CHAN_PLAIN_MAX when allocated */
-	struct channel_status st;	/* counters (state, up_since filled on demand) */
-	struct hasync_rlimit rl[CHAN_LOG_KINDS]; /* log rate limit per kind */
-};
-
-static void	chan_log(struct channel *, int, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
-static void	chan_log_limited(struct channel *, enum chan_logkind, int, const char *, ...)
-		    __attribute__((format(printf, 4, 5)));
-static void	chan_addr_str(const struct sockaddr_storage *, char *, size_t);
-static void	chan_addr16(const struct sockaddr_storage *, uint8_t[16]);
 static bool	chan_same_host(const struct sockaddr_storage *, const struct sockaddr_storage *);
 static bool	chan_is_peer(const struct channel *, const struct sockaddr_storage *);
 static void	chan_set_port(struct sockaddr_storage *, uint16_t);
@@ -210,31 +75,20 @@ static void	chan_on_retry(evutil_socket_t, short, void *);
 static void	chan_on_accept(evutil_socket_t, short, void *);
 static void	chan_on_accept_pause(evutil_socket_t, short, void *);
 static void	chan_on_tick(evutil_socket_t, short, void *);
-static bool	chan_nonce_seen(struct channel *, const uint8_t *);
 static struct chan_conn *conn_new(struct channel *, int, bool, int,
 		    const struct sockaddr_storage *, bool);
 static void	conn_free(struct chan_conn *);
-static void	conn_close(struct chan_conn *, bool, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
-static void	conn_fail(struct chan_conn *, enum chan_logkind, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
 static void	conn_on_write(evutil_socket_t, short, void *);
 static int	conn_write(struct chan_conn *);
 static void	conn_send_bye(struct chan_conn *, const char *);
 static void	conn_on_read(evutil_socket_t, short, void *);
 static void	conn_on_more(evutil_socket_t, short, void *);
 static enum chan_rx_result conn_process(struct chan_conn *);
-static int	conn_rx_hello(struct chan_conn *, const uint8_t *, size_t);
-static int	conn_rx_sealed(struct chan_conn *, const uint8_t *, size_t);
-static int	conn_send_hello(struct chan_conn *);
-static int	conn_make_keys(struct chan_conn *, const uint8_t *);
-static int	conn_send(struct chan_conn *, const Lbd__SyncFrame *, size_t);
 static void	conn_send_keepalive(struct chan_conn *, uint64_t);
-static void	conn_become_up(struct chan_conn *);
 
 /* ---------------------------------------------------------------- helpers */
 
-static void
+void
 chan_log(struct channel *ch, int level, const char *fmt, ...)
 {
 	va_list ap;
@@ -245,7 +99,7 @@ chan_log(struct channel *ch, int level, const char *fmt, ...)
 }
 
 /* Logs at most one line per kind per CHAN_LOG_INTERVAL_MS; counts the rest. */
-static void
+void
 chan_log_limited(struct channel *ch, enum chan_logkind kind, int level, const char *fmt, ...)
 {
 	va_list ap;
@@ -256,45 +110,14 @@ chan_log_limited(struct channel *ch, enum chan_logkind kind, int level, const ch
 	va_end(ap);
 }
 
-/* "a.b.c.d:port" or "[v6]:port". */
-static void
-chan_addr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
-{
-	const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
-	char a[INET6_ADDRSTRLEN];
-
-	if (ss->ss_family == AF_INET && inet_ntop(AF_INET, &sin->sin_addr, a, sizeof(a)))
-		snprintf(buf, len, "%s:%u", a, ntohs(sin->sin_port));
-	else if (ss->ss_family == AF_INET6 &&
-	    inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof(a)))
-		snprintf(buf, len, "[%s]:%u", a, ntohs(sin6->sin6_port));
-	else
-		snprintf(buf, len, "(family %d)", ss->ss_family);
-}
-
-/* 16 bytes, IPv4 as ::ffff:a.b.c.d, so both families compare alike (as heartbeat.c). */
-static void
-chan_addr16(const struct sockaddr_storage *ss, uint8_t out[16])
-{
-	memset(out, 0, 16);
-	if (ss->ss_family == AF_INET6) {
-		memcpy(out, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-	} else if (ss->ss_family == AF_INET) {
-		out[10] = 0xff;
-		out[11] = 0xff;
-		memcpy(out + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-	}
-}
-
 /* Same address, ports ignored. */
 static bool
 chan_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
 	uint8_t x[16], y[16];
 
-	chan_addr16(a, x);
-	chan_addr16(b, y);
+	hasync_addr16((const struct sockaddr *)a, x);
+	hasync_addr16((const struct sockaddr *)b, y);
 	return memcmp(x, y, sizeof(x)) == 0;
 }
 
@@ -356,64 +179,11 @@ chan_md5_set(struct channel *ch, int fd, const struct sockaddr_storage *peer)
 	return rc;
 }
 
-static void
-chan_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
-static uint32_t
-chan_get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
-static void
-chan_be64(uint8_t *p, uint64_t v)
-{
-	int i;
 
-	for (i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
 
-static uint64_t
-chan_get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	int i;
 
-	for (i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-/* The AEAD nonce of frame ctr: 16 zero bytes, then the counter big-endian. */
-static void
-chan_aead_nonce(uint8_t nonce[CHAN_AEAD_NONCE], uint64_t ctr)
-{
-	memset(nonce, 0, CHAN_AEAD_NONCE);
-	chan_be64(nonce + CHAN_AEAD_NONCE - CHAN_CTR_BYTES, ctr);
-}
-
-/* Was this hello nonce seen lately? Remembers it if not. */
-static bool
-chan_nonce_seen(struct channel *ch, const uint8_t *nonce)
-{
-	int i;
-
-	for (i = 0; i < ch->nseen; i++)
-		if (sodium_memcmp(ch->seen[i], nonce, CHAN_NONCE_BYTES) == 0)
-			return true;
-	memcpy(ch->seen[ch->seen_next], nonce, CHAN_NONCE_BYTES);
-	ch->seen_next = (ch->seen_next + 1) % CHAN_NONCES_KEPT;
-	if (ch->nseen < CHAN_NONCES_KEPT)
-		ch->nseen++;
-	return false;
-}
 
 /* ---------------------------------------------------------------- set-up */
 
@@ -421,39 +191,18 @@ chan_nonce_seen(struct channel *ch, const uint8_t *nonce)
 static int
 chan_check_config(const struct channel_config *c, char *err, size_t errlen)
 {
-	int i, fam = c->node_addr.ss_family;
+	int fam = c->node_addr.ss_family;
 
-	if (c->node_name[0] == '\0' || strnlen(c->node_name, sizeof(c->node_name)) ==
-	    sizeof(c->node_name)) {
-		hasync_errf(err, errlen, "node name must be 1-%d characters", HASYNC_NAME_MAX - 1);
+	if (confcheck_name(c->node_name, "node", err, errlen) == -1)
 		return -1;
-	}
-	if (c->peer_name[0] == '\0' || strnlen(c->peer_name, sizeof(c->peer_name)) ==
-	    sizeof(c->peer_name)) {
-		hasync_errf(err, errlen, "peer name must be 1-%d characters", HASYNC_NAME_MAX - 1);
+	if (confcheck_peer(c->node_name, c->peer_name, err, errlen) == -1)
 		return -1;
-	}
-	if (strcmp(c->peer_name, c->node_name) == 0) {
-		hasync_errf(err, errlen, "peer name \"%s\" equals the node name; give each node "
-		    "its own name", c->peer_name);
-		return -1;
-	}
 	if (fam != AF_INET && fam != AF_INET6) {
 		hasync_errf(err, errlen, "node address must be IPv4 or IPv6");
 		return -1;
 	}
-	if (c->npeer_addr < 1 || c->npeer_addr > HASYNC_MAX_PEER_ADDR) {
-		hasync_errf(err, errlen, "%d peer addresses: need 1-%d", c->npeer_addr,
-		    HASYNC_MAX_PEER_ADDR);
+	if (confcheck_paths(fam, c->peer_addr, c->npeer_addr, err, errlen) == -1)
 		return -1;
-	}
-	for (i = 0; i < c->npeer_addr; i++) {
-		if (c->peer_addr[i].ss_family != fam) {
-			hasync_errf(err, errlen, "peer address %d is not of the node address's "
-			    "family (IPv4/IPv6)", i + 1);
-			return -1;
-		}
-	}
 	if (chan_same_host(&c->node_addr, &c->peer_addr[0])) {
 		hasync_errf(err, errlen, "peer address equals the node address; the sync channel "
 		    "needs two distinct node addresses");
@@ -480,7 +229,6 @@ channel_new(struct event_base *base, const struct channel_config *conf,
     const struct channel_callbacks *cb, void *arg, char *err, size_t errlen)
 {
 	struct channel *ch = NULL;
-	struct timespec ts;
 	uint8_t a[16], b[16];
 
 	if (base == NULL || conf == NULL) {
@@ -519,8 +267,8 @@ channel_new(struct event_base *base, const struct channel_config *conf,
 	ch->salen = ch->family == AF_INET ? sizeof(struct sockaddr_in) :
 	    sizeof(struct sockaddr_in6);
 	/* Who connects: the lower node address, as VRRP's tie-break compares them. */
-	chan_addr16(&conf->node_addr, a);
-	chan_addr16(&conf->peer_addr[0], b);
+	hasync_addr16((const struct sockaddr *)&conf->node_addr, a);
+	hasync_addr16((const struct sockaddr *)&conf->peer_addr[0], b);
 	ch->connector = memcmp(a, b, sizeof(a)) < 0;
 	ch->backoff_ms = CHAN_BACKOFF_MIN_MS;
 	/* Ticks often enough for both the keepalive and the silence check. */
@@ -532,7 +280,7 @@ channel_new(struct event_base *base, const struct channel_config *conf,
 		struct sockaddr_storage p = conf->peer_addr[0];
 
 		chan_set_port(&p, conf->sync_port);
-		chan_addr_str(&p, ch->peer_text, sizeof(ch->peer_text));
+		hasync_addr_port_str((const struct sockaddr *)&p, ch->peer_text, sizeof(ch->peer_text));
 	}
 	crypto_kdf_derive_from_key(ch->hello_key, sizeof(ch->hello_key), CHAN_KDF_HELLO,
 	    CHAN_KDF_CONTEXT, conf->key);
@@ -541,8 +289,7 @@ channel_new(struct event_base *base, const struct channel_config *conf,
 	crypto_kdf_derive_from_key(ch->md5_key, sizeof(ch->md5_key), CHAN_MD5_ID,
 	    CHAN_MD5_CONTEXT, conf->key);
 	sodium_memzero(ch->conf.key, sizeof(ch->conf.key));	/* only the subkeys stay */
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ch->boot_id = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	ch->boot_id = hasync_wall_ns();
 
 	if ((ch->ev_retry = evtimer_new(base, chan_on_retry, ch)) == NULL ||
 	    (ch->ev_tick = event_new(base, -1, EV_PERSIST, chan_on_tick, ch)) == NULL ||
@@ -577,7 +324,7 @@ channel_start(struct channel *ch)
 	else
 		local = ch->conf.node_addr;
 	chan_set_port(&local, ch->conf.sync_port);
-	chan_addr_str(&local, a, sizeof(a));
+	hasync_addr_port_str((const struct sockaddr *)&local, a, sizeof(a));
 	ch->lfd = socket(ch->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (ch->lfd == -1) {
 		chan_log(ch, 0, "sync channel: socket: %s", strerror(errno));
@@ -684,7 +431,7 @@ chan_connect(struct channel *ch)
 
 	to = ch->conf.peer_addr[path];
 	chan_set_port(&to, ch->conf.sync_port);
-	chan_addr_str(&to, a, sizeof(a));
+	hasync_addr_port_str((const struct sockaddr *)&to, a, sizeof(a));
 	s = socket(ch->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s == -1) {
 		chan_log_limited(ch, CHAN_LOG_CONNECT, 0, "sync channel: socket: %s",
@@ -827,7 +574,7 @@ chan_on_accept(evutil_socket_t lfd, short what, void *arg)
 			evtimer_add(ch->ev_accept_pause, &tv);
 			return;
 		}
-		chan_addr_str(&from, a, sizeof(a));
+		hasync_addr_port_str((const struct sockaddr *)&from, a, sizeof(a));
 		if (ch->connector) {
 			ch->st.rejected++;
 			chan_log_limited(ch, CHAN_LOG_REJECTED, 0, "sync connection from %s "
@@ -921,7 +668,7 @@ conn_new(struct channel *ch, int fd, bool outbound, int path,
 	c->md5 = md5;
 	c->path = path;
 	c->state = outbound ? CHAN_CONN_CONNECTING : CHAN_CONN_HELLO;
-	chan_addr_str(addr, c->text, sizeof(c->text));
+	hasync_addr_port_str((const struct sockaddr *)addr, c->text, sizeof(c->text));
 	c->started_ms = c->last_rx_ms = c->last_ka_ms = hasync_now_ms();
 	randombytes_buf(c->nonce, sizeof(c->nonce));
 	crypto_kx_keypair(c->kx_pk, c->kx_sk);
@@ -977,7 +724,7 @@ conn_free(struct chan_conn *c)
  * Closes and frees c. If it was up, logs and reports down(reason,
  * peer_died); if it was ours, the connector tries again.
  */
-static void
+void
 conn_close(struct chan_conn *c, bool peer_died, const char *fmt, ...)
 {
 	struct channel *ch = c->ch;
@@ -1019,7 +766,7 @@ conn_close(struct chan_conn *c, bool peer_died, const char *fmt, ...)
 }
 
 /* A frame or handshake failure: logged rate-limited unless c was up, then closed. */
-static void
+void
 conn_fail(struct chan_conn *c, enum chan_logkind kind, const char *fmt, ...)
 {
 	struct channel *ch = c->ch;
@@ -1110,85 +857,7 @@ conn_write(struct chan_conn *c)
 	return 0;
 }
 
-/*
- * Our hello: SyncFrame{hello} packed, MACed with the hello subkey.
- * Returns: 0 queued, -1 the connection was closed.
- */
-static int
-conn_send_hello(struct chan_conn *c)
-{
-	struct channel *ch = c->ch;
-	Lbd__SyncFrame f = LBD__SYNC_FRAME__INIT;
-	Lbd__Hello h = LBD__HELLO__INIT;
-	uint8_t buf[CHAN_LEN_BYTES + CHAN_HS_FRAME_MAX];
-	size_t plen, blen;
 
-	h.protocol = CHAN_PROTOCOL;
-	h.node = ch->conf.node_name;
-	h.boot_id = ch->boot_id;
-	h.nonce.data = c->nonce;
-	h.nonce.len = sizeof(c->nonce);
-	h.kx_public.data = c->kx_pk;
-	h.kx_public.len = sizeof(c->kx_pk);
-	f.body_case = LBD__SYNC_FRAME__BODY_HELLO;
-	f.hello = &h;
-	plen = lbd__sync_frame__get_packed_size(&f);
-	blen = 1 + plen + CHAN_MAC_BYTES;
-	if (blen > CHAN_HS_FRAME_MAX) {	/* names are < 64 bytes: cannot happen */
-		conn_fail(c, CHAN_LOG_IO, "our hello is too big (%zu bytes)", blen);
-		return -1;
-	}
-	chan_be32(buf, (uint32_t)blen);
-	buf[CHAN_LEN_BYTES] = CHAN_KIND_HELLO;
-	lbd__sync_frame__pack(&f, buf + CHAN_LEN_BYTES + 1);
-	crypto_auth(buf + CHAN_LEN_BYTES + 1 + plen, buf + CHAN_LEN_BYTES, 1 + plen,
-	    ch->hello_key);
-	if (evbuffer_add(c->out, buf, CHAN_LEN_BYTES + blen) == -1) {
-		conn_fail(c, CHAN_LOG_IO, "out of memory");
-		return -1;
-	}
-	event_add(c->ev_write, NULL);
-	return 0;
-}
-
-/*
- * Seals f, of packed size plen, into c's output queue (no queue cap check:
- * channel_send does it).
- * Returns: 0 queued, -1 out of memory or too big (nothing queued).
- */
-static int
-conn_send(struct chan_conn *c, const Lbd__SyncFrame *f, size_t plen)
-{
-	struct channel *ch = c->ch;
-	struct evbuffer_iovec v;
-	uint8_t nonce[CHAN_AEAD_NONCE], *p;
-	unsigned long long clen = 0;
-	size_t blen;
-
-	if (plen > CHAN_PLAIN_MAX)
-		return -1;
-	if (ch->tx_plain == NULL && (ch->tx_plain = malloc(CHAN_PLAIN_MAX)) == NULL)
-		return -1;
-	blen = CHAN_SEAL_OVERHEAD + plen;
-	if (evbuffer_reserve_space(c->out, (ev_ssize_t)(CHAN_LEN_BYTES + blen), &v, 1) < 1)
-		return -1;
-	p = v.iov_base;
-	lbd__sync_frame__pack(f, ch->tx_plain);
-	c->tx_ctr++;
-	chan_be32(p, (uint32_t)blen);
-	p[CHAN_LEN_BYTES] = CHAN_KIND_SEALED;
-	chan_be64(p + CHAN_LEN_BYTES + 1, c->tx_ctr);
-	chan_aead_nonce(nonce, c->tx_ctr);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(p + CHAN_SEAL_HDR, &clen, ch->tx_plain,
-	    plen, p, CHAN_SEAL_HDR, NULL, nonce, c->tx_key);
-	sodium_memzero(ch->tx_plain, plen);	/* client addresses: personal data */
-	v.iov_len = CHAN_LEN_BYTES + blen;
-	evbuffer_commit_space(c->out, &v, 1);
-	if (c->state == CHAN_CONN_UP)
-		ch->st.frames_sent++;
-	event_add(c->ev_write, NULL);
-	return 0;
-}
 
 /*
  * Best effort, just before closing: queue a Bye and write what the socket
@@ -1214,15 +883,13 @@ conn_send_keepalive(struct chan_conn *c, uint64_t now)
 	struct channel *ch = c->ch;
 	Lbd__SyncFrame f = LBD__SYNC_FRAME__INIT;
 	Lbd__Keepalive k = LBD__KEEPALIVE__INIT;
-	struct timespec ts;
 
 	c->last_ka_ms = now;
 	/* A full queue is traffic enough: the peer will not think us silent. */
 	if (evbuffer_get_length(c->out) >= ch->conf.max_queue_bytes)
 		return;
 	/* Wall clock, so the peer can estimate replication lag. */
-	clock_gettime(CLOCK_REALTIME, &ts);
-	k.sent_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	k.sent_ms = hasync_wall_ns() / 1000000;
 	f.body_case = LBD__SYNC_FRAME__BODY_KEEPALIVE;
 	f.keepalive = &k;
 	if (conn_send(c, &f, lbd__sync_frame__get_packed_size(&f)) == -1)
@@ -1349,242 +1016,11 @@ conn_process(struct chan_conn *c)
 	return CHAN_RX_CLOSED;
 }
 
-/*
- * A hello body (kind, packed SyncFrame, MAC): checks the MAC, the peer's
- * name and protocol, and that the nonce is fresh; then derives the session
- * keys (conn_make_keys) and sends our confirmation, the first sealed frame.
- * Returns: 0 taken, -1 the connection was closed.
- */
-static int
-conn_rx_hello(struct chan_conn *c, const uint8_t *body, size_t len)
-{
-	struct channel *ch = c->ch;
-	Lbd__SyncFrame *f = NULL, cf = LBD__SYNC_FRAME__INIT;
-	Lbd__Hello *h, ch_hello = LBD__HELLO__INIT;
-	uint8_t peer_pk[crypto_kx_PUBLICKEYBYTES];
-	size_t plen;
 
-	if (c->state != CHAN_CONN_HELLO) {
-		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "second hello on one connection");
-		return -1;
-	}
-	if (len < 1 + CHAN_MAC_BYTES + 1) {
-		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "hello of %zu bytes is too short", len);
-		return -1;
-	}
-	plen = len - 1 - CHAN_MAC_BYTES;
-	if (crypto_auth_verify(body + 1 + plen, body, 1 + plen, ch->hello_key) != 0) {
-		ch->st.auth_failures++;
-		conn_fail(c, CHAN_LOG_AUTH, "hello failed authentication (wrong cluster key on "
-		    "one node, or forged)");
-		return -1;
-	}
-	f = lbd__sync_frame__unpack(NULL, plen, body + 1);
-	if (f == NULL || f->body_case != LBD__SYNC_FRAME__BODY_HELLO ||
-	    (h = f->hello)->node == NULL || h->nonce.len != CHAN_NONCE_BYTES) {
-		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "authentic hello with bad fields (other lbd "
-		    "version?)");
-		goto fail;
-	}
-	if (h->protocol != CHAN_PROTOCOL) {
-		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "peer speaks sync protocol %u, we speak %d: "
-		    "run the same lbd version on both nodes", h->protocol, CHAN_PROTOCOL);
-		goto fail;
-	}
-	if (h->kx_public.len != sizeof(peer_pk)) {
-		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "hello carries no ephemeral key (kx_public, %zu "
-		    "bytes instead of %zu): no forward secrecy without it; run the same lbd "
-		    "version on both nodes", h->kx_public.len, sizeof(peer_pk));
-		goto fail;
-	}
-	if (strcmp(h->node, ch->conf.peer_name) != 0) {
-		ch->st.auth_failures++;
-		conn_fail(c, CHAN_LOG_AUTH, "hello names node \"%.64s\", not our peer \"%s\"%s",
-		    h->node, ch->conf.peer_name, strcmp(h->node, ch->conf.node_name) == 0 ?
-		    " (our own hello looped back, or both nodes have this name?)" : "");
-		goto fail;
-	}
-	if (chan_nonce_seen(ch, h->nonce.data) ||
-	    sodium_memcmp(h->nonce.data, c->nonce, CHAN_NONCE_BYTES) == 0) {
-		ch->st.replays++;
-		conn_fail(c, CHAN_LOG_REPLAY, "replayed hello (its nonce was seen before)");
-		goto fail;
-	}
-	memcpy(c->peer_nonce, h->nonce.data, CHAN_NONCE_BYTES);
-	memcpy(peer_pk, h->kx_public.data, sizeof(peer_pk));
-	c->peer_boot = h->boot_id;
-	lbd__sync_frame__free_unpacked(f, NULL);
-	if (conn_make_keys(c, peer_pk) == -1) {
-		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "authentic hello with an unusable ephemeral key "
-		    "(not an X25519 public key)");
-		return -1;
-	}
-	c->state = CHAN_CONN_CONFIRM;
 
-	/* Confirmation: our hello again, sealed, proves we hold this session's key. */
-	ch_hello.protocol = CHAN_PROTOCOL;
-	ch_hello.node = ch->conf.node_name;
-	ch_hello.boot_id = ch->boot_id;
-	cf.body_case = LBD__SYNC_FRAME__BODY_HELLO;
-	cf.hello = &ch_hello;
-	if (conn_send(c, &cf, lbd__sync_frame__get_packed_size(&cf)) == -1) {
-		conn_fail(c, CHAN_LOG_IO, "out of memory");
-		return -1;
-	}
-	return 0;
-fail:
-	if (f != NULL)
-		lbd__sync_frame__free_unpacked(f, NULL);
-	return -1;
-}
-
-/*
- * The session keys, one per direction:
- *   K = BLAKE2b-256(key = session subkey, kx key || sender nonce || receiver nonce)
- * where the kx key of that direction comes from crypto_kx between our
- * ephemeral key pair and the peer's public key (the connecting side is
- * the kx client, so both sides agree on the roles). The ephemeral secret
- * is wiped here, used or not: once both sides have done so, nothing that
- * survives the connection, the cluster key included, yields its keys.
- * Returns: 0 made, -1 the peer's public key is unusable.
- */
-static int
-conn_make_keys(struct chan_conn *c, const uint8_t *peer_pk)
-{
-	struct channel *ch = c->ch;
-	uint8_t kx_rx[crypto_kx_SESSIONKEYBYTES], kx_tx[crypto_kx_SESSIONKEYBYTES];
-	uint8_t in[crypto_kx_SESSIONKEYBYTES + 2 * CHAN_NONCE_BYTES];
-	int rc;
-
-	if (c->outbound)
-		rc = crypto_kx_client_session_keys(kx_rx, kx_tx, c->kx_pk, c->kx_sk, peer_pk);
-	else
-		rc = crypto_kx_server_session_keys(kx_rx, kx_tx, c->kx_pk, c->kx_sk, peer_pk);
-	sodium_memzero(c->kx_sk, sizeof(c->kx_sk));
-	if (rc != 0)
-		goto done;
-	/* Sender's nonce first, so each direction has its own key. */
-	memcpy(in, kx_tx, sizeof(kx_tx));
-	memcpy(in + sizeof(kx_tx), c->nonce, CHAN_NONCE_BYTES);
-	memcpy(in + sizeof(kx_tx) + CHAN_NONCE_BYTES, c->peer_nonce, CHAN_NONCE_BYTES);
-	crypto_generichash(c->tx_key, sizeof(c->tx_key), in, sizeof(in), ch->session_key,
-	    sizeof(ch->session_key));
-	memcpy(in, kx_rx, sizeof(kx_rx));
-	memcpy(in + sizeof(kx_rx), c->peer_nonce, CHAN_NONCE_BYTES);
-	memcpy(in + sizeof(kx_rx) + CHAN_NONCE_BYTES, c->nonce, CHAN_NONCE_BYTES);
-	crypto_generichash(c->rx_key, sizeof(c->rx_key), in, sizeof(in), ch->session_key,
-	    sizeof(ch->session_key));
-done:
-	sodium_memzero(kx_rx, sizeof(kx_rx));
-	sodium_memzero(kx_tx, sizeof(kx_tx));
-	sodium_memzero(in, sizeof(in));
-	return rc == 0 ? 0 : -1;
-}
-
-/*
- * A sealed frame (frame points at its length prefix; len is the body's):
- * opens it, checks the counter, then either completes the handshake (the
- * confirmation) or delivers the frame.
- * Returns: 0 taken, -1 the connection was closed.
- */
-static int
-conn_rx_sealed(struct chan_conn *c, const uint8_t *frame, size_t len)
-{
-	struct channel *ch = c->ch;
-	uint8_t nonce[CHAN_AEAD_NONCE];
-	unsigned long long plen = 0;
-	Lbd__SyncFrame *f;
-	uint64_t ctr;
-
-	if (c->state < CHAN_CONN_CONFIRM) {
-		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "sealed frame before the hello");
-		return -1;
-	}
-	if (len < CHAN_SEAL_OVERHEAD) {
-		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "sealed frame of %zu bytes is too short", len);
-		return -1;
-	}
-	if (ch->rx_plain == NULL && (ch->rx_plain = malloc(CHAN_PLAIN_MAX)) == NULL) {
-		conn_fail(c, CHAN_LOG_IO, "out of memory");
-		return -1;
-	}
-	ctr = chan_get_be64(frame + CHAN_LEN_BYTES + 1);
-	chan_aead_nonce(nonce, ctr);
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(ch->rx_plain, &plen, NULL,
-	    frame + CHAN_SEAL_HDR, CHAN_LEN_BYTES + len - CHAN_SEAL_HDR, frame, CHAN_SEAL_HDR,
-	    nonce, c->rx_key) != 0) {
-		ch->st.auth_failures++;
-		conn_fail(c, CHAN_LOG_AUTH, "frame %llu failed authentication (forged, "
-		    "corrupted, or from another session)", (unsigned long long)ctr);
-		return -1;
-	}
-	if (ctr != c->rx_ctr + 1) {
-		sodium_memzero(ch->rx_plain, (size_t)plen);
-		ch->st.replays++;
-		conn_fail(c, CHAN_LOG_REPLAY, "frame counter %llu where %llu was due (replayed, "
-		    "reordered or dropped frame)", (unsigned long long)ctr,
-		    (unsigned long long)(c->rx_ctr + 1));
-		return -1;
-	}
-	c->rx_ctr = ctr;
-	f = lbd__sync_frame__unpack(NULL, (size_t)plen, ch->rx_plain);
-	sodium_memzero(ch->rx_plain, (size_t)plen);
-	if (f == NULL) {
-		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "authentic frame %llu does not decode (other "
-		    "lbd version?)", (unsigned long long)ctr);
-		return -1;
-	}
-	c->last_rx_ms = hasync_now_ms();
-	if (c->state == CHAN_CONN_CONFIRM) {
-		if (f->body_case != LBD__SYNC_FRAME__BODY_HELLO || f->hello->node == NULL ||
-		    strcmp(f->hello->node, ch->conf.peer_name) != 0) {
-			lbd__sync_frame__free_unpacked(f, NULL);
-			ch->st.malformed++;
-			conn_fail(c, CHAN_LOG_MALFORMED, "first sealed frame is not the peer's "
-			    "hello confirmation");
-			return -1;
-		}
-		lbd__sync_frame__free_unpacked(f, NULL);
-		conn_become_up(c);
-		return 0;
-	}
-	if (f->body_case == LBD__SYNC_FRAME__BODY_HELLO) {
-		lbd__sync_frame__free_unpacked(f, NULL);
-		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "hello after the handshake");
-		return -1;
-	}
-	if (f->body_case == LBD__SYNC_FRAME__BODY_BYE) {
-		c->bye_received = true;
-		conn_close(c, false, "peer closed the channel: %.120s",
-		    f->bye->reason != NULL ? f->bye->reason : "");
-		lbd__sync_frame__free_unpacked(f, NULL);
-		return -1;
-	}
-	if (f->body_case == LBD__SYNC_FRAME__BODY__NOT_SET) {
-		/* Authentic, of a kind a newer peer knows and we do not: skipped. */
-		chan_log(ch, 2, "sync channel: skipping frame %llu of an unknown kind",
-		    (unsigned long long)ctr);
-	} else {
-		ch->st.frames_received++;
-		if (ch->cb.frame != NULL)
-			ch->cb.frame(ch->arg, f);
-	}
-	lbd__sync_frame__free_unpacked(f, NULL);
-	return 0;
-}
 
 /* c finished its handshake: it replaces any older connection and is the channel. */
-static void
+void
 conn_become_up(struct chan_conn *c)
 {
 	struct channel *ch = c->ch;

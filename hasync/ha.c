@@ -6,14 +6,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "hasync.h"
+#include "hasync_int.h"
 
 /*
  * VRRPv3's skew is (256 - priority) * interval / 256: it orders several
  * BACKUPs so the best one wins the race. A pair has one BACKUP, so the
  * skew only delays takeover after a power-off; we keep its ordering but
  * scale it to a quarter (at most 0.25 x interval), which keeps the worst
- * power-off outage under 3.5 x interval (SPEC 10).
+ * power-off outage under 3.5 x interval, the failover time lbd promises.
  */
 #define HA_PRIO_RANGE		256	/* VRRP priorities are below this */
 #define HA_SKEW_DIV		1024	/* skew = (256 - priority) * interval / 1024 */

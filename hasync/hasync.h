@@ -1,8 +1,9 @@
 /*
- * hasync.h - the HA layer linked into lbd: floating VIP (libnl + GARP/NA),
- * cluster key, the heartbeat with its role state machine, and later the
- * replication channel.
- * It does not include lbd/lbd.h, so its unit tests link it alone.
+ * hasync.h - the HA layer's public face, all that lbd uses: the heartbeat
+ * (roles, the VIP, failover) with its config and status, the cluster key,
+ * the log sink, and sticky replication over the sync channel.
+ * It does not include lbd/lbd.h: hasync links alone (its unit tests do).
+ * The modules' internals are in hasync_int.h.
  */
 #ifndef HASYNC_H
 #define HASYNC_H
@@ -10,7 +11,6 @@
 #include <sys/socket.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,111 +18,9 @@
 #define HASYNC_KEY_LEN	32	/* bytes of the cluster key */
 #define HASYNC_KEY_B64_LEN 45	/* its base64 text (44) plus the NUL: key_generate's buffer */
 
-struct vip;
-
 /* report.c */
-#define HASYNC_MSG_MAX	512	/* one log line */
-
 /* lbd's log sink: level 0 warn, 1 info, 2 debug. */
 typedef void	 hasync_log_fn(void *arg, int level, const char *msg);
-
-/* One rate-limited kind of log line. */
-struct hasync_rlimit {
-	uint64_t	 last_ms;	/* when it was last logged */
-	uint64_t	 dropped;	/* lines suppressed since */
-};
-
-/* Writes a printf-style message into err (nothing when err is NULL). */
-void		 hasync_errf(char *err, size_t errlen, const char *fmt, ...)
-		    __attribute__((format(printf, 3, 4)));
-uint64_t	 hasync_now_ms(void);		/* CLOCK_MONOTONIC in ms */
-/* Formats a line for fn (nothing when fn is NULL). */
-void		 hasync_vlog(hasync_log_fn *fn, void *arg, int level, const char *fmt,
-		    va_list ap) __attribute__((format(printf, 4, 0)));
-/* The same, at most one line per interval_ms for rl; later ones say how many were dropped. */
-void		 hasync_vlog_limited(hasync_log_fn *fn, void *arg, struct hasync_rlimit *rl,
-		    uint64_t interval_ms, int level, const char *fmt, va_list ap)
-		    __attribute__((format(printf, 6, 0)));
-
-/* vip.c */
-/*
- * Prepares to manage addr/prefixlen on interface ifname (netlink socket,
- * interface index and MAC, the GARP/NA socket: open it while still
- * privileged). Returns NULL with a message in err when the interface does
- * not exist ("interface eth9 does not exist"), the address or prefix is
- * invalid, or a socket cannot be opened.
- */
-struct vip	*vip_open(const char *ifname, const struct sockaddr *addr, int prefixlen,
-		    char *err, size_t errlen);
-/* Frees v; does NOT remove the VIP from the interface (the caller decides). */
-void		 vip_close(struct vip *);
-/*
- * Adds the VIP (IPv4 label "<ifname>:lbd", IPv6 NODAD), looking the
- * interface up by name again. Returns: 0 added or already there, -1 failed
- * (err filled).
- */
-int		 vip_add(struct vip *, char *err, size_t errlen);
-/*
- * Removes every copy of the VIP on the interface, whatever its prefix length.
- * Returns: 0 removed or already absent, -1 failed (err filled).
- */
-int		 vip_del(struct vip *, char *err, size_t errlen);
-/*
- * Asks the kernel (any prefix length).
- * Returns: 1 the address is on the interface now, 0 not, -1 netlink error.
- */
-int		 vip_present(struct vip *);
-/*
- * Sends one gratuitous ARP (IPv4) or unsolicited NA (IPv6, needs the VIP on
- * the interface: it is the source). Does nothing on links without ARP/ND.
- * Returns: 0 sent (or nothing to do), -1 failed (err filled).
- */
-int		 vip_announce(struct vip *, char *err, size_t errlen);
-bool		 vip_held(const struct vip *);	/* we added it and hold it */
-
-/* steer.c */
-/*
- * A planned handover (`lbctl failover`, preemption) that breaks no
- * connection. The node taking over forwards every TCP packet for the VIP
- * that belongs to no connection it knows (conntrack state "new" without
- * SYN: the connection began on the old MASTER) to the old MASTER's address
- * (nftables `dup` then drop, through libnftables); the old MASTER moves the
- * VIP to lo, hidden (IPv4: its ARP requests dropped; IPv6 NDP answers only
- * for addresses on the asking interface), and serves those connections to
- * their end. Kernel objects, all named "lbd_steer": table ip|ip6 lbd_steer
- * (forwarding), table arp lbd_steer (hiding), the VIP/32 or /128 on lo with
- * label "lo:lbd".
- */
-#define STEER_TABLE	"lbd_steer"	/* nftables table name in every family */
-
-struct steer;
-
-/*
- * Prepares steering for the VIP addr on interface ifname (a libnftables
- * context, the lo address through vip.c). Nothing changes in the kernel.
- * Returns NULL with err filled when libnftables or lo is unusable.
- */
-struct steer	*steer_new(const char *ifname, const struct sockaddr *addr, char *err,
-		    size_t errlen);
-void		 steer_free(struct steer *);	/* frees; leaves the kernel as it is */
-/* Removes a crashed run's leftovers: both tables, the VIP on lo. Returns 0 or -1 (err). */
-int		 steer_reset(struct steer *, char *err, size_t errlen);
-/*
- * Forwards unknown-connection TCP packets for the VIP to `to` (same family
- * as the VIP; port ignored). Must run BEFORE the VIP is added here, so every
- * connection of this node is tracked from its SYN. Returns 0 or -1 (err).
- */
-int		 steer_forward_on(struct steer *, const struct sockaddr *to, char *err,
-		    size_t errlen);
-int		 steer_forward_off(struct steer *, char *err, size_t errlen); /* 0 or -1 (err) */
-bool		 steer_forwarding(const struct steer *);
-/*
- * Hides the VIP: adds it to lo and (IPv4) drops ARP requests for it. The
- * caller then removes it from the interface (vip_del). Returns 0 or -1 (err).
- */
-int		 steer_hide_on(struct steer *, char *err, size_t errlen);
-int		 steer_hide_off(struct steer *, char *err, size_t errlen); /* 0 or -1 (err) */
-bool		 steer_hidden(const struct steer *);
 
 /* key.c */
 /*
@@ -147,102 +45,6 @@ enum hasync_role {
 	HASYNC_MASTER,			/* holds the VIP */
 	HASYNC_FAULT			/* VIP interface down: cannot serve; VIP not held */
 };
-
-/* ha.c */
-/*
- * The role state machine (VRRPv3 semantics, SPEC 6) without any I/O or
- * clock: every entry point takes the monotonic time `now` in ms and returns
- * HA_ACT_* bits that the caller (heartbeat.c) carries out; after each call
- * the caller calls ha_timeout() again at ha_next_deadline(). Tests drive it
- * with a fake clock.
- *
- * Rules (besides VRRPv3's):
- * - BACKUPs advertise too, so each node knows whether its peer lives; only
- *   a MASTER advert (priority > 0) restarts a BACKUP's Master_Down timer.
- * - An advert with priority 0 makes a BACKUP take over at once when the
- *   sender is MASTER (leaving or handing over), FAULT or INIT (stopping);
- *   from a BACKUP (one that handed over earlier, in case the handover
- *   advert was lost) only if this node has not handed over itself.
- * - FAULT keeps advertising, with priority 0, so the peer takes over at
- *   once instead of after Master_Down.
- * - ha_failover: the MASTER becomes BACKUP, sends one advert "MASTER,
- *   priority 0", then advertises "BACKUP, priority 0" until it next becomes
- *   MASTER; until then it never preempts (an operator's handover sticks
- *   even with preempt = true). It becomes MASTER again only when the peer
- *   fails or hands back (Master_Down, priority 0, ha_peer_lost). The rule
- *   is not persisted: after a restart, preemption applies as configured.
- */
-#define HA_NEVER		UINT64_MAX	/* a deadline that never comes */
-#define HA_ACT_ADVERT		0x01	/* send an advert now (ha_advert_priority/state()) */
-#define HA_ACT_BECOME_MASTER	0x02	/* role is now MASTER: add the VIP */
-#define HA_ACT_BECOME_BACKUP	0x04	/* role is now BACKUP: remove the VIP */
-#define HA_ACT_BECOME_FAULT	0x08	/* role is now FAULT: remove the VIP */
-#define HA_ACT_BECOME_INIT	0x10	/* stopped: remove the VIP */
-#define HA_ACT_GARP_BURST	0x20	/* announce the VIP: a burst, then one refresh */
-/* Any of the transitions: report it (role_changed callback). */
-#define HA_ACT_ROLE_CHANGED	(HA_ACT_BECOME_MASTER | HA_ACT_BECOME_BACKUP | \
-				 HA_ACT_BECOME_FAULT | HA_ACT_BECOME_INIT)
-
-/* Static settings of the state machine. */
-struct ha_config {
-	int		 priority;	/* 1-254 */
-	int		 interval_ms;	/* our advert interval */
-	bool		 has_peer;	/* false: standalone, MASTER from the start */
-	bool		 preempt;	/* a higher-priority BACKUP takes over a MASTER */
-	bool		(*may_preempt)(void *arg); /* asked before preempting; NULL = yes */
-	void		*arg;		/* for may_preempt */
-};
-
-/* What the state machine needs of one authenticated advert from the peer. */
-struct ha_advert {
-	int		 priority;	/* 0-254; 0 = will not or cannot be MASTER */
-	enum hasync_role state;		/* the sender's role */
-	int		 interval_ms;	/* the sender's advert interval */
-	int		 addr_cmp;	/* sign of (sender's node address - ours), never 0 */
-};
-
-/* One node's role and what it knows of its peer. */
-struct ha {
-	struct ha_config conf;		/* as given to ha_init */
-	enum hasync_role role;		/* now */
-	enum hasync_role prev_role;	/* before the last transition */
-	enum hasync_role advert_state;	/* role to advertise (MASTER once at a handover) */
-	bool		 started;	/* between ha_start and ha_stop */
-	bool		 link_up;	/* the VIP interface is usable */
-	bool		 yielding;	/* handed mastership over: no preemption */
-	uint64_t	 next_advert_ms; /* when the next advert is due */
-	uint64_t	 master_down_ms; /* BACKUP: take over if no MASTER advert by then */
-	uint64_t	 last_garp_ms;	/* when a GARP burst was last asked for */
-	bool		 peer_heard;	/* an advert from the peer has arrived */
-	bool		 peer_lost;	/* declared dead by ha_peer_lost, until it speaks */
-	uint64_t	 peer_last_ms;	/* arrival of its last advert */
-	int		 peer_priority;	/* from its last advert */
-	enum hasync_role peer_role;	/* from its last advert */
-	int		 peer_interval_ms; /* from its last advert */
-	uint64_t	 role_changes;	/* transitions so far */
-	char		 reason[160];	/* why the last transition happened */
-};
-
-void		 ha_init(struct ha *, const struct ha_config *);
-unsigned int	 ha_start(struct ha *, uint64_t now);	/* INIT -> BACKUP, or MASTER if standalone */
-unsigned int	 ha_stop(struct ha *, uint64_t now);	/* -> INIT, with a priority-0 advert */
-unsigned int	 ha_timeout(struct ha *, uint64_t now);	/* adverts due, Master_Down */
-unsigned int	 ha_rx_advert(struct ha *, const struct ha_advert *, uint64_t now);
-unsigned int	 ha_peer_lost(struct ha *, const char *reason, uint64_t now);
-unsigned int	 ha_link_changed(struct ha *, bool up, const char *reason, uint64_t now);
-/*
- * Hands mastership to the peer.
- * Returns: the actions; 0 with *why set when refused (not MASTER, no peer,
- * peer not alive or in FAULT: nobody would take over).
- */
-unsigned int	 ha_failover(struct ha *, uint64_t now, const char **why);
-uint64_t	 ha_next_deadline(const struct ha *);	/* HA_NEVER: nothing scheduled */
-int		 ha_advert_priority(const struct ha *);	/* 0 in FAULT, yielding, stopped */
-enum hasync_role ha_advert_state(const struct ha *);	/* the role to put in adverts */
-/* 3 x the peer's interval (ours until it spoke) + (256 - priority) x interval / 1024 (ha.c says why). */
-uint64_t	 ha_master_down_interval(const struct ha *);
-const char	*ha_peer_state(const struct ha *, uint64_t now); /* none/unknown/alive/dead */
-const char	*ha_role_name(enum hasync_role);
 
 /* heartbeat.c */
 /*
@@ -269,6 +71,7 @@ const char	*ha_role_name(enum hasync_role);
 #define HASYNC_INTERVAL_MAX	10000	/* longest advert_interval_ms */
 #define HASYNC_MAX_PEER_ADDR	4	/* peer paths */
 #define HASYNC_NAME_MAX		64	/* node names, with the NUL */
+#define HASYNC_RT_PRIORITY	10	/* SCHED_RR priority of the pacer, as keepalived's */
 
 struct hasync;
 struct event_base;
@@ -292,7 +95,7 @@ struct hasync_config {
 	int		 garp_count;		/* announcements at takeover; 0 = 3 */
 	int		 garp_interval_ms;	/* between them; 0 = 200 */
 	int		 garp_refresh_ms;	/* one more after the burst; 0 = 5000, -1 = none */
-	/* Appended: planned handovers keep connections (steer.c); 0 = off. */
+	/* Planned handovers keep connections (handover.c, steer.c); 0 = off. */
 	int		 handover_drain_s;	/* the old MASTER serves its connections at most this long */
 };
 
@@ -330,7 +133,6 @@ struct hasync_status {
 	uint64_t	 replays;	/* counter not newer than the last taken (same peer run) */
 	uint64_t	 malformed;	/* truncated, oversized, garbage, bad fields */
 	uint64_t	 role_changes;	/* transitions since start */
-	/* Appended after the issue's fields. */
 	int		 advert_priority; /* what we advertise now (0: FAULT, yielding) */
 	uint64_t	 unknown_sender; /* authentic adverts naming another node, or us */
 	uint64_t	 peer_unreachable; /* ICMP port unreachable from a peer path */
@@ -358,7 +160,7 @@ int		 hasync_start(struct hasync *);
 /*
  * `lbctl failover`: MASTER sends a priority-0 advert and becomes BACKUP; the
  * peer takes over at once. This node then does not preempt until it next
- * becomes MASTER because the peer failed (see ha.c above).
+ * becomes MASTER because the peer failed (ha.c, in hasync_int.h).
  * Returns: NULL done, or why not (static text: not MASTER, standalone, peer
  * not alive or in FAULT, peer still draining the last handover).
  */
@@ -381,113 +183,8 @@ void		 hasync_free(struct hasync *);
 void		 hasync_get_status(struct hasync *, struct hasync_status *);
 const char	*hasync_role_str(enum hasync_role);	/* "INIT", "BACKUP", "MASTER", "FAULT" */
 
-/* pacer.c */
-/*
- * Seals and sends this node's adverts (heartbeat.c's only way to send one)
- * and, from a SCHED_RR thread, repeats the last one when lbd's loop is a
- * quarter interval late, so the data plane needs no real-time scheduling.
- * It stops covering for a loop that has sent nothing for 1 s (or 3
- * intervals): a wedged lbd must lose the VIP.
- *
- * Frame of one advert (one UDP datagram, at most PACER_FRAME_MAX bytes):
- *
- *   offset 0     1 byte    version, PACER_FRAME_VERSION
- *   offset 1    24 bytes   nonce, random per frame
- *   offset 25    n bytes   XChaCha20-Poly1305 (IETF) ciphertext of the
- *                          protobuf-c packed Lbd__Advert (n <= PACER_ADVERT_MAX)
- *   offset 25+n 16 bytes   Poly1305 tag
- *
- * The version byte is the AEAD's additional data (authenticated, clear).
- */
-#define PACER_FRAME_VERSION	1	/* first byte of every advert frame */
-#define PACER_NONCE_LEN		24	/* crypto_aead_xchacha20poly1305_ietf_NPUBBYTES */
-#define PACER_TAG_LEN		16	/* crypto_aead_xchacha20poly1305_ietf_ABYTES */
-#define PACER_HEADER_LEN	(1 + PACER_NONCE_LEN)	/* version + nonce */
-#define PACER_ADVERT_MAX	256	/* packed Advert bytes accepted (ours: < 150) */
-#define PACER_FRAME_MAX		(PACER_HEADER_LEN + PACER_ADVERT_MAX + PACER_TAG_LEN)
-#define HASYNC_RT_PRIORITY	10	/* SCHED_RR priority of the pacer, as keepalived's */
-#define PACER_SENT_RING		64	/* send times kept of our last adverts (pacer_sent_at) */
-
-struct pacer;
-
-/* One way to reach the peer. */
-struct pacer_path {
-	struct sockaddr_storage addr;	/* peer address, heartbeat port */
-	socklen_t	 len;		/* of addr */
-	char		 text[INET6_ADDRSTRLEN]; /* for messages */
-};
-
-/* What the pacer needs to seal and send; copied by pacer_new. */
-struct pacer_config {
-	int		 fd;		/* the heartbeat socket; the caller closes it after pacer_free */
-	struct pacer_path paths[HASYNC_MAX_PEER_ADDR]; /* where adverts go */
-	int		 npaths;	/* 1-4 */
-	uint8_t		 key[HASYNC_KEY_LEN]; /* advert subkey */
-	char		 node[HASYNC_NAME_MAX]; /* our node name */
-	uint8_t		 node_addr16[16]; /* our node address, v4-mapped (tie-break) */
-	uint64_t	 boot_id;	/* CLOCK_REALTIME ns at start */
-	uint64_t	 session;	/* random per process start, never 0 (freshness) */
-	int		 interval_ms;	/* advert interval */
-	hasync_log_fn	*log;		/* thread-safe log sink; NULL: silent */
-	void		*log_arg;
-};
-
-/* One advert but its counter, which the pacer numbers. */
-struct pacer_advert {
-	uint32_t	 priority;	/* 0-254 */
-	uint32_t	 state;		/* enum hasync_role */
-	bool		 vip_held;	/* the VIP is on our interface */
-	bool		 bulk_done;	/* our bulk sync is in: we may preempt */
-	bool		 draining;	/* old MASTER serving its connections */
-	bool		 forwarding;	/* new MASTER forwarding unknown ones */
-};
-
-struct pacer	*pacer_new(const struct pacer_config *, char *err, size_t errlen);
-/* Starts the thread (real-time when allowed: pacer_realtime). Returns 0 or -1 with err. */
-int		 pacer_start(struct pacer *, char *err, size_t errlen);
-void		 pacer_stop(struct pacer *);		/* joins the thread; nothing is sent after */
-void		 pacer_free(struct pacer *);		/* stops it first */
-/* From lbd's loop: send a now, and keep repeating it while the loop is late. */
-void		 pacer_send(struct pacer *, const struct pacer_advert *);
-bool		 pacer_realtime(const struct pacer *);	/* the thread runs SCHED_RR/FIFO */
-/*
- * From lbd's loop: every advert from now on echoes the peer's advert
- * (session, counter) that heartbeat.c took last, so the peer can tell
- * its adverts were heard by this run (freshness, heartbeat.c).
- */
-void		 pacer_set_echo(struct pacer *, uint64_t session, uint64_t counter);
-/*
- * When our advert numbered counter was sent (hasync_now_ms), if it is one
- * of the last PACER_SENT_RING. Returns: true and *ms set, false unknown.
- */
-bool		 pacer_sent_at(struct pacer *, uint64_t counter, uint64_t *ms);
-/* Datagrams sent; adverts the thread sent for a late loop; times it went quiet. */
-void		 pacer_get_counts(struct pacer *, uint64_t *sent, uint64_t *paced,
-		    uint64_t *lapses);
-
 /* channel.c */
-/*
- * The replication channel: ONE TCP connection between the two nodes on
- * sync_port, authenticated and encrypted with keys derived from the cluster
- * key and both sides' fresh nonces (wire format: proto/README.md). It
- * carries Lbd__SyncFrame messages, sends keepalives, and reports the peer's
- * process death at once (its kernel closes the socket: EOF or reset; the
- * segments are TCP_MD5SIG-signed, so no other host can fake that close).
- *
- * The node whose node address is the lower one connects (peer paths in
- * turn, exponential backoff), the other only accepts; peer_addr[0] must be
- * the peer's node address so both nodes agree. A new authenticated
- * connection replaces an old one.
- *
- * Integration (lbd): down(peer_died = true) -> hasync_peer_lost(). A
- * graceful stop closes the channel too and is reported the same way; the
- * heartbeat's priority-0 advert, sent first, has then already handed over.
- */
-#define CHANNEL_KEEPALIVE_MS	1000		/* default keepalive_ms */
-#define CHANNEL_DEAD_MS		3000		/* default dead_ms */
-#define CHANNEL_QUEUE_MAX	(64u << 20)	/* default max_queue_bytes: 64 MiB */
-#define CHANNEL_FRAME_MAX	(1u << 20)	/* largest frame body on the wire */
-
+/* The replication channel (hasync_int.h says how it works); sync.c owns it. */
 struct channel;
 struct Lbd__SyncFrame;
 
@@ -505,21 +202,6 @@ struct channel_config {
 	size_t		 max_queue_bytes;	/* output queue cap; 0 = CHANNEL_QUEUE_MAX */
 };
 
-/* All optional; called from the event loop. They must not call channel_free. */
-struct channel_callbacks {
-	void		(*up)(void *arg);	/* authenticated: send the bulk now */
-	/*
-	 * The up channel closed (handshake failures are not reported: it was
-	 * never up). peer_died: EOF or reset from the authenticated peer, i.e.
-	 * its process is gone; false for drops we decided (bad frame, silence,
-	 * replaced).
-	 */
-	void		(*down)(void *arg, const char *reason, bool peer_died);
-	/* One authenticated frame, Keepalive included; valid during the call only. */
-	void		(*frame)(void *arg, const struct Lbd__SyncFrame *f);
-	void		(*log)(void *arg, int level, const char *msg); /* 0 warn, 1 info, 2 debug */
-};
-
 /* For `lbctl status`. */
 struct channel_status {
 	const char	*state;		/* "down", "connecting", "handshake", "up" */
@@ -533,46 +215,17 @@ struct channel_status {
 	uint64_t	 oversized;	/* length over the limit */
 	uint64_t	 reconnects;	/* times the channel came up again after being up */
 	int64_t		 up_since_ms;	/* how long it has been up, -1 when it is not */
-	/* Appended after the issue's fields. */
 	uint64_t	 rejected;	/* connections refused: not from a peer address, or wrong side */
 	uint64_t	 queue_full;	/* channel_send refused: output queue at max_queue_bytes */
 	uint64_t	 peer_boot_id;	/* peer's Hello.boot_id, 0 before the first handshake */
 	bool		 tcp_md5;	/* segments TCP_MD5SIG-signed: a close is taken for a death */
 };
 
-/*
- * Checks the config and derives the channel keys (the cluster key is not
- * kept). Nothing is opened before channel_start.
- * Returns NULL with a message in err on a bad config or no memory.
- */
-struct channel	*channel_new(struct event_base *, const struct channel_config *,
-		    const struct channel_callbacks *, void *arg, char *err, size_t errlen);
-/*
- * Listens on node_addr:sync_port (SO_REUSEADDR; the wildcard with several
- * peer paths) and, on the connecting side, connects to the peer.
- * Returns: 0 listening, -1 failed (logged: port in use, address not here).
- */
-int		 channel_start(struct channel *);
-/*
- * Seals f into the output queue. Returns: 0 queued, -1 not up, queue
- * would exceed max_queue_bytes, frame over CHANNEL_FRAME_MAX, or a Hello/Bye
- * (the channel's own).
- */
-int		 channel_send(struct channel *, const struct Lbd__SyncFrame *);
-size_t		 channel_queued(const struct channel *);	/* bytes waiting to be written */
 void		 channel_get_status(struct channel *, struct channel_status *);
-/*
- * The peer was just heard again (its first advert, a restart, or after a
- * silence): a connector waiting out its backoff connects now, with the
- * backoff reset. Nothing happens on the accepting side or while connected.
- */
-void		 channel_kick(struct channel *);
-/* Closes everything at once (the peer sees EOF: peer_died); calls no callback. */
-void		 channel_free(struct channel *);
 
 /* sync.c */
 /*
- * Replication of lbd's sticky tables over the channel (SPEC 7); the store
+ * Replication of lbd's sticky tables over the channel; the store
  * (the tables) stays in lbd, behind struct sync_callbacks.
  *
  * - Incremental: the store keeps a dirty mark per entry (pending changes
@@ -602,7 +255,6 @@ void		 channel_free(struct channel *);
 #define SYNC_LAG_WINDOW		1024	/* lag samples kept for p50/p99 */
 
 struct sync;
-struct channel_config;
 
 /* One sticky entry as the sync layer and its store exchange it. */
 struct sync_entry {

@@ -1,10 +1,13 @@
 /*
- * heartbeat.c - the HA heartbeat on lbd's event loop: sealed UDP adverts to
- * the peer, the VIP (add, remove, GARP), and a netlink watch of the VIP
- * and its link, all driven by ha.c. ICMP errors about adverts are counted
- * and logged, never acted on: anyone on the path can forge them.
+ * heartbeat.c - the HA heartbeat on lbd's event loop: the advert socket,
+ * what is received and whether it is fresh, the timers, and the roles
+ * ha.c decides carried out on the VIP (add, remove, GARP). A planned
+ * handover's hold, drain and forwarding are handover.c's; the netlink
+ * watch of the VIP and its link is nlwatch.c's. ICMP errors about adverts
+ * are counted and logged, never acted on: anyone on the path can forge
+ * them.
  *
- * Adverts are sealed and sent by pacer.c (hasync.h has the frame layout),
+ * Adverts are sealed and sent by pacer.c (hasync_int.h has the frame layout),
  * which also keeps them on time when this loop is late.
  * The key is derived from the cluster key (crypto_kdf, context "lbdadvrt")
  * so adverts and the replication channel never share a key. Random 192-bit
@@ -71,17 +74,11 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <netlink/errno.h>
-#include <netlink/msg.h>
-#include <netlink/netlink.h>
-#include <netlink/object.h>
-#include <netlink/route/addr.h>
-#include <netlink/route/link.h>
 #include <netlink/socket.h>
 #include <sodium.h>
 
 #include "hasync.pb-c.h"
-#include "hasync.h"
+#include "hasync_int.h"
 
 #define HB_FRAME_VERSION	PACER_FRAME_VERSION	/* first byte of every advert frame */
 #define HB_HEADER_LEN		PACER_HEADER_LEN	/* version + nonce */
@@ -96,111 +93,16 @@
 #define HB_TOS_CS6		0xc0	/* DSCP CS6 "network control", as VRRP */
 #define HB_SO_PRIORITY		6	/* highest SO_PRIORITY without CAP_NET_ADMIN */
 #define HB_LOG_INTERVAL_MS	1000	/* at most one line per kind per second */
-#define HB_NL_RCVBUF		(1 << 20)	/* netlink event socket buffer */
 #define HB_GARP_COUNT		3	/* default announcements at takeover */
 #define HB_GARP_INTERVAL_MS	200	/* default spacing of the burst */
 #define HB_GARP_REFRESH_MS	5000	/* default delay of the one refresh */
 #define HB_GARP_COUNT_MAX	100	/* sanity bound on garp_count */
-#define HB_HOLD_INTERVALS	3	/* handover: keep the VIP this many intervals at most */
-#define HB_DRAIN_MIN_MS		500	/* draining: time for handshakes begun here to complete */
-#define HB_FWD_WAIT_INTERVALS	3	/* forwarding: adverts to wait for the peer's "draining" */
-#define HB_FWD_SLACK_MS		2000	/* forwarding outlives the peer's drain limit by this */
 #define HB_FRESH_INTERVALS	4	/* an echo of our advert at most this many intervals old is fresh */
-#define HB_RETIRED		8	/* replaced peer sessions remembered */
 #define HB_REPLY_DIV		2	/* adverts at once to a new session: one per interval / this */
 
-/* Kinds of rate-limited log lines. */
-enum hb_logkind {
-	HB_LOG_AUTH = 0,		/* wrong key / forged */
-	HB_LOG_REPLAY,			/* old boot_id/counter */
-	HB_LOG_STALE,			/* not fresh: a recording, or the peer has not heard us */
-	HB_LOG_MALFORMED,		/* bad frame or fields */
-	HB_LOG_UNKNOWN,			/* authentic, but another node name */
-	HB_LOG_ICMP,			/* errors from the error queue */
-	HB_LOG_NETLINK,			/* netlink watch trouble */
-	HB_LOG_VIP,			/* VIP add/remove/announce trouble */
-	HB_LOG_KINDS
-};
-
-/* One way to reach the peer. */
-struct hb_path {
-	struct sockaddr_storage addr;	/* peer address, heartbeat port */
-	socklen_t	 len;		/* of addr */
-	char		 text[INET6_ADDRSTRLEN]; /* for messages */
-};
-
-/* The heartbeat of one node. */
-struct hasync {
-	struct event_base *base;	/* lbd's loop */
-	struct hasync_config conf;	/* copy, defaults applied */
-	struct hasync_callbacks cb;	/* copy */
-	void		*arg;		/* for the callbacks */
-	struct ha	 ha;		/* the role state machine */
-	uint8_t		 key[HASYNC_KEY_LEN]; /* advert subkey */
-	uint8_t		 node_addr16[16]; /* our node address, v4-mapped: tie-break */
-	int		 family;	/* AF_INET or AF_INET6 */
-	int		 fd;		/* UDP heartbeat socket */
-	struct event	*ev_read;	/* adverts and ICMP errors in */
-	struct event	*ev_timer;	/* ha_next_deadline */
-	struct event	*ev_garp;	/* announcement schedule */
-	struct event	*ev_hold;	/* handover: release the VIP when it fires */
-	bool		 holding;	/* BACKUP that keeps the VIP until the peer is MASTER */
-	struct steer	*steer;		/* NULL: a handover releases the VIP at once */
-	struct event	*ev_steer;	/* drain and forwarding checks, every interval */
-	bool		 draining;	/* old MASTER: VIP hidden on lo for connections begun here */
-	uint64_t	 drain_start_ms; /* when draining began */
-	uint64_t	 fwd_start_ms;	/* when forwarding began */
-	bool		 peer_draining;	/* the peer's last advert said draining */
-	bool		 peer_forwarding; /* the peer's last advert said forwarding */
-	struct event	*ev_nl;		/* netlink events in */
-	struct hb_path	 paths[HASYNC_MAX_PEER_ADDR]; /* where adverts go */
-	int		 npaths;
-	uint64_t	 boot_id;	/* ours: CLOCK_REALTIME ns at hasync_new (older peers) */
-	uint64_t	 session;	/* ours: random per process start, never 0 */
-	struct pacer	*pacer;		/* seals and sends our adverts; NULL standalone */
-	bool		 peer_confirmed; /* peer_session was confirmed by a fresh advert */
-	uint64_t	 peer_session;	/* the peer's run whose adverts we take */
-	uint64_t	 peer_counter;	/* last taken advert's counter */
-	uint64_t	 cand_session;	/* latest unconfirmed session heard (echoed), 0 none */
-	uint64_t	 cand_counter;	/* its highest counter heard */
-	struct {
-		uint64_t session;	/* a peer session replaced by a newer run */
-		uint64_t counter;	/* the last counter taken from it: its floor */
-	}		 retired[HB_RETIRED]; /* recordings of these are never taken again */
-	int		 nretired;	/* sessions retired so far (slots reused round robin) */
-	uint64_t	 last_reply_ms;	/* when we last sent an advert at once to a new session */
-	bool		 legacy_seen;	/* an advert without session was taken (older peer) */
-	uint64_t	 legacy_boot;	/* its boot_id */
-	uint64_t	 legacy_counter; /* its counter */
-	bool		 legacy_warned;	/* the older-peer warning was logged */
-	bool		 started;	/* between hasync_start and hasync_stop */
-	struct vip	*vip;		/* NULL: no VIP management */
-	struct nl_sock	*nl_event;	/* subscribed to link and address events */
-	struct nl_sock	*nl_query;	/* link lookups */
-	int		 ifindex;	/* of the VIP interface, 0 = unknown/gone */
-	bool		 nl_dirty;	/* an event concerned our link or addresses */
-	int		 garp_left;	/* announcements still to send */
-	uint64_t	 received;	/* valid adverts taken */
-	uint64_t	 auth_failures;	/* failed authentication */
-	uint64_t	 replays;	/* not newer than the last taken */
-	uint64_t	 stale;		/* authentic but not fresh: recorded, or peer has not heard us */
-	uint64_t	 malformed;	/* bad frame or fields */
-	uint64_t	 unknown_sender; /* authentic, another node name */
-	uint64_t	 unreachable;	/* ICMP port unreachable from a path */
-	struct hasync_rlimit rl[HB_LOG_KINDS]; /* log rate limit per kind */
-};
-
-static void	hb_log(struct hasync *, int, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
-static void	hb_log_limited(struct hasync *, enum hb_logkind, int, const char *, ...)
-		    __attribute__((format(printf, 4, 5)));
-static const char *hb_addr_str(const struct sockaddr *, char *, size_t);
-static void	hb_addr16(const struct sockaddr *, uint8_t[16]);
 static int	hb_check_config(const struct hasync_config *, char *, size_t);
 static int	hb_open_socket(struct hasync *, char *, size_t);
-static int	hb_open_netlink(struct hasync *, char *, size_t);
 static struct pacer *hb_pacer_new(struct hasync *, char *, size_t);
-static void	hb_send_advert(struct hasync *);
 static void	hb_on_read(evutil_socket_t, short, void *);
 static void	hb_read_errqueue(struct hasync *);
 static void	hb_path_refused(struct hasync *, const struct sockaddr_storage *);
@@ -212,31 +114,11 @@ static bool	hb_retired(const struct hasync *, uint64_t, uint64_t);
 static void	hb_reply(struct hasync *);
 static void	hb_on_timer(evutil_socket_t, short, void *);
 static void	hb_on_garp(evutil_socket_t, short, void *);
-static void	hb_on_netlink(evutil_socket_t, short, void *);
-static int	hb_nl_valid(struct nl_msg *, void *);
-static void	hb_nl_object(struct nl_object *, void *);
-static void	hb_watch_check(struct hasync *);
-static int	hb_link_query(struct hasync *, bool *);
-static void	hb_apply(struct hasync *, unsigned int);
-static void	hb_schedule(struct hasync *);
-static void	hb_vip_take(struct hasync *);
-static void	hb_vip_release(struct hasync *);
-static void	hb_on_hold(evutil_socket_t, short, void *);
-static void	hb_steer_open(struct hasync *);
-static bool	hb_peer_alive(struct hasync *);
-static void	hb_step_aside(struct hasync *);
-static void	hb_drain_end(struct hasync *, const char *);
-static void	hb_forward_start(struct hasync *);
-static void	hb_forward_stop(struct hasync *, const char *);
-static void	hb_steer_schedule(struct hasync *);
-static void	hb_on_steer(evutil_socket_t, short, void *);
-static void	hb_hold_start(struct hasync *);
-static void	hb_garp_start(struct hasync *);
 static void	hb_garp_next(struct hasync *);
 
 /* ---------------------------------------------------------------- helpers */
 
-static void
+void
 hb_log(struct hasync *h, int level, const char *fmt, ...)
 {
 	va_list ap;
@@ -247,7 +129,7 @@ hb_log(struct hasync *h, int level, const char *fmt, ...)
 }
 
 /* Logs at most one line per kind per HB_LOG_INTERVAL_MS; counts the rest. */
-static void
+void
 hb_log_limited(struct hasync *h, enum hb_logkind kind, int level, const char *fmt, ...)
 {
 	va_list ap;
@@ -255,38 +137,6 @@ hb_log_limited(struct hasync *h, enum hb_logkind kind, int level, const char *fm
 	va_start(ap, fmt);
 	hasync_vlog_limited(h->cb.log, h->arg, &h->rl[kind], HB_LOG_INTERVAL_MS, level, fmt, ap);
 	va_end(ap);
-}
-
-static const char *
-hb_addr_str(const struct sockaddr *sa, char *buf, size_t len)
-{
-	const void *a;
-
-	if (sa->sa_family == AF_INET)
-		a = &((const struct sockaddr_in *)sa)->sin_addr;
-	else if (sa->sa_family == AF_INET6)
-		a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-	else {
-		snprintf(buf, len, "(family %d)", sa->sa_family);
-		return buf;
-	}
-	if (inet_ntop(sa->sa_family, a, buf, (socklen_t)len) == NULL)
-		snprintf(buf, len, "(bad address)");
-	return buf;
-}
-
-/* 16 bytes, IPv4 as ::ffff:a.b.c.d, so both families compare alike. */
-static void
-hb_addr16(const struct sockaddr *sa, uint8_t out[16])
-{
-	memset(out, 0, 16);
-	if (sa->sa_family == AF_INET6) {
-		memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-	} else if (sa->sa_family == AF_INET) {
-		out[10] = 0xff;
-		out[11] = 0xff;
-		memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	}
 }
 
 const char *
@@ -301,13 +151,10 @@ hasync_role_str(enum hasync_role role)
 static int
 hb_check_config(const struct hasync_config *c, char *err, size_t errlen)
 {
-	int i, fam = c->node_addr.ss_family;
+	int fam = c->node_addr.ss_family;
 
-	if (c->node_name[0] == '\0' || strnlen(c->node_name, sizeof(c->node_name)) ==
-	    sizeof(c->node_name)) {
-		hasync_errf(err, errlen, "node name must be 1-%d characters", HASYNC_NAME_MAX - 1);
+	if (confcheck_name(c->node_name, "node", err, errlen) == -1)
 		return -1;
-	}
 	if (c->priority < 1 || c->priority > 254) {
 		hasync_errf(err, errlen, "priority %d out of range 1-254", c->priority);
 		return -1;
@@ -334,28 +181,10 @@ hb_check_config(const struct hasync_config *c, char *err, size_t errlen)
 		hasync_errf(err, errlen, "heartbeat port must be 1-65535");
 		return -1;
 	}
-	if (c->peer_name[0] == '\0' || strnlen(c->peer_name, sizeof(c->peer_name)) ==
-	    sizeof(c->peer_name)) {
-		hasync_errf(err, errlen, "peer name must be 1-%d characters", HASYNC_NAME_MAX - 1);
+	if (confcheck_peer(c->node_name, c->peer_name, err, errlen) == -1)
 		return -1;
-	}
-	if (strcmp(c->peer_name, c->node_name) == 0) {
-		hasync_errf(err, errlen, "peer name \"%s\" equals the node name; give each node "
-		    "its own name", c->peer_name);
+	if (confcheck_paths(fam, c->peer_addr, c->npeer_addr, err, errlen) == -1)
 		return -1;
-	}
-	if (c->npeer_addr < 1 || c->npeer_addr > HASYNC_MAX_PEER_ADDR) {
-		hasync_errf(err, errlen, "%d peer addresses: need 1-%d", c->npeer_addr,
-		    HASYNC_MAX_PEER_ADDR);
-		return -1;
-	}
-	for (i = 0; i < c->npeer_addr; i++) {
-		if (c->peer_addr[i].ss_family != fam) {
-			hasync_errf(err, errlen, "peer address %d is not of the node address's "
-			    "family (IPv4/IPv6)", i + 1);
-			return -1;
-		}
-	}
 	return 0;
 }
 
@@ -422,7 +251,7 @@ hb_open_socket(struct hasync *h, char *err, size_t errlen)
 	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) == -1) {
 		hasync_errf(err, errlen, "cannot bind heartbeat socket to %s port %u: %s%s",
 		    h->npaths > 1 ? "any address" :
-		    hb_addr_str((struct sockaddr *)&local, a, sizeof(a)),
+		    hasync_addr_str((struct sockaddr *)&local, a, sizeof(a)),
 		    h->conf.heartbeat_port, strerror(errno),
 		    errno == EADDRINUSE ? " (another lbd running?)" :
 		    errno == EADDRNOTAVAIL ? " (node address not on this host?)" : "");
@@ -431,44 +260,6 @@ hb_open_socket(struct hasync *h, char *err, size_t errlen)
 	return 0;
 }
 
-/*
- * The netlink watch: one socket subscribed to link events and to address
- * events of the VIP's family, parsed by libnl into rtnl_link/rtnl_addr
- * objects; another for link lookups (a subscribed socket would mix event
- * messages into the replies).
- * Returns: 0, -1 failed (err filled).
- */
-static int
-hb_open_netlink(struct hasync *h, char *err, size_t errlen)
-{
-	int rc, group;
-
-	group = h->conf.vip_addr.ss_family == AF_INET ? RTNLGRP_IPV4_IFADDR :
-	    RTNLGRP_IPV6_IFADDR;
-	if ((h->nl_event = nl_socket_alloc()) == NULL ||
-	    (h->nl_query = nl_socket_alloc()) == NULL) {
-		hasync_errf(err, errlen, "out of memory (netlink socket)");
-		return -1;
-	}
-	/* Events are not answers to our requests: no sequence numbers. */
-	nl_socket_disable_seq_check(h->nl_event);
-	nl_socket_modify_cb(h->nl_event, NL_CB_VALID, NL_CB_CUSTOM, hb_nl_valid, h);
-	if ((rc = nl_connect(h->nl_event, NETLINK_ROUTE)) < 0 ||
-	    (rc = nl_socket_add_memberships(h->nl_event, RTNLGRP_LINK, group, 0)) < 0 ||
-	    (rc = nl_socket_set_nonblocking(h->nl_event)) < 0 ||
-	    (rc = nl_connect(h->nl_query, NETLINK_ROUTE)) < 0) {
-		hasync_errf(err, errlen, "netlink watch: %s", nl_geterror(rc));
-		return -1;
-	}
-	/*
-	 * A big receive buffer: a burst of address changes elsewhere on the
-	 * host (containers) must not overflow it. If it still does, we
-	 * recheck everything (hb_on_netlink).
-	 */
-	if ((rc = nl_socket_set_buffer_size(h->nl_event, HB_NL_RCVBUF, 0)) < 0)
-		hb_log(h, 2, "netlink watch: buffer size: %s", nl_geterror(rc));
-	return 0;
-}
 
 /* The pacer for our socket and paths (hb_open_socket first). */
 static struct pacer *
@@ -505,7 +296,6 @@ hasync_new(struct event_base *base, const struct hasync_config *conf,
 {
 	struct hasync *h = NULL;
 	struct ha_config hc;
-	struct timespec ts;
 	int i;
 
 	if (base == NULL || conf == NULL) {
@@ -535,19 +325,18 @@ hasync_new(struct event_base *base, const struct hasync_config *conf,
 		h->conf.garp_interval_ms = HB_GARP_INTERVAL_MS;
 	if (h->conf.garp_refresh_ms == 0)
 		h->conf.garp_refresh_ms = HB_GARP_REFRESH_MS;
-	hb_addr16((const struct sockaddr *)&conf->node_addr, h->node_addr16);
+	hasync_addr16((const struct sockaddr *)&conf->node_addr, h->node_addr16);
 	crypto_kdf_derive_from_key(h->key, sizeof(h->key), HB_KDF_ID, HB_KDF_CONTEXT,
 	    conf->key);
 	sodium_memzero(h->conf.key, sizeof(h->conf.key));	/* only the subkey stays */
-	clock_gettime(CLOCK_REALTIME, &ts);
-	h->boot_id = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	h->boot_id = hasync_wall_ns();
 	while (h->session == 0)		/* 0 means "no session" (older lbd) */
 		randombytes_buf(&h->session, sizeof(h->session));
 
 	if (conf->has_peer) {
 		h->npaths = conf->npeer_addr;
 		for (i = 0; i < h->npaths; i++) {
-			struct hb_path *p = &h->paths[i];
+			struct pacer_path *p = &h->paths[i];
 
 			memcpy(&p->addr, &conf->peer_addr[i], sizeof(p->addr));
 			if (h->family == AF_INET) {
@@ -559,7 +348,7 @@ hasync_new(struct event_base *base, const struct hasync_config *conf,
 				    htons(conf->heartbeat_port);
 				p->len = sizeof(struct sockaddr_in6);
 			}
-			hb_addr_str((struct sockaddr *)&p->addr, p->text, sizeof(p->text));
+			hasync_addr_str((struct sockaddr *)&p->addr, p->text, sizeof(p->text));
 		}
 		if (hb_open_socket(h, err, errlen) == -1)
 			goto fail;
@@ -571,22 +360,22 @@ hasync_new(struct event_base *base, const struct hasync_config *conf,
 		    conf->vip_prefixlen, err, errlen);
 		if (h->vip == NULL)
 			goto fail;
-		if (hb_open_netlink(h, err, errlen) == -1)
+		if (nlwatch_open(h, err, errlen) == -1)
 			goto fail;
 		if (conf->has_peer && conf->handover_drain_s > 0)
-			hb_steer_open(h);
+			handover_open(h);
 	}
 
 	if ((h->ev_timer = evtimer_new(base, hb_on_timer, h)) == NULL ||
 	    (h->ev_garp = evtimer_new(base, hb_on_garp, h)) == NULL ||
-	    (h->ev_hold = evtimer_new(base, hb_on_hold, h)) == NULL ||
-	    (h->ev_steer = evtimer_new(base, hb_on_steer, h)) == NULL)
+	    (h->ev_hold = evtimer_new(base, handover_on_hold, h)) == NULL ||
+	    (h->ev_steer = evtimer_new(base, handover_on_timer, h)) == NULL)
 		goto nomem;
 	if (h->fd != -1 &&
 	    (h->ev_read = event_new(base, h->fd, EV_READ | EV_PERSIST, hb_on_read, h)) == NULL)
 		goto nomem;
 	if (h->nl_event != NULL && (h->ev_nl = event_new(base, nl_socket_get_fd(h->nl_event),
-	    EV_READ | EV_PERSIST, hb_on_netlink, h)) == NULL)
+	    EV_READ | EV_PERSIST, nlwatch_on_event, h)) == NULL)
 		goto nomem;
 	/*
 	 * Priority 0, the most urgent: if lbd gives its base several
@@ -651,7 +440,7 @@ hasync_free(struct hasync *h)
 /* ---------------------------------------------------------------- adverts */
 
 /* One advert to every peer path, with the role and priority of now. */
-static void
+void
 hb_send_advert(struct hasync *h)
 {
 	struct pacer_advert a;
@@ -755,7 +544,7 @@ hb_read_errqueue(struct hasync *h)
 				hb_path_refused(h, &dst);
 			} else {
 				hb_log_limited(h, HB_LOG_ICMP, 2, "heartbeat to %s: %s",
-				    hb_addr_str((struct sockaddr *)&dst, a, sizeof(a)),
+				    hasync_addr_str((struct sockaddr *)&dst, a, sizeof(a)),
 				    strerror((int)ee->ee_errno));
 			}
 		}
@@ -780,7 +569,7 @@ hb_path_refused(struct hasync *h, const struct sockaddr_storage *dst)
 	hb_log_limited(h, HB_LOG_ICMP, hb_peer_alive(h) ? 1 : 2, "ICMP port unreachable for our advert to %s "
 	    "(%llu so far): no lbd listening there, or forged; not acted on (a takeover "
 	    "needs the sync channel's signed close or Master_Down)",
-	    hb_addr_str((const struct sockaddr *)dst, a, sizeof(a)),
+	    hasync_addr_str((const struct sockaddr *)dst, a, sizeof(a)),
 	    (unsigned long long)h->unreachable);
 }
 
@@ -797,7 +586,7 @@ hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
 	int cmp;
 	bool heard_anew;
 
-	hb_addr_str(from, a, sizeof(a));
+	hasync_addr_str(from, a, sizeof(a));
 	if (trunc || n > HB_FRAME_MAX || n < HB_HEADER_LEN + HB_TAG_LEN ||
 	    buf[0] != HB_FRAME_VERSION) {
 		h->malformed++;
@@ -859,7 +648,7 @@ hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
 	hb_apply(h, ha_rx_advert(&h->ha, &in, hasync_now_ms()));
 	if (h->holding && in.state == HASYNC_MASTER && h->ha.role != HASYNC_MASTER) {
 		hb_log(h, 1, "handover done: %s is MASTER", adv->node);
-		hb_step_aside(h);
+		handover_step_aside(h);
 	}
 	if (heard_anew)
 		hb_reply(h);	/* our echo of it lets the peer confirm us now */
@@ -1043,7 +832,7 @@ hb_on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Arms the one timer for the state machine's next deadline. */
-static void
+void
 hb_schedule(struct hasync *h)
 {
 	uint64_t now = hasync_now_ms(), d, delay;
@@ -1064,14 +853,14 @@ hb_schedule(struct hasync *h)
 }
 
 /* Carries out ha.c's actions, then re-arms the timer. */
-static void
+void
 hb_apply(struct hasync *h, unsigned int acts)
 {
 	enum hasync_role from = h->ha.prev_role, to = h->ha.role;
 
 	/* Taking over: VIP first, so the advert that says MASTER is true. */
 	if (acts & HA_ACT_BECOME_MASTER) {
-		hb_forward_start(h);
+		handover_forward_start(h);
 		hb_vip_take(h);
 	}
 	if (acts & HA_ACT_GARP_BURST)
@@ -1082,7 +871,7 @@ hb_apply(struct hasync *h, unsigned int acts)
 	 * GARP leaves, clients still send to the node that just died.
 	 */
 	if ((acts & HA_ACT_BECOME_MASTER) && h->draining)
-		hb_drain_end(h, "MASTER again");
+		handover_drain_end(h, "MASTER again");
 	if (acts & HA_ACT_ADVERT)
 		hb_send_advert(h);
 	/*
@@ -1093,17 +882,17 @@ hb_apply(struct hasync *h, unsigned int acts)
 	 * SYNs are lost. Both holding it for a moment is harmless: both proxy.
 	 */
 	if (acts & (HA_ACT_BECOME_BACKUP | HA_ACT_BECOME_FAULT | HA_ACT_BECOME_INIT))
-		hb_forward_stop(h, "no longer MASTER");
+		handover_forward_stop(h, "no longer MASTER");
 	if ((acts & HA_ACT_BECOME_BACKUP) && from == HASYNC_MASTER &&
 	    h->ha.peer_role != HASYNC_MASTER && h->vip != NULL && vip_held(h->vip))
-		hb_hold_start(h);
+		handover_hold_start(h);
 	else if ((acts & HA_ACT_BECOME_BACKUP) && from == HASYNC_MASTER &&
 	    h->ha.peer_role == HASYNC_MASTER)
-		hb_step_aside(h);	/* the peer preempted: it forwards our connections */
+		handover_step_aside(h);	/* the peer preempted: it forwards our connections */
 	else if (acts & (HA_ACT_BECOME_BACKUP | HA_ACT_BECOME_FAULT | HA_ACT_BECOME_INIT)) {
 		hb_vip_release(h);
 		if (h->draining && !(acts & HA_ACT_BECOME_BACKUP))
-			hb_drain_end(h, "FAULT or stopping: connections left are cut");
+			handover_drain_end(h, "FAULT or stopping: connections left are cut");
 	} else if ((acts & HA_ACT_BECOME_MASTER) && h->holding) {
 		h->holding = false;
 		evtimer_del(h->ev_hold);
@@ -1119,207 +908,14 @@ hb_apply(struct hasync *h, unsigned int acts)
 
 /* ---------------------------------------------------------------- VIP */
 
-/* Handover: keep the VIP until the peer's MASTER advert, at most HB_HOLD_INTERVALS. */
-static void
-hb_hold_start(struct hasync *h)
-{
-	uint64_t	 ms = (uint64_t)HB_HOLD_INTERVALS * (uint64_t)h->conf.advert_interval_ms;
-	struct timeval	 tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-
-	h->holding = true;
-	h->garp_left = 0;
-	evtimer_del(h->ev_garp);
-	evtimer_add(h->ev_hold, &tv);
-	hb_log(h, 1, "handing over: keeping the VIP until %s is MASTER (at most %llu ms)",
-	    h->conf.peer_name, (unsigned long long)ms);
-}
-
-static void
-hb_on_hold(evutil_socket_t fd, short what, void *arg)
-{
-	struct hasync	*h = arg;
-
-	if (!h->holding)
-		return;
-	hb_log(h, 0, "handover: %s did not say MASTER within %d ms: releasing the VIP anyway",
-	    h->conf.peer_name, HB_HOLD_INTERVALS * h->conf.advert_interval_ms);
-	hb_vip_release(h);
-}
-
-/* ---------------------------------------------------------------- steering */
-
-/* Handover steering (steer.c) when the kernel and libnftables allow it. */
-static void
-hb_steer_open(struct hasync *h)
-{
-	char err[256];
-
-	if (h->conf.peer_addr[0].ss_family != h->conf.vip_addr.ss_family) {
-		hb_log(h, 0, "handover steering off: the VIP and peer.address[0] are of different "
-		    "families; a planned failover will cut connections in flight");
-		return;
-	}
-	if ((h->steer = steer_new(h->conf.vip_ifname, (const struct sockaddr *)&h->conf.vip_addr,
-	    err, sizeof(err))) == NULL)
-		hb_log(h, 0, "handover steering off: %s; a planned failover will cut "
-		    "connections in flight", err);
-}
-
-/*
- * The peer took the VIP while alive (handover done, or it preempted) and
- * says it forwards the packets of connections begun here (not after a
- * split brain: it did not track its own connections then): with
- * steering, the VIP moves to lo, hidden, and this node serves the
- * connections begun here (the peer forwards their packets) until they end
- * or handover_drain_s passes. Without, the VIP goes at once.
- */
-static void
-hb_step_aside(struct hasync *h)
-{
-	char err[256], msg[160];
-
-	if (h->steer == NULL || h->vip == NULL || !vip_held(h->vip) || !h->peer_forwarding) {
-		hb_vip_release(h);
-		return;
-	}
-	if (steer_hide_on(h->steer, err, sizeof(err)) == -1) {
-		hb_log(h, 0, "handover: cannot keep serving connections begun here: %s", err);
-		steer_hide_off(h->steer, err, sizeof(err));
-		hb_vip_release(h);
-		return;
-	}
-	hb_vip_release(h);
-	h->draining = true;
-	h->drain_start_ms = hasync_now_ms();
-	snprintf(msg, sizeof(msg), "VIP hidden on lo; serving the %llu connections begun here "
-	    "until they end (at most %d s)", (unsigned long long)(h->cb.connections != NULL ?
-	    h->cb.connections(h->arg) : 0), h->conf.handover_drain_s);
-	hb_log(h, 1, "handover: %s", msg);
-	if (h->cb.handover != NULL)
-		h->cb.handover(h->arg, "draining", msg);
-	hb_send_advert(h);	/* tell the peer now: it keeps forwarding */
-	hb_steer_schedule(h);
-}
-
-static bool
+/* The peer is heard and alive (ha.c). */
+bool
 hb_peer_alive(struct hasync *h)
 {
 	return strcmp(ha_peer_state(&h->ha, hasync_now_ms()), "alive") == 0;
 }
 
-/* Stops draining: the hidden VIP leaves lo; connections left are cut. */
-static void
-hb_drain_end(struct hasync *h, const char *why)
-{
-	char err[256], msg[160];
-
-	if (!h->draining)
-		return;
-	h->draining = false;
-	if (steer_hide_off(h->steer, err, sizeof(err)) == -1)
-		hb_log_limited(h, HB_LOG_VIP, 0, "handover: %s", err);
-	snprintf(msg, sizeof(msg), "after %llu ms (%s)",
-	    (unsigned long long)(hasync_now_ms() - h->drain_start_ms), why);
-	hb_log(h, 1, "handover: drained %s", msg);
-	if (h->cb.handover != NULL)
-		h->cb.handover(h->arg, "drained", msg);
-}
-
-/*
- * Becoming MASTER while the peer lives: its connections' packets, which now
- * reach us, go back to it. Before the VIP is added, so that every one of our
- * own connections is tracked from its SYN.
- */
-static void
-hb_forward_start(struct hasync *h)
-{
-	char err[256];
-
-	if (h->steer == NULL || !hb_peer_alive(h))
-		return;
-	if (h->draining) {
-		/* Our own old connections were never tracked: they would go too. */
-		hb_log(h, 0, "handover: not forwarding %s's connections: still serving ours "
-		    "from the last handover", h->conf.peer_name);
-		return;
-	}
-	if (steer_forward_on(h->steer, (const struct sockaddr *)&h->conf.peer_addr[0], err,
-	    sizeof(err)) == -1) {
-		hb_log(h, 0, "handover: cannot forward the connections begun on %s: %s",
-		    h->conf.peer_name, err);
-		return;
-	}
-	h->fwd_start_ms = hasync_now_ms();
-	h->peer_draining = false;
-	hb_log(h, 1, "handover: forwarding packets of connections begun on %s to it",
-	    h->conf.peer_name);
-	if (h->cb.handover != NULL)
-		h->cb.handover(h->arg, "forwarding", "packets of connections begun on the peer go back to it");
-	hb_steer_schedule(h);
-}
-
-static void
-hb_forward_stop(struct hasync *h, const char *why)
-{
-	char err[256], msg[160];
-
-	if (h->steer == NULL || !steer_forwarding(h->steer))
-		return;
-	if (steer_forward_off(h->steer, err, sizeof(err)) == -1)
-		hb_log_limited(h, HB_LOG_VIP, 0, "handover: %s", err);
-	snprintf(msg, sizeof(msg), "after %llu ms (%s)",
-	    (unsigned long long)(hasync_now_ms() - h->fwd_start_ms), why);
-	hb_log(h, 1, "handover: forwarding to %s stopped %s", h->conf.peer_name, msg);
-	if (h->cb.handover != NULL)
-		h->cb.handover(h->arg, "forwarding stopped", msg);
-}
-
-static void
-hb_steer_schedule(struct hasync *h)
-{
-	uint64_t	 ms = (uint64_t)h->conf.advert_interval_ms;
-	struct timeval	 tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-
-	if (h->draining || (h->steer != NULL && steer_forwarding(h->steer)))
-		evtimer_add(h->ev_steer, &tv);
-	else
-		evtimer_del(h->ev_steer);
-}
-
-/* Every advert interval while draining or forwarding: is it over? */
-static void
-hb_on_steer(evutil_socket_t fd, short what, void *arg)
-{
-	struct hasync	*h = arg;
-	uint64_t	 now = hasync_now_ms(), n, limit;
-	char		 why[96];
-
-	(void)fd;
-	(void)what;
-	limit = (uint64_t)h->conf.handover_drain_s * 1000;
-	if (h->draining) {
-		n = h->cb.connections != NULL ? h->cb.connections(h->arg) : 0;
-		if (n == 0 && now - h->drain_start_ms >= HB_DRAIN_MIN_MS)
-			hb_drain_end(h, "no connection left");
-		else if (now - h->drain_start_ms >= limit) {
-			snprintf(why, sizeof(why), "handover_drain_s reached: %llu connections cut",
-			    (unsigned long long)n);
-			hb_drain_end(h, why);
-		}
-	}
-	if (h->steer != NULL && steer_forwarding(h->steer)) {
-		if (!hb_peer_alive(h))
-			hb_forward_stop(h, "peer gone");
-		else if (!h->peer_draining && now - h->fwd_start_ms >=
-		    (uint64_t)HB_FWD_WAIT_INTERVALS * (uint64_t)h->conf.advert_interval_ms)
-			hb_forward_stop(h, "peer has no connection left");
-		else if (now - h->fwd_start_ms >= limit + HB_FWD_SLACK_MS)
-			hb_forward_stop(h, "handover_drain_s reached");
-	}
-	hb_steer_schedule(h);
-}
-
-static void
+void
 hb_vip_take(struct hasync *h)
 {
 	char err[256];
@@ -1333,7 +929,7 @@ hb_vip_take(struct hasync *h)
 	hb_log(h, 1, "VIP added to %s", h->conf.vip_ifname);
 }
 
-static void
+void
 hb_vip_release(struct hasync *h)
 {
 	char err[256];
@@ -1349,7 +945,7 @@ hb_vip_release(struct hasync *h)
 }
 
 /* Burst of garp_count announcements garp_interval_ms apart, then one refresh. */
-static void
+void
 hb_garp_start(struct hasync *h)
 {
 	if (h->vip == NULL)
@@ -1388,123 +984,6 @@ static void
 hb_on_garp(evutil_socket_t fd, short what, void *arg)
 {
 	hb_garp_next(arg);
-}
-
-/* ---------------------------------------------------------------- netlink */
-
-static void
-hb_on_netlink(evutil_socket_t fd, short what, void *arg)
-{
-	struct hasync *h = arg;
-	int rc;
-
-	/* One read per wake-up: the loop stays fair; level-triggered wakes again. */
-	rc = nl_recvmsgs_default(h->nl_event);
-	if (rc < 0 && rc != -NLE_AGAIN) {
-		/* NLE_NOMEM is ENOBUFS: events were lost, so look at everything. */
-		hb_log_limited(h, HB_LOG_NETLINK, rc == -NLE_NOMEM ? 1 : 0,
-		    "netlink watch: %s; rechecking link and VIP", nl_geterror(rc));
-		h->nl_dirty = true;
-	}
-	if (h->nl_dirty) {
-		h->nl_dirty = false;
-		hb_watch_check(h);
-	}
-}
-
-static int
-hb_nl_valid(struct nl_msg *msg, void *arg)
-{
-	nl_msg_parse(msg, hb_nl_object, arg);
-	return NL_OK;
-}
-
-/* Marks the watch dirty for events about our link or its addresses. */
-static void
-hb_nl_object(struct nl_object *obj, void *arg)
-{
-	struct hasync *h = arg;
-	const char *type = nl_object_get_type(obj), *name;
-
-	if (type == NULL)
-		return;
-	if (strcmp(type, "route/link") == 0) {
-		name = rtnl_link_get_name((struct rtnl_link *)obj);
-		if ((name != NULL && strcmp(name, h->conf.vip_ifname) == 0) ||
-		    (h->ifindex != 0 && rtnl_link_get_ifindex((struct rtnl_link *)obj) ==
-		    h->ifindex))
-			h->nl_dirty = true;
-	} else if (strcmp(type, "route/addr") == 0) {
-		if (rtnl_addr_get_ifindex((struct rtnl_addr *)obj) == h->ifindex &&
-		    rtnl_addr_get_family((struct rtnl_addr *)obj) ==
-		    h->conf.vip_addr.ss_family)
-			h->nl_dirty = true;
-	}
-}
-
-/*
- * Is the VIP interface usable? Up (admin) and running (carrier/oper up):
- * without carrier the VIP answers nobody.
- * Returns: 0 and *up set (a missing interface is down), -1 netlink failed.
- */
-static int
-hb_link_query(struct hasync *h, bool *up)
-{
-	struct rtnl_link *link = NULL;
-	unsigned int flags;
-	int rc;
-
-	rc = rtnl_link_get_kernel(h->nl_query, 0, h->conf.vip_ifname, &link);
-	if (rc == -NLE_OBJ_NOTFOUND || rc == -NLE_NODEV) {
-		h->ifindex = 0;
-		*up = false;
-		return 0;
-	}
-	if (rc < 0) {
-		hb_log_limited(h, HB_LOG_NETLINK, 0, "cannot query interface %s: %s",
-		    h->conf.vip_ifname, nl_geterror(rc));
-		return -1;
-	}
-	h->ifindex = rtnl_link_get_ifindex(link);
-	flags = rtnl_link_get_flags(link);
-	*up = (flags & IFF_UP) && (flags & IFF_RUNNING);
-	rtnl_link_put(link);
-	return 0;
-}
-
-/*
- * After a netlink event: follow the link (FAULT and back), and keep the VIP
- * where the role says: re-add it if it vanished from a MASTER (someone ran
- * `ip addr del`), remove it from anyone else.
- */
-static void
-hb_watch_check(struct hasync *h)
-{
-	char msg[128];
-	bool up;
-	int present;
-
-	if (h->vip == NULL || !h->started)
-		return;
-	if (hb_link_query(h, &up) == 0 && up != h->ha.link_up) {
-		snprintf(msg, sizeof(msg), up ? "VIP interface %s is up again" :
-		    "VIP interface %s is down or gone", h->conf.vip_ifname);
-		hb_apply(h, ha_link_changed(&h->ha, up, msg, hasync_now_ms()));
-	}
-	if ((present = vip_present(h->vip)) == -1)
-		return;
-	if (h->ha.role == HASYNC_MASTER && present == 0) {
-		hb_log(h, 0, "VIP vanished from %s while MASTER (removed by hand?): re-adding it",
-		    h->conf.vip_ifname);
-		hb_vip_take(h);
-		if (vip_held(h->vip))
-			hb_garp_start(h);
-		hb_schedule(h);
-	} else if (h->ha.role != HASYNC_MASTER && present == 1 && !h->holding) {
-		hb_log(h, 0, "VIP found on %s while %s (added by hand?): removing it",
-		    h->conf.vip_ifname, ha_role_name(h->ha.role));
-		hb_vip_release(h);
-	}
 }
 
 /* ---------------------------------------------------------------- API */
@@ -1548,7 +1027,7 @@ hasync_start(struct hasync *h)
 	if (h->steer != NULL && steer_reset(h->steer, err, sizeof(err)) == -1)
 		hb_log(h, 0, "handover steering: cannot remove a crashed run's leftovers: %s", err);
 	if (h->vip != NULL) {
-		if (hb_link_query(h, &up) == 0 && !up)
+		if (nlwatch_link_query(h, &up) == 0 && !up)
 			ha_link_changed(&h->ha, false, "VIP interface is down", hasync_now_ms());
 		/* A crashed run's VIP: removed by the BACKUP/FAULT transition below. */
 		if ((h->conf.has_peer || !up) && vip_present(h->vip) == 1)
@@ -1574,8 +1053,8 @@ hasync_stop(struct hasync *h)
 	evtimer_del(h->ev_timer);
 	evtimer_del(h->ev_garp);
 	evtimer_del(h->ev_hold);
-	hb_forward_stop(h, "stopping");
-	hb_drain_end(h, "stopping");
+	handover_forward_stop(h, "stopping");
+	handover_drain_end(h, "stopping");
 	evtimer_del(h->ev_steer);
 }
 
@@ -1618,7 +1097,7 @@ hasync_leave(struct hasync *h)
 		return hasync_failover(h) == NULL;
 	/*
 	 * The peer still serves the connections of the last handover, so it
-	 * will not forward ours (hb_forward_start) and they are cut, as `lbctl
+	 * will not forward ours (handover_forward_start) and they are cut, as `lbctl
 	 * failover` refuses to. Stopping now would still be worse: the VIP
 	 * would leave here before the peer has it, and SYNs sent meanwhile
 	 * are lost. Hand over and keep the VIP until the peer says MASTER.
@@ -1648,7 +1127,7 @@ hasync_peer_lost(struct hasync *h, const char *reason)
 	else
 		hb_log(h, 2, "peer %s lost: %s", h->conf.peer_name, reason);
 	hb_apply(h, ha_peer_lost(&h->ha, reason, hasync_now_ms()));
-	hb_forward_stop(h, "peer gone");
+	handover_forward_stop(h, "peer gone");
 }
 
 void

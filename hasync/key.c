@@ -17,7 +17,7 @@
 
 #include <sodium.h>
 
-#include "hasync.h"
+#include "hasync_int.h"
 
 #define KEY_B64_VARIANT	sodium_base64_VARIANT_ORIGINAL	/* "+/" alphabet, "=" padding */
 #define KEY_FILE_MAX	4096	/* a key file is ~45 bytes; anything bigger is not one */

@@ -8,7 +8,7 @@
  * run as an ordinary process (SCHED_OTHER batches wake-ups; as SCHED_RR the
  * relay cost 50 % more CPU per byte; main.c keeps a MASTER's main thread
  * SCHED_OTHER), while the adverts keep the SCHED_RR that keepalived's VRRP
- * process has: a busy loop no longer means a false failover at 20 ms.
+ * process has, so a busy loop does not mean a false failover at 20 ms.
  *
  * The pacer vouches for the loop, not for itself: once the loop has sent
  * nothing for PACER_WATCHDOG_MIN_MS (or 3 intervals if longer), the pacer
@@ -31,7 +31,7 @@
 #include <sodium.h>
 
 #include "hasync.pb-c.h"
-#include "hasync.h"
+#include "hasync_int.h"
 
 #define PACER_GRACE_DIV		4	/* overdue = interval + interval / 4 */
 #define PACER_WATCHDOG_MIN_MS	1000	/* the loop may be silent this long, at least */

@@ -6,9 +6,8 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
-#include <time.h>
 
-#include "hasync.h"
+#include "hasync_int.h"
 
 void
 hasync_errf(char *err, size_t errlen, const char *fmt, ...)
@@ -20,16 +19,6 @@ hasync_errf(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
-}
-
-/* CLOCK_MONOTONIC in ms: HA timers must be immune to clock steps. */
-uint64_t
-hasync_now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 void

@@ -1,8 +1,9 @@
 /*
- * steer.c - a planned VIP handover that breaks no connection: the new
- * MASTER forwards packets of connections it does not know to the old one
- * (nftables `dup`, through libnftables), and the old MASTER keeps the VIP
- * hidden on lo to serve them to their end.
+ * steer.c - the kernel objects of a planned VIP handover that breaks no
+ * connection: the new MASTER forwards packets of connections it does not
+ * know to the old one (nftables `dup`, through libnftables), and the old
+ * MASTER keeps the VIP hidden on lo to serve them to their end. When to
+ * turn each on and off is handover.c's.
  */
 #include <sys/socket.h>
 
@@ -17,7 +18,7 @@
 
 #include <nftables/libnftables.h>
 
-#include "hasync.h"
+#include "hasync_int.h"
 
 #define STEER_LO		"lo"	/* where the old MASTER hides the VIP */
 #define STEER_PRIO		"-150"	/* prerouting priority: after conntrack (-200) */
@@ -40,7 +41,6 @@ struct steer {
 
 static int	steer_run(struct steer *, const char *, const char *, char *, size_t);
 static int	steer_check_loose(char *, size_t);
-static int	steer_addr_text(const struct sockaddr *, char *, size_t);
 
 /*
  * Runs one nft batch (one kernel transaction: all or nothing) and empties
@@ -96,24 +96,6 @@ steer_check_loose(char *err, size_t errlen)
 	return -1;
 }
 
-/*
- * Formats the address of sa (IPv4 or IPv6) into buf.
- * Returns: 0 done, -1 not an IPv4/IPv6 address.
- */
-static int
-steer_addr_text(const struct sockaddr *sa, char *buf, size_t len)
-{
-	const void *a;
-
-	if (sa->sa_family == AF_INET)
-		a = &((const struct sockaddr_in *)sa)->sin_addr;
-	else if (sa->sa_family == AF_INET6)
-		a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-	else
-		return -1;
-	return inet_ntop(sa->sa_family, a, buf, len) == NULL ? -1 : 0;
-}
-
 struct steer *
 steer_new(const char *ifname, const struct sockaddr *addr, char *err, size_t errlen)
 {
@@ -136,10 +118,7 @@ steer_new(const char *ifname, const struct sockaddr *addr, char *err, size_t err
 	s->family = addr->sa_family;
 	s->nft_family = s->family == AF_INET ? "ip" : "ip6";
 	s->nft_daddr = s->family == AF_INET ? "ip daddr" : "ip6 daddr";
-	if (steer_addr_text(addr, s->vip, sizeof(s->vip)) == -1) {
-		hasync_errf(err, errlen, "steering: cannot format the VIP");
-		goto fail;
-	}
+	hasync_addr_str(addr, s->vip, sizeof(s->vip));	/* IPv4/IPv6, checked above */
 	/* vip.c checks the address (v4-mapped...); on lo it never announces. */
 	s->lo = vip_open(STEER_LO, addr, s->family == AF_INET ? 32 : 128, lo_err,
 	    sizeof(lo_err));
@@ -217,10 +196,7 @@ steer_forward_on(struct steer *s, const struct sockaddr *to, char *err, size_t e
 		    to->sa_family == AF_INET ? "IPv4" : "IPv6");
 		return -1;
 	}
-	if (steer_addr_text(to, dst, sizeof(dst)) == -1) {
-		hasync_errf(err, errlen, "steering: cannot format the old master's address");
-		return -1;
-	}
+	hasync_addr_str(to, dst, sizeof(dst));	/* IPv4/IPv6, checked above */
 	if (strcmp(dst, s->vip) == 0 ||
 	    (to->sa_family == AF_INET &&
 	    ((const struct sockaddr_in *)to)->sin_addr.s_addr == htonl(INADDR_ANY)) ||

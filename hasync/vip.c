@@ -29,7 +29,7 @@
 #include <netlink/route/link.h>
 #include <netlink/socket.h>
 
-#include "hasync.h"
+#include "hasync_int.h"
 
 #define VIP_LABEL_SUFFIX	":lbd"	/* IPv4 label: "<ifname>:lbd", as `ip addr` shows it */
 #define VIP_DEL_MAX		8	/* copies of the VIP (prefix lengths) vip_del removes */

@@ -35,7 +35,7 @@
 #include <sodium.h>
 
 #include "hasync.pb-c.h"
-#include "hasync.h"
+#include "hasync_int.h"
 #include "testutil.h"
 
 #define ADDR_A		"127.0.0.1"	/* lb1: lower address, connects */

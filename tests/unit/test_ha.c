@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "hasync.h"
+#include "hasync_int.h"
 
 #define T0		100000	/* fake monotonic start time, ms */
 #define IV		100	/* advert interval, ms */

@@ -35,7 +35,7 @@
 #include <sodium.h>
 
 #include "hasync.pb-c.h"
-#include "hasync.h"
+#include "hasync_int.h"
 #include "testutil.h"
 
 #define IV		20		/* advert interval, ms: fast, as in the spec's load test */

@@ -23,7 +23,7 @@
 #include <sodium.h>
 
 #include "hasync.pb-c.h"
-#include "hasync.h"
+#include "hasync_int.h"
 
 #define IV		20	/* advert interval, ms */
 #define WATCHDOG_MS	1000	/* the pacer's minimum watchdog */

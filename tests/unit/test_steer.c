@@ -28,7 +28,7 @@
 #include <cmocka.h>
 #include <nftables/libnftables.h>
 
-#include "hasync.h"
+#include "hasync_int.h"
 #include "testutil.h"
 
 #define T_VIP4		"192.0.2.10"	/* VIP (TEST-NET-1) */

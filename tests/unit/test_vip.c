@@ -34,7 +34,7 @@
 #include <netlink/route/link/veth.h>
 #include <netlink/socket.h>
 
-#include "hasync.h"
+#include "hasync_int.h"
 #include "testutil.h"
 
 #define TEST_VIP4	"192.168.86.87"	/* the seed deployment's VIP */
