@@ -60,7 +60,6 @@
 #define CHAN_ACCEPT_BUDGET	16	/* accepts per wake-up */
 #define CHAN_ACCEPT_PAUSE_MS	1000	/* out of file descriptors: stop accepting this long */
 #define CHAN_BACKLOG		16	/* listen backlog */
-#define CHAN_LOG_INTERVAL_MS	1000	/* at most one line per kind per second */
 #define CHAN_UNSIGNED_NOTE	" - unsigned TCP (no TCP_MD5SIG), so not taken for its death"
 
 static bool	chan_same_host(const struct sockaddr_storage *, const struct sockaddr_storage *);
@@ -87,28 +86,6 @@ static enum chan_rx_result conn_process(struct chan_conn *);
 static void	conn_send_keepalive(struct chan_conn *, uint64_t);
 
 /* ---------------------------------------------------------------- helpers */
-
-void
-chan_log(struct channel *ch, int level, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	hasync_vlog(ch->cb.log, ch->arg, level, fmt, ap);
-	va_end(ap);
-}
-
-/* Logs at most one line per kind per CHAN_LOG_INTERVAL_MS; counts the rest. */
-void
-chan_log_limited(struct channel *ch, enum chan_logkind kind, int level, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	hasync_vlog_limited(ch->cb.log, ch->arg, &ch->rl[kind], CHAN_LOG_INTERVAL_MS, level,
-	    fmt, ap);
-	va_end(ap);
-}
 
 /* Same address, ports ignored. */
 static bool

@@ -406,19 +406,17 @@ struct hasync {
 	struct hasync_rlimit rl[HB_LOG_KINDS]; /* log rate limit per kind */
 };
 
-/* heartbeat.c */
-void		 hb_log(struct hasync *, int level, const char *fmt, ...)
-		    __attribute__((format(printf, 3, 4)));
-/* Logs at most one line per kind per HB_LOG_INTERVAL_MS; counts the rest. */
-void		 hb_log_limited(struct hasync *, enum hb_logkind, int level, const char *fmt, ...)
-		    __attribute__((format(printf, 4, 5)));
+/* hbact.c: below heartbeat.c, handover.c and nlwatch.c; calls none of them */
 void		 hb_send_advert(struct hasync *);	/* one advert to every path, as of now */
-void		 hb_apply(struct hasync *, unsigned int acts); /* ha.c's actions; re-arms the timer */
-void		 hb_schedule(struct hasync *);	/* arms the timer for ha.c's next deadline */
+bool		 hb_peer_alive(struct hasync *); /* ha.c says the peer is alive */
 void		 hb_vip_take(struct hasync *);	/* adds the VIP (retried every interval) */
 void		 hb_vip_release(struct hasync *); /* removes it; ends a hold and the GARPs */
 void		 hb_garp_start(struct hasync *); /* burst of announcements, then one refresh */
-bool		 hb_peer_alive(struct hasync *); /* ha.c says the peer is alive */
+void		 hb_on_garp(evutil_socket_t, short, void *); /* the next announcement is due */
+
+/* heartbeat.c */
+void		 hb_apply(struct hasync *, unsigned int acts); /* ha.c's actions; re-arms the timer */
+void		 hb_schedule(struct hasync *);	/* arms the timer for ha.c's next deadline */
 
 /* handover.c */
 void		 handover_open(struct hasync *); /* steering if the kernel allows; logs if not */
@@ -624,11 +622,6 @@ struct channel {
 };
 
 /* channel.c */
-void		 chan_log(struct channel *, int level, const char *fmt, ...)
-		    __attribute__((format(printf, 3, 4)));
-/* Logs at most one line per kind per CHAN_LOG_INTERVAL_MS; counts the rest. */
-void		 chan_log_limited(struct channel *, enum chan_logkind, int level, const char *fmt,
-		    ...) __attribute__((format(printf, 4, 5)));
 /* Closes and frees c; an up connection reports down (peer_died as given). */
 void		 conn_close(struct chan_conn *, bool peer_died, const char *fmt, ...)
 		    __attribute__((format(printf, 3, 4)));
@@ -648,5 +641,17 @@ int		 conn_send(struct chan_conn *, const struct Lbd__SyncFrame *f, size_t plen)
 int		 conn_rx_hello(struct chan_conn *, const uint8_t *body, size_t len);
 /* A sealed frame (at its length prefix). Returns 0 taken, -1 closed. */
 int		 conn_rx_sealed(struct chan_conn *, const uint8_t *frame, size_t len);
+
+/* report.c: each module's log lines, through its log callback */
+void		 hb_log(struct hasync *, int level, const char *fmt, ...)
+		    __attribute__((format(printf, 3, 4)));
+/* Logs at most one line per kind per HB_LOG_INTERVAL_MS; counts the rest. */
+void		 hb_log_limited(struct hasync *, enum hb_logkind, int level, const char *fmt, ...)
+		    __attribute__((format(printf, 4, 5)));
+void		 chan_log(struct channel *, int level, const char *fmt, ...)
+		    __attribute__((format(printf, 3, 4)));
+/* Logs at most one line per kind per CHAN_LOG_INTERVAL_MS; counts the rest. */
+void		 chan_log_limited(struct channel *, enum chan_logkind, int level, const char *fmt,
+		    ...) __attribute__((format(printf, 4, 5)));
 
 #endif /* HASYNC_INT_H */

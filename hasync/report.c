@@ -9,6 +9,9 @@
 
 #include "hasync_int.h"
 
+#define HB_LOG_INTERVAL_MS	1000	/* heartbeat: at most one line per kind per second */
+#define CHAN_LOG_INTERVAL_MS	1000	/* channel: at most one line per kind per second */
+
 void
 hasync_errf(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -54,4 +57,47 @@ hasync_vlog_limited(hasync_log_fn *fn, void *arg, struct hasync_rlimit *rl,
 		fn(arg, level, msg);
 	rl->last_ms = now;
 	rl->dropped = 0;
+}
+
+void
+hb_log(struct hasync *h, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	hasync_vlog(h->cb.log, h->arg, level, fmt, ap);
+	va_end(ap);
+}
+
+/* Logs at most one line per kind per HB_LOG_INTERVAL_MS; counts the rest. */
+void
+hb_log_limited(struct hasync *h, enum hb_logkind kind, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	hasync_vlog_limited(h->cb.log, h->arg, &h->rl[kind], HB_LOG_INTERVAL_MS, level, fmt, ap);
+	va_end(ap);
+}
+
+void
+chan_log(struct channel *ch, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	hasync_vlog(ch->cb.log, ch->arg, level, fmt, ap);
+	va_end(ap);
+}
+
+/* Logs at most one line per kind per CHAN_LOG_INTERVAL_MS; counts the rest. */
+void
+chan_log_limited(struct channel *ch, enum chan_logkind kind, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	hasync_vlog_limited(ch->cb.log, ch->arg, &ch->rl[kind], CHAN_LOG_INTERVAL_MS, level,
+	    fmt, ap);
+	va_end(ap);
 }
