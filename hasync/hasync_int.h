@@ -434,9 +434,20 @@ void		 handover_on_timer(evutil_socket_t, short, void *); /* drain/forward over?
 /* nlwatch.c */
 /* Opens the event and query sockets (vip_addr's family). Returns 0, -1 (err). */
 int		 nlwatch_open(struct hasync *, char *err, size_t errlen);
-void		 nlwatch_on_event(evutil_socket_t, short, void *); /* netlink events in */
+/* What the VIP's place needs after a netlink event (nlwatch_vip_check). */
+enum nlwatch_vip {
+	NLWATCH_VIP_OK = 0,		/* where the role says (or netlink failed) */
+	NLWATCH_VIP_GONE,		/* vanished from a MASTER: re-add it */
+	NLWATCH_VIP_STRAY		/* on a node not MASTER: remove it */
+};
+
+/* Reads the waiting events. Returns: true recheck the link and the VIP, false not. */
+bool		 nlwatch_read(struct hasync *);
 /* The VIP interface is up and running. Returns 0 and *up, -1 netlink failed. */
 int		 nlwatch_link_query(struct hasync *, bool *up);
+/* The link changed since ha.c last heard. Returns: true with *up and msg (why), false not. */
+bool		 nlwatch_link_changed(struct hasync *, bool *up, char *msg, size_t len);
+enum nlwatch_vip nlwatch_vip_check(struct hasync *);	/* logs what it finds */
 
 /* channel.c */
 /*

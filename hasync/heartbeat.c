@@ -112,6 +112,7 @@ static bool	hb_rx_legacy(struct hasync *, const Lbd__Advert *, const char *, boo
 static bool	hb_retired(const struct hasync *, uint64_t, uint64_t);
 static void	hb_reply(struct hasync *);
 static void	hb_on_timer(evutil_socket_t, short, void *);
+static void	hb_on_netlink(evutil_socket_t, short, void *);
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -351,7 +352,7 @@ hasync_new(struct event_base *base, const struct hasync_config *conf,
 	    (h->ev_read = event_new(base, h->fd, EV_READ | EV_PERSIST, hb_on_read, h)) == NULL)
 		goto nomem;
 	if (h->nl_event != NULL && (h->ev_nl = event_new(base, nl_socket_get_fd(h->nl_event),
-	    EV_READ | EV_PERSIST, nlwatch_on_event, h)) == NULL)
+	    EV_READ | EV_PERSIST, hb_on_netlink, h)) == NULL)
 		goto nomem;
 	/*
 	 * Priority 0, the most urgent: if lbd gives its base several
@@ -861,6 +862,40 @@ hb_apply(struct hasync *h, unsigned int acts)
 		    "role %s -> %s: %s", ha_role_name(from), ha_role_name(to), h->ha.reason);
 		if (h->cb.role_changed != NULL)
 			h->cb.role_changed(h->arg, from, to, h->ha.reason);
+	}
+}
+
+/* ---------------------------------------------------------------- netlink */
+
+/*
+ * Netlink events in (nlwatch.c reads and judges them). After one about
+ * our link or its addresses: follow the link (FAULT and back), and keep
+ * the VIP where the role says: re-add it if it vanished from a MASTER,
+ * remove it from anyone else.
+ */
+static void
+hb_on_netlink(evutil_socket_t fd, short what, void *arg)
+{
+	struct hasync *h = arg;
+	char msg[128];
+	bool up;
+
+	if (!nlwatch_read(h) || h->vip == NULL || !h->started)
+		return;
+	if (nlwatch_link_changed(h, &up, msg, sizeof(msg)))
+		hb_apply(h, ha_link_changed(&h->ha, up, msg, hasync_now_ms()));
+	switch (nlwatch_vip_check(h)) {
+	case NLWATCH_VIP_GONE:
+		hb_vip_take(h);
+		if (vip_held(h->vip))
+			hb_garp_start(h);
+		hb_schedule(h);
+		break;
+	case NLWATCH_VIP_STRAY:
+		hb_vip_release(h);
+		break;
+	case NLWATCH_VIP_OK:
+		break;
 	}
 }
 
