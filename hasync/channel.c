@@ -77,6 +77,12 @@ static void	chan_on_tick(evutil_socket_t, short, void *);
 static struct chan_conn *conn_new(struct channel *, int, bool, int,
 		    const struct sockaddr_storage *, bool);
 static void	conn_free(struct chan_conn *);
+static void	conn_close(struct chan_conn *, bool, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+static void	conn_fail(struct chan_conn *, enum chan_logkind, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+static int	conn_verdict(struct chan_conn *, enum chan_verdict, const struct chan_why *);
+static void	conn_become_up(struct chan_conn *);
 static void	conn_on_write(evutil_socket_t, short, void *);
 static int	conn_write(struct chan_conn *);
 static void	conn_send_bye(struct chan_conn *, const char *);
@@ -631,6 +637,7 @@ conn_new(struct channel *ch, int fd, bool outbound, int path,
     const struct sockaddr_storage *addr, bool md5)
 {
 	struct chan_conn *c;
+	struct chan_why why;
 	int on = 1;
 
 	if (ch->npending == CHAN_PENDING_MAX) {
@@ -663,7 +670,7 @@ conn_new(struct channel *ch, int fd, bool outbound, int path,
 		event_add(c->ev_write, NULL);	/* connect() finished, either way */
 	} else {
 		event_add(c->ev_read, NULL);
-		if (conn_send_hello(c) == -1)
+		if (conn_verdict(c, conn_send_hello(c, &why), &why) == -1)
 			return NULL;
 	}
 	return c;
@@ -701,7 +708,7 @@ conn_free(struct chan_conn *c)
  * Closes and frees c. If it was up, logs and reports down(reason,
  * peer_died); if it was ours, the connector tries again.
  */
-void
+static void
 conn_close(struct chan_conn *c, bool peer_died, const char *fmt, ...)
 {
 	struct channel *ch = c->ch;
@@ -743,7 +750,7 @@ conn_close(struct chan_conn *c, bool peer_died, const char *fmt, ...)
 }
 
 /* A frame or handshake failure: logged rate-limited unless c was up, then closed. */
-void
+static void
 conn_fail(struct chan_conn *c, enum chan_logkind kind, const char *fmt, ...)
 {
 	struct channel *ch = c->ch;
@@ -759,12 +766,37 @@ conn_fail(struct chan_conn *c, enum chan_logkind kind, const char *fmt, ...)
 	conn_close(c, false, "%s", reason);
 }
 
+/*
+ * Carries out what chancrypt.c made of a frame or of our hello (why: for
+ * CHAN_BYE and CHAN_FAIL).
+ * Returns: 0 the connection goes on, -1 it was closed.
+ */
+static int
+conn_verdict(struct chan_conn *c, enum chan_verdict v, const struct chan_why *why)
+{
+	switch (v) {
+	case CHAN_TAKEN:
+		return 0;
+	case CHAN_CONFIRMED:
+		conn_become_up(c);
+		return 0;
+	case CHAN_BYE:
+		conn_close(c, false, "%s", why->text);
+		return -1;
+	case CHAN_FAIL:
+		break;
+	}
+	conn_fail(c, why->kind, "%s", why->text);
+	return -1;
+}
+
 /* ---------------------------------------------------------------- output */
 
 static void
 conn_on_write(evutil_socket_t fd, short what, void *arg)
 {
 	struct chan_conn *c = arg;
+	struct chan_why why;
 	socklen_t len = sizeof(int);
 	int err = 0;
 
@@ -777,7 +809,7 @@ conn_on_write(evutil_socket_t fd, short what, void *arg)
 		}
 		c->state = CHAN_CONN_HELLO;
 		event_add(c->ev_read, NULL);
-		if (conn_send_hello(c) == -1)
+		if (conn_verdict(c, conn_send_hello(c, &why), &why) == -1)
 			return;
 	}
 	if (conn_write(c) == 0)
@@ -918,6 +950,7 @@ static enum chan_rx_result
 conn_process(struct chan_conn *c)
 {
 	struct channel *ch = c->ch;
+	struct chan_why why;
 	uint8_t hdr[CHAN_LEN_BYTES], *p;
 	size_t have, taken = 0, max;
 	uint32_t len;
@@ -955,9 +988,9 @@ conn_process(struct chan_conn *c)
 			return CHAN_RX_CLOSED;
 		}
 		if (p[CHAN_LEN_BYTES] == CHAN_KIND_HELLO) {
-			rc = conn_rx_hello(c, p + CHAN_LEN_BYTES, len);
+			rc = conn_verdict(c, conn_rx_hello(c, p + CHAN_LEN_BYTES, len, &why), &why);
 		} else if (p[CHAN_LEN_BYTES] == CHAN_KIND_SEALED) {
-			rc = conn_rx_sealed(c, p, len);
+			rc = conn_verdict(c, conn_rx_sealed(c, p, len, &why), &why);
 		} else {
 			ch->st.malformed++;
 			conn_fail(c, CHAN_LOG_MALFORMED, "unknown frame kind %u (not an lbd sync "
@@ -997,7 +1030,7 @@ conn_process(struct chan_conn *c)
 
 
 /* c finished its handshake: it replaces any older connection and is the channel. */
-void
+static void
 conn_become_up(struct chan_conn *c)
 {
 	struct channel *ch = c->ch;

@@ -632,26 +632,33 @@ struct channel {
 	struct hasync_rlimit rl[CHAN_LOG_KINDS]; /* log rate limit per kind */
 };
 
-/* channel.c */
-/* Closes and frees c; an up connection reports down (peer_died as given). */
-void		 conn_close(struct chan_conn *, bool peer_died, const char *fmt, ...)
-		    __attribute__((format(printf, 3, 4)));
-/* Logs why (rate-limited per kind), then closes c. */
-void		 conn_fail(struct chan_conn *, enum chan_logkind, const char *fmt, ...)
-		    __attribute__((format(printf, 3, 4)));
-/* c finished its handshake: it replaces any older connection and is the channel. */
-void		 conn_become_up(struct chan_conn *);
 
 /* chancrypt.c */
 void		 chan_be32(uint8_t *p, uint32_t v);	/* big-endian, as the length prefix */
 uint32_t	 chan_get_be32(const uint8_t *p);
-int		 conn_send_hello(struct chan_conn *);	/* 0 queued, -1 closed */
+/* What chancrypt.c made of a frame (or of our hello), for channel.c to carry out. */
+enum chan_verdict {
+	CHAN_TAKEN = 0,			/* done: the connection goes on */
+	CHAN_CONFIRMED,			/* the peer's confirmation: conn_become_up */
+	CHAN_BYE,			/* the peer closes on purpose: conn_close(why) */
+	CHAN_FAIL			/* refused: conn_fail(why) */
+};
+
+/* Why, with CHAN_BYE and CHAN_FAIL. */
+struct chan_why {
+	enum chan_logkind kind;		/* CHAN_FAIL: kind of the log line */
+	char		 text[HASYNC_MSG_MAX / 2]; /* the reason, as conn_close logs it */
+};
+
+enum chan_verdict conn_send_hello(struct chan_conn *, struct chan_why *); /* TAKEN queued, FAIL */
 /* Seals f (packed size plen) into c's queue. Returns 0, -1 no memory or too big. */
 int		 conn_send(struct chan_conn *, const struct Lbd__SyncFrame *f, size_t plen);
-/* The peer's hello (body after the length). Returns 0 taken, -1 closed. */
-int		 conn_rx_hello(struct chan_conn *, const uint8_t *body, size_t len);
-/* A sealed frame (at its length prefix). Returns 0 taken, -1 closed. */
-int		 conn_rx_sealed(struct chan_conn *, const uint8_t *frame, size_t len);
+/* The peer's hello (body after the length). Returns TAKEN or FAIL. */
+enum chan_verdict conn_rx_hello(struct chan_conn *, const uint8_t *body, size_t len,
+		    struct chan_why *);
+/* A sealed frame (at its length prefix). Returns TAKEN, CONFIRMED, BYE or FAIL. */
+enum chan_verdict conn_rx_sealed(struct chan_conn *, const uint8_t *frame, size_t len,
+		    struct chan_why *);
 
 /* report.c: each module's log lines, through its log callback */
 void		 hb_log(struct hasync *, int level, const char *fmt, ...)
