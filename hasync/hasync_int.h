@@ -660,16 +660,27 @@ enum chan_verdict conn_rx_hello(struct chan_conn *, const uint8_t *body, size_t 
 enum chan_verdict conn_rx_sealed(struct chan_conn *, const uint8_t *frame, size_t len,
 		    struct chan_why *);
 
-/* report.c: each module's log lines, through its log callback */
-void		 hb_log(struct hasync *, int level, const char *fmt, ...)
-		    __attribute__((format(printf, 3, 4)));
+/* report.c: the heartbeat's and the channel's log lines (after their structs) */
+#define HB_LOG_INTERVAL_MS	1000	/* heartbeat: at most one line per kind per second */
+#define CHAN_LOG_INTERVAL_MS	1000	/* channel: at most one line per kind per second */
+
+/* Logs through fn; rl NULL: always, else at most one line per interval_ms for rl. */
+void		 hasync_log(hasync_log_fn *fn, void *arg, struct hasync_rlimit *rl,
+		    uint64_t interval_ms, int level, const char *fmt, ...)
+		    __attribute__((format(printf, 6, 7)));
+/* hb_log(h, level, fmt, ...): the heartbeat's log line. */
+#define hb_log(h, level, ...) \
+	hasync_log((h)->cb.log, (h)->arg, NULL, 0, (level), __VA_ARGS__)
 /* Logs at most one line per kind per HB_LOG_INTERVAL_MS; counts the rest. */
-void		 hb_log_limited(struct hasync *, enum hb_logkind, int level, const char *fmt, ...)
-		    __attribute__((format(printf, 4, 5)));
-void		 chan_log(struct channel *, int level, const char *fmt, ...)
-		    __attribute__((format(printf, 3, 4)));
+#define hb_log_limited(h, kind, level, ...) \
+	hasync_log((h)->cb.log, (h)->arg, &(h)->rl[(kind)], HB_LOG_INTERVAL_MS, (level), \
+	    __VA_ARGS__)
+/* chan_log(ch, level, fmt, ...): the channel's log line. */
+#define chan_log(ch, level, ...) \
+	hasync_log((ch)->cb.log, (ch)->arg, NULL, 0, (level), __VA_ARGS__)
 /* Logs at most one line per kind per CHAN_LOG_INTERVAL_MS; counts the rest. */
-void		 chan_log_limited(struct channel *, enum chan_logkind, int level, const char *fmt,
-		    ...) __attribute__((format(printf, 4, 5)));
+#define chan_log_limited(ch, kind, level, ...) \
+	hasync_log((ch)->cb.log, (ch)->arg, &(ch)->rl[(kind)], CHAN_LOG_INTERVAL_MS, (level), \
+	    __VA_ARGS__)
 
 #endif /* HASYNC_INT_H */

@@ -9,9 +9,6 @@
 
 #include "hasync_int.h"
 
-#define HB_LOG_INTERVAL_MS	1000	/* heartbeat: at most one line per kind per second */
-#define CHAN_LOG_INTERVAL_MS	1000	/* channel: at most one line per kind per second */
-
 void
 hasync_errf(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -59,45 +56,21 @@ hasync_vlog_limited(hasync_log_fn *fn, void *arg, struct hasync_rlimit *rl,
 	rl->dropped = 0;
 }
 
+/*
+ * A module's log line through its callback fn: each module's hb_log,
+ * chan_log and their _limited forms (hasync_int.h) come here. rl NULL:
+ * always; else at most one line per interval_ms for rl (hasync_vlog_limited).
+ */
 void
-hb_log(struct hasync *h, int level, const char *fmt, ...)
+hasync_log(hasync_log_fn *fn, void *arg, struct hasync_rlimit *rl, uint64_t interval_ms,
+    int level, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	hasync_vlog(h->cb.log, h->arg, level, fmt, ap);
-	va_end(ap);
-}
-
-/* Logs at most one line per kind per HB_LOG_INTERVAL_MS; counts the rest. */
-void
-hb_log_limited(struct hasync *h, enum hb_logkind kind, int level, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	hasync_vlog_limited(h->cb.log, h->arg, &h->rl[kind], HB_LOG_INTERVAL_MS, level, fmt, ap);
-	va_end(ap);
-}
-
-void
-chan_log(struct channel *ch, int level, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	hasync_vlog(ch->cb.log, ch->arg, level, fmt, ap);
-	va_end(ap);
-}
-
-/* Logs at most one line per kind per CHAN_LOG_INTERVAL_MS; counts the rest. */
-void
-chan_log_limited(struct channel *ch, enum chan_logkind kind, int level, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	hasync_vlog_limited(ch->cb.log, ch->arg, &ch->rl[kind], CHAN_LOG_INTERVAL_MS, level,
-	    fmt, ap);
+	if (rl == NULL)
+		hasync_vlog(fn, arg, level, fmt, ap);
+	else
+		hasync_vlog_limited(fn, arg, rl, interval_ms, level, fmt, ap);
 	va_end(ap);
 }
