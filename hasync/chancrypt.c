@@ -1,7 +1,9 @@
 /*
  * chancrypt.c - the replication channel's handshake and frame crypto: the
  * hello and its MAC, the per-connection keys, sealing and opening frames,
- * the replay checks; channel.c has the connections these run on.
+ * the replay checks; channel.c has the connections these run on, and
+ * carries out what these functions make of a frame (enum chan_verdict):
+ * nothing here closes a connection or calls channel.c.
  *
  * Wire format and crypto are written down in proto/README.md. In short:
  * every frame is a 4-byte big-endian body length and a body whose first
@@ -38,11 +40,11 @@
 #define CHAN_MAC_BYTES		crypto_auth_BYTES	/* 32: HMAC-SHA-512-256 of a hello */
 
 static int	conn_make_keys(struct chan_conn *, const uint8_t *);
-static enum chan_verdict chan_fail(struct chan_why *, enum chan_logkind, const char *, ...)
+static void	chan_fail(struct chan_why *, enum chan_logkind, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 
-/* A refusal: why channel.c closes the connection, for conn_fail. Returns CHAN_FAIL. */
-static enum chan_verdict
+/* A refusal: why channel.c closes the connection (conn_fail), in why. */
+static void
 chan_fail(struct chan_why *why, enum chan_logkind kind, const char *fmt, ...)
 {
 	va_list ap;
@@ -51,7 +53,6 @@ chan_fail(struct chan_why *why, enum chan_logkind kind, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why->text, sizeof(why->text), fmt, ap);
 	va_end(ap);
-	return CHAN_FAIL;
 }
 
 void

@@ -322,13 +322,14 @@ bool		 pacer_sent_at(struct pacer *, uint64_t counter, uint64_t *ms);
 void		 pacer_get_counts(struct pacer *, uint64_t *sent, uint64_t *paced,
 		    uint64_t *lapses);
 
-/* heartbeat.c, handover.c, nlwatch.c */
+/* heartbeat.c, handover.c, nlwatch.c, hbact.c */
 /*
- * The heartbeat's state, shared by its three files: heartbeat.c (the
+ * The heartbeat's state, shared by its four files: heartbeat.c (the
  * advert socket, receive and freshness checks, timers, roles carried out
  * on the VIP), handover.c (a planned handover's hold, drain and
- * forwarding, through steer.c) and nlwatch.c (the netlink watch of the
- * VIP and its link).
+ * forwarding, through steer.c), nlwatch.c (the netlink watch of the
+ * VIP and its link) and hbact.c (below them all: the VIP added, removed
+ * and announced, an advert sent now, whether the peer lives).
  */
 #define HB_RETIRED		8	/* replaced peer sessions remembered */
 
