@@ -1,7 +1,9 @@
 /*
  * chancrypt.c - the replication channel's handshake and frame crypto: the
  * hello and its MAC, the per-connection keys, sealing and opening frames,
- * the replay checks; channel.c has the connections these run on.
+ * the replay checks; channel.c has the connections these run on, and
+ * carries out what these functions make of a frame (enum chan_verdict):
+ * nothing here closes a connection or calls channel.c.
  *
  * Wire format and crypto are written down in proto/README.md. In short:
  * every frame is a 4-byte big-endian body length and a body whose first
@@ -19,7 +21,9 @@
  * each way repeats the hello: it proves the sender holds the key for THIS
  * session, so a recorded session replayed into a new one fails.
  */
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +40,20 @@
 #define CHAN_MAC_BYTES		crypto_auth_BYTES	/* 32: HMAC-SHA-512-256 of a hello */
 
 static int	conn_make_keys(struct chan_conn *, const uint8_t *);
+static void	chan_fail(struct chan_why *, enum chan_logkind, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+
+/* A refusal: why channel.c closes the connection (conn_fail), in why. */
+static void
+chan_fail(struct chan_why *why, enum chan_logkind kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	why->kind = kind;
+	va_start(ap, fmt);
+	vsnprintf(why->text, sizeof(why->text), fmt, ap);
+	va_end(ap);
+}
 
 void
 chan_be32(uint8_t *p, uint32_t v)
@@ -98,10 +116,10 @@ chan_nonce_seen(struct channel *ch, const uint8_t *nonce)
 
 /*
  * Our hello: SyncFrame{hello} packed, MACed with the hello subkey.
- * Returns: 0 queued, -1 the connection was closed.
+ * Returns: CHAN_TAKEN queued, CHAN_FAIL not (why says why: close it).
  */
-int
-conn_send_hello(struct chan_conn *c)
+enum chan_verdict
+conn_send_hello(struct chan_conn *c, struct chan_why *why)
 {
 	struct channel *ch = c->ch;
 	Lbd__SyncFrame f = LBD__SYNC_FRAME__INIT;
@@ -121,8 +139,8 @@ conn_send_hello(struct chan_conn *c)
 	plen = lbd__sync_frame__get_packed_size(&f);
 	blen = 1 + plen + CHAN_MAC_BYTES;
 	if (blen > CHAN_HS_FRAME_MAX) {	/* names are < 64 bytes: cannot happen */
-		conn_fail(c, CHAN_LOG_IO, "our hello is too big (%zu bytes)", blen);
-		return -1;
+		chan_fail(why, CHAN_LOG_IO, "our hello is too big (%zu bytes)", blen);
+		return CHAN_FAIL;
 	}
 	chan_be32(buf, (uint32_t)blen);
 	buf[CHAN_LEN_BYTES] = CHAN_KIND_HELLO;
@@ -130,11 +148,11 @@ conn_send_hello(struct chan_conn *c)
 	crypto_auth(buf + CHAN_LEN_BYTES + 1 + plen, buf + CHAN_LEN_BYTES, 1 + plen,
 	    ch->hello_key);
 	if (evbuffer_add(c->out, buf, CHAN_LEN_BYTES + blen) == -1) {
-		conn_fail(c, CHAN_LOG_IO, "out of memory");
-		return -1;
+		chan_fail(why, CHAN_LOG_IO, "out of memory");
+		return CHAN_FAIL;
 	}
 	event_add(c->ev_write, NULL);
-	return 0;
+	return CHAN_TAKEN;
 }
 
 /*
@@ -180,10 +198,10 @@ conn_send(struct chan_conn *c, const Lbd__SyncFrame *f, size_t plen)
  * A hello body (kind, packed SyncFrame, MAC): checks the MAC, the peer's
  * name and protocol, and that the nonce is fresh; then derives the session
  * keys (conn_make_keys) and sends our confirmation, the first sealed frame.
- * Returns: 0 taken, -1 the connection was closed.
+ * Returns: CHAN_TAKEN taken, CHAN_FAIL refused (why says why: close it).
  */
-int
-conn_rx_hello(struct chan_conn *c, const uint8_t *body, size_t len)
+enum chan_verdict
+conn_rx_hello(struct chan_conn *c, const uint8_t *body, size_t len, struct chan_why *why)
 {
 	struct channel *ch = c->ch;
 	Lbd__SyncFrame *f = NULL, cf = LBD__SYNC_FRAME__INIT;
@@ -193,45 +211,45 @@ conn_rx_hello(struct chan_conn *c, const uint8_t *body, size_t len)
 
 	if (c->state != CHAN_CONN_HELLO) {
 		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "second hello on one connection");
-		return -1;
+		chan_fail(why, CHAN_LOG_MALFORMED, "second hello on one connection");
+		return CHAN_FAIL;
 	}
 	if (len < 1 + CHAN_MAC_BYTES + 1) {
 		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "hello of %zu bytes is too short", len);
-		return -1;
+		chan_fail(why, CHAN_LOG_MALFORMED, "hello of %zu bytes is too short", len);
+		return CHAN_FAIL;
 	}
 	plen = len - 1 - CHAN_MAC_BYTES;
 	if (crypto_auth_verify(body + 1 + plen, body, 1 + plen, ch->hello_key) != 0) {
 		ch->st.auth_failures++;
-		conn_fail(c, CHAN_LOG_AUTH, "hello failed authentication (wrong cluster key on "
+		chan_fail(why, CHAN_LOG_AUTH, "hello failed authentication (wrong cluster key on "
 		    "one node, or forged)");
-		return -1;
+		return CHAN_FAIL;
 	}
 	f = lbd__sync_frame__unpack(NULL, plen, body + 1);
 	if (f == NULL || f->body_case != LBD__SYNC_FRAME__BODY_HELLO ||
 	    (h = f->hello)->node == NULL || h->nonce.len != CHAN_NONCE_BYTES) {
 		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "authentic hello with bad fields (other lbd "
+		chan_fail(why, CHAN_LOG_MALFORMED, "authentic hello with bad fields (other lbd "
 		    "version?)");
 		goto fail;
 	}
 	if (h->protocol != CHAN_PROTOCOL) {
 		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "peer speaks sync protocol %u, we speak %d: "
+		chan_fail(why, CHAN_LOG_MALFORMED, "peer speaks sync protocol %u, we speak %d: "
 		    "run the same lbd version on both nodes", h->protocol, CHAN_PROTOCOL);
 		goto fail;
 	}
 	if (h->kx_public.len != sizeof(peer_pk)) {
 		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "hello carries no ephemeral key (kx_public, %zu "
+		chan_fail(why, CHAN_LOG_MALFORMED, "hello carries no ephemeral key (kx_public, %zu "
 		    "bytes instead of %zu): no forward secrecy without it; run the same lbd "
 		    "version on both nodes", h->kx_public.len, sizeof(peer_pk));
 		goto fail;
 	}
 	if (strcmp(h->node, ch->conf.peer_name) != 0) {
 		ch->st.auth_failures++;
-		conn_fail(c, CHAN_LOG_AUTH, "hello names node \"%.64s\", not our peer \"%s\"%s",
+		chan_fail(why, CHAN_LOG_AUTH, "hello names node \"%.64s\", not our peer \"%s\"%s",
 		    h->node, ch->conf.peer_name, strcmp(h->node, ch->conf.node_name) == 0 ?
 		    " (our own hello looped back, or both nodes have this name?)" : "");
 		goto fail;
@@ -239,7 +257,7 @@ conn_rx_hello(struct chan_conn *c, const uint8_t *body, size_t len)
 	if (chan_nonce_seen(ch, h->nonce.data) ||
 	    sodium_memcmp(h->nonce.data, c->nonce, CHAN_NONCE_BYTES) == 0) {
 		ch->st.replays++;
-		conn_fail(c, CHAN_LOG_REPLAY, "replayed hello (its nonce was seen before)");
+		chan_fail(why, CHAN_LOG_REPLAY, "replayed hello (its nonce was seen before)");
 		goto fail;
 	}
 	memcpy(c->peer_nonce, h->nonce.data, CHAN_NONCE_BYTES);
@@ -248,9 +266,9 @@ conn_rx_hello(struct chan_conn *c, const uint8_t *body, size_t len)
 	lbd__sync_frame__free_unpacked(f, NULL);
 	if (conn_make_keys(c, peer_pk) == -1) {
 		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "authentic hello with an unusable ephemeral key "
+		chan_fail(why, CHAN_LOG_MALFORMED, "authentic hello with an unusable ephemeral key "
 		    "(not an X25519 public key)");
-		return -1;
+		return CHAN_FAIL;
 	}
 	c->state = CHAN_CONN_CONFIRM;
 
@@ -261,14 +279,14 @@ conn_rx_hello(struct chan_conn *c, const uint8_t *body, size_t len)
 	cf.body_case = LBD__SYNC_FRAME__BODY_HELLO;
 	cf.hello = &ch_hello;
 	if (conn_send(c, &cf, lbd__sync_frame__get_packed_size(&cf)) == -1) {
-		conn_fail(c, CHAN_LOG_IO, "out of memory");
-		return -1;
+		chan_fail(why, CHAN_LOG_IO, "out of memory");
+		return CHAN_FAIL;
 	}
-	return 0;
+	return CHAN_TAKEN;
 fail:
 	if (f != NULL)
 		lbd__sync_frame__free_unpacked(f, NULL);
-	return -1;
+	return CHAN_FAIL;
 }
 
 /*
@@ -318,10 +336,13 @@ done:
  * A sealed frame (frame points at its length prefix; len is the body's):
  * opens it, checks the counter, then either completes the handshake (the
  * confirmation) or delivers the frame.
- * Returns: 0 taken, -1 the connection was closed.
+ * Returns: CHAN_TAKEN delivered or skipped, CHAN_CONFIRMED the peer's
+ * confirmation (the connection is up), CHAN_BYE the peer closes (why),
+ * CHAN_FAIL refused (why).
  */
-int
-conn_rx_sealed(struct chan_conn *c, const uint8_t *frame, size_t len)
+enum chan_verdict
+conn_rx_sealed(struct chan_conn *c, const uint8_t *frame, size_t len,
+    struct chan_why *why)
 {
 	struct channel *ch = c->ch;
 	uint8_t nonce[CHAN_AEAD_NONCE];
@@ -331,17 +352,17 @@ conn_rx_sealed(struct chan_conn *c, const uint8_t *frame, size_t len)
 
 	if (c->state < CHAN_CONN_CONFIRM) {
 		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "sealed frame before the hello");
-		return -1;
+		chan_fail(why, CHAN_LOG_MALFORMED, "sealed frame before the hello");
+		return CHAN_FAIL;
 	}
 	if (len < CHAN_SEAL_OVERHEAD) {
 		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "sealed frame of %zu bytes is too short", len);
-		return -1;
+		chan_fail(why, CHAN_LOG_MALFORMED, "sealed frame of %zu bytes is too short", len);
+		return CHAN_FAIL;
 	}
 	if (ch->rx_plain == NULL && (ch->rx_plain = malloc(CHAN_PLAIN_MAX)) == NULL) {
-		conn_fail(c, CHAN_LOG_IO, "out of memory");
-		return -1;
+		chan_fail(why, CHAN_LOG_IO, "out of memory");
+		return CHAN_FAIL;
 	}
 	ctr = chan_get_be64(frame + CHAN_LEN_BYTES + 1);
 	chan_aead_nonce(nonce, ctr);
@@ -349,26 +370,26 @@ conn_rx_sealed(struct chan_conn *c, const uint8_t *frame, size_t len)
 	    frame + CHAN_SEAL_HDR, CHAN_LEN_BYTES + len - CHAN_SEAL_HDR, frame, CHAN_SEAL_HDR,
 	    nonce, c->rx_key) != 0) {
 		ch->st.auth_failures++;
-		conn_fail(c, CHAN_LOG_AUTH, "frame %llu failed authentication (forged, "
+		chan_fail(why, CHAN_LOG_AUTH, "frame %llu failed authentication (forged, "
 		    "corrupted, or from another session)", (unsigned long long)ctr);
-		return -1;
+		return CHAN_FAIL;
 	}
 	if (ctr != c->rx_ctr + 1) {
 		sodium_memzero(ch->rx_plain, (size_t)plen);
 		ch->st.replays++;
-		conn_fail(c, CHAN_LOG_REPLAY, "frame counter %llu where %llu was due (replayed, "
+		chan_fail(why, CHAN_LOG_REPLAY, "frame counter %llu where %llu was due (replayed, "
 		    "reordered or dropped frame)", (unsigned long long)ctr,
 		    (unsigned long long)(c->rx_ctr + 1));
-		return -1;
+		return CHAN_FAIL;
 	}
 	c->rx_ctr = ctr;
 	f = lbd__sync_frame__unpack(NULL, (size_t)plen, ch->rx_plain);
 	sodium_memzero(ch->rx_plain, (size_t)plen);
 	if (f == NULL) {
 		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "authentic frame %llu does not decode (other "
+		chan_fail(why, CHAN_LOG_MALFORMED, "authentic frame %llu does not decode (other "
 		    "lbd version?)", (unsigned long long)ctr);
-		return -1;
+		return CHAN_FAIL;
 	}
 	c->last_rx_ms = hasync_now_ms();
 	if (c->state == CHAN_CONN_CONFIRM) {
@@ -376,26 +397,25 @@ conn_rx_sealed(struct chan_conn *c, const uint8_t *frame, size_t len)
 		    strcmp(f->hello->node, ch->conf.peer_name) != 0) {
 			lbd__sync_frame__free_unpacked(f, NULL);
 			ch->st.malformed++;
-			conn_fail(c, CHAN_LOG_MALFORMED, "first sealed frame is not the peer's "
+			chan_fail(why, CHAN_LOG_MALFORMED, "first sealed frame is not the peer's "
 			    "hello confirmation");
-			return -1;
+			return CHAN_FAIL;
 		}
 		lbd__sync_frame__free_unpacked(f, NULL);
-		conn_become_up(c);
-		return 0;
+		return CHAN_CONFIRMED;
 	}
 	if (f->body_case == LBD__SYNC_FRAME__BODY_HELLO) {
 		lbd__sync_frame__free_unpacked(f, NULL);
 		ch->st.malformed++;
-		conn_fail(c, CHAN_LOG_MALFORMED, "hello after the handshake");
-		return -1;
+		chan_fail(why, CHAN_LOG_MALFORMED, "hello after the handshake");
+		return CHAN_FAIL;
 	}
 	if (f->body_case == LBD__SYNC_FRAME__BODY_BYE) {
 		c->bye_received = true;
-		conn_close(c, false, "peer closed the channel: %.120s",
+		snprintf(why->text, sizeof(why->text), "peer closed the channel: %.120s",
 		    f->bye->reason != NULL ? f->bye->reason : "");
 		lbd__sync_frame__free_unpacked(f, NULL);
-		return -1;
+		return CHAN_BYE;
 	}
 	if (f->body_case == LBD__SYNC_FRAME__BODY__NOT_SET) {
 		/* Authentic, of a kind a newer peer knows and we do not: skipped. */
@@ -407,5 +427,5 @@ conn_rx_sealed(struct chan_conn *c, const uint8_t *frame, size_t len)
 			ch->cb.frame(ch->arg, f);
 	}
 	lbd__sync_frame__free_unpacked(f, NULL);
-	return 0;
+	return CHAN_TAKEN;
 }

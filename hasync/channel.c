@@ -60,7 +60,6 @@
 #define CHAN_ACCEPT_BUDGET	16	/* accepts per wake-up */
 #define CHAN_ACCEPT_PAUSE_MS	1000	/* out of file descriptors: stop accepting this long */
 #define CHAN_BACKLOG		16	/* listen backlog */
-#define CHAN_LOG_INTERVAL_MS	1000	/* at most one line per kind per second */
 #define CHAN_UNSIGNED_NOTE	" - unsigned TCP (no TCP_MD5SIG), so not taken for its death"
 
 static bool	chan_same_host(const struct sockaddr_storage *, const struct sockaddr_storage *);
@@ -78,6 +77,12 @@ static void	chan_on_tick(evutil_socket_t, short, void *);
 static struct chan_conn *conn_new(struct channel *, int, bool, int,
 		    const struct sockaddr_storage *, bool);
 static void	conn_free(struct chan_conn *);
+static void	conn_close(struct chan_conn *, bool, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+static void	conn_fail(struct chan_conn *, enum chan_logkind, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+static int	conn_verdict(struct chan_conn *, enum chan_verdict, const struct chan_why *);
+static void	conn_become_up(struct chan_conn *);
 static void	conn_on_write(evutil_socket_t, short, void *);
 static int	conn_write(struct chan_conn *);
 static void	conn_send_bye(struct chan_conn *, const char *);
@@ -87,28 +92,6 @@ static enum chan_rx_result conn_process(struct chan_conn *);
 static void	conn_send_keepalive(struct chan_conn *, uint64_t);
 
 /* ---------------------------------------------------------------- helpers */
-
-void
-chan_log(struct channel *ch, int level, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	hasync_vlog(ch->cb.log, ch->arg, level, fmt, ap);
-	va_end(ap);
-}
-
-/* Logs at most one line per kind per CHAN_LOG_INTERVAL_MS; counts the rest. */
-void
-chan_log_limited(struct channel *ch, enum chan_logkind kind, int level, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	hasync_vlog_limited(ch->cb.log, ch->arg, &ch->rl[kind], CHAN_LOG_INTERVAL_MS, level,
-	    fmt, ap);
-	va_end(ap);
-}
 
 /* Same address, ports ignored. */
 static bool
@@ -654,6 +637,7 @@ conn_new(struct channel *ch, int fd, bool outbound, int path,
     const struct sockaddr_storage *addr, bool md5)
 {
 	struct chan_conn *c;
+	struct chan_why why;
 	int on = 1;
 
 	if (ch->npending == CHAN_PENDING_MAX) {
@@ -686,7 +670,7 @@ conn_new(struct channel *ch, int fd, bool outbound, int path,
 		event_add(c->ev_write, NULL);	/* connect() finished, either way */
 	} else {
 		event_add(c->ev_read, NULL);
-		if (conn_send_hello(c) == -1)
+		if (conn_verdict(c, conn_send_hello(c, &why), &why) == -1)
 			return NULL;
 	}
 	return c;
@@ -724,7 +708,7 @@ conn_free(struct chan_conn *c)
  * Closes and frees c. If it was up, logs and reports down(reason,
  * peer_died); if it was ours, the connector tries again.
  */
-void
+static void
 conn_close(struct chan_conn *c, bool peer_died, const char *fmt, ...)
 {
 	struct channel *ch = c->ch;
@@ -766,7 +750,7 @@ conn_close(struct chan_conn *c, bool peer_died, const char *fmt, ...)
 }
 
 /* A frame or handshake failure: logged rate-limited unless c was up, then closed. */
-void
+static void
 conn_fail(struct chan_conn *c, enum chan_logkind kind, const char *fmt, ...)
 {
 	struct channel *ch = c->ch;
@@ -782,12 +766,37 @@ conn_fail(struct chan_conn *c, enum chan_logkind kind, const char *fmt, ...)
 	conn_close(c, false, "%s", reason);
 }
 
+/*
+ * Carries out what chancrypt.c made of a frame or of our hello (why: for
+ * CHAN_BYE and CHAN_FAIL).
+ * Returns: 0 the connection goes on, -1 it was closed.
+ */
+static int
+conn_verdict(struct chan_conn *c, enum chan_verdict v, const struct chan_why *why)
+{
+	switch (v) {
+	case CHAN_TAKEN:
+		return 0;
+	case CHAN_CONFIRMED:
+		conn_become_up(c);
+		return 0;
+	case CHAN_BYE:
+		conn_close(c, false, "%s", why->text);
+		return -1;
+	case CHAN_FAIL:
+		break;
+	}
+	conn_fail(c, why->kind, "%s", why->text);
+	return -1;
+}
+
 /* ---------------------------------------------------------------- output */
 
 static void
 conn_on_write(evutil_socket_t fd, short what, void *arg)
 {
 	struct chan_conn *c = arg;
+	struct chan_why why;
 	socklen_t len = sizeof(int);
 	int err = 0;
 
@@ -800,7 +809,7 @@ conn_on_write(evutil_socket_t fd, short what, void *arg)
 		}
 		c->state = CHAN_CONN_HELLO;
 		event_add(c->ev_read, NULL);
-		if (conn_send_hello(c) == -1)
+		if (conn_verdict(c, conn_send_hello(c, &why), &why) == -1)
 			return;
 	}
 	if (conn_write(c) == 0)
@@ -941,6 +950,7 @@ static enum chan_rx_result
 conn_process(struct chan_conn *c)
 {
 	struct channel *ch = c->ch;
+	struct chan_why why;
 	uint8_t hdr[CHAN_LEN_BYTES], *p;
 	size_t have, taken = 0, max;
 	uint32_t len;
@@ -978,9 +988,9 @@ conn_process(struct chan_conn *c)
 			return CHAN_RX_CLOSED;
 		}
 		if (p[CHAN_LEN_BYTES] == CHAN_KIND_HELLO) {
-			rc = conn_rx_hello(c, p + CHAN_LEN_BYTES, len);
+			rc = conn_verdict(c, conn_rx_hello(c, p + CHAN_LEN_BYTES, len, &why), &why);
 		} else if (p[CHAN_LEN_BYTES] == CHAN_KIND_SEALED) {
-			rc = conn_rx_sealed(c, p, len);
+			rc = conn_verdict(c, conn_rx_sealed(c, p, len, &why), &why);
 		} else {
 			ch->st.malformed++;
 			conn_fail(c, CHAN_LOG_MALFORMED, "unknown frame kind %u (not an lbd sync "
@@ -1020,7 +1030,7 @@ conn_process(struct chan_conn *c)
 
 
 /* c finished its handshake: it replaces any older connection and is the channel. */
-void
+static void
 conn_become_up(struct chan_conn *c)
 {
 	struct channel *ch = c->ch;

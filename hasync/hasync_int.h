@@ -322,13 +322,14 @@ bool		 pacer_sent_at(struct pacer *, uint64_t counter, uint64_t *ms);
 void		 pacer_get_counts(struct pacer *, uint64_t *sent, uint64_t *paced,
 		    uint64_t *lapses);
 
-/* heartbeat.c, handover.c, nlwatch.c */
+/* heartbeat.c, handover.c, nlwatch.c, hbact.c */
 /*
- * The heartbeat's state, shared by its three files: heartbeat.c (the
+ * The heartbeat's state, shared by its four files: heartbeat.c (the
  * advert socket, receive and freshness checks, timers, roles carried out
  * on the VIP), handover.c (a planned handover's hold, drain and
- * forwarding, through steer.c) and nlwatch.c (the netlink watch of the
- * VIP and its link).
+ * forwarding, through steer.c), nlwatch.c (the netlink watch of the
+ * VIP and its link) and hbact.c (below them all: the VIP added, removed
+ * and announced, an advert sent now, whether the peer lives).
  */
 #define HB_RETIRED		8	/* replaced peer sessions remembered */
 
@@ -406,19 +407,17 @@ struct hasync {
 	struct hasync_rlimit rl[HB_LOG_KINDS]; /* log rate limit per kind */
 };
 
-/* heartbeat.c */
-void		 hb_log(struct hasync *, int level, const char *fmt, ...)
-		    __attribute__((format(printf, 3, 4)));
-/* Logs at most one line per kind per HB_LOG_INTERVAL_MS; counts the rest. */
-void		 hb_log_limited(struct hasync *, enum hb_logkind, int level, const char *fmt, ...)
-		    __attribute__((format(printf, 4, 5)));
+/* hbact.c: below heartbeat.c, handover.c and nlwatch.c; calls none of them */
 void		 hb_send_advert(struct hasync *);	/* one advert to every path, as of now */
-void		 hb_apply(struct hasync *, unsigned int acts); /* ha.c's actions; re-arms the timer */
-void		 hb_schedule(struct hasync *);	/* arms the timer for ha.c's next deadline */
+bool		 hb_peer_alive(struct hasync *); /* ha.c says the peer is alive */
 void		 hb_vip_take(struct hasync *);	/* adds the VIP (retried every interval) */
 void		 hb_vip_release(struct hasync *); /* removes it; ends a hold and the GARPs */
 void		 hb_garp_start(struct hasync *); /* burst of announcements, then one refresh */
-bool		 hb_peer_alive(struct hasync *); /* ha.c says the peer is alive */
+void		 hb_on_garp(evutil_socket_t, short, void *); /* the next announcement is due */
+
+/* heartbeat.c */
+void		 hb_apply(struct hasync *, unsigned int acts); /* ha.c's actions; re-arms the timer */
+void		 hb_schedule(struct hasync *);	/* arms the timer for ha.c's next deadline */
 
 /* handover.c */
 void		 handover_open(struct hasync *); /* steering if the kernel allows; logs if not */
@@ -436,9 +435,20 @@ void		 handover_on_timer(evutil_socket_t, short, void *); /* drain/forward over?
 /* nlwatch.c */
 /* Opens the event and query sockets (vip_addr's family). Returns 0, -1 (err). */
 int		 nlwatch_open(struct hasync *, char *err, size_t errlen);
-void		 nlwatch_on_event(evutil_socket_t, short, void *); /* netlink events in */
+/* What the VIP's place needs after a netlink event (nlwatch_vip_check). */
+enum nlwatch_vip {
+	NLWATCH_VIP_OK = 0,		/* where the role says (or netlink failed) */
+	NLWATCH_VIP_GONE,		/* vanished from a MASTER: re-add it */
+	NLWATCH_VIP_STRAY		/* on a node not MASTER: remove it */
+};
+
+/* Reads the waiting events. Returns: true recheck the link and the VIP, false not. */
+bool		 nlwatch_read(struct hasync *);
 /* The VIP interface is up and running. Returns 0 and *up, -1 netlink failed. */
 int		 nlwatch_link_query(struct hasync *, bool *up);
+/* The link changed since ha.c last heard. Returns: true with *up and msg (why), false not. */
+bool		 nlwatch_link_changed(struct hasync *, bool *up, char *msg, size_t len);
+enum nlwatch_vip nlwatch_vip_check(struct hasync *);	/* logs what it finds */
 
 /* channel.c */
 /*
@@ -623,30 +633,55 @@ struct channel {
 	struct hasync_rlimit rl[CHAN_LOG_KINDS]; /* log rate limit per kind */
 };
 
-/* channel.c */
-void		 chan_log(struct channel *, int level, const char *fmt, ...)
-		    __attribute__((format(printf, 3, 4)));
-/* Logs at most one line per kind per CHAN_LOG_INTERVAL_MS; counts the rest. */
-void		 chan_log_limited(struct channel *, enum chan_logkind, int level, const char *fmt,
-		    ...) __attribute__((format(printf, 4, 5)));
-/* Closes and frees c; an up connection reports down (peer_died as given). */
-void		 conn_close(struct chan_conn *, bool peer_died, const char *fmt, ...)
-		    __attribute__((format(printf, 3, 4)));
-/* Logs why (rate-limited per kind), then closes c. */
-void		 conn_fail(struct chan_conn *, enum chan_logkind, const char *fmt, ...)
-		    __attribute__((format(printf, 3, 4)));
-/* c finished its handshake: it replaces any older connection and is the channel. */
-void		 conn_become_up(struct chan_conn *);
 
 /* chancrypt.c */
 void		 chan_be32(uint8_t *p, uint32_t v);	/* big-endian, as the length prefix */
 uint32_t	 chan_get_be32(const uint8_t *p);
-int		 conn_send_hello(struct chan_conn *);	/* 0 queued, -1 closed */
+/* What chancrypt.c made of a frame (or of our hello), for channel.c to carry out. */
+enum chan_verdict {
+	CHAN_TAKEN = 0,			/* done: the connection goes on */
+	CHAN_CONFIRMED,			/* the peer's confirmation: conn_become_up */
+	CHAN_BYE,			/* the peer closes on purpose: conn_close(why) */
+	CHAN_FAIL			/* refused: conn_fail(why) */
+};
+
+/* Why, with CHAN_BYE and CHAN_FAIL. */
+struct chan_why {
+	enum chan_logkind kind;		/* CHAN_FAIL: kind of the log line */
+	char		 text[HASYNC_MSG_MAX / 2]; /* the reason, as conn_close logs it */
+};
+
+enum chan_verdict conn_send_hello(struct chan_conn *, struct chan_why *); /* TAKEN queued, FAIL */
 /* Seals f (packed size plen) into c's queue. Returns 0, -1 no memory or too big. */
 int		 conn_send(struct chan_conn *, const struct Lbd__SyncFrame *f, size_t plen);
-/* The peer's hello (body after the length). Returns 0 taken, -1 closed. */
-int		 conn_rx_hello(struct chan_conn *, const uint8_t *body, size_t len);
-/* A sealed frame (at its length prefix). Returns 0 taken, -1 closed. */
-int		 conn_rx_sealed(struct chan_conn *, const uint8_t *frame, size_t len);
+/* The peer's hello (body after the length). Returns TAKEN or FAIL. */
+enum chan_verdict conn_rx_hello(struct chan_conn *, const uint8_t *body, size_t len,
+		    struct chan_why *);
+/* A sealed frame (at its length prefix). Returns TAKEN, CONFIRMED, BYE or FAIL. */
+enum chan_verdict conn_rx_sealed(struct chan_conn *, const uint8_t *frame, size_t len,
+		    struct chan_why *);
+
+/* report.c: the heartbeat's and the channel's log lines (after their structs) */
+#define HB_LOG_INTERVAL_MS	1000	/* heartbeat: at most one line per kind per second */
+#define CHAN_LOG_INTERVAL_MS	1000	/* channel: at most one line per kind per second */
+
+/* Logs through fn; rl NULL: always, else at most one line per interval_ms for rl. */
+void		 hasync_log(hasync_log_fn *fn, void *arg, struct hasync_rlimit *rl,
+		    uint64_t interval_ms, int level, const char *fmt, ...)
+		    __attribute__((format(printf, 6, 7)));
+/* hb_log(h, level, fmt, ...): the heartbeat's log line. */
+#define hb_log(h, level, ...) \
+	hasync_log((h)->cb.log, (h)->arg, NULL, 0, (level), __VA_ARGS__)
+/* Logs at most one line per kind per HB_LOG_INTERVAL_MS; counts the rest. */
+#define hb_log_limited(h, kind, level, ...) \
+	hasync_log((h)->cb.log, (h)->arg, &(h)->rl[(kind)], HB_LOG_INTERVAL_MS, (level), \
+	    __VA_ARGS__)
+/* chan_log(ch, level, fmt, ...): the channel's log line. */
+#define chan_log(ch, level, ...) \
+	hasync_log((ch)->cb.log, (ch)->arg, NULL, 0, (level), __VA_ARGS__)
+/* Logs at most one line per kind per CHAN_LOG_INTERVAL_MS; counts the rest. */
+#define chan_log_limited(ch, kind, level, ...) \
+	hasync_log((ch)->cb.log, (ch)->arg, &(ch)->rl[(kind)], CHAN_LOG_INTERVAL_MS, (level), \
+	    __VA_ARGS__)
 
 #endif /* HASYNC_INT_H */

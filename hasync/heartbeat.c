@@ -66,7 +66,6 @@
 #include <errno.h>
 #include <linux/errqueue.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +91,6 @@
 #define HB_KDF_ID		1	/* subkey id within that context */
 #define HB_TOS_CS6		0xc0	/* DSCP CS6 "network control", as VRRP */
 #define HB_SO_PRIORITY		6	/* highest SO_PRIORITY without CAP_NET_ADMIN */
-#define HB_LOG_INTERVAL_MS	1000	/* at most one line per kind per second */
 #define HB_GARP_COUNT		3	/* default announcements at takeover */
 #define HB_GARP_INTERVAL_MS	200	/* default spacing of the burst */
 #define HB_GARP_REFRESH_MS	5000	/* default delay of the one refresh */
@@ -113,31 +111,9 @@ static bool	hb_rx_legacy(struct hasync *, const Lbd__Advert *, const char *, boo
 static bool	hb_retired(const struct hasync *, uint64_t, uint64_t);
 static void	hb_reply(struct hasync *);
 static void	hb_on_timer(evutil_socket_t, short, void *);
-static void	hb_on_garp(evutil_socket_t, short, void *);
-static void	hb_garp_next(struct hasync *);
+static void	hb_on_netlink(evutil_socket_t, short, void *);
 
 /* ---------------------------------------------------------------- helpers */
-
-void
-hb_log(struct hasync *h, int level, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	hasync_vlog(h->cb.log, h->arg, level, fmt, ap);
-	va_end(ap);
-}
-
-/* Logs at most one line per kind per HB_LOG_INTERVAL_MS; counts the rest. */
-void
-hb_log_limited(struct hasync *h, enum hb_logkind kind, int level, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	hasync_vlog_limited(h->cb.log, h->arg, &h->rl[kind], HB_LOG_INTERVAL_MS, level, fmt, ap);
-	va_end(ap);
-}
 
 const char *
 hasync_role_str(enum hasync_role role)
@@ -375,7 +351,7 @@ hasync_new(struct event_base *base, const struct hasync_config *conf,
 	    (h->ev_read = event_new(base, h->fd, EV_READ | EV_PERSIST, hb_on_read, h)) == NULL)
 		goto nomem;
 	if (h->nl_event != NULL && (h->ev_nl = event_new(base, nl_socket_get_fd(h->nl_event),
-	    EV_READ | EV_PERSIST, nlwatch_on_event, h)) == NULL)
+	    EV_READ | EV_PERSIST, hb_on_netlink, h)) == NULL)
 		goto nomem;
 	/*
 	 * Priority 0, the most urgent: if lbd gives its base several
@@ -438,24 +414,6 @@ hasync_free(struct hasync *h)
 }
 
 /* ---------------------------------------------------------------- adverts */
-
-/* One advert to every peer path, with the role and priority of now. */
-void
-hb_send_advert(struct hasync *h)
-{
-	struct pacer_advert a;
-
-	if (h->pacer == NULL)
-		return;
-	memset(&a, 0, sizeof(a));
-	a.priority = (uint32_t)ha_advert_priority(&h->ha);
-	a.state = (uint32_t)ha_advert_state(&h->ha);
-	a.vip_held = h->vip != NULL && vip_held(h->vip);
-	a.bulk_done = h->cb.may_preempt == NULL || h->cb.may_preempt(h->arg);
-	a.draining = h->draining;
-	a.forwarding = h->steer != NULL && steer_forwarding(h->steer);
-	pacer_send(h->pacer, &a);
-}
 
 static void
 hb_on_read(evutil_socket_t fd, short what, void *arg)
@@ -906,84 +864,38 @@ hb_apply(struct hasync *h, unsigned int acts)
 	}
 }
 
-/* ---------------------------------------------------------------- VIP */
+/* ---------------------------------------------------------------- netlink */
 
-/* The peer is heard and alive (ha.c). */
-bool
-hb_peer_alive(struct hasync *h)
-{
-	return strcmp(ha_peer_state(&h->ha, hasync_now_ms()), "alive") == 0;
-}
-
-void
-hb_vip_take(struct hasync *h)
-{
-	char err[256];
-
-	if (h->vip == NULL)
-		return;
-	if (vip_add(h->vip, err, sizeof(err)) == -1) {
-		hb_log_limited(h, HB_LOG_VIP, 0, "%s; retrying every advert interval", err);
-		return;
-	}
-	hb_log(h, 1, "VIP added to %s", h->conf.vip_ifname);
-}
-
-void
-hb_vip_release(struct hasync *h)
-{
-	char err[256];
-
-	h->holding = false;
-	evtimer_del(h->ev_hold);
-	h->garp_left = 0;
-	evtimer_del(h->ev_garp);
-	if (h->vip == NULL)
-		return;
-	if (vip_del(h->vip, err, sizeof(err)) == -1)
-		hb_log_limited(h, HB_LOG_VIP, 0, "%s", err);
-}
-
-/* Burst of garp_count announcements garp_interval_ms apart, then one refresh. */
-void
-hb_garp_start(struct hasync *h)
-{
-	if (h->vip == NULL)
-		return;
-	h->garp_left = h->conf.garp_count + (h->conf.garp_refresh_ms > 0 ? 1 : 0);
-	hb_garp_next(h);
-}
-
-/* Sends one announcement and schedules the next. */
+/*
+ * Netlink events in (nlwatch.c reads and judges them). After one about
+ * our link or its addresses: follow the link (FAULT and back), and keep
+ * the VIP where the role says: re-add it if it vanished from a MASTER,
+ * remove it from anyone else.
+ */
 static void
-hb_garp_next(struct hasync *h)
+hb_on_netlink(evutil_socket_t fd, short what, void *arg)
 {
-	struct timeval tv;
-	char err[256];
-	int delay;
+	struct hasync *h = arg;
+	char msg[128];
+	bool up;
 
-	evtimer_del(h->ev_garp);
-	if (h->garp_left <= 0 || h->ha.role != HASYNC_MASTER || !vip_held(h->vip)) {
-		h->garp_left = 0;
+	if (!nlwatch_read(h) || h->vip == NULL || !h->started)
 		return;
+	if (nlwatch_link_changed(h, &up, msg, sizeof(msg)))
+		hb_apply(h, ha_link_changed(&h->ha, up, msg, hasync_now_ms()));
+	switch (nlwatch_vip_check(h)) {
+	case NLWATCH_VIP_GONE:
+		hb_vip_take(h);
+		if (vip_held(h->vip))
+			hb_garp_start(h);
+		hb_schedule(h);
+		break;
+	case NLWATCH_VIP_STRAY:
+		hb_vip_release(h);
+		break;
+	case NLWATCH_VIP_OK:
+		break;
 	}
-	if (vip_announce(h->vip, err, sizeof(err)) == -1)
-		hb_log_limited(h, HB_LOG_VIP, 0, "%s", err);
-	h->garp_left--;
-	if (h->garp_left == 0)
-		return;
-	/* The last one left is the refresh when there is one. */
-	delay = h->garp_left == 1 && h->conf.garp_refresh_ms > 0 ?
-	    h->conf.garp_refresh_ms : h->conf.garp_interval_ms;
-	tv.tv_sec = delay / 1000;
-	tv.tv_usec = (delay % 1000) * 1000;
-	evtimer_add(h->ev_garp, &tv);
-}
-
-static void
-hb_on_garp(evutil_socket_t fd, short what, void *arg)
-{
-	hb_garp_next(arg);
 }
 
 /* ---------------------------------------------------------------- API */

@@ -1,7 +1,8 @@
 /*
- * nlwatch.c - the heartbeat's netlink watch of the VIP and its link:
- * link down or gone is FAULT (and back), a VIP removed from a MASTER by
- * hand is re-added, one added by hand elsewhere is removed.
+ * nlwatch.c - the heartbeat's netlink watch of the VIP and its link: it
+ * reads the events and tells heartbeat.c what they mean, which carries it
+ * out: link down or gone is FAULT (and back), a VIP removed from a MASTER
+ * by hand is re-added, one added by hand elsewhere is removed.
  */
 #include <net/if.h>
 #include <stdio.h>
@@ -22,7 +23,6 @@
 
 static int	nlwatch_valid(struct nl_msg *, void *);
 static void	nlwatch_object(struct nl_object *, void *);
-static void	nlwatch_check(struct hasync *);
 
 /*
  * The netlink watch: one socket subscribed to link events and to address
@@ -63,10 +63,15 @@ nlwatch_open(struct hasync *h, char *err, size_t errlen)
 	return 0;
 }
 
-void
-nlwatch_on_event(evutil_socket_t fd, short what, void *arg)
+/*
+ * Reads the events waiting, one read per wake-up (heartbeat.c's callback
+ * calls it).
+ * Returns: true one concerned our link or its addresses, or events were
+ * lost: recheck both (nlwatch_link_changed, nlwatch_vip_check); false not.
+ */
+bool
+nlwatch_read(struct hasync *h)
 {
-	struct hasync *h = arg;
 	int rc;
 
 	/* One read per wake-up: the loop stays fair; level-triggered wakes again. */
@@ -77,10 +82,10 @@ nlwatch_on_event(evutil_socket_t fd, short what, void *arg)
 		    "netlink watch: %s; rechecking link and VIP", nl_geterror(rc));
 		h->nl_dirty = true;
 	}
-	if (h->nl_dirty) {
-		h->nl_dirty = false;
-		nlwatch_check(h);
-	}
+	if (!h->nl_dirty)
+		return false;
+	h->nl_dirty = false;
+	return true;
 }
 
 static int
@@ -144,36 +149,43 @@ nlwatch_link_query(struct hasync *h, bool *up)
 }
 
 /*
- * After a netlink event: follow the link (FAULT and back), and keep the VIP
- * where the role says: re-add it if it vanished from a MASTER (someone ran
- * `ip addr del`), remove it from anyone else.
+ * After a netlink event: has the link changed (FAULT and back)?
+ * Returns: true with *up and msg set (for ha_link_changed), false no change
+ * or netlink failed.
  */
-static void
-nlwatch_check(struct hasync *h)
+bool
+nlwatch_link_changed(struct hasync *h, bool *up, char *msg, size_t len)
 {
-	char msg[128];
-	bool up;
+	if (nlwatch_link_query(h, up) != 0 || *up == h->ha.link_up)
+		return false;
+	snprintf(msg, len, *up ? "VIP interface %s is up again" :
+	    "VIP interface %s is down or gone", h->conf.vip_ifname);
+	return true;
+}
+
+/*
+ * After a netlink event, with the role as it is now: is the VIP where the
+ * role says? One vanished from a MASTER (someone ran `ip addr del`) is to
+ * be re-added, one on anyone else removed; logged here, done by the caller.
+ * Returns: NLWATCH_VIP_OK, NLWATCH_VIP_GONE re-add it, NLWATCH_VIP_STRAY
+ * remove it.
+ */
+enum nlwatch_vip
+nlwatch_vip_check(struct hasync *h)
+{
 	int present;
 
-	if (h->vip == NULL || !h->started)
-		return;
-	if (nlwatch_link_query(h, &up) == 0 && up != h->ha.link_up) {
-		snprintf(msg, sizeof(msg), up ? "VIP interface %s is up again" :
-		    "VIP interface %s is down or gone", h->conf.vip_ifname);
-		hb_apply(h, ha_link_changed(&h->ha, up, msg, hasync_now_ms()));
-	}
 	if ((present = vip_present(h->vip)) == -1)
-		return;
+		return NLWATCH_VIP_OK;
 	if (h->ha.role == HASYNC_MASTER && present == 0) {
 		hb_log(h, 0, "VIP vanished from %s while MASTER (removed by hand?): re-adding it",
 		    h->conf.vip_ifname);
-		hb_vip_take(h);
-		if (vip_held(h->vip))
-			hb_garp_start(h);
-		hb_schedule(h);
-	} else if (h->ha.role != HASYNC_MASTER && present == 1 && !h->holding) {
+		return NLWATCH_VIP_GONE;
+	}
+	if (h->ha.role != HASYNC_MASTER && present == 1 && !h->holding) {
 		hb_log(h, 0, "VIP found on %s while %s (added by hand?): removing it",
 		    h->conf.vip_ifname, ha_role_name(h->ha.role));
-		hb_vip_release(h);
+		return NLWATCH_VIP_STRAY;
 	}
+	return NLWATCH_VIP_OK;
 }

@@ -55,3 +55,22 @@ hasync_vlog_limited(hasync_log_fn *fn, void *arg, struct hasync_rlimit *rl,
 	rl->last_ms = now;
 	rl->dropped = 0;
 }
+
+/*
+ * A module's log line through its callback fn: each module's hb_log,
+ * chan_log and their _limited forms (hasync_int.h) come here. rl NULL:
+ * always; else at most one line per interval_ms for rl (hasync_vlog_limited).
+ */
+void
+hasync_log(hasync_log_fn *fn, void *arg, struct hasync_rlimit *rl, uint64_t interval_ms,
+    int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (rl == NULL)
+		hasync_vlog(fn, arg, level, fmt, ap);
+	else
+		hasync_vlog_limited(fn, arg, rl, interval_ms, level, fmt, ap);
+	va_end(ap);
+}
