@@ -12,7 +12,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 
 WARN	 = -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS	?= -O2 -g
-INC	 = -Ilbd -Ihasync -I$(BUILD)/proto
+INC	 = -Ilbd -Ihasync -Icommon -I$(BUILD)/proto
 ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(INC) $(PKG_CFLAGS)
 SAN	 = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -27,7 +27,7 @@ PROTO_OBJ = $(patsubst $(BUILD)/proto/%.c,$(BUILD)/obj/proto/%.o,$(PROTO_C))
 HASYNC_SRC = $(wildcard hasync/*.c)
 HASYNC_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(HASYNC_SRC))
 HASYNC_LIB = $(BUILD)/libhasync.a
-HASYNC_INC = -Ihasync -I$(BUILD)/proto
+HASYNC_INC = -Ihasync -Icommon -I$(BUILD)/proto
 
 # lbd's files but the two programs' main files: linked into lbd and into lbd's unit tests.
 CORE_SRC = $(filter-out lbd/main.c lbd/lbctl.c,$(wildcard lbd/*.c))
@@ -164,7 +164,7 @@ $(BUILD)/bench/stickyapply: tests/bench/stickyapply.c $(BUILD)/obj/lbd/sticky.o 
 FUZZ_TIME ?= 60
 FUZZ_SRC   = tests/fuzz/fuzz_frame.c lbd/sticky.c lbd/replica.c lbd/bus.c lbd/log.c lbd/util.c \
 	     hasync/sync.c hasync/channel.c hasync/chancrypt.c hasync/report.c hasync/key.c \
-	     hasync/clock.c hasync/addr.c hasync/confcheck.c $(PROTO_C)
+	     hasync/addr.c hasync/confcheck.c $(PROTO_C)
 FUZZ_CONF_SRC = tests/fuzz/fuzz_config.c lbd/config.c lbd/addr.c lbd/log.c lbd/util.c
 fuzz: deps
 	@command -v clang >/dev/null || { echo "fuzz: installing clang"; \
@@ -181,13 +181,13 @@ fuzz-run: $(BUILD)/fuzz/fuzz_frame $(BUILD)/fuzz/fuzz_config
 $(BUILD)/fuzz/fuzz_frame: $(FUZZ_SRC) $(PROTO_H) lbd/lbd.h hasync/hasync.h hasync/hasync_int.h
 	@mkdir -p $(dir $@)
 	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=all -Ilbd -Ihasync -I$(BUILD)/proto $(PKG_CFLAGS) \
+	    -fno-sanitize-recover=all -Ilbd -Ihasync -Icommon -I$(BUILD)/proto $(PKG_CFLAGS) \
 	    -o $@ $(FUZZ_SRC) $(PKG_LIBS)
 
 $(BUILD)/fuzz/fuzz_config: $(FUZZ_CONF_SRC) lbd/lbd.h
 	@mkdir -p $(dir $@)
 	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=all -Ilbd -Ihasync -I$(BUILD)/proto $(PKG_CFLAGS) \
+	    -fno-sanitize-recover=all -Ilbd -Ihasync -Icommon -I$(BUILD)/proto $(PKG_CFLAGS) \
 	    -o $@ $(FUZZ_CONF_SRC) $(PKG_LIBS)
 
 # Install paths.  systemd and systemd-sysusers also read PREFIX=/usr/local's

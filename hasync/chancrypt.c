@@ -391,7 +391,7 @@ conn_rx_sealed(struct chan_conn *c, const uint8_t *frame, size_t len,
 		    "lbd version?)", (unsigned long long)ctr);
 		return CHAN_FAIL;
 	}
-	c->last_rx_ms = hasync_now_ms();
+	c->last_rx_ms = clock_now_ms();
 	if (c->state == CHAN_CONN_CONFIRM) {
 		if (f->body_case != LBD__SYNC_FRAME__BODY_HELLO || f->hello->node == NULL ||
 		    strcmp(f->hello->node, ch->conf.peer_name) != 0) {

@@ -263,7 +263,7 @@ channel_new(struct event_base *base, const struct channel_config *conf,
 		struct sockaddr_storage p = conf->peer_addr[0];
 
 		chan_set_port(&p, conf->sync_port);
-		hasync_addr_port_str((const struct sockaddr *)&p, ch->peer_text, sizeof(ch->peer_text));
+		sockaddr_port_str((const struct sockaddr *)&p, ch->peer_text, sizeof(ch->peer_text));
 	}
 	crypto_kdf_derive_from_key(ch->hello_key, sizeof(ch->hello_key), CHAN_KDF_HELLO,
 	    CHAN_KDF_CONTEXT, conf->key);
@@ -272,7 +272,7 @@ channel_new(struct event_base *base, const struct channel_config *conf,
 	crypto_kdf_derive_from_key(ch->md5_key, sizeof(ch->md5_key), CHAN_MD5_ID,
 	    CHAN_MD5_CONTEXT, conf->key);
 	sodium_memzero(ch->conf.key, sizeof(ch->conf.key));	/* only the subkeys stay */
-	ch->boot_id = hasync_wall_ns();
+	ch->boot_id = clock_wall_ns();
 
 	if ((ch->ev_retry = evtimer_new(base, chan_on_retry, ch)) == NULL ||
 	    (ch->ev_tick = event_new(base, -1, EV_PERSIST, chan_on_tick, ch)) == NULL ||
@@ -307,7 +307,7 @@ channel_start(struct channel *ch)
 	else
 		local = ch->conf.node_addr;
 	chan_set_port(&local, ch->conf.sync_port);
-	hasync_addr_port_str((const struct sockaddr *)&local, a, sizeof(a));
+	sockaddr_port_str((const struct sockaddr *)&local, a, sizeof(a));
 	ch->lfd = socket(ch->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (ch->lfd == -1) {
 		chan_log(ch, 0, "sync channel: socket: %s", strerror(errno));
@@ -414,7 +414,7 @@ chan_connect(struct channel *ch)
 
 	to = ch->conf.peer_addr[path];
 	chan_set_port(&to, ch->conf.sync_port);
-	hasync_addr_port_str((const struct sockaddr *)&to, a, sizeof(a));
+	sockaddr_port_str((const struct sockaddr *)&to, a, sizeof(a));
 	s = socket(ch->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s == -1) {
 		chan_log_limited(ch, CHAN_LOG_CONNECT, 0, "sync channel: socket: %s",
@@ -557,7 +557,7 @@ chan_on_accept(evutil_socket_t lfd, short what, void *arg)
 			evtimer_add(ch->ev_accept_pause, &tv);
 			return;
 		}
-		hasync_addr_port_str((const struct sockaddr *)&from, a, sizeof(a));
+		sockaddr_port_str((const struct sockaddr *)&from, a, sizeof(a));
 		if (ch->connector) {
 			ch->st.rejected++;
 			chan_log_limited(ch, CHAN_LOG_REJECTED, 0, "sync connection from %s "
@@ -593,7 +593,7 @@ chan_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct channel *ch = arg;
 	struct chan_conn *c;
-	uint64_t now = hasync_now_ms(), dead = (uint64_t)ch->conf.dead_ms;
+	uint64_t now = clock_now_ms(), dead = (uint64_t)ch->conf.dead_ms;
 	int i;
 
 	/*
@@ -652,8 +652,8 @@ conn_new(struct channel *ch, int fd, bool outbound, int path,
 	c->md5 = md5;
 	c->path = path;
 	c->state = outbound ? CHAN_CONN_CONNECTING : CHAN_CONN_HELLO;
-	hasync_addr_port_str((const struct sockaddr *)addr, c->text, sizeof(c->text));
-	c->started_ms = c->last_rx_ms = c->last_ka_ms = hasync_now_ms();
+	sockaddr_port_str((const struct sockaddr *)addr, c->text, sizeof(c->text));
+	c->started_ms = c->last_rx_ms = c->last_ka_ms = clock_now_ms();
 	randombytes_buf(c->nonce, sizeof(c->nonce));
 	crypto_kx_keypair(c->kx_pk, c->kx_sk);
 	if ((c->in = evbuffer_new()) == NULL || (c->out = evbuffer_new()) == NULL ||
@@ -898,7 +898,7 @@ conn_send_keepalive(struct chan_conn *c, uint64_t now)
 	if (evbuffer_get_length(c->out) >= ch->conf.max_queue_bytes)
 		return;
 	/* Wall clock, so the peer can estimate replication lag. */
-	k.sent_ms = hasync_wall_ns() / 1000000;
+	k.sent_ms = clock_wall_ns() / 1000000;
 	f.body_case = LBD__SYNC_FRAME__BODY_KEEPALIVE;
 	f.keepalive = &k;
 	if (conn_send(c, &f, lbd__sync_frame__get_packed_size(&f)) == -1)
@@ -1034,7 +1034,7 @@ static void
 conn_become_up(struct chan_conn *c)
 {
 	struct channel *ch = c->ch;
-	uint64_t now = hasync_now_ms();
+	uint64_t now = clock_now_ms();
 	int i;
 
 	if (ch->up != NULL)
@@ -1117,7 +1117,7 @@ channel_get_status(struct channel *ch, struct channel_status *st)
 	st->up_since_ms = -1;
 	if (ch->up != NULL) {
 		st->state = "up";
-		st->up_since_ms = (int64_t)(hasync_now_ms() - ch->up_at_ms);
+		st->up_since_ms = (int64_t)(clock_now_ms() - ch->up_at_ms);
 		return;
 	}
 	st->state = "down";

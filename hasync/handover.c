@@ -91,7 +91,7 @@ handover_step_aside(struct hasync *h)
 	}
 	hb_vip_release(h);
 	h->draining = true;
-	h->drain_start_ms = hasync_now_ms();
+	h->drain_start_ms = clock_now_ms();
 	snprintf(msg, sizeof(msg), "VIP hidden on lo; serving the %llu connections begun here "
 	    "until they end (at most %d s)", (unsigned long long)(h->cb.connections != NULL ?
 	    h->cb.connections(h->arg) : 0), h->conf.handover_drain_s);
@@ -114,7 +114,7 @@ handover_drain_end(struct hasync *h, const char *why)
 	if (steer_hide_off(h->steer, err, sizeof(err)) == -1)
 		hb_log_limited(h, HB_LOG_VIP, 0, "handover: %s", err);
 	snprintf(msg, sizeof(msg), "after %llu ms (%s)",
-	    (unsigned long long)(hasync_now_ms() - h->drain_start_ms), why);
+	    (unsigned long long)(clock_now_ms() - h->drain_start_ms), why);
 	hb_log(h, 1, "handover: drained %s", msg);
 	if (h->cb.handover != NULL)
 		h->cb.handover(h->arg, "drained", msg);
@@ -144,7 +144,7 @@ handover_forward_start(struct hasync *h)
 		    h->conf.peer_name, err);
 		return;
 	}
-	h->fwd_start_ms = hasync_now_ms();
+	h->fwd_start_ms = clock_now_ms();
 	h->peer_draining = false;
 	hb_log(h, 1, "handover: forwarding packets of connections begun on %s to it",
 	    h->conf.peer_name);
@@ -163,7 +163,7 @@ handover_forward_stop(struct hasync *h, const char *why)
 	if (steer_forward_off(h->steer, err, sizeof(err)) == -1)
 		hb_log_limited(h, HB_LOG_VIP, 0, "handover: %s", err);
 	snprintf(msg, sizeof(msg), "after %llu ms (%s)",
-	    (unsigned long long)(hasync_now_ms() - h->fwd_start_ms), why);
+	    (unsigned long long)(clock_now_ms() - h->fwd_start_ms), why);
 	hb_log(h, 1, "handover: forwarding to %s stopped %s", h->conf.peer_name, msg);
 	if (h->cb.handover != NULL)
 		h->cb.handover(h->arg, "forwarding stopped", msg);
@@ -186,7 +186,7 @@ void
 handover_on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct hasync	*h = arg;
-	uint64_t	 now = hasync_now_ms(), n, limit;
+	uint64_t	 now = clock_now_ms(), n, limit;
 	char		 why[96];
 
 	(void)fd;

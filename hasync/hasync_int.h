@@ -12,24 +12,17 @@
 #include <event2/util.h>
 #include <sodium.h>
 
+#include "clock.h"		/* common/: clock_now_ms and friends, shared with lbd */
 #include "hasync.h"
+#include "sockaddr.h"		/* common/: address text, shared with lbd */
 
 struct event;
 struct evbuffer;
 struct nl_sock;
 
-/* addr.c */
-/* The address of sa (IPv4 or IPv6) in buf, "(family N)" for others. Returns buf. */
-const char	*hasync_addr_str(const struct sockaddr *sa, char *buf, size_t len);
-/* The same with the port: "a.b.c.d:port" or "[v6]:port". Returns buf. */
-const char	*hasync_addr_port_str(const struct sockaddr *sa, char *buf, size_t len);
+/* addr.c (address text: common/sockaddr.h, shared with lbd) */
 /* 16 bytes, IPv4 as ::ffff:a.b.c.d, so both families compare alike. */
 void		 hasync_addr16(const struct sockaddr *sa, uint8_t out[16]);
-
-/* clock.c */
-uint64_t	 hasync_now_ms(void);		/* CLOCK_MONOTONIC in ms */
-uint64_t	 hasync_now_us(void);		/* CLOCK_MONOTONIC in us */
-uint64_t	 hasync_wall_ns(void);		/* CLOCK_REALTIME in ns */
 
 /* confcheck.c: each returns 0 fine, -1 not (err says what to fix) */
 /* A name of 1 to HASYNC_NAME_MAX - 1 characters; what is "node" or "peer". */
@@ -314,7 +307,7 @@ bool		 pacer_realtime(const struct pacer *);	/* the thread runs SCHED_RR/FIFO */
  */
 void		 pacer_set_echo(struct pacer *, uint64_t session, uint64_t counter);
 /*
- * When our advert numbered counter was sent (hasync_now_ms), if it is one
+ * When our advert numbered counter was sent (clock_now_ms), if it is one
  * of the last PACER_SENT_RING. Returns: true and *ms set, false unknown.
  */
 bool		 pacer_sent_at(struct pacer *, uint64_t counter, uint64_t *ms);

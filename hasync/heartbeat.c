@@ -227,7 +227,7 @@ hb_open_socket(struct hasync *h, char *err, size_t errlen)
 	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) == -1) {
 		hasync_errf(err, errlen, "cannot bind heartbeat socket to %s port %u: %s%s",
 		    h->npaths > 1 ? "any address" :
-		    hasync_addr_str((struct sockaddr *)&local, a, sizeof(a)),
+		    sockaddr_str((struct sockaddr *)&local, a, sizeof(a)),
 		    h->conf.heartbeat_port, strerror(errno),
 		    errno == EADDRINUSE ? " (another lbd running?)" :
 		    errno == EADDRNOTAVAIL ? " (node address not on this host?)" : "");
@@ -305,7 +305,7 @@ hasync_new(struct event_base *base, const struct hasync_config *conf,
 	crypto_kdf_derive_from_key(h->key, sizeof(h->key), HB_KDF_ID, HB_KDF_CONTEXT,
 	    conf->key);
 	sodium_memzero(h->conf.key, sizeof(h->conf.key));	/* only the subkey stays */
-	h->boot_id = hasync_wall_ns();
+	h->boot_id = clock_wall_ns();
 	while (h->session == 0)		/* 0 means "no session" (older lbd) */
 		randombytes_buf(&h->session, sizeof(h->session));
 
@@ -324,7 +324,7 @@ hasync_new(struct event_base *base, const struct hasync_config *conf,
 				    htons(conf->heartbeat_port);
 				p->len = sizeof(struct sockaddr_in6);
 			}
-			hasync_addr_str((struct sockaddr *)&p->addr, p->text, sizeof(p->text));
+			sockaddr_str((struct sockaddr *)&p->addr, p->text, sizeof(p->text));
 		}
 		if (hb_open_socket(h, err, errlen) == -1)
 			goto fail;
@@ -502,7 +502,7 @@ hb_read_errqueue(struct hasync *h)
 				hb_path_refused(h, &dst);
 			} else {
 				hb_log_limited(h, HB_LOG_ICMP, 2, "heartbeat to %s: %s",
-				    hasync_addr_str((struct sockaddr *)&dst, a, sizeof(a)),
+				    sockaddr_str((struct sockaddr *)&dst, a, sizeof(a)),
 				    strerror((int)ee->ee_errno));
 			}
 		}
@@ -527,7 +527,7 @@ hb_path_refused(struct hasync *h, const struct sockaddr_storage *dst)
 	hb_log_limited(h, HB_LOG_ICMP, hb_peer_alive(h) ? 1 : 2, "ICMP port unreachable for our advert to %s "
 	    "(%llu so far): no lbd listening there, or forged; not acted on (a takeover "
 	    "needs the sync channel's signed close or Master_Down)",
-	    hasync_addr_str((const struct sockaddr *)dst, a, sizeof(a)),
+	    sockaddr_str((const struct sockaddr *)dst, a, sizeof(a)),
 	    (unsigned long long)h->unreachable);
 }
 
@@ -544,7 +544,7 @@ hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
 	int cmp;
 	bool heard_anew;
 
-	hasync_addr_str(from, a, sizeof(a));
+	sockaddr_str(from, a, sizeof(a));
 	if (trunc || n > HB_FRAME_MAX || n < HB_HEADER_LEN + HB_TAG_LEN ||
 	    buf[0] != HB_FRAME_VERSION) {
 		h->malformed++;
@@ -603,7 +603,7 @@ hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
 	h->peer_forwarding = adv->forwarding;
 	if (heard_anew && h->cb.peer_heard != NULL)
 		h->cb.peer_heard(h->arg);
-	hb_apply(h, ha_rx_advert(&h->ha, &in, hasync_now_ms()));
+	hb_apply(h, ha_rx_advert(&h->ha, &in, clock_now_ms()));
 	if (h->holding && in.state == HASYNC_MASTER && h->ha.role != HASYNC_MASTER) {
 		hb_log(h, 1, "handover done: %s is MASTER", adv->node);
 		handover_step_aside(h);
@@ -623,7 +623,7 @@ done:
 static bool
 hb_rx_accept(struct hasync *h, const Lbd__Advert *adv, const char *a, bool *heard_anew)
 {
-	uint64_t now = hasync_now_ms(), sent = 0, age = UINT64_MAX;
+	uint64_t now = clock_now_ms(), sent = 0, age = UINT64_MAX;
 	bool retired, new_cand;
 
 	*heard_anew = !hb_peer_alive(h);
@@ -753,7 +753,7 @@ hb_retired(const struct hasync *h, uint64_t session, uint64_t counter)
 static void
 hb_reply(struct hasync *h)
 {
-	uint64_t now = hasync_now_ms();
+	uint64_t now = clock_now_ms();
 
 	if (!h->started || !h->ha.started ||
 	    now - h->last_reply_ms < (uint64_t)(h->conf.advert_interval_ms / HB_REPLY_DIV))
@@ -776,9 +776,9 @@ hb_on_timer(evutil_socket_t fd, short what, void *arg)
 	 * a busy node would take over from a live MASTER.
 	 */
 	if (h->ha.role == HASYNC_BACKUP && h->fd != -1 &&
-	    hasync_now_ms() >= h->ha.master_down_ms)
+	    clock_now_ms() >= h->ha.master_down_ms)
 		hb_on_read(h->fd, EV_READ, h);
-	acts = ha_timeout(&h->ha, hasync_now_ms());
+	acts = ha_timeout(&h->ha, clock_now_ms());
 	/* MASTER whose VIP could not be added: try again every interval. */
 	if (h->ha.role == HASYNC_MASTER && h->vip != NULL && !vip_held(h->vip) &&
 	    !(acts & HA_ACT_BECOME_MASTER)) {
@@ -793,7 +793,7 @@ hb_on_timer(evutil_socket_t fd, short what, void *arg)
 void
 hb_schedule(struct hasync *h)
 {
-	uint64_t now = hasync_now_ms(), d, delay;
+	uint64_t now = clock_now_ms(), d, delay;
 	struct timeval tv;
 
 	d = ha_next_deadline(&h->ha);
@@ -882,7 +882,7 @@ hb_on_netlink(evutil_socket_t fd, short what, void *arg)
 	if (!nlwatch_read(h) || h->vip == NULL || !h->started)
 		return;
 	if (nlwatch_link_changed(h, &up, msg, sizeof(msg)))
-		hb_apply(h, ha_link_changed(&h->ha, up, msg, hasync_now_ms()));
+		hb_apply(h, ha_link_changed(&h->ha, up, msg, clock_now_ms()));
 	switch (nlwatch_vip_check(h)) {
 	case NLWATCH_VIP_GONE:
 		hb_vip_take(h);
@@ -940,13 +940,13 @@ hasync_start(struct hasync *h)
 		hb_log(h, 0, "handover steering: cannot remove a crashed run's leftovers: %s", err);
 	if (h->vip != NULL) {
 		if (nlwatch_link_query(h, &up) == 0 && !up)
-			ha_link_changed(&h->ha, false, "VIP interface is down", hasync_now_ms());
+			ha_link_changed(&h->ha, false, "VIP interface is down", clock_now_ms());
 		/* A crashed run's VIP: removed by the BACKUP/FAULT transition below. */
 		if ((h->conf.has_peer || !up) && vip_present(h->vip) == 1)
 			hb_log(h, 1, "stale VIP found on %s (left by a crashed run?): removing "
 			    "it unless this node becomes MASTER", h->conf.vip_ifname);
 	}
-	hb_apply(h, ha_start(&h->ha, hasync_now_ms()));
+	hb_apply(h, ha_start(&h->ha, clock_now_ms()));
 	return 0;
 }
 
@@ -955,7 +955,7 @@ hasync_stop(struct hasync *h)
 {
 	if (!h->started)
 		return;
-	hb_apply(h, ha_stop(&h->ha, hasync_now_ms()));
+	hb_apply(h, ha_stop(&h->ha, clock_now_ms()));
 	pacer_stop(h->pacer);	/* the priority-0 advert above is the last */
 	h->started = false;
 	if (h->ev_read != NULL)
@@ -987,7 +987,7 @@ hasync_failover(struct hasync *h)
 		hb_log(h, 1, "failover refused: %s", why);
 		return why;
 	}
-	acts = ha_failover(&h->ha, hasync_now_ms(), &why);
+	acts = ha_failover(&h->ha, clock_now_ms(), &why);
 	if (why != NULL) {
 		hb_log(h, 1, "failover refused: %s", why);
 		return why;
@@ -1014,7 +1014,7 @@ hasync_leave(struct hasync *h)
 	 * would leave here before the peer has it, and SYNs sent meanwhile
 	 * are lost. Hand over and keep the VIP until the peer says MASTER.
 	 */
-	acts = ha_failover(&h->ha, hasync_now_ms(), &why);
+	acts = ha_failover(&h->ha, clock_now_ms(), &why);
 	if (why != NULL)
 		return false;
 	hb_log(h, 1, "stopping: handing over to %s, which still serves the connections of "
@@ -1038,14 +1038,14 @@ hasync_peer_lost(struct hasync *h, const char *reason)
 		hb_log(h, 1, "peer %s lost: %s", h->conf.peer_name, reason);
 	else
 		hb_log(h, 2, "peer %s lost: %s", h->conf.peer_name, reason);
-	hb_apply(h, ha_peer_lost(&h->ha, reason, hasync_now_ms()));
+	hb_apply(h, ha_peer_lost(&h->ha, reason, clock_now_ms()));
 	handover_forward_stop(h, "peer gone");
 }
 
 void
 hasync_get_status(struct hasync *h, struct hasync_status *st)
 {
-	uint64_t now = hasync_now_ms();
+	uint64_t now = clock_now_ms();
 
 	memset(st, 0, sizeof(*st));
 	st->role = h->ha.role;

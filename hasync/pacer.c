@@ -324,7 +324,7 @@ pacer_emit(struct pacer *p, const struct pacer_advert *a, uint64_t now)
 void
 pacer_send(struct pacer *p, const struct pacer_advert *a)
 {
-	uint64_t now = hasync_now_ms();
+	uint64_t now = clock_now_ms();
 	bool wake;
 
 	pthread_mutex_lock(&p->mtx);
@@ -356,7 +356,7 @@ pacer_main(void *arg)
 			pthread_cond_wait(&p->cond, &p->mtx);
 			continue;
 		}
-		now = hasync_now_ms();
+		now = clock_now_ms();
 		due = p->last_sent_ms + (uint64_t)p->interval_ms + grace;
 		if (now < due) {
 			ts = pacer_abstime(due);

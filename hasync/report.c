@@ -37,7 +37,7 @@ hasync_vlog_limited(hasync_log_fn *fn, void *arg, struct hasync_rlimit *rl,
     uint64_t interval_ms, int level, const char *fmt, va_list ap)
 {
 	char		 msg[HASYNC_MSG_MAX], line[HASYNC_MSG_MAX + 64];
-	uint64_t	 now = hasync_now_ms();
+	uint64_t	 now = clock_now_ms();
 
 	if (fn == NULL)
 		return;

@@ -118,7 +118,7 @@ steer_new(const char *ifname, const struct sockaddr *addr, char *err, size_t err
 	s->family = addr->sa_family;
 	s->nft_family = s->family == AF_INET ? "ip" : "ip6";
 	s->nft_daddr = s->family == AF_INET ? "ip daddr" : "ip6 daddr";
-	hasync_addr_str(addr, s->vip, sizeof(s->vip));	/* IPv4/IPv6, checked above */
+	sockaddr_str(addr, s->vip, sizeof(s->vip));	/* IPv4/IPv6, checked above */
 	/* vip.c checks the address (v4-mapped...); on lo it never announces. */
 	s->lo = vip_open(STEER_LO, addr, s->family == AF_INET ? 32 : 128, lo_err,
 	    sizeof(lo_err));
@@ -196,7 +196,7 @@ steer_forward_on(struct steer *s, const struct sockaddr *to, char *err, size_t e
 		    to->sa_family == AF_INET ? "IPv4" : "IPv6");
 		return -1;
 	}
-	hasync_addr_str(to, dst, sizeof(dst));	/* IPv4/IPv6, checked above */
+	sockaddr_str(to, dst, sizeof(dst));	/* IPv4/IPv6, checked above */
 	if (strcmp(dst, s->vip) == 0 ||
 	    (to->sa_family == AF_INET &&
 	    ((const struct sockaddr_in *)to)->sin_addr.s_addr == htonl(INADDR_ANY)) ||

@@ -205,7 +205,7 @@ sync_send_batch(struct sync *s, size_t n, uint64_t changed_us)
 	}
 	b.n_entries = n;
 	b.entries = s->pbp;
-	b.sent_ms = hasync_now_us() / 1000;
+	b.sent_ms = clock_now_us() / 1000;
 	b.sequence = s->sequence + 1;
 	f.body_case = LBD__SYNC_FRAME__BODY_ENTRIES;
 	f.entries = &b;
@@ -333,7 +333,7 @@ sync_flush_cb(evutil_socket_t fd, short what, void *arg)
 			sync_schedule(s->ev_flush, SYNC_RETRY_MS);
 			return;
 		}
-		since = s->pending_since_us != 0 ? s->pending_since_us : hasync_now_us();
+		since = s->pending_since_us != 0 ? s->pending_since_us : clock_now_us();
 		if ((n = s->cb.take_dirty(s->arg, s->out, SYNC_BATCH_MAX)) == 0) {
 			s->pending_since_us = 0;
 			return;
@@ -383,7 +383,7 @@ sync_kick(struct sync *s)
 	struct itimerspec it;
 
 	if (s->pending_since_us == 0)
-		s->pending_since_us = hasync_now_us();
+		s->pending_since_us = clock_now_us();
 	if (!s->up || s->delay_armed || evtimer_pending(s->ev_flush, NULL))
 		return;
 	memset(&it, 0, sizeof(it));
@@ -574,7 +574,7 @@ static void
 sync_rx_ack(struct sync *s, const Lbd__Ack *a)
 {
 	struct sync_inflight *fl = &s->inflight[a->sequence % SYNC_INFLIGHT];
-	uint64_t	 now = hasync_now_us(), lag;
+	uint64_t	 now = clock_now_us(), lag;
 
 	if (a->sequence == 0 || fl->sequence != a->sequence)
 		return;		/* too old to remember, or never sent */
@@ -606,7 +606,7 @@ sync_on_frame(struct sync *s, const Lbd__SyncFrame *f)
 		break;
 	case LBD__SYNC_FRAME__BODY_BULK_BEGIN:
 		s->peer_bulk = true;
-		s->peer_bulk_start_us = hasync_now_us();
+		s->peer_bulk_start_us = clock_now_us();
 		s->peer_bulk_count = 0;
 		sync_log(s, 2, "sync: bulk from %s begins", s->conf.peer_name);
 		break;
@@ -621,7 +621,7 @@ sync_on_frame(struct sync *s, const Lbd__SyncFrame *f)
 		s->preempt_ok = true;
 		s->st.bulks_received++;
 		s->st.last_bulk_entries = s->peer_bulk_count;
-		s->st.last_bulk_ms = (int64_t)((hasync_now_us() - s->peer_bulk_start_us) / 1000);
+		s->st.last_bulk_ms = (int64_t)((clock_now_us() - s->peer_bulk_start_us) / 1000);
 		sync_log(s, 1, "sync: bulk of %llu entries from %s applied in %lld ms",
 		    (unsigned long long)s->peer_bulk_count, s->conf.peer_name,
 		    (long long)s->st.last_bulk_ms);
@@ -664,7 +664,7 @@ sync_on_up(struct sync *s)
 {
 	s->up = true;
 	s->ever_up = true;
-	s->up_us = hasync_now_us();
+	s->up_us = clock_now_us();
 	s->peer_bulk = false;
 	s->peer_bulk_done = false;
 	s->sequence = 0;
@@ -777,7 +777,7 @@ sync_new(struct event_base *base, const struct sync_config *conf,
 		s->conf.connect_wait_ms = SYNC_CONNECT_WAIT_MS;
 	if (s->conf.bulk_wait_ms <= 0)
 		s->conf.bulk_wait_ms = SYNC_BULK_WAIT_MS;
-	s->started_us = hasync_now_us();
+	s->started_us = clock_now_us();
 	s->st.last_bulk_ms = -1;
 	if ((s->delay_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) == -1) {
 		hasync_errf(err, errlen, "sync: timerfd_create: %s", strerror(errno));
@@ -811,7 +811,7 @@ sync_start(struct sync *s, const struct channel_config *cc, char *err, size_t er
 		return -1;
 	s->tr = tr;
 	s->tr_arg = s->channel;
-	s->started_us = hasync_now_us();
+	s->started_us = clock_now_us();
 	if (channel_start(s->channel) == -1) {
 		hasync_errf(err, errlen, "sync channel cannot start (see above)");
 		return -1;
@@ -825,14 +825,14 @@ sync_set_transport(struct sync *s, const struct sync_transport *t, void *arg)
 {
 	s->tr = *t;
 	s->tr_arg = arg;
-	s->started_us = hasync_now_us();
+	s->started_us = clock_now_us();
 	sync_state_check(s);
 }
 
 bool
 sync_may_preempt(struct sync *s)
 {
-	uint64_t	 now = hasync_now_us();
+	uint64_t	 now = clock_now_us();
 
 	if (s->preempt_ok)
 		return true;

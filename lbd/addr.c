@@ -77,37 +77,6 @@ addr_port(const struct sockaddr *sa)
 	return ntohs(((const struct sockaddr_in *)sa)->sin_port);
 }
 
-const char *
-addr_str(const struct sockaddr *sa, char *buf, size_t len)
-{
-	const void	*a;
-
-	if (sa->sa_family == AF_INET6)
-		a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-	else if (sa->sa_family == AF_INET)
-		a = &((const struct sockaddr_in *)sa)->sin_addr;
-	else {
-		snprintf(buf, len, "?");
-		return buf;
-	}
-	if (inet_ntop(sa->sa_family, a, buf, len) == NULL)
-		snprintf(buf, len, "?");
-	return buf;
-}
-
-const char *
-addr_str_port(const struct sockaddr *sa, char *buf, size_t len)
-{
-	char	 host[INET6_ADDRSTRLEN];
-
-	addr_str(sa, host, sizeof(host));
-	if (sa->sa_family == AF_INET6)
-		snprintf(buf, len, "[%s]:%u", host, addr_port(sa));
-	else
-		snprintf(buf, len, "%s:%u", host, addr_port(sa));
-	return buf;
-}
-
 bool
 addr_equal(const struct sockaddr *a, const struct sockaddr *b)
 {

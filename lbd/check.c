@@ -258,7 +258,7 @@ check_run(struct check *c)
 	const char		*what;
 	enum check_result	 r;
 
-	c->started_ms = now_ms();
+	c->started_ms = clock_now_ms();
 	c->connected = false;
 	c->multiline = false;
 	c->linelen = 0;
@@ -342,13 +342,13 @@ check_skipped(struct check *c, enum check_result r, const char *what)
 	int		 err = errno;
 
 	check_reset(c);
-	log_limited(&check_skip_limit, now_ms(), CHECK_SKIP_LOG_MS,
+	log_limited(&check_skip_limit, clock_now_ms(), CHECK_SKIP_LOG_MS,
 	    LOG_LEVEL_WARNING, "check of %s/%s skipped: lbd is out of %s (%s: %s); "
 	    "the backend stays %s until a check can run%s", b->service->conf.name, b->conf.name,
 	    r == CHECK_RESULT_SKIPPED_FDS ? "file descriptors" : "memory", what,
 	    strerror(err), backend_state_str(b),
 	    r == CHECK_RESULT_SKIPPED_FDS ? " (raise LimitNOFILE or lower max_connections)" : "");
-	(void)check_account(b, r, now_ms());
+	(void)check_account(b, r, clock_now_ms());
 }
 
 /* The whole check's deadline passed. */
@@ -496,7 +496,7 @@ check_done(struct check *c, enum check_result r)
 	check_reset(c);
 	log_debug("check %s/%s: %s in %llu ms", b->service->conf.name,
 	    b->conf.name, check_result_str(r),
-	    (unsigned long long)(now_ms() - c->started_ms));
+	    (unsigned long long)(clock_now_ms() - c->started_ms));
 
 	/* The count that a transition would reach, for the log line. */
 	if (!b->checked)
@@ -506,7 +506,7 @@ check_done(struct check *c, enum check_result r)
 	else
 		count = b->rise_count + 1;
 
-	if (check_account(b, r, now_ms()) == 1)
+	if (check_account(b, r, clock_now_ms()) == 1)
 		check_notify(c, r, count);
 }
 

@@ -130,7 +130,7 @@ control_client_error(struct control_client *cl, const char *msg)
 static void
 control_refused_monitor(struct control *c)
 {
-	uint64_t	 now = now_ms();
+	uint64_t	 now = clock_now_ms();
 
 	c->monitors_refused++;
 	if (now - c->monitor_logged_ms >= CONTROL_REFUSE_LOG_MS) {
@@ -425,8 +425,8 @@ control_accept(evutil_socket_t lfd, short what, void *arg)
 	}
 	if (c->nclients >= CONTROL_MAX_CLIENTS) {
 		c->refused++;
-		if (now_ms() - c->refuse_logged_ms >= CONTROL_REFUSE_LOG_MS) {
-			c->refuse_logged_ms = now_ms();
+		if (clock_now_ms() - c->refuse_logged_ms >= CONTROL_REFUSE_LOG_MS) {
+			c->refuse_logged_ms = clock_now_ms();
 			log_warnx("control: %d clients open, refusing more (%" PRIu64 " so far)",
 			    c->nclients, c->refused);
 		}
@@ -471,7 +471,7 @@ control_client_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct control_client *cl = arg;
 	struct control	*c = cl->control;
-	uint64_t	 now = now_ms();
+	uint64_t	 now = clock_now_ms();
 
 	if (cl->replied)
 		return;

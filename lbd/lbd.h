@@ -5,6 +5,8 @@
 #ifndef LBD_H
 #define LBD_H
 
+#include "clock.h"		/* common/: clock_now_ms, shared with hasync */
+#include "sockaddr.h"		/* common/: address text, shared with hasync */
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/queue.h>
@@ -307,14 +309,13 @@ struct log_limit {
 	uint64_t	 last_ms;	/* when it was last logged */
 	uint64_t	 dropped;	/* lines suppressed since */
 };
-/* At most one line per interval_ms for l at level (now: now_ms()); the next says how many were dropped. */
+/* At most one line per interval_ms for l at level (now: clock_now_ms()); the next says how many were dropped. */
 void		 log_limited(struct log_limit *l, uint64_t now, uint64_t interval_ms,
 		    enum log_level level, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void		 fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 void		 fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* util.c */
-uint64_t	 now_ms(void);			/* CLOCK_MONOTONIC in ms */
 uint32_t	 now_s(void);			/* CLOCK_MONOTONIC in s */
 int		 fd_count_open(void);		/* entries in /proc/self/fd */
 void		 sd_notify_ready(void);		/* systemd Type=notify: READY=1 */
@@ -323,8 +324,6 @@ struct service	*lbd_service_by_name(struct lbd *, const char *name);
 /* addr.c */
 int		 addr_parse(const char *s, struct sockaddr_storage *ss);
 int		 addr_parse_prefix(const char *s, struct sockaddr_storage *ss, int *prefixlen);
-const char	*addr_str(const struct sockaddr *sa, char *buf, size_t len);	/* "a.b.c.d" or "x::y" */
-const char	*addr_str_port(const struct sockaddr *sa, char *buf, size_t len);	/* "a.b.c.d:p" or "[x::y]:p" */
 socklen_t	 addr_len(const struct sockaddr *sa);
 void		 addr_set_port(struct sockaddr_storage *ss, uint16_t port);
 uint16_t	 addr_port(const struct sockaddr *sa);

@@ -47,7 +47,7 @@ listener_open(struct lbd *lbd, struct service *svc, struct listener *l, uint16_t
 	int			 one = 1;
 
 	addr_set_port(&ss, port);
-	addr_str_port((struct sockaddr *)&ss, a, sizeof(a));
+	sockaddr_port_str((struct sockaddr *)&ss, a, sizeof(a));
 	if ((l->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1) {
 		log_warn("%s: socket for %s", svc->conf.name, a);
@@ -242,7 +242,7 @@ listener_backoff_start(struct service *svc, int err)
 {
 	struct listener_backoff	*b = listener_backoff_of(svc);
 	struct timeval		 tv = { 0, LISTENER_BACKOFF_MS * 1000 };
-	uint64_t		 now = now_ms();
+	uint64_t		 now = clock_now_ms();
 
 	if (b->ev == NULL &&
 	    (b->ev = evtimer_new(svc->lbd->base, listener_backoff_cb, svc)) == NULL) {

@@ -147,7 +147,7 @@ log_at(enum log_level level, const char *fmt, ...)
 }
 
 /*
- * At most one line per interval_ms for l (now: the caller's now_ms(), so
+ * At most one line per interval_ms for l (now: the caller's clock_now_ms(), so
  * log.c needs no clock); a line after dropped ones says how many. l is the
  * caller's (one per thread that logs through it). A line below the level
  * in force still counts as logged.

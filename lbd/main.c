@@ -63,7 +63,7 @@ leave_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
-	if (cluster_leaving(lbd) && now_ms() < leave_deadline_ms) {
+	if (cluster_leaving(lbd) && clock_now_ms() < leave_deadline_ms) {
 		event_add(ev_leave, &tv);
 		return;
 	}
@@ -90,7 +90,7 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 		    cluster_leave(lbd)) {
 			struct timeval tv = { 0, LEAVE_POLL_MS * 1000 };
 
-			leave_deadline_ms = now_ms() + (uint64_t)lbd->conf->handover_drain_s *
+			leave_deadline_ms = clock_now_ms() + (uint64_t)lbd->conf->handover_drain_s *
 			    1000 + LEAVE_SLACK_MS;
 			log_info("received %s: handing the VIP to %s, then stopping once the "
 			    "connections begun here have ended (at most %d s; send it again to "
@@ -187,7 +187,7 @@ main(int argc, char *argv[])
 		free(lbd->conf);
 		return 0;
 	}
-	lbd->started_ms = now_ms();
+	lbd->started_ms = clock_now_ms();
 
 	signal(SIGPIPE, SIG_IGN);
 	/* Before anything is open: the limit and, if too low, what to change. */

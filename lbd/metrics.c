@@ -110,7 +110,7 @@ metrics_process(FILE *f, struct lbd *lbd)
 	prom_family(f, "lbd_info", "gauge", "This node's name, as a label.");
 	prom_u64(f, "lbd_info", node, 1);
 	prom_one(f, "lbd_uptime_seconds", "gauge", "Seconds since lbd started.",
-	    now_ms() >= lbd->started_ms ? (now_ms() - lbd->started_ms) / 1000 : 0);
+	    clock_now_ms() >= lbd->started_ms ? (clock_now_ms() - lbd->started_ms) / 1000 : 0);
 }
 
 static void
@@ -339,7 +339,7 @@ metrics_conn_timer(evutil_socket_t fd, short what, void *arg)
 	struct bufferevent *bev = mc->bev;
 	bufferevent_data_cb readcb;
 	void		*cbarg;
-	uint64_t	 now = now_ms();
+	uint64_t	 now = clock_now_ms();
 
 	if (mc->evcon == NULL) {
 		bufferevent_getcb(bev, &readcb, NULL, NULL, &cbarg);
@@ -376,7 +376,7 @@ metrics_conn_new(struct event_base *base, void *arg)
 {
 	struct metrics	*m = arg;
 	struct metrics_conn *mc;
-	uint64_t	 now = now_ms();
+	uint64_t	 now = clock_now_ms();
 
 	if ((mc = calloc(1, sizeof(*mc))) == NULL) {
 		log_warn("metrics: calloc");
@@ -500,7 +500,7 @@ metrics_listen(const struct sockaddr_storage *addr)
 	char	 buf[ADDR_STRLEN];
 	int	 fd, on = 1;
 
-	addr_str_port((const struct sockaddr *)addr, buf, sizeof(buf));
+	sockaddr_port_str((const struct sockaddr *)addr, buf, sizeof(buf));
 	if ((fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1) {
 		log_warn("metrics: socket");
 		return -1;
@@ -567,7 +567,7 @@ metrics_open(struct lbd *lbd)
 		log_warnx("metrics: cannot register the socket with the HTTP server");
 		goto fail;
 	}
-	addr_str((const struct sockaddr *)&lbd->conf->metrics_addr, buf, sizeof(buf));
+	sockaddr_str((const struct sockaddr *)&lbd->conf->metrics_addr, buf, sizeof(buf));
 	log_info("metrics: serving http://%s%s%s:%u" METRICS_PATH,
 	    lbd->conf->metrics_addr.ss_family == AF_INET6 ? "[" : "", buf,
 	    lbd->conf->metrics_addr.ss_family == AF_INET6 ? "]" : "", metrics_port(m));

@@ -87,7 +87,7 @@ relay_finish(struct conn *c, const char *detail)
 		/* FALLTHROUGH */
 	case RELAY_WHY_CONNECT:
 		be->connect_failures++;
-		log_limited(&relay_main_limit, now_ms(), RELAY_LOG_INTERVAL_MS,
+		log_limited(&relay_main_limit, clock_now_ms(), RELAY_LOG_INTERVAL_MS,
 		    LOG_LEVEL_INFO, "%s: connect to %s failed: %s", be->conf.name,
 		    ip_str(&c->back.dst, ba, sizeof(ba)),
 		    detail != NULL ? detail : strerror(c->err));
@@ -164,7 +164,7 @@ relay_conn_new(struct service *svc, struct backend *be, int cfd)
 	 */
 	for (i = 0; i < 2; i++)
 		c->dir[i].pipe_r = c->dir[i].pipe_w = -1;
-	c->created_ms = c->last_ms = now_ms();
+	c->created_ms = c->last_ms = clock_now_ms();
 	TAILQ_INSERT_TAIL(&svc->conns, c, entry);
 	be->active++;
 	be->total++;
@@ -190,13 +190,13 @@ relay_client_hold(struct conn *c)
 	struct service	*svc = c->svc;
 
 	if (svc->clients == NULL && (svc->clients = clients_new()) == NULL) {
-		log_limited(&relay_main_limit, now_ms(), RELAY_LOG_INTERVAL_MS,
+		log_limited(&relay_main_limit, clock_now_ms(), RELAY_LOG_INTERVAL_MS,
 		    LOG_LEVEL_INFO, "%s: no memory for the per-client "
 		    "connection count", svc->conf.name);
 		return;
 	}
 	if (clients_add(svc->clients, &c->front.src) == -1) {
-		log_limited(&relay_main_limit, now_ms(), RELAY_LOG_INTERVAL_MS,
+		log_limited(&relay_main_limit, clock_now_ms(), RELAY_LOG_INTERVAL_MS,
 		    LOG_LEVEL_INFO, "%s: no memory for the per-client "
 		    "connection count", svc->conf.name);
 		return;
@@ -218,7 +218,7 @@ relay_client_allowed(struct service *svc, const struct lbd_ip *ip)
 	if (cap <= 0 || (n = clients_count(svc->clients, ip)) < (uint32_t)cap)
 		return true;
 	svc->refused_per_client++;
-	log_limited(&relay_cap_limit, now_ms(), RELAY_LOG_INTERVAL_MS,
+	log_limited(&relay_cap_limit, clock_now_ms(), RELAY_LOG_INTERVAL_MS,
 	    LOG_LEVEL_INFO, "%s: client %s already has %u connections "
 	    "open (max_connections_per_client %d): connection refused", svc->conf.name,
 	    ip_str(ip, a, sizeof(a)), n, cap);

@@ -111,7 +111,7 @@ relay_pipe_fallback(struct relay_worker *w, bool refused)
 {
 	__atomic_fetch_add(&relay_pipe_fallbacks, 1, __ATOMIC_RELAXED);
 	if (!refused && __atomic_load_n(&relay_pipe_max, __ATOMIC_RELAXED) > 0)
-		log_limited(&w->pipe_limit, now_ms(), RELAY_LOG_INTERVAL_MS,
+		log_limited(&w->pipe_limit, clock_now_ms(), RELAY_LOG_INTERVAL_MS,
 		    LOG_LEVEL_INFO, "relay: pipe memory budget spent "
 		    "(%llu MiB, node.pipe_memory_max_mb): transfers use %d KiB pipes "
 		    "until others end",
@@ -135,7 +135,7 @@ relay_pipe_grow(struct relay_worker *w, struct relay_pipe *p)
 	int		 n;
 
 	if (w->grow_after_ms != 0) {
-		if (now_ms() < w->grow_after_ms) {
+		if (clock_now_ms() < w->grow_after_ms) {
 			relay_pipe_fallback(w, true);
 			return;
 		}
@@ -154,7 +154,7 @@ relay_pipe_grow(struct relay_worker *w, struct relay_pipe *p)
 		relay_budget_give(RELAY_PIPE_SIZE);
 		__atomic_fetch_add(&relay_pipe_refused, 1, __ATOMIC_RELAXED);
 		relay_pipe_fallback(w, true);
-		w->grow_after_ms = now_ms() + RELAY_GROW_RETRY_MS;
+		w->grow_after_ms = clock_now_ms() + RELAY_GROW_RETRY_MS;
 		return;
 	}
 	/* RELAY_PIPE_SIZE is a power of two pages: the kernel sets exactly that. */
@@ -480,7 +480,7 @@ relay_pump(struct conn *c, int di)
 		if (!(d->flags & DIR_READABLE))
 			return 0;
 		if ((d->flags & DIR_SPLICE) && d->pipe_r == -1 && relay_pipe_get(w, d) == -1) {
-			log_limited(&w->limit, now_ms(), RELAY_LOG_INTERVAL_MS,
+			log_limited(&w->limit, clock_now_ms(), RELAY_LOG_INTERVAL_MS,
 			    LOG_LEVEL_INFO, "relay: no pipe for the connection from "
 			    "port %u (%s), copying instead: raise LimitNOFILE",
 			    c->front.sport, strerror(errno));

@@ -156,7 +156,7 @@ static int
 relay_start(struct conn *c)
 {
 	c->state = CONN_RELAYING;
-	c->last_ms = now_ms();
+	c->last_ms = clock_now_ms();
 	if (relay_watch(c, 0) == -1 || relay_watch(c, RELAY_SIDE_B) == -1) {
 		relay_close(c, RELAY_WHY_EPOLL, errno);
 		return -1;
@@ -207,7 +207,7 @@ relay_io(struct conn *c, int side, uint32_t ev)
 		relay_connected(c, what);
 		return;
 	}
-	c->last_ms = now_ms();
+	c->last_ms = clock_now_ms();
 	if (what & EV_WRITE) {
 		c->dir[!rd].flags &= (uint8_t)~DIR_BLOCKED;
 		if (c->dir[!rd].pending > 0 && relay_pump(c, !rd) == -1)
@@ -238,7 +238,7 @@ relay_epoll_cb(evutil_socket_t fd, short what, void *arg)
 		TAILQ_REMOVE(&w->again, c, again);
 		for (di = 0; di < 2; di++)
 			c->dir[di].flags &= (uint8_t)~DIR_AGAIN;
-		c->last_ms = now_ms();
+		c->last_ms = clock_now_ms();
 		if (relay_pump(c, DIR_C2B) == -1)
 			continue;
 		(void)relay_pump(c, DIR_B2C);
@@ -275,7 +275,7 @@ relay_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	/* Activity does not re-arm the timer: re-arm here for what is left. */
 	idle = (uint64_t)c->idle_s * 1000;
-	now = now_ms();
+	now = clock_now_ms();
 	if (now - c->last_ms < idle) {
 		relay_timer_set(c, (int64_t)(idle - (now - c->last_ms)));
 		return;

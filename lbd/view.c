@@ -59,7 +59,7 @@ view_backend_json(struct backend *b, uint64_t now)
 	if ((o = json_object()) == NULL)
 		return NULL;
 	reply_set(o, "name", reply_str(b->conf.name));
-	reply_set(o, "address", json_string(addr_str((struct sockaddr *)&b->conf.addr,
+	reply_set(o, "address", json_string(sockaddr_str((struct sockaddr *)&b->conf.addr,
 	    addr, sizeof(addr))));
 	reply_set(o, "state", json_string(backend_state_str(b)));
 	reply_set(o, "admin", json_string(backend_admin_str(b->admin)));
@@ -139,7 +139,7 @@ view_vip_address(const struct lbd_config *conf)
 
 	if (conf->vip_addr.ss_family != AF_INET && conf->vip_addr.ss_family != AF_INET6)
 		return json_null();
-	addr_str((const struct sockaddr *)&conf->vip_addr, addr, sizeof(addr));
+	sockaddr_str((const struct sockaddr *)&conf->vip_addr, addr, sizeof(addr));
 	snprintf(buf, sizeof(buf), "%s/%d", addr, conf->vip_prefixlen);
 	return json_string(buf);
 }
@@ -195,7 +195,7 @@ json_t *
 view_status(struct lbd *lbd, const struct control_status *cs)
 {
 	json_t			*o, *vip, *services;
-	uint64_t		 now = now_ms();
+	uint64_t		 now = clock_now_ms();
 	int			 i;
 
 	if ((o = json_object()) == NULL)
@@ -230,7 +230,7 @@ view_backends(struct lbd *lbd)
 {
 	struct service	*svc;
 	json_t		*o, *list, *b;
-	uint64_t	 now = now_ms();
+	uint64_t	 now = clock_now_ms();
 	int		 i, j;
 
 	if ((list = json_array()) == NULL)

@@ -1,13 +1,12 @@
 /*
  * benchutil.h - helpers the sticky benchmark tools (stickysize.c,
- * stickyapply.c) share: a monotonic clock in ms and synthetic clients.
+ * stickyapply.c) share: milliseconds with the fraction, synthetic clients.
  */
 #ifndef BENCHUTIL_H
 #define BENCHUTIL_H
 
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 #include "lbd.h"
 
@@ -15,10 +14,7 @@
 static inline double
 bench_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+	return (double)clock_now_us() / 1e3;
 }
 
 /* Client i as a v4-mapped address 10.x.y.z. */

@@ -105,14 +105,14 @@ struct test_in6_ifreq {
 static int64_t
 wait_int(const int *v, int want, int timeout_ms)
 {
-	uint64_t start = tu_now_us();
+	uint64_t start = clock_now_us();
 
 	while (*v < want) {
-		if (tu_now_us() - start > (uint64_t)timeout_ms * 1000)
+		if (clock_now_us() - start > (uint64_t)timeout_ms * 1000)
 			return -1;
 		event_base_loop(base, EVLOOP_ONCE);
 	}
-	return (int64_t)(tu_now_us() - start);
+	return (int64_t)(clock_now_us() - start);
 }
 
 /* Runs the loop until the status counter at offset off grows past was. */
@@ -120,13 +120,13 @@ static bool
 wait_counter(struct tnode *n, size_t off, uint64_t was, int timeout_ms)
 {
 	struct channel_status st;
-	uint64_t start = tu_now_us();
+	uint64_t start = clock_now_us();
 
 	for (;;) {
 		channel_get_status(n->c, &st);
 		if (*(uint64_t *)((char *)&st + off) > was)
 			return true;
-		if (tu_now_us() - start > (uint64_t)timeout_ms * 1000)
+		if (clock_now_us() - start > (uint64_t)timeout_ms * 1000)
 			return false;
 		event_base_loop(base, EVLOOP_ONCE);
 	}
@@ -156,7 +156,7 @@ on_down(void *arg, const char *reason, bool peer_died)
 
 	n->downs++;
 	n->peer_died = peer_died;
-	n->down_us = tu_now_us();
+	n->down_us = clock_now_us();
 	snprintf(n->reason, sizeof(n->reason), "%s", reason);
 	/* Down means down: the queue went with the connection. */
 	assert_int_equal(channel_queued(n->c), 0);
@@ -245,12 +245,12 @@ pair_up(uint16_t *portp)
 	*portp = next_port++;
 	make_conf(&ca, "lb1", ADDR_A, "lb2", ADDR_B, *portp);
 	make_conf(&cb, "lb2", ADDR_B, "lb1", ADDR_A, *portp);
-	t0 = tu_now_us();
+	t0 = clock_now_us();
 	node_new(&nb, &cb);
 	node_new(&na, &ca);
 	assert_true(wait_int(&na.ups, 1, UP_MS) >= 0);
 	assert_true(wait_int(&nb.ups, 1, UP_MS) >= 0);
-	return (double)(tu_now_us() - t0) / 1000.0;
+	return (double)(clock_now_us() - t0) / 1000.0;
 }
 
 /* An EntryBatch of n entries in caller storage (entries[], ptrs[], ip[] of n). */
@@ -325,10 +325,10 @@ tcp_connect(const char *from, const char *addr, uint16_t port, int rcvbuf,
 	pfd.fd = s;
 	pfd.events = POLLOUT;
 	{
-		uint64_t start = tu_now_us();
+		uint64_t start = clock_now_us();
 
 		while (poll(&pfd, 1, 0) == 0) {
-			if (tu_now_us() - start > (uint64_t)timeout_ms * 1000) {
+			if (clock_now_us() - start > (uint64_t)timeout_ms * 1000) {
 				close(s);
 				return -1;
 			}
@@ -445,7 +445,7 @@ raw_send_hello(struct raw *r, const char *name, const uint8_t *key)
 static ssize_t
 raw_read(struct raw *r, uint8_t *out, size_t outlen, int timeout_ms)
 {
-	uint64_t start = tu_now_us();
+	uint64_t start = clock_now_us();
 	uint32_t len;
 	ssize_t n;
 
@@ -468,7 +468,7 @@ raw_read(struct raw *r, uint8_t *out, size_t outlen, int timeout_ms)
 			r->len += (size_t)n;
 			continue;
 		}
-		if (tu_now_us() - start > (uint64_t)timeout_ms * 1000)
+		if (clock_now_us() - start > (uint64_t)timeout_ms * 1000)
 			return -1;
 		event_base_loop(base, EVLOOP_ONCE);
 	}
@@ -707,7 +707,7 @@ test_peer_death(void **state)
 	/* The accepting side dies: the connecting side hears it. */
 	pair_up(&port);
 	tu_pump(base, 5, EVLOOP_ONCE);
-	t0 = tu_now_us();
+	t0 = clock_now_us();
 	node_free(&nb);
 	us = wait_int(&na.downs, 1, DEATH_MS);
 	assert_true(us >= 0);
@@ -723,7 +723,7 @@ test_peer_death(void **state)
 	/* And the other way round. */
 	pair_up(&port);
 	tu_pump(base, 5, EVLOOP_ONCE);
-	t0 = tu_now_us();
+	t0 = clock_now_us();
 	node_free(&na);
 	assert_true(wait_int(&nb.downs, 1, DEATH_MS) >= 0);
 	fprintf(stderr, "  peer death (connecting side freed): down(peer_died) after %.3f "
@@ -794,13 +794,13 @@ test_kick(void **state)
 	node_new(&nb, &cb);
 	tu_pump(base, 20, EVLOOP_ONCE);
 	assert_int_equal(na.ups, 1);	/* still waiting out the backoff */
-	t0 = tu_now_us();
+	t0 = clock_now_us();
 	channel_kick(na.c);
 	channel_kick(nb.c);		/* the accepting side: nothing to do */
 	us = wait_int(&na.ups, 2, UP_MS);
 	assert_true(us >= 0);
 	fprintf(stderr, "  kick: up %.1f ms after channel_kick (the backoff had 1.6 s to go)\n",
-	    (double)(tu_now_us() - t0) / 1000.0);
+	    (double)(clock_now_us() - t0) / 1000.0);
 	assert_true(wait_int(&nb.ups, 1, UP_MS) >= 0);
 	channel_kick(na.c);		/* while up: nothing */
 	tu_pump(base, 20, EVLOOP_ONCE);
@@ -1301,8 +1301,8 @@ test_bye_replace_and_queue_cap(void **state)
 
 	/* Fill: channel_send fails at the cap instead of growing the queue. */
 	make_batch(&fb, &b, e, ptrs, ip, 500);
-	t0 = tu_now_us();
-	for (i = 0; i < 5000 && tu_now_us() - t0 < 1000000; i++) {
+	t0 = clock_now_us();
+	for (i = 0; i < 5000 && clock_now_us() - t0 < 1000000; i++) {
 		if ((rc = channel_send(nb.c, &fb)) == -1)
 			break;
 		if (i % 8 == 0)
@@ -1344,15 +1344,15 @@ test_throughput(void **state)
 	make_batch(&fb, &b, e, ptrs, ip, 1000);
 	pair_up(&port);
 	getrusage(RUSAGE_SELF, &ru0);
-	t0 = tu_now_us();
-	while (nb.frames < want && tu_now_us() - t0 < 1500000) {
+	t0 = clock_now_us();
+	while (nb.frames < want && clock_now_us() - t0 < 1500000) {
 		/* Keep about 4 MiB in flight, as a bulk sync would. */
 		while (sent < want && channel_queued(na.c) < (4u << 20) &&
 		    channel_send(na.c, &fb) == 0)
 			sent++;
 		event_base_loop(base, EVLOOP_ONCE);
 	}
-	us = tu_now_us() - t0;
+	us = clock_now_us() - t0;
 	getrusage(RUSAGE_SELF, &ru1);
 	cpu = (uint64_t)((ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec -
 	    ru0.ru_stime.tv_sec) * 1000000 + ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec +

@@ -381,7 +381,7 @@ ftp_once(struct fixture *fx, const char *greeting, const char *greeting2,
 {
 	struct fake_server srv;
 	enum check_result r;
-	uint64_t	 t0 = now_ms();
+	uint64_t	 t0 = clock_now_ms();
 
 	fake_open(&srv, fx->base, "127.0.0.1", 0, 16, true);
 	srv.greeting = greeting;
@@ -396,7 +396,7 @@ ftp_once(struct fixture *fx, const char *greeting, const char *greeting2,
 	if (quits != NULL)
 		*quits = srv.quits;
 	fake_close(&srv);
-	assert_true(now_ms() - t0 < 3000);
+	assert_true(clock_now_ms() - t0 < 3000);
 	return r;
 }
 
@@ -620,7 +620,7 @@ test_ftp_ok(void **state)
 	srv.greeting = "220 ready\r\n";
 	start_checks(fx, CHECK_FTP, srv.port);
 	assert_true(run_until(fx, &srv, checked_and_quit, TEST_MAX_MS));
-	assert_string_equal(addr_str((struct sockaddr *)&srv.peer, buf,
+	assert_string_equal(sockaddr_str((struct sockaddr *)&srv.peer, buf,
 	    sizeof(buf)), "127.0.0.2");
 	/* Two more intervals: still up, every check OK. */
 	run_for(fx, 2 * TEST_INTERVAL + 20);
@@ -667,11 +667,11 @@ static void
 test_ftp_silent(void **state)
 {
 	struct fixture	*fx = *state;
-	uint64_t	 t0 = now_ms();
+	uint64_t	 t0 = clock_now_ms();
 
 	assert_int_equal(ftp_once(fx, NULL, NULL, NULL), CHECK_RESULT_READ_TIMEOUT);
 	assert_false(fx->b->up);
-	assert_true(now_ms() - t0 >= TEST_TIMEOUT);
+	assert_true(clock_now_ms() - t0 >= TEST_TIMEOUT);
 }
 
 static void
@@ -1015,10 +1015,10 @@ test_fall_and_rise(void **state)
 
 	/* Server gone: down after fall = 2 refused checks. */
 	fake_close(&srv);
-	t0 = now_ms();
+	t0 = clock_now_ms();
 	assert_true(run_until(fx, &srv, is_down, TEST_MAX_MS));
 	assert_int_equal(fx->b->last_result, CHECK_RESULT_CONNECT_REFUSED);
-	assert_true(now_ms() - t0 >= TEST_INTERVAL);
+	assert_true(clock_now_ms() - t0 >= TEST_INTERVAL);
 
 	/* Back on the same port: up after rise = 2 good checks. */
 	fake_open(&srv, fx->base, "127.0.0.1", port, 16, true);

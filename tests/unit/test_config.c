@@ -142,7 +142,7 @@ assert_addr(const struct sockaddr_storage *ss, const char *s)
 {
 	char	 buf[INET6_ADDRSTRLEN];
 
-	addr_str((const struct sockaddr *)ss, buf, sizeof(buf));
+	sockaddr_str((const struct sockaddr *)ss, buf, sizeof(buf));
 	assert_string_equal(buf, s);
 	assert_int_equal(addr_port((const struct sockaddr *)ss), 0);
 }
@@ -1017,7 +1017,7 @@ test_metrics_listen(void **state)
 	c = load_ok(f, NODE_VIP "metrics = { listen = \"127.0.0.1:9187\"; };\n" METRICS_SERVICE);
 	assert_true(c->metrics_on);
 	assert_int_equal(c->metrics_addr.ss_family, AF_INET);
-	assert_string_equal(addr_str_port((struct sockaddr *)&c->metrics_addr, buf,
+	assert_string_equal(sockaddr_port_str((struct sockaddr *)&c->metrics_addr, buf,
 	    sizeof(buf)), "127.0.0.1:9187");
 	unlink(f->path);
 
@@ -1025,7 +1025,7 @@ test_metrics_listen(void **state)
 	    METRICS_SERVICE);
 	assert_true(c->metrics_on);
 	assert_int_equal(c->metrics_addr.ss_family, AF_INET6);
-	assert_string_equal(addr_str_port((struct sockaddr *)&c->metrics_addr, buf,
+	assert_string_equal(sockaddr_port_str((struct sockaddr *)&c->metrics_addr, buf,
 	    sizeof(buf)), "[2001:db8::2]:65535");
 	unlink(f->path);
 

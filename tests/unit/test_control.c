@@ -1012,13 +1012,13 @@ client_connect(struct fixture *f)
 static size_t
 client_read(struct fixture *f, int fd, char *buf, size_t len, int want_lines, bool *eof)
 {
-	uint64_t	 deadline = now_ms() + LOOP_DEADLINE_MS;
+	uint64_t	 deadline = clock_now_ms() + LOOP_DEADLINE_MS;
 	size_t		 n = 0;
 	ssize_t		 r;
 	int		 lines = 0;
 
 	*eof = false;
-	while (now_ms() < deadline && !*eof && (want_lines == 0 || lines < want_lines)) {
+	while (clock_now_ms() < deadline && !*eof && (want_lines == 0 || lines < want_lines)) {
 		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
 		r = read(fd, buf + n, len - 1 - n);
 		if (r == 0)
@@ -1210,12 +1210,12 @@ test_socket_sticky_stream(void **state)
 		assert_int_equal(write(fd[k], "sticky list\n", 12), 12);
 	}
 	/* Read client 0 in full (into buf); the others are only drained. */
-	deadline = now_ms() + 20 * LOOP_DEADLINE_MS;
-	while (done < 6 && now_ms() < deadline) {
-		t0 = now_ms();
+	deadline = clock_now_ms() + 20 * LOOP_DEADLINE_MS;
+	while (done < 6 && clock_now_ms() < deadline) {
+		t0 = clock_now_ms();
 		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
-		if (now_ms() - t0 > stall)
-			stall = now_ms() - t0;
+		if (clock_now_ms() - t0 > stall)
+			stall = clock_now_ms() - t0;
 		for (k = 0; k < 6; k++) {
 			char	 tmp[65536];
 
@@ -1301,8 +1301,8 @@ test_socket_slow_monitor(void **state)
 	reply = client_request(f, "status\n", 7, false);
 	json_decref(reply);
 
-	deadline = now_ms() + LOOP_DEADLINE_MS;
-	while (!eof && now_ms() < deadline) {
+	deadline = clock_now_ms() + LOOP_DEADLINE_MS;
+	while (!eof && clock_now_ms() < deadline) {
 		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
 		r = read(fd, buf, sizeof(buf));
 		if (r == 0)
@@ -1413,10 +1413,10 @@ test_socket_slow_client(void **state)
 	f->conf.control_request_timeout_ms = 500;
 	open_socket(f);
 	fd = client_connect(f);
-	start = now_ms();
+	start = clock_now_ms();
 	next = start;
-	while (now_ms() < start + 2000 && closed_ms == 0) {
-		if (now_ms() >= next && sent < sizeof(trickle) - 1) {
+	while (clock_now_ms() < start + 2000 && closed_ms == 0) {
+		if (clock_now_ms() >= next && sent < sizeof(trickle) - 1) {
 			/* The server may have closed already: EPIPE is fine. */
 			(void)send(fd, trickle + sent++, 1, MSG_NOSIGNAL);
 			next += 100;
@@ -1424,7 +1424,7 @@ test_socket_slow_client(void **state)
 		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
 		r = read(fd, buf + n, sizeof(buf) - 1 - n);
 		if (r == 0 || (r == -1 && errno == ECONNRESET))
-			closed_ms = now_ms();
+			closed_ms = clock_now_ms();
 		else if (r > 0)
 			n += (size_t)r;
 		else
@@ -1532,7 +1532,7 @@ peer_request(struct fixture *f, const gid_t *groups, size_t ngroups, const char 
 {
 	char		 buf[65536];
 	json_error_t	 jerr;
-	uint64_t	 deadline = now_ms() + LOOP_DEADLINE_MS;
+	uint64_t	 deadline = clock_now_ms() + LOOP_DEADLINE_MS;
 	json_t		*r;
 	ssize_t		 n;
 	size_t		 got = 0;
@@ -1565,7 +1565,7 @@ peer_request(struct fixture *f, const gid_t *groups, size_t ngroups, const char 
 	}
 	assert_true(pid > 0);
 	close(p[1]);
-	while (!done && now_ms() < deadline) {
+	while (!done && clock_now_ms() < deadline) {
 		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			done = 1;

@@ -500,12 +500,12 @@ http_read(struct fixture *f, int fd, const char *until)
 {
 	char		*buf = calloc(1, HTTP_REPLY_MAX + 1);
 	size_t		 len = 0;
-	uint64_t	 deadline = now_ms() + HTTP_DEADLINE_MS;
+	uint64_t	 deadline = clock_now_ms() + HTTP_DEADLINE_MS;
 	ssize_t		 n;
 	struct pollfd	 pfd = { .fd = fd, .events = POLLIN };
 
 	assert_non_null(buf);
-	while (now_ms() < deadline) {
+	while (clock_now_ms() < deadline) {
 		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
 		if (poll(&pfd, 1, 5) == -1)
 			break;
@@ -702,8 +702,8 @@ test_http_connection_cap(void **state)
 	}
 	extra = http_connect(f);
 	http_send(extra, req, sizeof(req) - 1);
-	until = now_ms() + 300;
-	while (now_ms() < until) {
+	until = clock_now_ms() + 300;
+	while (clock_now_ms() < until) {
 		char	 c;
 
 		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
@@ -785,11 +785,11 @@ test_http_slow_clients(void **state)
 		closed_at[i] = 0;
 		event_base_loop(f->lbd.base, EVLOOP_NONBLOCK);
 	}
-	start = now_ms();
+	start = clock_now_ms();
 	next = start;
 	normal = -1;
-	while (now_ms() < start + 6000 && (nclosed < SLOW_CLIENTS || normal_done == 0)) {
-		uint64_t now = now_ms();
+	while (clock_now_ms() < start + 6000 && (nclosed < SLOW_CLIENTS || normal_done == 0)) {
+		uint64_t now = clock_now_ms();
 
 		/* The normal scrape comes once the slow clients hold every slot. */
 		metrics_get_status(f->metrics, &ms);
@@ -817,7 +817,7 @@ test_http_slow_clients(void **state)
 				continue;
 			n = recv(fds[i], &c, 1, MSG_DONTWAIT);
 			if (n == 0 || (n == -1 && (errno == ECONNRESET || errno == EPIPE))) {
-				closed_at[i] = now_ms();
+				closed_at[i] = clock_now_ms();
 				nclosed++;
 				if (closed_at[i] - start < SLOW_DEADLINE_MS - 100)
 					early++;
@@ -834,7 +834,7 @@ test_http_slow_clients(void **state)
 			if (n > 0)
 				rlen += (size_t)n;
 			else if (n == 0)
-				normal_done = now_ms();
+				normal_done = clock_now_ms();
 		}
 		usleep(2000);
 	}
@@ -852,7 +852,7 @@ test_http_slow_clients(void **state)
 	assert_true(normal_done - start >= SLOW_DEADLINE_MS - 100);
 	print_message("slow clients: all %d slots held at %" PRIu64 " ms, the scrape behind "
 	    "them served at %" PRIu64 " ms, the last slow client closed at %" PRIu64 " ms\n",
-	    CAP_CONNS, normal_at - start, normal_done - start, now_ms() - start);
+	    CAP_CONNS, normal_at - start, normal_done - start, clock_now_ms() - start);
 	reply[rlen] = '\0';
 	assert_int_equal(http_status(reply), 200);
 	assert_non_null(strstr(reply, "lbd_metrics_timeouts_total "));

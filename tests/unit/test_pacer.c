@@ -46,15 +46,6 @@ static struct sockaddr_in rx_addr;		/* where rx_fd listens */
 static struct rx	 got[RX_MAX];
 static int		 ngot;
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static int
 udp_on_loopback(struct sockaddr_in *sin)
 {
@@ -126,17 +117,17 @@ open_frame(const uint8_t *buf, ssize_t n, struct rx *r)
 static void
 receive_for(int ms)
 {
-	uint64_t end = now_ms() + (uint64_t)ms, now;
+	uint64_t end = clock_now_ms() + (uint64_t)ms, now;
 	struct pollfd pfd = { .fd = rx_fd, .events = POLLIN };
 	uint8_t buf[PACER_FRAME_MAX + 16];
 	ssize_t n;
 
-	while ((now = now_ms()) < end) {
+	while ((now = clock_now_ms()) < end) {
 		if (poll(&pfd, 1, (int)(end - now)) <= 0)
 			continue;
 		while ((n = recv(rx_fd, buf, sizeof(buf), 0)) > 0) {
 			assert_true(ngot < RX_MAX);
-			got[ngot].at_ms = now_ms();
+			got[ngot].at_ms = clock_now_ms();
 			open_frame(buf, n, &got[ngot]);
 			ngot++;
 		}
@@ -253,7 +244,7 @@ test_watchdog_quiet(void **state)
 	struct pacer *p = pacer_for_test();
 	uint64_t t0, sent, paced, lapses, last;
 
-	t0 = now_ms();
+	t0 = clock_now_ms();
 	pacer_send(p, &a);
 	receive_for(WATCHDOG_MS + 400);
 	pacer_get_counts(p, &sent, &paced, &lapses);

@@ -514,13 +514,13 @@ test_loopback_lbd_pair(void **state)
 	}
 	node_start(b, "127.0.0.2", "127.0.0.1", port, key);
 	node_start(a, "127.0.0.1", "127.0.0.2", port, key);
-	t0 = tu_now_us();
-	while (!(synced(a) && synced(b)) && tu_now_us() - t0 < 60000000)
+	t0 = clock_now_us();
+	while (!(synced(a) && synced(b)) && clock_now_us() - t0 < 60000000)
 		event_base_loop(base, EVLOOP_NONBLOCK);
 	sb = status(b);
 	printf("replica: bulk of %llu sticky entries (real tables): %.3f s at the receiver, "
 	    "%.3f s from start\n", (unsigned long long)sb.last_bulk_entries,
-	    sb.last_bulk_ms / 1000.0, (double)(tu_now_us() - t0) / 1e6);
+	    sb.last_bulk_ms / 1000.0, (double)(clock_now_us() - t0) / 1e6);
 	assert_true(synced(a) && synced(b));
 	assert_int_equal(sticky_count(b->lbd.services[0].sticky), BIG);
 	same_tables(a, b);

@@ -417,9 +417,9 @@ status(struct mstore *m)
 static bool
 wait_taken(struct mstore *m, int timeout_ms)
 {
-	uint64_t end = tu_now_us() + (uint64_t)timeout_ms * 1000;
+	uint64_t end = clock_now_us() + (uint64_t)timeout_ms * 1000;
 
-	while (m->ndirty > 0 && tu_now_us() < end)
+	while (m->ndirty > 0 && clock_now_us() < end)
 		event_base_loop(base, EVLOOP_NONBLOCK);
 	return m->ndirty == 0;
 }
@@ -867,10 +867,10 @@ test_lag(void **state)
 	assert_string_equal(a->state, "synced");
 	assert_true(sync_may_preempt(a->sync));
 	for (int round = 0; round < 10; round++) {
-		uint64_t t0 = tu_now_us();
+		uint64_t t0 = clock_now_us();
 
 		ms_set(a, (uint32_t)round, 1);
-		while (ca.n == 0 && tu_now_us() - t0 < 1000000)
+		while (ca.n == 0 && clock_now_us() - t0 < 1000000)
 			event_base_loop(base, EVLOOP_NONBLOCK);
 		assert_int_equal(ca.n, 1);
 		usleep(2000);
@@ -1093,27 +1093,27 @@ node_start(struct mstore *m, const char *addr, const char *peer, const char *pee
 static int64_t
 wait_synced(struct mstore *a, struct mstore *b, int timeout_ms)
 {
-	uint64_t start = tu_now_us();
+	uint64_t start = clock_now_us();
 
 	while (strcmp(a->state, "synced") != 0 || strcmp(b->state, "synced") != 0) {
-		if (tu_now_us() - start > (uint64_t)timeout_ms * 1000)
+		if (clock_now_us() - start > (uint64_t)timeout_ms * 1000)
 			return -1;
 		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 	}
-	return (int64_t)(tu_now_us() - start) / 1000;
+	return (int64_t)(clock_now_us() - start) / 1000;
 }
 
 /* Pumps until neither side has anything pending or unacked, then a bit more. */
 static void
 settle(struct mstore *a, struct mstore *b)
 {
-	uint64_t start = tu_now_us();
+	uint64_t start = clock_now_us();
 
 	do {
 		tu_pump(base, 20, EVLOOP_NONBLOCK);
 	} while ((a->ndirty > 0 || b->ndirty > 0 ||
 	    status(a).acks < status(a).batches_sent || status(b).acks < status(b).batches_sent) &&
-	    tu_now_us() - start < 5000000);
+	    clock_now_us() - start < 5000000);
 }
 
 static void
@@ -1175,7 +1175,7 @@ test_loopback_bulk_1m(void **state)
 		ms_set(a, i, (uint8_t)(i % MS_BACKENDS));
 	node_start(b, "127.0.0.2", "lb1", "127.0.0.1", port);
 	node_start(a, "127.0.0.1", "lb2", "127.0.0.2", port);
-	t0 = tu_now_us();
+	t0 = clock_now_us();
 	ms = wait_synced(a, b, 60000);
 	assert_true(ms >= 0);
 	sa = status(a);
@@ -1183,7 +1183,7 @@ test_loopback_bulk_1m(void **state)
 	printf("sync: bulk of %llu entries: %.3f s BulkBegin..BulkEnd at the receiver, "
 	    "%.3f s from start (connect included); %llu batches, %.0f entries/frame\n",
 	    (unsigned long long)sb.last_bulk_entries, sb.last_bulk_ms / 1000.0,
-	    (double)(tu_now_us() - t0) / 1e6, (unsigned long long)sa.batches_sent,
+	    (double)(clock_now_us() - t0) / 1e6, (unsigned long long)sa.batches_sent,
 	    (double)sa.entries_sent / (double)sa.batches_sent);
 	assert_int_equal(sb.last_bulk_entries, BIG_BULK);
 	assert_int_equal(ms_count(b), BIG_BULK);
@@ -1206,7 +1206,7 @@ static void
 lag_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct lagrun	*r = arg;
-	uint64_t	 due = (tu_now_us() - r->start_us) * LAG_RATE / 1000;
+	uint64_t	 due = (clock_now_us() - r->start_us) * LAG_RATE / 1000;
 
 	while (r->done < due) {
 		r->rnd ^= r->rnd << 13;
@@ -1232,7 +1232,7 @@ test_loopback_lag(void **state)
 	node_start(a, "127.0.0.1", "lb2", "127.0.0.2", port);
 	assert_true(wait_synced(a, b, 5000) >= 0);
 	ev = event_new(base, -1, EV_PERSIST, lag_tick, &run);
-	run.start_us = tu_now_us();
+	run.start_us = clock_now_us();
 	evtimer_add(ev, &tv);
 	tu_pump(base, LAG_RUN_MS, EVLOOP_NONBLOCK);
 	event_free(ev);

@@ -209,13 +209,11 @@ sniff_open(const char *ifname, uint16_t ethertype)
 	return fd;
 }
 
+/* The monotonic clock in ms as a signed number: deadlines here are longs. */
 static long
-now_ms(void)
+test_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (long)clock_now_ms();
 }
 
 /*
@@ -231,7 +229,7 @@ sniff_next(int fd, long deadline, uint8_t *buf, size_t len, struct sockaddr_ll *
 	ssize_t n;
 
 	for (;;) {
-		if ((left = deadline - now_ms()) <= 0)
+		if ((left = deadline - test_ms()) <= 0)
 			return -1;
 		if (poll(&pfd, 1, (int)left) <= 0)
 			continue;
@@ -274,12 +272,12 @@ static bool
 neigh_learned(const char *vip, const uint8_t mac[ETH_ALEN])
 {
 	char out[TEST_OUT_MAX], cmd[128], want[32];
-	long deadline = now_ms() + TEST_WAIT_MS;
+	long deadline = test_ms() + TEST_WAIT_MS;
 
 	snprintf(want, sizeof(want), "lladdr %02x:%02x:%02x:%02x:%02x:%02x",
 	    mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
 	snprintf(cmd, sizeof(cmd), "ip neigh show %s dev peer0", vip);
-	while (now_ms() < deadline) {
+	while (test_ms() < deadline) {
 		run(cmd, out, sizeof(out));
 		if (strstr(out, want) != NULL)
 			return true;
@@ -524,7 +522,7 @@ test_garp(void **state)
 	if (vip_announce(v, err, sizeof(err)) != 0)
 		fail_msg("vip_announce: %s", err);
 
-	deadline = now_ms() + TEST_WAIT_MS;
+	deadline = test_ms() + TEST_WAIT_MS;
 	while (!got && (n = sniff_next(fd, deadline, buf, sizeof(buf), &from)) >= 0) {
 		if ((size_t)n < sizeof(arp))
 			continue;
@@ -580,7 +578,7 @@ test_na(void **state)
 	if (vip_announce(v, err, sizeof(err)) != 0)
 		fail_msg("vip_announce: %s", err);
 
-	deadline = now_ms() + TEST_WAIT_MS;
+	deadline = test_ms() + TEST_WAIT_MS;
 	while (!got && (n = sniff_next(fd, deadline, buf, sizeof(buf), &from)) >= 0) {
 		if ((size_t)n < sizeof(ip6) + sizeof(na) + 8)
 			continue;

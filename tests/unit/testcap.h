@@ -103,9 +103,9 @@ tc_frame(const struct tc_cap *c, int i)
 static inline bool
 tc_wait(struct event_base *base, const struct tc_cap *c, int n, int timeout_ms)
 {
-	uint64_t end = tu_now_us() + (uint64_t)timeout_ms * 1000;
+	uint64_t end = clock_now_us() + (uint64_t)timeout_ms * 1000;
 
-	while (c->n < n && tu_now_us() < end)
+	while (c->n < n && clock_now_us() < end)
 		event_base_loop(base, EVLOOP_NONBLOCK);
 	return c->n >= n;
 }

@@ -79,7 +79,7 @@ tl_add_service(struct lbd *lbd, struct lbd_config *conf, const char *name, int n
 		b->up = true;
 		b->checked = true;
 		b->last_result = CHECK_RESULT_OK;
-		b->last_check_ms = now_ms();
+		b->last_check_ms = clock_now_ms();
 	}
 	TAILQ_INIT(&svc->conns);
 	svc->sticky = sticky_new((uint32_t)sc->sticky_size, (uint32_t)sc->sticky_timeout_s);
@@ -124,7 +124,7 @@ tl_node_init(struct lbd *lbd, struct lbd_config *conf)
 	assert_int_equal(addr_parse_prefix("192.168.86.87/24", &conf->vip_addr,
 	    &conf->vip_prefixlen), 0);
 	snprintf(conf->vip_interface, sizeof(conf->vip_interface), "eth0");
-	lbd->started_ms = now_ms();
+	lbd->started_ms = clock_now_ms();
 	lbd->base = event_base_new();
 	assert_non_null(lbd->base);
 	tl_start_standalone_ha(lbd);

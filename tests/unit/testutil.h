@@ -19,15 +19,7 @@
 
 #include <event2/event.h>
 
-/* Microseconds on CLOCK_MONOTONIC. */
-static inline uint64_t
-tu_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
+#include "clock.h"	/* common/: clock_now_us */
 
 /*
  * Runs base's loop for ms milliseconds, one event_base_loop(flags) at a
@@ -37,9 +29,9 @@ tu_now_us(void)
 static inline void
 tu_pump(struct event_base *base, int ms, int flags)
 {
-	uint64_t end = tu_now_us() + (uint64_t)ms * 1000;
+	uint64_t end = clock_now_us() + (uint64_t)ms * 1000;
 
-	while (tu_now_us() < end)
+	while (clock_now_us() < end)
 		event_base_loop(base, flags);
 }
 
