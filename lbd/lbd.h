@@ -539,7 +539,6 @@ void		 relay_set_room_fn(relay_room_fn *);	/* NULL: nobody to tell */
 int		 relay_threads(void);			/* worker threads running; 0: relay in the main loop */
 
 /* relay_pump.c */
-uint64_t	 relay_pipe_fds(void);			/* pipe ends open, pooled ones included */
 /* The node's pipe memory budget (node.pipe_memory_max_mb) and its use. */
 struct relay_pipe_stats {
 	uint64_t	 bytes;		/* capacity of the enlarged pipes connections hold now */

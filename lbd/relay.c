@@ -35,7 +35,7 @@ static uint32_t		 relay_ports;		/* IP_LOCAL_PORT_RANGE of VIP-sourced backend so
 static bool		 relay_splice_on = true; /* false: copy mode for new connections */
 static bool		 relay_stopping;	/* relay_shutdown: no room reported */
 static relay_room_fn	*relay_room;		/* told of max_connections reached and left; NULL: nobody */
-static uint64_t		 relay_nactive;		/* open connections, all services; atomic: fds_room in workers */
+static uint64_t		 relay_nactive;		/* open connections, all services; atomic: read by status and metrics */
 static struct log_limit	 relay_main_limit;	/* the main thread's rate-limited lines */
 static struct log_limit	 relay_cap_limit;	/* the "over max_connections_per_client" lines */
 

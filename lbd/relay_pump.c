@@ -58,7 +58,6 @@
 #define RELAY_ROUNDS		16		/* read+write rounds per wakeup, then yield */
 #define RELAY_SPLICE_FLAGS	(SPLICE_F_NONBLOCK | SPLICE_F_MOVE) /* every splice(2) */
 
-static uint64_t		 relay_npipe_fds;	/* pipe ends open, all workers; atomic */
 /* The pipe budget; every worker reads and writes these with atomics. */
 static uint64_t		 relay_pipe_max;	/* node.pipe_memory_max_mb in bytes */
 static uint64_t		 relay_pipe_bytes;	/* enlarged pipe bytes directions hold now */
@@ -179,7 +178,6 @@ relay_pipe_new(struct relay_pipe *p)
 	}
 	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1)
 		return -1;
-	__atomic_add_fetch(&relay_npipe_fds, 2, __ATOMIC_RELAXED);
 	fds_use(2);
 	p->r = fds[0];
 	p->w = fds[1];
@@ -213,7 +211,6 @@ relay_pipe_get(struct relay_worker *w, struct conn_dir *d)
 		if (fcntl(p.r, F_SETPIPE_SZ, RELAY_PIPE_SMALL) == -1) {
 			close(p.r);
 			close(p.w);
-			__atomic_sub_fetch(&relay_npipe_fds, 2, __ATOMIC_RELAXED);
 			fds_use(-2);
 			if (relay_pipe_new(&p) == -1)
 				return -1;
@@ -245,7 +242,6 @@ relay_pipe_put(struct relay_worker *w, struct conn_dir *d)
 	} else {
 		close(d->pipe_r);
 		close(d->pipe_w);
-		__atomic_sub_fetch(&relay_npipe_fds, 2, __ATOMIC_RELAXED);
 		fds_use(-2);
 	}
 	d->pipe_r = d->pipe_w = -1;
@@ -638,12 +634,6 @@ relay_pipe_stats(struct relay_pipe_stats *st)
 	st->pipe_size = RELAY_PIPE_SIZE;
 }
 
-uint64_t
-relay_pipe_fds(void)
-{
-	return __atomic_load_n(&relay_npipe_fds, __ATOMIC_RELAXED);
-}
-
 /* Closes w's spare pipes (w is being freed). */
 void
 relay_pipe_pool_free(struct relay_worker *w)
@@ -652,7 +642,6 @@ relay_pipe_pool_free(struct relay_worker *w)
 		w->npool--;
 		close(w->pool[w->npool].r);
 		close(w->pool[w->npool].w);
-		__atomic_sub_fetch(&relay_npipe_fds, 2, __ATOMIC_RELAXED);
 		fds_use(-2);
 	}
 }
