@@ -149,10 +149,7 @@ chan_md5_set(struct channel *ch, int fd, const struct sockaddr_storage *peer)
 
 	memset(&m, 0, sizeof(m));
 	memcpy(&m.tcpm_addr, peer, ch->salen);
-	if (ch->family == AF_INET)
-		((struct sockaddr_in *)&m.tcpm_addr)->sin_port = 0;
-	else
-		((struct sockaddr_in6 *)&m.tcpm_addr)->sin6_port = 0;
+	chan_set_port(&m.tcpm_addr, 0);
 	m.tcpm_keylen = CHAN_MD5_KEY_BYTES;
 	memcpy(m.tcpm_key, ch->md5_key, CHAN_MD5_KEY_BYTES);
 	rc = setsockopt(fd, IPPROTO_TCP, TCP_MD5SIG, &m, sizeof(m));
@@ -161,12 +158,6 @@ chan_md5_set(struct channel *ch, int fd, const struct sockaddr_storage *peer)
 	errno = saved;
 	return rc;
 }
-
-
-
-
-
-
 
 /* ---------------------------------------------------------------- set-up */
 

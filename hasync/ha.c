@@ -28,7 +28,6 @@ static unsigned int	ha_backup_rx_advert(struct ha *, const struct ha_advert *, u
 static unsigned int	ha_master_rx_advert(struct ha *, const struct ha_advert *, uint64_t);
 static void		ha_set_role(struct ha *, enum hasync_role, const char *, va_list)
 			    __attribute__((format(printf, 3, 0)));
-static bool		ha_peer_alive(const struct ha *, uint64_t);
 
 const char *
 ha_role_name(enum hasync_role role)
@@ -330,7 +329,7 @@ ha_link_changed(struct ha *ha, bool up, const char *reason, uint64_t now)
 	return ha_become_backup(ha, now, "%s", reason);
 }
 
-static bool
+bool
 ha_peer_alive(const struct ha *ha, uint64_t now)
 {
 	return ha->peer_heard && !ha->peer_lost &&

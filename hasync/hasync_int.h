@@ -230,6 +230,7 @@ enum hasync_role ha_advert_state(const struct ha *);	/* the role to put in adver
 /* 3 x the peer's interval (ours until it spoke) + (256 - priority) x interval / 1024 (ha.c says why). */
 uint64_t	 ha_master_down_interval(const struct ha *);
 const char	*ha_peer_state(const struct ha *, uint64_t now); /* none/unknown/alive/dead */
+bool		 ha_peer_alive(const struct ha *, uint64_t now);	/* heard within Master_Down */
 const char	*ha_role_name(enum hasync_role);
 
 /* pacer.c */
@@ -373,7 +374,7 @@ struct hasync {
 	uint64_t	 peer_counter;	/* last taken advert's counter */
 	uint64_t	 cand_session;	/* latest unconfirmed session heard (echoed), 0 none */
 	uint64_t	 cand_counter;	/* its highest counter heard */
-	struct {
+	struct hb_retired {
 		uint64_t session;	/* a peer session replaced by a newer run */
 		uint64_t counter;	/* the last counter taken from it: its floor */
 	}		 retired[HB_RETIRED]; /* recordings of these are never taken again */

@@ -33,7 +33,7 @@ hb_send_advert(struct hasync *h)
 bool
 hb_peer_alive(struct hasync *h)
 {
-	return strcmp(ha_peer_state(&h->ha, clock_now_ms()), "alive") == 0;
+	return ha_peer_alive(&h->ha, clock_now_ms());
 }
 
 void

@@ -30,9 +30,9 @@
  *   restarted with its clock set back is confirmed like any other.
  * - Adverts not fresh (`stale`) never reach ha.c. The latest one we heard
  *   (its counter growing per session) is what we echo, so a live peer
- *   that has not heard us yet can confirm us (echoes matter only to a
- *   peer that has not confirmed us: within a confirmed run nobody looks at
- *   them); each new such session, and each confirmation, gets one advert
+ *   that has not heard us yet can confirm us; within a confirmed run we
+ *   keep echoing the adverts we take, so the peer can confirm us again
+ *   should it retire our run (a recording it took meanwhile); each new such session, and each confirmation, gets one advert
  *   at once (at most one per half interval), so a live peer is confirmed
  *   about one round trip after our first advert.
  * - A session replaced by a newer confirmed one is retired with the last
@@ -79,11 +79,6 @@
 #include "hasync.pb-c.h"
 #include "hasync_int.h"
 
-#define HB_FRAME_VERSION	PACER_FRAME_VERSION	/* first byte of every advert frame */
-#define HB_HEADER_LEN		PACER_HEADER_LEN	/* version + nonce */
-#define HB_TAG_LEN		PACER_TAG_LEN		/* Poly1305 tag */
-#define HB_ADVERT_MAX		PACER_ADVERT_MAX	/* packed Advert bytes accepted */
-#define HB_FRAME_MAX		PACER_FRAME_MAX		/* longest valid frame */
 #define HB_RX_BUF		2048	/* receive buffer: bigger than any valid frame */
 #define HB_RX_BUDGET		64	/* datagrams per read callback: the loop never stalls */
 #define HB_ERRQ_BUDGET		16	/* error-queue entries per read callback */
@@ -536,7 +531,7 @@ static void
 hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
     const struct sockaddr *from)
 {
-	uint8_t plain[HB_ADVERT_MAX];
+	uint8_t plain[PACER_ADVERT_MAX];
 	unsigned long long plen = 0;
 	Lbd__Advert *adv = NULL;
 	struct ha_advert in;
@@ -545,17 +540,17 @@ hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
 	bool heard_anew;
 
 	sockaddr_str(from, a, sizeof(a));
-	if (trunc || n > HB_FRAME_MAX || n < HB_HEADER_LEN + HB_TAG_LEN ||
-	    buf[0] != HB_FRAME_VERSION) {
+	if (trunc || n > PACER_FRAME_MAX || n < PACER_HEADER_LEN + PACER_TAG_LEN ||
+	    buf[0] != PACER_FRAME_VERSION) {
 		h->malformed++;
 		hb_log_limited(h, HB_LOG_MALFORMED, 0, "malformed heartbeat datagram from %s: "
 		    "%zu%s bytes, version byte %d (want %d-%d bytes, version %d)", a, n,
-		    trunc ? "+" : "", n > 0 ? buf[0] : -1, HB_HEADER_LEN + HB_TAG_LEN,
-		    HB_FRAME_MAX, HB_FRAME_VERSION);
+		    trunc ? "+" : "", n > 0 ? buf[0] : -1, PACER_HEADER_LEN + PACER_TAG_LEN,
+		    PACER_FRAME_MAX, PACER_FRAME_VERSION);
 		return;
 	}
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plen, NULL,
-	    buf + HB_HEADER_LEN, n - HB_HEADER_LEN, buf, 1, buf + 1, h->key) != 0) {
+	    buf + PACER_HEADER_LEN, n - PACER_HEADER_LEN, buf, 1, buf + 1, h->key) != 0) {
 		h->auth_failures++;
 		hb_log_limited(h, HB_LOG_AUTH, 0, "heartbeat from %s failed authentication "
 		    "(wrong cluster key, or forged): dropped", a);
@@ -624,6 +619,7 @@ static bool
 hb_rx_accept(struct hasync *h, const Lbd__Advert *adv, const char *a, bool *heard_anew)
 {
 	uint64_t now = clock_now_ms(), sent = 0, age = UINT64_MAX;
+	struct hb_retired *r;
 	bool retired, new_cand;
 
 	*heard_anew = !hb_peer_alive(h);
@@ -670,8 +666,9 @@ hb_rx_accept(struct hasync *h, const Lbd__Advert *adv, const char *a, bool *hear
 		return false;
 	}
 	if (h->peer_confirmed) {
-		h->retired[h->nretired % HB_RETIRED].session = h->peer_session;
-		h->retired[h->nretired++ % HB_RETIRED].counter = h->peer_counter;
+		r = &h->retired[h->nretired++ % HB_RETIRED];
+		r->session = h->peer_session;
+		r->counter = h->peer_counter;
 		hb_log(h, 1, "peer %s restarted (a new session, fresh: it heard this node %llu ms "
 		    "ago)", h->conf.peer_name, (unsigned long long)age);
 	} else {
