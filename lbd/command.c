@@ -460,7 +460,6 @@ static const struct command command_table[] = {
 	{ "monitor",	NULL,	 "",		NULL,	0, true,  command_monitor },
 	{ "help",	NULL,	 "",		NULL,	0, true,  command_help },
 };
-#define COMMAND_COUNT	(sizeof(command_table) / sizeof(command_table[0]))	/* entries */
 
 /*
  * "status, backends, sticky list|get|set|clear|flush, backend NAME
@@ -476,7 +475,7 @@ command_list(char *buf, size_t len, bool readonly)
 	size_t		 i, n;
 
 	buf[0] = '\0';
-	for (i = 0; i < COMMAND_COUNT; i++) {
+	for (i = 0; i < LBD_NELEM(command_table); i++) {
 		c = &command_table[i];
 		if (readonly && !c->readonly)
 			continue;
@@ -510,7 +509,7 @@ command_subs(const char *name, char *buf, size_t len, bool with_args)
 	size_t	 i;
 
 	buf[0] = '\0';
-	for (i = 0; i < COMMAND_COUNT; i++) {
+	for (i = 0; i < LBD_NELEM(command_table); i++) {
 		if (command_table[i].sub == NULL || strcmp(command_table[i].name, name) != 0)
 			continue;
 		if (buf[0] != '\0')
@@ -535,7 +534,7 @@ command_help(struct command_req *req, char **argv, int argc)
 
 	if ((list = json_array()) == NULL)
 		return NULL;
-	for (i = 0; i < COMMAND_COUNT; i++) {
+	for (i = 0; i < LBD_NELEM(command_table); i++) {
 		c = &command_table[i];
 		snprintf(line, sizeof(line), "%s%s%s%s%s%s%s", c->name,
 		    c->sub != NULL ? " " : "", c->sub != NULL ? c->sub : "",
@@ -556,7 +555,7 @@ command_find(char **argv, int argc, bool *has_subs)
 	size_t	 i;
 
 	*has_subs = false;
-	for (i = 0; i < COMMAND_COUNT; i++) {
+	for (i = 0; i < LBD_NELEM(command_table); i++) {
 		if (strcmp(command_table[i].name, argv[0]) != 0)
 			continue;
 		if (command_table[i].sub == NULL)
