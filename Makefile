@@ -181,13 +181,13 @@ fuzz-run: $(BUILD)/fuzz/fuzz_frame $(BUILD)/fuzz/fuzz_config
 $(BUILD)/fuzz/fuzz_frame: $(FUZZ_SRC) $(PROTO_H) lbd/lbd.h hasync/hasync.h hasync/hasync_int.h
 	@mkdir -p $(dir $@)
 	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=all -Ilbd -Ihasync -Icommon -I$(BUILD)/proto $(PKG_CFLAGS) \
+	    -fno-sanitize-recover=all $(INC) $(PKG_CFLAGS) \
 	    -o $@ $(FUZZ_SRC) $(PKG_LIBS)
 
 $(BUILD)/fuzz/fuzz_config: $(FUZZ_CONF_SRC) lbd/lbd.h
 	@mkdir -p $(dir $@)
 	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=all -Ilbd -Ihasync -Icommon -I$(BUILD)/proto $(PKG_CFLAGS) \
+	    -fno-sanitize-recover=all $(INC) $(PKG_CFLAGS) \
 	    -o $@ $(FUZZ_CONF_SRC) $(PKG_LIBS)
 
 # Install paths.  systemd and systemd-sysusers also read PREFIX=/usr/local's

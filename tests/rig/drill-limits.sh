@@ -93,7 +93,7 @@ drill_fd_reserve() {
 	# Reserve: one check socket per backend (2) + 32; 10 clients x 2 sockets.
 	limit=$((base + 34 + 20))
 	printf '#!/bin/sh\nexec prlimit --nofile=%s:%s "%s" "$@"\n' "$limit" "$limit" \
-		"$RIG_TOP/build/lbd" >"$RIG_DIR/lbd-nofile"
+		"$RIG_LBD" >"$RIG_DIR/lbd-nofile"
 	chmod +x "$RIG_DIR/lbd-nofile"
 	echo "  lbd has $base descriptors open when idle; restarting it with nofile $limit"
 	rig_lb_stop lb1

@@ -53,11 +53,8 @@ STICKY_PAGES_N=25000	# entries in the table: two full pages and a part
 drill_sticky_pages() {
 	local fill out n uniq pages big t0 t1 tst
 	rig_lbctl lb1 sticky flush >/dev/null
-	if [ ! -x "$RIG_DIR/stickyfill" ]; then
-		cc -std=gnu11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o "$RIG_DIR/stickyfill" \
-			"$RIG_TOP/tests/bench/stickyfill.c" || rig_die "could not build tests/bench/stickyfill.c"
-	fi
-	fill=$("$RIG_DIR/stickyfill" -s "$(rig_sock lb1)" -b FTP_SVR1,FTP_SVR2 -S "$RIG_SERVICE" \
+	make -C "$RIG_TOP" -s build/bench/stickyfill || rig_die "could not build build/bench/stickyfill"
+	fill=$("$RIG_TOP/build/bench/stickyfill" -s "$(rig_sock lb1)" -b FTP_SVR1,FTP_SVR2 -S "$RIG_SERVICE" \
 		-n "$STICKY_PAGES_N" -d 120 2>&1)
 	rig_assert "stickyfill put $STICKY_PAGES_N entries in: $fill" \
 		[ "$(rig_lbctl lb1 --json status | rig_jval sticky_entries)" = "$STICKY_PAGES_N" ] || return 1
@@ -67,18 +64,20 @@ drill_sticky_pages() {
 	n=$(($(wc -l <<<"$out") - 1))
 	uniq=$(tail -n +2 <<<"$out" | awk '{ print $2 }' | sort -u | wc -l)
 	rig_assert "lbctl sticky list prints a header and $STICKY_PAGES_N rows (got $n)" \
-		[ "$n" = "$STICKY_PAGES_N" ] && [ "$(head -1 <<<"$out" | awk '{ print $1 }')" = SERVICE ] || return 1
+		eval '[ "$n" = "$STICKY_PAGES_N" ] && [ "$(head -1 <<<"$out" | awk "{ print \$1 }")" = SERVICE ]' || return 1
 	rig_assert "each client listed once ($uniq distinct)" [ "$uniq" = "$STICKY_PAGES_N" ] || return 1
 	out=$(rig_lbctl lb1 --json sticky list)
 	pages=$(wc -l <<<"$out")
 	big=$(while read -r l; do grep -o '"client"' <<<"$l" | wc -l; done <<<"$out" | sort -n | tail -1)
 	rig_assert "--json: 3 pages, one line each ($pages), at most 10000 entries per page (largest $big)" \
-		[ "$pages" = 3 ] && [ "$big" -le 10000 ] || return 1
+		eval '[ "$pages" = 3 ] && [ "$big" -le 10000 ]' || return 1
 	# A listing in progress does not hold up other commands.
 	rig_lbctl lb1 sticky list >/dev/null &
 	tst=$( { time -p rig_lbctl lb1 status >/dev/null; } 2>&1 | awk '/^real/ { print $2 }')
 	wait
 	echo "  figure: $STICKY_PAGES_N entries listed in $pages pages by lbctl in $(((t1 - t0) / 1000)) ms; status during a listing: ${tst} s"
+	rig_assert "status answered within 1 s while a listing ran (${tst} s)" \
+		awk -v t="$tst" 'BEGIN { exit !(t != "" && t < 1) }' || return 1
 	rig_lbctl lb1 sticky flush >/dev/null
 	return 0
 }
