@@ -77,8 +77,11 @@ fds_setup(const struct lbd_config *conf)
 			fds_plan(conf, (uint64_t)rl.rlim_cur, (uint64_t)rl.rlim_cur, &p);
 		}
 	}
-	if (fds_limit_now() != 0)
+	/* A reload: the budget runs already; new backends need their check sockets kept. */
+	if (fds_limit_now() != 0) {
+		__atomic_store_n(&fds_reserve_n, p.reserve, __ATOMIC_RELAXED);
 		__atomic_store_n(&fds_limit, p.soft, __ATOMIC_RELAXED);
+	}
 	if (p.enough)
 		return 0;
 	log_warnx("open files limit %" PRIu64 " is below the %" PRIu64 " descriptors this "
