@@ -290,10 +290,10 @@ check_run(struct check *c)
 	what = "event_new";
 	if ((c->ev = event_new(c->lbd->base, c->fd, EV_WRITE, check_on_connect,
 	    c)) == NULL)
-		goto internal;
+		goto nomem;
 	what = "evtimer_add";
 	if (evtimer_add(c->deadline, &tv) == -1)
-		goto internal;
+		goto nomem;
 
 	dst = b->conf.addr;
 	addr_set_port(&dst, cc->port);
@@ -302,7 +302,7 @@ check_run(struct check *c)
 		if (errno == EINPROGRESS) {
 			what = "event_add";
 			if (event_add(c->ev, NULL) == -1)
-				goto internal;
+				goto nomem;
 			return;
 		}
 		what = "connect";
@@ -315,10 +315,10 @@ check_run(struct check *c)
 	check_connected(c);
 	return;
 
-internal:
+nomem:
 	/* libevent's failures are allocations: errno may be stale, say ENOMEM. */
-	if (strncmp(what, "ev", 2) == 0)
-		errno = ENOMEM;
+	errno = ENOMEM;
+internal:
 	r = check_local_error(errno);
 	if (check_result_skipped(r)) {
 		check_skipped(c, r, what);

@@ -189,13 +189,8 @@ relay_client_hold(struct conn *c)
 {
 	struct service	*svc = c->svc;
 
-	if (svc->clients == NULL && (svc->clients = clients_new()) == NULL) {
-		log_limited(&relay_main_limit, clock_now_ms(), RELAY_LOG_INTERVAL_MS,
-		    LOG_LEVEL_INFO, "%s: no memory for the per-client "
-		    "connection count", svc->conf.name);
-		return;
-	}
-	if (clients_add(svc->clients, &c->front.src) == -1) {
+	if ((svc->clients == NULL && (svc->clients = clients_new()) == NULL) ||
+	    clients_add(svc->clients, &c->front.src) == -1) {
 		log_limited(&relay_main_limit, clock_now_ms(), RELAY_LOG_INTERVAL_MS,
 		    LOG_LEVEL_INFO, "%s: no memory for the per-client "
 		    "connection count", svc->conf.name);
