@@ -551,6 +551,57 @@ struct relay_pipe_stats {
 void		 relay_pipe_stats(struct relay_pipe_stats *);
 void		 relay_pipe_budget(const struct lbd_config *);	/* at start and on reload */
 
+/* repair.c */
+/*
+ * One TCP socket's state as a rebuild needs it (connection mirroring):
+ * sequence numbers of stream offset 0 both ways, the options of the
+ * handshake, its timestamp clock and windows. Taken before lbd moved a
+ * byte on it; later positions are these plus byte counts.
+ */
+#define REPAIR_TS_SKEW_MS	60000	/* a rebuilt timestamp clock runs this far ahead (node clock skew) */
+struct repair_sock {
+	struct sockaddr_storage local;	/* our address and port */
+	struct sockaddr_storage remote;	/* the far end's */
+	uint32_t	 snd_isn;	/* sequence number of the first byte lbd writes */
+	uint32_t	 rcv_isn;	/* ... of the first byte lbd reads */
+	uint32_t	 ts_val;	/* TCP_TIMESTAMP when taken (0: no timestamps) */
+	uint64_t	 wall_ms;	/* CLOCK_REALTIME ms when taken */
+	uint32_t	 snd_wnd;	/* the far end's window then */
+	uint32_t	 rcv_wnd;	/* ours then */
+	uint64_t	 acked0;	/* tcpi_bytes_acked then: acked offsets are relative to it */
+	uint16_t	 mss;		/* the far end's MSS (clamp) */
+	uint8_t		 snd_wscale;	/* window scale shifts, when wscale */
+	uint8_t		 rcv_wscale;
+	bool		 sack;		/* SACK permitted */
+	bool		 tstamp;	/* timestamps on */
+	bool		 wscale;	/* window scaling on */
+};
+/* A socket's progress, from TCP_INFO (the mirror's acks and stale checks). */
+struct repair_info {
+	uint8_t		 state;		/* TCP_ESTABLISHED... */
+	uint64_t	 bytes_acked;	/* bytes we sent that the far end acknowledged */
+	uint64_t	 bytes_received; /* bytes the far end sent us, in order */
+	uint32_t	 segs_in;	/* segments received */
+	uint32_t	 ooopack;	/* segments queued out of order */
+	uint32_t	 unacked;	/* segments in flight */
+};
+/* Takes fd's state (established, nothing read or written yet). Returns 0, -1 (errno; EPERM: no CAP_NET_ADMIN). */
+int		 repair_snapshot(int fd, struct repair_sock *);
+int		 repair_info(int fd, struct repair_info *);	/* Returns 0 or -1 (errno) */
+/* The timestamp a rebuild at wall_ms gives: never behind the far end's view. */
+uint32_t	 repair_ts_now(const struct repair_sock *, uint64_t wall_ms);
+/*
+ * Rebuilds the socket of rs with snd_off bytes written (the next byte sent
+ * has offset snd_off: what the far end acknowledged, or less) and rcv_off
+ * bytes read, timestamp clock at ts, SO_MARK mark (0: none). Repair mode is
+ * off on return (a window probe went out). Returns the non-blocking fd, or
+ * -1 with err ("bind: Address in use", "TCP_REPAIR: ... CAP_NET_ADMIN").
+ */
+int		 repair_rebuild(const struct repair_sock *rs, uint64_t snd_off, uint64_t rcv_off,
+		    uint32_t ts, uint32_t mark, char *err, size_t errlen);
+/* Closes fd sending nothing, neither FIN nor RST (repair mode first). */
+void		 repair_drop(int fd);
+
 /* replica.c */
 /*
  * The sticky tables as the sync layer's store: tracks every table's

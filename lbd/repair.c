@@ -1,0 +1,289 @@
+/*
+ * repair.c - the TCP_REPAIR side of connection mirroring: what a live
+ * socket's peer-visible state is (sequence numbers, options, timestamp
+ * clock, windows), taken once right after the connection is set up, and
+ * the rebuild of a socket from that state on another node, in repair mode
+ * so no SYN leaves and the far end sees the same connection go on.
+ *
+ * - A snapshot is taken before lbd reads or writes a byte: the send
+ *   sequence number is then the first byte lbd will write, and the
+ *   receive one follows from the kernel's rcv_nxt minus the bytes queued
+ *   unread (the client may have sent its TLS hello already). From then on
+ *   sequence numbers are these plus byte counts, which the mirror keeps:
+ *   no more repair-mode calls on live sockets.
+ * - The rebuild order is the kernel's: queue sequence numbers while the
+ *   socket is still closed, bind (repair mode forces address reuse, so
+ *   VIP:21 binds beside the listener), connect (established at once, no
+ *   SYN), then the options the handshake negotiated, the timestamp clock
+ *   and the windows, and repair off with a window probe, whose answer
+ *   tells the new socket the far end's real window and what it has.
+ * - Timestamps: each connection has its own clock offset. The rebuilt
+ *   clock is the snapshot's value plus the wall time since, plus a margin
+ *   for clock skew between the nodes, so it never goes back for the far
+ *   end (PAWS would drop every segment). Forward jumps are harmless.
+ * - Needs CAP_NET_ADMIN (EPERM otherwise). This file includes the
+ *   kernel's <linux/tcp.h> for struct tcp_info with the byte counters
+ *   (glibc's is older) and the repair structures; nothing else here may
+ *   include <netinet/tcp.h>.
+ */
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lbd.h"
+
+#ifndef TCPOPT_MAXSEG
+#define TCPOPT_MAXSEG		2	/* kernel option codes for TCP_REPAIR_OPTIONS */
+#define TCPOPT_WINDOW		3
+#define TCPOPT_SACK_PERM	4
+#define TCPOPT_TIMESTAMP	8
+#endif
+#define REPAIR_TS_OPTLEN	12	/* a timestamp option's bytes in every segment */
+#define REPAIR_INQ_TRIES	8	/* tries for a receive queue not moving under the snapshot */
+
+/* Sets an int socket option. Returns 0 or -1 (errno). */
+static int
+repair_set(int fd, int level, int opt, int val)
+{
+	return setsockopt(fd, level, opt, &val, sizeof(val));
+}
+
+/* The kernel's view of fd. Returns 0 or -1 (errno). */
+static int
+repair_tcp_info(int fd, struct tcp_info *ti)
+{
+	socklen_t	 len = sizeof(*ti);
+
+	memset(ti, 0, sizeof(*ti));
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &len);
+}
+
+/* Reads the sequence number of queue q (TCP_SEND_QUEUE or TCP_RECV_QUEUE); fd in repair mode. */
+static int
+repair_queue_seq(int fd, int q, uint32_t *seq)
+{
+	socklen_t	 len = sizeof(*seq);
+
+	if (repair_set(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, q) == -1)
+		return -1;
+	return getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, seq, &len);
+}
+
+/*
+ * Reads what rebuilding fd needs, fd in repair mode. The receive queue may
+ * grow while we look: the unread count is taken on both sides of rcv_nxt
+ * until it holds still.
+ */
+static int
+repair_read_state(int fd, struct repair_sock *rs)
+{
+	struct tcp_repair_window w;
+	socklen_t	 len;
+	uint32_t	 rcv_nxt = 0;
+	int		 i, q1 = 0, q2 = -1;
+
+	if (repair_queue_seq(fd, TCP_SEND_QUEUE, &rs->snd_isn) == -1)
+		return -1;
+	for (i = 0; i < REPAIR_INQ_TRIES && q1 != q2; i++) {
+		if (ioctl(fd, SIOCINQ, &q1) == -1 ||
+		    repair_queue_seq(fd, TCP_RECV_QUEUE, &rcv_nxt) == -1 ||
+		    ioctl(fd, SIOCINQ, &q2) == -1)
+			return -1;
+	}
+	if (q1 != q2 || q1 < 0) {
+		errno = EAGAIN;
+		return -1;
+	}
+	rs->rcv_isn = rcv_nxt - (uint32_t)q1;
+	len = sizeof(w);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, &len) == -1)
+		return -1;
+	rs->snd_wnd = w.snd_wnd;
+	rs->rcv_wnd = w.rcv_wnd;
+	return repair_set(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+}
+
+int
+repair_snapshot(int fd, struct repair_sock *rs)
+{
+	struct tcp_info	 ti;
+	socklen_t	 len;
+	uint32_t	 ts = 0;
+	int		 mss = 0, rc, saved;
+
+	memset(rs, 0, sizeof(*rs));
+	len = sizeof(rs->local);
+	if (getsockname(fd, (struct sockaddr *)&rs->local, &len) == -1)
+		return -1;
+	len = sizeof(rs->remote);
+	if (getpeername(fd, (struct sockaddr *)&rs->remote, &len) == -1)
+		return -1;
+	if (repair_tcp_info(fd, &ti) == -1)
+		return -1;
+	/* A FIN already in (CLOSE_WAIT) would need its own sequence number: not mirrored. */
+	if (ti.tcpi_state != 1 /* TCP_ESTABLISHED */) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	rs->sack = (ti.tcpi_options & TCPI_OPT_SACK) != 0;
+	rs->tstamp = (ti.tcpi_options & TCPI_OPT_TIMESTAMPS) != 0;
+	rs->wscale = (ti.tcpi_options & TCPI_OPT_WSCALE) != 0;
+	rs->snd_wscale = ti.tcpi_snd_wscale;
+	rs->rcv_wscale = ti.tcpi_rcv_wscale;
+	rs->acked0 = ti.tcpi_bytes_acked;
+	len = sizeof(mss);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, &len) == -1)
+		return -1;
+	/* mss_cache leaves room for the timestamp option: the clamp is the peer's MSS. */
+	rs->mss = (uint16_t)(mss + (rs->tstamp ? REPAIR_TS_OPTLEN : 0));
+	if (rs->tstamp) {
+		len = sizeof(ts);
+		if (getsockopt(fd, IPPROTO_TCP, TCP_TIMESTAMP, &ts, &len) == -1)
+			return -1;
+	}
+	rs->ts_val = ts;
+	rs->wall_ms = clock_wall_ns() / 1000000;
+	if (repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON) == -1)
+		return -1;
+	rc = repair_read_state(fd, rs);
+	saved = errno;
+	/* No probe: nothing changed for the far end. */
+	if (repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP) == -1 && rc == 0)
+		return -1;
+	errno = saved;
+	return rc;
+}
+
+int
+repair_info(int fd, struct repair_info *ri)
+{
+	struct tcp_info	 ti;
+
+	if (repair_tcp_info(fd, &ti) == -1)
+		return -1;
+	ri->state = ti.tcpi_state;
+	ri->bytes_acked = ti.tcpi_bytes_acked;
+	ri->bytes_received = ti.tcpi_bytes_received;
+	ri->segs_in = ti.tcpi_segs_in;
+	ri->ooopack = ti.tcpi_rcv_ooopack;
+	ri->unacked = ti.tcpi_unacked;
+	return 0;
+}
+
+uint32_t
+repair_ts_now(const struct repair_sock *rs, uint64_t wall_ms)
+{
+	uint64_t	 since = wall_ms > rs->wall_ms ? wall_ms - rs->wall_ms : 0;
+
+	return rs->ts_val + (uint32_t)since + REPAIR_TS_SKEW_MS;
+}
+
+/* The rebuild, fd fresh in repair mode; what names the failing step. */
+static int
+repair_build(int fd, const struct repair_sock *rs, uint32_t snd_seq, uint32_t rcv_seq,
+    uint32_t ts, uint32_t mark, const char **what)
+{
+	struct tcp_repair_opt	 opt[4];
+	struct tcp_repair_window w;
+	int			 n = 0, v6 = rs->local.ss_family == AF_INET6;
+
+	*what = "SO_MARK";
+	if (mark != 0 && repair_set(fd, SOL_SOCKET, SO_MARK, (int)mark) == -1)
+		return -1;
+	/* The VIP may be added only after the rebuild (before it is announced). */
+	*what = "IP_FREEBIND";
+	if (repair_set(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_FREEBIND : IP_FREEBIND,
+	    1) == -1)
+		return -1;
+	*what = "TCP_QUEUE_SEQ";
+	if (repair_set(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE) == -1 ||
+	    repair_set(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, (int)snd_seq) == -1 ||
+	    repair_set(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE) == -1 ||
+	    repair_set(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, (int)rcv_seq) == -1 ||
+	    repair_set(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE) == -1)
+		return -1;
+	*what = "bind";
+	if (bind(fd, (const struct sockaddr *)&rs->local,
+	    addr_len((const struct sockaddr *)&rs->local)) == -1)
+		return -1;
+	*what = "connect";
+	if (connect(fd, (const struct sockaddr *)&rs->remote,
+	    addr_len((const struct sockaddr *)&rs->remote)) == -1)
+		return -1;
+	opt[n].opt_code = TCPOPT_MAXSEG;
+	opt[n++].opt_val = rs->mss;
+	if (rs->wscale) {
+		opt[n].opt_code = TCPOPT_WINDOW;
+		opt[n++].opt_val = (uint32_t)rs->snd_wscale | (uint32_t)rs->rcv_wscale << 16;
+	}
+	if (rs->sack) {
+		opt[n].opt_code = TCPOPT_SACK_PERM;
+		opt[n++].opt_val = 0;
+	}
+	if (rs->tstamp) {
+		opt[n].opt_code = TCPOPT_TIMESTAMP;
+		opt[n++].opt_val = 0;
+	}
+	*what = "TCP_REPAIR_OPTIONS";
+	if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_OPTIONS, opt,
+	    (socklen_t)(n * (int)sizeof(opt[0]))) == -1)
+		return -1;
+	*what = "TCP_TIMESTAMP";
+	if (rs->tstamp && repair_set(fd, IPPROTO_TCP, TCP_TIMESTAMP, (int)ts) == -1)
+		return -1;
+	/* The windows of the snapshot; the window probe brings the real ones. */
+	w.snd_wl1 = rcv_seq;
+	w.snd_wnd = rs->snd_wnd;
+	w.max_window = rs->snd_wnd;
+	w.rcv_wnd = rs->rcv_wnd;
+	w.rcv_wup = rcv_seq;
+	*what = "TCP_REPAIR_WINDOW";
+	if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, sizeof(w)) == -1)
+		return -1;
+	*what = "TCP_NODELAY";
+	if (repair_set(fd, IPPROTO_TCP, TCP_NODELAY, 1) == -1)
+		return -1;
+	*what = "TCP_REPAIR off";
+	return repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF);
+}
+
+int
+repair_rebuild(const struct repair_sock *rs, uint64_t snd_off, uint64_t rcv_off,
+    uint32_t ts, uint32_t mark, char *err, size_t errlen)
+{
+	const char	*what = "socket";
+	int		 fd, saved;
+
+	if ((fd = socket(rs->local.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1)
+		goto fail;
+	what = "TCP_REPAIR";
+	if (repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON) == -1)
+		goto fail;
+	if (repair_build(fd, rs, rs->snd_isn + (uint32_t)snd_off, rs->rcv_isn +
+	    (uint32_t)rcv_off, ts, mark, &what) == -1)
+		goto fail;
+	return fd;
+fail:
+	saved = errno;
+	snprintf(err, errlen, "%s: %s%s", what, strerror(saved), saved == EPERM ?
+	    " (TCP_REPAIR needs CAP_NET_ADMIN)" : "");
+	if (fd != -1)
+		repair_drop(fd);
+	errno = saved;
+	return -1;
+}
+
+void
+repair_drop(int fd)
+{
+	/* In repair mode close() sends nothing: the far end's connection lives on elsewhere. */
+	(void)repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON);
+	close(fd);
+}
