@@ -1092,6 +1092,16 @@ channel_send(struct channel *ch, const struct Lbd__SyncFrame *f)
 	return 0;
 }
 
+void
+channel_flush(struct channel *ch)
+{
+	struct chan_conn *c = ch->up;
+
+	/* A failure leaves the bytes queued: the write event reports it. */
+	if (c != NULL && evbuffer_get_length(c->out) > 0)
+		(void)conn_write(c);
+}
+
 size_t
 channel_queued(const struct channel *ch)
 {

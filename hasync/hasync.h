@@ -116,6 +116,14 @@ struct hasync_callbacks {
 	void		(*peer_heard)(void *arg);
 	/* Proxied connections open now: a draining old MASTER waits for 0. NULL = 0. */
 	uint64_t	(*connections)(void *arg);
+	/*
+	 * Becoming MASTER, the VIP just added, before it is announced (GARP/NA)
+	 * and before role_changed: connection mirroring rebuilds the dead
+	 * peer's connections here (peer_dead: it is not alive, so nobody else
+	 * serves them; false in a planned handover, whose old MASTER keeps its
+	 * own). Must be quick: the announcement waits.
+	 */
+	void		(*taking_over)(void *arg, bool peer_dead);
 };
 
 /* For `lbctl status`; the strings stay valid until the next hasync_* call. */
@@ -187,6 +195,7 @@ const char	*hasync_role_str(enum hasync_role);	/* "INIT", "BACKUP", "MASTER", "F
 /* The replication channel (hasync_int.h says how it works); sync.c owns it. */
 struct channel;
 struct Lbd__SyncFrame;
+struct Lbd__PairBatch;
 
 /* Static settings, mostly straight from struct lbd_config. */
 struct channel_config {
@@ -289,6 +298,14 @@ struct sync_callbacks {
 	void		(*state_changed)(void *arg, const char *state);	/* sync_status.state */
 	void		(*peer_lost)(void *arg, const char *reason);	/* peer process died */
 	void		(*log)(void *arg, int level, const char *msg);	/* 0 warn, 1 info, 2 debug */
+	/*
+	 * Connection mirroring (optional, all three or none): the channel came
+	 * up (send a PairBatch with reset, then every pair); a PairBatch from
+	 * the peer (acked by sync itself); the peer acked our batch sequence.
+	 */
+	void		(*pairs_up)(void *arg);
+	void		(*pairs)(void *arg, const struct Lbd__PairBatch *);
+	void		(*pairs_acked)(void *arg, uint64_t sequence);
 };
 
 struct sync_config {
@@ -344,6 +361,13 @@ void		 sync_peer_heard(struct sync *); /* heartbeat heard the peer anew: channel
 /* Replicates a clear (service "" = all) now, or right after the next BulkBegin. */
 void		 sync_send_clear(struct sync *, const char *service, uint64_t version);
 bool		 sync_may_preempt(struct sync *);
+/*
+ * Sends a PairBatch (connection mirroring) and writes it to the socket at
+ * once: mirror lag is the point. Returns 0, or -1 (channel down, queue
+ * full, frame too big: the caller resyncs when the channel is up again).
+ */
+int		 sync_send_pairs(struct sync *, const struct Lbd__PairBatch *);
+bool		 sync_up(const struct sync *);	/* the channel is up (pairs may go) */
 void		 sync_get_status(struct sync *, struct sync_status *);
 struct channel	*sync_channel(struct sync *);	/* NULL with a test transport */
 void		 sync_free(struct sync *);

@@ -502,6 +502,8 @@ int		 channel_start(struct channel *);
  */
 int		 channel_send(struct channel *, const struct Lbd__SyncFrame *);
 size_t		 channel_queued(const struct channel *);	/* bytes waiting to be written */
+/* Writes what is queued now instead of on the next loop turn (errors surface there). */
+void		 channel_flush(struct channel *);
 /*
  * The peer was just heard again (its first advert, a restart, or after a
  * silence): a connector waiting out its backoff connects now, with the

@@ -817,6 +817,8 @@ hb_apply(struct hasync *h, unsigned int acts)
 	if (acts & HA_ACT_BECOME_MASTER) {
 		handover_forward_start(h);
 		hb_vip_take(h);
+		if (h->cb.taking_over != NULL)
+			h->cb.taking_over(h->arg, !hb_peer_alive(h));
 	}
 	if (acts & HA_ACT_GARP_BURST)
 		hb_garp_start(h);

@@ -586,6 +586,26 @@ sync_rx_ack(struct sync *s, const Lbd__Ack *a)
 	s->lag_us[s->nlag++ % SYNC_LAG_WINDOW] = lag > UINT32_MAX ? UINT32_MAX : (uint32_t)lag;
 }
 
+/* A mirror batch from the peer: to the store, then acked (the peer's lag figure). */
+static void
+sync_rx_pairs(struct sync *s, const Lbd__PairBatch *b)
+{
+	Lbd__SyncFrame	 f = LBD__SYNC_FRAME__INIT;
+	Lbd__PairBatchAck a = LBD__PAIR_BATCH_ACK__INIT;
+
+	if (s->cb.pairs == NULL) {
+		s->st.malformed++;
+		sync_log_bad(s, "sync: connection mirror batch from %s ignored: mirroring is "
+		    "off here (set cluster.mirror the same on both nodes)", s->conf.peer_name);
+		return;
+	}
+	s->cb.pairs(s->arg, b);
+	a.sequence = b->sequence;
+	f.body_case = LBD__SYNC_FRAME__BODY_PAIRS_ACK;
+	f.pairs_ack = &a;
+	(void)sync_send(s, &f);
+}
+
 void
 sync_on_frame(struct sync *s, const Lbd__SyncFrame *f)
 {
@@ -631,6 +651,14 @@ sync_on_frame(struct sync *s, const Lbd__SyncFrame *f)
 		if (f->ack != NULL)
 			sync_rx_ack(s, f->ack);
 		break;
+	case LBD__SYNC_FRAME__BODY_PAIRS:
+		if (f->pairs != NULL)
+			sync_rx_pairs(s, f->pairs);
+		break;
+	case LBD__SYNC_FRAME__BODY_PAIRS_ACK:
+		if (f->pairs_ack != NULL && s->cb.pairs_acked != NULL)
+			s->cb.pairs_acked(s->arg, f->pairs_ack->sequence);
+		break;
 	case LBD__SYNC_FRAME__BODY_HELLO:
 	case LBD__SYNC_FRAME__BODY_KEEPALIVE:
 	case LBD__SYNC_FRAME__BODY_BYE:
@@ -671,6 +699,8 @@ sync_on_up(struct sync *s)
 	memset(s->inflight, 0, sizeof(s->inflight));
 	sync_bulk_begin(s);
 	sync_state_check(s);
+	if (s->cb.pairs_up != NULL)
+		s->cb.pairs_up(s->arg);
 }
 
 static void
@@ -873,6 +903,28 @@ sync_get_status(struct sync *s, struct sync_status *st)
 	qsort(sorted, n, sizeof(sorted[0]), sync_cmp_u32);
 	st->lag_p50_ms = sorted[(n - 1) / 2] / 1000.0;
 	st->lag_p99_ms = sorted[(n - 1) * 99 / 100] / 1000.0;
+}
+
+int
+sync_send_pairs(struct sync *s, const Lbd__PairBatch *b)
+{
+	Lbd__SyncFrame	 f = LBD__SYNC_FRAME__INIT;
+
+	if (!s->up)
+		return -1;
+	f.body_case = LBD__SYNC_FRAME__BODY_PAIRS;
+	f.pairs = (Lbd__PairBatch *)(uintptr_t)b;
+	if (s->tr.send(s->tr_arg, &f) == -1)
+		return -1;
+	if (s->channel != NULL)
+		channel_flush(s->channel);
+	return 0;
+}
+
+bool
+sync_up(const struct sync *s)
+{
+	return s->up;
 }
 
 struct channel *

@@ -65,7 +65,7 @@ static const char *const config_keys_peer[] = {
 };
 static const char *const config_keys_cluster[] = {
 	"key_file", "heartbeat_port", "sync_port", "advert_interval_ms",
-	"preempt", "handover_drain_s", NULL
+	"preempt", "handover_drain_s", "mirror", "mirror_mark", NULL
 };
 static const char *const config_keys_vip[] = {
 	"address", "interface", NULL
@@ -77,7 +77,7 @@ static const char *const config_keys_metrics[] = {
 	"listen", "request_timeout_ms", NULL
 };
 static const char *const config_keys_service[] = {
-	"name", "ports", "scheduler", "sticky_timeout_s", "sticky_size",
+	"name", "ports", "mirror_ports", "scheduler", "sticky_timeout_s", "sticky_size",
 	"connect_timeout_ms", "idle_timeout_s", "max_connections",
 	"max_connections_per_client", "source", "check", "backends", NULL
 };
@@ -640,6 +640,8 @@ config_parse_cluster(struct config_ctx *ctx, const config_setting_t *root)
 	conf->advert_interval_ms = CONFIG_DEF_ADVERT_MS;
 	conf->preempt = true;
 	conf->handover_drain_s = CONFIG_DEF_DRAIN_S;
+	conf->mirror = false;
+	conf->mirror_mark = LBD_MIRROR_MARK_DEF;
 	if ((rc = config_get_group(ctx, root, "", "cluster", &g)) != 1)
 		return rc;
 	if (config_check_keys(ctx, g, "cluster", config_keys_cluster) == -1)
@@ -656,7 +658,10 @@ config_parse_cluster(struct config_ctx *ctx, const config_setting_t *root)
 	    LBD_ADVERT_INTERVAL_MAX, &conf->advert_interval_ms) == -1 ||
 	    config_get_bool(ctx, g, "cluster", "preempt", &conf->preempt) == -1 ||
 	    config_get_int(ctx, g, "cluster", "handover_drain_s", 0, CONFIG_MAX_DRAIN_S,
-	    &conf->handover_drain_s) == -1)
+	    &conf->handover_drain_s) == -1 ||
+	    config_get_bool(ctx, g, "cluster", "mirror", &conf->mirror) == -1 ||
+	    config_get_int(ctx, g, "cluster", "mirror_mark", 1, INT32_MAX,
+	    &conf->mirror_mark) == -1)
 		return -1;
 	if (conf->heartbeat_port == conf->sync_port) {
 		if ((s = config_setting_get_member(g, "sync_port")) == NULL)
@@ -998,6 +1003,67 @@ config_parse_ports(struct config_ctx *ctx, const config_setting_t *g,
 	return 0;
 }
 
+/* Whether port lies in one of the ranges. */
+static bool
+config_port_in(const struct port_range *r, int n, unsigned port)
+{
+	int	 i;
+
+	for (i = 0; i < n; i++)
+		if (port >= r[i].first && port <= r[i].last)
+			return true;
+	return false;
+}
+
+/*
+ * Parses services[si].mirror_ports (cluster.mirror): ports of the service
+ * whose connections are mirrored to the peer. Absent: the FTP control
+ * ports 21 and 990 among the service's ports (data ports cost a copy of
+ * every byte they carry; list them to have transfers survive too).
+ * Returns: 0 or -1.
+ */
+static int
+config_parse_mirror_ports(struct config_ctx *ctx, const config_setting_t *g,
+    const char *where, struct service_config *svc)
+{
+	static const uint16_t	 def[] = { 21, 990 };
+	struct port_range	*a;
+	config_setting_t	*s, *e;
+	char			 w[CONFIG_WHERE_MAX], ra[16];
+	size_t			 k;
+	int			 i, n;
+
+	svc->nmirror = 0;
+	if ((s = config_setting_get_member(g, "mirror_ports")) == NULL) {
+		for (k = 0; k < LBD_NELEM(def); k++)
+			if (config_port_in(svc->ranges, svc->nranges, def[k])) {
+				a = &svc->mirror[svc->nmirror++];
+				a->first = a->last = def[k];
+			}
+		return 0;
+	}
+	if (!config_setting_is_array(s) && !config_setting_is_list(s))
+		return config_error(ctx, s, "%s.mirror_ports: expected a list, e.g. "
+		    "mirror_ports = [ \"21\", \"990\" ]; ([ ] mirrors nothing)", where);
+	if ((n = config_setting_length(s)) > LBD_MAX_RANGES)
+		return config_error(ctx, s, "%s.mirror_ports: %d entries; at most %d (use "
+		    "ranges like \"1025-1052\")", where, n, LBD_MAX_RANGES);
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(s, (unsigned int)i);
+		config_fmt(w, sizeof(w), "%s.mirror_ports[%d]", where, i);
+		a = &svc->mirror[i];
+		if (config_parse_range(ctx, e, w, a) == -1)
+			return -1;
+		if (!config_port_in(svc->ranges, svc->nranges, a->first) ||
+		    !config_port_in(svc->ranges, svc->nranges, a->last))
+			return config_error(ctx, e, "%s: \"%s\" is not among the service's "
+			    "ports; mirror only ports listed in %s.ports", w,
+			    config_range_str(a, ra, sizeof(ra)), where);
+		svc->nmirror++;
+	}
+	return 0;
+}
+
 /* Parses services[si].check, defaults when absent. Returns: 0 or -1. */
 static int
 config_parse_check(struct config_ctx *ctx, const config_setting_t *sg,
@@ -1126,7 +1192,8 @@ config_parse_service(struct config_ctx *ctx, const config_setting_t *g, int si)
 			return config_error(ctx, s, "%s: duplicate service name \"%s\" "
 			    "(also services[%d], line %d); give each service its own "
 			    "name", where, v, i, ctx->conf->services[i].line);
-	if (config_parse_ports(ctx, g, where, si) == -1)
+	if (config_parse_ports(ctx, g, where, si) == -1 ||
+	    config_parse_mirror_ports(ctx, g, where, svc) == -1)
 		return -1;
 
 	svc->sched = SCHED_LEASTCONN;

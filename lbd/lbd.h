@@ -34,6 +34,7 @@ struct event;
 #define LBD_ADVERT_INTERVAL_MAX	10000	/* cluster.advert_interval_ms upper bound, ms */
 #define LBD_CONTROL_LINE_MAX	1024	/* longest control request line */
 #define LBD_DEF_REQUEST_TIMEOUT_MS 5000	/* control/metrics.request_timeout_ms: a request's deadline */
+#define LBD_MIRROR_MARK_DEF	0x1bd	/* cluster.mirror_mark unset */
 #define LBD_MAX_RELAY_THREADS	64	/* node.relay_threads upper bound */
 #define LBD_RELAY_THREADS_AUTO	(-1)	/* node.relay_threads unset: CPUs online - 1 (<= 64); 0 on <= 2 CPUs */
 #define LBD_PIPE_MEMORY_AUTO	(-1)	/* node.pipe_memory_max_mb unset: 256, at most RAM / 8 */
@@ -104,6 +105,8 @@ struct service_config {
 	char		 name[LBD_NAME_MAX];	/* e.g. "FTPS_VIP" */
 	struct port_range ranges[LBD_MAX_RANGES]; /* as written in "ports" */
 	int		 nranges;
+	struct port_range mirror[LBD_MAX_RANGES]; /* mirror_ports: connections to these are mirrored */
+	int		 nmirror;
 	enum sched_type	 sched;			/* scheduler for new clients */
 	int		 sticky_timeout_s;	/* entry lifetime after last use */
 	int		 sticky_size;		/* max entries, LRU eviction past it */
@@ -141,6 +144,8 @@ struct lbd_config {
 	int		 advert_interval_ms;	/* default 100, 10-10000 */
 	bool		 preempt;		/* default true */
 	int		 handover_drain_s;	/* old MASTER serves its connections this long; 0 = off */
+	bool		 mirror;		/* connection mirroring on (default false for now) */
+	int		 mirror_mark;		/* SO_MARK of mirrored sockets: the fence drops their FIN/RST */
 
 	/* vip = { ... } */
 	struct sockaddr_storage vip_addr;	/* port 0 */

@@ -148,7 +148,8 @@ reload_global_change(const struct lbd_config *o, const struct lbd_config *n)
 	if (strcmp(o->key_file, n->key_file) != 0 || o->heartbeat_port != n->heartbeat_port ||
 	    o->sync_port != n->sync_port || o->advert_interval_ms != n->advert_interval_ms ||
 	    o->preempt != n->preempt ||
-	    o->handover_drain_s != n->handover_drain_s)
+	    o->handover_drain_s != n->handover_drain_s || o->mirror != n->mirror ||
+	    o->mirror_mark != n->mirror_mark)
 		return "cluster";
 	if (!reload_addr_same(&o->vip_addr, &n->vip_addr) ||
 	    o->vip_prefixlen != n->vip_prefixlen ||
