@@ -102,6 +102,25 @@ ip_from_sockaddr(struct lbd_ip *ip, const struct sockaddr *sa)
 	}
 }
 
+void
+ip_to_sockaddr(const struct lbd_ip *ip, uint16_t port, struct sockaddr_storage *ss)
+{
+	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (memcmp(ip->bytes, v4mapped, sizeof(v4mapped)) == 0) {
+		sin->sin_family = AF_INET;
+		memcpy(&sin->sin_addr, ip->bytes + 12, 4);
+		sin->sin_port = htons(port);
+	} else {
+		sin6->sin6_family = AF_INET6;
+		memcpy(&sin6->sin6_addr, ip->bytes, 16);
+		sin6->sin6_port = htons(port);
+	}
+}
+
 /* Returns: 0 and ip set, -1 when s is not an IPv4/IPv6 literal. */
 int
 ip_parse(const char *s, struct lbd_ip *ip)

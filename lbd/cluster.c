@@ -153,6 +153,13 @@ cluster_connections(void *arg)
 	return relay_active();
 }
 
+/* Taking over, before the VIP is announced: the dead peer's mirrored connections. */
+static void
+cluster_taking_over(void *arg, bool peer_dead)
+{
+	mirror_takeover(arg, peer_dead);
+}
+
 /* ---------------------------------------------------------------- life */
 
 /* The channel, once the heartbeat runs (it reports peer death to lbd->ha). */
@@ -182,6 +189,7 @@ cluster_ha_open(struct lbd *lbd, const struct hasync_config *hc)
 		.connections = cluster_connections,
 		.peer_heard = cluster_peer_heard,
 		.handover = cluster_handover,
+		.taking_over = cluster_taking_over,
 	};
 	char		 err[512];
 

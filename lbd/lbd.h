@@ -334,6 +334,8 @@ void		 addr_set_port(struct sockaddr_storage *ss, uint16_t port);
 uint16_t	 addr_port(const struct sockaddr *sa);
 bool		 addr_equal(const struct sockaddr *a, const struct sockaddr *b);	/* address only */
 void		 ip_from_sockaddr(struct lbd_ip *ip, const struct sockaddr *sa);
+/* The socket address of ip (AF_INET when v4-mapped) and port. */
+void		 ip_to_sockaddr(const struct lbd_ip *ip, uint16_t port, struct sockaddr_storage *ss);
 int		 ip_parse(const char *s, struct lbd_ip *ip);
 const char	*ip_str(const struct lbd_ip *ip, char *buf, size_t len);
 #define ADDR_STRLEN	(INET6_ADDRSTRLEN + 8)	/* room for "[v6]:port" */
@@ -514,6 +516,7 @@ void		 listener_pause(struct service *);
 /* Accepts again, unless an out-of-descriptors pause still holds (every close, reload). */
 void		 listener_resume(struct service *);
 
+struct conn_mirror;
 /* relay.c */
 #define RELAY_FDS_PER_CONN	6	/* descriptors of a connection: 2 sockets, a pipe (2 ends) per direction */
 int		 relay_init(struct lbd *);
@@ -528,6 +531,9 @@ void		 relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
  * Returns: 0, or -1 and both fds closed.
  */
 int		 relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd);
+/* relay_adopt of a pair rebuilt from the peer's mirror (m: its state, taken). Returns 0, -1 all freed. */
+int		 relay_rebuilt(struct service *svc, struct backend *be, int cfd, int bfd,
+		    struct conn_mirror *m);
 uint64_t	 relay_active(void);			/* open connections (main thread's count) */
 void		 relay_set_splice(bool on);	/* false: new connections copy with recv/send */
 size_t		 relay_conn_size(void);		/* bytes of one connection record */
@@ -593,6 +599,8 @@ struct repair_info {
 /* Takes fd's state (established, nothing read or written yet). Returns 0, -1 (errno; EPERM: no CAP_NET_ADMIN). */
 int		 repair_snapshot(int fd, struct repair_sock *);
 int		 repair_info(int fd, struct repair_info *);	/* Returns 0 or -1 (errno) */
+/* Reads fd's timestamp clock into rs again, with the wall time (a resend of rs). Returns 0, -1. */
+int		 repair_clock(int fd, struct repair_sock *rs);
 /* The timestamp a rebuild at wall_ms gives: never behind the far end's view. */
 uint32_t	 repair_ts_now(const struct repair_sock *, uint64_t wall_ms);
 /*
@@ -607,6 +615,90 @@ int		 repair_rebuild(const struct repair_sock *rs, uint64_t snd_off, uint64_t rc
 /* Closes fd sending nothing, neither FIN nor RST (repair mode first). */
 void		 repair_drop(int fd);
 
+/* fence.c */
+/*
+ * Installs (atomically replacing a crashed run's) nftables table inet
+ * lbd_fence: outgoing TCP FIN/RST with meta mark == mark are dropped and
+ * counted. Mirrored sockets carry mark (SO_MARK) until just before an
+ * intentional shutdown/close, which sets it back to 0.
+ * Returns: 0, or -1 with "fence: ..." in err (the old table, if any, stays).
+ */
+int		 fence_install(uint32_t mark, char *err, size_t errlen);
+void		 fence_remove(void);		/* clean stop; silent if not installed, logs a failure */
+int		 fence_dropped(uint64_t *packets);	/* the drop counter; -1 not installed/unreadable */
+bool		 fence_active(void);		/* installed by this process */
+
+/* mirror.c */
+/*
+ * Connection mirroring (MIRRORING.md): the MASTER streams each connection
+ * on a service's mirror_ports to the peer (mirror.c), which holds them
+ * (mirror_peer.c) and rebuilds them with TCP_REPAIR when it takes over
+ * from a dead MASTER, before announcing the VIP.
+ */
+#define MIRROR_LAG_WINDOW	1024	/* lag samples kept for p50/p99 */
+#define MIRROR_PB_SACK		1	/* PairSock.flags */
+#define MIRROR_PB_TSTAMP	2
+#define MIRROR_PB_WSCALE	4
+/* For status and metrics. */
+struct mirror_stats {
+	bool		 on;		/* cluster.mirror with a peer */
+	uint64_t	 pairs;		/* connections mirrored now */
+	uint64_t	 opens;		/* Open records sent (resyncs included) */
+	uint64_t	 bytes;		/* bytes mirrored */
+	uint64_t	 given_up;	/* connections not mirrored: no snapshot, queue full, no memory */
+	uint64_t	 stale;		/* rebuilt connections reset: their far end had moved on */
+	uint64_t	 batches;	/* PairBatch frames sent */
+	uint64_t	 records;	/* records in them */
+	uint64_t	 send_failures;	/* batches the channel refused while up (a resync followed) */
+	uint64_t	 resyncs;	/* generations: the peer was sent every pair again */
+	double		 lag_p50_ms;	/* record made -> its batch acked, last MIRROR_LAG_WINDOW; -1 none */
+	double		 lag_p99_ms;
+	/* mirror_peer.c: the peer's connections held here */
+	uint64_t	 held;		/* pairs held */
+	uint64_t	 held_bytes;	/* bytes not yet acknowledged, held for them */
+	uint64_t	 rx_records;	/* records received */
+	uint64_t	 rx_bad;	/* records dropped: malformed, unknown pair, gaps, over the caps */
+	uint64_t	 takeovers;	/* takeovers from a dead peer that rebuilt */
+	uint64_t	 rebuilt;	/* pairs rebuilt, all takeovers */
+	uint64_t	 failed;	/* pairs that could not be rebuilt (reset), all takeovers */
+	uint64_t	 last_rebuilt;	/* ... at the last takeover */
+	uint64_t	 last_failed;
+	uint64_t	 last_reset;	/* ... not rebuilt, or rebuilt and found stale since */
+	double		 last_rebuild_ms; /* how long the last takeover's rebuild took; -1 none */
+	/* fence.c */
+	bool		 fence;		/* the nftables fence is installed */
+	uint64_t	 fence_dropped;	/* FIN/RST of mirrored sockets it dropped */
+};
+/* A pair held for the peer (mirror_peer.c), as a rebuild takes it. */
+struct mirror_pair {
+	char		 service[LBD_NAME_MAX];
+	char		 backend[LBD_NAME_MAX];
+	struct repair_sock front, back;
+	uint64_t	 read[2];	/* per direction (DIR_C2B 0, DIR_B2C 1): bytes read by the peer */
+	uint64_t	 base[2];	/* offset of buf[di][0]: the destination has everything below */
+	uint8_t		*buf[2];	/* bytes the destination may not have, base to read */
+	size_t		 len[2];	/* read - base */
+	size_t		 cap[2];
+};
+struct Lbd__PairBatch;
+int		 mirror_init(struct lbd *);	/* after relay_init; Returns 0, -1 logged */
+void		 mirror_shutdown(void);		/* after relay_shutdown: the fence comes down */
+void		 mirror_peer_up(struct lbd *);	/* the channel came up: a new generation */
+void		 mirror_acked_batch(uint64_t sequence);
+void		 mirror_get_stats(struct mirror_stats *);
+uint32_t	 mirror_fence_mark(void);	/* SO_MARK of mirrored sockets, 0 when off */
+uint64_t	 mirror_stale_total(void);	/* rebuilt pairs reset as stale, ever */
+/* A rebuilt pair's mirror state; NULL out of memory. */
+struct conn_mirror *mirror_adopted(const struct mirror_pair *);
+
+/* mirror_peer.c */
+void		 mirror_peer_init(struct lbd *);
+void		 mirror_peer_free(void);
+void		 mirror_rx(struct lbd *, const struct Lbd__PairBatch *);	/* a batch from the peer */
+/* Becoming MASTER before the VIP is announced: rebuilds the dead peer's pairs. */
+void		 mirror_takeover(struct lbd *, bool peer_dead);
+void		 mirror_peer_stats(struct mirror_stats *);
+
 /* replica.c */
 /*
  * The sticky tables as the sync layer's store: tracks every table's
@@ -619,6 +711,9 @@ void		 replica_close(struct lbd *);
 struct sync	*replica_sync(struct lbd *);		/* NULL standalone */
 /* hasync's may_preempt: true standalone, else once the peer's bulk is in (or timed out). */
 bool		 replica_may_preempt(struct lbd *);
+/* Connection mirroring's batches over the sync channel (sync_send_pairs). Returns 0, -1. */
+int		 replica_send_pairs(struct lbd *, const struct Lbd__PairBatch *);
+bool		 replica_sync_up(struct lbd *);	/* the channel is up */
 /* `sticky flush`: empties svc's table (NULL: every table), replicated. Returns entries removed. */
 uint64_t	 replica_flush(struct lbd *, struct service *svc);
 

@@ -226,6 +226,9 @@ main(int argc, char *argv[])
 	/* Control first: a second lbd then says "another lbd is running". */
 	if ((lbd->control = control_open(lbd)) == NULL)
 		goto done;
+	/* The fence before any connection, and before this node can become MASTER. */
+	if (mirror_init(lbd) == -1)
+		goto done;
 	if (lbd->conf->metrics_on && (lbd->metrics = metrics = metrics_open(lbd)) == NULL) {
 		log_warnx("cannot start the metrics endpoint (metrics.listen); not starting");
 		goto done;
@@ -250,6 +253,7 @@ done:
 	cluster_close(lbd);	/* priority-0 advert first: the peer takes over */
 	listener_close_all(lbd);
 	relay_shutdown(lbd);
+	mirror_shutdown();	/* every mark lifted by now: the fence comes down */
 	lbd->metrics = NULL;
 	metrics_close(metrics);
 	if (lbd->control != NULL)

@@ -254,6 +254,38 @@ metrics_pipes(FILE *f)
 	    st.refused);
 }
 
+/* Connection mirroring, as in status "mirror". */
+static void
+metrics_mirror(FILE *f)
+{
+	struct mirror_stats st;
+
+	mirror_get_stats(&st);
+	prom_one(f, "lbd_mirror_pairs", "gauge",
+	    "Connections mirrored to the peer now.", st.pairs);
+	prom_one(f, "lbd_mirror_held_pairs", "gauge",
+	    "The peer's mirrored connections held here for a takeover.", st.held);
+	prom_one(f, "lbd_mirror_bytes_total", "counter",
+	    "Bytes mirrored to the peer.", st.bytes);
+	prom_one(f, "lbd_mirror_given_up_total", "counter",
+	    "Connections on mirror_ports not mirrored (no snapshot, queue full, no memory).",
+	    st.given_up);
+	prom_one(f, "lbd_mirror_rebuilt_total", "counter",
+	    "The dead peer's connections rebuilt here at takeovers.", st.rebuilt);
+	prom_one(f, "lbd_mirror_failed_total", "counter",
+	    "The dead peer's connections that could not be rebuilt.", st.failed);
+	prom_one(f, "lbd_mirror_stale_total", "counter",
+	    "Rebuilt connections reset because their far end had moved on.", st.stale);
+	prom_one(f, "lbd_mirror_rx_bad_total", "counter",
+	    "Mirror records from the peer dropped as malformed or not fitting.", st.rx_bad);
+	prom_one(f, "lbd_mirror_fence_dropped_total", "counter",
+	    "FIN/RST of mirrored sockets the nftables fence dropped.", st.fence_dropped);
+	prom_family(f, "lbd_mirror_lag_p99_ms", "gauge",
+	    "p99 mirror lag (record made -> batch acked) over the last 1024 batches (absent: none).");
+	if (st.lag_p99_ms >= 0)
+		prom_double(f, "lbd_mirror_lag_p99_ms", NULL, st.lag_p99_ms);
+}
+
 char *
 metrics_render(struct lbd *lbd)
 {
@@ -269,6 +301,7 @@ metrics_render(struct lbd *lbd)
 	metrics_sticky(f, lbd);
 	metrics_clients(f, lbd);
 	metrics_pipes(f);
+	metrics_mirror(f);
 	if (ferror(f)) {
 		fclose(f);
 		free(text);

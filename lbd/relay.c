@@ -64,6 +64,8 @@ relay_why_str(enum relay_why why)
 		return "connect failed";
 	case RELAY_WHY_STOPPING:
 		return "shutting down";
+	case RELAY_WHY_STALE:
+		return "stale after a rebuild";
 	}
 	return "unknown";
 }
@@ -109,6 +111,7 @@ relay_finish(struct conn *c, const char *detail)
 	    svc->conf.name, c->front.sport, relay_why_str(c->why),
 	    (unsigned long long)c->dir[DIR_C2B].bytes,
 	    (unsigned long long)c->dir[DIR_B2C].bytes);
+	mirror_conn_free(c);		/* ended before the handoff: no worker freed it */
 	if (c->cfd != -1)		/* ended before the handoff */
 		close(c->cfd);
 	if (c->bfd != -1)
@@ -307,7 +310,8 @@ relay_ports_set(int fd)
  * *why set.
  */
 static int
-relay_backend_socket(struct service *svc, struct backend *be, const char **why)
+relay_backend_socket(struct service *svc, struct backend *be, uint32_t mark,
+    const char **why)
 {
 	struct lbd_config	*conf = svc->lbd->conf;
 	const struct sockaddr_storage *src;
@@ -333,6 +337,9 @@ relay_backend_socket(struct service *svc, struct backend *be, const char **why)
 	 */
 	(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* A mirrored connection's SYN already carries the fence's mark (no reroute later). */
+	if (mark != 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
 	if (svc->conf.source == SOURCE_VIP)
 		relay_ports_set(fd);
 	if (bind(fd, (const struct sockaddr *)src, addr_len((const struct sockaddr *)src))
@@ -383,7 +390,9 @@ relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
 	relay_client_hold(c);
 	relay_tuple(&c->back, NULL, (struct sockaddr *)&dst);
 	relay_conn_mode(c);
-	if ((c->bfd = relay_backend_socket(svc, be, &why)) == -1) {
+	(void)mirror_conn_new(c, addr_port(local));
+	if ((c->bfd = relay_backend_socket(svc, be, c->m != NULL ? mirror_fence_mark() : 0,
+	    &why)) == -1) {
 		snprintf(reason, sizeof(reason), "%s: %s", why, strerror(errno));
 		relay_connect_failed(c, reason);
 		return;
@@ -398,8 +407,10 @@ relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
 	relay_hand(c);
 }
 
-int
-relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd)
+/* relay_adopt and relay_rebuilt: m the rebuilt pair's mirror state, or NULL. */
+static int
+relay_adopt_pair(struct service *svc, struct backend *be, int cfd, int bfd,
+    struct conn_mirror *m)
 {
 	struct sockaddr_storage	 a, b;
 	socklen_t		 alen, blen;
@@ -407,11 +418,18 @@ relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd)
 
 	if ((c = relay_conn_new(svc, be, cfd)) == NULL) {
 		log_warn("%s: cannot allocate an adopted connection", svc->conf.name);
-		close(cfd);
-		close(bfd);
+		if (m != NULL) {
+			repair_drop(cfd);
+			repair_drop(bfd);
+			free(m);
+		} else {
+			close(cfd);
+			close(bfd);
+		}
 		return -1;
 	}
 	c->bfd = bfd;
+	c->m = m;
 	alen = sizeof(a);
 	blen = sizeof(b);
 	/* Counted for its client (an existing session, never refused by the cap). */
@@ -426,9 +444,24 @@ relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd)
 	    getpeername(bfd, (struct sockaddr *)&b, &blen) == 0)
 		relay_tuple(&c->back, (struct sockaddr *)&a, (struct sockaddr *)&b);
 	relay_conn_mode(c);
+	if (m != NULL)
+		c->dir[DIR_C2B].flags = c->dir[DIR_B2C].flags = DIR_COPY;
 	c->watch |= CONN_ADOPTED | CONN_READY;
 	relay_hand(c);
 	return 0;
+}
+
+int
+relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd)
+{
+	return relay_adopt_pair(svc, be, cfd, bfd, NULL);
+}
+
+int
+relay_rebuilt(struct service *svc, struct backend *be, int cfd, int bfd,
+    struct conn_mirror *m)
+{
+	return relay_adopt_pair(svc, be, cfd, bfd, m);
 }
 
 /* ---------------------------------------------------------------- module */

@@ -54,7 +54,46 @@ enum relay_why {
 	RELAY_WHY_IDLE,			/* no byte either way for idle_s */
 	RELAY_WHY_CONNECT,		/* the backend connect failed (err) */
 	RELAY_WHY_CONNECT_TIMEOUT,	/* no answer to the connect within connect_ms */
-	RELAY_WHY_STOPPING		/* relay_shutdown */
+	RELAY_WHY_STOPPING,		/* relay_shutdown */
+	RELAY_WHY_STALE			/* rebuilt after a takeover with state the far end had passed */
+};
+
+/* conn_mirror.flags */
+#define MIRROR_STARTED		0x01	/* snapshots taken: its records flow */
+#define MIRROR_OFF		0x02	/* given up (no snapshot, queue full, half-closed): never again */
+#define MIRROR_RESYNC		0x04	/* the peer lacks its Open: sent once nothing is in flight */
+#define MIRROR_REBUILT		0x08	/* rebuilt here after a takeover */
+#define MIRROR_PROBATION	0x10	/* rebuilt recently: watched for stale state */
+#define MIRROR_QUIET		0x20	/* acknowledgements reported up to what was read: nothing to say */
+
+/* Progress of one rebuilt socket, for the stale rule. */
+struct mirror_watch {
+	uint64_t	 rx;		/* tcpi_bytes_received at the last progress */
+	uint64_t	 acked;		/* tcpi_bytes_acked then */
+	uint32_t	 segs;		/* tcpi_segs_in then */
+	uint64_t	 since_ms;	/* when */
+};
+
+/*
+ * A mirrored connection's mirror state (mirror.c); only its worker
+ * touches it after the handoff. Stream offsets count one direction's
+ * bytes from 0; a socket's sequence number is its isn plus an offset.
+ */
+struct conn_mirror {
+	uint64_t	 id;		/* this process's, in the peer's table */
+	char		 service[LBD_NAME_MAX];	/* copied at accept: a reload rewrites svc->conf */
+	char		 backend[LBD_NAME_MAX];
+	struct repair_sock front;	/* client <-> VIP:port */
+	struct repair_sock back;	/* VIP:port <-> backend */
+	uint64_t	 read[2];	/* per direction: offset of the next byte read */
+	int64_t		 ack_base[2];	/* per direction: acked offset = this + the destination's tcpi_bytes_acked */
+	uint64_t	 acked_sent[2];	/* acked offsets last reported */
+	uint64_t	 ack_ms;	/* when they were */
+	uint64_t	 probation_ms;	/* PROBATION until then */
+	uint64_t	 tick_ms;	/* the relay timer was moved up to then for us; 0 not */
+	struct mirror_watch watch[2];	/* front, back */
+	uint32_t	 gen;		/* channel generation its Open went out in */
+	uint8_t		 flags;		/* MIRROR_* */
 };
 
 /* One direction of a proxied connection. */
@@ -97,6 +136,7 @@ struct conn {
 	struct conn_dir	 dir[2];	/* DIR_C2B, DIR_B2C */
 	struct conn_tuple front;	/* client -> VIP:port */
 	struct conn_tuple back;		/* backend source (adopted only: no getsockname per connect) -> backend:port */
+	struct conn_mirror *m;		/* mirrored (mirror.c); NULL: not */
 	uint64_t	 created_ms;	/* monotonic time of accept */
 	uint64_t	 last_ms;	/* monotonic time of the last I/O event */
 };
@@ -135,6 +175,7 @@ struct relay_worker {
 	pthread_mutex_t	 lock;		/* guards inbox and stop */
 	struct conn_list inbox;		/* handed over, not taken yet (wentry) */
 	bool		 stop;		/* relay_shutdown: close everything, exit */
+	bool		 resync;	/* relay_mirror_resync: every mirrored connection to the peer again */
 	int		 efd;		/* eventfd: inbox became non-empty, or stop */
 	struct event	*inev;		/* read event on efd */
 	relay_finish_fn	*finish;	/* relay.c's end of a connection (main thread) */
@@ -153,7 +194,29 @@ void		 relay_worker_shutdown(void);
 bool		 relay_worker_up(void);		/* relay_worker_init ran, no shutdown since */
 void		 relay_hand(struct conn *);	/* main thread: c goes to a worker */
 
+/* relay_worker.c: the mirror's tick */
+void		 relay_tick_soon(struct conn *, int ms);	/* c's timer fires within ms */
+/* Main thread: every worker calls mirror_conn_resync on each of its mirrored connections. */
+void		 relay_mirror_resync(void);
+
+/* mirror.c: the relay's calls, in c's worker */
+/*
+ * Main thread, at accept: c on svc's port is to be mirrored (its sockets
+ * get the fence's mark; copy mode, no splice). Returns: true mirrored.
+ */
+bool		 mirror_conn_new(struct conn *c, uint16_t port);
+void		 mirror_conn_start(struct conn *c);	/* both sockets connected, no byte moved yet */
+/* Direction di read n bytes into buf, about to forward them. */
+void		 mirror_conn_read(struct conn *c, int di, const char *buf, size_t n);
+void		 mirror_conn_stop(struct conn *c);	/* a FIN or reset: not mirrored any more */
+void		 mirror_conn_free(struct conn *c);	/* relay_close, sockets still open */
+/* The relay timer fired. Returns: ms until the mirror wants it again (0 never), -1 c closed. */
+int		 mirror_conn_tick(struct conn *c, uint64_t now);
+void		 mirror_conn_resync(struct conn *c);	/* the peer forgot every pair */
+
 /* relay_pump.c */
+/* Resets both sides of c (SO_LINGER 0) and ends it: why. */
+void		 relay_reset(struct conn *c, enum relay_why why);
 /* Moves bytes of direction di of c. Returns: -1 c was closed, 0 otherwise. */
 int		 relay_pump(struct conn *c, int di);
 /* Worker: c ended (why, err): sockets closed, pipes given back, c to be finished. */

@@ -461,6 +461,8 @@ relay_pump(struct conn *c, int di)
 			if (d->flags & DIR_DONE)
 				return 0;
 			d->flags |= DIR_DONE;
+			/* A FIN's state is not mirrored: this pair's FINs pass the fence from now on. */
+			mirror_conn_stop(c);
 			/* Both ways finished: close() sends this FIN, no shutdown() needed. */
 			if (c->dir[!di].flags & DIR_DONE) {
 				relay_close(c, RELAY_WHY_CLOSED, 0);
@@ -517,6 +519,9 @@ relay_pump(struct conn *c, int di)
 		d->pending = (uint32_t)n;
 		if (!(d->flags & DIR_SPLICE) && relay_dir_peek(c, di, src, dst) == -1)
 			return -1;
+		/* Mirrored before forwarded (mirrored pairs copy: the bytes are in the bounce buffer). */
+		if (c->m != NULL)
+			mirror_conn_read(c, di, w->bounce, d->pending);
 	}
 	/* Budget spent with work left: come back after the other ready events. */
 	if (relay_dir_keep(w, d) == -1)
@@ -562,6 +567,7 @@ relay_close(struct conn *c, enum relay_why why, int err)
 	if ((c->dir[DIR_C2B].flags | c->dir[DIR_B2C].flags) & DIR_AGAIN)
 		TAILQ_REMOVE(&w->again, c, again);
 	event_del(&c->timer);
+	mirror_conn_free(c);		/* its mark lifted: this close's FIN or RST passes the fence */
 	for (i = 0; i < 2; i++)
 		relay_dir_release(w, &c->dir[i]);
 	if (c->cfd != -1)
@@ -579,6 +585,14 @@ relay_close(struct conn *c, enum relay_why why, int err)
 	/* Posted once this loop iteration's callbacks are done: one lock, one wakeup. */
 	TAILQ_INSERT_TAIL(&w->ended, c, wentry);
 	event_active(w->flush_ev, EV_TIMEOUT, 0);
+}
+
+void
+relay_reset(struct conn *c, enum relay_why why)
+{
+	relay_set_reset(c->cfd);
+	relay_set_reset(c->bfd);
+	relay_close(c, why, 0);
 }
 
 /* ---------------------------------------------------------------- budget */

@@ -162,6 +162,11 @@ relay_start(struct conn *c)
 		return -1;
 	}
 	relay_timer_set(c, (int64_t)c->idle_s * 1000);
+	if (c->m != NULL) {
+		mirror_conn_start(c);	/* no-op once started (a rebuilt pair) */
+		if (c->m != NULL && (c->m->flags & (MIRROR_PROBATION | MIRROR_RESYNC)))
+			relay_tick_soon(c, 1);
+	}
 	/* Pump what is known readable; the new client event reports the rest. */
 	if (relay_pump(c, DIR_B2C) == -1)
 		return -1;
@@ -179,6 +184,9 @@ relay_start(struct conn *c)
 static void
 relay_connected(struct conn *c, short what)
 {
+	/* Before the greeting is read: the snapshot's sequence numbers are offset 0. */
+	if (c->m != NULL && (what & EV_READ))
+		mirror_conn_start(c);
 	if (what & EV_READ) {
 		c->dir[DIR_B2C].flags |= DIR_READABLE;
 		if (relay_pump(c, DIR_B2C) == -1)
@@ -267,20 +275,57 @@ static void
 relay_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn	*c = arg;
-	uint64_t	 idle, now;
+	uint64_t	 idle, now, left;
+	int		 mt = 0;
 
 	if (c->state == CONN_CONNECTING) {
 		relay_close(c, RELAY_WHY_CONNECT_TIMEOUT, 0);
 		return;
 	}
+	now = clock_now_ms();
+	if (c->m != NULL) {
+		c->m->tick_ms = 0;
+		if ((mt = mirror_conn_tick(c, now)) == -1)
+			return;		/* reset: stale */
+	}
 	/* Activity does not re-arm the timer: re-arm here for what is left. */
 	idle = (uint64_t)c->idle_s * 1000;
-	now = clock_now_ms();
 	if (now - c->last_ms < idle) {
-		relay_timer_set(c, (int64_t)(idle - (now - c->last_ms)));
+		left = idle - (now - c->last_ms);
+		if (mt > 0 && (uint64_t)mt < left) {
+			left = (uint64_t)mt;
+			c->m->tick_ms = now + left;
+		}
+		relay_timer_set(c, (int64_t)left);
 		return;
 	}
 	relay_close(c, RELAY_WHY_IDLE, 0);
+}
+
+/* The mirror wants c's timer within ms: moved up unless it fires sooner already. */
+void
+relay_tick_soon(struct conn *c, int ms)
+{
+	uint64_t	 at = clock_now_ms() + (uint64_t)ms;
+
+	if (c->m == NULL || c->state != CONN_RELAYING ||
+	    (c->m->tick_ms != 0 && c->m->tick_ms <= at))
+		return;
+	c->m->tick_ms = at;
+	relay_timer_set(c, ms);
+}
+
+/* Worker: the peer forgot every pair (mirror_peer_up). */
+static void
+relay_worker_resync(struct relay_worker *w)
+{
+	struct conn	*c, *next;
+
+	for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, wentry);
+		if (c->m != NULL && c->state == CONN_RELAYING)
+			mirror_conn_resync(c);
+	}
 }
 
 /* ---------------------------------------------------------------- handoff */
@@ -344,6 +389,26 @@ relay_hand_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+void
+relay_mirror_resync(void)
+{
+	struct relay_worker	*w;
+	int			 i;
+
+	if (relay_nthreads == 0) {
+		if (relay_nworkers > 0)
+			relay_worker_resync(relay_workers[0]);
+		return;
+	}
+	for (i = 0; i < relay_nthreads; i++) {
+		w = relay_workers[i];
+		pthread_mutex_lock(&w->lock);
+		w->resync = true;
+		pthread_mutex_unlock(&w->lock);
+		relay_wake(w->efd);
+	}
+}
+
 /* Worker: ends every connection it holds (relay_shutdown). */
 static void
 relay_worker_close_all(struct relay_worker *w)
@@ -363,7 +428,7 @@ relay_inbox_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn_list	 in;
 	struct conn		*c;
 	uint64_t		 n;
-	bool			 stop;
+	bool			 stop, resync;
 
 	if (read(w->efd, &n, sizeof(n)) == -1 && errno != EAGAIN)
 		log_warn("relay: cannot read a worker's eventfd");
@@ -371,11 +436,15 @@ relay_inbox_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_lock(&w->lock);
 	TAILQ_CONCAT(&in, &w->inbox, wentry);
 	stop = w->stop;
+	resync = w->resync;
+	w->resync = false;
 	pthread_mutex_unlock(&w->lock);
 	while ((c = TAILQ_FIRST(&in)) != NULL) {
 		TAILQ_REMOVE(&in, c, wentry);
 		relay_take(w, c);
 	}
+	if (resync && !stop)
+		relay_worker_resync(w);
 	if (stop) {
 		relay_worker_close_all(w);
 		relay_worker_flush_cb(-1, 0, w);

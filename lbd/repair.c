@@ -54,6 +54,18 @@ repair_set(int fd, int level, int opt, int val)
 	return setsockopt(fd, level, opt, &val, sizeof(val));
 }
 
+/*
+ * Leaving repair mode clears the socket's address reuse (sk_reuse): a
+ * socket left of a crashed lbd would then keep the next one from binding
+ * its listener on VIP:21. Accepted sockets had SO_REUSEADDR from the
+ * listener: give it back.
+ */
+static void
+repair_reuse(int fd)
+{
+	(void)repair_set(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+}
+
 /* The kernel's view of fd. Returns 0 or -1 (errno). */
 static int
 repair_tcp_info(int fd, struct tcp_info *ti)
@@ -157,7 +169,20 @@ repair_snapshot(int fd, struct repair_sock *rs)
 	if (repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP) == -1 && rc == 0)
 		return -1;
 	errno = saved;
+	if (rc == 0)
+		repair_reuse(fd);
 	return rc;
+}
+
+int
+repair_clock(int fd, struct repair_sock *rs)
+{
+	socklen_t	 len = sizeof(rs->ts_val);
+
+	rs->wall_ms = clock_wall_ns() / 1000000;
+	if (!rs->tstamp)
+		return 0;
+	return getsockopt(fd, IPPROTO_TCP, TCP_TIMESTAMP, &rs->ts_val, &len);
 }
 
 int
@@ -250,7 +275,10 @@ repair_build(int fd, const struct repair_sock *rs, uint32_t snd_seq, uint32_t rc
 	if (repair_set(fd, IPPROTO_TCP, TCP_NODELAY, 1) == -1)
 		return -1;
 	*what = "TCP_REPAIR off";
-	return repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF);
+	if (repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF) == -1)
+		return -1;
+	repair_reuse(fd);
+	return 0;
 }
 
 int

@@ -242,6 +242,29 @@ replica_peer_lost(void *arg, const char *reason)
 		hasync_peer_lost(r->lbd->ha, reason);
 }
 
+/* Connection mirroring rides on the same channel: mirror.c's, passed on. */
+static void
+replica_pairs_up(void *arg)
+{
+	struct replica	*r = arg;
+
+	mirror_peer_up(r->lbd);
+}
+
+static void
+replica_pairs(void *arg, const struct Lbd__PairBatch *b)
+{
+	struct replica	*r = arg;
+
+	mirror_rx(r->lbd, b);
+}
+
+static void
+replica_pairs_acked(void *arg, uint64_t sequence)
+{
+	mirror_acked_batch(sequence);
+}
+
 /* A table has new pending changes. */
 static void
 replica_notify(void *arg)
@@ -267,11 +290,17 @@ replica_init(struct lbd *lbd)
 		.log = log_hasync,
 	};
 	struct lbd_config *conf = lbd->conf;
+	struct sync_callbacks cb = cbs;
 	struct sync_config sc;
 	struct replica	*r;
 	char		 err[256];
 	int		 i;
 
+	if (conf->mirror) {
+		cb.pairs_up = replica_pairs_up;
+		cb.pairs = replica_pairs;
+		cb.pairs_acked = replica_pairs_acked;
+	}
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		log_warn("%s: calloc", __func__);
 		return -1;
@@ -287,7 +316,7 @@ replica_init(struct lbd *lbd)
 	memset(&sc, 0, sizeof(sc));
 	snprintf(sc.node_name, sizeof(sc.node_name), "%s", conf->node_name);
 	snprintf(sc.peer_name, sizeof(sc.peer_name), "%s", conf->peer_name);
-	if ((r->sync = sync_new(lbd->base, &sc, &cbs, r, err, sizeof(err))) == NULL) {
+	if ((r->sync = sync_new(lbd->base, &sc, &cb, r, err, sizeof(err))) == NULL) {
 		log_warnx("%s", err);
 		if (r->ev_clear != NULL)
 			event_free(r->ev_clear);
@@ -324,6 +353,18 @@ struct sync *
 replica_sync(struct lbd *lbd)
 {
 	return lbd->replica != NULL ? lbd->replica->sync : NULL;
+}
+
+int
+replica_send_pairs(struct lbd *lbd, const struct Lbd__PairBatch *b)
+{
+	return lbd->replica != NULL ? sync_send_pairs(lbd->replica->sync, b) : -1;
+}
+
+bool
+replica_sync_up(struct lbd *lbd)
+{
+	return lbd->replica != NULL && sync_up(lbd->replica->sync);
 }
 
 bool

@@ -160,6 +160,50 @@ view_pipes_json(void)
 	    "pipe_size", (json_int_t)st.pipe_size);
 }
 
+/* A figure in ms, or null when there is none (< 0). */
+static json_t *
+view_ms(double ms)
+{
+	return ms < 0 ? json_null() : json_real(ms);
+}
+
+/* Connection mirroring (mirror.c, mirror_peer.c, fence.c): struct mirror_stats. */
+static json_t *
+view_mirror_json(void)
+{
+	struct mirror_stats st;
+	json_t		*o;
+
+	mirror_get_stats(&st);
+	o = json_pack("{s:b, s:I, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "enabled", st.on,
+	    "pairs", (json_int_t)st.pairs,		/* mirrored to the peer now */
+	    "lag_p50_ms", view_ms(st.lag_p50_ms),
+	    "lag_p99_ms", view_ms(st.lag_p99_ms),
+	    "bytes", (json_int_t)st.bytes,
+	    "records", (json_int_t)st.records,
+	    "batches", (json_int_t)st.batches,
+	    "given_up", (json_int_t)st.given_up,
+	    "resyncs", (json_int_t)st.resyncs,
+	    "send_failures", (json_int_t)st.send_failures);
+	if (o == NULL)
+		return NULL;
+	reply_set_int(o, "held", st.held);		/* the peer's pairs held here */
+	reply_set_int(o, "held_bytes", st.held_bytes);
+	reply_set_int(o, "rx_records", st.rx_records);
+	reply_set_int(o, "rx_bad", st.rx_bad);
+	reply_set_int(o, "takeovers", st.takeovers);
+	reply_set_int(o, "rebuilt", st.last_rebuilt);	/* at the last takeover */
+	reply_set_int(o, "reset", st.last_reset);	/* ... not rebuilt, or stale since */
+	reply_set(o, "rebuild_ms", view_ms(st.last_rebuild_ms));
+	reply_set_int(o, "rebuilt_total", st.rebuilt);
+	reply_set_int(o, "failed_total", st.failed);
+	reply_set_int(o, "stale_total", st.stale);
+	reply_set(o, "fence", json_boolean(st.fence));
+	reply_set_int(o, "fence_dropped", st.fence_dropped);
+	return o;
+}
+
 /* The control socket's clients and refusals: struct control_status. */
 static json_t *
 view_clients_json(const struct control_status *cs)
@@ -215,6 +259,7 @@ view_status(struct lbd *lbd, const struct control_status *cs)
 	reply_set_int(o, "uptime_s", now >= lbd->started_ms ? (now - lbd->started_ms) / 1000 : 0);
 	reply_set_int(o, "relay_threads", (uint64_t)relay_threads());	/* 0: in the main loop */
 	reply_set(o, "pipes", view_pipes_json());
+	reply_set(o, "mirror", view_mirror_json());
 	if ((services = json_array()) != NULL)
 		for (i = 0; i < lbd->nservices; i++)
 			json_array_append_new(services,

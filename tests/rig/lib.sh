@@ -463,7 +463,7 @@ rig_lb_conf() {
 		echo "node = { name = \"$node\"; address = \"${RIG_ADDR[$node]}\"; priority = $prio;${threads:+ relay_threads = $threads;} };"
 		if [ -n "$peer" ]; then
 			echo "peer = { name = \"$peer\"; address = \"${RIG_ADDR[$peer]}\"; };"
-			echo "cluster = { key_file = \"$RIG_DIR/cluster.key\"; advert_interval_ms = ${RIG_ADVERT_MS:-100}; preempt = true; };"
+			echo "cluster = { key_file = \"$RIG_DIR/cluster.key\"; advert_interval_ms = ${RIG_ADVERT_MS:-100}; preempt = true;$([ "${RIG_MIRROR:-0}" = 1 ] && echo ' mirror = true;') };"
 		fi
 		cat <<EOF
 vip = { address = "$RIG_VIP/$RIG_PLEN"; interface = "eth0"; };

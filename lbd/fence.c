@@ -1,0 +1,221 @@
+/*
+ * fence.c - keeps a crashed lbd's kernel from ending its mirrored
+ * connections: an nftables table (inet lbd_fence, through libnftables)
+ * that drops outgoing TCP FIN and RST carrying lbd's fence mark, so the
+ * BACKUP can rebuild those sockets with TCP_REPAIR and the client and the
+ * real server never learn that this node's process died.
+ *
+ * The contract with the relay: a mirrored socket gets SO_MARK = the fence
+ * mark as soon as it is known to be mirrored, and SO_MARK 0 just before
+ * lbd shuts it down or closes it on purpose. When the process dies
+ * instead, the kernel closes its sockets still marked, and (measured on
+ * 6.18, IPv4 and IPv6 alike):
+ * - the FIN, and the FIN retransmits of the orphan it leaves in
+ *   FIN_WAIT1, carry the socket's mark: dropped;
+ * - the RST of a socket closed with unread data carries it too: dropped;
+ * - the RST the kernel sends when a segment reaches such an orphan goes
+ *   out on its per-netns control socket, which copies the orphan's mark:
+ *   dropped;
+ * - unmarked sockets (unmirrored pairs, the sync channel) and RSTs for a
+ *   4-tuple with no socket at all carry mark 0 and pass, so those peers
+ *   learn of the crash at once.
+ * The limit: that last point also covers a mirrored pair once its orphan
+ * is gone. The segment that reaches an orphan destroys it (its RST is
+ * dropped), and so does a close with unread data; a second segment that
+ * arrives before the VIP has moved (a burst, or a retransmit when the
+ * takeover is slower than the peer's RTO) is answered with a mark-0 RST
+ * that passes. The takeover must beat that.
+ *
+ * Only the main thread calls these functions.
+ */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <nftables/libnftables.h>
+
+#include "lbd.h"
+
+#define FENCE_TABLE		"lbd_fence"	/* nftables table, family inet */
+#define FENCE_COUNTER		"dropped"	/* named counter of the drop rule */
+#define FENCE_CMD_MAX		1024		/* one nft batch */
+#define FENCE_NEEDS		"needs CAP_NET_ADMIN and nf_tables"
+						/* what a failed install usually lacks */
+
+static struct nft_ctx	*fence_nft;	/* libnftables context, output buffered; NULL: none yet */
+static bool		 fence_on;	/* the table is installed by this process */
+static uint32_t		 fence_mark;	/* the mark it drops, while fence_on */
+
+/*
+ * Runs one nft batch (one kernel transaction: all or nothing) and empties
+ * libnftables' buffers. On failure msg points at the first line of nft's
+ * error text, msglen long.
+ * Returns: 0 done, -1 failed.
+ */
+static int
+fence_run(const char *cmd, const char **msg, int *msglen)
+{
+	const char *e;
+	int rc;
+
+	rc = nft_run_cmd_from_buffer(fence_nft, cmd);
+	(void)nft_ctx_get_output_buffer(fence_nft);	/* read = rewound for the next run */
+	e = nft_ctx_get_error_buffer(fence_nft);
+	if (rc == 0)
+		return 0;
+	if (e == NULL || e[0] == '\0')
+		e = "nftables command failed";
+	*msg = e;
+	*msglen = (int)strcspn(e, "\n");
+	return -1;
+}
+
+/* Returns: 0 fence_nft is ready, -1 it could not be made (err filled). */
+static int
+fence_ctx(char *err, size_t errlen)
+{
+	if (fence_nft != NULL)
+		return 0;
+	if ((fence_nft = nft_ctx_new(NFT_CTX_DEFAULT)) == NULL) {
+		snprintf(err, errlen, "fence: cannot create a libnftables context (out of memory?)");
+		return -1;
+	}
+	if (nft_ctx_buffer_output(fence_nft) != 0 || nft_ctx_buffer_error(fence_nft) != 0) {
+		nft_ctx_free(fence_nft);
+		fence_nft = NULL;
+		snprintf(err, errlen, "fence: cannot buffer libnftables output");
+		return -1;
+	}
+	return 0;
+}
+
+int
+fence_install(uint32_t mark, char *err, size_t errlen)
+{
+	char cmd[FENCE_CMD_MAX];
+	const char *msg;
+	int msglen;
+
+	if (mark == 0) {
+		/* Every socket lbd does not mark carries 0: the fence would end nothing's FIN. */
+		snprintf(err, errlen, "fence: the fence mark must not be 0; choose a mark no "
+		    "other software on this node sets (default 0x1bd0)");
+		return -1;
+	}
+	if (fence_ctx(err, errlen) == -1)
+		return -1;
+	/*
+	 * Why this table:
+	 * - "add" + "delete" + define in one batch: a crashed run's table (any
+	 *   mark) is replaced atomically, so calling again never duplicates
+	 *   the rule and live mirrored sockets are never left unfenced.
+	 * - inet: one rule for IPv4 and IPv6.
+	 * - output hook at raw priority (-300): the mark is still the one the
+	 *   socket gave the packet, before any mangle chain of the admin's
+	 *   rewrites it, and conntrack (-200) never sees a FIN or RST that
+	 *   did not leave.
+	 * - FIN or RST with the mark, nothing else: data, ACKs and keepalives
+	 *   of a live mirrored socket are untouched, and so is every packet of
+	 *   an unmarked one.
+	 * - a named counter, so fence_dropped reads it without rule handles.
+	 */
+	snprintf(cmd, sizeof(cmd),
+	    "add table inet " FENCE_TABLE "\n"
+	    "delete table inet " FENCE_TABLE "\n"
+	    "table inet " FENCE_TABLE " {\n"
+	    "\tcounter " FENCE_COUNTER " { }\n"
+	    "\tchain output {\n"
+	    "\t\ttype filter hook output priority raw; policy accept;\n"
+	    "\t\ttcp flags & (fin | rst) != 0 meta mark 0x%08" PRIx32 " counter name \""
+	    FENCE_COUNTER "\" drop\n"
+	    "\t}\n"
+	    "}\n", mark);
+	if (fence_run(cmd, &msg, &msglen) == -1) {
+		/* All or nothing: a table installed before is still there, unchanged. */
+		snprintf(err, errlen, "fence: cannot install nftables table inet " FENCE_TABLE
+		    ": %.*s (" FENCE_NEEDS ")", msglen, msg);
+		return -1;
+	}
+	fence_on = true;
+	fence_mark = mark;
+	return 0;
+}
+
+void
+fence_remove(void)
+{
+	char cmd[FENCE_CMD_MAX];
+	const char *msg;
+	int msglen;
+
+	if (!fence_on) {
+		/* Nothing of ours in the kernel (never installed, or the install failed). */
+		if (fence_nft != NULL)
+			nft_ctx_free(fence_nft);
+		fence_nft = NULL;
+		return;
+	}
+	/* add + delete: no error when an admin already deleted the table. */
+	snprintf(cmd, sizeof(cmd), "add table inet " FENCE_TABLE "\ndelete table inet "
+	    FENCE_TABLE "\n");
+	if (fence_run(cmd, &msg, &msglen) == -1) {
+		log_warnx("fence: cannot remove nftables table inet " FENCE_TABLE ": %.*s; "
+		    "it drops the FIN and RST of sockets marked 0x%" PRIx32 " until "
+		    "removed with: nft delete table inet " FENCE_TABLE, msglen, msg, fence_mark);
+		return;
+	}
+	log_info("fence: removed nftables table inet " FENCE_TABLE " (mark 0x%" PRIx32 ")",
+	    fence_mark);
+	nft_ctx_free(fence_nft);
+	fence_nft = NULL;
+	fence_on = false;
+	fence_mark = 0;
+}
+
+int
+fence_dropped(uint64_t *packets)
+{
+	const char *out;
+	unsigned int flags;
+	json_t *root, *objs, *o, *c, *p;
+	size_t i;
+	int rc;
+
+	if (!fence_on)
+		return -1;
+	/* JSON for this listing only: the error text of other runs stays plain. */
+	flags = nft_ctx_output_get_flags(fence_nft);
+	nft_ctx_output_set_flags(fence_nft, flags | NFT_CTX_OUTPUT_JSON);
+	rc = nft_run_cmd_from_buffer(fence_nft, "list counter inet " FENCE_TABLE " "
+	    FENCE_COUNTER);
+	out = nft_ctx_get_output_buffer(fence_nft);
+	(void)nft_ctx_get_error_buffer(fence_nft);	/* read = rewound for the next run */
+	nft_ctx_output_set_flags(fence_nft, flags);
+	if (rc != 0)
+		return -1;	/* the table went away under us (an admin's flush) */
+	rc = -1;
+	/* {"nftables": [{"metainfo": {...}}, {"counter": {..., "packets": N, ...}}]} */
+	if ((root = json_loads(out, 0, NULL)) == NULL)
+		return -1;
+	objs = json_object_get(root, "nftables");
+	json_array_foreach(objs, i, o) {
+		c = json_object_get(o, "counter");
+		p = json_object_get(c, "packets");
+		if (json_is_integer(p) && json_integer_value(p) >= 0) {
+			*packets = (uint64_t)json_integer_value(p);
+			rc = 0;
+			break;
+		}
+	}
+	json_decref(root);
+	return rc;
+}
+
+bool
+fence_active(void)
+{
+	return fence_on;
+}

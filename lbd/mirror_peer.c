@@ -1,0 +1,436 @@
+/*
+ * mirror_peer.c - connection mirroring, the BACKUP's side: the MASTER's
+ * pairs as its records describe them (mirror.c sends them), held until it
+ * dies; then, becoming MASTER and before the VIP is announced, each pair's
+ * two sockets are rebuilt with TCP_REPAIR (repair.c) and handed to the
+ * relay, which goes on where the dead node stopped.
+ *
+ * - Per pair: both snapshots, the bytes read each way, and the bytes each
+ *   destination may not have yet (from its last acknowledged offset to
+ *   what was read). A rebuilt socket starts sending at that acknowledged
+ *   offset; the far end drops what it already had by sequence number.
+ * - Everything from the wire is checked: sizes, ports, directions,
+ *   offsets. A record that does not fit (unknown pair, a gap in a byte
+ *   stream, past MIRROR_HELD_MAX) is counted and, when it leaves the pair
+ *   unrebuildable, the pair is dropped: a pair is rebuilt right or not at
+ *   all (then its far ends learn it with a reset when they next speak).
+ * - Rebuild: the front socket binds VIP:port beside the listener (repair
+ *   mode forces the reuse), the back one VIP:port of the dead node's half
+ *   of the ephemeral range, so nothing of ours is in the way.
+ */
+#include <sys/socket.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lbd.h"
+#include "hasync.pb-c.h"
+
+#define MIRROR_BUCKETS		4096		/* hash buckets of held pairs (power of two) */
+#define MIRROR_HELD_MAX		(1u << 20)	/* unacknowledged bytes held per direction of a pair */
+#define MIRROR_HELD_TOTAL	(256u << 20)	/* ... for all pairs */
+#define MIRROR_PAIRS_MAX	1000000		/* pairs held */
+#define MIRROR_LOG_MS		1000
+
+struct held {
+	struct held	*next;		/* in its bucket */
+	uint64_t	 id;
+	struct mirror_pair p;
+};
+
+static struct {
+	struct held	*bucket[MIRROR_BUCKETS];
+	uint64_t	 n;		/* pairs held */
+	uint64_t	 bytes;		/* bytes held, all pairs */
+	uint64_t	 rx_records;
+	uint64_t	 rx_bad;
+	uint64_t	 takeovers, rebuilt, failed, last_rebuilt, last_failed;
+	uint64_t	 stale_base;	/* mirror_stale_total() at the last takeover */
+	double		 last_ms;
+	struct log_limit limit;
+} peer = { .last_ms = -1 };
+
+static struct held **
+held_slot(uint64_t id)
+{
+	struct held	**hp;
+
+	for (hp = &peer.bucket[(id * 0x9e3779b97f4a7c15ULL) >> 52 & (MIRROR_BUCKETS - 1)];
+	    *hp != NULL; hp = &(*hp)->next)
+		if ((*hp)->id == id)
+			break;
+	return hp;
+}
+
+static void
+held_free(struct held **hp)
+{
+	struct held	*h = *hp;
+	int		 i;
+
+	*hp = h->next;
+	for (i = 0; i < 2; i++) {
+		peer.bytes -= h->p.len[i];
+		free(h->p.buf[i]);
+	}
+	free(h);
+	peer.n--;
+}
+
+static void
+mirror_peer_clear(void)
+{
+	int	 i;
+
+	for (i = 0; i < MIRROR_BUCKETS; i++)
+		while (peer.bucket[i] != NULL)
+			held_free(&peer.bucket[i]);
+}
+
+/* A bad record: counted, said once a second. */
+static void
+mirror_bad(const char *fmt, uint64_t id)
+{
+	peer.rx_bad++;
+	log_limited(&peer.limit, clock_now_ms(), MIRROR_LOG_MS, LOG_LEVEL_INFO,
+	    "mirror: record from the peer dropped: %s (pair %llu)", fmt,
+	    (unsigned long long)id);
+}
+
+/* A PairSock into a snapshot. Returns 0, or -1 malformed. */
+static int
+mirror_sock(const Lbd__PairSock *ps, struct repair_sock *rs)
+{
+	struct lbd_ip	 ip;
+
+	if (ps == NULL || ps->local.len != 16 || ps->remote.len != 16 ||
+	    ps->local_port == 0 || ps->local_port > 65535 || ps->remote_port == 0 ||
+	    ps->remote_port > 65535 || ps->mss < 64 || ps->mss > 65535 ||
+	    ps->snd_wscale > 14 || ps->rcv_wscale > 14 || ps->flags > 7)
+		return -1;
+	memset(rs, 0, sizeof(*rs));
+	memcpy(ip.bytes, ps->local.data, 16);
+	ip_to_sockaddr(&ip, (uint16_t)ps->local_port, &rs->local);
+	memcpy(ip.bytes, ps->remote.data, 16);
+	ip_to_sockaddr(&ip, (uint16_t)ps->remote_port, &rs->remote);
+	rs->snd_isn = ps->snd_isn;
+	rs->rcv_isn = ps->rcv_isn;
+	rs->ts_val = ps->ts_val;
+	rs->wall_ms = ps->wall_ms;
+	rs->snd_wnd = ps->snd_wnd;
+	rs->rcv_wnd = ps->rcv_wnd;
+	rs->mss = (uint16_t)ps->mss;
+	rs->snd_wscale = (uint8_t)ps->snd_wscale;
+	rs->rcv_wscale = (uint8_t)ps->rcv_wscale;
+	rs->sack = (ps->flags & MIRROR_PB_SACK) != 0;
+	rs->tstamp = (ps->flags & MIRROR_PB_TSTAMP) != 0;
+	rs->wscale = (ps->flags & MIRROR_PB_WSCALE) != 0;
+	return 0;
+}
+
+static void
+mirror_rx_open(const Lbd__PairOpen *o)
+{
+	struct held	**hp, *h;
+
+	if (o->id == 0 || o->service == NULL || o->backend == NULL ||
+	    strlen(o->service) >= LBD_NAME_MAX || strlen(o->backend) >= LBD_NAME_MAX) {
+		mirror_bad("Open without id or names", o->id);
+		return;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		mirror_bad("out of memory", o->id);
+		return;
+	}
+	if (mirror_sock(o->front, &h->p.front) == -1 || mirror_sock(o->back, &h->p.back) == -1) {
+		free(h);
+		mirror_bad("Open with a malformed socket", o->id);
+		return;
+	}
+	hp = held_slot(o->id);
+	if (*hp != NULL)
+		held_free(hp);		/* a resync's: the new one is current */
+	else if (peer.n >= MIRROR_PAIRS_MAX) {
+		free(h);
+		mirror_bad("too many pairs held", o->id);
+		return;
+	}
+	h->id = o->id;
+	snprintf(h->p.service, sizeof(h->p.service), "%s", o->service);
+	snprintf(h->p.backend, sizeof(h->p.backend), "%s", o->backend);
+	h->p.read[0] = h->p.base[0] = o->read_c2b;
+	h->p.read[1] = h->p.base[1] = o->read_b2c;
+	h->next = NULL;
+	*held_slot(o->id) = h;
+	peer.n++;
+}
+
+/* Appends a direction's bytes at offset; a gap or an overflow drops the pair. */
+static void
+mirror_rx_bytes(const Lbd__PairBytes *b)
+{
+	struct held	**hp = held_slot(b->id), *h = *hp;
+	struct mirror_pair *p;
+	uint64_t	 end, skip, add;
+	size_t		 need;
+	uint8_t		*nb;
+	int		 di;
+
+	if (h == NULL) {
+		mirror_bad("Bytes of an unknown pair", b->id);
+		return;
+	}
+	if (b->dir > 1 || b->data.len == 0 || b->data.len > MIRROR_HELD_MAX) {
+		mirror_bad("malformed Bytes", b->id);
+		held_free(hp);
+		return;
+	}
+	p = &h->p;
+	di = (int)b->dir;
+	end = b->offset + b->data.len;
+	if (b->offset > p->read[di]) {
+		mirror_bad("gap in a byte stream: the pair cannot be rebuilt", b->id);
+		held_free(hp);
+		return;
+	}
+	if (end <= p->read[di])
+		return;		/* all seen */
+	skip = p->read[di] - b->offset;
+	add = b->data.len - skip;
+	need = p->len[di] + add;
+	if (need > MIRROR_HELD_MAX || peer.bytes + add > MIRROR_HELD_TOTAL) {
+		mirror_bad("too many unacknowledged bytes: the pair cannot be rebuilt", b->id);
+		held_free(hp);
+		return;
+	}
+	if (need > p->cap[di]) {
+		size_t cap = p->cap[di] < 256 ? 256 : p->cap[di];
+
+		while (cap < need)
+			cap *= 2;
+		if ((nb = realloc(p->buf[di], cap)) == NULL) {
+			mirror_bad("out of memory", b->id);
+			held_free(hp);
+			return;
+		}
+		p->buf[di] = nb;
+		p->cap[di] = cap;
+	}
+	memcpy(p->buf[di] + p->len[di], b->data.data + skip, add);
+	p->len[di] = need;
+	p->read[di] = end;
+	peer.bytes += add;
+}
+
+/* Forgets the bytes below what the destinations acknowledged. */
+static void
+mirror_rx_ack(const Lbd__PairAck *a)
+{
+	struct held	*h = *held_slot(a->id);
+	struct mirror_pair *p;
+	uint64_t	 acked[2] = { a->acked_c2b, a->acked_b2c }, drop;
+	int		 di;
+
+	if (h == NULL) {
+		mirror_bad("Ack of an unknown pair", a->id);
+		return;
+	}
+	p = &h->p;
+	for (di = 0; di < 2; di++) {
+		if (acked[di] <= p->base[di])
+			continue;	/* old news */
+		if (acked[di] > p->read[di]) {
+			mirror_bad("Ack past the bytes read", a->id);
+			continue;
+		}
+		drop = acked[di] - p->base[di];
+		memmove(p->buf[di], p->buf[di] + drop, p->len[di] - drop);
+		p->len[di] -= drop;
+		p->base[di] = acked[di];
+		peer.bytes -= drop;
+	}
+}
+
+void
+mirror_rx(struct lbd *lbd, const struct Lbd__PairBatch *b)
+{
+	size_t		 i;
+	const Lbd__PairRecord *r;
+	struct held	**hp;
+
+	if (b->reset)
+		mirror_peer_clear();
+	for (i = 0; i < b->n_records; i++) {
+		if ((r = b->records[i]) == NULL)
+			continue;
+		peer.rx_records++;
+		switch (r->body_case) {
+		case LBD__PAIR_RECORD__BODY_OPEN:
+			mirror_rx_open(r->open);
+			break;
+		case LBD__PAIR_RECORD__BODY_BYTES:
+			mirror_rx_bytes(r->bytes);
+			break;
+		case LBD__PAIR_RECORD__BODY_ACK:
+			mirror_rx_ack(r->ack);
+			break;
+		case LBD__PAIR_RECORD__BODY_CLOSE:
+			if (*(hp = held_slot(r->close->id)) != NULL)
+				held_free(hp);
+			break;
+		default:
+			mirror_bad("record of no known kind", 0);
+			break;
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- rebuild */
+
+/* Writes all of buf to the rebuilt fd (its send buffer is empty). Returns 0, -1. */
+static int
+mirror_resend(int fd, const uint8_t *buf, size_t len)
+{
+	ssize_t		 n;
+
+	while (len > 0) {
+		if ((n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Rebuilds pair p; Returns 0, or -1 with err (nothing left open). */
+static int
+mirror_rebuild(struct lbd *lbd, struct mirror_pair *p, uint64_t wall_ms, char *err,
+    size_t errlen)
+{
+	struct service	*svc = NULL;
+	struct backend	*be = NULL;
+	struct conn_mirror *m;
+	uint32_t	 mark = mirror_fence_mark();
+	char		 e[160];
+	int		 i, cfd, bfd;
+
+	if ((svc = lbd_service_by_name(lbd, p->service)) == NULL) {
+		snprintf(err, errlen, "no service \"%s\" here (the configs differ)", p->service);
+		return -1;
+	}
+	for (i = 0; i < svc->nbackends && be == NULL; i++)
+		if (strcmp(svc->backends[i].conf.name, p->backend) == 0)
+			be = &svc->backends[i];
+	if (be == NULL) {
+		snprintf(err, errlen, "no backend \"%s\" in %s here", p->backend, p->service);
+		return -1;
+	}
+	/* Front: we send the backend's bytes, we read the client's. */
+	if ((cfd = repair_rebuild(&p->front, p->base[1], p->read[0],
+	    repair_ts_now(&p->front, wall_ms), mark, e, sizeof(e))) == -1) {
+		snprintf(err, errlen, "client socket: %s", e);
+		return -1;
+	}
+	if ((bfd = repair_rebuild(&p->back, p->base[0], p->read[1],
+	    repair_ts_now(&p->back, wall_ms), mark, e, sizeof(e))) == -1) {
+		repair_drop(cfd);
+		snprintf(err, errlen, "backend socket: %s", e);
+		return -1;
+	}
+	if (mirror_resend(cfd, p->buf[1], p->len[1]) == -1 ||
+	    mirror_resend(bfd, p->buf[0], p->len[0]) == -1) {
+		snprintf(err, errlen, "resending unacknowledged bytes: %s", strerror(errno));
+		repair_drop(cfd);
+		repair_drop(bfd);
+		return -1;
+	}
+	if ((m = mirror_adopted(p)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		repair_drop(cfd);
+		repair_drop(bfd);
+		return -1;
+	}
+	if (relay_rebuilt(svc, be, cfd, bfd, m) == -1) {
+		snprintf(err, errlen, "the relay could not take it");
+		return -1;
+	}
+	return 0;
+}
+
+void
+mirror_takeover(struct lbd *lbd, bool peer_dead)
+{
+	struct held	**hp;
+	uint64_t	 t0 = clock_now_us(), wall = clock_wall_ns() / 1000000, ok = 0, bad = 0;
+	char		 err[256];
+	int		 i;
+
+	if (peer.n == 0)
+		return;
+	if (!peer_dead) {
+		/* A planned handover: the old MASTER keeps serving its own. */
+		log_info("mirror: taking over from a live %s: its %llu mirrored connections "
+		    "stay with it", lbd->conf->peer_name, (unsigned long long)peer.n);
+		return;
+	}
+	for (i = 0; i < MIRROR_BUCKETS; i++)
+		for (hp = &peer.bucket[i]; *hp != NULL; ) {
+			if (mirror_rebuild(lbd, &(*hp)->p, wall, err, sizeof(err)) == 0)
+				ok++;
+			else {
+				bad++;
+				log_limited(&peer.limit, clock_now_ms(), MIRROR_LOG_MS,
+				    LOG_LEVEL_WARNING, "mirror: a connection of %s to %s "
+				    "could not be rebuilt: %s", (*hp)->p.service,
+				    (*hp)->p.backend, err);
+			}
+			held_free(hp);
+		}
+	peer.takeovers++;
+	peer.stale_base = mirror_stale_total();
+	peer.rebuilt += ok;
+	peer.failed += bad;
+	peer.last_rebuilt = ok;
+	peer.last_failed = bad;
+	peer.last_ms = (double)(clock_now_us() - t0) / 1000.0;
+	log_warnx("mirror: rebuilt %llu of %llu connections of %s in %.1f ms, before "
+	    "announcing the VIP", (unsigned long long)ok, (unsigned long long)(ok + bad),
+	    lbd->conf->peer_name, peer.last_ms);
+	bus_publish(lbd, "mirror", json_pack("{s:s, s:I, s:I, s:f}", "state", "rebuilt",
+	    "rebuilt", (json_int_t)ok, "failed", (json_int_t)bad, "ms", peer.last_ms));
+}
+
+void
+mirror_peer_stats(struct mirror_stats *st)
+{
+	st->held = peer.n;
+	st->held_bytes = peer.bytes;
+	st->rx_records = peer.rx_records;
+	st->rx_bad = peer.rx_bad;
+	st->takeovers = peer.takeovers;
+	st->rebuilt = peer.rebuilt;
+	st->failed = peer.failed;
+	st->last_rebuilt = peer.last_rebuilt;
+	st->last_failed = peer.last_failed;
+	st->last_reset = peer.last_failed + (st->stale - peer.stale_base);
+	st->last_rebuild_ms = peer.last_ms;
+	st->fence = fence_active();
+	if (!st->fence || fence_dropped(&st->fence_dropped) == -1)
+		st->fence_dropped = 0;
+}
+
+void
+mirror_peer_init(struct lbd *lbd)
+{
+	mirror_peer_clear();
+}
+
+void
+mirror_peer_free(void)
+{
+	mirror_peer_clear();
+}
