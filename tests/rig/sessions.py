@@ -51,6 +51,7 @@ import sys
 import threading
 import time
 
+sys.dont_write_bytecode = True		# no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # pylint: disable=wrong-import-position
 from ftpsclient import ReuseFTP_TLS, tls_context	# noqa: E402
