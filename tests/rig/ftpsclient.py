@@ -58,7 +58,10 @@ class ReuseFTP_TLS(ftplib.FTP_TLS):
             self.port = port
         if timeout != -999:
             self.timeout = timeout
-        raw = socket.create_connection((self.host, self.port), self.timeout)
+        if source_address is not None:
+            self.source_address = source_address	# data connections too
+        raw = socket.create_connection((self.host, self.port), self.timeout,
+                                       source_address=self.source_address)
         self.sock = self.context.wrap_socket(raw, server_hostname=self.host)
         self.af = self.sock.family
         self.file = self.sock.makefile("r", encoding=self.encoding)

@@ -27,6 +27,10 @@ RIG_CHECK_FALL=2					# checks to go down
 RIG_IDLE_TIMEOUT_S=${RIG_IDLE_TIMEOUT_S:-30}		# lbd idle timeout in the rig
 RIG_RELAY_THREADS=${RIG_RELAY_THREADS:-}		# node.relay_threads of the nodes; empty or auto: lbd's default
 RIG_BIG_MIB=${RIG_BIG_MIB:-64}				# size of big.bin
+# 1: the pair's configs say `mirror = true;` in the cluster group
+# (connection mirroring, drill-mirror.sh).  0 until lbd knows the key: its
+# config check rejects unknown keys, so 1 now stops every pair drill.
+RIG_MIRROR=${RIG_MIRROR:-0}
 RIG_STALE_GLOB=/tmp/lbdrig.				# temp dir prefix (stale cleaner)
 RIG_METRICS_LISTEN=127.0.0.1:9187			# metrics endpoint, on the lb namespace's own loopback
 
@@ -463,7 +467,7 @@ rig_lb_conf() {
 		echo "node = { name = \"$node\"; address = \"${RIG_ADDR[$node]}\"; priority = $prio;${threads:+ relay_threads = $threads;} };"
 		if [ -n "$peer" ]; then
 			echo "peer = { name = \"$peer\"; address = \"${RIG_ADDR[$peer]}\"; };"
-			echo "cluster = { key_file = \"$RIG_DIR/cluster.key\"; advert_interval_ms = ${RIG_ADVERT_MS:-100}; preempt = true;$([ "${RIG_MIRROR:-0}" = 1 ] && echo ' mirror = true;') };"
+			echo "cluster = { key_file = \"$RIG_DIR/cluster.key\"; advert_interval_ms = ${RIG_ADVERT_MS:-100}; preempt = true;$([ "$RIG_MIRROR" = 1 ] && echo " mirror = true;") };"
 		fi
 		cat <<EOF
 vip = { address = "$RIG_VIP/$RIG_PLEN"; interface = "eth0"; };
