@@ -327,7 +327,6 @@ mirror_conn_new(struct conn *c, uint16_t port)
 	c->m = m;
 	c->dir[DIR_C2B].flags |= DIR_COPY;
 	c->dir[DIR_B2C].flags |= DIR_COPY;
-	mirror_mark(c->cfd, mir.mark);
 	return true;
 }
 
@@ -338,7 +337,6 @@ mirror_conn_start(struct conn *c)
 
 	if (m == NULL || (m->flags & (MIRROR_STARTED | MIRROR_OFF)))
 		return;
-	/* The backend socket got the mark before its connect (relay.c). */
 	if (repair_snapshot(c->cfd, &m->front) == -1) {
 		mirror_give_up(c, "no snapshot of the client socket", errno);
 		return;
@@ -349,6 +347,12 @@ mirror_conn_start(struct conn *c)
 	}
 	m->ack_base[DIR_C2B] = -(int64_t)m->back.acked0;
 	m->ack_base[DIR_B2C] = -(int64_t)m->front.acked0;
+	/*
+	 * Fenced from now on, as the peer learns of it: a connection the peer
+	 * cannot rebuild is better told of a crash by its FIN at once.
+	 */
+	mirror_mark(c->cfd, mir.mark);
+	mirror_mark(c->bfd, mir.mark);
 	m->flags |= MIRROR_STARTED | MIRROR_QUIET;
 	__atomic_fetch_add(&mir.st.pairs, 1, __ATOMIC_RELAXED);
 	mirror_post_open(c);

@@ -310,8 +310,7 @@ relay_ports_set(int fd)
  * *why set.
  */
 static int
-relay_backend_socket(struct service *svc, struct backend *be, uint32_t mark,
-    const char **why)
+relay_backend_socket(struct service *svc, struct backend *be, const char **why)
 {
 	struct lbd_config	*conf = svc->lbd->conf;
 	const struct sockaddr_storage *src;
@@ -337,9 +336,6 @@ relay_backend_socket(struct service *svc, struct backend *be, uint32_t mark,
 	 */
 	(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	/* A mirrored connection's SYN already carries the fence's mark (no reroute later). */
-	if (mark != 0)
-		(void)setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
 	if (svc->conf.source == SOURCE_VIP)
 		relay_ports_set(fd);
 	if (bind(fd, (const struct sockaddr *)src, addr_len((const struct sockaddr *)src))
@@ -391,8 +387,7 @@ relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
 	relay_tuple(&c->back, NULL, (struct sockaddr *)&dst);
 	relay_conn_mode(c);
 	(void)mirror_conn_new(c, addr_port(local));
-	if ((c->bfd = relay_backend_socket(svc, be, c->m != NULL ? mirror_fence_mark() : 0,
-	    &why)) == -1) {
+	if ((c->bfd = relay_backend_socket(svc, be, &why)) == -1) {
 		snprintf(reason, sizeof(reason), "%s: %s", why, strerror(errno));
 		relay_connect_failed(c, reason);
 		return;
