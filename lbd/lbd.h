@@ -531,9 +531,18 @@ void		 relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
  * Returns: 0, or -1 and both fds closed.
  */
 int		 relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd);
-/* relay_adopt of a pair rebuilt from the peer's mirror (m: its state, taken). Returns 0, -1 all freed. */
+/* Bytes a direction (DIR_C2B 0, DIR_B2C 1) is to write first; buf malloc'd, taken. */
+struct relay_pending {
+	uint8_t		*buf;		/* NULL: none */
+	size_t		 len;
+};
+/*
+ * relay_adopt of a pair rebuilt from the peer's mirror: m its state and
+ * left[2] what each direction still has to write, both taken.
+ * Returns 0, -1 all freed.
+ */
 int		 relay_rebuilt(struct service *svc, struct backend *be, int cfd, int bfd,
-		    struct conn_mirror *m);
+		    struct conn_mirror *m, struct relay_pending left[2]);
 uint64_t	 relay_active(void);			/* open connections (main thread's count) */
 void		 relay_set_splice(bool on);	/* false: new connections copy with recv/send */
 size_t		 relay_conn_size(void);		/* bytes of one connection record */
@@ -599,6 +608,13 @@ struct repair_info {
 /* Takes fd's state (established, nothing read or written yet). Returns 0, -1 (errno; EPERM: no CAP_NET_ADMIN). */
 int		 repair_snapshot(int fd, struct repair_sock *);
 int		 repair_info(int fd, struct repair_info *);	/* Returns 0 or -1 (errno) */
+/*
+ * Whether the far end of fd has sent past our rcv_nxt: its latest segment
+ * carried a later sequence number (bytes a dead node acknowledged and
+ * never read, or a loss it will retransmit). Briefly in repair mode.
+ * Returns 1, 0, or -1 (errno).
+ */
+int		 repair_peer_ahead(int fd);
 /* Reads fd's timestamp clock into rs again, with the wall time (a resend of rs). Returns 0, -1. */
 int		 repair_clock(int fd, struct repair_sock *rs);
 /* The timestamp a rebuild at wall_ms gives: never behind the far end's view. */

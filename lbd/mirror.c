@@ -51,6 +51,7 @@
 #define MIRROR_RESYNC_MS	100		/* a pair with bytes in flight at a resync: look again */
 #define MIRROR_STALE_MS		500		/* rebuilt, segments coming, no progress this long: stale */
 #define MIRROR_STALE_SEGS	2		/* ... at least this many segments */
+#define MIRROR_GAP_MS		400		/* far end ahead of us this long, no progress: stale */
 #define MIRROR_PROBATION_MS	5000		/* a rebuilt pair is watched this long */
 #define MIRROR_TICK_MS		100		/* the watch's period */
 #define MIRROR_INFLIGHT		1024		/* batches awaiting their ack, remembered (power of two) */
@@ -426,10 +427,13 @@ mirror_conn_resync(struct conn *c)
 }
 
 /*
- * A rebuilt pair's socket fd (side 0 front, 1 back) in probation: stale
- * when segments keep arriving for MIRROR_STALE_MS without moving it
- * either way (the far end sends past our rcv_nxt: bytes the dead node
- * acknowledged but never read; or it acknowledges what we never sent).
+ * A rebuilt pair's socket fd (side 0 front, 1 back) in probation is
+ * stale when its far end has sent past our rcv_nxt and, MIRROR_GAP_MS
+ * later (a retransmission of its own would have filled a mere loss),
+ * still nothing moved: the dead node acknowledged bytes it never read.
+ * Or when segments keep coming for MIRROR_STALE_MS without moving it
+ * either way (it acknowledges what we never sent). The far end is looked
+ * at only when segments came since the last look.
  */
 static bool
 mirror_stale(struct conn_mirror *m, int side, int fd, uint64_t now)
@@ -439,17 +443,21 @@ mirror_stale(struct conn_mirror *m, int side, int fd, uint64_t now)
 
 	if (repair_info(fd, &ri) == -1)
 		return false;	/* the relay sees the error itself */
-	if (ri.bytes_received != w->rx || ri.bytes_acked != w->acked ||
-	    ri.segs_in == w->segs) {
-		if (ri.bytes_received != w->rx || ri.bytes_acked != w->acked ||
-		    w->since_ms == 0) {
-			w->rx = ri.bytes_received;
-			w->acked = ri.bytes_acked;
-			w->segs = ri.segs_in;
-			w->since_ms = now;
-		}
+	if (ri.bytes_received != w->rx || ri.bytes_acked != w->acked || w->since_ms == 0) {
+		w->rx = ri.bytes_received;
+		w->acked = ri.bytes_acked;
+		w->segs = w->segs_seen = ri.segs_in;
+		w->since_ms = now;
+		w->ahead_ms = 0;
 		return false;
 	}
+	if (ri.segs_in != w->segs_seen) {
+		w->segs_seen = ri.segs_in;
+		if (w->ahead_ms == 0 && repair_peer_ahead(fd) == 1)
+			w->ahead_ms = now;
+	}
+	if (w->ahead_ms != 0 && now - w->ahead_ms >= MIRROR_GAP_MS)
+		return true;
 	return ri.segs_in - w->segs >= MIRROR_STALE_SEGS && now - w->since_ms >= MIRROR_STALE_MS;
 }
 

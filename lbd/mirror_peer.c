@@ -28,8 +28,9 @@
 #include "hasync.pb-c.h"
 
 #define MIRROR_BUCKETS		4096		/* hash buckets of held pairs (power of two) */
-#define MIRROR_HELD_MAX		(1u << 20)	/* unacknowledged bytes held per direction of a pair */
-#define MIRROR_HELD_TOTAL	(256u << 20)	/* ... for all pairs */
+#define MIRROR_HELD_MAX		(16u << 20)	/* unacknowledged bytes held per direction of a pair:
+						 * a data port's socket buffers and lbd's own */
+#define MIRROR_HELD_TOTAL	(512u << 20)	/* ... for all pairs */
 #define MIRROR_PAIRS_MAX	1000000		/* pairs held */
 #define MIRROR_LOG_MS		1000
 
@@ -288,20 +289,26 @@ mirror_rx(struct lbd *lbd, const struct Lbd__PairBatch *b)
 
 /* ---------------------------------------------------------------- rebuild */
 
-/* Writes all of buf to the rebuilt fd (its send buffer is empty). Returns 0, -1. */
+/*
+ * Writes what the rebuilt fd takes of the unacknowledged bytes; the rest
+ * (a data port's megabytes: a fresh socket's buffer is small) stays in
+ * p, from *sent on, for the relay to write. Returns 0, -1 (errno).
+ */
 static int
-mirror_resend(int fd, const uint8_t *buf, size_t len)
+mirror_resend(int fd, const uint8_t *buf, size_t len, size_t *sent)
 {
 	ssize_t		 n;
 
-	while (len > 0) {
-		if ((n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT)) == -1) {
+	*sent = 0;
+	while (*sent < len) {
+		if ((n = send(fd, buf + *sent, len - *sent, MSG_NOSIGNAL | MSG_DONTWAIT)) == -1) {
 			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
 			return -1;
 		}
-		buf += n;
-		len -= (size_t)n;
+		*sent += (size_t)n;
 	}
 	return 0;
 }
@@ -315,6 +322,8 @@ mirror_rebuild(struct lbd *lbd, struct mirror_pair *p, uint64_t wall_ms, char *e
 	struct backend	*be = NULL;
 	struct conn_mirror *m;
 	uint32_t	 mark = mirror_fence_mark();
+	struct relay_pending left[2];
+	size_t		 sent[2];
 	char		 e[160];
 	int		 i, cfd, bfd;
 
@@ -341,8 +350,8 @@ mirror_rebuild(struct lbd *lbd, struct mirror_pair *p, uint64_t wall_ms, char *e
 		snprintf(err, errlen, "backend socket: %s", e);
 		return -1;
 	}
-	if (mirror_resend(cfd, p->buf[1], p->len[1]) == -1 ||
-	    mirror_resend(bfd, p->buf[0], p->len[0]) == -1) {
+	if (mirror_resend(cfd, p->buf[1], p->len[1], &sent[1]) == -1 ||
+	    mirror_resend(bfd, p->buf[0], p->len[0], &sent[0]) == -1) {
 		snprintf(err, errlen, "resending unacknowledged bytes: %s", strerror(errno));
 		repair_drop(cfd);
 		repair_drop(bfd);
@@ -354,7 +363,20 @@ mirror_rebuild(struct lbd *lbd, struct mirror_pair *p, uint64_t wall_ms, char *e
 		repair_drop(bfd);
 		return -1;
 	}
-	if (relay_rebuilt(svc, be, cfd, bfd, m) == -1) {
+	/* What the sockets did not take: the relay's pending bytes, its buffers now. */
+	for (i = 0; i < 2; i++) {
+		left[i].len = p->len[i] - sent[i];
+		left[i].buf = NULL;
+		if (left[i].len > 0) {
+			if (sent[i] > 0)
+				memmove(p->buf[i], p->buf[i] + sent[i], left[i].len);
+			left[i].buf = p->buf[i];
+			p->buf[i] = NULL;
+			peer.bytes -= p->len[i];
+			p->len[i] = p->cap[i] = 0;
+		}
+	}
+	if (relay_rebuilt(svc, be, cfd, bfd, m, left) == -1) {
 		snprintf(err, errlen, "the relay could not take it");
 		return -1;
 	}

@@ -405,11 +405,12 @@ relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
 /* relay_adopt and relay_rebuilt: m the rebuilt pair's mirror state, or NULL. */
 static int
 relay_adopt_pair(struct service *svc, struct backend *be, int cfd, int bfd,
-    struct conn_mirror *m)
+    struct conn_mirror *m, struct relay_pending *left)
 {
 	struct sockaddr_storage	 a, b;
 	socklen_t		 alen, blen;
 	struct conn		*c;
+	int			 i;
 
 	if ((c = relay_conn_new(svc, be, cfd)) == NULL) {
 		log_warn("%s: cannot allocate an adopted connection", svc->conf.name);
@@ -417,6 +418,8 @@ relay_adopt_pair(struct service *svc, struct backend *be, int cfd, int bfd,
 			repair_drop(cfd);
 			repair_drop(bfd);
 			free(m);
+			free(left[0].buf);
+			free(left[1].buf);
 		} else {
 			close(cfd);
 			close(bfd);
@@ -440,7 +443,11 @@ relay_adopt_pair(struct service *svc, struct backend *be, int cfd, int bfd,
 		relay_tuple(&c->back, (struct sockaddr *)&a, (struct sockaddr *)&b);
 	relay_conn_mode(c);
 	if (m != NULL)
-		c->dir[DIR_C2B].flags = c->dir[DIR_B2C].flags = DIR_COPY;
+		for (i = 0; i < 2; i++) {
+			c->dir[i].flags = DIR_COPY;
+			if ((c->dir[i].buf = (char *)left[i].buf) != NULL)
+				c->dir[i].pending = (uint32_t)left[i].len;
+		}
 	c->watch |= CONN_ADOPTED | CONN_READY;
 	relay_hand(c);
 	return 0;
@@ -449,14 +456,14 @@ relay_adopt_pair(struct service *svc, struct backend *be, int cfd, int bfd,
 int
 relay_adopt(struct service *svc, struct backend *be, int cfd, int bfd)
 {
-	return relay_adopt_pair(svc, be, cfd, bfd, NULL);
+	return relay_adopt_pair(svc, be, cfd, bfd, NULL, NULL);
 }
 
 int
 relay_rebuilt(struct service *svc, struct backend *be, int cfd, int bfd,
-    struct conn_mirror *m)
+    struct conn_mirror *m, struct relay_pending left[2])
 {
-	return relay_adopt_pair(svc, be, cfd, bfd, m);
+	return relay_adopt_pair(svc, be, cfd, bfd, m, left);
 }
 
 /* ---------------------------------------------------------------- module */

@@ -72,6 +72,8 @@ struct mirror_watch {
 	uint64_t	 acked;		/* tcpi_bytes_acked then */
 	uint32_t	 segs;		/* tcpi_segs_in then */
 	uint64_t	 since_ms;	/* when */
+	uint32_t	 segs_seen;	/* tcpi_segs_in at the last look at the far end's sequence */
+	uint64_t	 ahead_ms;	/* since when the far end is ahead of us without progress; 0 not */
 };
 
 /*

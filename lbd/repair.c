@@ -186,6 +186,28 @@ repair_clock(int fd, struct repair_sock *rs)
 }
 
 int
+repair_peer_ahead(int fd)
+{
+	struct tcp_repair_window w;
+	socklen_t	 len = sizeof(w);
+	uint32_t	 rcv_nxt;
+	int		 rc = -1, saved;
+
+	if (repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON) == -1)
+		return -1;
+	/* snd_wl1: the sequence number of the far end's latest segment that moved the window. */
+	if (getsockopt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, &len) == 0 &&
+	    repair_queue_seq(fd, TCP_RECV_QUEUE, &rcv_nxt) == 0)
+		rc = (int32_t)(w.snd_wl1 - rcv_nxt) > 0;
+	saved = errno;
+	(void)repair_set(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+	(void)repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
+	repair_reuse(fd);
+	errno = saved;
+	return rc;
+}
+
+int
 repair_info(int fd, struct repair_info *ri)
 {
 	struct tcp_info	 ti;
