@@ -19,6 +19,10 @@
  * - unmarked sockets (unmirrored pairs, the sync channel) and RSTs for a
  *   4-tuple with no socket at all carry mark 0 and pass, so those peers
  *   learn of the crash at once.
+ * net.ipv4.tcp_fwmark_accept changes nothing (lbd sets the mark after
+ * accept); net.ipv4/ipv6.fwmark_reflect = 1 gives the control socket's
+ * RST the incoming packet's mark instead, so with an admin's rule that
+ * marks incoming packets that RST passes.
  * The limit: that last point also covers a mirrored pair once its orphan
  * is gone. The segment that reaches an orphan destroys it (its RST is
  * dropped), and so does a close with unread data; a second segment that
@@ -100,7 +104,7 @@ fence_install(uint32_t mark, char *err, size_t errlen)
 	int msglen;
 
 	if (mark == 0) {
-		/* Every socket lbd does not mark carries 0: the fence would end nothing's FIN. */
+		/* Every unmarked socket carries 0: no TCP connection of the node could end. */
 		snprintf(err, errlen, "fence: the fence mark must not be 0; choose a mark no "
 		    "other software on this node sets (default 0x1bd0)");
 		return -1;
