@@ -148,35 +148,58 @@ fence_install(uint32_t mark, char *err, size_t errlen)
 	return 0;
 }
 
+/* Forgets the context and the state: nothing of ours is in the kernel. */
+static void
+fence_forget(void)
+{
+	if (fence_nft != NULL)
+		nft_ctx_free(fence_nft);
+	fence_nft = NULL;
+	fence_on = false;
+	fence_mark = 0;
+}
+
 void
 fence_remove(void)
 {
-	char cmd[FENCE_CMD_MAX];
+	char cmd[FENCE_CMD_MAX], err[256];
 	const char *msg;
+	bool ours = fence_on;
 	int msglen;
 
-	if (!fence_on) {
-		/* Nothing of ours in the kernel (never installed, or the install failed). */
-		if (fence_nft != NULL)
-			nft_ctx_free(fence_nft);
-		fence_nft = NULL;
+	if (fence_ctx(err, sizeof(err)) == -1) {
+		log_warnx("%s; the fence, if any, stays: nft delete table inet " FENCE_TABLE,
+		    err);
 		return;
 	}
-	/* add + delete: no error when an admin already deleted the table. */
+	/*
+	 * Not installed by this process: a crashed run's table may be there
+	 * all the same (mirror_init with mirroring now off). Looked for
+	 * first, so that its absence, or nftables this process cannot read,
+	 * stays silent.
+	 */
+	if (!ours && fence_run("list table inet " FENCE_TABLE, &msg, &msglen) == -1) {
+		fence_forget();
+		return;
+	}
+	/* add + delete: no error when an admin deleted the table meanwhile. */
 	snprintf(cmd, sizeof(cmd), "add table inet " FENCE_TABLE "\ndelete table inet "
 	    FENCE_TABLE "\n");
 	if (fence_run(cmd, &msg, &msglen) == -1) {
 		log_warnx("fence: cannot remove nftables table inet " FENCE_TABLE ": %.*s; "
-		    "it drops the FIN and RST of sockets marked 0x%" PRIx32 " until "
-		    "removed with: nft delete table inet " FENCE_TABLE, msglen, msg, fence_mark);
-		return;
+		    "it drops the FIN and RST of sockets carrying its mark until removed "
+		    "with: nft delete table inet " FENCE_TABLE, msglen, msg);
+		if (!ours)
+			fence_forget();
+		return;		/* ours stays installed as far as fence_active says */
 	}
-	log_info("fence: removed nftables table inet " FENCE_TABLE " (mark 0x%" PRIx32 ")",
-	    fence_mark);
-	nft_ctx_free(fence_nft);
-	fence_nft = NULL;
-	fence_on = false;
-	fence_mark = 0;
+	if (ours)
+		log_info("fence: removed nftables table inet " FENCE_TABLE " (mark 0x%"
+		    PRIx32 ")", fence_mark);
+	else
+		log_info("fence: removed nftables table inet " FENCE_TABLE " left by an "
+		    "earlier run");
+	fence_forget();
 }
 
 int
