@@ -19,6 +19,10 @@
  * - unmarked sockets (unmirrored pairs, the sync channel) and RSTs for a
  *   4-tuple with no socket at all carry mark 0 and pass, so those peers
  *   learn of the crash at once.
+ * net.ipv4.tcp_fwmark_accept changes nothing (lbd sets the mark after
+ * accept); net.ipv4/ipv6.fwmark_reflect = 1 gives the control socket's
+ * RST the incoming packet's mark instead, so with an admin's rule that
+ * marks incoming packets that RST passes.
  * The limit: that last point also covers a mirrored pair once its orphan
  * is gone. The segment that reaches an orphan destroys it (its RST is
  * dropped), and so does a close with unread data; a second segment that
@@ -100,7 +104,7 @@ fence_install(uint32_t mark, char *err, size_t errlen)
 	int msglen;
 
 	if (mark == 0) {
-		/* Every socket lbd does not mark carries 0: the fence would end nothing's FIN. */
+		/* Every unmarked socket carries 0: no TCP connection of the node could end. */
 		snprintf(err, errlen, "fence: the fence mark must not be 0; choose a mark no "
 		    "other software on this node sets (default 0x1bd0)");
 		return -1;
@@ -144,35 +148,58 @@ fence_install(uint32_t mark, char *err, size_t errlen)
 	return 0;
 }
 
+/* Forgets the context and the state: nothing of ours is in the kernel. */
+static void
+fence_forget(void)
+{
+	if (fence_nft != NULL)
+		nft_ctx_free(fence_nft);
+	fence_nft = NULL;
+	fence_on = false;
+	fence_mark = 0;
+}
+
 void
 fence_remove(void)
 {
-	char cmd[FENCE_CMD_MAX];
+	char cmd[FENCE_CMD_MAX], err[256];
 	const char *msg;
+	bool ours = fence_on;
 	int msglen;
 
-	if (!fence_on) {
-		/* Nothing of ours in the kernel (never installed, or the install failed). */
-		if (fence_nft != NULL)
-			nft_ctx_free(fence_nft);
-		fence_nft = NULL;
+	if (fence_ctx(err, sizeof(err)) == -1) {
+		log_warnx("%s; the fence, if any, stays: nft delete table inet " FENCE_TABLE,
+		    err);
 		return;
 	}
-	/* add + delete: no error when an admin already deleted the table. */
+	/*
+	 * Not installed by this process: a crashed run's table may be there
+	 * all the same (mirror_init with mirroring now off). Looked for
+	 * first, so that its absence, or nftables this process cannot read,
+	 * stays silent.
+	 */
+	if (!ours && fence_run("list table inet " FENCE_TABLE, &msg, &msglen) == -1) {
+		fence_forget();
+		return;
+	}
+	/* add + delete: no error when an admin deleted the table meanwhile. */
 	snprintf(cmd, sizeof(cmd), "add table inet " FENCE_TABLE "\ndelete table inet "
 	    FENCE_TABLE "\n");
 	if (fence_run(cmd, &msg, &msglen) == -1) {
 		log_warnx("fence: cannot remove nftables table inet " FENCE_TABLE ": %.*s; "
-		    "it drops the FIN and RST of sockets marked 0x%" PRIx32 " until "
-		    "removed with: nft delete table inet " FENCE_TABLE, msglen, msg, fence_mark);
-		return;
+		    "it drops the FIN and RST of sockets carrying its mark until removed "
+		    "with: nft delete table inet " FENCE_TABLE, msglen, msg);
+		if (!ours)
+			fence_forget();
+		return;		/* ours stays installed as far as fence_active says */
 	}
-	log_info("fence: removed nftables table inet " FENCE_TABLE " (mark 0x%" PRIx32 ")",
-	    fence_mark);
-	nft_ctx_free(fence_nft);
-	fence_nft = NULL;
-	fence_on = false;
-	fence_mark = 0;
+	if (ours)
+		log_info("fence: removed nftables table inet " FENCE_TABLE " (mark 0x%"
+		    PRIx32 ")", fence_mark);
+	else
+		log_info("fence: removed nftables table inet " FENCE_TABLE " left by an "
+		    "earlier run");
+	fence_forget();
 }
 
 int

@@ -640,7 +640,7 @@ void		 repair_drop(int fd);
  * Returns: 0, or -1 with "fence: ..." in err (the old table, if any, stays).
  */
 int		 fence_install(uint32_t mark, char *err, size_t errlen);
-void		 fence_remove(void);		/* clean stop; silent if not installed, logs a failure */
+void		 fence_remove(void);		/* ours or a crashed run's; silent if absent, logs a failure */
 int		 fence_dropped(uint64_t *packets);	/* the drop counter; -1 not installed/unreadable */
 bool		 fence_active(void);		/* installed by this process */
 

@@ -347,12 +347,56 @@ else
 	wait "$LBD_PID" 2>/dev/null
 	LBD_PID=""
 	check "after SIGKILL the VIP is still on the interface (no cleanup)" vip_on
+	# The mirroring fence a crashed lbd leaves (fence.c's table, stood in
+	# for here): the hook lifts it only after the VIP is gone.
+	fence_on() { ip netns exec "$NS" nft list table inet lbd_fence >/dev/null 2>&1; }
+	fence_put() {
+		ip netns exec "$NS" nft -f - <<-'EOF'
+		table inet lbd_fence {
+			counter dropped { }
+			chain output {
+				type filter hook output priority raw; policy accept;
+				tcp flags & (fin | rst) != 0 meta mark 0x1bd0 counter name "dropped" drop
+			}
+		}
+		EOF
+	}
+	have nft && fence_put
+	if have nft && fence_on; then
+		out=$(drop +net_admin "$H" -n -c "$T/cap/lbd.conf" 2>&1)
+		want="would run: ip addr del 192.168.86.87/24 dev lbdt0
+would run: ss -K -t -a fwmark = 0x00001bd0
+would run: nft delete table inet lbd_fence"
+		check "stop hook -n: the VIP, then the fence's marked sockets, then the fence: $out" \
+			test "$out" = "$want"
+		vip_on && fence_on
+		check "... and changes nothing" test $? -eq 0
+	else
+		skip "nft missing: the stop hook's fence part not checked"
+	fi
 	out=$(drop +net_admin "$H" -c "$T/cap/lbd.conf" 2>&1)
 	rc=$?
 	check "stop hook with only CAP_NET_ADMIN removes the VIP: $out" \
 		bash -c "[ $rc -eq 0 ] && ! ip -n '$NS' -o -4 addr show dev lbdt0 | grep -q ' 192.168.86.87/'"
+	if have nft; then
+		! fence_on && grep -q 'removed VIP' <<<"$(sed -n 1p <<<"$out")" &&
+			grep -q 'removed nftables table inet lbd_fence' <<<"$(sed -n 2p <<<"$out")"
+		check "... then the fence (in that order)" test $? -eq 0
+	fi
 	out=$(drop +net_admin "$H" -c "$T/cap/lbd.conf" 2>&1)
 	check "stop hook again (VIP absent): exit 0, silent" test $? -eq 0 -a -z "$out"
+	if have nft; then
+		# The VIP under another prefix length stays (exit 1): so does the fence.
+		ip -n "$NS" addr add 192.168.86.87/25 dev lbdt0
+		fence_put
+		out=$(drop +net_admin "$H" -c "$T/cap/lbd.conf" 2>&1)
+		rc=$?
+		fence_on
+		check "stop hook that cannot remove the VIP (exit $rc) keeps the fence: $out" \
+			test $rc -eq 1 -a $? -eq 0
+		ip -n "$NS" addr del 192.168.86.87/25 dev lbdt0
+		ip netns exec "$NS" nft delete table inet lbd_fence
+	fi
 
 	# The unit's SystemCallFilter (systemd applies it; we cannot here):
 	# every call lbd makes from its exec to its exit, under strace, must
