@@ -619,15 +619,23 @@ int		 repair_peer_ahead(int fd);
 int		 repair_clock(int fd, struct repair_sock *rs);
 /* The timestamp a rebuild at wall_ms gives: never behind the far end's view. */
 uint32_t	 repair_ts_now(const struct repair_sock *, uint64_t wall_ms);
+/* How to rebuild a socket (repair_rebuild). */
+struct repair_plan {
+	uint64_t	 snd_off;	/* offset of the first byte not known acknowledged */
+	uint64_t	 rcv_off;	/* bytes read: offset of the next byte to receive */
+	uint32_t	 ts;		/* timestamp clock (repair_ts_now) */
+	uint32_t	 mark;		/* SO_MARK; 0 none */
+	const uint8_t	*queue;		/* bytes from snd_off on: queued as sent (the far end may have them) */
+	size_t		 queue_len;
+	size_t		 queued;	/* out: how many of them fit; the rest is the caller's to send */
+};
 /*
- * Rebuilds the socket of rs with snd_off bytes written (the next byte sent
- * has offset snd_off: what the far end acknowledged, or less) and rcv_off
- * bytes read, timestamp clock at ts, SO_MARK mark (0: none). Repair mode is
- * off on return (a window probe went out). Returns the non-blocking fd, or
- * -1 with err ("bind: Address in use", "TCP_REPAIR: ... CAP_NET_ADMIN").
+ * Rebuilds the socket of rs as plan says. Repair mode is off on return
+ * (a window probe went out). Returns the non-blocking fd, or -1 with err
+ * ("bind: Address in use", "TCP_REPAIR: ... CAP_NET_ADMIN").
  */
-int		 repair_rebuild(const struct repair_sock *rs, uint64_t snd_off, uint64_t rcv_off,
-		    uint32_t ts, uint32_t mark, char *err, size_t errlen);
+int		 repair_rebuild(const struct repair_sock *rs, struct repair_plan *plan,
+		    char *err, size_t errlen);
 /* Closes fd sending nothing, neither FIN nor RST (repair mode first). */
 void		 repair_drop(int fd);
 

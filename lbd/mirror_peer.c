@@ -289,30 +289,6 @@ mirror_rx(struct lbd *lbd, const struct Lbd__PairBatch *b)
 
 /* ---------------------------------------------------------------- rebuild */
 
-/*
- * Writes what the rebuilt fd takes of the unacknowledged bytes; the rest
- * (a data port's megabytes: a fresh socket's buffer is small) stays in
- * p, from *sent on, for the relay to write. Returns 0, -1 (errno).
- */
-static int
-mirror_resend(int fd, const uint8_t *buf, size_t len, size_t *sent)
-{
-	ssize_t		 n;
-
-	*sent = 0;
-	while (*sent < len) {
-		if ((n = send(fd, buf + *sent, len - *sent, MSG_NOSIGNAL | MSG_DONTWAIT)) == -1) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			return -1;
-		}
-		*sent += (size_t)n;
-	}
-	return 0;
-}
-
 /* Rebuilds pair p; Returns 0, or -1 with err (nothing left open). */
 static int
 mirror_rebuild(struct lbd *lbd, struct mirror_pair *p, uint64_t wall_ms, char *err,
@@ -323,7 +299,8 @@ mirror_rebuild(struct lbd *lbd, struct mirror_pair *p, uint64_t wall_ms, char *e
 	struct conn_mirror *m;
 	uint32_t	 mark = mirror_fence_mark();
 	struct relay_pending left[2];
-	size_t		 sent[2];
+	struct repair_plan plan[2];	/* front, back */
+	size_t		 sent[2];	/* per direction: queued in its destination */
 	char		 e[160];
 	int		 i, cfd, bfd;
 
@@ -339,24 +316,27 @@ mirror_rebuild(struct lbd *lbd, struct mirror_pair *p, uint64_t wall_ms, char *e
 		return -1;
 	}
 	/* Front: we send the backend's bytes, we read the client's. */
-	if ((cfd = repair_rebuild(&p->front, p->base[1], p->read[0],
-	    repair_ts_now(&p->front, wall_ms), mark, e, sizeof(e))) == -1) {
+	memset(plan, 0, sizeof(plan));
+	for (i = 0; i < 2; i++) {
+		plan[i].snd_off = p->base[!i];
+		plan[i].rcv_off = p->read[i];
+		plan[i].mark = mark;
+		plan[i].queue = p->buf[!i];
+		plan[i].queue_len = p->len[!i];
+	}
+	plan[0].ts = repair_ts_now(&p->front, wall_ms);
+	plan[1].ts = repair_ts_now(&p->back, wall_ms);
+	if ((cfd = repair_rebuild(&p->front, &plan[0], e, sizeof(e))) == -1) {
 		snprintf(err, errlen, "client socket: %s", e);
 		return -1;
 	}
-	if ((bfd = repair_rebuild(&p->back, p->base[0], p->read[1],
-	    repair_ts_now(&p->back, wall_ms), mark, e, sizeof(e))) == -1) {
+	if ((bfd = repair_rebuild(&p->back, &plan[1], e, sizeof(e))) == -1) {
 		repair_drop(cfd);
 		snprintf(err, errlen, "backend socket: %s", e);
 		return -1;
 	}
-	if (mirror_resend(cfd, p->buf[1], p->len[1], &sent[1]) == -1 ||
-	    mirror_resend(bfd, p->buf[0], p->len[0], &sent[0]) == -1) {
-		snprintf(err, errlen, "resending unacknowledged bytes: %s", strerror(errno));
-		repair_drop(cfd);
-		repair_drop(bfd);
-		return -1;
-	}
+	sent[1] = plan[0].queued;	/* B2C bytes went into the front socket */
+	sent[0] = plan[1].queued;
 	if ((m = mirror_adopted(p)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		repair_drop(cfd);

@@ -46,6 +46,8 @@
 #endif
 #define REPAIR_TS_OPTLEN	12	/* a timestamp option's bytes in every segment */
 #define REPAIR_INQ_TRIES	8	/* tries for a receive queue not moving under the snapshot */
+#define REPAIR_QUEUE_SMALL	(64 * 1024)	/* a larger rebuilt send queue gets its own buffer size */
+#define REPAIR_QUEUE_MAX	(8 << 20)	/* ... up to this */
 
 /* Sets an int socket option. Returns 0 or -1 (errno). */
 static int
@@ -231,17 +233,53 @@ repair_ts_now(const struct repair_sock *rs, uint64_t wall_ms)
 	return rs->ts_val + (uint32_t)since + REPAIR_TS_SKEW_MS;
 }
 
+/*
+ * Queues plan's bytes as sent already, fd in repair mode and connected:
+ * snd_nxt then covers everything lbd read, so the far end's ACKs and a
+ * reset of ours are in its window; what it lacks goes out with the
+ * retransmission timer. A large queue gets a send buffer to hold it
+ * (a fresh socket's is 16 KiB); what does not fit is the caller's.
+ */
+static int
+repair_queue(int fd, struct repair_plan *plan)
+{
+	ssize_t		 n;
+
+	plan->queued = 0;
+	if (plan->queue_len == 0)
+		return 0;
+	if (plan->queue_len > REPAIR_QUEUE_SMALL)
+		(void)repair_set(fd, SOL_SOCKET, SO_SNDBUFFORCE, (int)(plan->queue_len >
+		    REPAIR_QUEUE_MAX ? REPAIR_QUEUE_MAX : plan->queue_len * 2));
+	if (repair_set(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE) == -1)
+		return -1;
+	while (plan->queued < plan->queue_len) {
+		n = send(fd, plan->queue + plan->queued, plan->queue_len - plan->queued,
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0)
+			return -1;
+		plan->queued += (size_t)n;
+	}
+	return repair_set(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+}
+
 /* The rebuild, fd fresh in repair mode; what names the failing step. */
 static int
-repair_build(int fd, const struct repair_sock *rs, uint32_t snd_seq, uint32_t rcv_seq,
-    uint32_t ts, uint32_t mark, const char **what)
+repair_build(int fd, const struct repair_sock *rs, struct repair_plan *plan,
+    const char **what)
 {
 	struct tcp_repair_opt	 opt[4];
 	struct tcp_repair_window w;
+	uint32_t		 snd_seq = rs->snd_isn + (uint32_t)plan->snd_off;
+	uint32_t		 rcv_seq = rs->rcv_isn + (uint32_t)plan->rcv_off;
 	int			 n = 0, v6 = rs->local.ss_family == AF_INET6;
 
 	*what = "SO_MARK";
-	if (mark != 0 && repair_set(fd, SOL_SOCKET, SO_MARK, (int)mark) == -1)
+	if (plan->mark != 0 && repair_set(fd, SOL_SOCKET, SO_MARK, (int)plan->mark) == -1)
 		return -1;
 	/* The VIP may be added only after the rebuild (before it is announced). */
 	*what = "IP_FREEBIND";
@@ -282,7 +320,10 @@ repair_build(int fd, const struct repair_sock *rs, uint32_t snd_seq, uint32_t rc
 	    (socklen_t)(n * (int)sizeof(opt[0]))) == -1)
 		return -1;
 	*what = "TCP_TIMESTAMP";
-	if (rs->tstamp && repair_set(fd, IPPROTO_TCP, TCP_TIMESTAMP, (int)ts) == -1)
+	if (rs->tstamp && repair_set(fd, IPPROTO_TCP, TCP_TIMESTAMP, (int)plan->ts) == -1)
+		return -1;
+	*what = "the send queue";
+	if (repair_queue(fd, plan) == -1)
 		return -1;
 	/* The windows of the snapshot; the window probe brings the real ones. */
 	w.snd_wl1 = rcv_seq;
@@ -304,8 +345,8 @@ repair_build(int fd, const struct repair_sock *rs, uint32_t snd_seq, uint32_t rc
 }
 
 int
-repair_rebuild(const struct repair_sock *rs, uint64_t snd_off, uint64_t rcv_off,
-    uint32_t ts, uint32_t mark, char *err, size_t errlen)
+repair_rebuild(const struct repair_sock *rs, struct repair_plan *plan, char *err,
+    size_t errlen)
 {
 	const char	*what = "socket";
 	int		 fd, saved;
@@ -316,8 +357,7 @@ repair_rebuild(const struct repair_sock *rs, uint64_t snd_off, uint64_t rcv_off,
 	what = "TCP_REPAIR";
 	if (repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON) == -1)
 		goto fail;
-	if (repair_build(fd, rs, rs->snd_isn + (uint32_t)snd_off, rs->rcv_isn +
-	    (uint32_t)rcv_off, ts, mark, &what) == -1)
+	if (repair_build(fd, rs, plan, &what) == -1)
 		goto fail;
 	return fd;
 fail:

@@ -232,7 +232,33 @@ _mirror_idle() {
 # not lftp: lftp drops the control connection itself when an upload's
 # data connection breaks (sessions.py, cmd_put), so its uploads always log
 # in twice whatever the balancer does.
+# The data ports are mirrored too (mirror_ports, reloaded on both nodes):
+# a transfer then goes on over its own data connection. Left unmirrored
+# (the default) the dead node resets the data connection, and the real
+# server's 426 on the control connection can reach the dying node in
+# the instant before its sockets close: the rebuilt control connection
+# then misses it, is found stale and reset within a second (README).
+_mirror_data_ports() { # on|off
+	if [ "$1" = on ]; then
+		RIG_MIRROR_PORTS='"21", "990", "1025-1052"'
+	else
+		RIG_MIRROR_PORTS=
+	fi
+	rig_lb_conf lb1 lb2
+	rig_lb_conf lb2 lb1
+	rig_lbctl lb1 reload >/dev/null && rig_lbctl lb2 reload >/dev/null
+}
+
 drill_mirror_lftp() {
+	local r=0
+	_mirror_data_ports on || { rig_fail "cannot mirror the data ports (reload)"; return 1; }
+	_mirror_lftp
+	r=$?
+	_mirror_data_ports off || { rig_fail "cannot put mirror_ports back (reload)"; r=1; }
+	return $r
+}
+
+_mirror_lftp() {
 	local r=0
 	_mirror_get || r=1
 	if ! rig_ha_master_is lb1; then

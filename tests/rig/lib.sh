@@ -477,6 +477,7 @@ services = (
   {
     name = "$RIG_SERVICE";
     ports = [ "21", "990", "1025-1052" ];
+$([ -z "${RIG_MIRROR_PORTS:-}" ] || echo "    mirror_ports = [ $RIG_MIRROR_PORTS ];")
     scheduler = "leastconn";
     sticky_timeout_s = 1800;
     connect_timeout_ms = 3000;

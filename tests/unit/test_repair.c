@@ -120,6 +120,14 @@ read_nothing(int fd, int ms)
 	assert_int_equal(poll(&p, 1, ms), 0);
 }
 
+/* repair_rebuild with the timestamp clock of now. */
+static int
+rebuild(const struct repair_sock *rs, struct repair_plan *plan, char *err, size_t len)
+{
+	plan->ts = repair_ts_now(rs, clock_wall_ns() / 1000000);
+	return repair_rebuild(rs, plan, err, len);
+}
+
 static void
 send_all(int fd, const char *s)
 {
@@ -136,6 +144,7 @@ static void
 test_rebuild_goes_on(void **state)
 {
 	struct repair_sock rs;
+	struct repair_plan plan = { 0 };
 	char		 buf[64], err[128];
 	int		 c, s, r, l;
 
@@ -157,11 +166,14 @@ test_rebuild_goes_on(void **state)
 	read_nothing(c, 100);		/* no FIN, no RST */
 
 	/* Rebuilt knowing 16 bytes written but assuming none acknowledged. */
-	r = repair_rebuild(&rs, 0, 8, repair_ts_now(&rs, clock_wall_ns() / 1000000), 0,
-	    err, sizeof(err));
+	plan.snd_off = 0;
+	plan.rcv_off = 8;
+	plan.queue = (const uint8_t *)"220 hi\r\n331 ok\r\n";	/* duplicates: dropped */
+	plan.queue_len = 16;
+	r = rebuild(&rs, &plan, err, sizeof(err));
 	if (r == -1)
 		fail_msg("rebuild: %s", err);
-	send_all(r, "220 hi\r\n331 ok\r\n");	/* duplicates: dropped by the far end */
+	assert_int_equal(plan.queued, 16);
 	send_all(r, "230 in\r\n");
 	read_exact(c, buf, 8);
 	assert_memory_equal(buf, "230 in\r\n", 8);
@@ -183,6 +195,7 @@ static void
 test_rebuild_behind_is_visible(void **state)
 {
 	struct repair_sock rs;
+	struct repair_plan plan = { 0 };
 	struct repair_info ri;
 	char		 buf[16], err[128];
 	int		 c, s, r, i, l;
@@ -194,8 +207,8 @@ test_rebuild_behind_is_visible(void **state)
 	send_all(c, "LIST\r\n");	/* acknowledged by the kernel, never read by lbd */
 	usleep(50 * 1000);
 	repair_drop(s);
-	r = repair_rebuild(&rs, 0, 0, repair_ts_now(&rs, clock_wall_ns() / 1000000), 0,
-	    err, sizeof(err));
+	plan.rcv_off = 0;
+	r = rebuild(&rs, &plan, err, sizeof(err));
 	if (r == -1)
 		fail_msg("rebuild: %s", err);
 	for (i = 0; i < 3; i++) {
@@ -217,6 +230,7 @@ static void
 test_snapshot_counts_unread(void **state)
 {
 	struct repair_sock rs;
+	struct repair_plan plan = { 0 };
 	char		 buf[16], err[128];
 	int		 c, s, r, l;
 
@@ -228,8 +242,8 @@ test_snapshot_counts_unread(void **state)
 	assert_int_equal(repair_snapshot(s, &rs), 0);
 	read_exact(s, buf, 5);		/* lbd reads the 5 bytes, offset 0-4 */
 	repair_drop(s);
-	r = repair_rebuild(&rs, 0, 5, repair_ts_now(&rs, clock_wall_ns() / 1000000), 0,
-	    err, sizeof(err));
+	plan.rcv_off = 5;
+	r = rebuild(&rs, &plan, err, sizeof(err));
 	if (r == -1)
 		fail_msg("rebuild: %s", err);
 	send_all(c, "AGAIN");
@@ -240,6 +254,49 @@ test_snapshot_counts_unread(void **state)
 	close(l);
 }
 
+/*
+ * Bytes lbd read but had not forwarded when it died: queued in the
+ * rebuilt socket as sent, the far end gets them from the retransmission
+ * timer; and a reset from the rebuilt socket is in the far end's window.
+ */
+static void
+test_rebuild_queue_delivers(void **state)
+{
+	struct repair_sock rs;
+	struct repair_plan plan = { 0 };
+	char		 buf[16], err[128];
+	int		 c, s, r, l;
+
+	if (*state == NULL)
+		skip();
+	l = pair(&c, &s);
+	assert_int_equal(repair_snapshot(s, &rs), 0);
+	send_all(s, "150 go\r\n");
+	read_exact(c, buf, 8);
+	usleep(50 * 1000);
+	repair_drop(s);
+	plan.snd_off = 0;			/* the 150 again, then the 226 it never sent */
+	plan.queue = (const uint8_t *)"150 go\r\n226 ok\r\n";
+	plan.queue_len = 16;
+	r = rebuild(&rs, &plan, err, sizeof(err));
+	if (r == -1)
+		fail_msg("rebuild: %s", err);
+	read_exact(c, buf, 8);
+	assert_memory_equal(buf, "226 ok\r\n", 8);
+	/* A reset (SO_LINGER 0) from the rebuilt side ends the far end's connection. */
+	{
+		struct linger	 lg = { .l_onoff = 1, .l_linger = 0 };
+
+		assert_int_equal(setsockopt(r, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	}
+	close(r);
+	usleep(50 * 1000);
+	assert_int_equal(recv(c, buf, sizeof(buf), MSG_DONTWAIT), -1);
+	assert_int_equal(errno, ECONNRESET);
+	close(c);
+	close(l);
+}
+
 int
 main(void)
 {
@@ -247,6 +304,7 @@ main(void)
 		cmocka_unit_test(test_rebuild_goes_on),
 		cmocka_unit_test(test_rebuild_behind_is_visible),
 		cmocka_unit_test(test_snapshot_counts_unread),
+		cmocka_unit_test(test_rebuild_queue_delivers),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
