@@ -153,6 +153,22 @@ handover_forward_start(struct hasync *h)
 	handover_schedule(h);
 }
 
+int
+hasync_forward_pairs(struct hasync *h, const struct hasync_tuple *t, size_t n)
+{
+	char err[256];
+
+	if (h->steer == NULL || !steer_forwarding(h->steer))
+		return -1;
+	if (steer_forward_pairs(h->steer, t, n, err, sizeof(err)) == -1) {
+		hb_log(h, 0, "handover: %s", err);
+		return -1;
+	}
+	hb_log(h, 1, "handover: %zu mirrored connections of %s forwarded to it by address",
+	    n, h->conf.peer_name);
+	return 0;
+}
+
 void
 handover_forward_stop(struct hasync *h, const char *why)
 {

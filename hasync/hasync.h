@@ -184,6 +184,18 @@ bool		 hasync_leave(struct hasync *);
 bool		 hasync_leaving(const struct hasync *); /* the handover or the drain goes on */
 /* Graceful: priority-0 advert (peer takes over at once), VIP removed, role INIT. */
 void		 hasync_stop(struct hasync *);
+/* A connection of this node as the far ends see it: their address and port, our port. */
+struct hasync_tuple {
+	struct sockaddr_storage remote;
+	uint16_t	 local_port;
+};
+/*
+ * A planned takeover (taking_over with peer_dead false): the peer's
+ * mirrored connections, which it keeps serving, are forwarded to it by
+ * their 4-tuple as well, whatever this node's conntrack remembers of
+ * them. Returns 0, -1 (not forwarding; logged).
+ */
+int		 hasync_forward_pairs(struct hasync *, const struct hasync_tuple *, size_t n);
 /* The sync channel saw the peer process die: a BACKUP takes over now. */
 void		 hasync_peer_lost(struct hasync *, const char *reason);
 /* Frees everything; sends nothing and leaves the VIP as it is (call hasync_stop first). */

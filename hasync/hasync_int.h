@@ -127,6 +127,9 @@ int		 steer_reset(struct steer *, char *err, size_t errlen);
 int		 steer_forward_on(struct steer *, const struct sockaddr *to, char *err,
 		    size_t errlen);
 int		 steer_forward_off(struct steer *, char *err, size_t errlen); /* 0 or -1 (err) */
+/* While forwarding: packets of these connections go to the old MASTER too. Returns 0, -1 (err). */
+int		 steer_forward_pairs(struct steer *, const struct hasync_tuple *, size_t n,
+		    char *err, size_t errlen);
 bool		 steer_forwarding(const struct steer *);
 /*
  * Hides the VIP: adds it to lo and (IPv4) drops ARP requests for it. The

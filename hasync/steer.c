@@ -36,6 +36,7 @@ struct steer {
 	struct nft_ctx	*nft;			/* libnftables context, output buffered */
 	struct vip	*lo;			/* the VIP/32 or /128 on lo */
 	bool		 forwarding;		/* steer_forward_on succeeded, not undone */
+	char		 to[INET6_ADDRSTRLEN];	/* where forwarded packets go, while forwarding */
 	bool		 hidden;		/* steer_hide_on succeeded, not undone */
 };
 
@@ -235,22 +236,69 @@ steer_forward_on(struct steer *s, const struct sockaddr *to, char *err, size_t e
 	    "table %1$s %2$s {\n"
 	    "\tchain prerouting {\n"
 	    "\t\ttype filter hook prerouting priority " STEER_PRIO "; policy accept;\n"
+	    "\t\t%3$s %4$s %1$s saddr . tcp sport . tcp dport @pairs counter dup to %5$s drop\n"
 	    "\t\t%3$s %4$s tcp flags & syn == 0 ct state new counter dup to %5$s drop\n"
 	    "\t\t%3$s %4$s tcp flags & (fin | rst) != 0 ct state invalid counter dup to %5$s drop\n"
 	    "\t\t%3$s %4$s tcp flags & (syn | ack) == syn | ack ct state invalid counter "
 	    "dup to %5$s drop\n"
 	    "\t}\n"
-	    "}\n", s->nft_family, STEER_TABLE, s->nft_daddr, s->vip, dst);
+	    "\tset pairs {\n"
+	    "\t\ttype %6$s . inet_service . inet_service; size 1048576;\n"
+	    "\t}\n"
+	    "}\n", s->nft_family, STEER_TABLE, s->nft_daddr, s->vip, dst,
+	    s->family == AF_INET ? "ipv4_addr" : "ipv6_addr");
 	if (steer_run(s, cmd, "steering: cannot install the forwarding rule", err,
 	    errlen) == -1)
 		return -1;
 	s->forwarding = true;
+	snprintf(s->to, sizeof(s->to), "%s", dst);
 	/* Loading conntrack (the rule's `ct`) may have just made the setting readable. */
 	if (steer_check_loose(err, errlen) == -1) {
 		(void)steer_forward_off(s, NULL, 0);
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * The set's rule comes first: a connection named there goes to the old
+ * MASTER whatever conntrack knows of it. Conntrack's view can be wrong
+ * here: a connection that began on this node, died with its lbd and was
+ * rebuilt on the peer keeps its "established" entry on this node, so it
+ * is not "new", and this node's stack (with no socket for it) would eat
+ * or reset its packets.
+ */
+int
+steer_forward_pairs(struct steer *s, const struct hasync_tuple *t, size_t n, char *err,
+    size_t errlen)
+{
+	char	*cmd, a[INET6_ADDRSTRLEN];
+	size_t	 i, len, cap, added = 0;
+	int	 rc;
+
+	if (!s->forwarding || n == 0)
+		return 0;
+	cap = 128 + n * (INET6_ADDRSTRLEN + 16);
+	if ((cmd = malloc(cap)) == NULL) {
+		hasync_errf(err, errlen, "steering: out of memory");
+		return -1;
+	}
+	len = (size_t)snprintf(cmd, cap, "add element %s %s pairs { ", s->nft_family,
+	    STEER_TABLE);
+	for (i = 0; i < n; i++) {
+		if (t[i].remote.ss_family != s->family)
+			continue;
+		sockaddr_str((const struct sockaddr *)&t[i].remote, a, sizeof(a));
+		len += (size_t)snprintf(cmd + len, cap - len, "%s%s . %u . %u", added++ ? ", " :
+		    "", a, ntohs(t[i].remote.ss_family == AF_INET ?
+		    ((const struct sockaddr_in *)&t[i].remote)->sin_port :
+		    ((const struct sockaddr_in6 *)&t[i].remote)->sin6_port), t[i].local_port);
+	}
+	snprintf(cmd + len, cap - len, " }\n");
+	rc = added == 0 ? 0 : steer_run(s, cmd, "steering: cannot add the peer's mirrored "
+	    "connections", err, errlen);
+	free(cmd);
+	return rc;
 }
 
 int

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -151,6 +152,27 @@ cluster_connections(void *arg)
 {
 	(void)arg;
 	return relay_active();
+}
+
+int
+cluster_forward_pairs(struct lbd *lbd, const struct sockaddr_storage *remote,
+    const uint16_t *local_port, size_t n)
+{
+	struct hasync_tuple *t;
+	size_t		 i;
+	int		 rc;
+
+	if (lbd->ha == NULL || n == 0)
+		return 0;
+	if ((t = calloc(n, sizeof(*t))) == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		t[i].remote = remote[i];
+		t[i].local_port = local_port[i];
+	}
+	rc = hasync_forward_pairs(lbd->ha, t, n);
+	free(t);
+	return rc;
 }
 
 /* Taking over, before the VIP is announced: the dead peer's mirrored connections. */

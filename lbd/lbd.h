@@ -743,6 +743,12 @@ uint64_t	 replica_flush(struct lbd *, struct service *svc);
 
 /* cluster.c */
 /*
+ * A planned takeover: the peer's mirrored connections (far end address and
+ * port, our port) go on to it by address (hasync_forward_pairs). Returns 0, -1.
+ */
+int		 cluster_forward_pairs(struct lbd *, const struct sockaddr_storage *remote,
+		    const uint16_t *local_port, size_t n);
+/*
  * The heartbeat (role, VIP, handover) and, with a peer, the sticky
  * replication over the channel, from one translation of the config and
  * one read of the cluster key. Returns: 0, -1 logged (cluster_close cleans up).

@@ -363,6 +363,41 @@ mirror_rebuild(struct lbd *lbd, struct mirror_pair *p, uint64_t wall_ms, char *e
 	return 0;
 }
 
+/*
+ * Both sides of every held pair, forwarded to the live peer by address:
+ * this node's conntrack may still hold them as established (they began
+ * here before this node's lbd died), and would keep them from the
+ * steering rule for unknown connections.
+ */
+static void
+mirror_forward_held(struct lbd *lbd)
+{
+	struct sockaddr_storage *ra;
+	struct held	*h;
+	uint16_t	*lp;
+	size_t		 n = 0;
+	int		 i;
+
+	ra = calloc(peer.n * 2, sizeof(*ra));
+	lp = calloc(peer.n * 2, sizeof(*lp));
+	if (ra == NULL || lp == NULL) {
+		log_warn("mirror: cannot forward the peer's connections");
+		free(ra);
+		free(lp);
+		return;
+	}
+	for (i = 0; i < MIRROR_BUCKETS; i++)
+		for (h = peer.bucket[i]; h != NULL; h = h->next) {
+			ra[n] = h->p.front.remote;
+			lp[n++] = addr_port((const struct sockaddr *)&h->p.front.local);
+			ra[n] = h->p.back.remote;
+			lp[n++] = addr_port((const struct sockaddr *)&h->p.back.local);
+		}
+	(void)cluster_forward_pairs(lbd, ra, lp, n);
+	free(ra);
+	free(lp);
+}
+
 void
 mirror_takeover(struct lbd *lbd, bool peer_dead)
 {
@@ -377,6 +412,7 @@ mirror_takeover(struct lbd *lbd, bool peer_dead)
 		/* A planned handover: the old MASTER keeps serving its own. */
 		log_info("mirror: taking over from a live %s: its %llu mirrored connections "
 		    "stay with it", lbd->conf->peer_name, (unsigned long long)peer.n);
+		mirror_forward_held(lbd);
 		return;
 	}
 	for (i = 0; i < MIRROR_BUCKETS; i++)
