@@ -150,7 +150,8 @@ usage(FILE *f)
 	    "usage: lbctl [-s SOCKET] [--json] COMMAND [ARGS]\n"
 	    "\n"
 	    "commands (a unique prefix of a keyword is enough: \"lbctl sta\", \"lbctl sticky l\"):\n"
-	    "  status                        node, role, VIP, peer, sync, pipe memory and each service's backends\n"
+	    "  status                        node, role, VIP, peer, sync, pipe memory, connection mirroring\n"
+	    "                                and each service's backends\n"
 	    "  backends                      every backend: state, admin state, connections, bytes, checks\n"
 	    "                                (admin \"removed\": reload took it out, its connections finish)\n"
 	    "  sticky list [SERVICE]         sticky entries (client -> backend), most recently used first;\n"
@@ -558,6 +559,17 @@ fmt_mib(const json_t *v, char *buf, size_t len)
 	return buf;
 }
 
+/* A figure in ms that may have decimals (mirror lag, rebuild time), or "-". */
+static const char *
+fmt_fms(const json_t *v, char *buf, size_t len)
+{
+	if (!json_is_number(v))
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%.2fms", json_number_value(v));
+	return buf;
+}
+
 static const char *
 fmt_ms(const json_t *v, char *buf, size_t len)
 {
@@ -747,6 +759,21 @@ print_status(const json_t *r)
 		    fmt_mib(json_object_get(v, "peak"), c[2], sizeof(c[2])),
 		    jget(v, "fallbacks", c[3], sizeof(c[3])),
 		    jget(v, "refused", c[4], sizeof(c[4])));
+	v = json_object_get(r, "mirror");
+	if (json_is_object(v) && json_is_true(json_object_get(v, "enabled"))) {
+		printf("mirror:    %s connections mirrored to the peer (lag p50 %s, p99 %s), "
+		    "%s of the peer's held here, fence %s\n",
+		    jget(v, "pairs", c[0], sizeof(c[0])),
+		    fmt_fms(json_object_get(v, "lag_p50_ms"), c[1], sizeof(c[1])),
+		    fmt_fms(json_object_get(v, "lag_p99_ms"), c[2], sizeof(c[2])),
+		    jget(v, "held", c[3], sizeof(c[3])),
+		    json_is_true(json_object_get(v, "fence")) ? "on" : "OFF (see the log)");
+		if (json_integer_value(json_object_get(v, "takeovers")) > 0)
+			printf("           last takeover: %s rebuilt, %s reset, in %s\n",
+			    jget(v, "rebuilt", c[0], sizeof(c[0])),
+			    jget(v, "reset", c[1], sizeof(c[1])),
+			    fmt_fms(json_object_get(v, "rebuild_ms"), c[2], sizeof(c[2])));
+	}
 
 	json_array_foreach(json_object_get(r, "services"), i, svc) {
 		n = 0;

@@ -436,6 +436,41 @@ test_libconfig_duplicate_setting(void **state)
 	    "  name = \"lb2\"; };\n", 2, "duplicate setting");
 }
 
+/* Connection mirroring: off by default; mirror_ports default to the control ports present. */
+static void
+test_mirror(void **state)
+{
+	struct fixture		*f = *state;
+	struct lbd_config	*c;
+
+	c = load_ok(f, NODE_VIP
+	    "services = ( { name = \"S1\"; ports = [ \"21\", \"1025-1052\" ];\n"
+	    ONE_BACKEND " },\n"
+	    "  { name = \"S2\"; ports = [ 2121 ]; " ONE_BACKEND " } );\n");
+	assert_false(c->mirror);
+	assert_int_equal(c->mirror_mark, LBD_MIRROR_MARK_DEF);
+	assert_int_equal(c->services[0].nmirror, 1);
+	assert_int_equal(c->services[0].mirror[0].first, 21);
+	assert_int_equal(c->services[1].nmirror, 0);
+	unlink(f->path);
+	c = load_ok(f, NODE_VIP
+	    "cluster = { mirror = true; mirror_mark = 0x77; };\n"
+	    "services = ( { name = \"S1\"; ports = [ \"21\", \"990\", \"1025-1052\" ];\n"
+	    "  mirror_ports = ( 990, \"1025-1030\" ); " ONE_BACKEND " } );\n");
+	assert_true(c->mirror);
+	assert_int_equal(c->mirror_mark, 0x77);
+	assert_int_equal(c->services[0].nmirror, 2);
+	assert_int_equal(c->services[0].mirror[0].first, 990);
+	assert_int_equal(c->services[0].mirror[1].last, 1030);
+	unlink(f->path);
+	load_err(f, NODE_VIP
+	    "services = ( { name = \"S1\"; ports = [ \"21\" ];\n"
+	    "  mirror_ports = [ \"21\", \"990\" ]; " ONE_BACKEND " } );\n", 4,
+	    "services[0].mirror_ports[1]: \"990\" is not among the service's ports");
+	unlink(f->path);
+	load_err(f, NODE_VIP "cluster = { mirror_mark = 0; };\n", 3, "mirror_mark");
+}
+
 static void
 test_unknown_key_top(void **state)
 {
@@ -1260,6 +1295,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_libconfig_duplicate_setting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mirror, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_key_top, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_key_nested, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_type, setup, teardown),
