@@ -443,7 +443,21 @@ mirror_stale(struct conn_mirror *m, int side, int fd, uint64_t now)
 
 	if (repair_info(fd, &ri) == -1)
 		return false;	/* the relay sees the error itself */
-	if (ri.bytes_received != w->rx || ri.bytes_acked != w->acked || w->since_ms == 0) {
+	if (w->since_ms == 0) {
+		/*
+		 * The first look: the far end's answer to the rebuild's window
+		 * probe carries its next sequence number. Ahead of ours, it sent
+		 * bytes the dead node took and lbd never read (a QUIT in the
+		 * instant of the crash): both ends would wait on each other.
+		 */
+		w->rx = ri.bytes_received;
+		w->acked = ri.bytes_acked;
+		w->segs = w->segs_seen = ri.segs_in;
+		w->since_ms = now;
+		w->ahead_ms = repair_peer_ahead(fd) == 1 ? now : 0;
+		return false;
+	}
+	if (ri.bytes_received != w->rx || ri.bytes_acked != w->acked) {
 		w->rx = ri.bytes_received;
 		w->acked = ri.bytes_acked;
 		w->segs = w->segs_seen = ri.segs_in;
