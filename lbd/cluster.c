@@ -154,32 +154,28 @@ cluster_connections(void *arg)
 	return relay_active();
 }
 
-int
-cluster_forward_pairs(struct lbd *lbd, const struct sockaddr_storage *remote,
-    const uint16_t *local_port, size_t n)
-{
-	struct hasync_tuple *t;
-	size_t		 i;
-	int		 rc;
-
-	if (lbd->ha == NULL || n == 0)
-		return 0;
-	if ((t = calloc(n, sizeof(*t))) == NULL)
-		return -1;
-	for (i = 0; i < n; i++) {
-		t[i].remote = remote[i];
-		t[i].local_port = local_port[i];
-	}
-	rc = hasync_forward_pairs(lbd->ha, t, n);
-	free(t);
-	return rc;
-}
-
 /* Taking over, before the VIP is announced: the dead peer's mirrored connections. */
 static void
 cluster_taking_over(void *arg, bool peer_dead)
 {
-	mirror_takeover(arg, peer_dead);
+	struct lbd		*lbd = arg;
+	struct sockaddr_storage	*remote;
+	struct hasync_tuple	*t;
+	uint16_t		*port;
+	size_t			 i, n;
+
+	(void)mirror_takeover(lbd, peer_dead, &remote, &port, &n);
+	/* Planned: the peer's mirrored connections are steered back to it by address. */
+	if (n > 0 && (t = calloc(n, sizeof(*t))) != NULL) {
+		for (i = 0; i < n; i++) {
+			t[i].remote = remote[i];
+			t[i].local_port = port[i];
+		}
+		(void)hasync_forward_pairs(lbd->ha, t, n);
+		free(t);
+	}
+	free(remote);
+	free(port);
 }
 
 /* ---------------------------------------------------------------- life */

@@ -557,6 +557,8 @@ void		 relay_set_room_fn(relay_room_fn *);	/* NULL: nobody to tell */
 
 /* relay_worker.c */
 int		 relay_threads(void);			/* worker threads running; 0: relay in the main loop */
+/* Main thread: every worker sends the peer each of its mirrored connections again. */
+void		 relay_mirror_resync_all(void);
 
 /* relay_pump.c */
 /* The node's pipe memory budget (node.pipe_memory_max_mb) and its use. */
@@ -705,22 +707,35 @@ struct mirror_pair {
 	size_t		 cap[2];
 };
 struct Lbd__PairBatch;
-int		 mirror_init(struct lbd *);	/* after relay_init; Returns 0, -1 logged */
+/* What mirror.c needs of the rest of lbd, given by main.c (no import circle). */
+struct mirror_ops {
+	bool		 threaded;	/* workers run in threads of their own */
+	int		(*send)(struct lbd *, const struct Lbd__PairBatch *);	/* replica_send_pairs */
+	bool		(*up)(struct lbd *);	/* replica_sync_up */
+	void		(*resync_all)(void);	/* relay_mirror_resync_all */
+};
+int		 mirror_init(struct lbd *, const struct mirror_ops *);	/* after relay_init; 0, -1 logged */
 void		 mirror_shutdown(void);		/* after relay_shutdown: the fence comes down */
 void		 mirror_peer_up(struct lbd *);	/* the channel came up: a new generation */
 void		 mirror_acked_batch(uint64_t sequence);
-void		 mirror_get_stats(struct mirror_stats *);
+void		 mirror_get_stats(struct mirror_stats *);	/* this node's side; mirror_peer_stats the rest */
 uint32_t	 mirror_fence_mark(void);	/* SO_MARK of mirrored sockets, 0 when off */
 uint64_t	 mirror_stale_total(void);	/* rebuilt pairs reset as stale, ever */
 /* A rebuilt pair's mirror state; NULL out of memory. */
 struct conn_mirror *mirror_adopted(const struct mirror_pair *);
 
 /* mirror_peer.c */
-void		 mirror_peer_init(struct lbd *);
-void		 mirror_peer_free(void);
+void		 mirror_peer_init(struct lbd *);	/* at start */
+void		 mirror_peer_free(void);		/* at exit */
 void		 mirror_rx(struct lbd *, const struct Lbd__PairBatch *);	/* a batch from the peer */
-/* Becoming MASTER before the VIP is announced: rebuilds the dead peer's pairs. */
-void		 mirror_takeover(struct lbd *, bool peer_dead);
+/*
+ * Becoming MASTER before the VIP is announced: rebuilds the dead peer's
+ * pairs. With the peer alive nothing is rebuilt: *remote / *local_port /
+ * *n (malloc'd, the caller frees) are both sides of each held pair, to
+ * be steered back to the peer (cluster.c). Returns the pairs rebuilt.
+ */
+uint64_t	 mirror_takeover(struct lbd *, bool peer_dead, struct sockaddr_storage **remote,
+		    uint16_t **local_port, size_t *n);
 void		 mirror_peer_stats(struct mirror_stats *);
 
 /* replica.c */
@@ -742,12 +757,6 @@ bool		 replica_sync_up(struct lbd *);	/* the channel is up */
 uint64_t	 replica_flush(struct lbd *, struct service *svc);
 
 /* cluster.c */
-/*
- * A planned takeover: the peer's mirrored connections (far end address and
- * port, our port) go on to it by address (hasync_forward_pairs). Returns 0, -1.
- */
-int		 cluster_forward_pairs(struct lbd *, const struct sockaddr_storage *remote,
-		    const uint16_t *local_port, size_t n);
 /*
  * The heartbeat (role, VIP, handover) and, with a peer, the sticky
  * replication over the channel, from one translation of the config and

@@ -227,8 +227,18 @@ main(int argc, char *argv[])
 	if ((lbd->control = control_open(lbd)) == NULL)
 		goto done;
 	/* The fence before any connection, and before this node can become MASTER. */
-	if (mirror_init(lbd) == -1)
-		goto done;
+	{
+		struct mirror_ops ops = {
+			.threaded = relay_threads() > 0,
+			.send = replica_send_pairs,
+			.up = replica_sync_up,
+			.resync_all = relay_mirror_resync_all,
+		};
+
+		mirror_peer_init(lbd);
+		if (mirror_init(lbd, &ops) == -1)
+			goto done;
+	}
 	if (lbd->conf->metrics_on && (lbd->metrics = metrics = metrics_open(lbd)) == NULL) {
 		log_warnx("cannot start the metrics endpoint (metrics.listen); not starting");
 		goto done;
@@ -254,6 +264,7 @@ done:
 	listener_close_all(lbd);
 	relay_shutdown(lbd);
 	mirror_shutdown();	/* every mark lifted by now: the fence comes down */
+	mirror_peer_free();
 	lbd->metrics = NULL;
 	metrics_close(metrics);
 	if (lbd->control != NULL)

@@ -261,6 +261,7 @@ metrics_mirror(FILE *f)
 	struct mirror_stats st;
 
 	mirror_get_stats(&st);
+	mirror_peer_stats(&st);
 	prom_one(f, "lbd_mirror_pairs", "gauge",
 	    "Connections mirrored to the peer now.", st.pairs);
 	prom_one(f, "lbd_mirror_held_pairs", "gauge",

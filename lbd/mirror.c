@@ -104,6 +104,7 @@ static struct {
 	uint32_t	 lag_us[MIRROR_LAG_WINDOW];
 	uint32_t	 nlag;
 	struct mirror_stats st;		/* counters: atomics where workers add */
+	struct mirror_ops ops;		/* main.c's: the channel and the workers */
 	struct log_limit limit;		/* workers' lines (atomic-free: rate only) */
 } mir = { .lock = PTHREAD_MUTEX_INITIALIZER, .efd = -1 };
 
@@ -124,7 +125,7 @@ mirror_post(struct mirror_rec *r)
 	pthread_mutex_unlock(&mir.lock);
 	if (!wake)
 		return;
-	if (relay_threads() == 0)
+	if (!mir.ops.threaded)
 		event_active(mir.ev, EV_READ, 0);
 	else {
 		uint64_t one = 1;
@@ -159,6 +160,14 @@ mirror_rec_new(const struct conn_mirror *m, enum mirror_kind kind, size_t len)
 }
 
 /* ---------------------------------------------------------------- records */
+
+/* The relay is to run mirror_conn_tick within ms (it moves the timer up: relay_mirror_tick). */
+static void
+mirror_tick_in(struct conn_mirror *m, int ms)
+{
+	if (m->tick_in == 0 || ms < m->tick_in)
+		m->tick_in = ms;
+}
 
 static void	mirror_give_up(struct conn *, const char *why, int err);
 
@@ -265,7 +274,7 @@ mirror_try_resync(struct conn *c)
 	    a[0] != m->read[0] || a[1] != m->read[1] ||
 	    c->dir[DIR_C2B].pending > 0 || c->dir[DIR_B2C].pending > 0) {
 		m->flags |= MIRROR_RESYNC;
-		relay_tick_soon(c, MIRROR_RESYNC_MS);
+		mirror_tick_in(m, MIRROR_RESYNC_MS);
 		return;
 	}
 	if (repair_clock(c->cfd, &m->front) == -1 || repair_clock(c->bfd, &m->back) == -1) {
@@ -396,7 +405,7 @@ mirror_conn_read(struct conn *c, int di, const char *buf, size_t n)
 	now = clock_now_ms();
 	if (now - m->ack_ms >= MIRROR_ACK_EVERY_MS)
 		mirror_report(c, now);
-	relay_tick_soon(c, MIRROR_QUIET_MS);
+	mirror_tick_in(m, MIRROR_QUIET_MS);
 }
 
 void
@@ -490,8 +499,7 @@ mirror_conn_tick(struct conn *c, uint64_t now)
 			    "mirror: rebuilt connection from port %u of %s was stale (its far "
 			    "end had moved past what was mirrored): reset both ways",
 			    c->front.sport, m->service);
-			relay_reset(c, RELAY_WHY_STALE);
-			return -1;
+			return MIRROR_TICK_RESET;
 		}
 		if (now >= m->probation_ms)
 			m->flags &= (uint8_t)~MIRROR_PROBATION;
@@ -655,7 +663,7 @@ mirror_send(struct mirror_scratch *sc, size_t n, uint64_t t_us)
 	b.n_records = n;
 	b.sequence = mir.sequence + 1;
 	b.reset = mir.reset_due;
-	if (replica_send_pairs(mir.lbd, &b) == -1)
+	if (mir.ops.send(mir.lbd, &b) == -1)
 		return -1;
 	mir.sequence++;
 	mir.reset_due = false;
@@ -705,7 +713,7 @@ mirror_flush_cb(evutil_socket_t fd, short what, void *arg)
 		TAILQ_REMOVE(&q, r, entry);
 		free(r);
 	}
-	if (failed && replica_sync_up(mir.lbd)) {
+	if (failed && mir.ops.up(mir.lbd)) {
 		/* Up but refused (queue full): the peer's table is behind; start over. */
 		mir.st.send_failures++;
 		mirror_peer_up(mir.lbd);
@@ -726,7 +734,7 @@ mirror_peer_up(struct lbd *lbd)
 
 		(void)mirror_send(&sc, 0, clock_now_us());
 	}
-	relay_mirror_resync();
+	mir.ops.resync_all();
 }
 
 void
@@ -776,7 +784,6 @@ mirror_get_stats(struct mirror_stats *st)
 		st->lag_p50_ms = v[(n - 1) / 2] / 1000.0;
 		st->lag_p99_ms = v[(n - 1) * 99 / 100] / 1000.0;
 	}
-	mirror_peer_stats(st);
 }
 
 uint64_t
@@ -792,12 +799,13 @@ mirror_fence_mark(void)
 }
 
 int
-mirror_init(struct lbd *lbd)
+mirror_init(struct lbd *lbd, const struct mirror_ops *ops)
 {
 	const struct lbd_config *conf = lbd->conf;
 	char		 err[256];
 
 	mir.lbd = lbd;
+	mir.ops = *ops;
 	TAILQ_INIT(&mir.q);
 	mir.on = conf->mirror && conf->has_peer;
 	mir.mark = (uint32_t)conf->mirror_mark;
@@ -806,7 +814,7 @@ mirror_init(struct lbd *lbd)
 		fence_remove();
 		return 0;
 	}
-	if (relay_threads() > 0) {
+	if (mir.ops.threaded) {
 		if ((mir.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
 			log_warn("mirror: eventfd");
 			return -1;
@@ -824,7 +832,6 @@ mirror_init(struct lbd *lbd)
 		    "its lbd (its kernel would end them)", err);
 	log_info("mirror: connections on the mirror_ports are mirrored to %s (fence "
 	    "mark 0x%x%s)", conf->peer_name, mir.mark, fence_active() ? "" : ", no fence");
-	mirror_peer_init(lbd);
 	return 0;
 }
 
@@ -848,7 +855,6 @@ mirror_shutdown(void)
 	}
 	mir.qbytes = 0;
 	pthread_mutex_unlock(&mir.lock);
-	mirror_peer_free();
 	/* Every connection closed with its mark lifted: the fence guards nothing now. */
 	if (mir.on)
 		fence_remove();

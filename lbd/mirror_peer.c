@@ -364,56 +364,58 @@ mirror_rebuild(struct lbd *lbd, struct mirror_pair *p, uint64_t wall_ms, char *e
 }
 
 /*
- * Both sides of every held pair, forwarded to the live peer by address:
+ * Both sides of every held pair, for steering back to the live peer:
  * this node's conntrack may still hold them as established (they began
- * here before this node's lbd died), and would keep them from the
- * steering rule for unknown connections.
+ * here before this node's lbd died), which keeps them from the steering
+ * rule for unknown connections. Returns 0, -1 out of memory.
  */
-static void
-mirror_forward_held(struct lbd *lbd)
+static int
+mirror_held_tuples(struct sockaddr_storage **remote, uint16_t **local_port, size_t *n)
 {
-	struct sockaddr_storage *ra;
 	struct held	*h;
-	uint16_t	*lp;
-	size_t		 n = 0;
 	int		 i;
 
-	ra = calloc(peer.n * 2, sizeof(*ra));
-	lp = calloc(peer.n * 2, sizeof(*lp));
-	if (ra == NULL || lp == NULL) {
-		log_warn("mirror: cannot forward the peer's connections");
-		free(ra);
-		free(lp);
-		return;
+	*n = 0;
+	*remote = calloc(peer.n * 2, sizeof(**remote));
+	*local_port = calloc(peer.n * 2, sizeof(**local_port));
+	if (*remote == NULL || *local_port == NULL) {
+		free(*remote);
+		free(*local_port);
+		*remote = NULL;
+		*local_port = NULL;
+		return -1;
 	}
 	for (i = 0; i < MIRROR_BUCKETS; i++)
 		for (h = peer.bucket[i]; h != NULL; h = h->next) {
-			ra[n] = h->p.front.remote;
-			lp[n++] = addr_port((const struct sockaddr *)&h->p.front.local);
-			ra[n] = h->p.back.remote;
-			lp[n++] = addr_port((const struct sockaddr *)&h->p.back.local);
+			(*remote)[*n] = h->p.front.remote;
+			(*local_port)[(*n)++] = addr_port((const struct sockaddr *)&h->p.front.local);
+			(*remote)[*n] = h->p.back.remote;
+			(*local_port)[(*n)++] = addr_port((const struct sockaddr *)&h->p.back.local);
 		}
-	(void)cluster_forward_pairs(lbd, ra, lp, n);
-	free(ra);
-	free(lp);
+	return 0;
 }
 
-void
-mirror_takeover(struct lbd *lbd, bool peer_dead)
+uint64_t
+mirror_takeover(struct lbd *lbd, bool peer_dead, struct sockaddr_storage **remote,
+    uint16_t **local_port, size_t *n)
 {
 	struct held	**hp;
 	uint64_t	 t0 = clock_now_us(), wall = clock_wall_ns() / 1000000, ok = 0, bad = 0;
 	char		 err[256];
 	int		 i;
 
+	*remote = NULL;
+	*local_port = NULL;
+	*n = 0;
 	if (peer.n == 0)
-		return;
+		return 0;
 	if (!peer_dead) {
 		/* A planned handover: the old MASTER keeps serving its own. */
 		log_info("mirror: taking over from a live %s: its %llu mirrored connections "
 		    "stay with it", lbd->conf->peer_name, (unsigned long long)peer.n);
-		mirror_forward_held(lbd);
-		return;
+		if (mirror_held_tuples(remote, local_port, n) == -1)
+			log_warn("mirror: cannot list the peer's connections for steering");
+		return 0;
 	}
 	for (i = 0; i < MIRROR_BUCKETS; i++)
 		for (hp = &peer.bucket[i]; *hp != NULL; ) {
@@ -440,6 +442,7 @@ mirror_takeover(struct lbd *lbd, bool peer_dead)
 	    lbd->conf->peer_name, peer.last_ms);
 	bus_publish(lbd, "mirror", json_pack("{s:s, s:I, s:I, s:f}", "state", "rebuilt",
 	    "rebuilt", (json_int_t)ok, "failed", (json_int_t)bad, "ms", peer.last_ms));
+	return ok;
 }
 
 void

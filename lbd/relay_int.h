@@ -93,6 +93,7 @@ struct conn_mirror {
 	uint64_t	 ack_ms;	/* when they were */
 	uint64_t	 probation_ms;	/* PROBATION until then */
 	uint64_t	 tick_ms;	/* the relay timer was moved up to then for us; 0 not */
+	int		 tick_in;	/* mirror.c wants a tick within this many ms; 0 no (relay_mirror_tick) */
 	struct mirror_watch watch[2];	/* front, back */
 	uint32_t	 gen;		/* channel generation its Open went out in */
 	uint8_t		 flags;		/* MIRROR_* */
@@ -198,8 +199,6 @@ void		 relay_hand(struct conn *);	/* main thread: c goes to a worker */
 
 /* relay_worker.c: the mirror's tick */
 void		 relay_tick_soon(struct conn *, int ms);	/* c's timer fires within ms */
-/* Main thread: every worker calls mirror_conn_resync on each of its mirrored connections. */
-void		 relay_mirror_resync(void);
 
 /* mirror.c: the relay's calls, in c's worker */
 /*
@@ -212,7 +211,11 @@ void		 mirror_conn_start(struct conn *c);	/* both sockets connected, no byte mov
 void		 mirror_conn_read(struct conn *c, int di, const char *buf, size_t n);
 void		 mirror_conn_stop(struct conn *c);	/* a FIN or reset: not mirrored any more */
 void		 mirror_conn_free(struct conn *c);	/* relay_close, sockets still open */
-/* The relay timer fired. Returns: ms until the mirror wants it again (0 never), -1 c closed. */
+/*
+ * The relay timer fired. Returns: ms until the mirror wants it again (0
+ * never), or MIRROR_TICK_RESET: c is stale, reset it (relay_reset).
+ */
+#define MIRROR_TICK_RESET	(-1)
 int		 mirror_conn_tick(struct conn *c, uint64_t now);
 void		 mirror_conn_resync(struct conn *c);	/* the peer forgot every pair */
 

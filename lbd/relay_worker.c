@@ -45,6 +45,8 @@
 
 #define RELAY_EPOLL_EVENTS	(EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) /* every socket's interest */
 
+static void	relay_mirror_tick(struct conn *);
+
 static struct relay_worker **relay_workers;	/* relay_nworkers of them */
 static int		 relay_nworkers;	/* entries of relay_workers */
 static int		 relay_nthreads;	/* of them threaded; 0: the one runs inline */
@@ -168,9 +170,10 @@ relay_start(struct conn *c)
 			relay_tick_soon(c, 1);
 	}
 	/* Pump what is known readable; the new client event reports the rest. */
-	if (relay_pump(c, DIR_B2C) == -1)
+	if (relay_pump(c, DIR_B2C) == -1 || relay_pump(c, DIR_C2B) == -1)
 		return -1;
-	return relay_pump(c, DIR_C2B);
+	relay_mirror_tick(c);
+	return 0;
 }
 
 /*
@@ -223,8 +226,10 @@ relay_io(struct conn *c, int side, uint32_t ev)
 	}
 	if (what & EV_READ) {
 		c->dir[rd].flags |= DIR_READABLE;
-		(void)relay_pump(c, rd);
+		if (relay_pump(c, rd) == -1)
+			return;
 	}
+	relay_mirror_tick(c);
 }
 
 /*
@@ -247,9 +252,9 @@ relay_epoll_cb(evutil_socket_t fd, short what, void *arg)
 		for (di = 0; di < 2; di++)
 			c->dir[di].flags &= (uint8_t)~DIR_AGAIN;
 		c->last_ms = clock_now_ms();
-		if (relay_pump(c, DIR_C2B) == -1)
+		if (relay_pump(c, DIR_C2B) == -1 || relay_pump(c, DIR_B2C) == -1)
 			continue;
-		(void)relay_pump(c, DIR_B2C);
+		relay_mirror_tick(c);
 	}
 	do
 		n = epoll_wait(w->epfd, w->batch, RELAY_BATCH, 0);
@@ -285,8 +290,10 @@ relay_timer_cb(evutil_socket_t fd, short what, void *arg)
 	now = clock_now_ms();
 	if (c->m != NULL) {
 		c->m->tick_ms = 0;
-		if ((mt = mirror_conn_tick(c, now)) == -1)
-			return;		/* reset: stale */
+		if ((mt = mirror_conn_tick(c, now)) == MIRROR_TICK_RESET) {
+			relay_reset(c, RELAY_WHY_STALE);
+			return;
+		}
 	}
 	/* Activity does not re-arm the timer: re-arm here for what is left. */
 	idle = (uint64_t)c->idle_s * 1000;
@@ -315,6 +322,16 @@ relay_tick_soon(struct conn *c, int ms)
 	relay_timer_set(c, ms);
 }
 
+/* After c's mirror had its say (a read, a resync): the tick it asked for. */
+static void
+relay_mirror_tick(struct conn *c)
+{
+	if (c->m != NULL && c->m->tick_in > 0) {
+		relay_tick_soon(c, c->m->tick_in);
+		c->m->tick_in = 0;
+	}
+}
+
 /* Worker: the peer forgot every pair (mirror_peer_up). */
 static void
 relay_worker_resync(struct relay_worker *w)
@@ -323,8 +340,10 @@ relay_worker_resync(struct relay_worker *w)
 
 	for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, wentry);
-		if (c->m != NULL && c->state == CONN_RELAYING)
+		if (c->m != NULL && c->state == CONN_RELAYING) {
 			mirror_conn_resync(c);
+			relay_mirror_tick(c);
+		}
 	}
 }
 
@@ -390,7 +409,7 @@ relay_hand_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-relay_mirror_resync(void)
+relay_mirror_resync_all(void)
 {
 	struct relay_worker	*w;
 	int			 i;

@@ -248,7 +248,7 @@ replica_pairs_up(void *arg)
 {
 	struct replica	*r = arg;
 
-	mirror_peer_up(r->lbd);
+	mirror_peer_up(r->lbd);	/* resyncs the workers through its ops */
 }
 
 static void

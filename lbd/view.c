@@ -175,6 +175,7 @@ view_mirror_json(void)
 	json_t		*o;
 
 	mirror_get_stats(&st);
+	mirror_peer_stats(&st);
 	o = json_pack("{s:b, s:I, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "enabled", st.on,
 	    "pairs", (json_int_t)st.pairs,		/* mirrored to the peer now */

@@ -102,6 +102,7 @@ stats(void)
 
 	memset(&st, 0, sizeof(st));
 	mirror_get_stats(&st);
+	mirror_peer_stats(&st);
 	return st;
 }
 
@@ -192,7 +193,17 @@ test_reset_and_planned_takeover(void **state)
 	}
 	assert_int_equal(stats().held, 10);
 	/* The peer lives: nothing rebuilt, nothing forgotten (no cluster: no steering). */
-	mirror_takeover(&lbd, false);
+	{
+		struct sockaddr_storage *remote;
+		uint16_t	*port;
+		size_t		 n;
+
+		assert_int_equal(mirror_takeover(&lbd, false, &remote, &port, &n), 0);
+		assert_int_equal(n, 20);	/* both sides of each, for steering */
+		assert_int_equal(port[0], 21);
+		free(remote);
+		free(port);
+	}
 	assert_int_equal(stats().held, 10);
 	assert_int_equal(stats().takeovers, 0);
 	rx(NULL, true);
