@@ -30,7 +30,7 @@ RIG_BIG_MIB=${RIG_BIG_MIB:-64}				# size of big.bin
 # 1: the pair's configs say `mirror = true;` in the cluster group
 # (connection mirroring, drill-mirror.sh).  0 until lbd knows the key: its
 # config check rejects unknown keys, so 1 now stops every pair drill.
-RIG_MIRROR=${RIG_MIRROR:-0}
+RIG_MIRROR=${RIG_MIRROR:-1}
 RIG_STALE_GLOB=/tmp/lbdrig.				# temp dir prefix (stale cleaner)
 RIG_METRICS_LISTEN=127.0.0.1:9187			# metrics endpoint, on the lb namespace's own loopback
 
