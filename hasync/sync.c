@@ -217,6 +217,9 @@ sync_send_batch(struct sync *s, size_t n, uint64_t changed_us)
 	fl->changed_us = changed_us;
 	s->st.batches_sent++;
 	s->st.entries_sent += n;
+	/* On the wire now, not on the next loop turn: lag is the point. */
+	if (s->channel != NULL && changed_us != 0)
+		channel_flush(s->channel);
 	return 0;
 }
 
@@ -434,7 +437,8 @@ sync_send_ack(struct sync *s, uint64_t sequence)
 	a.sequence = sequence;
 	f.body_case = LBD__SYNC_FRAME__BODY_ACK;
 	f.ack = &a;
-	(void)sync_send(s, &f);
+	if (sync_send(s, &f) == 0 && s->channel != NULL)
+		channel_flush(s->channel);	/* the peer's lag figure waits on it */
 }
 
 /*
@@ -603,7 +607,8 @@ sync_rx_pairs(struct sync *s, const Lbd__PairBatch *b)
 	a.sequence = b->sequence;
 	f.body_case = LBD__SYNC_FRAME__BODY_PAIRS_ACK;
 	f.pairs_ack = &a;
-	(void)sync_send(s, &f);
+	if (sync_send(s, &f) == 0 && s->channel != NULL)
+		channel_flush(s->channel);	/* the peer's lag figure */
 }
 
 void
