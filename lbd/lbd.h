@@ -35,6 +35,7 @@ struct event;
 #define LBD_CONTROL_LINE_MAX	1024	/* longest control request line */
 #define LBD_DEF_REQUEST_TIMEOUT_MS 5000	/* control/metrics.request_timeout_ms: a request's deadline */
 #define LBD_MIRROR_MARK_DEF	0x1bd	/* cluster.mirror_mark unset */
+#define LBD_MIRROR_MARK_MAX	(INT32_MAX - 1)	/* cluster.mirror_mark upper bound: + 1 (the release mark) is an int too */
 #define LBD_MAX_RELAY_THREADS	64	/* node.relay_threads upper bound */
 #define LBD_RELAY_THREADS_AUTO	(-1)	/* node.relay_threads unset: CPUs online - 1 (<= 64); 0 on <= 2 CPUs */
 #define LBD_PIPE_MEMORY_AUTO	(-1)	/* node.pipe_memory_max_mb unset: 256, at most RAM / 8 */
