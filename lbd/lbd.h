@@ -644,11 +644,15 @@ void		 repair_drop(int fd);
 /*
  * Installs (atomically replacing a crashed run's) nftables table inet
  * lbd_fence: outgoing TCP FIN/RST with meta mark == mark are dropped and
- * counted. Mirrored sockets carry mark (SO_MARK) until just before an
- * intentional shutdown/close, which sets it back to 0.
+ * counted, and so is any RST on a 4-tuple that carried mark and was not
+ * released since (the kernel's mark-0 answer once the orphan is gone).
+ * Mirrored sockets carry mark (SO_MARK) until just before an intentional
+ * shutdown/close, which sets fence_release_mark(mark): its FIN/RST pass.
+ * mark must be neither 0 nor UINT32_MAX.
  * Returns: 0, or -1 with "fence: ..." in err (the old table, if any, stays).
  */
 int		 fence_install(uint32_t mark, char *err, size_t errlen);
+uint32_t	 fence_release_mark(uint32_t mark);	/* mark + 1: what lbd sets before its own close */
 void		 fence_remove(void);		/* ours or a crashed run's; silent if absent, logs a failure */
 int		 fence_dropped(uint64_t *packets);	/* the drop counter; -1 not installed/unreadable */
 bool		 fence_active(void);		/* installed by this process */
