@@ -42,6 +42,9 @@
  * Only the main thread calls these functions, but fence_release_mark
  * (arithmetic: any thread).
  */
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -268,6 +271,55 @@ fence_remove(void)
 		log_info("fence: removed nftables table inet " FENCE_TABLE " left by an "
 		    "earlier run");
 	fence_forget();
+}
+
+/*
+ * The address and port of sa as a set element's fields ("10.0.0.1 . 21");
+ * an IPv4-mapped IPv6 address as IPv4, as its packets are.
+ * Returns: 4 or 6 (the family of the packets), -1 neither.
+ */
+static int
+fence_tuple_half(const struct sockaddr_storage *sa, char *buf, size_t len)
+{
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+	char a[INET6_ADDRSTRLEN];
+
+	if (sa->ss_family == AF_INET) {
+		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+		snprintf(buf, len, "%s . %u", a, ntohs(s4->sin_port));
+		return 4;
+	}
+	if (sa->ss_family != AF_INET6)
+		return -1;
+	if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], a, sizeof(a));
+		snprintf(buf, len, "%s . %u", a, ntohs(s6->sin6_port));
+		return 4;
+	}
+	inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+	snprintf(buf, len, "%s . %u", a, ntohs(s6->sin6_port));
+	return 6;
+}
+
+void
+fence_release_socket(int fd)
+{
+	struct sockaddr_storage l, r;
+	socklen_t llen = sizeof(l), rlen = sizeof(r);
+	char cmd[FENCE_CMD_MAX], lh[INET6_ADDRSTRLEN + 8], rh[INET6_ADDRSTRLEN + 8];
+	const char *msg;
+	int fam, msglen;
+
+	if (!fence_on || getsockname(fd, (struct sockaddr *)&l, &llen) == -1 ||
+	    getpeername(fd, (struct sockaddr *)&r, &rlen) == -1 ||
+	    (fam = fence_tuple_half(&l, lh, sizeof(lh))) == -1 ||
+	    fence_tuple_half(&r, rh, sizeof(rh)) != fam)
+		return;
+	snprintf(cmd, sizeof(cmd), "delete element inet " FENCE_TABLE " %s { %s . %s }\n",
+	    fam == 4 ? FENCE_SET4 : FENCE_SET6, lh, rh);
+	/* Absent (no packet went out yet): nothing to do, and no error worth a line. */
+	(void)fence_run(cmd, &msg, &msglen);
 }
 
 int

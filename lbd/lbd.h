@@ -653,6 +653,14 @@ void		 repair_drop(int fd);
  */
 int		 fence_install(uint32_t mark, char *err, size_t errlen);
 uint32_t	 fence_release_mark(uint32_t mark);	/* mark + 1: what lbd sets before its own close */
+/*
+ * Takes fd's 4-tuple out of the fence's set, for a fenced socket lbd
+ * closes without a packet (repair_drop of a rebuilt pair it cannot keep):
+ * the far end's next segment then gets the kernel's RST, as for any
+ * connection lbd does not have, not silence for the set's 2 h.
+ * Silent when there is no fence or no such 4-tuple in it.
+ */
+void		 fence_release_socket(int fd);
 void		 fence_remove(void);		/* ours or a crashed run's; silent if absent, logs a failure */
 int		 fence_dropped(uint64_t *packets);	/* the drop counter; -1 not installed/unreadable */
 bool		 fence_active(void);		/* installed by this process */
@@ -727,6 +735,7 @@ void		 mirror_rx(struct lbd *, const struct Lbd__PairBatch *);	/* a batch from t
 /* Becoming MASTER before the VIP is announced: rebuilds the dead peer's pairs. */
 void		 mirror_takeover(struct lbd *, bool peer_dead);
 void		 mirror_peer_stats(struct mirror_stats *);
+void		 mirror_drop_rebuilt(int fd);	/* a rebuilt socket not kept: closed silently, out of the fence */
 
 /* replica.c */
 /*

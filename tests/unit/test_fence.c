@@ -583,6 +583,69 @@ test_drops_marked_v6(void **state)
 	in_netns(drops_marked_v6);
 }
 
+/*
+ * A fenced socket lbd closes without a packet (repair_drop of a rebuilt
+ * pair it cannot keep): its 4-tuple stays fenced unless
+ * fence_release_socket takes it out first.
+ */
+static int
+release_socket(int family)
+{
+	const char *set = family == AF_INET ? "fenced4" : "fenced6";
+	char err[256] = "";
+	int a, b, released;
+
+	CHECK(fence_install(T_MARK, err, sizeof(err)) == 0);
+	for (released = 0; released < 2; released++) {
+		CHECK(tcp_pair(family, &a, &b) == 0);
+		CHECK(set_mark(b, T_MARK) == 0);
+		CHECK(send(b, "w", 1, 0) == 1);	/* as the rebuild's window probe */
+		CHECK(hears(a, 1000) == 1);
+		CHECK(set_size(set) == 1);
+		if (released) {
+			fence_release_socket(b);
+			CHECK(set_size(set) == 0);
+			fence_release_socket(b);	/* not there any more: silent */
+		}
+		repair_drop(b);			/* no FIN, no RST */
+		CHECK(send_two(a) >= 1);
+		if (released)
+			CHECK(reset_within(a, 1000));	/* the kernel's RST passed */
+		else
+			CHECK(!reset_within(a, T_QUIET_MS));
+		close(a);
+		/* The unreleased one's 4-tuple is still there: a fresh table for the next. */
+		CHECK(fence_install(T_MARK, err, sizeof(err)) == 0);
+	}
+	fence_remove();
+	fence_release_socket(0);		/* no fence: nothing, whatever fd is */
+	return 0;
+}
+
+static int
+release_socket_v4(void)
+{
+	return release_socket(AF_INET);
+}
+
+static int
+release_socket_v6(void)
+{
+	return release_socket(AF_INET6);
+}
+
+static void
+test_release_socket_v4(void **state)
+{
+	in_netns(release_socket_v4);
+}
+
+static void
+test_release_socket_v6(void **state)
+{
+	in_netns(release_socket_v6);
+}
+
 /* Without CAP_NET_ADMIN the install fails and says what is missing. */
 static int
 install_unprivileged(void)
@@ -635,6 +698,8 @@ main(void)
 		cmocka_unit_test(test_replaces_leftover),
 		cmocka_unit_test(test_drops_marked_v4),
 		cmocka_unit_test(test_drops_marked_v6),
+		cmocka_unit_test(test_release_socket_v4),
+		cmocka_unit_test(test_release_socket_v6),
 		cmocka_unit_test(test_install_unprivileged),
 	};
 
