@@ -660,9 +660,15 @@ config_parse_cluster(struct config_ctx *ctx, const config_setting_t *root)
 	    config_get_int(ctx, g, "cluster", "handover_drain_s", 0, CONFIG_MAX_DRAIN_S,
 	    &conf->handover_drain_s) == -1 ||
 	    config_get_bool(ctx, g, "cluster", "mirror", &conf->mirror) == -1 ||
-	    config_get_int(ctx, g, "cluster", "mirror_mark", 1, INT32_MAX,
+	    config_get_int(ctx, g, "cluster", "mirror_mark", INT32_MIN, INT32_MAX,
 	    &conf->mirror_mark) == -1)
 		return -1;
+	if (conf->mirror_mark < 1 || conf->mirror_mark > LBD_MIRROR_MARK_MAX)
+		return config_error(ctx, config_setting_get_member(g, "mirror_mark"),
+		    "cluster.mirror_mark: %d is out of range; use 1-%d (not 0: every "
+		    "unmarked socket carries it; the fence also uses mirror_mark + 1, the "
+		    "mark lbd gives a mirrored socket before it closes it)",
+		    conf->mirror_mark, LBD_MIRROR_MARK_MAX);
 	if (conf->heartbeat_port == conf->sync_port) {
 		if ((s = config_setting_get_member(g, "sync_port")) == NULL)
 			s = config_setting_get_member(g, "heartbeat_port");

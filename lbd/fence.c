@@ -1,37 +1,50 @@
 /*
  * fence.c - keeps a crashed lbd's kernel from ending its mirrored
  * connections: an nftables table (inet lbd_fence, through libnftables)
- * that drops outgoing TCP FIN and RST carrying lbd's fence mark, so the
- * BACKUP can rebuild those sockets with TCP_REPAIR and the client and the
- * real server never learn that this node's process died.
+ * that drops the outgoing TCP FIN and RST of lbd's mirrored sockets, and
+ * the RST the kernel answers their later segments with once those sockets
+ * are gone, so the BACKUP can rebuild them with TCP_REPAIR and the client
+ * and the real server never learn that this node's process died.
  *
  * The contract with the relay: a mirrored socket gets SO_MARK = the fence
- * mark as soon as it is known to be mirrored, and SO_MARK 0 just before
- * lbd shuts it down or closes it on purpose. When the process dies
- * instead, the kernel closes its sockets still marked, and (measured on
- * 6.18, IPv4 and IPv6 alike):
+ * mark M as soon as it is known to be mirrored, and the release mark
+ * R = M + 1 (fence_release_mark) just before lbd shuts it down or closes it
+ * on purpose. The table:
+ * - every outgoing TCP packet with mark M adds its 4-tuple to a set
+ *   (fenced4/fenced6) or refreshes it there, and a FIN or RST with mark M
+ *   is dropped;
+ * - a packet with mark R takes its 4-tuple out of the set and passes, so
+ *   lbd's own FIN or RST reaches the far end;
+ * - an RST whatever its mark (0: the kernel's answer to a segment for a
+ *   4-tuple with no socket) whose 4-tuple is in the set is dropped.
+ * When the process dies instead, the kernel closes its sockets still
+ * marked M, and (measured on 6.18, IPv4 and IPv6 alike):
  * - the FIN, and the FIN retransmits of the orphan it leaves in
  *   FIN_WAIT1, carry the socket's mark: dropped;
  * - the RST of a socket closed with unread data carries it too: dropped;
  * - the RST the kernel sends when a segment reaches such an orphan goes
  *   out on its per-netns control socket, which copies the orphan's mark:
  *   dropped;
+ * - that segment destroys the orphan, and so does a close with unread
+ *   data: the next segment of the far end (a burst, a retransmit while
+ *   the takeover is slower than its RTO) finds no socket, and the kernel's
+ *   RST carries mark 0 -- dropped by the set, which the orphan's marked
+ *   FIN or RST refreshed in its last moment, however long the connection
+ *   was idle before;
  * - unmarked sockets (unmirrored pairs, the sync channel) and RSTs for a
- *   4-tuple with no socket at all carry mark 0 and pass, so those peers
- *   learn of the crash at once.
+ *   4-tuple that never carried mark M pass, so those peers learn of the
+ *   crash at once.
  * net.ipv4.tcp_fwmark_accept changes nothing (lbd sets the mark after
  * accept); net.ipv4/ipv6.fwmark_reflect = 1 gives the control socket's
- * RST the incoming packet's mark instead, so with an admin's rule that
- * marks incoming packets that RST passes.
- * The limit: that last point also covers a mirrored pair once its orphan
- * is gone. The segment that reaches an orphan destroys it (its RST is
- * dropped), and so does a close with unread data; a second segment that
- * arrives before the VIP has moved (a burst, or a retransmit when the
- * takeover is slower than the peer's RTO) is answered with a mark-0 RST
- * that passes. The takeover must beat that.
+ * RST the incoming packet's mark instead of the orphan's: the set drops
+ * it all the same.
  *
- * Only the main thread calls these functions.
+ * Only the main thread calls these functions, but fence_release_mark
+ * (arithmetic: any thread).
  */
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -44,10 +57,14 @@
 #include "lbd.h"
 
 #define FENCE_TABLE		"lbd_fence"	/* nftables table, family inet */
-#define FENCE_COUNTER		"dropped"	/* named counter of the drop rule */
-#define FENCE_CMD_MAX		1024		/* one nft batch */
-#define FENCE_NEEDS		"needs CAP_NET_ADMIN and nf_tables"
-						/* what a failed install usually lacks */
+#define FENCE_COUNTER		"dropped"	/* named counter of the drop rules */
+#define FENCE_SET4		"fenced4"	/* 4-tuples of IPv4 packets with the mark */
+#define FENCE_SET6		"fenced6"	/* ... of IPv6 ones */
+#define FENCE_SET_SIZE		65536		/* 4-tuples per family (2 per mirrored pair) */
+#define FENCE_SET_TIMEOUT	"2h"		/* a 4-tuple's life after its last marked packet */
+#define FENCE_CMD_MAX		4096		/* one nft batch */
+#define FENCE_NEEDS		"needs CAP_NET_ADMIN, and nf_tables of Linux 5.4 or later"
+						/* what a failed install usually lacks (5.4: delete from a set in a rule) */
 
 static struct nft_ctx	*fence_nft;	/* libnftables context, output buffered; NULL: none yet */
 static bool		 fence_on;	/* the table is installed by this process */
@@ -96,6 +113,12 @@ fence_ctx(char *err, size_t errlen)
 	return 0;
 }
 
+uint32_t
+fence_release_mark(uint32_t mark)
+{
+	return mark + 1;
+}
+
 int
 fence_install(uint32_t mark, char *err, size_t errlen)
 {
@@ -103,10 +126,12 @@ fence_install(uint32_t mark, char *err, size_t errlen)
 	const char *msg;
 	int msglen;
 
-	if (mark == 0) {
+	if (mark == 0 || fence_release_mark(mark) == 0) {
 		/* Every unmarked socket carries 0: no TCP connection of the node could end. */
-		snprintf(err, errlen, "fence: the fence mark must not be 0; choose a mark no "
-		    "other software on this node sets (default 0x1bd0)");
+		snprintf(err, errlen, "fence: the fence mark must be 1-0x%" PRIx32 " (not 0, "
+		    "and the release mark is the fence mark + 1); choose a mark no other "
+		    "software on this node sets (default 0x%x)", UINT32_MAX - 1,
+		    LBD_MIRROR_MARK_DEF);
 		return -1;
 	}
 	if (fence_ctx(err, errlen) == -1)
@@ -114,29 +139,75 @@ fence_install(uint32_t mark, char *err, size_t errlen)
 	/*
 	 * Why this table:
 	 * - "add" + "delete" + define in one batch: a crashed run's table (any
-	 *   mark) is replaced atomically, so calling again never duplicates
-	 *   the rule and live mirrored sockets are never left unfenced.
-	 * - inet: one rule for IPv4 and IPv6.
+	 *   mark, any layout) is replaced atomically, so calling again never
+	 *   duplicates a rule and live mirrored sockets are never left
+	 *   unfenced. The replaced table's 4-tuples are lost with it: its
+	 *   orphans' next segments get an RST that passes (lbd-release-vip
+	 *   ends them and removes the table before the unit restarts lbd).
+	 * - inet: one table for IPv4 and IPv6; a set per family, as a set's
+	 *   key has one type.
 	 * - output hook at raw priority (-300): the mark is still the one the
 	 *   socket gave the packet, before any mangle chain of the admin's
 	 *   rewrites it, and conntrack (-200) never sees a FIN or RST that
 	 *   did not leave.
-	 * - FIN or RST with the mark, nothing else: data, ACKs and keepalives
-	 *   of a live mirrored socket are untouched, and so is every packet of
-	 *   an unmarked one.
-	 * - a named counter, so fence_dropped reads it without rule handles.
+	 * - one vmap on the mark first: the node's other packets cost a
+	 *   lookup and two RST tests, and only an RST looks in a set. goto,
+	 *   not jump: a marked packet's chain ends at the policy (accept).
+	 * - per marked packet one set update (one rule per family; no
+	 *   logging, nothing per packet but the update): the 4-tuple lives
+	 *   FENCE_SET_TIMEOUT past the socket's last marked packet. That
+	 *   outlasts a far end's whole retransmission schedule (~15 min with
+	 *   tcp_retries2 15), and a 4-tuple that never sees mark R (its far
+	 *   end reset it) goes away by itself. The dying socket's own FIN or
+	 *   RST refreshes it, so an idle connection is covered too. A full set
+	 *   adds nothing: that socket's FIN and RST are still dropped, only
+	 *   its RST after the orphan is gone passes.
+	 * - only RST by 4-tuple: the kernel answers for a missing socket with
+	 *   an RST, never a FIN; an unmarked FIN comes from a live socket (an
+	 *   unmirrored one reusing the 4-tuple) and must pass.
+	 * - a named counter over all drop rules, so fence_dropped reads it
+	 *   without rule handles.
 	 */
 	snprintf(cmd, sizeof(cmd),
 	    "add table inet " FENCE_TABLE "\n"
 	    "delete table inet " FENCE_TABLE "\n"
 	    "table inet " FENCE_TABLE " {\n"
 	    "\tcounter " FENCE_COUNTER " { }\n"
+	    "\tset " FENCE_SET4 " {\n"
+	    "\t\ttype ipv4_addr . inet_service . ipv4_addr . inet_service\n"
+	    "\t\tflags dynamic,timeout\n"
+	    "\t\ttimeout " FENCE_SET_TIMEOUT "\n"
+	    "\t\tsize %d\n"
+	    "\t}\n"
+	    "\tset " FENCE_SET6 " {\n"
+	    "\t\ttype ipv6_addr . inet_service . ipv6_addr . inet_service\n"
+	    "\t\tflags dynamic,timeout\n"
+	    "\t\ttimeout " FENCE_SET_TIMEOUT "\n"
+	    "\t\tsize %d\n"
+	    "\t}\n"
 	    "\tchain output {\n"
 	    "\t\ttype filter hook output priority raw; policy accept;\n"
-	    "\t\ttcp flags & (fin | rst) != 0 meta mark 0x%08" PRIx32 " counter name \""
-	    FENCE_COUNTER "\" drop\n"
+	    "\t\tmeta l4proto tcp meta mark vmap { 0x%08" PRIx32 " : goto fenced, "
+	    "0x%08" PRIx32 " : goto released }\n"
+	    "\t\ttcp flags & rst != 0 ip saddr . tcp sport . ip daddr . tcp dport @"
+	    FENCE_SET4 " counter name \"" FENCE_COUNTER "\" drop\n"
+	    "\t\ttcp flags & rst != 0 ip6 saddr . tcp sport . ip6 daddr . tcp dport @"
+	    FENCE_SET6 " counter name \"" FENCE_COUNTER "\" drop\n"
 	    "\t}\n"
-	    "}\n", mark);
+	    "\tchain fenced {\n"
+	    "\t\tmeta nfproto ipv4 update @" FENCE_SET4
+	    " { ip saddr . tcp sport . ip daddr . tcp dport }\n"
+	    "\t\tmeta nfproto ipv6 update @" FENCE_SET6
+	    " { ip6 saddr . tcp sport . ip6 daddr . tcp dport }\n"
+	    "\t\ttcp flags & (fin | rst) != 0 counter name \"" FENCE_COUNTER "\" drop\n"
+	    "\t}\n"
+	    "\tchain released {\n"
+	    "\t\tmeta nfproto ipv4 delete @" FENCE_SET4
+	    " { ip saddr . tcp sport . ip daddr . tcp dport }\n"
+	    "\t\tmeta nfproto ipv6 delete @" FENCE_SET6
+	    " { ip6 saddr . tcp sport . ip6 daddr . tcp dport }\n"
+	    "\t}\n"
+	    "}\n", FENCE_SET_SIZE, FENCE_SET_SIZE, mark, fence_release_mark(mark));
 	if (fence_run(cmd, &msg, &msglen) == -1) {
 		/* All or nothing: a table installed before is still there, unchanged. */
 		snprintf(err, errlen, "fence: cannot install nftables table inet " FENCE_TABLE
@@ -200,6 +271,55 @@ fence_remove(void)
 		log_info("fence: removed nftables table inet " FENCE_TABLE " left by an "
 		    "earlier run");
 	fence_forget();
+}
+
+/*
+ * The address and port of sa as a set element's fields ("10.0.0.1 . 21");
+ * an IPv4-mapped IPv6 address as IPv4, as its packets are.
+ * Returns: 4 or 6 (the family of the packets), -1 neither.
+ */
+static int
+fence_tuple_half(const struct sockaddr_storage *sa, char *buf, size_t len)
+{
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+	char a[INET6_ADDRSTRLEN];
+
+	if (sa->ss_family == AF_INET) {
+		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+		snprintf(buf, len, "%s . %u", a, ntohs(s4->sin_port));
+		return 4;
+	}
+	if (sa->ss_family != AF_INET6)
+		return -1;
+	if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], a, sizeof(a));
+		snprintf(buf, len, "%s . %u", a, ntohs(s6->sin6_port));
+		return 4;
+	}
+	inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+	snprintf(buf, len, "%s . %u", a, ntohs(s6->sin6_port));
+	return 6;
+}
+
+void
+fence_release_socket(int fd)
+{
+	struct sockaddr_storage l, r;
+	socklen_t llen = sizeof(l), rlen = sizeof(r);
+	char cmd[FENCE_CMD_MAX], lh[INET6_ADDRSTRLEN + 8], rh[INET6_ADDRSTRLEN + 8];
+	const char *msg;
+	int fam, msglen;
+
+	if (!fence_on || getsockname(fd, (struct sockaddr *)&l, &llen) == -1 ||
+	    getpeername(fd, (struct sockaddr *)&r, &rlen) == -1 ||
+	    (fam = fence_tuple_half(&l, lh, sizeof(lh))) == -1 ||
+	    fence_tuple_half(&r, rh, sizeof(rh)) != fam)
+		return;
+	snprintf(cmd, sizeof(cmd), "delete element inet " FENCE_TABLE " %s { %s . %s }\n",
+	    fam == 4 ? FENCE_SET4 : FENCE_SET6, lh, rh);
+	/* Absent (no packet went out yet): nothing to do, and no error worth a line. */
+	(void)fence_run(cmd, &msg, &msglen);
 }
 
 int

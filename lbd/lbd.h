@@ -35,6 +35,7 @@ struct event;
 #define LBD_CONTROL_LINE_MAX	1024	/* longest control request line */
 #define LBD_DEF_REQUEST_TIMEOUT_MS 5000	/* control/metrics.request_timeout_ms: a request's deadline */
 #define LBD_MIRROR_MARK_DEF	0x1bd	/* cluster.mirror_mark unset */
+#define LBD_MIRROR_MARK_MAX	(INT32_MAX - 1)	/* cluster.mirror_mark upper bound: + 1 (the release mark) is an int too */
 #define LBD_MAX_RELAY_THREADS	64	/* node.relay_threads upper bound */
 #define LBD_RELAY_THREADS_AUTO	(-1)	/* node.relay_threads unset: CPUs online - 1 (<= 64); 0 on <= 2 CPUs */
 #define LBD_PIPE_MEMORY_AUTO	(-1)	/* node.pipe_memory_max_mb unset: 256, at most RAM / 8 */
@@ -645,11 +646,23 @@ void		 repair_drop(int fd);
 /*
  * Installs (atomically replacing a crashed run's) nftables table inet
  * lbd_fence: outgoing TCP FIN/RST with meta mark == mark are dropped and
- * counted. Mirrored sockets carry mark (SO_MARK) until just before an
- * intentional shutdown/close, which sets it back to 0.
+ * counted, and so is any RST on a 4-tuple that carried mark and was not
+ * released since (the kernel's mark-0 answer once the orphan is gone).
+ * Mirrored sockets carry mark (SO_MARK) until just before an intentional
+ * shutdown/close, which sets fence_release_mark(mark): its FIN/RST pass.
+ * mark must be neither 0 nor UINT32_MAX.
  * Returns: 0, or -1 with "fence: ..." in err (the old table, if any, stays).
  */
 int		 fence_install(uint32_t mark, char *err, size_t errlen);
+uint32_t	 fence_release_mark(uint32_t mark);	/* mark + 1: what lbd sets before its own close */
+/*
+ * Takes fd's 4-tuple out of the fence's set, for a fenced socket lbd
+ * closes without a packet (repair_drop of a rebuilt pair it cannot keep):
+ * the far end's next segment then gets the kernel's RST, as for any
+ * connection lbd does not have, not silence for the set's 2 h.
+ * Silent when there is no fence or no such 4-tuple in it.
+ */
+void		 fence_release_socket(int fd);
 void		 fence_remove(void);		/* ours or a crashed run's; silent if absent, logs a failure */
 int		 fence_dropped(uint64_t *packets);	/* the drop counter; -1 not installed/unreadable */
 bool		 fence_active(void);		/* installed by this process */
@@ -737,6 +750,7 @@ void		 mirror_rx(struct lbd *, const struct Lbd__PairBatch *);	/* a batch from t
 uint64_t	 mirror_takeover(struct lbd *, bool peer_dead, struct sockaddr_storage **remote,
 		    uint16_t **local_port, size_t *n);
 void		 mirror_peer_stats(struct mirror_stats *);
+void		 mirror_drop_rebuilt(int fd);	/* a rebuilt socket not kept: closed silently, out of the fence */
 
 /* replica.c */
 /*

@@ -18,9 +18,10 @@
  *   peer acks each batch: lag is the ack's arrival minus the oldest
  *   record's time, one clock.
  * - Mirrored sockets carry the fence's SO_MARK (fence.c drops their FIN
- *   and RST at the nftables output hook): when this process dies, its
- *   kernel cannot end the sessions the peer is about to rebuild. lbd
- *   clears the mark just before any shutdown or close of its own.
+ *   and RST at the nftables output hook, and the RSTs for their 4-tuples
+ *   once they are gone): when this process dies, its kernel cannot end
+ *   the sessions the peer is about to rebuild. lbd gives them the
+ *   fence's release mark just before any shutdown or close of its own.
  * - The channel coming up (the peer restarted, or after a partition)
  *   starts a new generation: a reset batch, then every live pair's Open
  *   again, each once nothing of it is in flight (the peer could not
@@ -171,7 +172,7 @@ mirror_tick_in(struct conn_mirror *m, int ms)
 
 static void	mirror_give_up(struct conn *, const char *why, int err);
 
-/* The fence's mark on fd, or 0 (lifted: its FIN and RST pass). */
+/* The fence's mark on fd, or its release mark (lifted: its FIN and RST pass). */
 static void
 mirror_mark(int fd, uint32_t mark)
 {
@@ -306,8 +307,14 @@ mirror_give_up(struct conn *c, const char *why, int err)
 		mirror_post_close(m);
 		__atomic_fetch_sub(&mir.st.pairs, 1, __ATOMIC_RELAXED);
 	}
-	mirror_mark(c->cfd, 0);
-	mirror_mark(c->bfd, 0);
+	/*
+	 * The release mark, not 0: the socket's next packet takes its 4-tuple
+	 * out of the fence's set, so neither its FIN or RST nor the kernel's
+	 * RST once it is gone is dropped. Also before the Open (never marked):
+	 * an earlier pair on the same 4-tuple may have left it there.
+	 */
+	mirror_mark(c->cfd, fence_release_mark(mir.mark));
+	mirror_mark(c->bfd, fence_release_mark(mir.mark));
 	m->flags = MIRROR_OFF;
 }
 

@@ -415,8 +415,8 @@ relay_adopt_pair(struct service *svc, struct backend *be, int cfd, int bfd,
 	if ((c = relay_conn_new(svc, be, cfd)) == NULL) {
 		log_warn("%s: cannot allocate an adopted connection", svc->conf.name);
 		if (m != NULL) {
-			repair_drop(cfd);
-			repair_drop(bfd);
+			mirror_drop_rebuilt(cfd);
+			mirror_drop_rebuilt(bfd);
 			free(m);
 			free(left[0].buf);
 			free(left[1].buf);

@@ -354,6 +354,41 @@ else
 		ip netns exec "$NS" nft -f - <<-'EOF'
 		table inet lbd_fence {
 			counter dropped { }
+			set fenced4 {
+				type ipv4_addr . inet_service . ipv4_addr . inet_service
+				flags dynamic,timeout
+				timeout 2h
+				size 65536
+			}
+			set fenced6 {
+				type ipv6_addr . inet_service . ipv6_addr . inet_service
+				flags dynamic,timeout
+				timeout 2h
+				size 65536
+			}
+			chain output {
+				type filter hook output priority raw; policy accept;
+				meta l4proto tcp meta mark vmap { 0x000001bd : goto fenced, 0x000001be : goto released }
+				tcp flags & rst != 0 ip saddr . tcp sport . ip daddr . tcp dport @fenced4 counter name "dropped" drop
+				tcp flags & rst != 0 ip6 saddr . tcp sport . ip6 daddr . tcp dport @fenced6 counter name "dropped" drop
+			}
+			chain fenced {
+				meta nfproto ipv4 update @fenced4 { ip saddr . tcp sport . ip daddr . tcp dport }
+				meta nfproto ipv6 update @fenced6 { ip6 saddr . tcp sport . ip6 daddr . tcp dport }
+				tcp flags & (fin | rst) != 0 counter name "dropped" drop
+			}
+			chain released {
+				meta nfproto ipv4 delete @fenced4 { ip saddr . tcp sport . ip daddr . tcp dport }
+				meta nfproto ipv6 delete @fenced6 { ip6 saddr . tcp sport . ip6 daddr . tcp dport }
+			}
+		}
+		EOF
+	}
+	# An older lbd's fence: one rule, the mark in it.
+	fence_put_old() {
+		ip netns exec "$NS" nft -f - <<-'EOF'
+		table inet lbd_fence {
+			counter dropped { }
 			chain output {
 				type filter hook output priority raw; policy accept;
 				tcp flags & (fin | rst) != 0 meta mark 0x1bd0 counter name "dropped" drop
@@ -365,12 +400,19 @@ else
 	if have nft && fence_on; then
 		out=$(drop +net_admin "$H" -n -c "$T/cap/lbd.conf" 2>&1)
 		want="would run: ip addr del 192.168.86.87/24 dev lbdt0
-would run: ss -K -t -a fwmark = 0x00001bd0
+would run: ss -K -t -a fwmark = 0x000001bd
 would run: nft delete table inet lbd_fence"
-		check "stop hook -n: the VIP, then the fence's marked sockets, then the fence: $out" \
+		check "stop hook -n: the VIP, then the fence's marked sockets (the fence mark, not the release mark), then the fence: $out" \
 			test "$out" = "$want"
 		vip_on && fence_on
 		check "... and changes nothing" test $? -eq 0
+		ip netns exec "$NS" nft delete table inet lbd_fence
+		fence_put_old
+		out=$(drop +net_admin "$H" -n -c "$T/cap/lbd.conf" 2>&1)
+		check "stop hook -n reads an older lbd's fence mark too: $out" \
+			grep -qx "would run: ss -K -t -a fwmark = 0x00001bd0" <<<"$out"
+		ip netns exec "$NS" nft delete table inet lbd_fence
+		fence_put
 	else
 		skip "nft missing: the stop hook's fence part not checked"
 	fi

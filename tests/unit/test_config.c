@@ -468,7 +468,19 @@ test_mirror(void **state)
 	    "  mirror_ports = [ \"21\", \"990\" ]; " ONE_BACKEND " } );\n", 4,
 	    "services[0].mirror_ports[1]: \"990\" is not among the service's ports");
 	unlink(f->path);
-	load_err(f, NODE_VIP "cluster = { mirror_mark = 0; };\n", 3, "mirror_mark");
+	load_err(f, NODE_VIP "cluster = { mirror_mark = 0; };\n", 3,
+	    "cluster.mirror_mark: 0 is out of range; use 1-2147483646 (not 0: every "
+	    "unmarked socket carries it;");
+	unlink(f->path);
+	/* mirror_mark + 1 is the release mark: INT32_MAX has none. */
+	load_err(f, NODE_VIP "cluster = { mirror_mark = 2147483647; };\n", 3,
+	    "cluster.mirror_mark: 2147483647 is out of range; use 1-2147483646 (not 0: "
+	    "every unmarked socket carries it; the fence also uses mirror_mark + 1, the "
+	    "mark lbd gives a mirrored socket before it closes it)");
+	unlink(f->path);
+	c = load_ok(f, NODE_VIP "cluster = { mirror_mark = 2147483646; };\n"
+	    "services = ( { name = \"S1\"; ports = [ 21 ]; " ONE_BACKEND " } );\n");
+	assert_int_equal(c->mirror_mark, 2147483646);
 }
 
 static void

@@ -2,7 +2,8 @@
  * test_fence.c - unit tests for lbd/fence.c: each test runs in a forked
  * child inside its own network namespace (never the host's ruleset),
  * reads the kernel's real ruleset back through libnftables' JSON, and
- * makes the kernel drop a marked socket's FIN and RST over loopback.
+ * makes the kernel drop a marked socket's FIN and RST over loopback, and
+ * the RSTs that answer its far end once the socket is gone.
  */
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -13,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -30,7 +32,7 @@
 
 #include "lbd.h"
 
-#define T_MARK		0x1bd0u		/* the default fence mark */
+#define T_MARK		((uint32_t)LBD_MIRROR_MARK_DEF)	/* the default fence mark */
 #define T_MARK2		0x2bd0u		/* another mark, for a replacement */
 #define T_SKIP		77		/* child's exit status: no namespace, skip */
 #define T_QUIET_MS	300		/* how long a fenced peer must hear nothing */
@@ -93,57 +95,117 @@ fence_table_present(void)
 	return true;
 }
 
-/*
- * What the table holds. rules: rules in it; fenced: of them, the ones
- * that match TCP FIN/RST and meta mark == mark, count into the named
- * counter "dropped" and drop; output_hook: its chain hooks output.
- * Returns: 0 listed, -1 no table.
- */
-static int
-fence_table_rules(uint32_t mark, int *rules, int *fenced, bool *output_hook)
-{
-	json_t *j, *o, *r, *c, *e, *m;
-	size_t i, k;
-	bool flags, marked, counted, drops;
+/* What table inet lbd_fence holds, as fence_table_shape reads it. */
+struct shape {
+	int	 rules;		/* rules in all its chains */
+	bool	 output_hook;	/* a chain hooks output */
+	bool	 vmap;		/* a verdict map on meta mark: mark -> goto fenced, mark + 1 -> goto released */
+	int	 updates;	/* rules adding the packet's 4-tuple to a set */
+	int	 deletes;	/* ... taking it out */
+	int	 drops;		/* rules that count into "dropped" and drop */
+	int	 lookups;	/* of them, the ones matching an RST's 4-tuple in a set */
+};
 
-	*rules = *fenced = 0;
-	*output_hook = false;
+static bool
+is_str(json_t *j, const char *s)
+{
+	return json_is_string(j) && strcmp(json_string_value(j), s) == 0;
+}
+
+/* Whether vmap data holds [key, {"goto": {"target": chain}}]. */
+static bool
+vmap_has(json_t *data, uint32_t key, const char *chain)
+{
+	json_t *el;
+	size_t i;
+
+	json_array_foreach(json_object_get(data, "set"), i, el) {
+		json_t *k = json_array_get(el, 0), *v = json_array_get(el, 1);
+
+		if (json_is_integer(k) && (uint32_t)json_integer_value(k) == key &&
+		    is_str(json_object_get(json_object_get(v, "goto"), "target"), chain))
+			return true;
+	}
+	return false;
+}
+
+/* Reads the table's shape for mark. Returns: 0 listed, -1 no table. */
+static int
+fence_table_shape(uint32_t mark, struct shape *sh)
+{
+	json_t *j, *o, *r, *c, *e, *m, *v;
+	size_t i, k;
+	bool counted, drops, looked;
+
+	memset(sh, 0, sizeof(*sh));
 	if ((j = nft_json("list table inet lbd_fence")) == NULL)
 		return -1;
 	json_array_foreach(json_object_get(j, "nftables"), i, o) {
-		if ((c = json_object_get(o, "chain")) != NULL)
-			*output_hook = json_is_string(json_object_get(c, "hook")) &&
-			    strcmp(json_string_value(json_object_get(c, "hook")), "output") == 0;
+		if ((c = json_object_get(o, "chain")) != NULL && is_str(json_object_get(c,
+		    "hook"), "output"))
+			sh->output_hook = true;
 		if ((r = json_object_get(o, "rule")) == NULL)
 			continue;
-		(*rules)++;
-		flags = marked = counted = drops = false;
+		sh->rules++;
+		counted = drops = looked = false;
 		json_array_foreach(json_object_get(r, "expr"), k, e) {
-			if ((m = json_object_get(e, "match")) != NULL) {
-				json_t *left = json_object_get(m, "left"), *right = json_object_get(m, "right");
-				json_t *meta = json_object_get(left, "meta");
-				json_t *pl = json_object_get(left, "payload");
-
-				if (meta != NULL && strcmp(json_string_value(json_object_get(meta,
-				    "key")), "mark") == 0 && json_is_integer(right) &&
-				    (uint32_t)json_integer_value(right) == mark)
-					marked = true;
-				if (pl != NULL && strcmp(json_string_value(json_object_get(pl,
-				    "field")), "flags") == 0 && json_is_array(right) &&
-				    json_array_size(right) == 2)
-					flags = true;
+			if ((v = json_object_get(e, "vmap")) != NULL &&
+			    is_str(json_object_get(json_object_get(json_object_get(v, "key"),
+			    "meta"), "key"), "mark"))
+				sh->vmap = vmap_has(json_object_get(v, "data"), mark, "fenced") &&
+				    vmap_has(json_object_get(v, "data"), mark + 1, "released");
+			if ((m = json_object_get(e, "match")) != NULL &&
+			    json_is_string(json_object_get(m, "right")) &&
+			    json_string_value(json_object_get(m, "right"))[0] == '@')
+				looked = true;
+			if ((m = json_object_get(e, "set")) != NULL) {
+				if (is_str(json_object_get(m, "op"), "update"))
+					sh->updates++;
+				if (is_str(json_object_get(m, "op"), "delete"))
+					sh->deletes++;
 			}
-			if (json_is_string(json_object_get(e, "counter")) &&
-			    strcmp(json_string_value(json_object_get(e, "counter")), "dropped") == 0)
+			if (is_str(json_object_get(e, "counter"), "dropped"))
 				counted = true;
 			if (json_object_get(e, "drop") != NULL)
 				drops = true;
 		}
-		if (flags && marked && counted && drops)
-			(*fenced)++;
+		if (counted && drops) {
+			sh->drops++;
+			sh->lookups += looked;
+		}
 	}
 	json_decref(j);
 	return 0;
+}
+
+/* Whether sh is fence.c's table. */
+static bool
+shape_is_fence(const struct shape *sh)
+{
+	return sh->output_hook && sh->vmap && sh->rules == 8 && sh->updates == 2 &&
+	    sh->deletes == 2 && sh->drops == 3 && sh->lookups == 2;
+}
+
+/* How many 4-tuples set (fenced4 or fenced6) holds; -1 no such set. */
+static int
+set_size(const char *set)
+{
+	char cmd[128];
+	json_t *j, *o, *el;
+	size_t i;
+	int n = -1;
+
+	snprintf(cmd, sizeof(cmd), "list set inet lbd_fence %s", set);
+	if ((j = nft_json(cmd)) == NULL)
+		return -1;
+	json_array_foreach(json_object_get(j, "nftables"), i, o) {
+		if ((o = json_object_get(o, "set")) == NULL)
+			continue;
+		el = json_object_get(o, "elem");
+		n = json_is_array(el) ? (int)json_array_size(el) : 0;
+	}
+	json_decref(j);
+	return n;
 }
 
 /*
@@ -238,6 +300,26 @@ hears(int fd, int ms)
 	return n == 0 ? 0 : 1;
 }
 
+/*
+ * Whether fd's connection is reset within ms (TCP_CLOSE), read or not:
+ * after a FIN, recv() reports end of stream even once an RST came.
+ */
+static bool
+reset_within(int fd, int ms)
+{
+	struct tcp_info ti;
+	socklen_t len;
+
+	for (; ms >= 0; ms -= 10) {
+		len = sizeof(ti);
+		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+		    ti.tcpi_state == TCP_CLOSE)
+			return true;
+		(void)poll(NULL, 0, 10);
+	}
+	return false;
+}
+
 /* Whether fd has something to read within ms (nothing is read). */
 static bool
 readable(int fd, int ms)
@@ -252,27 +334,25 @@ install_twice(void)
 {
 	char err[256] = "";
 	uint64_t n = 99;
-	int rules, fenced;
-	bool out;
+	struct shape sh;
 
 	CHECK(!fence_active());
 	CHECK(fence_dropped(&n) == -1);
 	CHECK(!fence_table_present());
 	CHECK(fence_install(T_MARK, err, sizeof(err)) == 0);
 	CHECK(fence_active());
-	CHECK(fence_table_rules(T_MARK, &rules, &fenced, &out) == 0);
-	CHECK(rules == 1 && fenced == 1 && out);
+	CHECK(fence_table_shape(T_MARK, &sh) == 0 && shape_is_fence(&sh));
+	CHECK(set_size("fenced4") == 0 && set_size("fenced6") == 0);
 
-	/* Again: replaced, still one rule; the counter starts at 0. */
+	/* Again: replaced, the same rules once; the counter starts at 0. */
 	CHECK(fence_install(T_MARK, err, sizeof(err)) == 0);
-	CHECK(fence_table_rules(T_MARK, &rules, &fenced, &out) == 0);
-	CHECK(rules == 1 && fenced == 1);
+	CHECK(fence_table_shape(T_MARK, &sh) == 0 && shape_is_fence(&sh));
 	CHECK(fence_dropped(&n) == 0 && n == 0);
 
 	/* Another mark replaces the first. */
 	CHECK(fence_install(T_MARK2, err, sizeof(err)) == 0);
-	CHECK(fence_table_rules(T_MARK2, &rules, &fenced, &out) == 0);
-	CHECK(rules == 1 && fenced == 1);
+	CHECK(fence_table_shape(T_MARK2, &sh) == 0 && shape_is_fence(&sh));
+	CHECK(fence_release_mark(T_MARK2) == T_MARK2 + 1);
 
 	fence_remove();
 	CHECK(!fence_active());
@@ -299,10 +379,9 @@ static int
 replaces_leftover(void)
 {
 	char err[256] = "";
-	int rules, fenced;
-	bool out;
+	struct shape sh;
 
-	/* A crashed run's table, another mark and an extra rule. */
+	/* A crashed run's table: an older layout, another mark and an extra rule. */
 	CHECK(nft_plain("table inet lbd_fence {\n"
 	    "\tcounter dropped { }\n"
 	    "\tchain output {\n"
@@ -311,10 +390,9 @@ replaces_leftover(void)
 	    "\t\ttcp dport 9 counter\n"
 	    "\t}\n"
 	    "}\n") == 0);
-	CHECK(fence_table_rules(0x77, &rules, &fenced, &out) == 0 && rules == 2);
+	CHECK(fence_table_shape(0x77, &sh) == 0 && sh.rules == 2 && sh.drops == 1);
 	CHECK(fence_install(T_MARK, err, sizeof(err)) == 0);
-	CHECK(fence_table_rules(T_MARK, &rules, &fenced, &out) == 0);
-	CHECK(rules == 1 && fenced == 1);
+	CHECK(fence_table_shape(T_MARK, &sh) == 0 && shape_is_fence(&sh));
 	fence_remove();
 	CHECK(!fence_table_present());
 
@@ -332,13 +410,52 @@ test_replaces_leftover(void **state)
 	in_netns(replaces_leftover);
 }
 
-/* The kernel drops a marked socket's FIN and RST; unmarked ones pass. */
+/*
+ * The far end a of a closed socket sends two segments at once (no
+ * Nagle): the first destroys the orphan if it is still there, the second
+ * finds no socket. An RST that arrives in between fails the second send
+ * (no SIGPIPE). Returns: segments sent.
+ */
+static int
+send_two(int a)
+{
+	int one = 1, n = 0;
+
+	if (setsockopt(a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		return 0;
+	n += send(a, "y", 1, MSG_NOSIGNAL) == 1;
+	n += send(a, "z", 1, MSG_NOSIGNAL) == 1;
+	return n;
+}
+
+/* Sets net.ipv4/ipv6.fwmark_reflect in this namespace. Returns: 0, -1. */
+static int
+fwmark_reflect(int family, bool on)
+{
+	const char *path = family == AF_INET ? "/proc/sys/net/ipv4/fwmark_reflect" :
+	    "/proc/sys/net/ipv6/fwmark_reflect";
+	FILE *f;
+	int rc;
+
+	if ((f = fopen(path, "w")) == NULL)
+		return -1;
+	rc = fputs(on ? "1\n" : "0\n", f) == EOF ? -1 : 0;
+	return fclose(f) == 0 ? rc : -1;
+}
+
+/*
+ * The kernel drops a marked socket's FIN and RST, and the RSTs that
+ * answer its far end once it is gone; released and unmarked ones pass.
+ */
 static int
 drops_marked(int family)
 {
+	const char *set = family == AF_INET ? "fenced4" : "fenced6";
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
 	char err[256] = "";
 	uint64_t n = 0, before;
-	int a, b;
+	int a, b, c, reflect;
 
 	CHECK(fence_install(T_MARK, err, sizeof(err)) == 0);
 
@@ -348,9 +465,36 @@ drops_marked(int family)
 	close(b);
 	CHECK(hears(a, T_QUIET_MS) == -EAGAIN);
 	CHECK(fence_dropped(&n) == 0 && n > 0);
-	close(a);
+	CHECK(set_size(set) == 1);		/* the FIN put its 4-tuple there */
+	/*
+	 * The peer talks to the orphan: its first segment gets the orphan's
+	 * (marked) RST, which destroys it; the second, and the retransmits,
+	 * get the kernel's mark-0 RST for a 4-tuple with no socket. All
+	 * dropped, with fwmark_reflect off and on (the RST then takes the
+	 * incoming segment's mark, 0).
+	 */
+	for (reflect = 0; reflect < 2; reflect++) {
+		CHECK(fwmark_reflect(family, reflect) == 0);
+		CHECK(fence_dropped(&before) == 0);
+		if (reflect) {
+			CHECK(tcp_pair(family, &a, &b) == 0);
+			CHECK(set_mark(b, T_MARK) == 0);
+			close(b);
+			CHECK(hears(a, T_QUIET_MS) == -EAGAIN);
+			CHECK(fence_dropped(&before) == 0);
+		}
+		CHECK(send_two(a) == 2);
+		CHECK(hears(a, T_QUIET_MS) == -EAGAIN);
+		CHECK(fence_dropped(&n) == 0 && n >= before + 2);
+		close(a);
+	}
+	CHECK(fwmark_reflect(family, false) == 0);
 
-	/* Marked, closed with unread data: the kernel's RST is dropped too. */
+	/*
+	 * Marked, closed with unread data (kill -9 does the same): the
+	 * kernel's RST is dropped, the socket is gone at once, and the RSTs
+	 * for the peer's next two segments are dropped too.
+	 */
 	CHECK(fence_dropped(&before) == 0);
 	CHECK(tcp_pair(family, &a, &b) == 0);
 	CHECK(set_mark(b, T_MARK) == 0);
@@ -359,15 +503,39 @@ drops_marked(int family)
 	close(b);
 	CHECK(hears(a, T_QUIET_MS) == -EAGAIN);
 	CHECK(fence_dropped(&n) == 0 && n > before);
+	before = n;
+	CHECK(send_two(a) == 2);
+	CHECK(hears(a, T_QUIET_MS) == -EAGAIN);
+	CHECK(fence_dropped(&n) == 0 && n >= before + 2);
 	close(a);
 
-	/* Mark back to 0 before the close (an intentional close): the FIN passes. */
+	/*
+	 * The release mark before the close (an intentional close): the FIN
+	 * passes and the 4-tuple leaves the set, so the RST for the peer's
+	 * next segment passes too.
+	 */
 	CHECK(fence_dropped(&before) == 0);
 	CHECK(tcp_pair(family, &a, &b) == 0);
 	CHECK(set_mark(b, T_MARK) == 0);
-	CHECK(set_mark(b, 0) == 0);
+	CHECK(send(b, "w", 1, 0) == 1);		/* a marked packet: the 4-tuple is in */
+	CHECK(hears(a, 1000) == 1);
+	c = set_size(set);
+	CHECK(set_mark(b, fence_release_mark(T_MARK)) == 0);
 	close(b);
 	CHECK(hears(a, 1000) == 0);
+	CHECK(set_size(set) == c - 1);
+	CHECK(send_two(a) >= 1);
+	CHECK(reset_within(a, 1000));
+	close(a);
+
+	/* ... and with unread data, its RST passes. */
+	CHECK(tcp_pair(family, &a, &b) == 0);
+	CHECK(set_mark(b, T_MARK) == 0);
+	CHECK(send(a, "x", 1, 0) == 1);
+	CHECK(readable(b, 1000));
+	CHECK(set_mark(b, fence_release_mark(T_MARK)) == 0);
+	close(b);
+	CHECK(hears(a, 1000) == -ECONNRESET);
 	close(a);
 
 	/* Never marked (an unmirrored pair): the FIN passes. */
@@ -375,6 +543,15 @@ drops_marked(int family)
 	close(b);
 	CHECK(hears(a, 1000) == 0);
 	close(a);
+
+	/* A 4-tuple that never carried the mark: the kernel's no-socket RST passes. */
+	CHECK(tcp_pair(family, &a, &b) == 0);
+	CHECK(getsockname(b, (struct sockaddr *)&ss, &len) == 0);
+	close(a);
+	close(b);				/* b's port is free again: no listener */
+	CHECK((c = socket(family, SOCK_STREAM, 0)) != -1);
+	CHECK(connect(c, (struct sockaddr *)&ss, len) == -1 && errno == ECONNREFUSED);
+	close(c);
 	CHECK(fence_dropped(&n) == 0 && n == before);
 
 	fence_remove();
@@ -406,6 +583,69 @@ test_drops_marked_v6(void **state)
 	in_netns(drops_marked_v6);
 }
 
+/*
+ * A fenced socket lbd closes without a packet (repair_drop of a rebuilt
+ * pair it cannot keep): its 4-tuple stays fenced unless
+ * fence_release_socket takes it out first.
+ */
+static int
+release_socket(int family)
+{
+	const char *set = family == AF_INET ? "fenced4" : "fenced6";
+	char err[256] = "";
+	int a, b, released;
+
+	CHECK(fence_install(T_MARK, err, sizeof(err)) == 0);
+	for (released = 0; released < 2; released++) {
+		CHECK(tcp_pair(family, &a, &b) == 0);
+		CHECK(set_mark(b, T_MARK) == 0);
+		CHECK(send(b, "w", 1, 0) == 1);	/* as the rebuild's window probe */
+		CHECK(hears(a, 1000) == 1);
+		CHECK(set_size(set) == 1);
+		if (released) {
+			fence_release_socket(b);
+			CHECK(set_size(set) == 0);
+			fence_release_socket(b);	/* not there any more: silent */
+		}
+		repair_drop(b);			/* no FIN, no RST */
+		CHECK(send_two(a) >= 1);
+		if (released)
+			CHECK(reset_within(a, 1000));	/* the kernel's RST passed */
+		else
+			CHECK(!reset_within(a, T_QUIET_MS));
+		close(a);
+		/* The unreleased one's 4-tuple is still there: a fresh table for the next. */
+		CHECK(fence_install(T_MARK, err, sizeof(err)) == 0);
+	}
+	fence_remove();
+	fence_release_socket(0);		/* no fence: nothing, whatever fd is */
+	return 0;
+}
+
+static int
+release_socket_v4(void)
+{
+	return release_socket(AF_INET);
+}
+
+static int
+release_socket_v6(void)
+{
+	return release_socket(AF_INET6);
+}
+
+static void
+test_release_socket_v4(void **state)
+{
+	in_netns(release_socket_v4);
+}
+
+static void
+test_release_socket_v6(void **state)
+{
+	in_netns(release_socket_v6);
+}
+
 /* Without CAP_NET_ADMIN the install fails and says what is missing. */
 static int
 install_unprivileged(void)
@@ -422,7 +662,7 @@ install_unprivileged(void)
 	if (getenv("TEST_VERBOSE") != NULL)
 		fprintf(stderr, "  %s\n", err);
 	CHECK(strncmp(err, "fence: cannot install nftables table inet lbd_fence: ", 53) == 0);
-	CHECK(strstr(err, "(needs CAP_NET_ADMIN and nf_tables)") != NULL);
+	CHECK(strstr(err, "(needs CAP_NET_ADMIN, and nf_tables of Linux 5.4 or later)") != NULL);
 	CHECK(strchr(err, '\n') == NULL);
 	CHECK(!fence_active());
 	CHECK(fence_dropped(&n) == -1);
@@ -442,7 +682,10 @@ test_mark_zero(void **state)
 	char err[256] = "";
 
 	assert_int_equal(fence_install(0, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "must not be 0"));
+	assert_non_null(strstr(err, "must be 1-0xfffffffe (not 0, and the release mark is "
+	    "the fence mark + 1)"));
+	assert_int_equal(fence_install(UINT32_MAX, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "must be 1-0xfffffffe"));
 	assert_false(fence_active());
 }
 
@@ -455,6 +698,8 @@ main(void)
 		cmocka_unit_test(test_replaces_leftover),
 		cmocka_unit_test(test_drops_marked_v4),
 		cmocka_unit_test(test_drops_marked_v6),
+		cmocka_unit_test(test_release_socket_v4),
+		cmocka_unit_test(test_release_socket_v6),
 		cmocka_unit_test(test_install_unprivileged),
 	};
 
