@@ -36,7 +36,7 @@
 #define T_OTHER4	"192.0.2.3"	/* a second old-master address */
 #define T_VIP6		"2001:db8::10"	/* VIP (documentation prefix) */
 #define T_OLD6		"2001:db8::2"	/* the old master's address */
-#define T_RULES		3		/* rules in the forwarding chain */
+#define T_RULES		4		/* rules in the forwarding chain: the pairs set's and 3 by conntrack */
 #define T_SKIP		77		/* child's exit status: no namespace, skip */
 #define T_OUT_MAX	8192		/* room for a listed table */
 #define T_LOOSE		"/proc/sys/net/netfilter/nf_conntrack_tcp_loose"
@@ -187,7 +187,23 @@ forward_v4(void)
 	CHECK(tu_count(out, "ip daddr " T_VIP4 " tcp flags syn,ack / syn,ack ct state invalid "
 	    "counter packets 0 bytes 0 dup to " T_OLD4 " drop") == 1);
 	CHECK(tu_count(out, "dup to") == T_RULES);
+	CHECK(tu_count(out, "ip saddr . tcp sport . tcp dport @pairs counter") == 1);
 	CHECK(!nft_has("ip6") && !nft_has("arp"));
+
+	/* The peer's mirrored connections, by address whatever conntrack says. */
+	{
+		struct hasync_tuple t[2];
+
+		memset(t, 0, sizeof(t));
+		sa(&t[0].remote, "192.0.2.9");
+		((struct sockaddr_in *)&t[0].remote)->sin_port = htons(40000);
+		t[0].local_port = 21;
+		sa(&t[1].remote, "2001:db8::9");	/* the other family: left out */
+		t[1].local_port = 21;
+		CHECK(steer_forward_pairs(s, t, 2, err, sizeof(err)) == 0);
+		CHECK(nft_list("ip", out, sizeof(out)) == 0);
+		CHECK(strstr(out, "192.0.2.9 . 40000 . 21") != NULL);
+	}
 
 	/* Again, to another address: replaced, not added. */
 	CHECK(steer_forward_on(s, sa(&to, T_OTHER4), err, sizeof(err)) == 0);
