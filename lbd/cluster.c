@@ -290,13 +290,6 @@ cluster_key_generate(char *buf, size_t len)
 
 /* ---------------------------------------------------------------- status */
 
-/* A lag in ms, or null when there is none yet. */
-static json_t *
-cluster_ms(double ms)
-{
-	return ms < 0 ? json_null() : json_real(ms);
-}
-
 json_t *
 cluster_sync_json(struct lbd *lbd)
 {
@@ -318,15 +311,15 @@ cluster_sync_json(struct lbd *lbd)
 	o = json_pack("{s:s, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I, s:I, s:I, s:I}",
 	    "state", st.state,
 	    "entries", (json_int_t)entries,
-	    "lag_ms", cluster_ms(st.lag_ms),
+	    "lag_ms", reply_ms(st.lag_ms),
 	    "entries_sent", (json_int_t)st.entries_sent,
 	    "entries_received", (json_int_t)st.entries_received,
 	    "entries_applied", (json_int_t)st.entries_applied,
 	    "entries_stale", (json_int_t)st.entries_stale,
 	    "bad_entries", (json_int_t)st.bad_entries,
 	    "malformed", (json_int_t)st.malformed,
-	    "lag_p50_ms", cluster_ms(st.lag_p50_ms),
-	    "lag_p99_ms", cluster_ms(st.lag_p99_ms),
+	    "lag_p50_ms", reply_ms(st.lag_p50_ms),
+	    "lag_p99_ms", reply_ms(st.lag_p99_ms),
 	    "pending", (json_int_t)pending,
 	    "held", (json_int_t)st.held,
 	    "resyncs", (json_int_t)st.resyncs,

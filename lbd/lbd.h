@@ -827,6 +827,7 @@ json_t		*reply_str(const char *s);		/* JSON string; bad UTF-8 replaced, never dr
 json_t		*reply_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void		 reply_set(json_t *obj, const char *key, json_t *value);	/* NULL value: logged */
 void		 reply_set_int(json_t *obj, const char *key, uint64_t v);
+json_t		*reply_ms(double ms);			/* a figure in ms; null when < 0 (none yet) */
 void		 reply_append(char *buf, const char *s, size_t len);	/* cut to len */
 
 /* view.c */

@@ -93,7 +93,7 @@ static struct {
 	uint32_t	 mark;		/* SO_MARK of mirrored sockets */
 	pthread_mutex_t	 lock;		/* guards q, qbytes, woken */
 	struct mirror_recs q;		/* records for the channel */
-	size_t		 qbytes;	/* their payload */
+	size_t		 qbytes;	/* their payload; atomic (read without the lock) */
 	bool		 woken;		/* the main thread was told since its last take */
 	int		 efd;		/* eventfd: wakes the main thread (threaded relay) */
 	struct event	*ev;		/* main thread: on efd, or activated inline */
@@ -120,7 +120,7 @@ mirror_post(struct mirror_rec *r)
 	r->t_us = clock_now_us();
 	pthread_mutex_lock(&mir.lock);
 	TAILQ_INSERT_TAIL(&mir.q, r, entry);
-	mir.qbytes += r->len + sizeof(*r);
+	__atomic_add_fetch(&mir.qbytes, r->len + sizeof(*r), __ATOMIC_RELAXED);
 	wake = !mir.woken;
 	mir.woken = true;
 	pthread_mutex_unlock(&mir.lock);
@@ -136,15 +136,11 @@ mirror_post(struct mirror_rec *r)
 	}
 }
 
+/* No lock on the read path: a cap checked a record late is still a cap. */
 static bool
 mirror_queue_full(void)
 {
-	size_t	 n;
-
-	pthread_mutex_lock(&mir.lock);
-	n = mir.qbytes;
-	pthread_mutex_unlock(&mir.lock);
-	return n > MIRROR_QUEUE_MAX;
+	return __atomic_load_n(&mir.qbytes, __ATOMIC_RELAXED) > MIRROR_QUEUE_MAX;
 }
 
 static struct mirror_rec *
@@ -459,26 +455,18 @@ mirror_stale(struct conn_mirror *m, int side, int fd, uint64_t now)
 
 	if (repair_info(fd, &ri) == -1)
 		return false;	/* the relay sees the error itself */
-	if (w->since_ms == 0) {
-		/*
-		 * The first look: the far end's answer to the rebuild's window
-		 * probe carries its next sequence number. Ahead of ours, it sent
-		 * bytes the dead node took and lbd never read (a QUIT in the
-		 * instant of the crash): both ends would wait on each other.
-		 */
+	/*
+	 * Progress, or the first look. At the first, the far end's answer to
+	 * the rebuild's window probe carries its next sequence number: ahead
+	 * of ours, it sent bytes the dead node took and lbd never read (a
+	 * QUIT in the instant of the crash), and both ends would wait.
+	 */
+	if (w->since_ms == 0 || ri.bytes_received != w->rx || ri.bytes_acked != w->acked) {
+		w->ahead_ms = w->since_ms == 0 && repair_peer_ahead(fd) == 1 ? now : 0;
 		w->rx = ri.bytes_received;
 		w->acked = ri.bytes_acked;
 		w->segs = w->segs_seen = ri.segs_in;
 		w->since_ms = now;
-		w->ahead_ms = repair_peer_ahead(fd) == 1 ? now : 0;
-		return false;
-	}
-	if (ri.bytes_received != w->rx || ri.bytes_acked != w->acked) {
-		w->rx = ri.bytes_received;
-		w->acked = ri.bytes_acked;
-		w->segs = w->segs_seen = ri.segs_in;
-		w->since_ms = now;
-		w->ahead_ms = 0;
 		return false;
 	}
 	if (ri.segs_in != w->segs_seen) {
@@ -605,6 +593,8 @@ struct mirror_scratch {
 	uint8_t		 addr[MIRROR_BATCH_RECORDS][2][2][16];
 };
 
+static struct mirror_scratch mirror_sc;	/* main thread only; ~300 KiB, not on the stack */
+
 /* Record i of the batch from r. */
 static void
 mirror_pb_rec(struct mirror_scratch *sc, int i, struct mirror_rec *r)
@@ -686,7 +676,6 @@ mirror_send(struct mirror_scratch *sc, size_t n, uint64_t t_us)
 static void
 mirror_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
-	static struct mirror_scratch sc;	/* main thread only; ~300 KiB, not on the stack */
 	struct mirror_recs q;
 	struct mirror_rec *r, *first;
 	uint64_t	 n;
@@ -699,18 +688,18 @@ mirror_flush_cb(evutil_socket_t fd, short what, void *arg)
 	TAILQ_INIT(&q);
 	pthread_mutex_lock(&mir.lock);
 	TAILQ_CONCAT(&q, &mir.q, entry);
-	mir.qbytes = 0;
+	__atomic_store_n(&mir.qbytes, 0, __ATOMIC_RELAXED);
 	mir.woken = false;
 	pthread_mutex_unlock(&mir.lock);
 	first = TAILQ_FIRST(&q);
 	TAILQ_FOREACH(r, &q, entry) {
 		if (failed)
 			break;
-		mirror_pb_rec(&sc, (int)nrec++, r);
+		mirror_pb_rec(&mirror_sc, (int)nrec++, r);
 		bytes += r->len;
 		if (nrec == MIRROR_BATCH_RECORDS || bytes >= MIRROR_BATCH_BYTES ||
 		    TAILQ_NEXT(r, entry) == NULL) {
-			if (mirror_send(&sc, nrec, first->t_us) == -1)
+			if (mirror_send(&mirror_sc, nrec, first->t_us) == -1)
 				failed = true;
 			nrec = bytes = 0;
 			first = TAILQ_NEXT(r, entry);
@@ -736,11 +725,7 @@ mirror_peer_up(struct lbd *lbd)
 	mir.reset_due = true;
 	mir.st.resyncs++;
 	/* The reset goes first, alone, before any Open of the new generation. */
-	{
-		static struct mirror_scratch sc;
-
-		(void)mirror_send(&sc, 0, clock_now_us());
-	}
+	(void)mirror_send(&mirror_sc, 0, clock_now_us());
 	mir.ops.resync_all();
 }
 
@@ -860,7 +845,7 @@ mirror_shutdown(void)
 		TAILQ_REMOVE(&mir.q, r, entry);
 		free(r);
 	}
-	mir.qbytes = 0;
+	__atomic_store_n(&mir.qbytes, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&mir.lock);
 	/* Every connection closed with its mark lifted: the fence guards nothing now. */
 	if (mir.on)

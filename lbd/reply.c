@@ -77,3 +77,9 @@ reply_append(char *buf, const char *s, size_t len)
 	if (n + 1 < len)
 		snprintf(buf + n, len - n, "%s", s);
 }
+
+json_t *
+reply_ms(double ms)
+{
+	return ms < 0 ? json_null() : json_real(ms);
+}

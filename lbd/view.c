@@ -160,13 +160,6 @@ view_pipes_json(void)
 	    "pipe_size", (json_int_t)st.pipe_size);
 }
 
-/* A figure in ms, or null when there is none (< 0). */
-static json_t *
-view_ms(double ms)
-{
-	return ms < 0 ? json_null() : json_real(ms);
-}
-
 /* Connection mirroring (mirror.c, mirror_peer.c, fence.c): struct mirror_stats. */
 static json_t *
 view_mirror_json(void)
@@ -179,8 +172,8 @@ view_mirror_json(void)
 	o = json_pack("{s:b, s:I, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "enabled", st.on,
 	    "pairs", (json_int_t)st.pairs,		/* mirrored to the peer now */
-	    "lag_p50_ms", view_ms(st.lag_p50_ms),
-	    "lag_p99_ms", view_ms(st.lag_p99_ms),
+	    "lag_p50_ms", reply_ms(st.lag_p50_ms),
+	    "lag_p99_ms", reply_ms(st.lag_p99_ms),
 	    "bytes", (json_int_t)st.bytes,
 	    "records", (json_int_t)st.records,
 	    "batches", (json_int_t)st.batches,
@@ -196,7 +189,7 @@ view_mirror_json(void)
 	reply_set_int(o, "takeovers", st.takeovers);
 	reply_set_int(o, "rebuilt", st.last_rebuilt);	/* at the last takeover */
 	reply_set_int(o, "reset", st.last_reset);	/* ... not rebuilt, or stale since */
-	reply_set(o, "rebuild_ms", view_ms(st.last_rebuild_ms));
+	reply_set(o, "rebuild_ms", reply_ms(st.last_rebuild_ms));
 	reply_set_int(o, "rebuilt_total", st.rebuilt);
 	reply_set_int(o, "failed_total", st.failed);
 	reply_set_int(o, "stale_total", st.stale);
