@@ -48,6 +48,7 @@ class ReuseFTP_TLS(ftplib.FTP_TLS):
         self.data_reused = []		# session_reused of each data connection
         self.data_versions = []		# TLS version of each data connection
         self.data_sock = None		# the last data socket, for reset drills
+        self.stage = "control"		# where a failure happened, for the drills' errors
 
     def connect(self, host="", port=0, timeout=-999, source_address=None):
         if not self.implicit:
@@ -75,14 +76,22 @@ class ReuseFTP_TLS(ftplib.FTP_TLS):
         return super().login(user, passwd, acct, secure)
 
     def ntransfercmd(self, cmd, rest=None):
+        self.stage = "control: " + cmd.split()[0]
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        self.stage = "data: TLS handshake"
         if self._prot_p:
             conn = self.context.wrap_socket(conn, server_hostname=self.host,
                                             session=self.sock.session)
+        self.stage = "data: " + cmd.split()[0]
+        if self._prot_p:
             self.data_reused.append(conn.session_reused)
             self.data_versions.append(conn.version())
         self.data_sock = conn
         return conn, size
+
+    def voidresp(self):
+        self.stage = "control: transfer reply"
+        return super().voidresp()
 
 
 def session_open(args):
