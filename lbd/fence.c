@@ -49,6 +49,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -63,11 +64,16 @@
 #define FENCE_SET_SIZE		65536		/* 4-tuples per family (2 per mirrored pair) */
 #define FENCE_SET_TIMEOUT	"2h"		/* a 4-tuple's life after its last marked packet */
 #define FENCE_CMD_MAX		4096		/* one nft batch */
+#define FENCE_KICK4		"kick4"		/* 4-tuples (far end first) answered with an RST */
+#define FENCE_KICK6		"kick6"
+#define FENCE_KICK_S		10		/* ... for this long after fence_kick */
+#define FENCE_KICK_ELEM		(2 * (INET6_ADDRSTRLEN + 8) + 40)	/* one element's text */
 #define FENCE_NEEDS		"needs CAP_NET_ADMIN, and nf_tables of Linux 5.4 or later"
 						/* what a failed install usually lacks (5.4: delete from a set in a rule) */
 
 static struct nft_ctx	*fence_nft;	/* libnftables context, output buffered; NULL: none yet */
 static bool		 fence_on;	/* the table is installed by this process */
+static bool		 fence_kicks;	/* ... with its kick chain */
 static uint32_t		 fence_mark;	/* the mark it drops, while fence_on */
 
 /*
@@ -215,6 +221,7 @@ fence_install(uint32_t mark, char *err, size_t errlen)
 		return -1;
 	}
 	fence_on = true;
+	fence_kicks = false;
 	fence_mark = mark;
 	return 0;
 }
@@ -227,6 +234,7 @@ fence_forget(void)
 		nft_ctx_free(fence_nft);
 	fence_nft = NULL;
 	fence_on = false;
+	fence_kicks = false;
 	fence_mark = 0;
 }
 
@@ -302,24 +310,77 @@ fence_tuple_half(const struct sockaddr_storage *sa, char *buf, size_t len)
 	return 6;
 }
 
-void
-fence_release_socket(int fd)
+/*
+ * The kick chain, added by the first fence_kick and not before, so that a
+ * node that never reset a rebuilt connection pays nothing per incoming
+ * packet. Input hook at raw priority: before conntrack and before the
+ * socket, which would drop the segment (an ACK past what it sent).
+ * "reject with tcp reset" answers a segment with ACK by an RST whose
+ * sequence number is that ACK; an RST it only drops.
+ */
+static const char fence_kick_chain[] =
+    "table inet " FENCE_TABLE " {\n"
+    "\tset " FENCE_KICK4 " {\n"
+    "\t\ttype ipv4_addr . inet_service . ipv4_addr . inet_service\n"
+    "\t\tflags timeout\n"
+    "\t\tsize %d\n"
+    "\t}\n"
+    "\tset " FENCE_KICK6 " {\n"
+    "\t\ttype ipv6_addr . inet_service . ipv6_addr . inet_service\n"
+    "\t\tflags timeout\n"
+    "\t\tsize %d\n"
+    "\t}\n"
+    "\tchain kick {\n"
+    "\t\ttype filter hook input priority raw; policy accept;\n"
+    "\t\tip saddr . tcp sport . ip daddr . tcp dport @" FENCE_KICK4
+    " reject with tcp reset\n"
+    "\t\tip6 saddr . tcp sport . ip6 daddr . tcp dport @" FENCE_KICK6
+    " reject with tcp reset\n"
+    "\t}\n"
+    "}\n";
+
+int
+fence_kick(const int *fds, size_t n)
 {
 	struct sockaddr_storage l, r;
-	socklen_t llen = sizeof(l), rlen = sizeof(r);
-	char cmd[FENCE_CMD_MAX], lh[INET6_ADDRSTRLEN + 8], rh[INET6_ADDRSTRLEN + 8];
+	socklen_t llen, rlen;
+	char *cmd, lh[INET6_ADDRSTRLEN + 8], rh[INET6_ADDRSTRLEN + 8];
 	const char *msg;
-	int fam, msglen;
+	size_t i, len = 0, cap;
+	int fam, msglen, v = (int)fence_release_mark(fence_mark), rc, added = 0;
 
-	if (!fence_on || getsockname(fd, (struct sockaddr *)&l, &llen) == -1 ||
-	    getpeername(fd, (struct sockaddr *)&r, &rlen) == -1 ||
-	    (fam = fence_tuple_half(&l, lh, sizeof(lh))) == -1 ||
-	    fence_tuple_half(&r, rh, sizeof(rh)) != fam)
-		return;
-	snprintf(cmd, sizeof(cmd), "delete element inet " FENCE_TABLE " %s { %s . %s }\n",
-	    fam == 4 ? FENCE_SET4 : FENCE_SET6, lh, rh);
-	/* Absent (no packet went out yet): nothing to do, and no error worth a line. */
-	(void)fence_run(cmd, &msg, &msglen);
+	if (!fence_on || n == 0)
+		return -1;
+	cap = sizeof(fence_kick_chain) + 64 + n * FENCE_KICK_ELEM;
+	if ((cmd = malloc(cap)) == NULL) {
+		log_warn("fence: cannot reset %zu connections exactly", n);
+		return -1;
+	}
+	if (!fence_kicks)
+		len = (size_t)snprintf(cmd, cap, fence_kick_chain, FENCE_SET_SIZE, FENCE_SET_SIZE);
+	for (i = 0; i < n; i++) {
+		llen = sizeof(l);
+		rlen = sizeof(r);
+		if (getsockname(fds[i], (struct sockaddr *)&l, &llen) == -1 ||
+		    getpeername(fds[i], (struct sockaddr *)&r, &rlen) == -1 ||
+		    (fam = fence_tuple_half(&l, lh, sizeof(lh))) == -1 ||
+		    fence_tuple_half(&r, rh, sizeof(rh)) != fam)
+			continue;	/* reset by its far end meanwhile: nothing to kick */
+		/* Its probe, carrying the release mark, takes its 4-tuple out of the fenced set. */
+		(void)setsockopt(fds[i], SOL_SOCKET, SO_MARK, &v, sizeof(v));
+		len += (size_t)snprintf(cmd + len, cap - len, "add element inet " FENCE_TABLE
+		    " %s { %s . %s timeout %ds }\n", fam == 4 ? FENCE_KICK4 : FENCE_KICK6, rh, lh,
+		    FENCE_KICK_S);
+		added++;
+	}
+	rc = 0;
+	if (added > 0 && (rc = fence_run(cmd, &msg, &msglen)) == -1)
+		log_warnx("fence: cannot reset %d connections exactly (nftables: %.*s); their "
+		    "far ends learn it when they next send", added, msglen, msg);
+	else if (added > 0)
+		fence_kicks = true;
+	free(cmd);
+	return rc;
 }
 
 int

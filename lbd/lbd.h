@@ -641,6 +641,12 @@ int		 repair_rebuild(const struct repair_sock *rs, struct repair_plan *plan,
 		    char *err, size_t errlen);
 /* Closes fd sending nothing, neither FIN nor RST (repair mode first). */
 void		 repair_drop(int fd);
+/*
+ * Sends fd's far end a window probe (repair mode on and off): a segment
+ * just below its window, which it answers with an ACK carrying its next
+ * sequence numbers (at most once per tcp_invalid_ratelimit). Returns 0, -1.
+ */
+int		 repair_probe(int fd);
 
 /* fence.c */
 /*
@@ -656,16 +662,27 @@ void		 repair_drop(int fd);
 int		 fence_install(uint32_t mark, char *err, size_t errlen);
 uint32_t	 fence_release_mark(uint32_t mark);	/* mark + 1: what lbd sets before its own close */
 /*
- * Takes fd's 4-tuple out of the fence's set, for a fenced socket lbd
- * closes without a packet (repair_drop of a rebuilt pair it cannot keep):
- * the far end's next segment then gets the kernel's RST, as for any
- * connection lbd does not have, not silence for the set's 2 h.
- * Silent when there is no fence or no such 4-tuple in it.
+ * For kick.c: every segment the far end of each of fds[0..n) sends from
+ * now on (FENCE_KICK_S) is answered with the RST the kernel builds from
+ * it (sequence number = its ACK: in its window whatever ours say); the
+ * sockets get the release mark, so the fence lets that RST out. The
+ * table's kick chain is added at the first call. Returns 0, -1 (logged).
  */
-void		 fence_release_socket(int fd);
+int		 fence_kick(const int *fds, size_t n);
 void		 fence_remove(void);		/* ours or a crashed run's; silent if absent, logs a failure */
 int		 fence_dropped(uint64_t *packets);	/* the drop counter; -1 not installed/unreadable */
 bool		 fence_active(void);		/* installed by this process */
+
+/* kick.c */
+int		 kick_init(struct event_base *);	/* at start; 0, -1 logged */
+/*
+ * Takes fd, a rebuilt socket this node does not carry on, and resets its
+ * far end with the sequence number that far end expects (kick.c says
+ * how), then closes it sending nothing. Main thread.
+ */
+void		 kick_socket(int fd);
+uint64_t	 kick_total(void);		/* sockets kicked, ever */
+void		 kick_shutdown(void);		/* at exit, before the fence comes down */
 
 /* mirror.c */
 /*
@@ -750,7 +767,6 @@ void		 mirror_rx(struct lbd *, const struct Lbd__PairBatch *);	/* a batch from t
 uint64_t	 mirror_takeover(struct lbd *, bool peer_dead, struct sockaddr_storage **remote,
 		    uint16_t **local_port, size_t *n);
 void		 mirror_peer_stats(struct mirror_stats *);
-void		 mirror_drop_rebuilt(int fd);	/* a rebuilt socket not kept: closed silently, out of the fence */
 
 /* replica.c */
 /*

@@ -236,7 +236,7 @@ main(int argc, char *argv[])
 		};
 
 		mirror_peer_init(lbd);
-		if (mirror_init(lbd, &ops) == -1)
+		if (kick_init(lbd->base) == -1 || mirror_init(lbd, &ops) == -1)
 			goto done;
 	}
 	if (lbd->conf->metrics_on && (lbd->metrics = metrics = metrics_open(lbd)) == NULL) {
@@ -263,6 +263,7 @@ done:
 	cluster_close(lbd);	/* priority-0 advert first: the peer takes over */
 	listener_close_all(lbd);
 	relay_shutdown(lbd);
+	kick_shutdown();
 	mirror_shutdown();	/* every mark lifted by now: the fence comes down */
 	mirror_peer_free();
 	lbd->metrics = NULL;

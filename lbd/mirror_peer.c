@@ -289,19 +289,6 @@ mirror_rx(struct lbd *lbd, const struct Lbd__PairBatch *b)
 
 /* ---------------------------------------------------------------- rebuild */
 
-/*
- * Closes a rebuilt socket this node cannot keep, sending nothing. Its
- * repair-off window probe carried the fence mark: its 4-tuple leaves the
- * fence's set first, so the far end's next segment gets the kernel's RST
- * (as for any connection lbd does not have) and is not fenced for hours.
- */
-void
-mirror_drop_rebuilt(int fd)
-{
-	fence_release_socket(fd);
-	repair_drop(fd);
-}
-
 /* Rebuilds pair p; Returns 0, or -1 with err (nothing left open). */
 static int
 mirror_rebuild(struct lbd *lbd, struct mirror_pair *p, uint64_t wall_ms, char *err,
@@ -344,7 +331,7 @@ mirror_rebuild(struct lbd *lbd, struct mirror_pair *p, uint64_t wall_ms, char *e
 		return -1;
 	}
 	if ((bfd = repair_rebuild(&p->back, &plan[1], e, sizeof(e))) == -1) {
-		mirror_drop_rebuilt(cfd);
+		kick_socket(cfd);
 		snprintf(err, errlen, "backend socket: %s", e);
 		return -1;
 	}
@@ -352,8 +339,8 @@ mirror_rebuild(struct lbd *lbd, struct mirror_pair *p, uint64_t wall_ms, char *e
 	sent[0] = plan[1].queued;
 	if ((m = mirror_adopted(p)) == NULL) {
 		snprintf(err, errlen, "out of memory");
-		mirror_drop_rebuilt(cfd);
-		mirror_drop_rebuilt(bfd);
+		kick_socket(cfd);
+		kick_socket(bfd);
 		return -1;
 	}
 	/* What the sockets did not take: the relay's pending bytes, its buffers now. */

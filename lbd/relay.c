@@ -112,6 +112,12 @@ relay_finish(struct conn *c, const char *detail)
 	    (unsigned long long)c->dir[DIR_C2B].bytes,
 	    (unsigned long long)c->dir[DIR_B2C].bytes);
 	mirror_conn_free(c);		/* ended before the handoff: no worker freed it */
+	if (c->why == RELAY_WHY_STALE) {
+		/* Rebuilt, and its far ends had moved on: each reset at the number it expects. */
+		kick_socket(c->cfd);
+		kick_socket(c->bfd);
+		c->cfd = c->bfd = -1;
+	}
 	if (c->cfd != -1)		/* ended before the handoff */
 		close(c->cfd);
 	if (c->bfd != -1)
@@ -415,8 +421,8 @@ relay_adopt_pair(struct service *svc, struct backend *be, int cfd, int bfd,
 	if ((c = relay_conn_new(svc, be, cfd)) == NULL) {
 		log_warn("%s: cannot allocate an adopted connection", svc->conf.name);
 		if (m != NULL) {
-			mirror_drop_rebuilt(cfd);
-			mirror_drop_rebuilt(bfd);
+			kick_socket(cfd);
+			kick_socket(bfd);
 			free(m);
 			free(left[0].buf);
 			free(left[1].buf);

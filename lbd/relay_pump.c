@@ -552,8 +552,11 @@ relay_close(struct conn *c, enum relay_why why, int err)
 	struct relay_worker	*w = c->w;
 	int			 i;
 
-	/* close() takes an fd out of the epoll set, unless a copy of it lives on. */
-	if (c->watch & CONN_ADOPTED) {
+	/*
+	 * close() takes an fd out of the epoll set, unless a copy of it lives
+	 * on; a stale pair's sockets live on until the main thread kicked them.
+	 */
+	if ((c->watch & CONN_ADOPTED) || why == RELAY_WHY_STALE) {
 		if (c->watch & CONN_WATCH_C)
 			(void)epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->cfd, NULL);
 		if (c->watch & CONN_WATCH_B)
@@ -570,11 +573,13 @@ relay_close(struct conn *c, enum relay_why why, int err)
 	mirror_conn_free(c);		/* its mark lifted: this close's FIN or RST passes the fence */
 	for (i = 0; i < 2; i++)
 		relay_dir_release(w, &c->dir[i]);
-	if (c->cfd != -1)
-		close(c->cfd);
-	if (c->bfd != -1)
-		close(c->bfd);
-	c->cfd = c->bfd = -1;
+	if (why != RELAY_WHY_STALE) {
+		if (c->cfd != -1)
+			close(c->cfd);
+		if (c->bfd != -1)
+			close(c->bfd);
+		c->cfd = c->bfd = -1;
+	}
 	TAILQ_REMOVE(&w->conns, c, wentry);
 	c->why = (uint8_t)why;
 	c->err = err;

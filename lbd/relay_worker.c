@@ -291,7 +291,7 @@ relay_timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->m != NULL) {
 		c->m->tick_ms = 0;
 		if ((mt = mirror_conn_tick(c, now)) == MIRROR_TICK_RESET) {
-			relay_reset(c, RELAY_WHY_STALE);
+			relay_close(c, RELAY_WHY_STALE, 0);	/* the main thread kicks its sockets */
 			return;
 		}
 	}

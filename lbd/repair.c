@@ -370,6 +370,18 @@ fail:
 	return -1;
 }
 
+int
+repair_probe(int fd)
+{
+	int	 rc;
+
+	if (repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON) == -1)
+		return -1;
+	rc = repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF);
+	repair_reuse(fd);
+	return rc;
+}
+
 void
 repair_drop(int fd)
 {
