@@ -633,8 +633,9 @@ struct repair_plan {
 	size_t		 queued;	/* out: how many of them fit; the rest is the caller's to send */
 };
 /*
- * Rebuilds the socket of rs as plan says. Repair mode is off on return
- * (a window probe went out). Returns the non-blocking fd, or -1 with err
+ * Rebuilds the socket of rs as plan says. Repair mode is off on return;
+ * repair_finish is still to come (no probe yet: the far end's answer would
+ * reach the dead node before the GARP). Returns the non-blocking fd, or -1 with err
  * ("bind: Address in use", "TCP_REPAIR: ... CAP_NET_ADMIN").
  */
 int		 repair_rebuild(const struct repair_sock *rs, struct repair_plan *plan,
@@ -647,6 +648,8 @@ void		 repair_drop(int fd);
  * sequence numbers (at most once per tcp_invalid_ratelimit). Returns 0, -1.
  */
 int		 repair_probe(int fd);
+/* A rebuilt socket made whole once the far end can answer: TCP_NODELAY, address reuse, repair_probe. */
+int		 repair_finish(int fd);
 
 /* fence.c */
 /*
@@ -751,6 +754,12 @@ void		 mirror_acked_batch(uint64_t sequence);
 void		 mirror_get_stats(struct mirror_stats *);	/* this node's side; mirror_peer_stats the rest */
 uint32_t	 mirror_fence_mark(void);	/* SO_MARK of mirrored sockets, 0 when off */
 uint64_t	 mirror_stale_total(void);	/* rebuilt pairs reset as stale, ever */
+/*
+ * Rebuilt sockets send their window probes (repair_probe) from ms on
+ * (UINT64_MAX: not yet, the takeover is still rebuilding); mirror_takeover
+ * sets it, any thread reads it.
+ */
+void		 mirror_probe_after(uint64_t ms);
 /* A rebuilt pair's mirror state; NULL out of memory. */
 struct conn_mirror *mirror_adopted(const struct mirror_pair *);
 

@@ -55,6 +55,7 @@
 #define MIRROR_GAP_MS		400		/* far end ahead of us this long, no progress: stale */
 #define MIRROR_PROBATION_MS	5000		/* a rebuilt pair is watched this long */
 #define MIRROR_TICK_MS		100		/* the watch's period */
+#define MIRROR_PROBE_WAIT_MS	5		/* a takeover still rebuilding: look again this soon */
 #define MIRROR_INFLIGHT		1024		/* batches awaiting their ack, remembered (power of two) */
 #define MIRROR_LOG_MS		1000		/* rate limit of the lines below */
 
@@ -99,6 +100,7 @@ static struct {
 	struct event	*ev;		/* main thread: on efd, or activated inline */
 	uint64_t	 next_id;	/* atomic */
 	uint32_t	 gen;		/* atomic: channel generation */
+	uint64_t	 probe_from;	/* atomic: rebuilt sockets' window probes not before (ms) */
 	uint64_t	 sequence;	/* main thread: last PairBatch.sequence */
 	bool		 reset_due;	/* main thread: the next batch says reset */
 	struct mirror_inflight inflight[MIRROR_INFLIGHT];
@@ -487,6 +489,16 @@ mirror_conn_tick(struct conn *c, uint64_t now)
 
 	if (m == NULL || (m->flags & MIRROR_OFF))
 		return 0;
+	if (m->flags & MIRROR_UNPROBED) {
+		uint64_t from = __atomic_load_n(&mir.probe_from, __ATOMIC_RELAXED);
+
+		if (now < from)
+			return from == UINT64_MAX ? MIRROR_PROBE_WAIT_MS : (int)(from - now);
+		(void)repair_finish(c->cfd);
+		(void)repair_finish(c->bfd);
+		m->flags &= (uint8_t)~MIRROR_UNPROBED;
+		return 1;	/* the first look, once the answers are in */
+	}
 	if (m->flags & MIRROR_PROBATION) {
 		if (mirror_stale(m, 0, c->cfd, now) || mirror_stale(m, 1, c->bfd, now)) {
 			__atomic_fetch_add(&mir.st.stale, 1, __ATOMIC_RELAXED);
@@ -542,7 +554,8 @@ mirror_adopted(const struct mirror_pair *p)
 	m->acked_sent[1] = p->base[1];
 	m->probation_ms = now + MIRROR_PROBATION_MS;
 	/* Mirrored on to the peer once it is back: a new generation's resync sends the Open. */
-	m->flags = MIRROR_STARTED | MIRROR_REBUILT | MIRROR_PROBATION | MIRROR_RESYNC;
+	m->flags = MIRROR_STARTED | MIRROR_REBUILT | MIRROR_PROBATION | MIRROR_RESYNC |
+	    MIRROR_UNPROBED;
 	m->gen = __atomic_load_n(&mir.gen, __ATOMIC_RELAXED) - 1;
 	__atomic_fetch_add(&mir.st.pairs, 1, __ATOMIC_RELAXED);
 	return m;
@@ -788,6 +801,12 @@ uint32_t
 mirror_fence_mark(void)
 {
 	return mir.on ? mir.mark : 0;
+}
+
+void
+mirror_probe_after(uint64_t ms)
+{
+	__atomic_store_n(&mir.probe_from, ms, __ATOMIC_RELAXED);
 }
 
 int

@@ -20,6 +20,8 @@
  */
 #include <sys/socket.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,6 +35,10 @@
 #define MIRROR_HELD_TOTAL	(512u << 20)	/* ... for all pairs */
 #define MIRROR_PAIRS_MAX	1000000		/* pairs held */
 #define MIRROR_LOG_MS		1000
+#define MIRROR_REBUILD_THREADS	4		/* CPUs a takeover's rebuild uses, at most */
+#define MIRROR_REBUILD_SHARE_MIN 64		/* pairs per thread, at least */
+#define MIRROR_PROBE_AFTER_MS	5		/* rebuilt sockets probe this long after the rebuild:
+						 * the GARP leaves when taking_over returns */
 
 struct held {
 	struct held	*next;		/* in its bucket */
@@ -289,32 +295,52 @@ mirror_rx(struct lbd *lbd, const struct Lbd__PairBatch *b)
 
 /* ---------------------------------------------------------------- rebuild */
 
-/* Rebuilds pair p; Returns 0, or -1 with err (nothing left open). */
-static int
-mirror_rebuild(struct lbd *lbd, struct mirror_pair *p, uint64_t wall_ms, char *err,
-    size_t errlen)
-{
-	struct service	*svc = NULL;
-	struct backend	*be = NULL;
-	struct conn_mirror *m;
-	uint32_t	 mark = mirror_fence_mark();
-	struct relay_pending left[2];
-	struct repair_plan plan[2];	/* front, back */
-	size_t		 sent[2];	/* per direction: queued in its destination */
-	char		 e[160];
-	int		 i, cfd, bfd;
+/* One pair's rebuild: found in the config, its sockets (any thread), handed to the relay. */
+struct rebuild_job {
+	struct mirror_pair *p;
+	struct service	*svc;
+	struct backend	*be;
+	int		 cfd, bfd;	/* -1: not rebuilt (err says why) */
+	size_t		 sent[2];	/* per direction: queued in its destination socket */
+	char		 err[200];
+};
 
-	if ((svc = lbd_service_by_name(lbd, p->service)) == NULL) {
-		snprintf(err, errlen, "no service \"%s\" here (the configs differ)", p->service);
+/* Main thread: the pair's service and backend here. Returns 0, -1 (job->err). */
+static int
+mirror_rebuild_find(struct lbd *lbd, struct rebuild_job *j)
+{
+	struct mirror_pair *p = j->p;
+	int		 i;
+
+	j->cfd = j->bfd = -1;
+	if ((j->svc = lbd_service_by_name(lbd, p->service)) == NULL) {
+		snprintf(j->err, sizeof(j->err), "no service \"%s\" here (the configs differ)",
+		    p->service);
 		return -1;
 	}
-	for (i = 0; i < svc->nbackends && be == NULL; i++)
-		if (strcmp(svc->backends[i].conf.name, p->backend) == 0)
-			be = &svc->backends[i];
-	if (be == NULL) {
-		snprintf(err, errlen, "no backend \"%s\" in %s here", p->backend, p->service);
+	for (i = 0, j->be = NULL; i < j->svc->nbackends && j->be == NULL; i++)
+		if (strcmp(j->svc->backends[i].conf.name, p->backend) == 0)
+			j->be = &j->svc->backends[i];
+	if (j->be == NULL) {
+		snprintf(j->err, sizeof(j->err), "no backend \"%s\" in %s here", p->backend,
+		    p->service);
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Any thread: both sockets of j's pair, nothing else touched (no log, no
+ * lbd state). On failure nothing is left open.
+ */
+static void
+mirror_rebuild_sockets(struct rebuild_job *j, uint32_t mark, uint64_t wall_ms)
+{
+	struct mirror_pair *p = j->p;
+	struct repair_plan plan[2];	/* front, back */
+	char		 e[160];
+	int		 i;
+
 	/* Front: we send the backend's bytes, we read the client's. */
 	memset(plan, 0, sizeof(plan));
 	for (i = 0; i < 2; i++) {
@@ -326,41 +352,106 @@ mirror_rebuild(struct lbd *lbd, struct mirror_pair *p, uint64_t wall_ms, char *e
 	}
 	plan[0].ts = repair_ts_now(&p->front, wall_ms);
 	plan[1].ts = repair_ts_now(&p->back, wall_ms);
-	if ((cfd = repair_rebuild(&p->front, &plan[0], e, sizeof(e))) == -1) {
-		snprintf(err, errlen, "client socket: %s", e);
-		return -1;
+	if ((j->cfd = repair_rebuild(&p->front, &plan[0], e, sizeof(e))) == -1) {
+		snprintf(j->err, sizeof(j->err), "client socket: %s", e);
+		return;
 	}
-	if ((bfd = repair_rebuild(&p->back, &plan[1], e, sizeof(e))) == -1) {
-		kick_socket(cfd);
-		snprintf(err, errlen, "backend socket: %s", e);
-		return -1;
+	if ((j->bfd = repair_rebuild(&p->back, &plan[1], e, sizeof(e))) == -1) {
+		repair_drop(j->cfd);	/* nothing of it went out */
+		j->cfd = -1;
+		snprintf(j->err, sizeof(j->err), "backend socket: %s", e);
+		return;
 	}
-	sent[1] = plan[0].queued;	/* B2C bytes went into the front socket */
-	sent[0] = plan[1].queued;
+	j->sent[1] = plan[0].queued;	/* B2C bytes went into the front socket */
+	j->sent[0] = plan[1].queued;
+}
+
+/* Main thread: j's rebuilt sockets to the relay. Returns 0, -1 (j->err; closed). */
+static int
+mirror_rebuild_adopt(struct rebuild_job *j)
+{
+	struct mirror_pair *p = j->p;
+	struct conn_mirror *m;
+	struct relay_pending left[2];
+	int		 i;
+
 	if ((m = mirror_adopted(p)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		kick_socket(cfd);
-		kick_socket(bfd);
+		snprintf(j->err, sizeof(j->err), "out of memory");
+		kick_socket(j->cfd);
+		kick_socket(j->bfd);
 		return -1;
 	}
 	/* What the sockets did not take: the relay's pending bytes, its buffers now. */
 	for (i = 0; i < 2; i++) {
-		left[i].len = p->len[i] - sent[i];
+		left[i].len = p->len[i] - j->sent[i];
 		left[i].buf = NULL;
 		if (left[i].len > 0) {
-			if (sent[i] > 0)
-				memmove(p->buf[i], p->buf[i] + sent[i], left[i].len);
+			if (j->sent[i] > 0)
+				memmove(p->buf[i], p->buf[i] + j->sent[i], left[i].len);
 			left[i].buf = p->buf[i];
 			p->buf[i] = NULL;
 			peer.bytes -= p->len[i];
 			p->len[i] = p->cap[i] = 0;
 		}
 	}
-	if (relay_rebuilt(svc, be, cfd, bfd, m, left) == -1) {
-		snprintf(err, errlen, "the relay could not take it");
+	if (relay_rebuilt(j->svc, j->be, j->cfd, j->bfd, m, left) == -1) {
+		snprintf(j->err, sizeof(j->err), "the relay could not take it");
 		return -1;
 	}
 	return 0;
+}
+
+/* A share of the jobs: every nth from first on. */
+struct rebuild_share {
+	struct rebuild_job *jobs;
+	size_t		 n, first, step;
+	uint32_t	 mark;
+	uint64_t	 wall_ms;
+};
+
+static void *
+mirror_rebuild_share(void *arg)
+{
+	struct rebuild_share *sh = arg;
+	size_t		 i;
+
+	for (i = sh->first; i < sh->n; i += sh->step)
+		if (sh->jobs[i].svc != NULL)
+			mirror_rebuild_sockets(&sh->jobs[i], sh->mark, sh->wall_ms);
+	return NULL;
+}
+
+/*
+ * Every job's sockets, on up to MIRROR_REBUILD_THREADS CPUs: system
+ * calls on separate sockets, so the time before the GARP shrinks with
+ * the CPUs. A thread that cannot start leaves its share to this one.
+ */
+static void
+mirror_rebuild_all(struct rebuild_job *jobs, size_t n, uint64_t wall_ms)
+{
+	struct rebuild_share sh[MIRROR_REBUILD_THREADS];
+	pthread_t	 tid[MIRROR_REBUILD_THREADS];
+	bool		 started[MIRROR_REBUILD_THREADS] = { false };
+	long		 cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t		 t, nt = n / MIRROR_REBUILD_SHARE_MIN;
+
+	if (cpus >= 1 && nt > (size_t)cpus)
+		nt = (size_t)cpus;
+	if (nt > MIRROR_REBUILD_THREADS)
+		nt = MIRROR_REBUILD_THREADS;
+	if (nt < 1)
+		nt = 1;
+	for (t = 0; t < nt; t++)
+		sh[t] = (struct rebuild_share){ jobs, n, t, nt, mirror_fence_mark(), wall_ms };
+	for (t = 1; t < nt; t++)
+		started[t] = pthread_create(&tid[t], NULL, mirror_rebuild_share, &sh[t]) == 0;
+	(void)mirror_rebuild_share(&sh[0]);
+	for (t = 1; t < nt; t++) {
+		if (started[t])
+			(void)pthread_join(tid[t], NULL);
+		else
+			(void)mirror_rebuild_share(&sh[t]);
+	}
 }
 
 /*
@@ -399,9 +490,10 @@ uint64_t
 mirror_takeover(struct lbd *lbd, bool peer_dead, struct sockaddr_storage **remote,
     uint16_t **local_port, size_t *n)
 {
-	struct held	**hp;
+	struct rebuild_job *jobs;
+	struct held	*h;
 	uint64_t	 t0 = clock_now_us(), wall = clock_wall_ns() / 1000000, ok = 0, bad = 0;
-	char		 err[256];
+	size_t		 nj = 0, k;
 	int		 i;
 
 	*remote = NULL;
@@ -417,19 +509,34 @@ mirror_takeover(struct lbd *lbd, bool peer_dead, struct sockaddr_storage **remot
 			log_warn("mirror: cannot list the peer's connections for steering");
 		return 0;
 	}
+	if ((jobs = calloc(peer.n, sizeof(*jobs))) == NULL) {
+		log_warn("mirror: cannot rebuild the %llu connections of %s",
+		    (unsigned long long)peer.n, lbd->conf->peer_name);
+		mirror_peer_clear();
+		return 0;
+	}
+	mirror_probe_after(UINT64_MAX);
 	for (i = 0; i < MIRROR_BUCKETS; i++)
-		for (hp = &peer.bucket[i]; *hp != NULL; ) {
-			if (mirror_rebuild(lbd, &(*hp)->p, wall, err, sizeof(err)) == 0)
-				ok++;
-			else {
-				bad++;
-				log_limited(&peer.limit, clock_now_ms(), MIRROR_LOG_MS,
-				    LOG_LEVEL_WARNING, "mirror: a connection of %s to %s "
-				    "could not be rebuilt: %s", (*hp)->p.service,
-				    (*hp)->p.backend, err);
-			}
-			held_free(hp);
+		for (h = peer.bucket[i]; h != NULL; h = h->next) {
+			jobs[nj].p = &h->p;
+			if (mirror_rebuild_find(lbd, &jobs[nj]) == -1)
+				jobs[nj].svc = NULL;
+			nj++;
 		}
+	mirror_rebuild_all(jobs, nj, wall);
+	for (k = 0; k < nj; k++) {
+		if (jobs[k].svc != NULL && jobs[k].cfd != -1 && mirror_rebuild_adopt(&jobs[k]) == 0) {
+			ok++;
+			continue;
+		}
+		bad++;
+		log_limited(&peer.limit, clock_now_ms(), MIRROR_LOG_MS, LOG_LEVEL_WARNING,
+		    "mirror: a connection of %s to %s could not be rebuilt: %s",
+		    jobs[k].p->service, jobs[k].p->backend, jobs[k].err);
+	}
+	free(jobs);
+	mirror_peer_clear();
+	mirror_probe_after(clock_now_ms() + MIRROR_PROBE_AFTER_MS);
 	peer.takeovers++;
 	peer.stale_base = mirror_stale_total();
 	peer.rebuilt += ok;

@@ -408,13 +408,30 @@ relay_accept(struct service *svc, int cfd, const struct sockaddr *client,
 	relay_hand(c);
 }
 
+/* An adopted pair's addresses, from its sockets; counted for its client. */
+static void
+relay_adopted_tuples(struct conn *c, int cfd, int bfd)
+{
+	struct sockaddr_storage	 a, b;
+	socklen_t		 alen = sizeof(a), blen = sizeof(b);
+
+	if (getpeername(cfd, (struct sockaddr *)&a, &alen) == 0 &&
+	    getsockname(cfd, (struct sockaddr *)&b, &blen) == 0) {
+		relay_tuple(&c->front, (struct sockaddr *)&a, (struct sockaddr *)&b);
+		relay_client_hold(c);
+	}
+	alen = sizeof(a);
+	blen = sizeof(b);
+	if (getsockname(bfd, (struct sockaddr *)&a, &alen) == 0 &&
+	    getpeername(bfd, (struct sockaddr *)&b, &blen) == 0)
+		relay_tuple(&c->back, (struct sockaddr *)&a, (struct sockaddr *)&b);
+}
+
 /* relay_adopt and relay_rebuilt: m the rebuilt pair's mirror state, or NULL. */
 static int
 relay_adopt_pair(struct service *svc, struct backend *be, int cfd, int bfd,
     struct conn_mirror *m, struct relay_pending *left)
 {
-	struct sockaddr_storage	 a, b;
-	socklen_t		 alen, blen;
 	struct conn		*c;
 	int			 i;
 
@@ -434,19 +451,16 @@ relay_adopt_pair(struct service *svc, struct backend *be, int cfd, int bfd,
 	}
 	c->bfd = bfd;
 	c->m = m;
-	alen = sizeof(a);
-	blen = sizeof(b);
 	/* Counted for its client (an existing session, never refused by the cap). */
-	if (getpeername(cfd, (struct sockaddr *)&a, &alen) == 0 &&
-	    getsockname(cfd, (struct sockaddr *)&b, &blen) == 0) {
-		relay_tuple(&c->front, (struct sockaddr *)&a, (struct sockaddr *)&b);
+	if (m != NULL) {
+		/* Rebuilt: the snapshots have the addresses, no system call needed. */
+		relay_tuple(&c->front, (struct sockaddr *)&m->front.remote,
+		    (struct sockaddr *)&m->front.local);
 		relay_client_hold(c);
-	}
-	alen = sizeof(a);
-	blen = sizeof(b);
-	if (getsockname(bfd, (struct sockaddr *)&a, &alen) == 0 &&
-	    getpeername(bfd, (struct sockaddr *)&b, &blen) == 0)
-		relay_tuple(&c->back, (struct sockaddr *)&a, (struct sockaddr *)&b);
+		relay_tuple(&c->back, (struct sockaddr *)&m->back.local,
+		    (struct sockaddr *)&m->back.remote);
+	} else
+		relay_adopted_tuples(c, cfd, bfd);
 	relay_conn_mode(c);
 	if (m != NULL)
 		for (i = 0; i < 2; i++) {

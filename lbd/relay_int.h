@@ -65,6 +65,7 @@ enum relay_why {
 #define MIRROR_REBUILT		0x08	/* rebuilt here after a takeover */
 #define MIRROR_PROBATION	0x10	/* rebuilt recently: watched for stale state */
 #define MIRROR_QUIET		0x20	/* acknowledgements reported up to what was read: nothing to say */
+#define MIRROR_UNPROBED		0x40	/* rebuilt; its window probes wait for the takeover's GARP */
 
 /* Progress of one rebuilt socket, for the stale rule. */
 struct mirror_watch {

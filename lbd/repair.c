@@ -15,8 +15,11 @@
  *   socket is still closed, bind (repair mode forces address reuse, so
  *   VIP:21 binds beside the listener), connect (established at once, no
  *   SYN), then the options the handshake negotiated, the timestamp clock
- *   and the windows, and repair off with a window probe, whose answer
- *   tells the new socket the far end's real window and what it has.
+ *   and the windows, and repair off. The window probe, whose answer tells
+ *   the new socket the far end's real window and what it has, is the
+ *   caller's (repair_probe): at a takeover it waits for the GARP, before
+ *   which the answer would go to the dead node. 12 system calls a socket
+ *   before it (repair_finish adds TCP_NODELAY, address reuse and the probe).
  * - Timestamps: each connection has its own clock offset. The rebuilt
  *   clock is the snapshot's value plus the wall time since, plus a margin
  *   for clock skew between the nodes, so it never goes back for the far
@@ -60,7 +63,7 @@ repair_set(int fd, int level, int opt, int val)
  * Leaving repair mode clears the socket's address reuse (sk_reuse): a
  * socket left of a crashed lbd would then keep the next one from binding
  * its listener on VIP:21. Accepted sockets had SO_REUSEADDR from the
- * listener: give it back.
+ * listener: give it back (a rebuilt one in repair_finish).
  */
 static void
 repair_reuse(int fd)
@@ -264,7 +267,7 @@ repair_queue(int fd, struct repair_plan *plan)
 			return -1;
 		plan->queued += (size_t)n;
 	}
-	return repair_set(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+	return 0;
 }
 
 /* The rebuild, fd fresh in repair mode; what names the failing step. */
@@ -281,22 +284,28 @@ repair_build(int fd, const struct repair_sock *rs, struct repair_plan *plan,
 	*what = "SO_MARK";
 	if (plan->mark != 0 && repair_set(fd, SOL_SOCKET, SO_MARK, (int)plan->mark) == -1)
 		return -1;
-	/* The VIP may be added only after the rebuild (before it is announced). */
-	*what = "IP_FREEBIND";
-	if (repair_set(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_FREEBIND : IP_FREEBIND,
-	    1) == -1)
-		return -1;
+	/* The queue selector stays where it is left: it matters in repair mode only. */
 	*what = "TCP_QUEUE_SEQ";
 	if (repair_set(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE) == -1 ||
 	    repair_set(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, (int)snd_seq) == -1 ||
 	    repair_set(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE) == -1 ||
-	    repair_set(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, (int)rcv_seq) == -1 ||
-	    repair_set(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE) == -1)
+	    repair_set(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, (int)rcv_seq) == -1)
 		return -1;
+	/* The address is there at a takeover (added first); else bound free, as a listener. */
 	*what = "bind";
 	if (bind(fd, (const struct sockaddr *)&rs->local,
-	    addr_len((const struct sockaddr *)&rs->local)) == -1)
-		return -1;
+	    addr_len((const struct sockaddr *)&rs->local)) == -1) {
+		if (errno != EADDRNOTAVAIL)
+			return -1;
+		*what = "IP_FREEBIND";
+		if (repair_set(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_FREEBIND :
+		    IP_FREEBIND, 1) == -1)
+			return -1;
+		*what = "bind";
+		if (bind(fd, (const struct sockaddr *)&rs->local,
+		    addr_len((const struct sockaddr *)&rs->local)) == -1)
+			return -1;
+	}
 	*what = "connect";
 	if (connect(fd, (const struct sockaddr *)&rs->remote,
 	    addr_len((const struct sockaddr *)&rs->remote)) == -1)
@@ -334,14 +343,9 @@ repair_build(int fd, const struct repair_sock *rs, struct repair_plan *plan,
 	*what = "TCP_REPAIR_WINDOW";
 	if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, sizeof(w)) == -1)
 		return -1;
-	*what = "TCP_NODELAY";
-	if (repair_set(fd, IPPROTO_TCP, TCP_NODELAY, 1) == -1)
-		return -1;
+	/* No window probe, no TCP_NODELAY, no reuse here: repair_finish, after the GARP. */
 	*what = "TCP_REPAIR off";
-	if (repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF) == -1)
-		return -1;
-	repair_reuse(fd);
-	return 0;
+	return repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
 }
 
 int
@@ -380,6 +384,14 @@ repair_probe(int fd)
 	rc = repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF);
 	repair_reuse(fd);
 	return rc;
+}
+
+int
+repair_finish(int fd)
+{
+	if (repair_set(fd, IPPROTO_TCP, TCP_NODELAY, 1) == -1)
+		return -1;
+	return repair_probe(fd);
 }
 
 void

@@ -634,6 +634,7 @@ kick_behind(int family)
 		if ((c = repair_rebuild(&rs, &plan, err, sizeof(err))) == -1)
 			fprintf(stderr, "rebuild: %s\n", err);
 		CHECK(c != -1);
+		CHECK(repair_finish(c) == 0);	/* its probe: the far end's answer now is rate-limited */
 		if (kicked) {
 			kick_socket(c);
 			CHECK(event_base_loopexit(base, &tv) == 0);

@@ -120,12 +120,19 @@ read_nothing(int fd, int ms)
 	assert_int_equal(poll(&p, 1, ms), 0);
 }
 
-/* repair_rebuild with the timestamp clock of now. */
+/* repair_rebuild with the timestamp clock of now, then repair_finish as a takeover does. */
 static int
 rebuild(const struct repair_sock *rs, struct repair_plan *plan, char *err, size_t len)
 {
+	int	 fd;
+
 	plan->ts = repair_ts_now(rs, clock_wall_ns() / 1000000);
-	return repair_rebuild(rs, plan, err, len);
+	if ((fd = repair_rebuild(rs, plan, err, len)) != -1 && repair_finish(fd) == -1) {
+		snprintf(err, len, "repair_finish: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 static void
