@@ -608,8 +608,13 @@ struct repair_info {
 	uint32_t	 ooopack;	/* segments queued out of order */
 	uint32_t	 unacked;	/* segments in flight */
 };
-/* Takes fd's state (established, nothing read or written yet). Returns 0, -1 (errno; EPERM: no CAP_NET_ADMIN). */
-int		 repair_snapshot(int fd, struct repair_sock *);
+/*
+ * Takes fd's state (established, nothing read or written yet); local and
+ * remote are its addresses when the caller knows them (NULL: asked of
+ * the socket). Returns 0, -1 (errno; EPERM: no CAP_NET_ADMIN).
+ */
+int		 repair_snapshot(int fd, const struct sockaddr *local,
+		    const struct sockaddr *remote, struct repair_sock *);
 int		 repair_info(int fd, struct repair_info *);	/* Returns 0 or -1 (errno) */
 /*
  * Whether the far end of fd has sent past our rcv_nxt: its latest segment

@@ -349,14 +349,20 @@ void
 mirror_conn_start(struct conn *c)
 {
 	struct conn_mirror *m = c->m;
+	struct sockaddr_storage client, vip, backend;
 
 	if (m == NULL || (m->flags & (MIRROR_STARTED | MIRROR_OFF)))
 		return;
-	if (repair_snapshot(c->cfd, &m->front) == -1) {
+	/* The relay knows every address but the backend socket's own. */
+	ip_to_sockaddr(&c->front.src, c->front.sport, &client);
+	ip_to_sockaddr(&c->front.dst, c->front.dport, &vip);
+	ip_to_sockaddr(&c->back.dst, c->back.dport, &backend);
+	if (repair_snapshot(c->cfd, (struct sockaddr *)&vip, (struct sockaddr *)&client,
+	    &m->front) == -1) {
 		mirror_give_up(c, "no snapshot of the client socket", errno);
 		return;
 	}
-	if (repair_snapshot(c->bfd, &m->back) == -1) {
+	if (repair_snapshot(c->bfd, NULL, (struct sockaddr *)&backend, &m->back) == -1) {
 		mirror_give_up(c, "no snapshot of the backend socket", errno);
 		return;
 	}

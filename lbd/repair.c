@@ -123,23 +123,28 @@ repair_read_state(int fd, struct repair_sock *rs)
 		return -1;
 	rs->snd_wnd = w.snd_wnd;
 	rs->rcv_wnd = w.rcv_wnd;
-	return repair_set(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+	return 0;	/* the queue selector matters in repair mode only */
 }
 
 int
-repair_snapshot(int fd, struct repair_sock *rs)
+repair_snapshot(int fd, const struct sockaddr *local, const struct sockaddr *remote,
+    struct repair_sock *rs)
 {
 	struct tcp_info	 ti;
 	socklen_t	 len;
 	uint32_t	 ts = 0;
-	int		 mss = 0, rc, saved;
+	int		 rc, saved;
 
 	memset(rs, 0, sizeof(*rs));
 	len = sizeof(rs->local);
-	if (getsockname(fd, (struct sockaddr *)&rs->local, &len) == -1)
+	if (local != NULL)
+		memcpy(&rs->local, local, addr_len(local));
+	else if (getsockname(fd, (struct sockaddr *)&rs->local, &len) == -1)
 		return -1;
 	len = sizeof(rs->remote);
-	if (getpeername(fd, (struct sockaddr *)&rs->remote, &len) == -1)
+	if (remote != NULL)
+		memcpy(&rs->remote, remote, addr_len(remote));
+	else if (getpeername(fd, (struct sockaddr *)&rs->remote, &len) == -1)
 		return -1;
 	if (repair_tcp_info(fd, &ti) == -1)
 		return -1;
@@ -154,11 +159,8 @@ repair_snapshot(int fd, struct repair_sock *rs)
 	rs->snd_wscale = ti.tcpi_snd_wscale;
 	rs->rcv_wscale = ti.tcpi_rcv_wscale;
 	rs->acked0 = ti.tcpi_bytes_acked;
-	len = sizeof(mss);
-	if (getsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, &len) == -1)
-		return -1;
-	/* mss_cache leaves room for the timestamp option: the clamp is the peer's MSS. */
-	rs->mss = (uint16_t)(mss + (rs->tstamp ? REPAIR_TS_OPTLEN : 0));
+	/* snd_mss (mss_cache, TCP_MAXSEG's value) leaves room for the timestamp option: the clamp is the peer's MSS. */
+	rs->mss = (uint16_t)(ti.tcpi_snd_mss + (rs->tstamp ? REPAIR_TS_OPTLEN : 0));
 	if (rs->tstamp) {
 		len = sizeof(ts);
 		if (getsockopt(fd, IPPROTO_TCP, TCP_TIMESTAMP, &ts, &len) == -1)

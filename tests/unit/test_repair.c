@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -150,7 +151,9 @@ send_all(int fd, const char *s)
 static void
 test_rebuild_goes_on(void **state)
 {
-	struct repair_sock rs;
+	struct repair_sock rs, given;
+	socklen_t	 len;
+	int		 mss;
 	struct repair_plan plan = { 0 };
 	char		 buf[64], err[128];
 	int		 c, s, r, l;
@@ -158,9 +161,20 @@ test_rebuild_goes_on(void **state)
 	if (*state == NULL)
 		skip();
 	l = pair(&c, &s);
-	assert_int_equal(repair_snapshot(s, &rs), 0);
-	assert_true(rs.mss > 0);
+	assert_int_equal(repair_snapshot(s, NULL, NULL, &rs), 0);
 	assert_true(rs.tstamp && rs.sack && rs.wscale);
+	/* The peer's MSS: TCP_MAXSEG's, with the timestamp option's 12 bytes. */
+	len = sizeof(mss);
+	assert_int_equal(getsockopt(s, IPPROTO_TCP, TCP_MAXSEG, &mss, &len), 0);
+	assert_int_equal(rs.mss, mss + 12);
+	/* Addresses the caller knows are taken as given, the rest is the same. */
+	assert_int_equal(repair_snapshot(s, (struct sockaddr *)&rs.local,
+	    (struct sockaddr *)&rs.remote, &given), 0);
+	assert_int_equal(given.snd_isn, rs.snd_isn);
+	assert_int_equal(given.rcv_isn, rs.rcv_isn);
+	assert_int_equal(given.mss, rs.mss);
+	assert_memory_equal(&given.local, &rs.local, sizeof(rs.local));
+	assert_memory_equal(&given.remote, &rs.remote, sizeof(rs.remote));
 	send_all(s, "220 hi\r\n");
 	read_exact(c, buf, 8);
 	send_all(c, "USER x\r\n");
@@ -210,7 +224,7 @@ test_rebuild_behind_is_visible(void **state)
 	if (*state == NULL)
 		skip();
 	l = pair(&c, &s);
-	assert_int_equal(repair_snapshot(s, &rs), 0);
+	assert_int_equal(repair_snapshot(s, NULL, NULL, &rs), 0);
 	send_all(c, "LIST\r\n");	/* acknowledged by the kernel, never read by lbd */
 	usleep(50 * 1000);
 	repair_drop(s);
@@ -246,7 +260,7 @@ test_snapshot_counts_unread(void **state)
 	l = pair(&c, &s);
 	send_all(c, "HELLO");
 	usleep(20 * 1000);
-	assert_int_equal(repair_snapshot(s, &rs), 0);
+	assert_int_equal(repair_snapshot(s, NULL, NULL, &rs), 0);
 	read_exact(s, buf, 5);		/* lbd reads the 5 bytes, offset 0-4 */
 	repair_drop(s);
 	plan.rcv_off = 5;
@@ -277,7 +291,7 @@ test_rebuild_queue_delivers(void **state)
 	if (*state == NULL)
 		skip();
 	l = pair(&c, &s);
-	assert_int_equal(repair_snapshot(s, &rs), 0);
+	assert_int_equal(repair_snapshot(s, NULL, NULL, &rs), 0);
 	send_all(s, "150 go\r\n");
 	read_exact(c, buf, 8);
 	usleep(50 * 1000);
