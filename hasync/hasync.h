@@ -251,7 +251,8 @@ void		 channel_get_status(struct channel *, struct channel_status *);
  *
  * - Incremental: the store keeps a dirty mark per entry (pending changes
  *   coalesce per client, bounded by the table); sync_kick() says there are
- *   some. Within SYNC_FLUSH_DELAY_MS they go out in EntryBatch frames of at
+ *   some. They go out at the end of the loop turn, or SYNC_FLUSH_GAP_US
+ *   after the last batch when that was sooner, in EntryBatch frames of at
  *   most SYNC_BATCH_MAX entries, but only while channel_queued() is under
  *   queue_high: a slow peer means more coalescing, not more memory.
  * - Bulk: on every channel up each side sends BulkBegin, its pending
@@ -267,7 +268,7 @@ void		 channel_get_status(struct channel *, struct channel_status *);
  *   end bulk_wait_ms after up. Once true it stays true.
  */
 #define SYNC_BATCH_MAX		1000	/* entries per EntryBatch frame */
-#define SYNC_FLUSH_DELAY_MS	1	/* a change waits at most this long for company */
+#define SYNC_FLUSH_GAP_US	250	/* batches of changes at most this often */
 #define SYNC_QUEUE_HIGH		(4u << 20)	/* default queue_high: bytes queued in the channel */
 #define SYNC_BULK_PER_TURN	8	/* bulk batches per event-loop turn */
 #define SYNC_CONNECT_WAIT_MS	3000	/* default connect_wait_ms */
