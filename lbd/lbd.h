@@ -608,13 +608,23 @@ struct repair_info {
 	uint32_t	 ooopack;	/* segments queued out of order */
 	uint32_t	 unacked;	/* segments in flight */
 };
+/* A socket's bytes in flight (sent, not acknowledged), as a late snapshot reads them. */
+struct repair_sendq {
+	size_t		 outq;		/* bytes unacknowledged when acked0 was read */
+	uint8_t		*buf;		/* the last len bytes written (len <= outq: ACKs since
+					 * took the rest); malloc'd, NULL when none */
+	size_t		 len;
+};
 /*
- * Takes fd's state (established, nothing read or written yet); local and
- * remote are its addresses when the caller knows them (NULL: asked of
- * the socket). Returns 0, -1 (errno; EPERM: no CAP_NET_ADMIN).
+ * Takes fd's state, established; local and remote are its addresses when
+ * the caller knows them (NULL: asked of the socket). The sequence numbers
+ * are those of the next byte either way, and acked0 the bytes
+ * acknowledged so far: the caller subtracts the bytes it moved. With sq,
+ * the bytes in flight too (acked0 then matches them). Returns 0, -1
+ * (errno; EPERM: no CAP_NET_ADMIN).
  */
 int		 repair_snapshot(int fd, const struct sockaddr *local,
-		    const struct sockaddr *remote, struct repair_sock *);
+		    const struct sockaddr *remote, struct repair_sock *, struct repair_sendq *sq);
 int		 repair_info(int fd, struct repair_info *);	/* Returns 0 or -1 (errno) */
 /*
  * Whether the far end of fd has sent past our rcv_nxt: its latest segment

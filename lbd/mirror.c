@@ -56,6 +56,8 @@
 #define MIRROR_PROBATION_MS	5000		/* a rebuilt pair is watched this long */
 #define MIRROR_TICK_MS		100		/* the watch's period */
 #define MIRROR_PROBE_WAIT_MS	5		/* a takeover still rebuilding: look again this soon */
+#define MIRROR_LAZY_MS		200		/* a pair is mirrored once it lived this long */
+#define MIRROR_LATE_CHUNK	(64 * 1024)	/* a late start's bytes in flight, per Bytes record */
 #define MIRROR_INFLIGHT		1024		/* batches awaiting their ack, remembered (power of two) */
 #define MIRROR_LOG_MS		1000		/* rate limit of the lines below */
 
@@ -349,34 +351,93 @@ void
 mirror_conn_start(struct conn *c)
 {
 	struct conn_mirror *m = c->m;
-	struct sockaddr_storage client, vip, backend;
 
-	if (m == NULL || (m->flags & (MIRROR_STARTED | MIRROR_OFF)))
+	if (m == NULL || (m->flags & (MIRROR_STARTED | MIRROR_OFF | MIRROR_LAZY)))
 		return;
+	m->flags |= MIRROR_LAZY;
+	m->start_ms = clock_now_ms() + MIRROR_LAZY_MS;
+	mirror_tick_in(m, MIRROR_LAZY_MS);
+}
+
+/*
+ * MIRROR_LAZY_MS into the pair's life: its snapshots, taken now. Offset 0
+ * of each stream is the next sequence number minus the bytes the relay
+ * moved; what a destination has not acknowledged is read back from its
+ * send queue, and what lbd holds for it is in its direction's buffer:
+ * the peer gets the Open at the acknowledged offsets and those bytes.
+ * Costs no system call in a connection that ended before.
+ */
+static void
+mirror_late_start(struct conn *c)
+{
+	struct conn_mirror *m = c->m;
+	struct sockaddr_storage client, vip, backend;
+	struct repair_sendq sq[2] = { { 0, NULL, 0 }, { 0, NULL, 0 } };	/* per direction: its destination's */
+	uint64_t	 written[2], ackoff[2], base[2];
+	size_t		 off, n;
+	int		 di;
+
+	for (di = 0; di < 2; di++)
+		if (c->dir[di].pending > 0 && c->dir[di].buf == NULL)
+			return;		/* in a pipe or the bounce buffer: look again later */
 	/* The relay knows every address but the backend socket's own. */
 	ip_to_sockaddr(&c->front.src, c->front.sport, &client);
 	ip_to_sockaddr(&c->front.dst, c->front.dport, &vip);
 	ip_to_sockaddr(&c->back.dst, c->back.dport, &backend);
 	if (repair_snapshot(c->cfd, (struct sockaddr *)&vip, (struct sockaddr *)&client,
-	    &m->front) == -1) {
-		mirror_give_up(c, "no snapshot of the client socket", errno);
+	    &m->front, &sq[DIR_B2C]) == -1) {
+		if (errno == EAGAIN)
+			return;		/* ACKs kept coming while it looked: again later */
+		m->flags &= (uint8_t)~MIRROR_LAZY;
+		/* Half-closed meanwhile (its FIN not read yet): ends unmirrored, as it would have. */
+		mirror_give_up(c, "no snapshot of the client socket", errno == ENOTCONN ? 0 : errno);
 		return;
 	}
-	if (repair_snapshot(c->bfd, NULL, (struct sockaddr *)&backend, &m->back) == -1) {
-		mirror_give_up(c, "no snapshot of the backend socket", errno);
+	if (repair_snapshot(c->bfd, NULL, (struct sockaddr *)&backend, &m->back,
+	    &sq[DIR_C2B]) == -1) {
+		free(sq[DIR_B2C].buf);
+		if (errno == EAGAIN)
+			return;
+		m->flags &= (uint8_t)~MIRROR_LAZY;
+		mirror_give_up(c, "no snapshot of the backend socket", errno == ENOTCONN ? 0 : errno);
 		return;
 	}
-	m->ack_base[DIR_C2B] = -(int64_t)m->back.acked0;
-	m->ack_base[DIR_B2C] = -(int64_t)m->front.acked0;
+	for (di = 0; di < 2; di++) {
+		written[di] = c->dir[di].bytes;
+		m->read[di] = written[di] + c->dir[di].pending;
+		ackoff[di] = written[di] - sq[di].outq;	/* acknowledged when acked0 was read */
+		base[di] = written[di] - sq[di].len;	/* ... by the peek: from here on the peer needs */
+	}
+	m->front.snd_isn -= (uint32_t)written[DIR_B2C];
+	m->front.rcv_isn -= (uint32_t)m->read[DIR_C2B];
+	m->back.snd_isn -= (uint32_t)written[DIR_C2B];
+	m->back.rcv_isn -= (uint32_t)m->read[DIR_B2C];
+	m->ack_base[DIR_C2B] = (int64_t)ackoff[DIR_C2B] - (int64_t)m->back.acked0;
+	m->ack_base[DIR_B2C] = (int64_t)ackoff[DIR_B2C] - (int64_t)m->front.acked0;
 	/*
 	 * Fenced from now on, as the peer learns of it: a connection the peer
 	 * cannot rebuild is better told of a crash by its FIN at once.
 	 */
 	mirror_mark(c->cfd, mir.mark);
 	mirror_mark(c->bfd, mir.mark);
-	m->flags |= MIRROR_STARTED | MIRROR_QUIET;
+	m->flags = (uint8_t)((m->flags & ~MIRROR_LAZY) | MIRROR_STARTED | MIRROR_QUIET);
 	__atomic_fetch_add(&mir.st.pairs, 1, __ATOMIC_RELAXED);
+	/* The Open at the acknowledged offsets, then what the destinations may lack. */
+	for (di = 0; di < 2; di++) {
+		m->acked_sent[di] = base[di];
+		m->read[di] = base[di];
+	}
 	mirror_post_open(c);
+	for (di = 0; di < 2; di++) {
+		/* In records no larger than a read's: a batch and a frame hold them. */
+		for (off = 0; off < sq[di].len; off += n) {
+			n = sq[di].len - off < MIRROR_LATE_CHUNK ? sq[di].len - off : MIRROR_LATE_CHUNK;
+			mirror_conn_read(c, di, (const char *)sq[di].buf + off, n);
+		}
+		if (c->dir[di].pending > 0)
+			mirror_conn_read(c, di, c->dir[di].buf + c->dir[di].off, c->dir[di].pending);
+		free(sq[di].buf);
+	}
 }
 
 void
@@ -495,6 +556,15 @@ mirror_conn_tick(struct conn *c, uint64_t now)
 
 	if (m == NULL || (m->flags & MIRROR_OFF))
 		return 0;
+	if (m->flags & MIRROR_LAZY) {
+		if (now < m->start_ms)
+			return (int)(m->start_ms - now);
+		mirror_late_start(c);
+		if (m->flags & MIRROR_LAZY)
+			return MIRROR_RESYNC_MS;
+		if (m->flags & MIRROR_OFF)
+			return 0;
+	}
 	if (m->flags & MIRROR_UNPROBED) {
 		uint64_t from = __atomic_load_n(&mir.probe_from, __ATOMIC_RELAXED);
 

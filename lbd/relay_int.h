@@ -66,6 +66,7 @@ enum relay_why {
 #define MIRROR_PROBATION	0x10	/* rebuilt recently: watched for stale state */
 #define MIRROR_QUIET		0x20	/* acknowledgements reported up to what was read: nothing to say */
 #define MIRROR_UNPROBED		0x40	/* rebuilt; its window probes wait for the takeover's GARP */
+#define MIRROR_LAZY		0x80	/* not mirrored before start_ms: a short connection never is */
 
 /* Progress of one rebuilt socket, for the stale rule. */
 struct mirror_watch {
@@ -93,6 +94,7 @@ struct conn_mirror {
 	uint64_t	 acked_sent[2];	/* acked offsets last reported */
 	uint64_t	 ack_ms;	/* when they were */
 	uint64_t	 probation_ms;	/* PROBATION until then */
+	uint64_t	 start_ms;	/* LAZY: mirrored from then on */
 	uint64_t	 tick_ms;	/* the relay timer was moved up to then for us; 0 not */
 	int		 tick_in;	/* mirror.c wants a tick within this many ms; 0 no (relay_mirror_tick) */
 	struct mirror_watch watch[2];	/* front, back */

@@ -36,6 +36,7 @@
 #include <netinet/in.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -97,8 +98,56 @@ repair_queue_seq(int fd, int q, uint32_t *seq)
  * grow while we look: the unread count is taken on both sides of rcv_nxt
  * until it holds still.
  */
+/*
+ * The bytes sent and not acknowledged yet (a snapshot of a socket that
+ * has carried bytes already), fd in repair mode with the send queue
+ * selected. acked0 and the queue's length are taken until no ACK came
+ * between them (three cheap calls: a busy transfer's ACKs come far
+ * apart); the contents after, so an ACK meanwhile only shortens them from
+ * the front (the copy runs under the socket lock: it is one instant).
+ * Returns 0, -1 (errno; EAGAIN: ACKs kept coming in between).
+ */
 static int
-repair_read_state(int fd, struct repair_sock *rs)
+repair_read_sendq(int fd, struct repair_sock *rs, struct repair_sendq *sq)
+{
+	struct tcp_info	 ti;
+	uint64_t	 acked = 0;
+	ssize_t		 n;
+	int		 i, q = -1;
+
+	sq->buf = NULL;
+	sq->len = sq->outq = 0;
+	for (i = 0; i < REPAIR_INQ_TRIES; i++) {
+		if (repair_tcp_info(fd, &ti) == -1 || ioctl(fd, SIOCOUTQ, &q) == -1 || q < 0)
+			return -1;
+		acked = ti.tcpi_bytes_acked;
+		if (repair_tcp_info(fd, &ti) == -1)
+			return -1;
+		if (ti.tcpi_bytes_acked == acked)
+			break;
+	}
+	if (i == REPAIR_INQ_TRIES) {
+		errno = EAGAIN;
+		return -1;
+	}
+	rs->acked0 = acked;
+	sq->outq = (size_t)q;
+	if (q == 0)
+		return 0;
+	if ((sq->buf = malloc((size_t)q)) == NULL)
+		return -1;
+	/* In repair mode a peek of the send queue reads what is in flight: its tail is ours. */
+	if ((n = recv(fd, sq->buf, (size_t)q, MSG_PEEK | MSG_DONTWAIT)) == -1) {
+		free(sq->buf);
+		sq->buf = NULL;
+		return -1;
+	}
+	sq->len = (size_t)n;
+	return 0;
+}
+
+static int
+repair_read_state(int fd, struct repair_sock *rs, struct repair_sendq *sq)
 {
 	struct tcp_repair_window w;
 	socklen_t	 len;
@@ -106,6 +155,8 @@ repair_read_state(int fd, struct repair_sock *rs)
 	int		 i, q1 = 0, q2 = -1;
 
 	if (repair_queue_seq(fd, TCP_SEND_QUEUE, &rs->snd_isn) == -1)
+		return -1;
+	if (sq != NULL && repair_read_sendq(fd, rs, sq) == -1)
 		return -1;
 	for (i = 0; i < REPAIR_INQ_TRIES && q1 != q2; i++) {
 		if (ioctl(fd, SIOCINQ, &q1) == -1 ||
@@ -128,7 +179,7 @@ repair_read_state(int fd, struct repair_sock *rs)
 
 int
 repair_snapshot(int fd, const struct sockaddr *local, const struct sockaddr *remote,
-    struct repair_sock *rs)
+    struct repair_sock *rs, struct repair_sendq *sq)
 {
 	struct tcp_info	 ti;
 	socklen_t	 len;
@@ -170,7 +221,7 @@ repair_snapshot(int fd, const struct sockaddr *local, const struct sockaddr *rem
 	rs->wall_ms = clock_wall_ns() / 1000000;
 	if (repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON) == -1)
 		return -1;
-	rc = repair_read_state(fd, rs);
+	rc = repair_read_state(fd, rs, sq);
 	saved = errno;
 	/* No probe: nothing changed for the far end. */
 	if (repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP) == -1 && rc == 0)

@@ -100,7 +100,19 @@ _mirror_hold() {
 		"FTP_SVR1 $(_mirror_n FTP_SVR1 "$o2") FTP_SVR2 $(_mirror_n FTP_SVR2 "$o2"); TLS $(rig_jval tls <<<"$o1");" \
 		"c1 $(_mirror_n elapsed_ms "$o1") ms, c2 $(_mirror_n elapsed_ms "$o2") ms)"
 	rig_assert "all $MIRROR_N sessions ready before the event ($opened$(_mirror_err "$o1" "$o2"))" \
-		[ "$opened" = "$MIRROR_N" ]
+		[ "$opened" = "$MIRROR_N" ] || return 1
+	# A pair is mirrored once it lived 200 ms (mirror.c, MIRROR_LAZY_MS): wait for lb2 to hold them.
+	[ "$RIG_MIRROR" = 1 ] || return 0
+	rig_wait 5000 _mirror_held_at_least lb2 "$MIRROR_N" ||
+		rig_log "  lb2 holds $(rig_sval "$(rig_status lb2)" mirror.held) pairs of $MIRROR_N after 5 s"
+	return 0
+}
+
+# Whether node $1 holds at least $2 of its peer's pairs.
+_mirror_held_at_least() {
+	local h
+	h=$(rig_sval "$(rig_status "$1")" mirror.held)
+	[ -n "$h" ] && [ "$h" -ge "$2" ] 2>/dev/null
 }
 
 # Number KEY of a sessions.py JSON line, 0 when absent.

@@ -624,7 +624,7 @@ kick_behind(int family)
 	CHECK(kick_init(base) == 0);
 	for (kicked = 0; kicked < 2; kicked++) {
 		CHECK(tcp_pair(family, &a, &b) == 0);
-		CHECK(repair_snapshot(b, NULL, NULL, &rs) == 0);
+		CHECK(repair_snapshot(b, NULL, NULL, &rs, NULL) == 0);
 		CHECK(send(b, bytes, sizeof(bytes), 0) == (ssize_t)sizeof(bytes));
 		CHECK(read_n(a, sizeof(bytes), 1000) == 0);
 		repair_drop(b);

@@ -161,7 +161,7 @@ test_rebuild_goes_on(void **state)
 	if (*state == NULL)
 		skip();
 	l = pair(&c, &s);
-	assert_int_equal(repair_snapshot(s, NULL, NULL, &rs), 0);
+	assert_int_equal(repair_snapshot(s, NULL, NULL, &rs, NULL), 0);
 	assert_true(rs.tstamp && rs.sack && rs.wscale);
 	/* The peer's MSS: TCP_MAXSEG's, with the timestamp option's 12 bytes. */
 	len = sizeof(mss);
@@ -169,7 +169,7 @@ test_rebuild_goes_on(void **state)
 	assert_int_equal(rs.mss, mss + 12);
 	/* Addresses the caller knows are taken as given, the rest is the same. */
 	assert_int_equal(repair_snapshot(s, (struct sockaddr *)&rs.local,
-	    (struct sockaddr *)&rs.remote, &given), 0);
+	    (struct sockaddr *)&rs.remote, &given, NULL), 0);
 	assert_int_equal(given.snd_isn, rs.snd_isn);
 	assert_int_equal(given.rcv_isn, rs.rcv_isn);
 	assert_int_equal(given.mss, rs.mss);
@@ -224,7 +224,7 @@ test_rebuild_behind_is_visible(void **state)
 	if (*state == NULL)
 		skip();
 	l = pair(&c, &s);
-	assert_int_equal(repair_snapshot(s, NULL, NULL, &rs), 0);
+	assert_int_equal(repair_snapshot(s, NULL, NULL, &rs, NULL), 0);
 	send_all(c, "LIST\r\n");	/* acknowledged by the kernel, never read by lbd */
 	usleep(50 * 1000);
 	repair_drop(s);
@@ -260,7 +260,7 @@ test_snapshot_counts_unread(void **state)
 	l = pair(&c, &s);
 	send_all(c, "HELLO");
 	usleep(20 * 1000);
-	assert_int_equal(repair_snapshot(s, NULL, NULL, &rs), 0);
+	assert_int_equal(repair_snapshot(s, NULL, NULL, &rs, NULL), 0);
 	read_exact(s, buf, 5);		/* lbd reads the 5 bytes, offset 0-4 */
 	repair_drop(s);
 	plan.rcv_off = 5;
@@ -291,7 +291,7 @@ test_rebuild_queue_delivers(void **state)
 	if (*state == NULL)
 		skip();
 	l = pair(&c, &s);
-	assert_int_equal(repair_snapshot(s, NULL, NULL, &rs), 0);
+	assert_int_equal(repair_snapshot(s, NULL, NULL, &rs, NULL), 0);
 	send_all(s, "150 go\r\n");
 	read_exact(c, buf, 8);
 	usleep(50 * 1000);
@@ -318,6 +318,58 @@ test_rebuild_queue_delivers(void **state)
 	close(l);
 }
 
+/*
+ * A late snapshot (mirror.c takes one once a pair lived a while): minus
+ * the bytes moved, its sequence numbers are the early one's, and the
+ * bytes in flight it reads back from the send queue are the tail of what
+ * was written, acked0 matching them.
+ */
+static void
+test_late_snapshot(void **state)
+{
+	struct repair_sock early, late;
+	struct repair_sendq sq;
+	static char	 big[256 * 1024];
+	char		 buf[16];
+	size_t		 i, sent = 0;
+	ssize_t		 n;
+	int		 c, s, l, small = 4096;
+
+	if (*state == NULL)
+		skip();
+	l = pair(&c, &s);
+	assert_int_equal(setsockopt(c, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	assert_int_equal(repair_snapshot(s, NULL, NULL, &early, NULL), 0);
+	send_all(s, "220 hi\r\n");
+	read_exact(c, buf, 8);
+	send_all(c, "USER x\r\n");
+	read_exact(s, buf, 8);
+	usleep(20 * 1000);		/* every byte acknowledged */
+	assert_int_equal(repair_snapshot(s, NULL, NULL, &late, &sq), 0);
+	assert_int_equal(late.snd_isn - 8, early.snd_isn);
+	assert_int_equal(late.rcv_isn - 8, early.rcv_isn);
+	assert_int_equal(sq.len, 0);
+	assert_int_equal(sq.outq, 0);
+	assert_null(sq.buf);
+	/* c reads no more: most of a large write stays in s's send queue. */
+	for (i = 0; i < sizeof(big); i++)
+		big[i] = (char)(i * 7 + 3);
+	while (sent < sizeof(big) && (n = send(s, big + sent, sizeof(big) - sent,
+	    MSG_DONTWAIT)) > 0)
+		sent += (size_t)n;
+	usleep(50 * 1000);
+	assert_int_equal(repair_snapshot(s, NULL, NULL, &late, &sq), 0);
+	assert_true(sq.len > 0 && sq.len <= sq.outq && sq.outq <= sent);
+	assert_int_equal(late.snd_isn - 8 - (uint32_t)sent, early.snd_isn);
+	assert_memory_equal(sq.buf, big + sent - sq.len, sq.len);
+	/* acknowledged when acked0 was read: 8 bytes and what had left the queue */
+	assert_true(late.acked0 - early.acked0 == 8 + sent - sq.outq);
+	free(sq.buf);
+	close(c);
+	close(s);
+	close(l);
+}
+
 int
 main(void)
 {
@@ -326,6 +378,7 @@ main(void)
 		cmocka_unit_test(test_rebuild_behind_is_visible),
 		cmocka_unit_test(test_snapshot_counts_unread),
 		cmocka_unit_test(test_rebuild_queue_delivers),
+		cmocka_unit_test(test_late_snapshot),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
