@@ -57,7 +57,7 @@
 #define MIRROR_TICK_MS		100		/* the watch's period */
 #define MIRROR_PROBE_WAIT_MS	5		/* a takeover still rebuilding: look again this soon */
 #define MIRROR_LAZY_MS		200		/* a pair is mirrored once it lived this long */
-#define MIRROR_LATE_CHUNK	(64 * 1024)	/* a late start's bytes in flight, per Bytes record */
+#define MIRROR_RECORD_MAX	(64 * 1024)	/* bytes per Bytes record (a late start's can be MBs) */
 #define MIRROR_INFLIGHT		1024		/* batches awaiting their ack, remembered (power of two) */
 #define MIRROR_LOG_MS		1000		/* rate limit of the lines below */
 
@@ -373,8 +373,7 @@ mirror_late_start(struct conn *c)
 	struct conn_mirror *m = c->m;
 	struct sockaddr_storage client, vip, backend;
 	struct repair_sendq sq[2] = { { 0, NULL, 0 }, { 0, NULL, 0 } };	/* per direction: its destination's */
-	uint64_t	 written[2], ackoff[2], base[2];
-	size_t		 off, n;
+	uint64_t	 written[2];
 	int		 di;
 
 	for (di = 0; di < 2; di++)
@@ -402,18 +401,18 @@ mirror_late_start(struct conn *c)
 		mirror_give_up(c, "no snapshot of the backend socket", errno == ENOTCONN ? 0 : errno);
 		return;
 	}
-	for (di = 0; di < 2; di++) {
+	for (di = 0; di < 2; di++)
 		written[di] = c->dir[di].bytes;
-		m->read[di] = written[di] + c->dir[di].pending;
-		ackoff[di] = written[di] - sq[di].outq;	/* acknowledged when acked0 was read */
-		base[di] = written[di] - sq[di].len;	/* ... by the peek: from here on the peer needs */
-	}
+	/* Offset 0: the next byte each way, minus what the relay wrote or read (+ pending). */
 	m->front.snd_isn -= (uint32_t)written[DIR_B2C];
-	m->front.rcv_isn -= (uint32_t)m->read[DIR_C2B];
+	m->front.rcv_isn -= (uint32_t)(written[DIR_C2B] + c->dir[DIR_C2B].pending);
 	m->back.snd_isn -= (uint32_t)written[DIR_C2B];
-	m->back.rcv_isn -= (uint32_t)m->read[DIR_B2C];
-	m->ack_base[DIR_C2B] = (int64_t)ackoff[DIR_C2B] - (int64_t)m->back.acked0;
-	m->ack_base[DIR_B2C] = (int64_t)ackoff[DIR_B2C] - (int64_t)m->front.acked0;
+	m->back.rcv_isn -= (uint32_t)(written[DIR_B2C] + c->dir[DIR_B2C].pending);
+	/* Acknowledged offset = written - what was in flight when acked0 was read. */
+	m->ack_base[DIR_C2B] = (int64_t)(written[DIR_C2B] - sq[DIR_C2B].outq) -
+	    (int64_t)m->back.acked0;
+	m->ack_base[DIR_B2C] = (int64_t)(written[DIR_B2C] - sq[DIR_B2C].outq) -
+	    (int64_t)m->front.acked0;
 	/*
 	 * Fenced from now on, as the peer learns of it: a connection the peer
 	 * cannot rebuild is better told of a crash by its FIN at once.
@@ -422,18 +421,15 @@ mirror_late_start(struct conn *c)
 	mirror_mark(c->bfd, mir.mark);
 	m->flags = (uint8_t)((m->flags & ~MIRROR_LAZY) | MIRROR_STARTED | MIRROR_QUIET);
 	__atomic_fetch_add(&mir.st.pairs, 1, __ATOMIC_RELAXED);
-	/* The Open at the acknowledged offsets, then what the destinations may lack. */
-	for (di = 0; di < 2; di++) {
-		m->acked_sent[di] = base[di];
-		m->read[di] = base[di];
-	}
+	/*
+	 * The Open at the peeked queues' first byte (ACKs since acked0 took the
+	 * rest), then what the destinations may lack, read on from there.
+	 */
+	for (di = 0; di < 2; di++)
+		m->acked_sent[di] = m->read[di] = written[di] - sq[di].len;
 	mirror_post_open(c);
 	for (di = 0; di < 2; di++) {
-		/* In records no larger than a read's: a batch and a frame hold them. */
-		for (off = 0; off < sq[di].len; off += n) {
-			n = sq[di].len - off < MIRROR_LATE_CHUNK ? sq[di].len - off : MIRROR_LATE_CHUNK;
-			mirror_conn_read(c, di, (const char *)sq[di].buf + off, n);
-		}
+		mirror_conn_read(c, di, (const char *)sq[di].buf, sq[di].len);
 		if (c->dir[di].pending > 0)
 			mirror_conn_read(c, di, c->dir[di].buf + c->dir[di].off, c->dir[di].pending);
 		free(sq[di].buf);
@@ -446,6 +442,7 @@ mirror_conn_read(struct conn *c, int di, const char *buf, size_t n)
 	struct conn_mirror *m = c->m;
 	struct mirror_rec *r;
 	uint64_t	 now;
+	size_t		 off, len;
 
 	if (m == NULL || !(m->flags & MIRROR_STARTED) || (m->flags & MIRROR_OFF) || n == 0)
 		return;
@@ -463,16 +460,20 @@ mirror_conn_read(struct conn *c, int di, const char *buf, size_t n)
 		mirror_give_up(c, "the mirror queue is full (sync channel stuck)", ENOBUFS);
 		return;
 	}
-	if ((r = mirror_rec_new(m, MREC_BYTES, n)) == NULL) {
-		mirror_give_up(c, "out of memory", ENOMEM);
-		return;
+	/* A record is at most MIRROR_RECORD_MAX: a batch, and a channel frame, hold it. */
+	for (off = 0; off < n; off += len) {
+		len = n - off < MIRROR_RECORD_MAX ? n - off : MIRROR_RECORD_MAX;
+		if ((r = mirror_rec_new(m, MREC_BYTES, len)) == NULL) {
+			mirror_give_up(c, "out of memory", ENOMEM);
+			return;
+		}
+		r->dir = (uint8_t)di;
+		r->off[0] = m->read[di];
+		memcpy(r->data, buf + off, len);
+		m->read[di] += len;
+		mirror_post(r);
 	}
-	r->dir = (uint8_t)di;
-	r->off[0] = m->read[di];
-	memcpy(r->data, buf, n);
-	m->read[di] += n;
 	m->flags &= (uint8_t)~MIRROR_QUIET;
-	mirror_post(r);
 	__atomic_fetch_add(&mir.st.bytes, n, __ATOMIC_RELAXED);
 	now = clock_now_ms();
 	if (now - m->ack_ms >= MIRROR_ACK_EVERY_MS)

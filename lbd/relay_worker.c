@@ -187,7 +187,7 @@ relay_start(struct conn *c)
 static void
 relay_connected(struct conn *c, short what)
 {
-	/* Before the greeting is read: the snapshot's sequence numbers are offset 0. */
+	/* Both sockets up: its mirroring starts MIRROR_LAZY_MS from now. */
 	if (c->m != NULL && (what & EV_READ))
 		mirror_conn_start(c);
 	if (what & EV_READ) {

@@ -5,10 +5,11 @@
  * the rebuild of a socket from that state on another node, in repair mode
  * so no SYN leaves and the far end sees the same connection go on.
  *
- * - A snapshot is taken before lbd reads or writes a byte: the send
- *   sequence number is then the first byte lbd will write, and the
- *   receive one follows from the kernel's rcv_nxt minus the bytes queued
- *   unread (the client may have sent its TLS hello already). From then on
+ * - A snapshot reads the sequence number of the next byte lbd will write
+ *   and of the next it will read (the kernel's rcv_nxt minus the bytes
+ *   queued unread), and, when asked, the bytes still in flight (the send
+ *   queue, peeked in repair mode). The caller subtracts the bytes it moved
+ *   before (mirror.c takes it 200 ms into a pair's life); from then on
  *   sequence numbers are these plus byte counts, which the mirror keeps:
  *   no more repair-mode calls on live sockets.
  * - The rebuild order is the kernel's: queue sequence numbers while the
