@@ -370,6 +370,21 @@ cluster_ha_status(struct lbd *lbd, struct hasync_status *hs)
 	return hs;
 }
 
+/*
+ * A BACKUP that neither holds the VIP nor drains: no segment of the
+ * peer's connections can reach it (mirror_peer.c's standby sockets).
+ */
+bool
+cluster_quiet_backup(struct lbd *lbd)
+{
+	struct hasync_status	 st;
+
+	if (lbd == NULL || lbd->ha == NULL)
+		return false;
+	hasync_get_status(lbd->ha, &st);
+	return st.role == HASYNC_BACKUP && !st.vip_held && !st.draining;
+}
+
 json_t *
 cluster_role_json(struct lbd *lbd)
 {

@@ -762,11 +762,12 @@ print_status(const json_t *r)
 	v = json_object_get(r, "mirror");
 	if (json_is_object(v) && json_is_true(json_object_get(v, "enabled"))) {
 		printf("mirror:    %s connections mirrored to the peer (lag p50 %s, p99 %s), "
-		    "%s of the peer's held here, fence %s\n",
+		    "%s of the peer's held here (%s standing by), fence %s\n",
 		    jget(v, "pairs", c[0], sizeof(c[0])),
 		    fmt_fms(json_object_get(v, "lag_p50_ms"), c[1], sizeof(c[1])),
 		    fmt_fms(json_object_get(v, "lag_p99_ms"), c[2], sizeof(c[2])),
 		    jget(v, "held", c[3], sizeof(c[3])),
+		    jget(v, "standby", c[4], sizeof(c[4])),
 		    json_is_true(json_object_get(v, "fence")) ? "on" : "OFF (see the log)");
 		if (json_integer_value(json_object_get(v, "takeovers")) > 0)
 			printf("           last takeover: %s rebuilt, %s reset, in %s\n",

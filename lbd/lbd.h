@@ -655,6 +655,14 @@ struct repair_plan {
  */
 int		 repair_rebuild(const struct repair_sock *rs, struct repair_plan *plan,
 		    char *err, size_t errlen);
+/*
+ * The same rebuild ahead of time, where the address is not (the BACKUP):
+ * plan's queue must be empty, the socket stays in repair mode (silent,
+ * no timer) until repair_ready, or repair_drop. Returns fd or -1 (err).
+ */
+int		 repair_standby(const struct repair_sock *rs, const struct repair_plan *plan,
+		    char *err, size_t errlen);
+int		 repair_ready(int fd);	/* repair mode off, no probe yet; 0 or -1 (errno) */
 /* Closes fd sending nothing, neither FIN nor RST (repair mode first). */
 void		 repair_drop(int fd);
 /*
@@ -739,6 +747,9 @@ struct mirror_stats {
 	uint64_t	 last_failed;
 	uint64_t	 last_reset;	/* ... not rebuilt, or rebuilt and found stale since */
 	double		 last_rebuild_ms; /* how long the last takeover's rebuild took; -1 none */
+	uint64_t	 standby;	/* held pairs whose sockets are made already (standby) */
+	uint64_t	 standby_failed; /* standby attempts that failed, ever */
+	uint64_t	 last_standby;	/* pairs of the last takeover taken from standby sockets */
 	/* fence.c */
 	bool		 fence;		/* the nftables fence is installed */
 	uint64_t	 fence_dropped;	/* FIN/RST of mirrored sockets it dropped */
@@ -779,7 +790,7 @@ void		 mirror_probe_after(uint64_t ms);
 struct conn_mirror *mirror_adopted(const struct mirror_pair *);
 
 /* mirror_peer.c */
-void		 mirror_peer_init(struct lbd *);	/* at start */
+int		 mirror_peer_init(struct lbd *);	/* at start; 0, -1 logged */
 void		 mirror_peer_free(void);		/* at exit */
 void		 mirror_rx(struct lbd *, const struct Lbd__PairBatch *);	/* a batch from the peer */
 /*
@@ -825,6 +836,7 @@ bool		 cluster_leaving(struct lbd *);		/* the handover or the drain goes on */
 const char	*cluster_failover(struct lbd *);
 int		 cluster_key_generate(char *buf, size_t len);	/* base64 key for `lbd --genkey`; -1 */
 /* The HA and sync parts of `status`. */
+bool		 cluster_quiet_backup(struct lbd *);	/* BACKUP, VIP not here, not draining */
 json_t		*cluster_role_json(struct lbd *);	/* "INIT" while the heartbeat is not running */
 void		 cluster_vip_json(struct lbd *, json_t *vip);	/* adds held, draining, forwarding */
 json_t		*cluster_peer_json(struct lbd *);	/* name, state, priority, last_advert_ms, role */

@@ -235,8 +235,7 @@ main(int argc, char *argv[])
 			.resync_all = relay_mirror_resync_all,
 		};
 
-		mirror_peer_init(lbd);
-		if (kick_init(lbd->base) == -1 || mirror_init(lbd, &ops) == -1)
+		if (mirror_peer_init(lbd) == -1 || kick_init(lbd->base) == -1 || mirror_init(lbd, &ops) == -1)
 			goto done;
 	}
 	if (lbd->conf->metrics_on && (lbd->metrics = metrics = metrics_open(lbd)) == NULL) {

@@ -266,6 +266,9 @@ metrics_mirror(FILE *f)
 	    "Connections mirrored to the peer now.", st.pairs);
 	prom_one(f, "lbd_mirror_held_pairs", "gauge",
 	    "The peer's mirrored connections held here for a takeover.", st.held);
+	prom_one(f, "lbd_mirror_standby_pairs", "gauge",
+	    "Held connections whose sockets are made already (standby, repair mode).",
+	    st.standby);
 	prom_one(f, "lbd_mirror_bytes_total", "counter",
 	    "Bytes mirrored to the peer.", st.bytes);
 	prom_one(f, "lbd_mirror_given_up_total", "counter",

@@ -17,6 +17,8 @@
  * - Rebuild: the front socket binds VIP:port beside the listener (repair
  *   mode forces the reuse), the back one VIP:port of the dead node's half
  *   of the ephemeral range, so nothing of ours is in the way.
+ * - Standby: quiet pairs have their sockets made ahead of time, so the
+ *   rebuild before the GARP is one call a socket for them (below).
  */
 #include <sys/socket.h>
 #include <errno.h>
@@ -25,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "lbd.h"
 #include "hasync.pb-c.h"
@@ -39,11 +43,19 @@
 #define MIRROR_REBUILD_SHARE_MIN 64		/* pairs per thread, at least */
 #define MIRROR_PROBE_AFTER_MS	5		/* rebuilt sockets probe this long after the rebuild:
 						 * the GARP leaves when taking_over returns */
+#define MIRROR_STANDBY_TICK_MS	50		/* the BACKUP makes standby sockets this often */
+#define MIRROR_STANDBY_QUIET_MS	500		/* ... for pairs this long without a record */
+#define MIRROR_STANDBY_BATCH	128		/* ... this many pairs a tick at most (~5 ms) */
+#define MIRROR_STANDBY_RETRY_MS	5000		/* a pair whose standby failed is tried again then */
 
 struct held {
 	struct held	*next;		/* in its bucket */
 	uint64_t	 id;
 	struct mirror_pair p;
+	int		 sfd[2];	/* standby sockets, front and back; -1 none */
+	uint32_t	 smark;		/* the SO_MARK they were made with */
+	uint64_t	 last_ms;	/* the pair's last record */
+	uint64_t	 retry_ms;	/* no standby before (one failed) */
 };
 
 static struct {
@@ -52,11 +64,43 @@ static struct {
 	uint64_t	 bytes;		/* bytes held, all pairs */
 	uint64_t	 rx_records;
 	uint64_t	 rx_bad;
-	uint64_t	 takeovers, rebuilt, failed, last_rebuilt, last_failed;
+	uint64_t	 takeovers, rebuilt, failed, last_rebuilt, last_failed, last_standby;
 	uint64_t	 stale_base;	/* mirror_stale_total() at the last takeover */
 	double		 last_ms;
+	uint64_t	 standby;	/* pairs with standby sockets */
+	uint64_t	 standby_failed; /* standby attempts that failed, ever */
+	int		 cursor;	/* the bucket the next standby tick starts at */
+	struct event	*tick;		/* the standby tick, armed while pairs are held */
+	struct lbd	*lbd;
 	struct log_limit limit;
 } peer = { .last_ms = -1 };
+
+/*
+ * Standby sockets: a held pair with nothing in flight (everything the
+ * MASTER read is acknowledged by its destination) has the same rebuild
+ * now as at a takeover, so the BACKUP makes its two sockets ahead of
+ * time (repair_standby: established, in repair mode, silent), once the
+ * pair has been quiet for MIRROR_STANDBY_QUIET_MS. A takeover then turns
+ * repair off on them (one system call each) instead of a dozen, and the
+ * GARP leaves that much sooner. Any record that moves the pair closes
+ * them (silently, in repair mode); they are made again once it is quiet.
+ * Only while this node is a BACKUP without the VIP: a node holding the
+ * VIP could receive the pair's segments, and a repair-mode socket must
+ * never see them. Costs two descriptors (in the budget) and two kernel
+ * sockets (~7 KB of slab) a pair, what the pair costs the MASTER.
+ */
+static void
+held_unready(struct held *h)
+{
+	if (h->sfd[0] == -1)
+		return;
+	/* In repair mode close() sends nothing. */
+	close(h->sfd[0]);
+	close(h->sfd[1]);
+	h->sfd[0] = h->sfd[1] = -1;
+	fds_use(-2);
+	peer.standby--;
+}
 
 static struct held **
 held_slot(uint64_t id)
@@ -77,6 +121,7 @@ held_free(struct held **hp)
 	int		 i;
 
 	*hp = h->next;
+	held_unready(h);
 	for (i = 0; i < 2; i++) {
 		peer.bytes -= h->p.len[i];
 		free(h->p.buf[i]);
@@ -164,6 +209,8 @@ mirror_rx_open(const Lbd__PairOpen *o)
 		return;
 	}
 	h->id = o->id;
+	h->sfd[0] = h->sfd[1] = -1;
+	h->last_ms = clock_now_ms();
 	snprintf(h->p.service, sizeof(h->p.service), "%s", o->service);
 	snprintf(h->p.backend, sizeof(h->p.backend), "%s", o->backend);
 	h->p.read[0] = h->p.base[0] = o->read_c2b;
@@ -203,6 +250,8 @@ mirror_rx_bytes(const Lbd__PairBytes *b)
 	}
 	if (end <= p->read[di])
 		return;		/* all seen */
+	held_unready(h);
+	h->last_ms = clock_now_ms();
 	skip = p->read[di] - b->offset;
 	add = b->data.len - skip;
 	need = p->len[di] + add;
@@ -251,6 +300,8 @@ mirror_rx_ack(const Lbd__PairAck *a)
 			mirror_bad("Ack past the bytes read", a->id);
 			continue;
 		}
+		held_unready(h);
+		h->last_ms = clock_now_ms();
 		drop = acked[di] - p->base[di];
 		memmove(p->buf[di], p->buf[di] + drop, p->len[di] - drop);
 		p->len[di] -= drop;
@@ -258,6 +309,8 @@ mirror_rx_ack(const Lbd__PairAck *a)
 		peer.bytes -= drop;
 	}
 }
+
+static void mirror_standby_arm(void);
 
 void
 mirror_rx(struct lbd *lbd, const struct Lbd__PairBatch *b)
@@ -291,6 +344,107 @@ mirror_rx(struct lbd *lbd, const struct Lbd__PairBatch *b)
 			break;
 		}
 	}
+	mirror_standby_arm();
+}
+
+/* ---------------------------------------------------------------- standby */
+
+/* Makes h's standby sockets. Returns 0, -1 (retried later). */
+static int
+held_standby(struct held *h, uint32_t mark, uint64_t now)
+{
+	struct repair_plan plan[2];
+	char		 e[160];
+	int		 i;
+
+	memset(plan, 0, sizeof(plan));
+	for (i = 0; i < 2; i++) {
+		plan[i].snd_off = h->p.base[!i];
+		plan[i].rcv_off = h->p.read[i];
+		plan[i].mark = mark;
+	}
+	plan[0].ts = repair_ts_now(&h->p.front, clock_wall_ns() / 1000000);
+	plan[1].ts = repair_ts_now(&h->p.back, clock_wall_ns() / 1000000);
+	if ((h->sfd[0] = repair_standby(&h->p.front, &plan[0], e, sizeof(e))) == -1 ||
+	    (h->sfd[1] = repair_standby(&h->p.back, &plan[1], e, sizeof(e))) == -1) {
+		if (h->sfd[0] != -1)
+			close(h->sfd[0]);	/* repair mode: silent */
+		h->sfd[0] = h->sfd[1] = -1;
+		h->retry_ms = now + MIRROR_STANDBY_RETRY_MS;
+		peer.standby_failed++;
+		log_limited(&peer.limit, now, MIRROR_LOG_MS, LOG_LEVEL_INFO,
+		    "mirror: no standby sockets for a connection of %s to %s (it is rebuilt "
+		    "in full at a takeover): %s", h->p.service, h->p.backend, e);
+		return -1;
+	}
+	h->smark = mark;
+	fds_use(2);
+	peer.standby++;
+	return 0;
+}
+
+/* Every standby socket closed (silently): this node is no longer a quiet BACKUP. */
+static void
+mirror_standby_drop_all(void)
+{
+	struct held	*h;
+	int		 i;
+
+	for (i = 0; i < MIRROR_BUCKETS && peer.standby > 0; i++)
+		for (h = peer.bucket[i]; h != NULL; h = h->next)
+			held_unready(h);
+}
+
+/*
+ * Main thread, every MIRROR_STANDBY_TICK_MS while pairs are held: standby
+ * sockets for up to MIRROR_STANDBY_BATCH quiet pairs, from where the
+ * last tick stopped.
+ */
+static void
+mirror_standby_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct held	*h;
+	uint64_t	 now = clock_now_ms();
+	uint32_t	 mark = mirror_fence_mark();
+	int		 i, b, made = 0;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (!cluster_quiet_backup(peer.lbd)) {
+		mirror_standby_drop_all();
+		mirror_standby_arm();
+		return;
+	}
+	for (i = 0; i < MIRROR_BUCKETS && made < MIRROR_STANDBY_BATCH; i++) {
+		b = (peer.cursor + i) & (MIRROR_BUCKETS - 1);
+		for (h = peer.bucket[b]; h != NULL && made < MIRROR_STANDBY_BATCH; h = h->next) {
+			if (h->sfd[0] != -1 && h->smark != mark)
+				held_unready(h);	/* a reload changed cluster.mirror_mark */
+			if (h->sfd[0] != -1 || h->p.len[0] != 0 || h->p.len[1] != 0 ||
+			    now - h->last_ms < MIRROR_STANDBY_QUIET_MS || now < h->retry_ms)
+				continue;
+			if (!fds_room(2))
+				goto out;
+			(void)held_standby(h, mark, now);
+			made++;
+		}
+		if (made >= MIRROR_STANDBY_BATCH)
+			break;
+	}
+out:
+	peer.cursor = (peer.cursor + i) & (MIRROR_BUCKETS - 1);
+	mirror_standby_arm();
+}
+
+static void
+mirror_standby_arm(void)
+{
+	struct timeval	 tv = { 0, MIRROR_STANDBY_TICK_MS * 1000 };
+
+	if (peer.tick != NULL && (peer.n > 0 || peer.standby > 0) &&
+	    !evtimer_pending(peer.tick, NULL))
+		evtimer_add(peer.tick, &tv);
 }
 
 /* ---------------------------------------------------------------- rebuild */
@@ -301,6 +455,8 @@ struct rebuild_job {
 	struct service	*svc;
 	struct backend	*be;
 	int		 cfd, bfd;	/* -1: not rebuilt (err says why) */
+	int		 sfd[2];	/* its standby sockets, -1 none */
+	bool		 standby;	/* rebuilt from them */
 	size_t		 sent[2];	/* per direction: queued in its destination socket */
 	char		 err[200];
 };
@@ -341,6 +497,17 @@ mirror_rebuild_sockets(struct rebuild_job *j, uint32_t mark, uint64_t wall_ms)
 	char		 e[160];
 	int		 i;
 
+	if (j->sfd[0] != -1) {
+		if (repair_ready(j->sfd[0]) == 0 && repair_ready(j->sfd[1]) == 0) {
+			j->cfd = j->sfd[0];
+			j->bfd = j->sfd[1];
+			j->sent[0] = j->sent[1] = 0;
+			j->standby = true;
+			return;
+		}
+		repair_drop(j->sfd[0]);	/* then in full, as without them */
+		repair_drop(j->sfd[1]);
+	}
 	/* Front: we send the backend's bytes, we read the client's. */
 	memset(plan, 0, sizeof(plan));
 	for (i = 0; i < 2; i++) {
@@ -493,6 +660,7 @@ mirror_takeover(struct lbd *lbd, bool peer_dead, struct sockaddr_storage **remot
 	struct rebuild_job *jobs;
 	struct held	*h;
 	uint64_t	 t0 = clock_now_us(), wall = clock_wall_ns() / 1000000, ok = 0, bad = 0;
+	uint64_t	 ready = 0;
 	size_t		 nj = 0, k;
 	int		 i;
 
@@ -503,6 +671,7 @@ mirror_takeover(struct lbd *lbd, bool peer_dead, struct sockaddr_storage **remot
 		return 0;
 	if (!peer_dead) {
 		/* A planned handover: the old MASTER keeps serving its own. */
+		mirror_standby_drop_all();
 		log_info("mirror: taking over from a live %s: its %llu mirrored connections "
 		    "stay with it", lbd->conf->peer_name, (unsigned long long)peer.n);
 		if (mirror_held_tuples(remote, local_port, n) == -1)
@@ -519,14 +688,24 @@ mirror_takeover(struct lbd *lbd, bool peer_dead, struct sockaddr_storage **remot
 	for (i = 0; i < MIRROR_BUCKETS; i++)
 		for (h = peer.bucket[i]; h != NULL; h = h->next) {
 			jobs[nj].p = &h->p;
+			jobs[nj].sfd[0] = jobs[nj].sfd[1] = -1;
 			if (mirror_rebuild_find(lbd, &jobs[nj]) == -1)
 				jobs[nj].svc = NULL;
+			else if (h->sfd[0] != -1 && h->smark == mirror_fence_mark()) {
+				/* Its standby sockets are the job's now, the relay's next. */
+				jobs[nj].sfd[0] = h->sfd[0];
+				jobs[nj].sfd[1] = h->sfd[1];
+				h->sfd[0] = h->sfd[1] = -1;
+				fds_use(-2);
+				peer.standby--;
+			}
 			nj++;
 		}
 	mirror_rebuild_all(jobs, nj, wall);
 	for (k = 0; k < nj; k++) {
 		if (jobs[k].svc != NULL && jobs[k].cfd != -1 && mirror_rebuild_adopt(&jobs[k]) == 0) {
 			ok++;
+			ready += jobs[k].standby;
 			continue;
 		}
 		bad++;
@@ -544,11 +723,14 @@ mirror_takeover(struct lbd *lbd, bool peer_dead, struct sockaddr_storage **remot
 	peer.last_rebuilt = ok;
 	peer.last_failed = bad;
 	peer.last_ms = (double)(clock_now_us() - t0) / 1000.0;
-	log_warnx("mirror: rebuilt %llu of %llu connections of %s in %.1f ms, before "
-	    "announcing the VIP", (unsigned long long)ok, (unsigned long long)(ok + bad),
-	    lbd->conf->peer_name, peer.last_ms);
-	bus_publish(lbd, "mirror", json_pack("{s:s, s:I, s:I, s:f}", "state", "rebuilt",
-	    "rebuilt", (json_int_t)ok, "failed", (json_int_t)bad, "ms", peer.last_ms));
+	peer.last_standby = ready;
+	log_warnx("mirror: rebuilt %llu of %llu connections of %s in %.1f ms (%llu from "
+	    "standby sockets), before announcing the VIP", (unsigned long long)ok,
+	    (unsigned long long)(ok + bad), lbd->conf->peer_name, peer.last_ms,
+	    (unsigned long long)ready);
+	bus_publish(lbd, "mirror", json_pack("{s:s, s:I, s:I, s:f, s:I}", "state", "rebuilt",
+	    "rebuilt", (json_int_t)ok, "failed", (json_int_t)bad, "ms", peer.last_ms,
+	    "standby", (json_int_t)ready));
 	return ok;
 }
 
@@ -566,19 +748,33 @@ mirror_peer_stats(struct mirror_stats *st)
 	st->last_failed = peer.last_failed;
 	st->last_reset = peer.last_failed + (st->stale - peer.stale_base);
 	st->last_rebuild_ms = peer.last_ms;
+	st->standby = peer.standby;
+	st->standby_failed = peer.standby_failed;
+	st->last_standby = peer.last_standby;
 	st->fence = fence_active();
 	if (!st->fence || fence_dropped(&st->fence_dropped) == -1)
 		st->fence_dropped = 0;
 }
 
-void
+int
 mirror_peer_init(struct lbd *lbd)
 {
 	mirror_peer_clear();
+	peer.lbd = lbd;
+	if (peer.tick == NULL && (peer.tick = evtimer_new(lbd->base, mirror_standby_cb,
+	    NULL)) == NULL) {
+		log_warnx("mirror: cannot make the standby timer");
+		return -1;
+	}
+	return 0;
 }
 
 void
 mirror_peer_free(void)
 {
 	mirror_peer_clear();
+	if (peer.tick != NULL)
+		event_free(peer.tick);
+	peer.tick = NULL;
+	peer.lbd = NULL;
 }

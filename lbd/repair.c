@@ -21,6 +21,11 @@
  *   caller's (repair_probe): at a takeover it waits for the GARP, before
  *   which the answer would go to the dead node. 12 system calls a socket
  *   before it (repair_finish adds TCP_NODELAY, address reuse and the probe).
+ * - A standby socket (repair_standby) is the same rebuild made ahead of
+ *   time on the BACKUP, for a pair with nothing in flight, and left in
+ *   repair mode: established, silent, bound to the VIP it does not have
+ *   (IP_TRANSPARENT). A takeover then needs one call for it, repair_ready
+ *   (repair off); closed in repair mode, it sends nothing.
  * - Timestamps: each connection has its own clock offset. The rebuilt
  *   clock is the snapshot's value plus the wall time since, plus a margin
  *   for clock skew between the nodes, so it never goes back for the far
@@ -327,7 +332,7 @@ repair_queue(int fd, struct repair_plan *plan)
 /* The rebuild, fd fresh in repair mode; what names the failing step. */
 static int
 repair_build(int fd, const struct repair_sock *rs, struct repair_plan *plan,
-    const char **what)
+    bool standby, const char **what)
 {
 	struct tcp_repair_opt	 opt[4];
 	struct tcp_repair_window w;
@@ -345,7 +350,15 @@ repair_build(int fd, const struct repair_sock *rs, struct repair_plan *plan,
 	    repair_set(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE) == -1 ||
 	    repair_set(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, (int)rcv_seq) == -1)
 		return -1;
-	/* The address is there at a takeover (added first); else bound free, as a listener. */
+	/*
+	 * The address is there at a takeover (added first); else bound free,
+	 * as a listener. A standby socket is made where the address is not:
+	 * IP_TRANSPARENT lets it connect (route) from it, IP_FREEBIND would not.
+	 */
+	*what = "IP_TRANSPARENT";
+	if (standby && repair_set(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_TRANSPARENT :
+	    IP_TRANSPARENT, 1) == -1)
+		return -1;
 	*what = "bind";
 	if (bind(fd, (const struct sockaddr *)&rs->local,
 	    addr_len((const struct sockaddr *)&rs->local)) == -1) {
@@ -399,23 +412,29 @@ repair_build(int fd, const struct repair_sock *rs, struct repair_plan *plan,
 		return -1;
 	/* No window probe, no TCP_NODELAY, no reuse here: repair_finish, after the GARP. */
 	*what = "TCP_REPAIR off";
-	return repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
+	return standby ? 0 : repair_ready(fd);
 }
 
-int
-repair_rebuild(const struct repair_sock *rs, struct repair_plan *plan, char *err,
-    size_t errlen)
+/* repair_rebuild and repair_standby. */
+static int
+repair_make(const struct repair_sock *rs, struct repair_plan *plan, bool standby,
+    char *err, size_t errlen)
 {
 	const char	*what = "socket";
 	int		 fd, saved;
 
+	if (standby && plan->queue_len > 0) {
+		snprintf(err, errlen, "a standby socket has nothing to send");
+		errno = EINVAL;
+		return -1;
+	}
 	if ((fd = socket(rs->local.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1)
 		goto fail;
 	what = "TCP_REPAIR";
 	if (repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON) == -1)
 		goto fail;
-	if (repair_build(fd, rs, plan, &what) == -1)
+	if (repair_build(fd, rs, plan, standby, &what) == -1)
 		goto fail;
 	return fd;
 fail:
@@ -426,6 +445,28 @@ fail:
 		repair_drop(fd);
 	errno = saved;
 	return -1;
+}
+
+int
+repair_rebuild(const struct repair_sock *rs, struct repair_plan *plan, char *err,
+    size_t errlen)
+{
+	return repair_make(rs, plan, false, err, errlen);
+}
+
+int
+repair_standby(const struct repair_sock *rs, const struct repair_plan *plan, char *err,
+    size_t errlen)
+{
+	struct repair_plan p = *plan;
+
+	return repair_make(rs, &p, true, err, errlen);
+}
+
+int
+repair_ready(int fd)
+{
+	return repair_set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
 }
 
 int

@@ -195,6 +195,9 @@ view_mirror_json(void)
 	reply_set_int(o, "stale_total", st.stale);
 	reply_set(o, "fence", json_boolean(st.fence));
 	reply_set_int(o, "fence_dropped", st.fence_dropped);
+	reply_set_int(o, "standby", st.standby);	/* held pairs with their sockets made */
+	reply_set_int(o, "standby_failed", st.standby_failed);
+	reply_set_int(o, "rebuilt_standby", st.last_standby);	/* at the last takeover */
 	return o;
 }
 

@@ -2,7 +2,9 @@
 # survive the MASTER's unplanned death.  Pair drills (RIG_LB_NODES="lb1
 # lb2", after ha_reset: lb1 MASTER, lb2 BACKUP, both real servers up).
 #
-#   mirror_crash     30 idle FTPS sessions across kill -9 of lb1's lbd
+#   mirror_crash     30 idle FTPS sessions across kill -9 of lb1's lbd, all
+#                    rebuilt from lb2's standby sockets (closed when the
+#                    sessions move, made again once they are quiet)
 #   mirror_poweroff  the same across a power-off (link down, then kill -9)
 #   mirror_lftp      a 64 MiB lftp download, then a 64 MiB upload
 #                    (sessions.py put), across kill -9: right sha256 on ONE
@@ -46,13 +48,13 @@ _mirror_src() {
 	echo "${out#,}"
 }
 
-# "pairs held rebuilt reset rebuild_ms" of NODE's mirror status keys
+# "pairs held rebuilt reset rebuild_ms standby rebuilt_standby" of NODE's mirror status keys
 # ("-" for an absent key: lbd without mirroring has none).
 _mirror_keys() {
 	local -A st
 	local k out=
-	rig_status_into "$1" st || { echo "down down down down down"; return 0; }
-	for k in pairs held rebuilt reset rebuild_ms; do
+	rig_status_into "$1" st || { echo "down down down down down down down"; return 0; }
+	for k in pairs held rebuilt reset rebuild_ms standby rebuilt_standby; do
 		out="$out ${st[mirror.$k]:--}"
 	done
 	echo "${out# }"
@@ -63,7 +65,8 @@ _mirror_keys_figure() {
 	local keys
 	read -ra keys <<<"$(_mirror_keys "$1")"
 	echo "  figure: $2: $1 mirror.pairs ${keys[0]}, mirror.held ${keys[1]}, mirror.rebuilt ${keys[2]}," \
-		"mirror.reset ${keys[3]}, mirror.rebuild_ms ${keys[4]}" \
+		"mirror.reset ${keys[3]}, mirror.rebuild_ms ${keys[4]}, mirror.standby ${keys[5]}," \
+		"mirror.rebuilt_standby ${keys[6]}" \
 		"(mirror = $([ "${RIG_MIRROR:-0}" = 1 ] && echo true || echo false) in the configs)"
 }
 
@@ -105,7 +108,18 @@ _mirror_hold() {
 	[ "$RIG_MIRROR" = 1 ] || return 0
 	rig_wait 5000 _mirror_held_at_least lb2 "$MIRROR_N" ||
 		rig_log "  lb2 holds $(rig_sval "$(rig_status lb2)" mirror.held) pairs of $MIRROR_N after 5 s"
+	# MIRROR_STANDBY=1: and for lb2's standby sockets of them (quiet 500 ms, mirror_peer.c).
+	[ "${MIRROR_STANDBY:-0}" = 1 ] || return 0
+	rig_wait 5000 _mirror_standby_at_least lb2 "$MIRROR_N" ||
+		rig_log "  lb2 has standby sockets for $(rig_sval "$(rig_status lb2)" mirror.standby) pairs of $MIRROR_N after 5 s"
 	return 0
+}
+
+# Whether node $1 has standby sockets for at least $2 of its peer's pairs.
+_mirror_standby_at_least() {
+	local h
+	h=$(rig_sval "$(rig_status "$1")" mirror.standby)
+	[ -n "$h" ] && [ "$h" -ge "$2" ] 2>/dev/null
 }
 
 # Whether node $1 holds at least $2 of its peer's pairs.
@@ -216,9 +230,39 @@ _mirror_restore() {
 # 30 idle FTPS sessions (20 explicit, 10 implicit) across kill -9 of the
 # MASTER's lbd: all 30 list and retrieve again on their control
 # connection, from the same real server.
-drill_mirror_crash() { _mirror_idle crash 0 "kill -9 of lb1's lbd"; }
+# With lb2's standby sockets: made once the sessions are quiet, closed
+# when they move again (a round before the event: a standby socket left
+# from before it would be behind, and its session would die), made again
+# once they are quiet, and every pair of the takeover taken from them.
+drill_mirror_crash() {
+	local r=0 what keys sb
+	what=$(_mirror_what "kill -9 of lb1's lbd")
+	MIRROR_STANDBY=1 _mirror_hold crash 2 || { _mirror_hold_stop crash; return 1; }
+	_mirror_keys_figure lb2 "quiet sessions"
+	_mirror_round crash 1 "the sessions moving again before the event" || r=1
+	sb=$(rig_sval "$(rig_status lb2)" mirror.standby)
+	rig_assert "lb2 closed the standby sockets of the sessions that moved (mirror.standby ${sb:-none} < $MIRROR_N)" \
+		[ "${sb:-0}" -lt "$MIRROR_N" ] 2>/dev/null || r=1
+	rig_wait 5000 _mirror_standby_at_least lb2 "$MIRROR_N"
+	echo "  figure: lb2 made them again ${RIG_WAITED_MS:-?} ms later (mirror.standby $(rig_sval "$(rig_status lb2)" mirror.standby))"
+	_mirror_keys_figure lb1 "before the event"
+	_mirror_keys_figure lb2 "before the event"
+	_mirror_kill 0 || r=1
+	_mirror_round crash 2 "sessions across $what" || r=1
+	_mirror_nokill || echo "  figure: $what: lb2 MASTER $MIRROR_TAKEOVER ms after it"
+	_mirror_keys_figure lb2 "after the takeover"
+	if ! _mirror_nokill; then
+		read -ra keys <<<"$(_mirror_keys lb2)"
+		rig_assert "lb2 rebuilt all $MIRROR_N pairs from standby sockets (mirror.rebuilt_standby ${keys[6]})" \
+			[ "${keys[6]}" -ge "$MIRROR_N" ] 2>/dev/null || r=1
+	fi
+	_mirror_hold_stop crash
+	_mirror_restore 0 || r=1
+	return $r
+}
 
 # The same across a power-off of the MASTER: link down, then kill -9.
+# Killed as soon as lb2 holds the pairs: standby sockets or not, as it comes.
 drill_mirror_poweroff() { _mirror_idle poweroff 1 "power-off of lb1"; }
 
 _mirror_idle() {

@@ -208,6 +208,63 @@ test_rebuild_goes_on(void **state)
 }
 
 /*
+ * A standby socket (the BACKUP's, made ahead of a takeover): established
+ * in repair mode, it sends nothing while it waits, nor when it is
+ * dropped; one made again and readied goes on with the dialogue. One
+ * with bytes to send is refused (those need the rebuild at the takeover).
+ */
+static void
+test_standby_goes_on(void **state)
+{
+	struct repair_sock rs;
+	struct repair_plan plan = { 0 };
+	char		 buf[16], err[128];
+	int		 c, s, r, l;
+
+	if (*state == NULL)
+		skip();
+	l = pair(&c, &s);
+	assert_int_equal(repair_snapshot(s, NULL, NULL, &rs, NULL), 0);
+	send_all(s, "220 hi\r\n");
+	read_exact(c, buf, 8);
+	send_all(c, "USER x\r\n");
+	read_exact(s, buf, 8);
+	usleep(50 * 1000);		/* every byte acknowledged: nothing in flight */
+	repair_drop(s);			/* the MASTER died */
+
+	plan.snd_off = 8;
+	plan.rcv_off = 8;
+	plan.ts = repair_ts_now(&rs, clock_wall_ns() / 1000000);
+	if ((r = repair_standby(&rs, &plan, err, sizeof(err))) == -1)
+		fail_msg("standby: %s", err);
+	read_nothing(c, 300);		/* no segment while it stands by */
+	repair_drop(r);
+	read_nothing(c, 100);		/* nor when it goes */
+
+	plan.queue = (const uint8_t *)"331 ok\r\n";
+	plan.queue_len = 8;
+	assert_int_equal(repair_standby(&rs, &plan, err, sizeof(err)), -1);
+	assert_int_equal(errno, EINVAL);
+	plan.queue = NULL;
+	plan.queue_len = 0;
+	if ((r = repair_standby(&rs, &plan, err, sizeof(err))) == -1)
+		fail_msg("standby again: %s", err);
+	usleep(200 * 1000);		/* time passes on its timestamp clock too */
+	assert_int_equal(repair_ready(r), 0);
+	assert_int_equal(repair_finish(r), 0);
+	send_all(r, "331 ok\r\n");
+	read_exact(c, buf, 8);
+	assert_memory_equal(buf, "331 ok\r\n", 8);
+	send_all(c, "PASS y\r\n");
+	read_exact(r, buf, 8);
+	assert_memory_equal(buf, "PASS y\r\n", 8);
+	read_nothing(c, 50);
+	close(c);
+	close(r);
+	close(l);
+}
+
+/*
  * A rebuild behind what the dead kernel acknowledged (the unread gap):
  * the far end's next bytes start past our rcv_nxt, so they queue out of
  * order and nothing is ever read: the signal the stale rule acts on.
@@ -376,6 +433,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rebuild_goes_on),
 		cmocka_unit_test(test_rebuild_behind_is_visible),
+		cmocka_unit_test(test_standby_goes_on),
 		cmocka_unit_test(test_snapshot_counts_unread),
 		cmocka_unit_test(test_rebuild_queue_delivers),
 		cmocka_unit_test(test_late_snapshot),
