@@ -51,7 +51,7 @@ DEB_TEST  = vsftpd curl lftp python3 iproute2 openssl socat procps psmisc iputil
 DEB_BENCH = haproxy keepalived iperf3
 DEB_ALL	  = $(DEB_BUILD) $(DEB_TEST) $(DEB_BENCH)
 
-.PHONY: all deps check unit rig demo bench bench-tools fuzz fuzz-run install uninstall test-install clean
+.PHONY: all deps check unit rig rig-san chaos demo bench bench-tools fuzz fuzz-run install uninstall test-install clean
 .SECONDARY:
 
 all: $(BUILD)/lbd $(BUILD)/lbctl
@@ -95,6 +95,10 @@ $(HASYNC_SAN_LIB): $(HASYNC_SAN_OBJ)
 $(BUILD)/lbd: $(BUILD)/obj/lbd/main.o $(CORE_OBJ) $(HASYNC_LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# The daemon under AddressSanitizer + UndefinedBehaviorSanitizer, for the rig (make rig-san).
+$(BUILD)/lbd-san: $(BUILD)/san/lbd/main.o $(SAN_OBJ) $(HASYNC_SAN_LIB)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(PKG_LIBS)
+
 $(BUILD)/lbctl: $(BUILD)/obj/lbd/lbctl.o
 	$(CC) $(CFLAGS) -o $@ $^ $(shell pkg-config --libs jansson)
 
@@ -123,11 +127,20 @@ unit: $(UNIT_BIN)
 rig: all
 	tests/rig/run-drills
 
+# Seeded random faults under load (CHAOS_CYCLES, default 100; CHAOS_SEED replays a run).
+chaos: all
+	CHAOS_CYCLES=$${CHAOS_CYCLES:-100} tests/rig/run-drills chaos
+
+# The functional drills again, against the sanitized daemon (any report fails them).
+rig-san: all $(BUILD)/lbd-san
+	RIG_SAN=1 tests/rig/run-drills
+
 check: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) test-install
 	$(MAKE) rig
+	$(MAKE) rig-san
 
 demo: deps
 	$(MAKE) all

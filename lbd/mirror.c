@@ -80,7 +80,7 @@ struct mirror_rec {
 	uint32_t	 len;		/* bytes: data length; open: sizeof(struct mirror_open) */
 	uint8_t		 kind;		/* enum mirror_kind */
 	uint8_t		 dir;		/* bytes: DIR_C2B or DIR_B2C */
-	uint8_t		 data[];	/* bytes, or the struct mirror_open */
+	_Alignas(uint64_t) uint8_t data[];	/* bytes, or the struct mirror_open (aligned for it) */
 };
 TAILQ_HEAD(mirror_recs, mirror_rec);
 

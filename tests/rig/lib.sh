@@ -486,7 +486,7 @@ $([ -z "${RIG_MAX_CONN_PER_CLIENT:-}" ] || echo "    max_connections_per_client 
     source = "vip";
     check = { type = "ftp"; port = 21; interval_ms = $RIG_CHECK_INTERVAL_MS; timeout_ms = 500; rise = $RIG_CHECK_RISE; fall = $RIG_CHECK_FALL; };
     backends = (
-      { name = "FTP_SVR1"; address = "${RIG_ADDR[ftp1]}"; weight = 1; },
+      { name = "FTP_SVR1"; address = "${RIG_ADDR[ftp1]}"; weight = ${RIG_WEIGHT1:-1}; },
       { name = "FTP_SVR2"; address = "${RIG_ADDR[ftp2]}"; weight = 1; }
     );
   }

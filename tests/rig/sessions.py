@@ -6,6 +6,7 @@ the measuring clients of the connection-mirroring drills (drill-mirror.sh).
   sessions.py [--tls-max 1.3] hold HOST --count 30 --go PREFIX [--rounds 1]
   sessions.py [--tls-max 1.3] load HOST --loops 64 --seconds 10 --mark FILE
   sessions.py [--tls-max 1.3] put HOST FILE upload/NAME [--rate 8388608]
+  sessions.py [--tls-max 1.3] sticky HOST --source A,B,... --stop FILE [--seconds 600]
 
 hold: N control sessions, two thirds explicit (port 21, AUTH TLS, PROT P),
 one third implicit (990), anonymous.  Phase 1 opens them all, logs in, LISTs
@@ -36,6 +37,14 @@ then SIZE, REST and STOR go on there (at most --retries times).  One JSON
 line: logins (always 1: it never logs in again), tries, REST offsets,
 whether the control connection stayed the same.  lftp cannot do this for
 an upload (see cmd_put), hence this client.
+
+sticky: one short explicit FTPS session after another (AUTH TLS, PROT P,
+login, RETR server.txt, QUIT), each from the next --source address in turn,
+--par at a time with --gap-ms between a worker's sessions, until --stop
+FILE exists or --seconds pass: one JSON line per session {"t0", "t1",
+"src", "server" (server.txt, null on failure), "error"}, then a summary
+line {"phase": "done", ...}.  The chaos run checks from them that each
+client keeps its real server (sticky) across every fault.
 
 Every network wait has a timeout and every loop a bound; stdlib only.
 """
@@ -441,6 +450,59 @@ def cmd_load(args):
     return 0 if not hung and after else 1
 
 
+# ---------------------------------------------------------------- sticky
+
+MAX_STICKY = 100000		# bound on the sessions of one sticky run
+
+
+def cmd_sticky(args):
+    sources = [a for a in (args.source or "").split(",") if a]
+    if not sources:
+        emit({"phase": "done", "error": "no --source addresses"})
+        return 1
+    t_end = time.monotonic() + min(args.seconds, 24 * 3600.0)
+    lock = threading.Lock()
+    state = {"next": 0, "n": 0, "ok": 0}
+
+    def stopped():
+        return time.monotonic() >= t_end or os.path.exists(args.stop) or state["n"] >= MAX_STICKY
+
+    def one_session(src):
+        ctx = tls_context(args.tls_max)
+        rec = {"t0": now_ms(), "src": src, "server": None, "error": None}
+        ftp = ReuseFTP_TLS(ctx, implicit=False, timeout=args.timeout)
+        try:
+            ftp.connect(args.host, 21, source_address=(src, 0))
+            ftp.login()
+            ftp.prot_p()
+            buf = []
+            ftp.retrbinary("RETR server.txt", buf.append)
+            rec["server"] = b"".join(buf).decode(errors="replace").strip()
+            ftp.quit()
+        except (OSError, EOFError, ftplib.Error, ssl.SSLError) as e:
+            rec["error"] = "%s: %s" % (ftp.stage, err_text(e))
+        finally:
+            ftp.close()
+        rec["t1"] = now_ms()
+        return rec
+
+    def worker(_w):
+        while not stopped():
+            with lock:
+                src = sources[state["next"] % len(sources)]
+                state["next"] += 1
+                state["n"] += 1
+            rec = one_session(src)
+            with lock:
+                state["ok"] += rec["server"] is not None
+                print(json.dumps(rec), flush=True)
+            time.sleep(args.gap_ms / 1000.0)
+
+    run_all(worker, range(max(1, min(args.par, 16))), 16)
+    emit({"phase": "done", "sessions": state["n"], "ok": state["ok"], "clients": len(sources)})
+    return 0
+
+
 # ---------------------------------------------------------------- put
 
 def send_file(conn, f, rate, offset, state):
@@ -583,7 +645,17 @@ def main():
     sp.add_argument("--rate", type=int, default=8 << 20, help="bytes/s, 0: unlimited")
     sp.add_argument("--retries", type=int, default=5, help="REST + STOR after a data error")
     sp.add_argument("--timeout", type=float, default=25.0, help="any single network wait (s)")
+    sp = sub.add_parser("sticky", help="short FTPS sessions of many clients, in turn")
+    sp.add_argument("host")
+    sp.add_argument("--source", required=True, help="client addresses, comma separated, in turn")
+    sp.add_argument("--stop", required=True, help="the run ends once this file exists")
+    sp.add_argument("--seconds", type=float, default=600.0, help="or after this long")
+    sp.add_argument("--par", type=int, default=2, help="sessions at once")
+    sp.add_argument("--gap-ms", type=int, default=200, help="pause between a worker's sessions")
+    sp.add_argument("--timeout", type=float, default=5.0, help="any single network wait (s)")
     args = p.parse_args()
+    if args.cmd == "sticky":
+        return cmd_sticky(args)
     if args.cmd == "hold":
         return cmd_hold(args)
     if args.cmd == "put":
