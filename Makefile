@@ -47,11 +47,11 @@ HASYNC_UNIT = $(patsubst %,$(BUILD)/unit/test_%,heartbeat channel sync ha pacer 
 DEB_BUILD = build-essential pkg-config libevent-dev libnl-3-dev libnl-route-3-dev \
 	    libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libconfig-dev \
 	    libsodium-dev libjansson-dev libnftables-dev
-DEB_TEST  = vsftpd curl lftp python3 iproute2 openssl socat procps psmisc iputils-arping tcpdump nftables groff-base man-db strace
+DEB_TEST  = vsftpd curl lftp python3 iproute2 openssl socat procps psmisc iputils-arping tcpdump nftables groff-base man-db strace gnuplot-nox
 DEB_BENCH = haproxy keepalived iperf3
 DEB_ALL	  = $(DEB_BUILD) $(DEB_TEST) $(DEB_BENCH)
 
-.PHONY: all deps check unit rig rig-san chaos demo bench bench-tools fuzz fuzz-run install uninstall test-install clean
+.PHONY: all deps check unit rig rig-san chaos soak demo bench bench-tools fuzz fuzz-run install uninstall test-install clean
 .SECONDARY:
 
 all: $(BUILD)/lbd $(BUILD)/lbctl
@@ -130,6 +130,11 @@ rig: all
 # Seeded random faults under load (CHAOS_CYCLES, default 100; CHAOS_SEED replays a run).
 chaos: all
 	CHAOS_CYCLES=$${CHAOS_CYCLES:-100} tests/rig/run-drills chaos
+
+# The chaos load for SOAK_MIN minutes (30), a fault every SOAK_FAULT_S s (180); plot in build/soak/.
+soak: deps
+	$(MAKE) all
+	SOAK_MIN=$${SOAK_MIN:-30} tests/rig/run-drills soak
 
 # The functional drills again, against the sanitized daemon (any report fails them).
 rig-san: all $(BUILD)/lbd-san

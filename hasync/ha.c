@@ -215,6 +215,14 @@ ha_backup_rx_advert(struct ha *ha, const struct ha_advert *adv, uint64_t now)
 	ha->master_down_ms = now + ha_master_down_interval(ha);
 	if (!ha->conf.preempt || ha->yielding || ha->conf.priority <= adv->priority)
 		return 0;
+	/*
+	 * Not before the MASTER hears us: right after our link came back
+	 * (FAULT), its adverts reach us while ours still wait for a neighbour
+	 * entry on the way; preempting then left both holding the VIP for
+	 * 600 ms (the chaos drill), the MASTER ignorant of our claim.
+	 */
+	if (!adv->hears_us)
+		return 0;	/* asked again at the MASTER's next advert */
 	if (ha->conf.may_preempt != NULL && !ha->conf.may_preempt(ha->conf.arg))
 		return 0;	/* asked again at the MASTER's next advert */
 	return ha_become_master(ha, now, "preempting the MASTER peer (priority %d < ours %d)",

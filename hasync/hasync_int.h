@@ -190,6 +190,7 @@ struct ha_advert {
 	enum hasync_role state;		/* the sender's role */
 	int		 interval_ms;	/* the sender's advert interval */
 	int		 addr_cmp;	/* sign of (sender's node address - ours), never 0 */
+	bool		 hears_us;	/* it echoes an advert we sent lately: the sender hears us */
 };
 
 /* One node's role and what it knows of its peer. */

@@ -103,6 +103,7 @@ static void	hb_rx_datagram(struct hasync *, const uint8_t *, size_t, bool,
 		    const struct sockaddr *);
 static bool	hb_rx_accept(struct hasync *, const Lbd__Advert *, const char *, bool *);
 static bool	hb_rx_legacy(struct hasync *, const Lbd__Advert *, const char *, bool *);
+static bool	hb_hears_us(struct hasync *, const Lbd__Advert *);
 static bool	hb_retired(const struct hasync *, uint64_t, uint64_t);
 static void	hb_reply(struct hasync *);
 static void	hb_on_timer(evutil_socket_t, short, void *);
@@ -592,6 +593,7 @@ hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
 	in.state = (enum hasync_role)adv->state;
 	in.interval_ms = (int)adv->interval_ms;
 	in.addr_cmp = cmp > 0 ? 1 : -1;
+	in.hears_us = hb_hears_us(h, adv);
 	hb_log(h, 2, "advert from %s (%s): %s priority %d counter %llu", adv->node, a,
 	    ha_role_name(in.state), in.priority, (unsigned long long)adv->counter);
 	h->peer_draining = adv->draining;
@@ -683,6 +685,24 @@ hb_rx_accept(struct hasync *h, const Lbd__Advert *adv, const char *a, bool *hear
 	pacer_set_echo(h->pacer, adv->session, adv->counter);
 	*heard_anew = true;
 	return true;
+}
+
+/*
+ * Whether adv echoes one of our adverts sent at most HB_FRESH_INTERVALS
+ * intervals ago: its sender hears us now (preemption waits for it). An
+ * lbd older than freshness echoes nothing: taken as hearing us, as before.
+ */
+static bool
+hb_hears_us(struct hasync *h, const Lbd__Advert *adv)
+{
+	uint64_t now = clock_now_ms(), sent;
+
+	if (adv->session == 0)
+		return true;
+	if (adv->echo_session != h->session || !pacer_sent_at(h->pacer, adv->echo_counter, &sent))
+		return false;
+	return (now > sent ? now - sent : 0) <=
+	    (uint64_t)HB_FRESH_INTERVALS * (uint64_t)h->conf.advert_interval_ms;
 }
 
 /* An advert without session, from an lbd older than freshness: the old rule. */

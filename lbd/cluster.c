@@ -117,11 +117,53 @@ cluster_role_changed(void *arg, enum hasync_role from, enum hasync_role to, cons
 	    hasync_role_str(from), "role", hasync_role_str(to), "reason", reason));
 }
 
-/* No preemption before the peer's bulk sync is in (or timed out). */
+/*
+ * No preemption before the peer's bulk sync is in (or timed out), nor
+ * while a backend in service (enabled, weight above 0) is down here, for
+ * at most CLUSTER_PREEMPT_HOLD_MS: after this node's link came back its
+ * health checks still count the outage (rise), and a MASTER taken back
+ * then sends every client of such a backend elsewhere, its sticky entry
+ * moved (the chaos drill: both backends down for 1 s, then one). A
+ * backend that stays down holds preemption back that long only; a dead
+ * MASTER is taken over from at Master_Down whatever the backends say.
+ */
+#define CLUSTER_PREEMPT_HOLD_MS	30000
+
 static bool
 cluster_ha_may_preempt(void *arg)
 {
-	return replica_may_preempt(arg);
+	static struct log_limit limit;
+	static uint64_t	 held_since;	/* first refusal for a down backend, 0 none */
+	struct lbd	*lbd = arg;
+	uint64_t	 now = clock_now_ms();
+	int		 i, j;
+
+	if (!replica_may_preempt(lbd))
+		return false;
+	for (i = 0; i < lbd->nservices; i++) {
+		struct service *svc = &lbd->services[i];
+
+		for (j = 0; j < svc->nbackends; j++) {
+			struct backend *b = &svc->backends[j];
+
+			if (b->up || b->admin != BACKEND_ENABLED || b->conf.weight == 0)
+				continue;
+			if (held_since == 0)
+				held_since = now;
+			if (now - held_since >= CLUSTER_PREEMPT_HOLD_MS) {
+				log_limited(&limit, now, 1000, LOG_LEVEL_INFO, "preempting although "
+				    "backend %s/%s is down here (%d s)", svc->conf.name, b->conf.name,
+				    CLUSTER_PREEMPT_HOLD_MS / 1000);
+				return true;
+			}
+			log_limited(&limit, now, 1000, LOG_LEVEL_INFO, "not preempting yet: backend "
+			    "%s/%s is down here (its health checks pass first, %d s at most)",
+			    svc->conf.name, b->conf.name, CLUSTER_PREEMPT_HOLD_MS / 1000);
+			return false;
+		}
+	}
+	held_since = 0;
+	return true;
 }
 
 /* Planned-handover steering, for `lbctl monitor`. */

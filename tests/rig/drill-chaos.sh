@@ -36,7 +36,7 @@
 # The run ends with a table: fault kind, count, outage p50/max, sessions
 # survived, entries lost.
 
-CHAOS_CYCLES=${CHAOS_CYCLES:-100}
+# CHAOS_CYCLES: read when the drill runs (default 100; run-drills' default list sets 10).
 CHAOS_KINDS=${CHAOS_KINDS:-kill_master kill_backup poweroff linkdown partition sigterm failover restart reload server}
 CHAOS_HOLD=${CHAOS_HOLD:-6}			# idle mirrored sessions per kill -9 / power-off
 CHAOS_FD_GROWTH=${CHAOS_FD_GROWTH:-64}
@@ -280,15 +280,10 @@ print("sticky_bad_list=%s" % ";".join(badl[:5]))
 EOF
 }
 
-drill_chaos() {
-	local seed=${CHAOS_SEED:-$(( $(date +%s%N) % 1000000 ))} kinds k kind m m2 r=0 src
-	local line out surv of lost miss wrong before t1 pid ok n a v f0 f1 r0 r1 p0 p1 p50 pmax
-	# A sparser probe: the load and the faults share the rig's 2 CPUs with it.
-	local RIG_PROBE_INTERVAL_MS=50
-	local -A cnt outs survd heldn lostk res0 resmax exits
-	read -ra kinds <<<"$CHAOS_KINDS"
-	RANDOM=$seed
-	echo "  figure: chaos seed $seed, $CHAOS_CYCLES cycles, kinds: ${kinds[*]} (replay: CHAOS_SEED=$seed CHAOS_CYCLES=$CHAOS_CYCLES tests/rig/run-drills chaos)"
+# Starts what a chaos or soak run needs: the timeline, the VIP monitors,
+# the load.  Uses the caller's res0 (and sets SRC_SEED... nothing else).
+_chaos_begin() {
+	local n src
 	: >"$RIG_DIR/chaos-timeline.log"
 	echo "$RIG_VIP" >"$RIG_DIR/chaos.vip"
 	rm -f "$RIG_DIR/chaos.stop"
@@ -297,75 +292,92 @@ drill_chaos() {
 		rig_bg "$n" "chaos-mon-$n" "$RIG_DIR/chaos-mon-$n.log" ip -ts monitor address dev eth0
 		_chaos_tl "holder $n $(_rig_vip_on "$n" && echo 1 || echo 0)"
 		res0[$n]=$(_chaos_res "$n")
+		resmax[$n]=${res0[$n]}
 	done
 	sleep 0.2
 	_chaos_tl "start - $(rig_ms)"
-	rig_bg c2 chaos-sticky "$RIG_DIR/chaos-sticky.log" timeout 3600 \
+	rig_bg c2 chaos-sticky "$RIG_DIR/chaos-sticky.log" timeout 7200 \
 		python3 "$RIG_SRC/sessions.py" --tls-max "$RIG_TLS_MAX" sticky "$RIG_VIP" --source "$src" \
-		--stop "$RIG_DIR/chaos.stop" --seconds 3600 --par 2 --gap-ms 300
-	rig_bg c1 chaos-xfer "$RIG_DIR/chaos-xfer.log" timeout 3600 bash -c "
+		--stop "$RIG_DIR/chaos.stop" --seconds 7200 --par 2 --gap-ms 300
+	rig_bg c1 chaos-xfer "$RIG_DIR/chaos-xfer.log" timeout 7200 bash -c "
 		for i in \$(seq 1 100000); do
 			[ -f '$RIG_DIR/chaos.stop' ] && break
 			curl ${RIG_CURL_OPTS[*]} --ssl-reqd --limit-rate 16M -r 0-4194303 -o /dev/null \
-				ftp://$RIG_VIP/big.bin >/dev/null 2>&1
+				ftp://$(rig_url_host "$RIG_VIP")/big.bin >/dev/null 2>&1
 			echo \"\$(date +%s%3N) \$?\"
 			sleep 0.2
 		done"
 	sleep 2
 	before=$(sync_table lb1)
-	for ((k = 1; k <= CHAOS_CYCLES; k++)); do
-		kind=${kinds[RANDOM % ${#kinds[@]}]}
-		m=$(rig_ha_master) || { rig_fail "cycle $k: no single MASTER before the fault"; r=1; break; }
-		CH_HOLD=0
-		if [ "$kind" = kill_master ] || [ "$kind" = poweroff ]; then
-			CH_HOLD=1
-			_chaos_hold "$k" "$(rig_lb_other "$m")" ||
-				echo "  chaos: cycle $k: held sessions not ready ($(tail -1 "$RIG_DIR/chaos-h$k.log" | cut -c1-200))"
+}
+
+# One fault of KIND (cycle K, of TOTAL) and the checks after it; adds to
+# the caller's tables (cnt outs survd heldn lostk res0 resmax exits,
+# before).  Returns 1 when an invariant failed.
+_chaos_cycle() {
+	local k=$1 kind=$2 total=$3 m m2 line out surv=- of lost miss wrong t1 pid ok n rc=0
+	m=$(rig_ha_master) || { rig_fail "cycle $k: no single MASTER before the fault"; return 1; }
+	CH_HOLD=0
+	if [ "$kind" = kill_master ] || [ "$kind" = poweroff ]; then
+		CH_HOLD=1
+		_chaos_hold "$k" "$(rig_lb_other "$m")" ||
+			echo "  chaos: cycle $k: held sessions not ready ($(tail -1 "$RIG_DIR/chaos-h$k.log" | cut -c1-200))"
+	fi
+	[ -n "$before" ] || before=$(sync_table "$m")
+	rig_probe_start c1 chaos-probe 120 >/dev/null || true
+	_chaos_tl "fault $kind $(rig_ms) $m"
+	_chaos_inject "$kind" "$m"
+	m2=$(_ha_settle "$CHAOS_SETTLE_MS") || { rig_fail "cycle $k ($kind): the pair did not settle"; rc=1; }
+	rig_wait 15000 _chaos_backends_up || { rig_fail "cycle $k ($kind): backends not up on both nodes"; rc=1; }
+	t1=$(rig_ms)
+	line=$(rig_probe_stop chaos-probe)
+	out=$(_ha_p "$line" outage_max_ms)
+	_ha_num "$out" || out=0
+	if [ "$CH_HOLD" = 1 ]; then
+		read -r surv of <<<"$(_chaos_hold_check "$k")"
+		_ha_num "$surv" || surv=0
+		survd[$kind]=$(( ${survd[$kind]:-0} + surv ))
+		heldn[$kind]=$(( ${heldn[$kind]:-0} + CHAOS_HOLD ))
+	fi
+	# Sticky tables: equal on both, nothing of before lost.
+	rig_wait 10000 sync_same 1000
+	lost=$(_chaos_lost "$before" "$(sync_table lb1)" "$CH_FREE")
+	read -r miss wrong <<<"$lost"
+	lost=$(( miss + wrong ))
+	if ! sync_same 1000; then
+		read -r miss wrong <<<"$(sync_lost "$(sync_table lb1)" "$(sync_table lb2)")"
+		lost=$(( lost + miss + wrong ))
+	fi
+	before=$(sync_table "${m2:-lb1}")
+	lostk[$kind]=$(( ${lostk[$kind]:-0} + lost ))
+	cnt[$kind]=$(( ${cnt[$kind]:-0} + 1 ))
+	outs[$kind]="${outs[$kind]:-} $out"
+	for n in lb1 lb2; do
+		if ! rig_alive "$n-lbd"; then
+			rig_fail "cycle $k ($kind): lbd on $n is not running"
+			rc=1
+			exits[$n]=$(( ${exits[$n]:-0} + 1 ))
+			( rig_lb_start "$n" )
 		fi
-		[ -n "$before" ] || before=$(sync_table "$m")
-		rig_probe_start c1 chaos-probe 120 >/dev/null || true
-		_chaos_inject "$kind" "$m"
-		m2=$(_ha_settle "$CHAOS_SETTLE_MS") || { rig_fail "cycle $k ($kind): the pair did not settle"; r=1; }
-		rig_wait 15000 _chaos_backends_up || { rig_fail "cycle $k ($kind): backends not up on both nodes"; r=1; }
-		t1=$(rig_ms)
-		line=$(rig_probe_stop chaos-probe)
-		out=$(_ha_p "$line" outage_max_ms)
-		_ha_num "$out" || out=0
-		surv=-
-		if [ "$CH_HOLD" = 1 ]; then
-			read -r surv of <<<"$(_chaos_hold_check "$k")"
-			_ha_num "$surv" || surv=0
-			survd[$kind]=$(( ${survd[$kind]:-0} + surv ))
-			heldn[$kind]=$(( ${heldn[$kind]:-0} + CHAOS_HOLD ))
-		fi
-		# Sticky tables: equal on both, nothing of before lost.
-		rig_wait 10000 sync_same 1000
-		lost=$(_chaos_lost "$before" "$(sync_table lb1)" "$CH_FREE")
-		read -r miss wrong <<<"$lost"
-		lost=$(( miss + wrong ))
-		if ! sync_same 1000; then
-			read -r miss wrong <<<"$(sync_lost "$(sync_table lb1)" "$(sync_table lb2)")"
-			lost=$(( lost + miss + wrong ))
-		fi
-		before=$(sync_table "${m2:-lb1}")
-		lostk[$kind]=$(( ${lostk[$kind]:-0} + lost ))
-		cnt[$kind]=$(( ${cnt[$kind]:-0} + 1 ))
-		outs[$kind]="${outs[$kind]:-} $out"
-		for n in lb1 lb2; do
-			rig_alive "$n-lbd" || { rig_fail "cycle $k ($kind): lbd on $n is not running"; r=1; exits[$n]=$(( ${exits[$n]:-0} + 1 )); ( rig_lb_start "$n" ); }
-			read -r _ _ pid <<<"$(_chaos_res "$n")"
-			read -r _ _ ok <<<"${res0[$n]}"
-			[ "$pid" = "$ok" ] || res0[$n]=$(_chaos_res "$n")	# a new process: its own baseline
-			resmax[$n]=$(_chaos_res "$n")
-		done
-		echo "  chaos $k/$CHAOS_CYCLES: $kind on $m -> MASTER ${m2:-none}, outage ${out} ms, held $([ "$CH_HOLD" = 1 ] && echo "$surv/$CHAOS_HOLD" || echo -), sticky lost $lost, $(( t1 - CH_T0 )) ms to settle"
-		if [ "$CH_HOLD" = 1 ] && [ "$surv" != "$CHAOS_HOLD" ]; then
-			rig_fail "cycle $k ($kind): $surv of $CHAOS_HOLD idle mirrored sessions survived: $(grep '"round": 1,' "$RIG_DIR/chaos-h$k.log" | tail -1 | cut -c1-300)"
-			r=1
-		fi
-		[ "$lost" = 0 ] || { rig_fail "cycle $k ($kind): $lost sticky entries lost"; r=1; }
-		[ $r = 0 ] || [ "${CHAOS_KEEP_GOING:-0}" = 1 ] || break
+		read -r _ _ pid <<<"$(_chaos_res "$n")"
+		read -r _ _ ok <<<"${res0[$n]}"
+		[ "$pid" = "$ok" ] || res0[$n]=$(_chaos_res "$n")	# a new process: its own baseline
+		resmax[$n]=$(_chaos_res "$n")
 	done
+	echo "  chaos $k/$total: $kind on $m -> MASTER ${m2:-none}, outage ${out} ms, held $([ "$CH_HOLD" = 1 ] && echo "$surv/$CHAOS_HOLD" || echo -), sticky lost $lost, $(( t1 - CH_T0 )) ms to settle"
+	if [ "$CH_HOLD" = 1 ] && [ "$surv" != "$CHAOS_HOLD" ]; then
+		rig_fail "cycle $k ($kind): $surv of $CHAOS_HOLD idle mirrored sessions survived: $(grep '"round": 1,' "$RIG_DIR/chaos-h$k.log" | tail -1 | cut -c1-300)"
+		rc=1
+	fi
+	[ "$lost" = 0 ] || { rig_fail "cycle $k ($kind): $lost sticky entries lost"; rc=1; }
+	return $rc
+}
+
+# Stops the load and checks the run's invariants; prints the table.
+# Returns 1 when one failed.
+_chaos_end() {
+	local rc=0 a v ok n f0 f1 r0 r1 p0 p1 p50 pmax kind left
+	local -A an
 	touch "$RIG_DIR/chaos.stop"
 	_chaos_tl "end - $(rig_ms)"
 	rig_wait 20000 eval '! rig_alive chaos-sticky && ! rig_alive chaos-xfer'
@@ -373,14 +385,11 @@ drill_chaos() {
 	rig_kill chaos-xfer
 	rig_kill chaos-mon-lb1
 	rig_kill chaos-mon-lb2
-
-	# Invariants over the whole run.
-	local -A an
 	while IFS='=' read -r a v; do an[$a]=$v; done < <(_chaos_analyse)
 	echo "  figure: VIP: ${an[vip_events]:-?} changes on the two eth0; both holding it with both links up ${an[vip_double]:-?} times, longest ${an[vip_double_longest_ms]:-?} ms; too long: ${an[vip_double_bad]:-?} ${an[vip_double_bad_list]:-}"
-	rig_assert "never two MASTERs past 2 advert intervals (after a heal): ${an[vip_double_bad]:-?} times" [ "${an[vip_double_bad]:-x}" = 0 ] || r=1
+	rig_assert "never two MASTERs past 2 advert intervals (after a heal): ${an[vip_double_bad]:-?} times" [ "${an[vip_double_bad]:-x}" = 0 ] || rc=1
 	echo "  figure: sticky clients: ${an[sticky_clients]:-?} clients, ${an[sticky_sessions]:-?} sessions, ${an[sticky_ok]:-?} ok; moved to another server ${an[sticky_moves]:-?} times, ${an[sticky_bad_moves]:-?} without their server stopped ${an[sticky_bad_list]:-}"
-	rig_assert "each sticky client's next session lands on its server (${an[sticky_bad_moves]:-?} moves without a cause)" [ "${an[sticky_bad_moves]:-x}" = 0 ] || r=1
+	rig_assert "each sticky client's next session lands on its server (${an[sticky_bad_moves]:-?} moves without a cause)" [ "${an[sticky_bad_moves]:-x}" = 0 ] || rc=1
 	ok=$(awk '$2 == 0' "$RIG_DIR/chaos-xfer.log" | wc -l)
 	n=$(grep -c . "$RIG_DIR/chaos-xfer.log")
 	echo "  figure: download loop: $ok of $n downloads of 4 MiB complete (one cut by a failover fails: data ports are not mirrored here)"
@@ -388,12 +397,11 @@ drill_chaos() {
 		read -r f0 r0 p0 <<<"${res0[$n]}"
 		read -r f1 r1 p1 <<<"${resmax[$n]}"
 		echo "  figure: $n lbd (pid $p1): fds $f0 -> $f1, RSS $r0 -> $r1 kB over its life in the run; unexpected exits ${exits[$n]:-0}"
-		rig_assert "$n: fds grow by at most $CHAOS_FD_GROWTH ($f0 -> $f1)" [ $(( f1 - f0 )) -le "$CHAOS_FD_GROWTH" ] || r=1
-		rig_assert "$n: RSS grows by at most $CHAOS_RSS_GROWTH_KB kB ($r0 -> $r1)" [ $(( r1 - r0 )) -le "$CHAOS_RSS_GROWTH_KB" ] || r=1
+		rig_assert "$n: fds grow by at most $CHAOS_FD_GROWTH ($f0 -> $f1)" [ $(( f1 - f0 )) -le "$CHAOS_FD_GROWTH" ] || rc=1
+		rig_assert "$n: RSS grows by at most $CHAOS_RSS_GROWTH_KB kB ($r0 -> $r1)" [ $(( r1 - r0 )) -le "$CHAOS_RSS_GROWTH_KB" ] || rc=1
 	done
-	# The table.
 	printf '  %-12s %5s %9s %9s %9s %7s\n' fault count "p50 ms" "max ms" survived lost
-	for kind in "${kinds[@]}"; do
+	for kind in $CHAOS_KINDS; do
 		[ -n "${cnt[$kind]:-}" ] || continue
 		read -r p50 pmax <<<"$(tr ' ' '\n' <<<"${outs[$kind]}" | grep . | sort -n |
 			awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)], v[NR] }')"
@@ -401,7 +409,6 @@ drill_chaos() {
 			"$([ -n "${heldn[$kind]:-}" ] && echo "${survd[$kind]}/${heldn[$kind]}" || echo -)" "${lostk[$kind]}"
 	done
 	# Nothing left behind by a clean stop.
-	local left
 	for n in lb1 lb2; do
 		_chaos_down "$n" TERM
 		left=$(rig_exec "$n" nft list tables 2>/dev/null | grep lbd)
@@ -409,12 +416,139 @@ drill_chaos() {
 		rig_exec "$n" ip -o addr show dev lo | grep -q " $RIG_VIP/" && left="$left VIP on lo"
 		[ "$(rig_exec "$n" ip rule show | grep -vc -e 'lookup local' -e 'lookup main' -e 'lookup default')" = 0 ] ||
 			left="$left ip rules: $(rig_exec "$n" ip rule show | tr '\n' ';')"
-		rig_assert "$n after a clean stop: nothing left (${left:-no nft table, no VIP, no rule})" [ -z "$left" ] || r=1
+		rig_assert "$n after a clean stop: nothing left (${left:-no nft table, no VIP, no rule})" [ -z "$left" ] || rc=1
 	done
 	rig_lb_start lb1
 	rig_lb_wait_ready lb1
 	rig_lb_start lb2
 	rig_lb_wait_ready lb2 novip
+	return $rc
+}
+
+drill_chaos() {
+	local seed=${CHAOS_SEED:-$(( $(date +%s%N) % 1000000 ))} kinds k r=0 before
+	local CHAOS_CYCLES=${CHAOS_CYCLES:-100}
+	# A sparser probe: the load and the faults share the rig's 2 CPUs with it.
+	local RIG_PROBE_INTERVAL_MS=50
+	local -A cnt outs survd heldn lostk res0 resmax exits
+	read -ra kinds <<<"$CHAOS_KINDS"
+	RANDOM=$seed
+	echo "  figure: chaos seed $seed, $CHAOS_CYCLES cycles, kinds: ${kinds[*]} (replay: CHAOS_SEED=$seed CHAOS_CYCLES=$CHAOS_CYCLES tests/rig/run-drills chaos)"
+	_chaos_begin || return 1
+	for ((k = 1; k <= CHAOS_CYCLES; k++)); do
+		_chaos_cycle "$k" "${kinds[RANDOM % ${#kinds[@]}]}" "$CHAOS_CYCLES" || r=1
+		[ $r = 0 ] || [ "${CHAOS_KEEP_GOING:-0}" = 1 ] || break
+	done
+	_chaos_end || r=1
 	echo "  figure: chaos seed $seed: $([ $r = 0 ] && echo passed || echo FAILED)"
+	return $r
+}
+
+# ---------------------------------------------------------------- soak
+
+# `make soak` (not in check): the chaos load for SOAK_MIN minutes with one
+# fault every SOAK_FAULT_S seconds, sampled every SOAK_SAMPLE_S seconds;
+# writes build/soak/soak-STAMP.{csv,svg} (gnuplot: connections/s, sticky
+# session latency p99, RSS and fds of both nodes, the faults marked) and
+# prints the chaos table beside the samples' summary.
+SOAK_MIN=${SOAK_MIN:-30}
+SOAK_FAULT_S=${SOAK_FAULT_S:-180}
+SOAK_SAMPLE_S=${SOAK_SAMPLE_S:-5}
+
+# Connections both nodes accepted so far (services[0].total of each).
+_soak_total() {
+	local n t sum=0
+	for n in lb1 lb2; do
+		t=$(rig_sval "$(rig_status "$n")" services.0.total)
+		_ha_num "$t" && sum=$((sum + t))
+	done
+	echo "$sum"
+}
+
+# p99 (ms) of the sticky sessions that ended in (FROM_MS, TO_MS], "-" none.
+_soak_p99() {
+	awk -v a="$1" -v b="$2" '
+	match($0, /"t1": [0-9]+/) { t1 = substr($0, RSTART + 6, RLENGTH - 6) + 0 }
+	/"server": "/ && t1 > a && t1 <= b && match($0, /"t0": [0-9]+/) {
+		d[n++] = t1 - substr($0, RSTART + 6, RLENGTH - 6)
+	}
+	END {
+		if (n == 0) { print "-"; exit }
+		asort(d)
+		i = int(n * 0.99 + 0.999); if (i < 1) i = 1; if (i > n) i = n
+		print d[i]
+	}' "$RIG_DIR/chaos-sticky.log"
+}
+
+drill_soak() {
+	local seed=${CHAOS_SEED:-$(( $(date +%s%N) % 1000000 ))} kinds k=0 r=0 before
+	local RIG_PROBE_INTERVAL_MS=50
+	local -A cnt outs survd heldn lostk res0 resmax exits
+	local t0 tend tnext tprev now tot totprev csv out stamp f1 r1 f2 r2 p99 cps
+	read -ra kinds <<<"$CHAOS_KINDS"
+	RANDOM=$seed
+	echo "  figure: soak seed $seed, $SOAK_MIN min, a fault every $SOAK_FAULT_S s, samples every $SOAK_SAMPLE_S s"
+	_chaos_begin || return 1
+	csv=$RIG_DIR/soak.csv
+	echo "t_s,conn_per_s,p99_ms,lb1_rss_kb,lb1_fds,lb2_rss_kb,lb2_fds" >"$csv"
+	: >"$RIG_DIR/soak-faults.csv"
+	t0=$(rig_ms)
+	tend=$((t0 + SOAK_MIN * 60000))
+	tnext=$((t0 + SOAK_FAULT_S * 1000))
+	tprev=$t0
+	totprev=$(_soak_total)
+	while now=$(rig_ms); ((now < tend)); do
+		sleep "$SOAK_SAMPLE_S"
+		now=$(rig_ms)
+		tot=$(_soak_total)
+		cps=$(awk -v d="$((tot - totprev))" -v t="$((now - tprev))" 'BEGIN { printf "%.1f", t > 0 ? d * 1000 / t : 0 }')
+		p99=$(_soak_p99 "$tprev" "$now")
+		read -r f1 r1 _ <<<"$(_chaos_res lb1)"
+		read -r f2 r2 _ <<<"$(_chaos_res lb2)"
+		echo "$(( (now - t0) / 1000 )),$cps,${p99/-/},$r1,$f1,$r2,$f2" >>"$csv"
+		tprev=$now
+		totprev=$tot
+		if ((now >= tnext)); then
+			k=$((k + 1))
+			kind=${kinds[RANDOM % ${#kinds[@]}]}
+			echo "$(( (now - t0) / 1000 )),$kind" >>"$RIG_DIR/soak-faults.csv"
+			_chaos_cycle "$k" "$kind" "soak" || r=1
+			tnext=$(( $(rig_ms) + SOAK_FAULT_S * 1000 ))
+			tprev=$(rig_ms)
+			totprev=$(_soak_total)
+		fi
+	done
+	_chaos_end || r=1
+	awk -F, 'NR > 1 { n++; c += $2; if ($3 != "" && $3 > pm) pm = $3 }
+		END { printf "  figure: soak samples: %d, connections/s mean %.1f, sticky session p99 max %s ms\n", n, n ? c / n : 0, pm + 0 }' "$csv"
+	stamp=$(date +%Y%m%d-%H%M%S)
+	out=$RIG_TOP/build/soak
+	mkdir -p "$out"
+	cp "$csv" "$out/soak-$stamp.csv"
+	cp "$RIG_DIR/soak-faults.csv" "$out/soak-$stamp.faults.csv"
+	if gnuplot - <<GP 2>"$RIG_DIR/gnuplot.err"; then
+set terminal svg size 1200,1000 dynamic
+set output "$out/soak-$stamp.svg"
+set datafile separator ","
+set key top left
+set xlabel "seconds"
+set multiplot layout 4,1 title "lbd soak: $SOAK_MIN min, a fault every $SOAK_FAULT_S s (seed $seed)"
+$(awk -F, '{ printf "set arrow from %s, graph 0 to %s, graph 1 nohead lc rgb \"red\" dt 2\nset label \"%s\" at %s, graph 0.95 rotate by 90 right font \",8\" tc rgb \"red\"\n", $1, $1, $2, $1 }' "$RIG_DIR/soak-faults.csv")
+set ylabel "connections/s"
+plot "$csv" using 1:2 with lines title "both nodes"
+set ylabel "p99 ms"
+plot "$csv" using 1:3 with lines title "sticky FTPS session p99"
+set ylabel "RSS kB"
+plot "$csv" using 1:4 with lines title "lb1", "" using 1:6 with lines title "lb2"
+set ylabel "fds"
+plot "$csv" using 1:5 with lines title "lb1", "" using 1:7 with lines title "lb2"
+unset multiplot
+GP
+		echo "  figure: soak plot: $out/soak-$stamp.svg (data $out/soak-$stamp.csv)"
+	else
+		rig_fail "gnuplot failed: $(head -3 "$RIG_DIR/gnuplot.err")"
+		r=1
+	fi
+	echo "  figure: soak seed $seed: $([ $r = 0 ] && echo passed || echo FAILED)"
 	return $r
 }

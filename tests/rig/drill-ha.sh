@@ -125,7 +125,7 @@ ha_reset() {
 	for n in lb1 lb2; do
 		rig_exec "$n" ip link set eth0 up 2>/dev/null
 		rig_link "$n" up 2>/dev/null
-		rig_exec "$n" ip route del blackhole "${RIG_ADDR[$(rig_lb_other "$n")]}/32" 2>/dev/null
+		rig_exec "$n" ip route del blackhole "${RIG_ADDR[$(rig_lb_other "$n")]}/$(rig_host_plen)" 2>/dev/null
 	done
 	for n in ftp1 ftp2; do
 		rig_alive "$n-vsftpd-21" && rig_alive "$n-vsftpd-990" && continue
@@ -513,8 +513,8 @@ drill_ha_stop() {
 # inside their namespaces: clients and real servers are unaffected).
 # Usage: _ha_partition add|del
 _ha_partition() {
-	ip -n "$(rig_ns lb1)" route "$1" blackhole "${RIG_ADDR[lb2]}/32" &&
-		ip -n "$(rig_ns lb2)" route "$1" blackhole "${RIG_ADDR[lb1]}/32"
+	ip -n "$(rig_ns lb1)" route "$1" blackhole "${RIG_ADDR[lb2]}/$(rig_host_plen)" &&
+		ip -n "$(rig_ns lb2)" route "$1" blackhole "${RIG_ADDR[lb1]}/$(rig_host_plen)"
 }
 
 # Partition: both become MASTER (split brain); heal: one MASTER within two
@@ -532,8 +532,8 @@ drill_ha_partition() {
 	sleep 1
 	# Heal: both routes removed at once; the heal is complete at th.
 	t0=$(rig_ms)
-	ip -n "$(rig_ns lb1)" route del blackhole "${RIG_ADDR[lb2]}/32" &
-	ip -n "$(rig_ns lb2)" route del blackhole "${RIG_ADDR[lb1]}/32"
+	ip -n "$(rig_ns lb1)" route del blackhole "${RIG_ADDR[lb2]}/$(rig_host_plen)" &
+	ip -n "$(rig_ns lb2)" route del blackhole "${RIG_ADDR[lb1]}/$(rig_host_plen)"
 	wait $!
 	th=$(rig_ms)
 	rig_wait_fast 3000 _ha_one_master

@@ -42,8 +42,10 @@ _mirror_what() { _mirror_nokill && echo "no event (control run, MIRROR_NOKILL=1)
 _mirror_src() {
 	local node=$1 first=$2 last=$3 i out=
 	for ((i = first; i <= last; i++)); do
-		ip -n "$(rig_ns "$node")" addr replace "$RIG_NET.$i/24" dev eth0 2>/dev/null || return 1
-		out="$out,$RIG_NET.$i"
+		# shellcheck disable=SC2046
+		ip -n "$(rig_ns "$node")" addr replace "$(rig_host "$i")/$(rig_net_plen)" dev eth0 \
+			$([ "$RIG_IP6" = 1 ] && echo nodad) 2>/dev/null || return 1
+		out="$out,$(rig_host "$i")"
 	done
 	echo "${out#,}"
 }

@@ -34,11 +34,28 @@ RIG_MIRROR=${RIG_MIRROR:-1}
 RIG_STALE_GLOB=/tmp/lbdrig.				# temp dir prefix (stale cleaner)
 RIG_METRICS_LISTEN=127.0.0.1:9187			# metrics endpoint, on the lb namespace's own loopback
 
-# Addresses of the rig's nodes.
-declare -A RIG_ADDR=(
-	[lb1]=$RIG_NET.2 [lb2]=$RIG_NET.3
-	[ftp1]=$RIG_NET.50 [ftp2]=$RIG_NET.51
-)
+# RIG_IP6=1: the same rig on IPv6 only (a ULA /64, the same host
+# numbers): nodes, peers, VIP, real servers and clients; EPSV data.
+RIG_IP6=${RIG_IP6:-0}
+RIG_NET6=fd00:86::					# the IPv6 rig's /64
+
+# Host address N of the rig's subnet (the IPv4 .N, or fd00:86::N).
+rig_host() { [ "$RIG_IP6" = 1 ] && echo "$RIG_NET6$1" || echo "$RIG_NET.$1"; }
+# Prefix length of one host (blackhole routes) and of the subnet.
+rig_host_plen() { [ "$RIG_IP6" = 1 ] && echo 128 || echo 32; }
+rig_net_plen() { [ "$RIG_IP6" = 1 ] && echo 64 || echo 24; }
+# ADDR as a URL host: IPv6 literals in brackets.
+rig_url_host() { [[ $1 == *:* ]] && echo "[$1]" || echo "$1"; }
+
+# Addresses of the rig's nodes, the VIP and its prefix for RIG_IP6 (again
+# when a run changes it before building a rig).
+declare -A RIG_ADDR
+rig_family_set() {
+	RIG_ADDR=([lb1]=$(rig_host 2) [lb2]=$(rig_host 3) [ftp1]=$(rig_host 50) [ftp2]=$(rig_host 51))
+	RIG_VIP=$(rig_host 87)
+	RIG_PLEN=$(rig_net_plen)
+}
+rig_family_set
 # Real server names served in server.txt and used as lbd backend names.
 declare -A RIG_FTP_NAME=([ftp1]=FTP_SVR1 [ftp2]=FTP_SVR2)
 # Node of a backend name.
@@ -273,7 +290,9 @@ rig_switch_up() {
 	ip -n "$sw" link set br0 up
 }
 
-# Adds node NAME with eth0 on the switch and the given addresses (/24).
+# Adds node NAME with eth0 on the switch and the given addresses (the
+# subnet's prefix; IPv6 ones without duplicate address detection, so
+# they work at once).
 # The veth is created inside the switch namespace and its peer moved
 # straight into the node's, so no interface ever appears on the host.
 rig_node_add() {
@@ -289,7 +308,9 @@ rig_node_add() {
 	ip -n "$sw" link set "$veth" master br0
 	ip -n "$sw" link set "$veth" up
 	for a in "$@"; do
-		ip -n "$ns" addr add "$a/24" dev eth0 || rig_die "addr $a on $node failed"
+		# shellcheck disable=SC2046
+		ip -n "$ns" addr add "$a/$(rig_net_plen)" dev eth0 $([[ $a == *:* ]] && echo nodad) ||
+			rig_die "addr $a on $node failed"
 	done
 	ip -n "$ns" link set eth0 up
 }
@@ -301,7 +322,7 @@ rig_link() {
 }
 
 # Address of client N (1-based): c1 = .100, c2 = .101, ...
-rig_client_ip() { echo "$RIG_NET.$((RIG_CLIENT_BASE + $1 - 1))"; }
+rig_client_ip() { rig_host $((RIG_CLIENT_BASE + $1 - 1)); }
 
 # Clients c1..cN.  EXTRA more addresses go on cN's eth0 as aliases
 # (.100+N ...), for drills that need many source addresses.
@@ -351,9 +372,11 @@ _rig_vsftpd_conf() {
 	local node=$1 port=$2 implicit=$3 d=$RIG_DIR/$1
 	cat >"$d/vsftpd-$port.conf" <<EOF
 # vsftpd for rig node $node, $( [ "$implicit" = YES ] && echo implicit || echo explicit ) FTPS on $port.
-listen=YES
-listen_ipv6=NO
-listen_address=${RIG_ADDR[$node]}
+$(if [ "$RIG_IP6" = 1 ]; then
+	printf 'listen=NO\nlisten_ipv6=YES\nlisten_address6=%s\n' "${RIG_ADDR[$node]}"
+else
+	printf 'listen=YES\nlisten_ipv6=NO\nlisten_address=%s\n' "${RIG_ADDR[$node]}"
+fi)
 listen_port=$port
 background=NO
 # Anonymous only, chrooted into the node's root; uploads go to upload/.
@@ -370,9 +393,9 @@ ftp_username=ftp
 nopriv_user=nobody
 secure_chroot_dir=$RIG_DIR/empty
 hide_ids=YES
-# Passive only, announcing the VIP, the range lbd forwards.
+# Passive only, announcing the VIP (PASV; EPSV names no address), the range lbd forwards.
 pasv_enable=YES
-pasv_address=$RIG_VIP
+$([ "$RIG_IP6" = 1 ] || echo "pasv_address=$RIG_VIP")
 pasv_min_port=1025
 pasv_max_port=1052
 port_enable=NO
@@ -607,8 +630,8 @@ rig_curl() {
 	local node=$1 mode=$2 host=$3 path=$4; shift 4
 	local url
 	case $mode in
-	explicit) url=ftp://$host/$path; set -- --ssl-reqd "$@" ;;
-	implicit) url=ftps://$host/$path ;;
+	explicit) url=ftp://$(rig_url_host "$host")/$path; set -- --ssl-reqd "$@" ;;
+	implicit) url=ftps://$(rig_url_host "$host")/$path ;;
 	*) rig_die "rig_curl: mode $mode" ;;
 	esac
 	rig_exec "$node" curl "${RIG_CURL_OPTS[@]}" "$@" "$url"
@@ -619,7 +642,7 @@ rig_curl() {
 # Usage: rig_lftp NODE explicit|implicit HOST "CMDS"
 rig_lftp() {
 	local node=$1 mode=$2 host=$3 cmds=$4 url prio=
-	[ "$mode" = implicit ] && url=ftps://$host || url=ftp://$host
+	[ "$mode" = implicit ] && url=ftps://$(rig_url_host "$host") || url=ftp://$(rig_url_host "$host")
 	# lftp uses GnuTLS: the version cap is a priority string.
 	[ "$RIG_TLS_MAX" = 1.2 ] && prio='set ssl:priority "NORMAL:-VERS-TLS1.3";'
 	rig_exec "$node" timeout 30 lftp -c "$prio set ssl:verify-certificate no; \
@@ -697,7 +720,7 @@ rig_lb_wait_ready() {
 
 _rig_vip_on() {
 	local a
-	a=$(ip -n "$(rig_ns "$1")" -4 -o addr show dev eth0 2>/dev/null)
+	a=$(ip -n "$(rig_ns "$1")" -o addr show dev eth0 2>/dev/null)
 	[[ $a == *" $RIG_VIP/"* ]]
 }
 

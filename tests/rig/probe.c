@@ -207,22 +207,24 @@ probe_close(struct attempt *a)
 
 /* Returns: 0 started (a->fd open), or the failure kind of a failed start. */
 static enum probe_kind
-probe_start(struct attempt *a, const struct sockaddr_in *sin, const struct sockaddr_in *src,
-    uint64_t now)
+probe_start(struct attempt *a, const struct sockaddr_storage *sin,
+    const struct sockaddr_storage *src, uint64_t now)
 {
+	socklen_t len = sin->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
 	int fd;
 
 	a->start_ms = now;
 	a->connected = false;
 	a->len = 0;
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(sin->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return PROBE_OTHER;
-	if (src != NULL && bind(fd, (const struct sockaddr *)src, sizeof(*src)) == -1) {
+	if (src != NULL && bind(fd, (const struct sockaddr *)src, len) == -1) {
 		close(fd);
 		return PROBE_OTHER;
 	}
-	if (connect(fd, (const struct sockaddr *)sin, sizeof(*sin)) == -1 &&
+	if (connect(fd, (const struct sockaddr *)sin, len) == -1 &&
 	    errno != EINPROGRESS) {
 		int e = errno;
 		close(fd);
@@ -230,6 +232,27 @@ probe_start(struct attempt *a, const struct sockaddr_in *sin, const struct socka
 	}
 	a->fd = fd;
 	return PROBE_OK;
+}
+
+/* An IPv4 or IPv6 literal and a port into *ss. Returns 0, -1 not an address. */
+static int
+probe_addr(const char *s, uint16_t port, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, s, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		return 0;
+	}
+	return -1;
 }
 
 /*
@@ -274,7 +297,7 @@ probe_progress(struct attempt *a, short revents)
 static void
 probe_usage(void)
 {
-	fprintf(stderr, "usage: probe -a IPV4 [-p PORT] [-i INTERVAL_MS] [-t TIMEOUT_MS] "
+	fprintf(stderr, "usage: probe -a ADDRESS [-p PORT] [-i INTERVAL_MS] [-t TIMEOUT_MS] "
 	    "-d DURATION_S [-s SRC]... [-r READYFILE] [-v]\n");
 	exit(2);
 }
@@ -286,7 +309,7 @@ main(int argc, char *argv[])
 	struct pollfd pfd[PROBE_MAX_INFLIGHT];
 	int map[PROBE_MAX_INFLIGHT];
 	struct probe_stats st;
-	struct sockaddr_in sin, srcs[PROBE_MAX_SOURCES];
+	struct sockaddr_storage sin, srcs[PROBE_MAX_SOURCES];
 	struct sigaction sa;
 	const char *addr = NULL, *ready = NULL;
 	long port = 21, interval = 10, timeout = 50, duration = 0;
@@ -306,10 +329,8 @@ main(int argc, char *argv[])
 		case 's':
 			if (nsrc == PROBE_MAX_SOURCES)
 				probe_usage();
-			memset(&srcs[nsrc], 0, sizeof(srcs[nsrc]));
-			srcs[nsrc].sin_family = AF_INET;
-			if (inet_pton(AF_INET, optarg, &srcs[nsrc].sin_addr) != 1) {
-				fprintf(stderr, "probe: %s is not an IPv4 address\n", optarg);
+			if (probe_addr(optarg, 0, &srcs[nsrc]) == -1) {
+				fprintf(stderr, "probe: %s is not an IP address\n", optarg);
 				return 2;
 			}
 			nsrc++;
@@ -322,13 +343,15 @@ main(int argc, char *argv[])
 	if (addr == NULL || port < 1 || port > 65535 || interval < 1 || interval > 10000 ||
 	    timeout < 1 || timeout > 60000 || duration < 1 || duration > PROBE_MAX_DURATION_S)
 		probe_usage();
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)port);
-	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
-		fprintf(stderr, "probe: %s is not an IPv4 address\n", addr);
+	if (probe_addr(addr, (uint16_t)port, &sin) == -1) {
+		fprintf(stderr, "probe: %s is not an IP address\n", addr);
 		return 2;
 	}
+	for (i = 0; i < nsrc; i++)
+		if (srcs[i].ss_family != sin.ss_family) {
+			fprintf(stderr, "probe: a source address is not of %s's family\n", addr);
+			return 2;
+		}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = probe_on_signal;
 	sigaction(SIGTERM, &sa, NULL);

@@ -58,6 +58,7 @@ advert(enum hasync_role state, int prio, int addr_cmp)
 	a.priority = prio;
 	a.interval_ms = IV;
 	a.addr_cmp = addr_cmp;
+	a.hears_us = true;
 	return a;
 }
 
@@ -276,6 +277,27 @@ test_preempt_off(void **state)
 		assert_int_equal(ha_rx_advert(&ha, &a, t) & HA_ACT_ROLE_CHANGED, 0);
 	}
 	assert_int_equal(ha.role, HASYNC_BACKUP);
+}
+
+/* A MASTER that does not hear us (its adverts echo none of our recent ones) is not preempted. */
+static void
+test_preempt_waits_until_heard(void **state)
+{
+	struct ha ha;
+	struct ha_advert a = advert(HASYNC_MASTER, 100, -1);
+	uint64_t now = T0, t;
+
+	pair_start(&ha, 150, true, NULL);
+	a.hears_us = false;
+	for (t = T0 + 20; t < T0 + 1000; t += IV) {
+		run_until(&ha, &now, t);
+		assert_int_equal(ha_rx_advert(&ha, &a, t) & HA_ACT_ROLE_CHANGED, 0);
+		assert_int_equal(ha.role, HASYNC_BACKUP);	/* nor Master_Down: it is alive */
+	}
+	a.hears_us = true;
+	run_until(&ha, &now, t);
+	assert_true(ha_rx_advert(&ha, &a, t) & HA_ACT_BECOME_MASTER);
+	assert_non_null(strstr(ha.reason, "preempting"));
 }
 
 static void
@@ -702,6 +724,7 @@ main(void)
 		cmocka_unit_test(test_preempt_on),
 		cmocka_unit_test(test_preempt_equal_priority_does_not),
 		cmocka_unit_test(test_preempt_off),
+		cmocka_unit_test(test_preempt_waits_until_heard),
 		cmocka_unit_test(test_may_preempt_blocks_until_true),
 		cmocka_unit_test(test_priority_zero_immediate),
 		cmocka_unit_test(test_split_brain_by_priority),
