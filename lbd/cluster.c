@@ -119,11 +119,14 @@ cluster_role_changed(void *arg, enum hasync_role from, enum hasync_role to, cons
 
 /*
  * No preemption before the peer's bulk sync is in (or timed out), nor
- * while a backend in service (enabled, weight above 0) is down here, for
- * at most CLUSTER_PREEMPT_HOLD_MS: after this node's link came back its
- * health checks still count the outage (rise), and a MASTER taken back
- * then sends every client of such a backend elsewhere, its sticky entry
- * moved (the chaos drill: both backends down for 1 s, then one). A
+ * while a backend in service (enabled, weight above 0) is down here or
+ * not checked yet, for at most CLUSTER_PREEMPT_HOLD_MS: after this node's
+ * link came back its health checks still count the outage (rise), right
+ * after a start they have not run, and a first check can fail while the
+ * network settles; a MASTER taken back then sends every client of such a
+ * backend elsewhere, its sticky entry moved, and the data connections of
+ * the sessions the peer still serves to the wrong server (the chaos
+ * drill: both backends down for 1 s, then one; a power-off's return). A
  * backend that stays down holds preemption back that long only; a dead
  * MASTER is taken over from at Master_Down whatever the backends say.
  */
@@ -146,7 +149,8 @@ cluster_ha_may_preempt(void *arg)
 		for (j = 0; j < svc->nbackends; j++) {
 			struct backend *b = &svc->backends[j];
 
-			if (b->up || b->admin != BACKEND_ENABLED || b->conf.weight == 0)
+			if ((b->up && b->checked) || b->admin != BACKEND_ENABLED ||
+			    b->conf.weight == 0)
 				continue;
 			if (held_since == 0)
 				held_since = now;
@@ -157,8 +161,9 @@ cluster_ha_may_preempt(void *arg)
 				return true;
 			}
 			log_limited(&limit, now, 1000, LOG_LEVEL_INFO, "not preempting yet: backend "
-			    "%s/%s is down here (its health checks pass first, %d s at most)",
-			    svc->conf.name, b->conf.name, CLUSTER_PREEMPT_HOLD_MS / 1000);
+			    "%s/%s is %s here (its health checks pass first, %d s at most)",
+			    svc->conf.name, b->conf.name, b->checked ? "down" : "not checked yet",
+			    CLUSTER_PREEMPT_HOLD_MS / 1000);
 			return false;
 		}
 	}

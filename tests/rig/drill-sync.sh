@@ -149,13 +149,7 @@ sync_both_synced() { sync_synced lb1 && sync_synced lb2; }
 # True when the pair is settled with lb1 MASTER, both synced, and both
 # real servers up on both nodes.
 sync_pair_ok() {
-	local n b
-	rig_ha_master_is lb1 && sync_both_synced || return 1
-	for n in lb1 lb2; do
-		for b in FTP_SVR1 FTP_SVR2; do
-			rig_backend_is "$n" "$b" up || return 1
-		done
-	done
+	rig_ha_master_is lb1 && sync_both_synced && rig_backends_up lb1 lb2
 }
 
 # Writes both nodes' configs (rig_lb_conf), then applies each sed

@@ -602,6 +602,16 @@ rig_backend_state() { rig_backend_field "$1" "$2" state; }
 # True when backend NAME on NODE is in STATE.
 rig_backend_is() { [ "$(rig_backend_state "$1" "$2")" = "$3" ]; }
 
+# True when both backends are up on every NODE given.
+rig_backends_up() {
+	local n b
+	for n in "$@"; do
+		for b in FTP_SVR1 FTP_SVR2; do
+			rig_backend_is "$n" "$b" up || return 1
+		done
+	done
+}
+
 # Sum of the backends' active connections on NODE.
 rig_active_sum() {
 	rig_lbctl "$1" --json backends 2>/dev/null | rig_jsplit | rig_jval active |
