@@ -349,22 +349,37 @@ mirror_rx(struct lbd *lbd, const struct Lbd__PairBatch *b)
 
 /* ---------------------------------------------------------------- standby */
 
+/*
+ * The rebuild plans of p's sockets, front and back: the front socket sends
+ * the backend's bytes and reads the client's; the queues are the bytes the
+ * destinations may lack (none for a standby pair).
+ */
+static void
+mirror_plans(const struct mirror_pair *p, uint32_t mark, uint64_t wall_ms,
+    struct repair_plan plan[2])
+{
+	int	 i;
+
+	memset(plan, 0, 2 * sizeof(plan[0]));
+	for (i = 0; i < 2; i++) {
+		plan[i].snd_off = p->base[!i];
+		plan[i].rcv_off = p->read[i];
+		plan[i].mark = mark;
+		plan[i].queue = p->buf[!i];
+		plan[i].queue_len = p->len[!i];
+	}
+	plan[0].ts = repair_ts_now(&p->front, wall_ms);
+	plan[1].ts = repair_ts_now(&p->back, wall_ms);
+}
+
 /* Makes h's standby sockets. Returns 0, -1 (retried later). */
 static int
 held_standby(struct held *h, uint32_t mark, uint64_t now)
 {
 	struct repair_plan plan[2];
 	char		 e[160];
-	int		 i;
 
-	memset(plan, 0, sizeof(plan));
-	for (i = 0; i < 2; i++) {
-		plan[i].snd_off = h->p.base[!i];
-		plan[i].rcv_off = h->p.read[i];
-		plan[i].mark = mark;
-	}
-	plan[0].ts = repair_ts_now(&h->p.front, clock_wall_ns() / 1000000);
-	plan[1].ts = repair_ts_now(&h->p.back, clock_wall_ns() / 1000000);
+	mirror_plans(&h->p, mark, clock_wall_ns() / 1000000, plan);
 	if ((h->sfd[0] = repair_standby(&h->p.front, &plan[0], e, sizeof(e))) == -1 ||
 	    (h->sfd[1] = repair_standby(&h->p.back, &plan[1], e, sizeof(e))) == -1) {
 		if (h->sfd[0] != -1)
@@ -495,7 +510,6 @@ mirror_rebuild_sockets(struct rebuild_job *j, uint32_t mark, uint64_t wall_ms)
 	struct mirror_pair *p = j->p;
 	struct repair_plan plan[2];	/* front, back */
 	char		 e[160];
-	int		 i;
 
 	if (j->sfd[0] != -1) {
 		if (repair_ready(j->sfd[0]) == 0 && repair_ready(j->sfd[1]) == 0) {
@@ -508,17 +522,7 @@ mirror_rebuild_sockets(struct rebuild_job *j, uint32_t mark, uint64_t wall_ms)
 		repair_drop(j->sfd[0]);	/* then in full, as without them */
 		repair_drop(j->sfd[1]);
 	}
-	/* Front: we send the backend's bytes, we read the client's. */
-	memset(plan, 0, sizeof(plan));
-	for (i = 0; i < 2; i++) {
-		plan[i].snd_off = p->base[!i];
-		plan[i].rcv_off = p->read[i];
-		plan[i].mark = mark;
-		plan[i].queue = p->buf[!i];
-		plan[i].queue_len = p->len[!i];
-	}
-	plan[0].ts = repair_ts_now(&p->front, wall_ms);
-	plan[1].ts = repair_ts_now(&p->back, wall_ms);
+	mirror_plans(p, mark, wall_ms, plan);
 	if ((j->cfd = repair_rebuild(&p->front, &plan[0], e, sizeof(e))) == -1) {
 		snprintf(j->err, sizeof(j->err), "client socket: %s", e);
 		return;
