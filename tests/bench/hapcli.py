@@ -6,10 +6,11 @@ replication lag at a fixed update rate.
   hapcli.py fill SOCK TABLE N                    -> "fill: entries=N ms=T"
   hapcli.py wait SOCK TABLE N TIMEOUT_MS
         -> "wait: used=N ms=T ok=0|1 done_epoch_ms=E" (E: wall clock when seen full)
-  hapcli.py lag SRC_SOCK DST_SOCK TABLE RATE SECS
+  hapcli.py lag SRC_SOCK DST_SOCK TABLE RATE SECS [NET]
         -> "lag: batches=N updates=N p50_ms=X p99_ms=X max_ms=X missing=N"
 
-Keys are IPv4 addresses in 10/8 (fill) and 11/8 (lag), server_id 1.  A lag
+Keys are IPv4 addresses in 10/8 (fill) and NET/8 (lag; 11 by default:
+each lag run needs a NET of its own, new keys), server_id 1.  A lag
 is measured per batch of RATE/100 keys sent every 10 ms: from the source's
 reply to the first poll of the destination that counts the batch.  Every
 loop is bounded in time.
@@ -28,7 +29,14 @@ def cli(sock, line, timeout=10.0):
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(timeout)
     try:
-        s.connect(sock)
+        for _ in range(1000):       # a full backlog (EAGAIN): again, 1 s at most
+            try:
+                s.connect(sock)
+                break
+            except BlockingIOError:
+                time.sleep(0.001)
+        else:
+            raise OSError("%s: backlog full for 1 s" % sock)
         s.sendall(line.encode() + b"\n")
         out = b""
         while True:
@@ -95,7 +103,7 @@ def pct(v, p):
     return v[min(len(v) - 1, int(p / 100.0 * (len(v) - 1) + 0.5))]
 
 
-def do_lag(src, dst, table, rate, secs):
+def do_lag(src, dst, table, rate, secs, net):
     per = max(1, rate // 100)
     base = used(dst, table)
     sent = []                       # per batch: time the source acknowledged it
@@ -106,7 +114,7 @@ def do_lag(src, dst, table, rate, secs):
     while time.monotonic() - t0 < secs + 2:
         now = time.monotonic()
         if now >= next_t and now - t0 < secs:
-            cli(src, setcmds(table, 11, i * per, per))
+            cli(src, setcmds(table, net, i * per, per))
             sent.append(time.monotonic())
             i += 1
             next_t += TICK_S
@@ -119,7 +127,7 @@ def do_lag(src, dst, table, rate, secs):
             lags.append((t - sent[seen]) * 1000)
             seen += 1
         time.sleep(POLL_S)
-    print("lag: batches=%d updates=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f missing=%d" %
+    print("lag: batches=%d updates=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f missing=%d" %
           (len(sent), len(sent) * per, pct(lags, 50), pct(lags, 99),
            max(lags) if lags else 0.0, len(sent) - seen))
 
@@ -130,8 +138,8 @@ def main():
         do_fill(a[1], a[2], int(a[3]))
     elif len(a) == 5 and a[0] == "wait":
         do_wait(a[1], a[2], int(a[3]), int(a[4]))
-    elif len(a) == 6 and a[0] == "lag":
-        do_lag(a[1], a[2], a[3], int(a[4]), float(a[5]))
+    elif len(a) in (6, 7) and a[0] == "lag":
+        do_lag(a[1], a[2], a[3], int(a[4]), float(a[5]), int(a[6]) if len(a) == 7 else 11)
     else:
         sys.exit(__doc__)
 

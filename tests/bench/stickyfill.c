@@ -5,6 +5,7 @@
  *
  *   stickyfill -s SOCKET -b BACKEND[,BACKEND...] -S SERVICE -n N
  *              [-c CONC] [-r RATE] [-d SECS] [-o OFFSET] [-a FIRST_IPV4]
+ *              [-H TABLE]
  *
  * Client i (OFFSET <= i < OFFSET + N) is FIRST_IPV4 + i (default 10.0.0.0,
  * so up to 16M distinct clients in 10/8), pinned to the backends of -b in
@@ -16,6 +17,12 @@
  * ("too many control connections") or whose connect found the backlog full
  * is retried; any other failure counts as an error.  -d bounds the run
  * (default 300 s).
+ *
+ * With -H TABLE the socket is HAProxy's stats socket instead and each
+ * request is "set table TABLE key IP data.server_id 1" (-b and -S are
+ * then ignored): the same load, one update per connection, for both
+ * daemons' replication lag rows.  HAProxy answers a good `set table`
+ * with an empty reply and closes.
  *
  * Prints one line: "fill: n=N ok=N errors=N retries=N secs=S rate=R
  * p50_us=T p99_us=T max_us=T" (latency: connect to the reply's end), and
@@ -61,6 +68,7 @@ struct fill_slot {
 struct fill {
 	const char	*path;		/* control socket */
 	const char	*service;	/* SERVICE argument */
+	const char	*hap_table;	/* -H: HAProxy stick table; NULL: lbd */
 	char		*backends[FILL_MAX_BACKENDS];	/* -b, split */
 	int		 nbackends;
 	uint32_t	 n;		/* entries to set */
@@ -103,7 +111,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: stickyfill -s SOCKET -b BACKEND[,BACKEND...] -S SERVICE -n N "
-	    "[-c CONC] [-r RATE] [-d SECS] [-o OFFSET] [-a FIRST_IPV4]\n");
+	    "[-c CONC] [-r RATE] [-d SECS] [-o OFFSET] [-a FIRST_IPV4] [-H TABLE]\n");
 	exit(2);
 }
 
@@ -170,7 +178,11 @@ fill_start(struct fill *f, struct fill_slot *s, uint32_t idx)
 	}
 	a.s_addr = htonl(f->first_ip + f->offset + idx);
 	inet_ntop(AF_INET, &a, ip, sizeof(ip));
-	len = snprintf(line, sizeof(line), "sticky set %s %s %s\n", ip, backend, f->service);
+	if (f->hap_table != NULL)
+		len = snprintf(line, sizeof(line), "set table %s key %s data.server_id 1\n",
+		    f->hap_table, ip);
+	else
+		len = snprintf(line, sizeof(line), "sticky set %s %s %s\n", ip, backend, f->service);
 	/* A fresh socket takes one short line at once; anything less is a failure. */
 	if ((w = send(fd, line, (size_t)len, MSG_NOSIGNAL)) != len) {
 		fill_error(f, idx, w == -1 ? strerror(errno) : "short send");
@@ -192,9 +204,9 @@ fill_start(struct fill *f, struct fill_slot *s, uint32_t idx)
 	return 1;
 }
 
-/* The reply of slot s is complete (EOF or newline): judge it. */
+/* The reply of slot s is complete (EOF when eof, or newline): judge it. */
 static void
-fill_done(struct fill *f, struct fill_slot *s)
+fill_done(struct fill *f, struct fill_slot *s, bool eof)
 {
 	uint32_t idx = s->index;
 	uint64_t lat = now_us() - s->start_us;
@@ -202,7 +214,11 @@ fill_done(struct fill *f, struct fill_slot *s)
 	s->buf[s->got < sizeof(s->buf) ? s->got : sizeof(s->buf) - 1] = '\0';
 	s->buf[strcspn(s->buf, "\n")] = '\0';
 	fill_close(f, s);
-	if (strncmp(s->buf, "{\"client\"", 9) == 0 && strstr(s->buf, "\"error\"") == NULL) {
+	if (f->hap_table != NULL && eof && s->buf[strspn(s->buf, " \r\n")] == '\0') {
+		f->lat_us[f->ok++] = lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat;
+		return;
+	}
+	if (f->hap_table == NULL && strncmp(s->buf, "{\"client\"", 9) == 0 && strstr(s->buf, "\"error\"") == NULL) {
 		f->lat_us[f->ok++] = lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat;
 		return;
 	}
@@ -221,7 +237,7 @@ fill_read(struct fill *f, struct fill_slot *s)
 
 	for (;;) {
 		if (s->got >= sizeof(s->buf) - 1) {
-			fill_done(f, s);
+			fill_done(f, s, false);
 			return;
 		}
 		r = recv(s->fd, s->buf + s->got, sizeof(s->buf) - 1 - s->got, 0);
@@ -235,12 +251,13 @@ fill_read(struct fill *f, struct fill_slot *s)
 			return;
 		}
 		if (r == 0) {
-			fill_done(f, s);
+			fill_done(f, s, true);
 			return;
 		}
 		s->got += (size_t)r;
-		if (memchr(s->buf, '\n', s->got) != NULL) {
-			fill_done(f, s);
+		/* HAProxy's reply may be a lone newline: its end is the EOF. */
+		if (f->hap_table == NULL && memchr(s->buf, '\n', s->got) != NULL) {
+			fill_done(f, s, false);
 			return;
 		}
 	}
@@ -311,6 +328,7 @@ main(int argc, char **argv)
 	struct in_addr	 a;
 	const char	*first = "10.0.0.0";
 	char		*blist = NULL, *tok, *save = NULL;
+	char		 hap_blist[] = "1";
 	double		 secs;
 	long		 maxsecs = 300;
 	int64_t		 wait_us;
@@ -322,7 +340,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	f->conc = 16;
-	while ((ch = getopt(argc, argv, "s:b:S:n:c:r:d:o:a:")) != -1) {
+	while ((ch = getopt(argc, argv, "s:b:S:n:c:r:d:o:a:H:")) != -1) {
 		switch (ch) {
 		case 's':
 			f->path = optarg;
@@ -351,9 +369,16 @@ main(int argc, char **argv)
 		case 'a':
 			first = optarg;
 			break;
+		case 'H':
+			f->hap_table = optarg;
+			break;
 		default:
 			usage();
 		}
+	}
+	if (f->hap_table != NULL && blist == NULL) {
+		blist = hap_blist;	/* unused: the table's server_id is 1 */
+		f->service = "-";
 	}
 	if (f->path == NULL || blist == NULL || f->service == NULL || f->n == 0 ||
 	    f->n > FILL_MAX_N || f->conc < 1 || f->conc > FILL_MAX_CONC || f->rate < 0 ||
