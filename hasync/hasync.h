@@ -251,7 +251,7 @@ void		 channel_get_status(struct channel *, struct channel_status *);
  *
  * - Incremental: the store keeps a dirty mark per entry (pending changes
  *   coalesce per client, bounded by the table); sync_kick() says there are
- *   some. They go out at the end of the loop turn, or SYNC_FLUSH_GAP_US
+ *   some. They go out once the callback that made them returns, or SYNC_FLUSH_GAP_US
  *   after the last batch when that was sooner, in EntryBatch frames of at
  *   most SYNC_BATCH_MAX entries, but only while channel_queued() is under
  *   queue_high: a slow peer means more coalescing, not more memory.

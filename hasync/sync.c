@@ -370,9 +370,11 @@ sync_delay_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * A change goes out at the end of this loop turn, unless a batch left less
- * than SYNC_FLUSH_GAP_US ago: then it waits for the rest of the gap, with
- * the changes that come meanwhile. So a lone change (a new client) costs
+ * A change goes out once the callback that made it returns (ev_flush and
+ * ev_delay run at priority 0, before the turn's other events, e.g. the
+ * next control connections), unless a batch left less than
+ * SYNC_FLUSH_GAP_US ago: then it waits for the rest of the gap, with the
+ * changes that come meanwhile. So a lone change (a new client) costs
  * no wait, and a stream of them (the bench's 10000/s) at most one frame
  * per gap, not one each. A timerfd, not a libevent timer: libevent reads
  * CLOCK_MONOTONIC_COARSE unless the base was made with
@@ -398,7 +400,8 @@ sync_kick(struct sync *s)
 		return;
 	since = now - s->last_batch_us;
 	if (since >= SYNC_FLUSH_GAP_US) {
-		sync_schedule(s->ev_flush, 0);	/* after this turn's other changes */
+		/* Right after the callback that made the change (priority 0), not after the turn's others. */
+		event_active(s->ev_flush, EV_TIMEOUT, 1);
 		return;
 	}
 	memset(&it, 0, sizeof(it));
@@ -834,7 +837,8 @@ sync_new(struct event_base *base, const struct sync_config *conf,
 	if ((s->ev_flush = evtimer_new(base, sync_flush_cb, s)) == NULL ||
 	    (s->ev_bulk = evtimer_new(base, sync_bulk_cb, s)) == NULL ||
 	    (s->ev_delay = event_new(base, s->delay_fd, EV_READ | EV_PERSIST, sync_delay_cb,
-	    s)) == NULL || event_add(s->ev_delay, NULL) == -1) {
+	    s)) == NULL || event_priority_set(s->ev_flush, 0) == -1 ||
+	    event_priority_set(s->ev_delay, 0) == -1 || event_add(s->ev_delay, NULL) == -1) {
 		hasync_errf(err, errlen, "sync: out of memory (events)");
 		sync_free(s);
 		return NULL;
