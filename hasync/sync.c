@@ -46,6 +46,7 @@ struct sync {
 	struct sync_transport tr;	/* where frames go */
 	void		*tr_arg;	/* for tr */
 	struct event	*ev_flush;	/* incremental flush: next turn or retry (libevent timer) */
+	struct event	*ev_kick;	/* the same, at priority 0, right after a change's callback */
 	int		 delay_fd;	/* timerfd: the rest of a SYNC_FLUSH_GAP_US gap */
 	struct event	*ev_delay;	/* EV_READ on delay_fd */
 	bool		 delay_armed;	/* delay_fd is counting */
@@ -370,9 +371,10 @@ sync_delay_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * A change goes out once the callback that made it returns (ev_flush and
+ * A change goes out once the callback that made it returns (ev_kick and
  * ev_delay run at priority 0, before the turn's other events, e.g. the
- * next control connections), unless a batch left less than
+ * next control connections; a backlog goes on through ev_flush at the
+ * default priority, so that it cannot hold the relay back), unless a batch left less than
  * SYNC_FLUSH_GAP_US ago: then it waits for the rest of the gap, with the
  * changes that come meanwhile. So a lone change (a new client) costs
  * no wait, and a stream of them (the bench's 10000/s) at most one frame
@@ -396,12 +398,13 @@ sync_kick(struct sync *s)
 
 	if (s->pending_since_us == 0)
 		s->pending_since_us = now;
-	if (!s->up || s->delay_armed || evtimer_pending(s->ev_flush, NULL))
+	if (!s->up || s->delay_armed || evtimer_pending(s->ev_flush, NULL) ||
+	    event_pending(s->ev_kick, EV_TIMEOUT, NULL))
 		return;
 	since = now - s->last_batch_us;
 	if (since >= SYNC_FLUSH_GAP_US) {
 		/* Right after the callback that made the change (priority 0), not after the turn's others. */
-		event_active(s->ev_flush, EV_TIMEOUT, 1);
+		event_active(s->ev_kick, EV_TIMEOUT, 1);
 		return;
 	}
 	memset(&it, 0, sizeof(it));
@@ -746,6 +749,7 @@ sync_on_down(struct sync *s, const char *reason, bool peer_died)
 	s->peer_bulk_done = false;
 	s->resync = false;
 	evtimer_del(s->ev_flush);
+	event_del(s->ev_kick);
 	sync_disarm(s);
 	event_del(s->ev_bulk);
 	if (was_up)
@@ -835,9 +839,10 @@ sync_new(struct event_base *base, const struct sync_config *conf,
 		return NULL;
 	}
 	if ((s->ev_flush = evtimer_new(base, sync_flush_cb, s)) == NULL ||
+	    (s->ev_kick = event_new(base, -1, 0, sync_flush_cb, s)) == NULL ||
 	    (s->ev_bulk = evtimer_new(base, sync_bulk_cb, s)) == NULL ||
 	    (s->ev_delay = event_new(base, s->delay_fd, EV_READ | EV_PERSIST, sync_delay_cb,
-	    s)) == NULL || event_priority_set(s->ev_flush, 0) == -1 ||
+	    s)) == NULL || event_priority_set(s->ev_kick, 0) == -1 ||
 	    event_priority_set(s->ev_delay, 0) == -1 || event_add(s->ev_delay, NULL) == -1) {
 		hasync_errf(err, errlen, "sync: out of memory (events)");
 		sync_free(s);
@@ -963,6 +968,8 @@ sync_free(struct sync *s)
 		channel_free(s->channel);
 	if (s->ev_flush != NULL)
 		event_free(s->ev_flush);
+	if (s->ev_kick != NULL)
+		event_free(s->ev_kick);
 	if (s->ev_bulk != NULL)
 		event_free(s->ev_bulk);
 	if (s->ev_delay != NULL)
