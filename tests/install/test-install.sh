@@ -25,6 +25,7 @@ D=$T/root			# the DESTDIR
 NS=""				# network namespace, when created
 LBD_PID=""			# lbd started by the capability test
 STRACE_PID=""			# strace of the system-call test
+TI_VERSION=$(awk -F'[()]' 'NR == 1 { print $2 }' "$TOP/debian/changelog") # the one version source
 SECURITY_MAX=2.0		# highest `systemd-analyze security` exposure accepted
 
 cleanup() {
@@ -97,6 +98,10 @@ ti_installed_lbd() {
 	done
 	out=$("$D/usr/sbin/lbctl" --help 2>&1)
 	check "installed lbctl --help" grep -q "^usage: lbctl" <<<"$out"
+	out=$("$D/usr/sbin/lbd" --version 2>&1)
+	check "installed lbd --version: $out" test "$out" = "lbd $TI_VERSION"
+	out=$("$D/usr/sbin/lbctl" --version 2>&1)
+	check "installed lbctl --version: $out" test "$out" = "lbctl $TI_VERSION"
 	key=$("$D/usr/sbin/lbd" --genkey)
 	check "lbd --genkey prints a 44-character base64 key" \
 		grep -Eq '^[A-Za-z0-9+/]{43}=$' <<<"$key"
@@ -245,8 +250,9 @@ ti_privileges() {
 		ip -n "$NS" addr add 192.168.86.2/24 dev lbdt0
 		ip -n "$NS" link set lbdt0 up
 		ip -n "$NS" link set lbdt1 up
-		RUN_UID=65534
-		RUN_GID=$(id -g nobody 2>/dev/null || echo 65534)
+		# The unit's User=/Group=: nobody here, the package's lbd:lbdctl in test-package.sh.
+		RUN_UID=${TI_RUN_UID:-65534}
+		RUN_GID=${TI_RUN_GID:-$(id -g nobody 2>/dev/null || echo 65534)}
 		CTL_GROUP=$(getent group "$RUN_GID" | cut -d: -f1)	# as lbdctl
 		OTHER_UID=65533			# an lbctl user that is not lbd
 		# /run/lbd as RuntimeDirectory=lbd makes it: owned by user:group, 0755.
@@ -318,6 +324,11 @@ ti_privileges() {
 		out=$(drop "" "$D/usr/sbin/lbctl" -s "$T/cap/run/lbd.sock" status 2>&1)
 		check "... lbctl as the same user (no capabilities) gets its status" \
 			grep -q '^role: *MASTER' <<<"$out"
+		check "... status shows lbd's version (the peer's not heard)" \
+			grep -qx "version: *$TI_VERSION here, lb2 not heard yet" <<<"$out"
+		out=$(drop "" "$D/usr/sbin/lbctl" -s "$T/cap/run/lbd.sock" --json status 2>&1)
+		check "... status JSON has \"version\": \"$TI_VERSION\"" \
+			grep -qE "\"version\": ?\"$TI_VERSION\"}\$" <<<"$out"
 		out=$(stat -c '%a %U %G' "$T/cap/run/lbd.sock" 2>&1)
 		check "... control socket is 0660, lbd's user, group $CTL_GROUP (under umask 077): $out" \
 			test "$out" = "660 $(id -un $RUN_UID) $CTL_GROUP"
@@ -539,6 +550,36 @@ ti_nft_example() {
 	fi
 }
 
+# The bash completion of lbctl: commands and keywords, and the backend
+# and service names it reads from lbd (a stand-in lbctl answers here).
+ti_completion() {
+	local c=$D/usr/share/bash-completion/completions/lbctl out
+	mkdir -p "$T/fakebin"
+	cat >"$T/fakebin/lbctl" <<-'EOF'
+	#!/bin/sh
+	echo '{"backends": [{"name": "FTP_SVR1", "service": "FTPS_VIP"}, {"name": "FTP_SVR2", "service": "FTPS_VIP"}]}'
+	EOF
+	chmod 0755 "$T/fakebin/lbctl"
+	comp() {
+		PATH=$T/fakebin:$PATH bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1));
+			_lbctl; echo "${COMPREPLY[*]}"' _ "$c" "$@"
+	}
+	out=$(comp lbctl st)
+	check "completion: lbctl st<TAB> -> $out" test "$out" = "status sticky"
+	out=$(comp lbctl sticky "")
+	check "completion: lbctl sticky <TAB> -> $out" test "$out" = "list get set clear flush"
+	out=$(comp lbctl -s /x.sock backend FTP)
+	check "completion: lbctl -s SOCK backend FTP<TAB> -> $out (names from lbd)" \
+		test "$out" = "FTP_SVR1 FTP_SVR2"
+	out=$(comp lbctl backend FTP_SVR1 "")
+	check "completion: lbctl backend NAME <TAB> -> $out" test "$out" = "enable disable drain"
+	out=$(comp lbctl backend FTP_SVR1 drain F)
+	check "completion: lbctl backend NAME drain F<TAB> -> $out (services from lbd)" \
+		test "$out" = "FTPS_VIP"
+	out=$(comp lbctl --v)
+	check "completion: lbctl --v<TAB> -> $out" test "$out" = "--version"
+}
+
 # Sourced by tests/install/test-package.sh for the functions above, which
 # check an installed lbd under the root D (its own: "" for the .deb).
 [ "${TI_LIB:-0}" = 1 ] && return 0
@@ -573,6 +614,7 @@ check "nothing enabled (no .wants link)" \
 	test -z "$(find "$D" -name '*.wants' -print -quit)"
 
 ti_installed_lbd
+ti_completion
 U=$D/usr/lib/systemd/system/lbd.service
 ti_unit
 ti_sysusers
