@@ -36,6 +36,10 @@ drill_watchdog() {
 	rig_assert "a STATUS= line with role, VIP, backends, connections and the peer: $status" \
 		eval '[[ "$status" == "STATUS=MASTER, VIP held, 2/2 backends up, "*" active, peer lb2 alive (BACKUP)" ]]' || rc=1
 	rig_wait 3000 eval '[ "$(_sd_lines "$log" WATCHDOG=1 | wc -l)" -ge 4 ]'
+	local v
+	v=$(rig_lbctl lb2 status | sed -n 's/^version: *//p')
+	rig_assert "lbctl status on lb2 shows both nodes' versions: $v" \
+		[ "$v" = "$(cd "$RIG_TOP" && "$RIG_LBD" --version | cut -d' ' -f2) here, $(cd "$RIG_TOP" && "$RIG_LBD" --version | cut -d' ' -f2) on lb1" ] || rc=1
 	rig_assert "WATCHDOG=1 pings from the event loop (every 250 ms: $(_sd_lines "$log" WATCHDOG=1 | wc -l) so far)" \
 		eval '[ "$(_sd_lines "$log" WATCHDOG=1 | wc -l)" -ge 4 ]' || rc=1
 
