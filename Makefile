@@ -4,8 +4,10 @@ PREFIX	?= /usr/local
 DESTDIR	?=
 CC	?= cc
 BUILD	?= build
+# The one version source: the newest entry of debian/changelog ("lbd (0.9.0) ...").
+VERSION	:= $(shell awk -F'[()]' 'NR == 1 { print $$2 }' debian/changelog)
 
-PKGS	 = libevent libnl-3.0 libnl-route-3.0 libprotobuf-c libconfig libsodium jansson libnftables
+PKGS	 = libevent libnl-3.0 libnl-route-3.0 libprotobuf-c libconfig libsodium jansson libnftables libsystemd
 # Recursive (=) on purpose: pkg-config runs only once `make deps` has installed it.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
@@ -13,7 +15,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 WARN	 = -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS	?= -O2 -g
 INC	 = -Ilbd -Ihasync -Icommon -I$(BUILD)/proto
-ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(INC) $(PKG_CFLAGS)
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DLBD_VERSION='"$(VERSION)"' $(WARN) $(CPPFLAGS) $(CFLAGS) $(INC) $(PKG_CFLAGS)
 SAN	 = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 PROTOS	 = $(wildcard proto/*.proto)
@@ -46,12 +48,14 @@ HASYNC_UNIT = $(patsubst %,$(BUILD)/unit/test_%,heartbeat channel sync ha pacer 
 
 DEB_BUILD = build-essential pkg-config libevent-dev libnl-3-dev libnl-route-3-dev \
 	    libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libconfig-dev \
-	    libsodium-dev libjansson-dev libnftables-dev
-DEB_TEST  = vsftpd curl lftp python3 iproute2 openssl socat procps psmisc iputils-arping tcpdump nftables groff-base man-db strace gnuplot-nox
+	    libsodium-dev libjansson-dev libnftables-dev libsystemd-dev
+# make deb: Debian's own packaging tools, and lintian to check the result.
+DEB_PKG   = debhelper dpkg-dev fakeroot lintian
+DEB_TEST  = bash-completion vsftpd curl lftp python3 iproute2 openssl socat procps psmisc iputils-arping tcpdump nftables groff-base man-db strace gnuplot-nox
 DEB_BENCH = haproxy keepalived iperf3
-DEB_ALL	  = $(DEB_BUILD) $(DEB_TEST) $(DEB_BENCH)
+DEB_ALL	  = $(DEB_BUILD) $(DEB_PKG) $(DEB_TEST) $(DEB_BENCH)
 
-.PHONY: all deps check unit rig rig-san chaos soak demo bench bench-tools fuzz fuzz-run install uninstall test-install clean
+.PHONY: all deps check unit rig rig-san chaos soak demo bench bench-tools fuzz fuzz-run install uninstall test-install deb test-package clean
 .SECONDARY:
 
 all: $(BUILD)/lbd $(BUILD)/lbctl
@@ -86,6 +90,10 @@ $(BUILD)/san/%.o: %.c | $(PROTO_H)
 
 $(HASYNC_OBJ) $(HASYNC_SAN_OBJ) $(HASYNC_UNIT): INC = $(HASYNC_INC)
 
+# The files that print LBD_VERSION follow the changelog.
+$(BUILD)/obj/lbd/main.o $(BUILD)/obj/lbd/lbctl.o $(BUILD)/obj/lbd/view.o $(BUILD)/obj/lbd/cluster.o \
+    $(BUILD)/san/lbd/main.o $(BUILD)/san/lbd/view.o $(BUILD)/san/lbd/cluster.o: debian/changelog
+
 $(HASYNC_LIB): $(HASYNC_OBJ)
 	rm -f $@ && $(AR) rcs $@ $^
 
@@ -93,14 +101,14 @@ $(HASYNC_SAN_LIB): $(HASYNC_SAN_OBJ)
 	rm -f $@ && $(AR) rcs $@ $^
 
 $(BUILD)/lbd: $(BUILD)/obj/lbd/main.o $(CORE_OBJ) $(HASYNC_LIB)
-	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # The daemon under AddressSanitizer + UndefinedBehaviorSanitizer, for the rig (make rig-san).
 $(BUILD)/lbd-san: $(BUILD)/san/lbd/main.o $(SAN_OBJ) $(HASYNC_SAN_LIB)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/lbctl: $(BUILD)/obj/lbd/lbctl.o
-	$(CC) $(CFLAGS) -o $@ $^ $(shell pkg-config --libs jansson)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs jansson)
 
 $(BUILD)/unit/%: tests/unit/%.c $(SAN_OBJ) $(HASYNC_SAN_LIB)
 	@mkdir -p $(dir $@)
@@ -144,6 +152,7 @@ check: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) test-install
+	$(MAKE) test-package
 	$(MAKE) rig
 	$(MAKE) rig-san
 
@@ -197,13 +206,13 @@ fuzz-run: $(BUILD)/fuzz/fuzz_frame $(BUILD)/fuzz/fuzz_config
 
 $(BUILD)/fuzz/fuzz_frame: $(FUZZ_SRC) $(PROTO_H) lbd/lbd.h hasync/hasync.h hasync/hasync_int.h
 	@mkdir -p $(dir $@)
-	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	clang -std=gnu11 -D_GNU_SOURCE -DLBD_VERSION='"$(VERSION)"' -g -O1 -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=all $(INC) $(PKG_CFLAGS) \
 	    -o $@ $(FUZZ_SRC) $(PKG_LIBS)
 
 $(BUILD)/fuzz/fuzz_config: $(FUZZ_CONF_SRC) lbd/lbd.h
 	@mkdir -p $(dir $@)
-	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	clang -std=gnu11 -D_GNU_SOURCE -DLBD_VERSION='"$(VERSION)"' -g -O1 -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=all $(INC) $(PKG_CFLAGS) \
 	    -o $@ $(FUZZ_CONF_SRC) $(PKG_LIBS)
 
@@ -215,6 +224,7 @@ MANDIR	   = $(PREFIX)/share/man
 DOCDIR	   = $(PREFIX)/share/doc/lbd
 UNITDIR	  ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 CONFDIR	   = /etc/lbd
 EXAMPLES   = deploy/lb1.conf deploy/lb2.conf deploy/standalone.conf
 DOC_EXTRA  = deploy/lbd.sysctl.conf deploy/nftables-lbd.conf deploy/vsftpd-realserver.conf deploy/IIS-FTP.md
@@ -226,7 +236,8 @@ DOC_EXTRA  = deploy/lbd.sysctl.conf deploy/nftables-lbd.conf deploy/vsftpd-reals
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-		$(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(CONFDIR)
+		$(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(CONFDIR) $(DESTDIR)$(COMPLETIONDIR)
+	install -m 0644 deploy/lbctl.bash-completion $(DESTDIR)$(COMPLETIONDIR)/lbctl
 	install -m 0755 $(BUILD)/lbd $(DESTDIR)$(SBINDIR)/lbd
 	install -m 0755 $(BUILD)/lbctl $(DESTDIR)$(SBINDIR)/lbctl
 	install -m 0755 deploy/lbd-release-vip $(DESTDIR)$(LIBEXECDIR)/lbd-release-vip
@@ -258,7 +269,7 @@ uninstall:
 		$(DESTDIR)$(LIBEXECDIR)/lbd-release-vip $(DESTDIR)$(UNITDIR)/lbd.service \
 		$(DESTDIR)$(SYSUSERSDIR)/lbd.conf $(DESTDIR)$(MANDIR)/man8/lbd.8 \
 		$(DESTDIR)$(MANDIR)/man8/lbctl.8 $(DESTDIR)$(MANDIR)/man5/lbd.conf.5 \
-		$(DESTDIR)$(DOCDIR)/README.md
+		$(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(COMPLETIONDIR)/lbctl
 	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(EXAMPLES) $(DOC_EXTRA)))
 	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LIBEXECDIR) 2>/dev/null
 	@for f in $(notdir $(EXAMPLES)); do \
@@ -271,7 +282,28 @@ uninstall:
 test-install: all
 	BUILD=$(BUILD) tests/install/test-install.sh
 
+# The Debian package, with Debian's tools (debian/, debhelper): built from a
+# copy of the tree in $(BUILD)/deb (dpkg-buildpackage writes beside its
+# source), then checked by lintian (an error fails; warnings are printed).
+DEB_ARCH = $(shell dpkg --print-architecture 2>/dev/null)
+DEB_FILE = $(BUILD)/lbd_$(VERSION)_$(DEB_ARCH).deb
+deb: deps
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/lbd-$(VERSION)
+	tar -c --exclude=./build --exclude=./.git --exclude='./$(BUILD)' . | tar -x -C $(BUILD)/deb/lbd-$(VERSION)
+	cd $(BUILD)/deb/lbd-$(VERSION) && dpkg-buildpackage -b -us -uc --no-check-builddeps >../build.log 2>&1 || \
+		{ tail -40 ../build.log; exit 1; }
+	cp $(BUILD)/deb/lbd_$(VERSION)_$(DEB_ARCH).deb $(DEB_FILE)
+	@lintian --fail-on error --info $(BUILD)/deb/lbd_$(VERSION)_$(DEB_ARCH).changes >$(BUILD)/lintian.txt 2>&1; \
+		rc=$$?; cat $(BUILD)/lintian.txt; \
+		echo "deb: $(DEB_FILE): lintian $$(grep -c '^E:' $(BUILD)/lintian.txt) errors, $$(grep -c '^W:' $(BUILD)/lintian.txt) warnings (exit $$rc)"; \
+		exit $$rc
+
+# make deb, then apt install of it on this machine, the checks of
+# test-install.sh on what it installed, apt remove/purge (tests/install).
+test-package: deb
+	BUILD=$(BUILD) tests/install/test-package.sh $(DEB_FILE)
+
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -path '$(BUILD)/deb' -prune -o -name '*.d' -type f -print 2>/dev/null)

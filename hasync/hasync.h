@@ -71,6 +71,7 @@ enum hasync_role {
 #define HASYNC_INTERVAL_MAX	10000	/* longest advert_interval_ms */
 #define HASYNC_MAX_PEER_ADDR	4	/* peer paths */
 #define HASYNC_NAME_MAX		64	/* node names, with the NUL */
+#define HASYNC_VERSION_MAX	32	/* lbd version strings in adverts, with the NUL */
 #define HASYNC_RT_PRIORITY	10	/* SCHED_RR priority of the pacer, as keepalived's */
 
 struct hasync;
@@ -79,6 +80,7 @@ struct event_base;
 /* What lbd tells the heartbeat, mostly straight from struct lbd_config. */
 struct hasync_config {
 	char		 node_name[HASYNC_NAME_MAX];	/* this node; carried in adverts */
+	char		 version[HASYNC_VERSION_MAX];	/* this lbd's version; carried in adverts */
 	struct sockaddr_storage node_addr;	/* adverts leave from it (port ignored) */
 	int		 priority;		/* 1-254 */
 	bool		 has_peer;		/* false: standalone, no adverts */
@@ -153,6 +155,7 @@ struct hasync_status {
 	bool		 advert_realtime; /* the pacer thread runs SCHED_RR */
 	uint64_t	 stale;		/* authentic adverts not fresh: recorded, or peer has not heard us */
 	bool		 peer_confirmed; /* a run of the peer was confirmed fresh (or is an older lbd) */
+	const char	*peer_version;	/* from its last advert: "" none heard or an lbd without versions */
 };
 
 /*

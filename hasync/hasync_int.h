@@ -279,6 +279,7 @@ struct pacer_config {
 	int		 npaths;	/* 1-4 */
 	uint8_t		 key[HASYNC_KEY_LEN]; /* advert subkey */
 	char		 node[HASYNC_NAME_MAX]; /* our node name */
+	char		 version[HASYNC_VERSION_MAX]; /* our lbd version, "" none */
 	uint8_t		 node_addr16[16]; /* our node address, v4-mapped (tie-break) */
 	uint64_t	 boot_id;	/* CLOCK_REALTIME ns at start */
 	uint64_t	 session;	/* random per process start, never 0 (freshness) */
@@ -367,6 +368,7 @@ struct hasync {
 	uint64_t	 fwd_start_ms;	/* when forwarding began */
 	bool		 peer_draining;	/* the peer's last advert said draining */
 	bool		 peer_forwarding; /* the peer's last advert said forwarding */
+	char		 peer_version[HASYNC_VERSION_MAX]; /* the peer's last advert's lbd version */
 	struct event	*ev_nl;		/* netlink events in */
 	struct pacer_path paths[HASYNC_MAX_PEER_ADDR]; /* where adverts go */
 	int		 npaths;

@@ -251,6 +251,7 @@ hb_pacer_new(struct hasync *h, char *err, size_t errlen)
 	pc.npaths = h->npaths;
 	memcpy(pc.key, h->key, sizeof(pc.key));
 	snprintf(pc.node, sizeof(pc.node), "%s", h->conf.node_name);
+	snprintf(pc.version, sizeof(pc.version), "%s", h->conf.version);
 	memcpy(pc.node_addr16, h->node_addr16, sizeof(pc.node_addr16));
 	pc.boot_id = h->boot_id;
 	pc.session = h->session;
@@ -598,6 +599,9 @@ hb_rx_datagram(struct hasync *h, const uint8_t *buf, size_t n, bool trunc,
 	    ha_role_name(in.state), in.priority, (unsigned long long)adv->counter);
 	h->peer_draining = adv->draining;
 	h->peer_forwarding = adv->forwarding;
+	/* Shown, never compared: a mixed pair during an upgrade works as before. */
+	snprintf(h->peer_version, sizeof(h->peer_version), "%s",
+	    adv->version != NULL ? adv->version : "");
 	if (heard_anew && h->cb.peer_heard != NULL)
 		h->cb.peer_heard(h->arg);
 	hb_apply(h, ha_rx_advert(&h->ha, &in, clock_now_ms()));
@@ -1092,4 +1096,5 @@ hasync_get_status(struct hasync *h, struct hasync_status *st)
 	st->draining = h->draining;
 	st->forwarding = h->steer != NULL && steer_forwarding(h->steer);
 	st->steering = h->steer != NULL;
+	st->peer_version = h->peer_version;
 }

@@ -51,6 +51,7 @@ struct pacer {
 	int		 npaths;
 	uint8_t		 key[HASYNC_KEY_LEN]; /* advert subkey */
 	char		 node[HASYNC_NAME_MAX]; /* our node name */
+	char		 version[HASYNC_VERSION_MAX]; /* our lbd version, "" none */
 	uint8_t		 node_addr16[16]; /* our node address, v4-mapped */
 	uint64_t	 boot_id;	/* replay protection: grows across restarts */
 	uint64_t	 counter;	/* last counter sent, by loop or thread */
@@ -162,6 +163,7 @@ pacer_new(const struct pacer_config *c, char *err, size_t errlen)
 	p->npaths = c->npaths;
 	memcpy(p->key, c->key, sizeof(p->key));
 	snprintf(p->node, sizeof(p->node), "%s", c->node);
+	snprintf(p->version, sizeof(p->version), "%s", c->version);
 	memcpy(p->node_addr16, c->node_addr16, sizeof(p->node_addr16));
 	p->boot_id = c->boot_id;
 	p->session = c->session;
@@ -268,6 +270,8 @@ pacer_emit(struct pacer *p, const struct pacer_advert *a, uint64_t now)
 	int i, try;
 
 	adv.node = p->node;
+	if (p->version[0] != '\0')
+		adv.version = p->version;	/* empty: the field is left out */
 	adv.priority = a->priority;
 	adv.state = a->state;
 	adv.interval_ms = (uint32_t)p->interval_ms;

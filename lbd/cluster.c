@@ -36,6 +36,7 @@ cluster_ha_config(const struct lbd_config *conf, struct hasync_config *hc)
 
 	memset(hc, 0, sizeof(*hc));
 	snprintf(hc->node_name, sizeof(hc->node_name), "%s", conf->node_name);
+	snprintf(hc->version, sizeof(hc->version), "%s", LBD_VERSION);
 	hc->node_addr = conf->node_addr;
 	hc->priority = conf->node_priority;
 	hc->has_peer = conf->has_peer;
@@ -418,6 +419,44 @@ cluster_ha_status(struct lbd *lbd, struct hasync_status *hs)
 }
 
 /*
+ * The HA parts of the one-line summary systemd shows (sdnotify.c):
+ * role "MASTER, VIP held[, draining|, forwarding]" and peer "peer lb2
+ * alive (BACKUP)" / "standalone", with the peer's version when it differs.
+ */
+void
+cluster_summary_role(struct lbd *lbd, char *buf, size_t len)
+{
+	struct hasync_status	 hst, *hs = cluster_ha_status(lbd, &hst);
+
+	if (hs == NULL) {
+		snprintf(buf, len, "INIT");
+		return;
+	}
+	snprintf(buf, len, "%s, VIP %s%s", hasync_role_str(hs->role),
+	    hs->vip_held ? "held" : "not held", hs->draining ? ", draining" :
+	    hs->forwarding ? ", forwarding" : "");
+}
+
+void
+cluster_summary_peer(struct lbd *lbd, char *buf, size_t len)
+{
+	struct hasync_status	 hst, *hs = cluster_ha_status(lbd, &hst);
+	bool			 heard = hs != NULL && hs->last_advert_ms >= 0;
+	const char		*v = heard ? hs->peer_version : LBD_VERSION;
+
+	if (!lbd->conf->has_peer) {
+		snprintf(buf, len, "standalone");
+		return;
+	}
+	/* A mixed pair (an upgrade half done) says so: the peer's version, "older" if it sends none. */
+	snprintf(buf, len, "peer %s %s%s%s%s%s%s", lbd->conf->peer_name,
+	    hs != NULL ? hs->peer_state : "unknown", heard ? " (" : "",
+	    heard ? hasync_role_str(hs->peer_role) : "", heard ? ")" : "",
+	    strcmp(v, LBD_VERSION) != 0 ? ", peer version " : "",
+	    strcmp(v, LBD_VERSION) != 0 ? (v[0] != '\0' ? v : "older") : "");
+}
+
+/*
  * A BACKUP that neither holds the VIP nor drains: no segment of the
  * peer's connections can reach it (mirror_peer.c's standby sockets).
  */
@@ -471,6 +510,8 @@ cluster_peer_json(struct lbd *lbd)
 	reply_set(o, "priority", heard ? json_integer(hs->peer_priority) : json_null());
 	reply_set(o, "last_advert_ms", heard ? json_integer(hs->last_advert_ms) : json_null());
 	reply_set(o, "role", heard ? json_string(hasync_role_str(hs->peer_role)) : json_null());
+	/* Its adverts' version: null before one is heard, "" from an lbd that sends none. */
+	reply_set(o, "version", heard ? json_string(hs->peer_version) : json_null());
 	return o;
 }
 

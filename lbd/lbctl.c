@@ -181,6 +181,7 @@ usage(FILE *f)
 	    "  -j, --json            print lbd's JSON reply as received, one line per reply, event\n"
 	    "                        or page of sticky list\n"
 	    "  -h, --help            this text\n"
+	    "  -V, --version         print lbctl's version (status shows lbd's on both nodes)\n"
 	    "\n"
 	    "exit status: 0 success; 1 the command failed (lbd replied with an error, or bad usage);\n"
 	    "             2 lbd cannot be reached or its reply is not JSON\n");
@@ -702,6 +703,32 @@ static const char *sticky_cols[] = {
 };
 #define NCOLS(a)	((int)(sizeof(a) / sizeof((a)[0])))	/* columns of a header list */
 
+/*
+ * Both nodes' lbd versions, so that a pair half-way through an upgrade
+ * shows: the peer's comes in its adverts (null: none heard yet; "": an lbd
+ * from before versions).
+ */
+static void
+print_versions(const json_t *r, const json_t *peer)
+{
+	const json_t	*pv = json_object_get(peer, "version");
+	const char	*here = json_string_value(json_object_get(r, "version"));
+	const char	*there = json_string_value(pv);
+
+	if (here == NULL)
+		return;		/* an lbd from before versions */
+	if (json_is_null(json_object_get(peer, "name")) || json_object_get(peer, "name") == NULL)
+		printf("version:   %s\n", here);
+	else if (there == NULL)
+		printf("version:   %s here, %s not heard yet\n", here,
+		    json_string_value(json_object_get(peer, "name")));
+	else
+		printf("version:   %s here, %s on %s%s\n", here,
+		    there[0] != '\0' ? there : "older (sends no version)",
+		    json_string_value(json_object_get(peer, "name")),
+		    strcmp(here, there) != 0 ? " (mixed versions: finish the upgrade)" : "");
+}
+
 static void
 print_status(const json_t *r)
 {
@@ -731,6 +758,7 @@ print_status(const json_t *r)
 		    jget(peer, "state", c[1], sizeof(c[1])),
 		    jget(peer, "priority", c[2], sizeof(c[2])),
 		    fmt_ms(json_object_get(peer, "last_advert_ms"), c[3], sizeof(c[3])));
+	print_versions(r, peer);
 	printf("sync:      %s, %s entries, lag %s\n", jget(sync, "state", c[0], sizeof(c[0])),
 	    jget(sync, "entries", c[1], sizeof(c[1])),
 	    fmt_ms(json_object_get(sync, "lag_ms"), c[2], sizeof(c[2])));
@@ -1199,6 +1227,7 @@ main(int argc, char **argv)
 		{ "socket",	required_argument,	NULL,	's' },
 		{ "json",	no_argument,		NULL,	'j' },
 		{ "help",	no_argument,		NULL,	'h' },
+		{ "version",	no_argument,		NULL,	'V' },
 		{ NULL,		0,			NULL,	0 }
 	};
 	struct request	 req;
@@ -1208,7 +1237,7 @@ main(int argc, char **argv)
 
 	if ((path = getenv("LBD_SOCKET")) == NULL || path[0] == '\0')
 		path = LBD_DEFAULT_SOCKET;
-	while ((ch = getopt_long(argc, argv, "s:jh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "s:jhV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			path = optarg;
@@ -1218,6 +1247,9 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return LBCTL_EXIT_OK;
+		case 'V':
+			printf("lbctl %s\n", LBD_VERSION);
 			return LBCTL_EXIT_OK;
 		default:
 			usage(stderr);

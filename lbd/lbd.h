@@ -324,7 +324,6 @@ void		 fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn))
 /* util.c */
 uint32_t	 now_s(void);			/* CLOCK_MONOTONIC in s */
 int		 fd_count_open(void);		/* entries in /proc/self/fd */
-void		 sd_notify_ready(void);		/* systemd Type=notify: READY=1 */
 struct service	*lbd_service_by_name(struct lbd *, const char *name);
 
 /* addr.c */
@@ -844,6 +843,25 @@ json_t		*cluster_ha_json(struct lbd *);		/* heartbeat counters; null when not ru
 json_t		*cluster_sync_json(struct lbd *);	/* state, entries, lag and counters */
 /* The HA and replication lines of the metrics exposition. */
 void		 cluster_metrics(FILE *, struct lbd *);
+/* The one-line summary's parts (sdnotify.c): "MASTER, VIP held"; "peer lb2 alive (BACKUP)". */
+void		 cluster_summary_role(struct lbd *, char *buf, size_t len);
+void		 cluster_summary_peer(struct lbd *, char *buf, size_t len);
+
+/* sdnotify.c: systemd's notify protocol through libsystemd (sd_notify(3)). */
+/*
+ * Subscribes to the event bus (role, backend, sync, handover: the STATUS=
+ * line follows them), starts the slow STATUS= timer and, when systemd
+ * asks for it (WatchdogSec=), the WATCHDOG=1 timer. Returns 0, -1 logged.
+ */
+int		 sdnotify_open(struct lbd *);
+void		 sdnotify_close(struct lbd *);
+void		 sdnotify_ready(struct lbd *);		/* READY=1 and the STATUS= line: serving */
+void		 sdnotify_reloading(void);		/* RELOADING=1: reload_apply begins */
+void		 sdnotify_reloaded(struct lbd *);	/* READY=1: reload_apply is over, either way */
+void		 sdnotify_stopping(struct lbd *, const char *what); /* STOPPING=1, STATUS=what */
+void		 sdnotify_status(struct lbd *);		/* STATUS= now, if it changed */
+/* The STATUS= line: "MASTER, VIP held, 2/2 backends up, 12 active, peer lb2 alive (BACKUP)". */
+void		 sdnotify_summary(struct lbd *, char *buf, size_t len);
 
 /* bus.c */
 int		 bus_subscribe(struct lbd *, bus_fn *, void *arg);	/* -1: BUS_MAX_SUBSCRIBERS listen */

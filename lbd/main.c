@@ -31,13 +31,14 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: lbd [-dn] [-c FILE]\n"
-	    "       lbd --genkey\n"
+	    "       lbd --genkey | --version\n"
 	    "\n"
 	    "  -c FILE    configuration file (default " LBD_DEFAULT_CONFIG ")\n"
 	    "  -n         check the configuration, print \"configuration OK\" or\n"
 	    "             FILE:LINE: what is wrong, and exit (1 on error)\n"
 	    "  -d         debug logging, whatever log_level the file sets\n"
 	    "  --genkey   print a new cluster key (base64) for cluster.key_file\n"
+	    "  --version  print lbd's version and exit\n"
 	    "  -h         this help\n"
 	    "\n"
 	    "lbd runs in the foreground and logs to stderr. Control it with lbctl.\n");
@@ -96,6 +97,8 @@ signal_cb(evutil_socket_t sig, short ev, void *arg)
 			    "connections begun here have ended (at most %d s; send it again to "
 			    "stop now)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
 			    lbd->conf->peer_name, lbd->conf->handover_drain_s);
+			sdnotify_stopping(lbd, "stopping: handing the VIP over, draining the "
+			    "connections begun here");
 			event_add(ev_leave, &tv);
 			break;
 		}
@@ -130,6 +133,7 @@ main(int argc, char *argv[])
 	static const struct option longopts[] = {
 		{ "genkey",	no_argument,	NULL, 'g' },
 		{ "help",	no_argument,	NULL, 'h' },
+		{ "version",	no_argument,	NULL, 'V' },
 		{ NULL,		0,		NULL, 0 }
 	};
 	struct lbd	*lbd = &lbd_state;
@@ -160,6 +164,9 @@ main(int argc, char *argv[])
 			return genkey();
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("lbd %s\n", LBD_VERSION);
 			return 0;
 		default:
 			usage(stderr);
@@ -248,17 +255,19 @@ main(int argc, char *argv[])
 		for (j = 0; j < lbd->services[i].nbackends; j++)
 			if (check_start(lbd, &lbd->services[i].backends[j]) == -1)
 				goto done;
-	if (cluster_open(lbd) == -1)
+	if (cluster_open(lbd) == -1 || sdnotify_open(lbd) == -1)
 		goto done;
 
 	fds_start(lbd->conf);
-	log_info("lbd started: node %s, %d service(s), control %s", lbd->conf->node_name,
-	    lbd->nservices, lbd->conf->control_socket);
-	sd_notify_ready();
+	log_info("lbd %s started: node %s, %d service(s), control %s", LBD_VERSION,
+	    lbd->conf->node_name, lbd->nservices, lbd->conf->control_socket);
+	sdnotify_ready(lbd);
 	event_base_dispatch(lbd->base);
 	rc = lbd->stopping ? 0 : 1;
 
 done:
+	sdnotify_stopping(lbd, "stopping: releasing the VIP");
+	sdnotify_close(lbd);
 	cluster_close(lbd);	/* priority-0 advert first: the peer takes over */
 	listener_close_all(lbd);
 	relay_shutdown(lbd);

@@ -345,6 +345,7 @@ reload_apply(struct lbd *lbd, char *err, size_t errlen)
 	const char		*what;
 	int			 i;
 
+	sdnotify_reloading();	/* systemctl shows "reloading" until READY=1 */
 	if ((conf = malloc(sizeof(*conf))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto refused;
@@ -382,10 +383,12 @@ reload_apply(struct lbd *lbd, char *err, size_t errlen)
 	lbd->conf = conf;
 	(void)fds_setup(conf);		/* max_connections may have grown past the limit */
 	log_info("configuration reloaded from %s", conf->path);
+	sdnotify_reloaded(lbd);
 	return 0;
 
 refused:
 	free(conf);
 	log_warnx("reload refused: %s", err);
+	sdnotify_reloaded(lbd);	/* the old configuration serves on */
 	return -1;
 }

@@ -1,8 +1,7 @@
 /*
  * util.c - small helpers shared by the modules: monotonic clock, fd
- * accounting, systemd readiness, services by name.
+ * accounting, services by name.
  */
-#include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,36 +35,6 @@ fd_count_open(void)
 			n++;
 	closedir(d);
 	return n - 1;	/* the directory stream's own descriptor */
-}
-
-/*
- * Tells systemd (Type=notify) that we are serving: one datagram to
- * $NOTIFY_SOCKET.  Nothing to do when not started by systemd.
- */
-void
-sd_notify_ready(void)
-{
-	struct sockaddr_un	 sun;
-	const char		*path = getenv("NOTIFY_SOCKET");
-	const char		 msg[] = "READY=1";
-	socklen_t		 len;
-	int			 fd;
-
-	if (path == NULL || path[0] == '\0' || strlen(path) >= sizeof(sun.sun_path))
-		return;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path));
-	if (sun.sun_path[0] == '@')
-		sun.sun_path[0] = '\0';	/* abstract namespace */
-	len = offsetof(struct sockaddr_un, sun_path) + strlen(path);
-	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1) {
-		log_warn("sd_notify: socket");
-		return;
-	}
-	if (sendto(fd, msg, sizeof(msg) - 1, 0, (struct sockaddr *)&sun, len) == -1)
-		log_warn("sd_notify: sendto %s", path);
-	close(fd);
 }
 
 /* Returns: the service called name, or NULL. */

@@ -264,6 +264,7 @@ view_status(struct lbd *lbd, const struct control_status *cs)
 	reply_set(o, "services", services);
 	reply_set(o, "control", view_clients_json(cs));
 	reply_set(o, "metrics", view_metrics_json(lbd));
+	reply_set(o, "version", json_string(LBD_VERSION));
 	return o;
 }
 

@@ -1214,11 +1214,45 @@ group_teardown(void **state)
 	return 0;
 }
 
+/*
+ * Each node's lbd version rides in its adverts (Advert.version), so that
+ * a pair half-way through an upgrade shows both; an lbd that sends none
+ * (an older one, stood in for by an empty version) reads "", and a mixed
+ * pair elects as any other.
+ */
+static void
+test_peer_version(void **state)
+{
+	struct hasync_config ca, cb;
+	struct hasync_status sa, sb;
+
+	make_conf(&ca, "lb1", ADDR_A, 100, "lb2", ADDR_B, NULL);
+	make_conf(&cb, "lb2", ADDR_B, 150, "lb1", ADDR_A, NULL);
+	snprintf(ca.version, sizeof(ca.version), "0.9.0");
+	node_new(&na, &ca);
+	node_new(&nb, &cb);
+	hasync_get_status(na.h, &sa);
+	assert_string_equal(sa.peer_version, "");	/* nothing heard yet */
+	assert_int_equal(hasync_start(na.h), 0);
+	assert_int_equal(hasync_start(nb.h), 0);
+	assert_true(wait_role(&nb, HASYNC_MASTER, ELECT_MS) >= 0);
+	pump(5 * IV);
+	hasync_get_status(na.h, &sa);
+	hasync_get_status(nb.h, &sb);
+	assert_int_equal(na.role, HASYNC_BACKUP);
+	assert_string_equal(sb.peer_version, "0.9.0");
+	assert_string_equal(sa.peer_version, "");
+	assert_int_equal(sa.malformed + sb.malformed, 0);
+	node_free(&na);
+	node_free(&nb);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_elect_one_master),
+		cmocka_unit_test(test_peer_version),
 		cmocka_unit_test(test_icmp_alone_no_takeover),
 		cmocka_unit_test(test_takeover_master_down),
 		cmocka_unit_test(test_stalled_loop_no_false_failover),
