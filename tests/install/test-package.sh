@@ -12,8 +12,9 @@
 #
 # Usage: tests/install/test-package.sh build/lbd_VERSION_ARCH.deb   (make test-package, as root)
 # Prints ok:/FAIL:/skip: lines and "N passed, M failed"; exits 1 on failure.
-# Skipped (exit 0) when not root or when lbd is already installed or
-# /etc/lbd exists: it never touches an installation it did not make.
+# Skipped (exit 0, said loudly) when not root or when lbd is already
+# installed or /etc/lbd exists: it never touches an installation it did
+# not make; under CI (CI set) such a skip fails instead.
 
 DEB=${1:?usage: test-package.sh FILE.deb}
 DEB=$(cd "$(dirname "$DEB")" && pwd)/$(basename "$DEB")
@@ -38,13 +39,20 @@ package_cleanup() {
 }
 trap package_cleanup EXIT
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "skip: not root: the package test installs the .deb"
+# Skipped loudly on a workstation; under CI (CI set) a skip is a failure.
+package_skip() {
+	if [ -n "${CI:-}" ]; then
+		echo "FAIL: the package test cannot run under CI: $*"
+		exit 1
+	fi
+	echo "SKIP (the package test did NOT run): $*"
 	exit 0
+}
+if [ "$(id -u)" -ne 0 ]; then
+	package_skip "not root: the package test installs the .deb"
 fi
 if dpkg -s lbd >/dev/null 2>&1 || [ -e /etc/lbd ]; then
-	echo "skip: lbd is already installed here (or /etc/lbd exists): not touching it"
-	exit 0
+	package_skip "lbd is already installed here (or /etc/lbd exists): not touching it"
 fi
 [ -f "$DEB" ] || { echo "FAIL: $DEB missing (make deb)"; exit 1; }
 
