@@ -271,7 +271,7 @@ void		 channel_get_status(struct channel *, struct channel_status *);
  *   end bulk_wait_ms after up. Once true it stays true.
  */
 #define SYNC_BATCH_MAX		1000	/* entries per EntryBatch frame */
-#define SYNC_FLUSH_GAP_US	100	/* batches of changes at most this often */
+#define SYNC_FLUSH_GAP_US	20	/* batches of changes at most this often */
 #define SYNC_QUEUE_HIGH		(4u << 20)	/* default queue_high: bytes queued in the channel */
 #define SYNC_BULK_PER_TURN	8	/* bulk batches per event-loop turn */
 #define SYNC_CONNECT_WAIT_MS	3000	/* default connect_wait_ms */

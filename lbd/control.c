@@ -74,6 +74,7 @@ struct control_client {
 
 static void	 control_client_free(struct control_client *);
 static void	 control_client_drain(struct control_client *);
+static bool	 control_client_write_now(struct control_client *);
 static void	 control_client_stream(struct control_client *, struct view_stream *);
 static void	 control_client_stream_more(struct control_client *);
 static void	 control_client_deadline(evutil_socket_t, short, void *);
@@ -115,9 +116,30 @@ control_client_reply(struct control_client *cl, json_t *reply)
 		return;
 	}
 	json_decref(reply);
+	if (!cl->monitor && control_client_write_now(cl))
+		return;
 	/* No read deadline from here on: a monitor stays until the client leaves. */
 	bufferevent_set_timeouts(cl->bev, NULL, &wtv);
 	bufferevent_enable(cl->bev, EV_WRITE);
+}
+
+/*
+ * Writes a queued reply at once instead of a loop turn later (a reply is
+ * a line or two; the socket takes it): a `sticky get` answers sooner.
+ * Returns: true when it all went and the client is freed, false when the
+ * rest waits for the write event.
+ */
+static bool
+control_client_write_now(struct control_client *cl)
+{
+	struct evbuffer	*out = bufferevent_get_output(cl->bev);
+	evutil_socket_t	 fd = bufferevent_getfd(cl->bev);
+
+	if (fd == -1 || evbuffer_write(out, fd) == -1 || evbuffer_get_length(out) > 0)
+		return false;		/* EAGAIN or an error: the write event sees it */
+	control_client_drain(cl);
+	control_client_free(cl);
+	return true;
 }
 
 static void
@@ -462,7 +484,15 @@ control_accept(evutil_socket_t lfd, short what, void *arg)
 	    bufferevent_enable(cl->bev, EV_READ | EV_WRITE) == -1) {
 		log_warnx("control: cannot enable a client");
 		control_client_free(cl);
+		return;
 	}
+	/*
+	 * A client usually writes its line right after connecting: read it
+	 * now rather than a loop turn later. Nothing there yet (EAGAIN), EOF
+	 * or an error: the read event handles it as before.
+	 */
+	if (evbuffer_read(bufferevent_get_input(cl->bev), fd, LBD_CONTROL_LINE_MAX + 2) > 0)
+		control_client_read(cl->bev, cl);	/* may free cl */
 }
 
 /* The request deadline: a client still without a complete request line goes. */

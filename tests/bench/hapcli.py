@@ -7,7 +7,7 @@ replication lag at a fixed update rate.
   hapcli.py wait SOCK TABLE N TIMEOUT_MS
         -> "wait: used=N ms=T ok=0|1 done_epoch_ms=E" (E: wall clock when seen full)
   hapcli.py lag SRC_SOCK DST_SOCK TABLE RATE SECS [NET]
-        -> "lag: batches=N updates=N p50_ms=X p99_ms=X max_ms=X missing=N"
+        -> "lag: batches=N updates=N p50_ms=X p99_ms=X max_ms=X missing=N poll_p50_ms=X"
 
 Keys are IPv4 addresses in 10/8 (fill) and NET/8 (lag; 11 by default:
 each lag run needs a NET of its own, new keys), server_id 1.  A lag
@@ -108,6 +108,7 @@ def do_lag(src, dst, table, rate, secs, net):
     base = used(dst, table)
     sent = []                       # per batch: time the source acknowledged it
     lags = []
+    polls = []                      # each poll's own round trip
     next_t = t0 = time.monotonic()
     seen = 0                        # batches counted at the destination
     i = 0
@@ -121,15 +122,17 @@ def do_lag(src, dst, table, rate, secs, net):
             continue
         if seen == len(sent) and now - t0 >= secs:
             break
+        p0 = time.monotonic()
         u = used(dst, table) - base
         t = time.monotonic()
+        polls.append((t - p0) * 1000)
         while seen < len(sent) and u >= (seen + 1) * per:
             lags.append((t - sent[seen]) * 1000)
             seen += 1
         time.sleep(POLL_S)
-    print("lag: batches=%d updates=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f missing=%d" %
+    print("lag: batches=%d updates=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f missing=%d poll_p50_ms=%.2f" %
           (len(sent), len(sent) * per, pct(lags, 50), pct(lags, 99),
-           max(lags) if lags else 0.0, len(sent) - seen))
+           max(lags) if lags else 0.0, len(sent) - seen, pct(polls, 50)))
 
 
 def main():

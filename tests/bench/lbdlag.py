@@ -4,14 +4,17 @@ measures HAProxy's: one marker entry set on the source node every tick,
 then the destination polled until it has it.
 
   lbdlag.py SRC_SOCK DST_SOCK SERVICE BACKEND SECS
-        -> "lag1w: markers=N p50_ms=X p99_ms=X max_ms=X missing=N"
+        -> "lag1w: markers=N p50_ms=X p99_ms=X max_ms=X missing=N poll_p50_ms=X"
 
 The lag of a marker runs from the source's reply to `sticky set` to the
 first `sticky get` on the destination that shows it (polls every
 POLL_S; a connection per request, as lbd's control socket serves one
 request per connection).  Markers are 12.x.y.z, one every TICK_S; the
 bench runs this beside stickyfill's paced load, so each marker queues
-behind that traffic.  Every loop is bounded in time.
+behind that traffic.  poll_p50_ms is the median time of one poll (the
+request's own round trip): a lag at that figure means the marker was
+there at the first poll, so the tool, not the replication, set it.
+Every loop is bounded in time.
 """
 import os
 import sys
@@ -39,6 +42,7 @@ def main():
     src, dst, svc, backend, secs = sys.argv[1:6]
     end = time.monotonic() + min(float(secs), 600.0)
     lags = []
+    polls = []
     missing = 0
     i = 0
     while time.monotonic() < end and i < 60000:
@@ -51,7 +55,10 @@ def main():
         t0 = time.monotonic()
         seen = False
         while time.monotonic() - t0 < GIVE_UP_S:
-            if ('"backend":"%s"' % backend) in req(dst, "sticky get %s %s" % (key, svc)).replace(" ", ""):
+            p0 = time.monotonic()
+            r = req(dst, "sticky get %s %s" % (key, svc))
+            polls.append(time.monotonic() - p0)
+            if ('"backend":"%s"' % backend) in r.replace(" ", ""):
                 lags.append((time.monotonic() - t0) * 1000.0)
                 seen = True
                 break
@@ -62,12 +69,15 @@ def main():
         if rest > 0:
             time.sleep(rest)
     lags.sort()
+    polls.sort()
+    poll50 = polls[len(polls) // 2] * 1000.0 if polls else 0.0
     if not lags:
-        print("lag1w: markers=%d p50_ms=- p99_ms=- max_ms=- missing=%d" % (i, missing))
+        print("lag1w: markers=%d p50_ms=- p99_ms=- max_ms=- missing=%d poll_p50_ms=%.2f"
+              % (i, missing, poll50))
         return 1
     p = lambda q: lags[min(len(lags) - 1, int(len(lags) * q))]
-    print("lag1w: markers=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f missing=%d"
-          % (i, p(0.50), p(0.99), lags[-1], missing))
+    print("lag1w: markers=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f missing=%d poll_p50_ms=%.2f"
+          % (i, p(0.50), p(0.99), lags[-1], missing, poll50))
     return 0
 
 
