@@ -377,10 +377,9 @@ sync_delay_cb(evutil_socket_t fd, short what, void *arg)
  * default priority, so that it cannot hold the relay back), unless a batch left less than
  * SYNC_FLUSH_GAP_US ago: then it waits for the rest of the gap, with the
  * changes that come meanwhile. So a lone change (a new client) costs
- * no wait, and a burst of them at most one frame per gap; the bench's
- * steady 10000/s (one each 100 us) goes out one frame a change (at 100
- * us the gap made every other one wait for it: round trip p50 0.18 ms,
- * 0.09 at 20 us). A timerfd, not a libevent timer: libevent reads
+ * no wait, and a burst of them at most one frame per gap. The gap is
+ * kept below the spacing of a steady stream (10000/s: 100 us), else every
+ * other change of it waits out the gap (BENCH.md). A timerfd, not a libevent timer: libevent reads
  * CLOCK_MONOTONIC_COARSE unless the base was made with
  * EVENT_BASE_FLAG_PRECISE_TIMER, so its short timers fire a jiffy (4-10
  * ms) late, and lag is the point here.

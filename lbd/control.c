@@ -75,6 +75,7 @@ struct control_client {
 static void	 control_client_free(struct control_client *);
 static void	 control_client_drain(struct control_client *);
 static bool	 control_client_write_now(struct control_client *);
+static void	 control_client_write(struct bufferevent *, void *);
 static void	 control_client_stream(struct control_client *, struct view_stream *);
 static void	 control_client_stream_more(struct control_client *);
 static void	 control_client_deadline(evutil_socket_t, short, void *);
@@ -125,7 +126,8 @@ control_client_reply(struct control_client *cl, json_t *reply)
 
 /*
  * Writes a queued reply at once instead of a loop turn later (a reply is
- * a line or two; the socket takes it): a `sticky get` answers sooner.
+ * a line or two; the socket takes it), then ends the connection as the
+ * drained-output callback does.
  * Returns: true when it all went and the client is freed, false when the
  * rest waits for the write event.
  */
@@ -137,8 +139,7 @@ control_client_write_now(struct control_client *cl)
 
 	if (fd == -1 || evbuffer_write(out, fd) == -1 || evbuffer_get_length(out) > 0)
 		return false;		/* EAGAIN or an error: the write event sees it */
-	control_client_drain(cl);
-	control_client_free(cl);
+	control_client_write(cl->bev, cl);
 	return true;
 }
 

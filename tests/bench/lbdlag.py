@@ -23,7 +23,7 @@ import time
 sys.dont_write_bytecode = True		# no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # pylint: disable=wrong-import-position
-from hapcli import cli	# noqa: E402  (the same one-line, read-to-EOF exchange)
+from hapcli import cli, pct	# noqa: E402  (the same exchange and percentile)
 
 POLL_S = 0.0005         # pause between two polls of the destination
 TICK_S = 0.010          # one marker per tick
@@ -57,7 +57,7 @@ def main():
         while time.monotonic() - t0 < GIVE_UP_S:
             p0 = time.monotonic()
             r = req(dst, "sticky get %s %s" % (key, svc))
-            polls.append(time.monotonic() - p0)
+            polls.append((time.monotonic() - p0) * 1000.0)
             if ('"backend":"%s"' % backend) in r.replace(" ", ""):
                 lags.append((time.monotonic() - t0) * 1000.0)
                 seen = True
@@ -69,8 +69,7 @@ def main():
         if rest > 0:
             time.sleep(rest)
     lags.sort()
-    polls.sort()
-    poll50 = polls[len(polls) // 2] * 1000.0 if polls else 0.0
+    poll50 = pct(polls, 50)
     if not lags:
         print("lag1w: markers=%d p50_ms=- p99_ms=- max_ms=- missing=%d poll_p50_ms=%.2f"
               % (i, missing, poll50))

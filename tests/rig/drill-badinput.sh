@@ -3,21 +3,14 @@
 # afterwards it is alive, still serves, and its fd count (the relay's
 # spare pipes aside) is back.
 
-# lbd's fds on NODE but the pipes: the relay keeps up to RELAY_POOL_MAX
-# spare empty pipes a worker for reuse, and two transfers that overlap
-# here leave one more pair in that pool, which is reuse, not a leak.
-_fds_nopipe() {
-	local pid
-	pid=$(rig_lb_pid "$1")
-	find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null | grep -vc '^pipe:'
-}
-
-# Smallest such count over a few samples: health checks open and close
-# sockets every interval, so a single sample can catch one.
+# Smallest fd count of lbd on NODE but its pipes, over a few samples:
+# health checks open and close sockets every interval, so a single sample
+# can catch one; two transfers that overlap here leave one more spare pipe
+# pair in the relay's pool, which is reuse, not a leak.
 _fds_min() {
 	local i n min=
 	for ((i = 0; i < 8; i++)); do
-		n=$(_fds_nopipe "$1")
+		n=$(rig_lb_fds "$1" nopipes)
 		[ -z "$min" ] || [ "$n" -lt "$min" ] && min=$n
 		sleep 0.03
 	done

@@ -570,11 +570,16 @@ rig_lb_stop() { rig_kill "$1-lbd" "${2:-TERM}"; }
 
 rig_lb_pid() { rig_pid "$1-lbd"; }
 
-# Number of open fds of node NODE's lbd.
+# Number of open fds of node NODE's lbd; with "nopipes", pipes left out
+# (the relay keeps up to RELAY_POOL_MAX spare empty pipes a worker).
 rig_lb_fds() {
 	local pid
 	pid=$(rig_lb_pid "$1")
-	ls "/proc/$pid/fd" 2>/dev/null | wc -l
+	if [ "${2:-}" = nopipes ]; then
+		find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null | grep -vc '^pipe:'
+	else
+		ls "/proc/$pid/fd" 2>/dev/null | wc -l
+	fi
 }
 
 # JSON without python: starting python3 costs hundreds of ms on a loaded
